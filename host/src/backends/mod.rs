@@ -1,0 +1,249 @@
+//! Backends: one named location in one object store each, behind the [`Store`] trait.
+//!
+//! Remote kinds (S3, Azure, GCS) and `memory` go through `object_store`; `fs` has its own
+//! implementation because `object_store`'s local store keeps no attributes and has no
+//! resumable multipart API. The registry also tracks health and latency per backend.
+
+mod fs;
+mod objstore;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use crate::config::{BackendConfig, Config, DynamicBuckets};
+use crate::model::{
+    Attrs, Body, ByteRange, ByteStream, Error, GetOutcome, MemberView, ObjectSummary, PutOutcome,
+    ReadConditions, Result, WriteCondition,
+};
+
+pub use fs::FsStore;
+pub use objstore::ObjectStoreBackend;
+
+/// One part of a multipart upload as the backend knows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PartRef {
+    /// What the backend needs to assemble the part (S3 ETag, staged object name, ...).
+    pub content_id: String,
+}
+
+/// The operations the router needs from one backend location. Keys are the client's keys;
+/// the store applies its own prefix.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Streams `body` into `key`. Small bodies go in one request, larger ones as a multipart
+    /// upload of `part_size` parts; an error item in `body` aborts and leaves nothing behind.
+    async fn put(&self, key: &str, body: Body, attrs: &Attrs, cond: &WriteCondition, part_size: u64) -> Result<PutOutcome>;
+
+    /// Reads an object (or only its metadata when `head`).
+    async fn get(
+        &self,
+        key: &str,
+        range: Option<ByteRange>,
+        cond: &ReadConditions,
+        head: bool,
+    ) -> Result<(GetOutcome, Option<ByteStream>)>;
+
+    /// Deletes `key`; deleting a missing key is not an error.
+    async fn delete(&self, key: &str) -> Result<()>;
+
+    /// Keys under `prefix` strictly after `offset`, in ascending byte order, excluding the
+    /// reserved namespace.
+    fn list(&self, prefix: &str, offset: Option<&str>) -> BoxStream<'static, Result<ObjectSummary>>;
+
+    /// Server-side copy inside this store, keeping the source's attributes.
+    async fn copy(&self, from: &str, to: &str) -> Result<()>;
+
+    /// Starts a multipart upload and returns the backend's own upload id.
+    async fn mpu_create(&self, key: &str, attrs: &Attrs) -> Result<String>;
+    async fn mpu_put_part(&self, key: &str, upload: &str, nonce: &str, part_idx: usize, data: Vec<Bytes>) -> Result<PartRef>;
+    /// Completes with parts in order; `attrs` are the ones given at creation.
+    async fn mpu_complete(&self, key: &str, upload: &str, nonce: &str, parts: Vec<PartRef>, attrs: &Attrs) -> Result<PutOutcome>;
+    async fn mpu_abort(&self, key: &str, upload: &str, nonce: &str) -> Result<()>;
+
+    /// Small bookkeeping objects under the reserved prefix (`path` is relative to it).
+    async fn put_internal(&self, path: &str, data: Bytes) -> Result<()>;
+    async fn get_internal(&self, path: &str) -> Result<Option<Bytes>>;
+    async fn delete_internal(&self, path: &str) -> Result<()>;
+    /// Paths (relative to the reserved prefix) under `prefix`, sorted.
+    async fn list_internal(&self, prefix: &str) -> Result<Vec<String>>;
+}
+
+/// A configured backend with its health state.
+pub struct Backend {
+    pub name: String,
+    pub kind: &'static str,
+    pub labels: Vec<(String, String)>,
+    pub store: Arc<dyn Store>,
+    unhealthy_for: Duration,
+    epoch: Instant,
+    /// Milliseconds since `epoch` until which the backend counts as unhealthy (0: healthy).
+    unhealthy_until_ms: AtomicU64,
+    /// Exponentially weighted latency of successful calls, in microseconds (0: unknown).
+    latency_us: AtomicU64,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend").field("name", &self.name).field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+impl Backend {
+    pub fn new(name: String, kind: &'static str, labels: &BTreeMap<String, String>, store: Arc<dyn Store>, unhealthy_for: Duration) -> Self {
+        Self {
+            name,
+            kind,
+            labels: labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            store,
+            unhealthy_for,
+            epoch: Instant::now(),
+            unhealthy_until_ms: AtomicU64::new(0),
+            latency_us: AtomicU64::new(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub fn healthy(&self) -> bool {
+        self.unhealthy_until_ms.load(Ordering::Relaxed) <= self.now_ms()
+    }
+
+    pub fn mark_unhealthy(&self) {
+        let until = self.now_ms().saturating_add(u64::try_from(self.unhealthy_for.as_millis()).unwrap_or(u64::MAX));
+        self.unhealthy_until_ms.store(until.max(1), Ordering::Relaxed);
+    }
+
+    /// Records the outcome of one call: failures mark the backend unhealthy; successes feed
+    /// the latency estimate policies see.
+    pub fn observe<T>(&self, started: Instant, result: &Result<T>) {
+        match result {
+            Err(Error::Unavailable { .. }) => self.mark_unhealthy(),
+            _ => {
+                let sample = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let old = self.latency_us.load(Ordering::Relaxed);
+                let new = if old == 0 { sample } else { (old * 7 + sample) / 8 };
+                self.latency_us.store(new.max(1), Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub fn view(&self) -> MemberView {
+        let latency = self.latency_us.load(Ordering::Relaxed);
+        MemberView {
+            name: self.name.clone(),
+            kind: self.kind,
+            labels: self.labels.clone(),
+            healthy: self.healthy(),
+            latency_us: (latency != 0).then_some(latency),
+        }
+    }
+}
+
+/// Every backend by name, built once per configuration snapshot.
+#[derive(Debug, Default)]
+pub struct Registry {
+    backends: BTreeMap<String, Arc<Backend>>,
+}
+
+impl Registry {
+    pub fn build(config: &Config) -> Result<Self, crate::config::ConfigError> {
+        let mut backends = BTreeMap::new();
+        for (name, cfg) in &config.backends {
+            let backend = build_backend(name, cfg)?;
+            backends.insert(name.clone(), Arc::new(backend));
+        }
+        Ok(Self { backends })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Backend>> {
+        self.backends.get(name)
+    }
+
+    pub fn insert(&mut self, backend: Backend) {
+        self.backends.insert(backend.name.clone(), Arc::new(backend));
+    }
+}
+
+fn build_backend(name: &str, cfg: &BackendConfig) -> Result<Backend, crate::config::ConfigError> {
+    let common = cfg.common();
+    let store: Arc<dyn Store> = match cfg {
+        BackendConfig::Fs(fs) => Arc::new(FsStore::new(fs.root.clone(), common.prefix.clone(), name)?),
+        _ => Arc::new(ObjectStoreBackend::from_config(name, cfg)?),
+    };
+    Ok(Backend::new(name.to_owned(), cfg.kind_name(), &common.labels, store, common.network.unhealthy_for))
+}
+
+/// Builds the single-member backend behind a bucket made by CreateBucket.
+pub fn dynamic_backend(template: &DynamicBuckets, bucket: &str) -> Result<Backend> {
+    let name = format!("dyn-{bucket}");
+    match template {
+        DynamicBuckets::Fs { root, labels } => {
+            let store = FsStore::new(root.join(bucket), None, &name).map_err(Error::internal)?;
+            Ok(Backend::new(name, "fs", labels, Arc::new(store), Duration::from_secs(10)))
+        }
+        DynamicBuckets::Memory { labels } => {
+            let store = ObjectStoreBackend::memory(&name, None);
+            Ok(Backend::new(name, "memory", labels, Arc::new(store), Duration::from_secs(10)))
+        }
+    }
+}
+
+/// Checks that a client key can be stored faithfully in every backend kind: object_store
+/// paths and filesystem names cannot hold empty, `.` or `..` segments, a trailing `/`, or
+/// control characters, and the reserved namespace is not the client's.
+pub fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::InvalidArgument("the key must not be empty".into()));
+    }
+    if key.len() > 1024 {
+        return Err(Error::KeyTooLong(format!("{} bytes; the limit is 1024", key.len())));
+    }
+    if key.starts_with(RESERVED_PREFIX) || key == RESERVED_PREFIX.trim_end_matches('/') {
+        return Err(Error::InvalidArgument(format!("keys under {RESERVED_PREFIX} are reserved by Switchyard")));
+    }
+    if key.starts_with('/') || key.ends_with('/') || key.contains("//") {
+        return Err(Error::InvalidArgument(
+            "keys with a leading or trailing '/' or an empty segment ('//') are not supported".into(),
+        ));
+    }
+    for segment in key.split('/') {
+        if segment == "." || segment == ".." {
+            return Err(Error::InvalidArgument("keys with '.' or '..' segments are not supported".into()));
+        }
+    }
+    if key.chars().any(|c| c.is_control()) {
+        return Err(Error::InvalidArgument("keys must not contain control characters".into()));
+    }
+    Ok(())
+}
+
+use crate::model::RESERVED_PREFIX;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        assert!(check_key("a/b/c.txt").is_ok());
+        assert!(check_key("ünïcødé/日本語 key+with spaces").is_ok());
+        assert!(check_key(&"k".repeat(1024)).is_ok());
+        assert!(matches!(check_key(&"k".repeat(1025)), Err(Error::KeyTooLong(_))));
+        for bad in ["", "a/../b", "../x", "./a", "a//b", "/a", "a/", ".switchyard/x", "a\u{0}b", "a\nb"] {
+            assert!(check_key(bad).is_err(), "{bad:?}");
+        }
+    }
+}
+
+/// ETags travel quoted in HTTP and bare inside Switchyard.
+pub fn unquote_etag(s: &str) -> String {
+    objstore::unquote(s.to_owned())
+}

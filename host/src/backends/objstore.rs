@@ -1,0 +1,564 @@
+//! Backends reached through `object_store`: S3, Azure Blob, GCS and in-memory.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use object_store::multipart::{MultipartStore, PartId};
+use object_store::path::Path;
+use object_store::{
+    Attribute, AttributeValue, Attributes, ClientOptions, GetOptions, GetRange, ObjectStore,
+    ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions, PutPayload, RetryConfig,
+    UpdateVersion, WriteMultipart,
+};
+
+use super::{PartRef, Store};
+use crate::config::{BackendConfig, ConfigError, NetworkConfig};
+use crate::model::{
+    Attrs, Body, ByteRange, ByteStream, Error, GetOutcome, ObjectInfo, ObjectSummary, PutOutcome,
+    RESERVED_PREFIX, ReadConditions, Result, WriteCondition,
+};
+
+/// Parts uploaded at once per streaming PUT: bounds memory at `part_size * this`.
+const UPLOAD_CONCURRENCY: usize = 4;
+
+/// How multipart uploads reach the backend.
+enum Multipart {
+    /// The backend's own multipart API keeps attributes given at creation (S3, GCS, memory).
+    Native(Arc<dyn MultipartStore>),
+    /// Parts are staged as reserved objects and assembled at completion, for stores whose
+    /// multipart API cannot carry attributes (Azure's block lists in object_store 0.14).
+    Staged,
+}
+
+pub struct ObjectStoreBackend {
+    name: String,
+    store: Arc<dyn ObjectStore>,
+    multipart: Multipart,
+    /// Key prefix inside the location, with a trailing `/` (empty for none).
+    prefix: String,
+}
+
+fn config_error(field: String, e: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid { field, message: e.to_string() }
+}
+
+fn client_options(network: &NetworkConfig, allow_http: bool) -> ClientOptions {
+    ClientOptions::new()
+        .with_allow_http(allow_http)
+        .with_connect_timeout(network.connect_timeout)
+        .with_read_timeout(network.read_timeout)
+        // A total timeout would cut multi-GiB transfers; the read timeout catches stalls.
+        .with_timeout_disabled()
+}
+
+fn retry_config(network: &NetworkConfig) -> RetryConfig {
+    RetryConfig { max_retries: network.max_retries, retry_timeout: network.retry_timeout, ..RetryConfig::default() }
+}
+
+impl ObjectStoreBackend {
+    pub fn memory(name: &str, prefix: Option<String>) -> Self {
+        let store = Arc::new(object_store::memory::InMemory::new());
+        Self::new(name, store.clone(), Multipart::Native(store), prefix)
+    }
+
+    fn new(name: &str, store: Arc<dyn ObjectStore>, multipart: Multipart, prefix: Option<String>) -> Self {
+        let prefix = prefix.filter(|p| !p.is_empty()).map(|p| format!("{p}/")).unwrap_or_default();
+        Self { name: name.to_owned(), store, multipart, prefix }
+    }
+
+    pub fn from_config(name: &str, cfg: &BackendConfig) -> Result<Self, ConfigError> {
+        let field = |f: &str| format!("backends.{name}.{f}");
+        let common = cfg.common();
+        match cfg {
+            BackendConfig::S3(c) => {
+                let mut b = object_store::aws::AmazonS3Builder::new()
+                    .with_bucket_name(&c.bucket)
+                    .with_region(&c.region)
+                    .with_virtual_hosted_style_request(c.virtual_hosted_style)
+                    .with_client_options(client_options(&c.network, c.allow_http))
+                    .with_retry(retry_config(&c.network));
+                if let Some(endpoint) = &c.endpoint {
+                    b = b.with_endpoint(endpoint).with_allow_http(c.allow_http);
+                }
+                if let Some(k) = &c.access_key_id {
+                    b = b.with_access_key_id(k.resolve(&field("access_key_id"))?);
+                }
+                if let Some(k) = &c.secret_access_key {
+                    b = b.with_secret_access_key(k.resolve(&field("secret_access_key"))?);
+                }
+                if let Some(k) = &c.session_token {
+                    b = b.with_token(k.resolve(&field("session_token"))?);
+                }
+                let store = Arc::new(b.build().map_err(|e| config_error(field("kind"), e))?);
+                Ok(Self::new(name, store.clone(), Multipart::Native(store), common.prefix))
+            }
+            BackendConfig::Azure(c) => {
+                let mut b = object_store::azure::MicrosoftAzureBuilder::new()
+                    .with_account(&c.account)
+                    .with_container_name(&c.container)
+                    .with_client_options(client_options(&c.network, c.allow_http || c.use_emulator))
+                    .with_retry(retry_config(&c.network));
+                if let Some(endpoint) = &c.endpoint {
+                    b = b.with_endpoint(endpoint.clone()).with_allow_http(c.allow_http || c.use_emulator);
+                } else if c.use_emulator {
+                    b = b.with_use_emulator(true);
+                }
+                match &c.access_key {
+                    Some(k) => b = b.with_access_key(k.resolve(&field("access_key"))?),
+                    None if c.use_emulator => b = b.with_access_key(AZURITE_KEY),
+                    None => {}
+                }
+                let store = Arc::new(b.build().map_err(|e| config_error(field("kind"), e))?);
+                Ok(Self::new(name, store, Multipart::Staged, common.prefix))
+            }
+            BackendConfig::Gcs(c) => {
+                let mut b = object_store::gcp::GoogleCloudStorageBuilder::new()
+                    .with_bucket_name(&c.bucket)
+                    .with_client_options(client_options(&c.network, c.allow_http))
+                    .with_retry(retry_config(&c.network));
+                if let Some(path) = &c.service_account_path {
+                    b = b.with_service_account_path(path.to_string_lossy());
+                }
+                if let Some(key) = &c.service_account_key {
+                    b = b.with_service_account_key(key.resolve(&field("service_account_key"))?);
+                }
+                if let Some(endpoint) = &c.endpoint {
+                    b = b.with_base_url(endpoint);
+                    if c.service_account_path.is_none() && c.service_account_key.is_none() {
+                        // Emulators take no credentials; a key that disables OAuth says so.
+                        let key = serde_json::json!({
+                            "disable_oauth": true, "client_email": "", "private_key": "",
+                            "private_key_id": "", "gcs_base_url": endpoint,
+                        });
+                        b = b.with_service_account_key(key.to_string());
+                    }
+                }
+                let store = Arc::new(b.build().map_err(|e| config_error(field("kind"), e))?);
+                Ok(Self::new(name, store.clone(), Multipart::Native(store), common.prefix))
+            }
+            BackendConfig::Memory(_) => Ok(Self::memory(name, common.prefix)),
+            BackendConfig::Fs(_) => unreachable!("fs backends are built by FsStore"),
+        }
+    }
+
+    fn path(&self, key: &str) -> Path {
+        self.raw_path(&format!("{}{key}", self.prefix))
+    }
+
+    fn internal_path(&self, rel: &str) -> Path {
+        self.raw_path(&format!("{}{RESERVED_PREFIX}{rel}", self.prefix))
+    }
+
+    /// Keys were checked by `check_key`, so every segment is valid as it is.
+    fn raw_path(&self, full: &str) -> Path {
+        Path::parse(full).unwrap_or_else(|_| Path::from(full))
+    }
+
+    fn err(&self, e: object_store::Error) -> Error {
+        map_error(&self.name, e)
+    }
+
+    fn staged_part(nonce: &str, idx: usize) -> String {
+        format!("uploads/{nonce}/data/{idx:05}")
+    }
+
+    async fn put_streaming(&self, path: &Path, first: Vec<Bytes>, mut body: Body, attrs: &Attrs, part_size: u64) -> Result<PutOutcome> {
+        let opts = PutMultipartOptions { attributes: to_attributes(attrs), ..Default::default() };
+        let upload = self.store.put_multipart_opts(path, opts).await.map_err(|e| self.err(e))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, usize::try_from(part_size).unwrap_or(usize::MAX));
+        let result: Result<()> = async {
+            for chunk in first {
+                writer.put(chunk);
+            }
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk?;
+                writer.wait_for_capacity(UPLOAD_CONCURRENCY).await.map_err(|e| self.err(e))?;
+                writer.put(chunk);
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                let r = writer.finish().await.map_err(|e| self.err(e))?;
+                Ok(PutOutcome { etag: r.e_tag.map(unquote) })
+            }
+            Err(e) => {
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!(backend = %self.name, error = %abort, "aborting a failed upload failed");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// For conditions the backend cannot evaluate in the write itself (large streamed
+    /// writes, or a store without conditional PUT): a check before writing. Not atomic; the
+    /// docs say so.
+    async fn precheck(&self, key: &str, cond: &WriteCondition) -> Result<()> {
+        let current = match self.store.head(&self.path(key)).await {
+            Ok(meta) => Some(meta.e_tag.map(unquote)),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => return Err(self.err(e)),
+        };
+        check_write_condition(cond, current.as_ref().map(|e| e.as_deref()))
+    }
+}
+
+pub(crate) fn check_write_condition(cond: &WriteCondition, current: Option<Option<&str>>) -> Result<()> {
+    match (cond, current) {
+        (WriteCondition::None, _) => Ok(()),
+        (WriteCondition::IfAbsent, None) => Ok(()),
+        (WriteCondition::IfAbsent, Some(_)) => Err(Error::Precondition("the object already exists".into())),
+        (WriteCondition::IfMatch(_), None) => Err(Error::NotFound),
+        (WriteCondition::IfMatch(want), Some(have)) => {
+            if want == "*" || have == Some(want.as_str()) {
+                Ok(())
+            } else {
+                Err(Error::Precondition("the ETag does not match".into()))
+            }
+        }
+    }
+}
+
+/// Azurite's published development account key.
+const AZURITE_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+pub(crate) fn unquote(s: String) -> String {
+    let t = s.trim();
+    let t = t.strip_prefix("W/").unwrap_or(t);
+    t.trim_matches('"').to_owned()
+}
+
+pub(crate) fn map_error(backend: &str, e: object_store::Error) -> Error {
+    use object_store::Error as E;
+    match e {
+        E::NotFound { .. } => Error::NotFound,
+        E::AlreadyExists { .. } => Error::Precondition("the object already exists".into()),
+        E::Precondition { .. } => Error::Precondition("the backend refused the write condition".into()),
+        E::NotModified { .. } => Error::NotModified,
+        E::NotSupported { source } => Error::NotImplemented(source.to_string()),
+        E::NotImplemented { operation, implementer } => {
+            Error::NotImplemented(format!("{operation} is not supported by {implementer}"))
+        }
+        other => {
+            let message = other.to_string();
+            if message.contains("416") || message.to_ascii_lowercase().contains("range not satisfiable") {
+                Error::InvalidRange
+            } else {
+                Error::Unavailable { backend: backend.to_owned(), message }
+            }
+        }
+    }
+}
+
+pub(crate) fn to_attributes(a: &Attrs) -> Attributes {
+    let mut out = Attributes::new();
+    let mut set = |k: Attribute, v: &Option<String>| {
+        if let Some(v) = v {
+            out.insert(k, AttributeValue::from(v.clone()));
+        }
+    };
+    set(Attribute::ContentType, &a.content_type);
+    set(Attribute::CacheControl, &a.cache_control);
+    set(Attribute::ContentDisposition, &a.content_disposition);
+    set(Attribute::ContentEncoding, &a.content_encoding);
+    set(Attribute::ContentLanguage, &a.content_language);
+    for (k, v) in &a.metadata {
+        out.insert(Attribute::Metadata(k.clone().into()), AttributeValue::from(v.clone()));
+    }
+    out
+}
+
+pub(crate) fn from_attributes(attrs: &Attributes) -> Attrs {
+    let mut a = Attrs::default();
+    for (k, v) in attrs {
+        let v = v.as_ref().to_owned();
+        match k {
+            Attribute::ContentType => a.content_type = Some(v),
+            Attribute::CacheControl => a.cache_control = Some(v),
+            Attribute::ContentDisposition => a.content_disposition = Some(v),
+            Attribute::ContentEncoding => a.content_encoding = Some(v),
+            Attribute::ContentLanguage => a.content_language = Some(v),
+            Attribute::Metadata(name) => {
+                a.metadata.insert(name.to_ascii_lowercase(), v);
+            }
+            _ => {}
+        }
+    }
+    a
+}
+
+fn to_get_range(r: ByteRange) -> GetRange {
+    match r {
+        ByteRange::Bounded { first, last } => GetRange::Bounded(first..last.saturating_add(1)),
+        ByteRange::From(first) => GetRange::Offset(first),
+        ByteRange::Suffix(n) => GetRange::Suffix(n),
+    }
+}
+
+/// Evaluates GET preconditions on the version actually served, in RFC 9110 order, so the
+/// answer is the same whatever the backend kind does with conditional headers.
+pub(crate) fn check_read_conditions(cond: &ReadConditions, info: &ObjectInfo) -> Result<()> {
+    let etag = info.etag.as_deref();
+    let matches = |list: &str| list.split(',').map(|t| unquote(t.to_owned())).any(|t| t == "*" || Some(t.as_str()) == etag);
+    if let Some(m) = &cond.if_match {
+        if !matches(m) {
+            return Err(Error::Precondition("If-Match".into()));
+        }
+    } else if let Some(t) = cond.if_unmodified_since
+        && info.last_modified.timestamp() > t.timestamp()
+    {
+        return Err(Error::Precondition("If-Unmodified-Since".into()));
+    }
+    if let Some(m) = &cond.if_none_match {
+        if matches(m) {
+            return Err(Error::NotModified);
+        }
+    } else if let Some(t) = cond.if_modified_since
+        && info.last_modified.timestamp() <= t.timestamp()
+    {
+        return Err(Error::NotModified);
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for ObjectStoreBackend {
+    async fn put(&self, key: &str, mut body: Body, attrs: &Attrs, cond: &WriteCondition, part_size: u64) -> Result<PutOutcome> {
+        let path = self.path(key);
+        // Buffer up to one part: a small object goes in one request, which keeps the
+        // backend's own atomic conditional PUT.
+        let mut buffered = Vec::new();
+        let mut len = 0u64;
+        while len < part_size {
+            match body.next().await {
+                Some(chunk) => {
+                    let chunk = chunk?;
+                    len += chunk.len() as u64;
+                    buffered.push(chunk);
+                }
+                None => {
+                    let mode = match cond {
+                        WriteCondition::None => PutMode::Overwrite,
+                        WriteCondition::IfAbsent => PutMode::Create,
+                        WriteCondition::IfMatch(etag) => {
+                            PutMode::Update(UpdateVersion { e_tag: Some(format!("\"{etag}\"")), version: None })
+                        }
+                    };
+                    let opts = PutOptions { mode, attributes: to_attributes(attrs), ..Default::default() };
+                    let payload = PutPayload::from_iter(buffered.iter().cloned());
+                    return match self.store.put_opts(&path, payload, opts).await {
+                        Ok(r) => Ok(PutOutcome { etag: r.e_tag.map(unquote) }),
+                        Err(object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. })
+                            if *cond != WriteCondition::None =>
+                        {
+                            self.precheck(key, cond).await?;
+                            let opts = PutOptions { attributes: to_attributes(attrs), ..Default::default() };
+                            let payload = PutPayload::from_iter(buffered);
+                            let r = self.store.put_opts(&path, payload, opts).await.map_err(|e| self.err(e))?;
+                            Ok(PutOutcome { etag: r.e_tag.map(unquote) })
+                        }
+                        Err(object_store::Error::NotFound { .. }) if matches!(cond, WriteCondition::IfMatch(_)) => {
+                            Err(Error::NotFound)
+                        }
+                        Err(e) => Err(self.err(e)),
+                    };
+                }
+            }
+        }
+        self.precheck(key, cond).await?;
+        self.put_streaming(&path, buffered, body, attrs, part_size).await
+    }
+
+    async fn get(&self, key: &str, range: Option<ByteRange>, cond: &ReadConditions, head: bool) -> Result<(GetOutcome, Option<ByteStream>)> {
+        let opts = GetOptions { range: if head { None } else { range.map(to_get_range) }, head, ..Default::default() };
+        let result = self.store.get_opts(&self.path(key), opts).await.map_err(|e| self.err(e))?;
+        let info = ObjectInfo {
+            size: result.meta.size,
+            etag: result.meta.e_tag.clone().map(unquote),
+            last_modified: result.meta.last_modified,
+            attrs: from_attributes(&result.attributes),
+        };
+        check_read_conditions(cond, &info)?;
+        let range_served = result.range.clone();
+        let outcome = GetOutcome { info, range: range_served };
+        if head {
+            return Ok((outcome, None));
+        }
+        let name = self.name.clone();
+        let stream = result.into_stream().map_err(move |e| map_error(&name, e)).boxed();
+        Ok((outcome, Some(stream)))
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        match self.store.delete(&self.path(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    fn list(&self, prefix: &str, offset: Option<&str>) -> BoxStream<'static, Result<ObjectSummary>> {
+        // object_store lists whole path segments, so list the directory part of the prefix
+        // and filter the rest; start just before the prefix to skip what sorts earlier.
+        let dir = match prefix.rfind('/') {
+            Some(i) => &prefix[..i],
+            None => "",
+        };
+        let full_dir = format!("{}{dir}", self.prefix);
+        let full_dir = full_dir.trim_end_matches('/');
+        let list_prefix = (!full_dir.is_empty()).then(|| self.raw_path(full_dir));
+        let mut start = String::new();
+        if !prefix.is_empty() {
+            let mut p = prefix.to_owned();
+            p.pop();
+            start = p;
+        }
+        if let Some(o) = offset
+            && o > start.as_str()
+        {
+            start = o.to_owned();
+        }
+        let strip = self.prefix.clone();
+        let prefix_owned = prefix.to_owned();
+        let name = self.name.clone();
+        let inner = if start.is_empty() {
+            self.store.list(list_prefix.as_ref())
+        } else {
+            let off = self.raw_path(&format!("{strip}{start}"));
+            self.store.list_with_offset(list_prefix.as_ref(), &off)
+        };
+        let offset_owned = offset.map(str::to_owned);
+        inner
+            .map_err(move |e| map_error(&name, e))
+            .try_filter_map(move |meta| {
+                let full = meta.location.as_ref();
+                let key = full.strip_prefix(strip.as_str()).unwrap_or(full).to_owned();
+                let keep = key.starts_with(&prefix_owned)
+                    && !key.starts_with(RESERVED_PREFIX)
+                    && offset_owned.as_deref().is_none_or(|o| key.as_str() > o);
+                let row = keep.then(|| ObjectSummary {
+                    key,
+                    size: meta.size,
+                    etag: meta.e_tag.map(unquote),
+                    last_modified: meta.last_modified,
+                });
+                futures::future::ready(Ok(row))
+            })
+            .boxed()
+    }
+
+    async fn copy(&self, from: &str, to: &str) -> Result<()> {
+        self.store.copy(&self.path(from), &self.path(to)).await.map_err(|e| self.err(e))
+    }
+
+    async fn mpu_create(&self, key: &str, attrs: &Attrs) -> Result<String> {
+        match &self.multipart {
+            Multipart::Native(mp) => {
+                let opts = PutMultipartOptions { attributes: to_attributes(attrs), ..Default::default() };
+                mp.create_multipart_opts(&self.path(key), opts).await.map_err(|e| self.err(e))
+            }
+            Multipart::Staged => Ok(String::new()),
+        }
+    }
+
+    async fn mpu_put_part(&self, key: &str, upload: &str, nonce: &str, part_idx: usize, data: Vec<Bytes>) -> Result<PartRef> {
+        let payload = PutPayload::from_iter(data);
+        match &self.multipart {
+            Multipart::Native(mp) => {
+                let id = upload.to_owned();
+                let part = mp.put_part(&self.path(key), &id, part_idx, payload).await.map_err(|e| self.err(e))?;
+                Ok(PartRef { content_id: part.content_id })
+            }
+            Multipart::Staged => {
+                let rel = Self::staged_part(nonce, part_idx);
+                self.store.put(&self.internal_path(&rel), payload).await.map_err(|e| self.err(e))?;
+                Ok(PartRef { content_id: rel })
+            }
+        }
+    }
+
+    async fn mpu_complete(&self, key: &str, upload: &str, nonce: &str, parts: Vec<PartRef>, attrs: &Attrs) -> Result<PutOutcome> {
+        match &self.multipart {
+            Multipart::Native(mp) => {
+                let parts = parts.into_iter().map(|p| PartId { content_id: p.content_id }).collect();
+                let r = mp.complete_multipart(&self.path(key), &upload.to_owned(), parts).await.map_err(|e| self.err(e))?;
+                Ok(PutOutcome { etag: r.e_tag.map(unquote) })
+            }
+            Multipart::Staged => {
+                let store = self.store.clone();
+                let paths: Vec<Path> = parts.iter().map(|p| self.internal_path(&p.content_id)).collect();
+                let name = self.name.clone();
+                let body: Body = futures::stream::iter(paths)
+                    .then(move |p| {
+                        let store = store.clone();
+                        let name = name.clone();
+                        async move {
+                            let r = store.get(&p).await.map_err(|e| map_error(&name, e))?;
+                            let name2 = name.clone();
+                            Ok::<_, Error>(r.into_stream().map_err(move |e| map_error(&name2, e)))
+                        }
+                    })
+                    .try_flatten()
+                    .boxed();
+                let out = self.put_streaming(&self.path(key), Vec::new(), body, attrs, 8 * 1024 * 1024).await?;
+                self.mpu_abort(key, upload, nonce).await?;
+                Ok(out)
+            }
+        }
+    }
+
+    async fn mpu_abort(&self, key: &str, upload: &str, nonce: &str) -> Result<()> {
+        match &self.multipart {
+            Multipart::Native(mp) => match mp.abort_multipart(&self.path(key), &upload.to_owned()).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(self.err(e)),
+            },
+            Multipart::Staged => {
+                for rel in self.list_internal(&format!("uploads/{nonce}/data/")).await? {
+                    self.delete_internal(&rel).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn put_internal(&self, path: &str, data: Bytes) -> Result<()> {
+        self.store.put(&self.internal_path(path), PutPayload::from(data)).await.map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    async fn get_internal(&self, path: &str) -> Result<Option<Bytes>> {
+        match self.store.get(&self.internal_path(path)).await {
+            Ok(r) => Ok(Some(r.bytes().await.map_err(|e| self.err(e))?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    async fn delete_internal(&self, path: &str) -> Result<()> {
+        match self.store.delete(&self.internal_path(path)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    async fn list_internal(&self, prefix: &str) -> Result<Vec<String>> {
+        let base = format!("{}{RESERVED_PREFIX}", self.prefix);
+        let dir = prefix.trim_end_matches('/');
+        let listed = self.internal_path(dir);
+        let mut out: Vec<String> = self
+            .store
+            .list(Some(&listed))
+            .map_ok(|m| m.location.as_ref().strip_prefix(base.as_str()).unwrap_or(m.location.as_ref()).to_owned())
+            .try_collect()
+            .await
+            .map_err(|e| self.err(e))?;
+        out.retain(|p| p.starts_with(prefix));
+        out.sort();
+        Ok(out)
+    }
+}

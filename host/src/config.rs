@@ -1,0 +1,603 @@
+//! Strict, versioned TOML configuration.
+//!
+//! Every struct denies unknown fields so that a typo is an error at start-up rather than a
+//! silently ignored setting. `validate()` runs before anything is built and names the bad
+//! field in its error. Defaults are written in each field's doc comment.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The only configuration format version this build understands.
+pub const CONFIG_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Parse(String),
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { field: field.into(), message: message.into() }
+}
+
+/// A secret given inline or taken from an environment variable at start-up, so that
+/// configuration files can be committed without credentials in them.
+#[derive(Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Secret {
+    Inline(String),
+    Env { env: String },
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Secret::Inline(_) => f.write_str("Secret(<inline>)"),
+            Secret::Env { env } => write!(f, "Secret(env:{env})"),
+        }
+    }
+}
+
+impl Secret {
+    /// Resolves the secret; `field` names it in the error.
+    pub fn resolve(&self, field: &str) -> Result<String, ConfigError> {
+        match self {
+            Secret::Inline(s) => Ok(s.clone()),
+            Secret::Env { env } => std::env::var(env).map_err(|_| {
+                invalid(field, format!("environment variable {env} is not set"))
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Format version; must be 1.
+    pub version: u32,
+    /// Front-end listener settings.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Users allowed to sign requests. With no users, every request is anonymous and
+    /// only buckets with `anonymous` access can be used.
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    /// Named backends: one location in one object store each.
+    #[serde(default)]
+    pub backends: BTreeMap<String, BackendConfig>,
+    /// Virtual buckets, by the name clients see.
+    #[serde(default)]
+    pub buckets: BTreeMap<String, BucketConfig>,
+    /// Buckets created through the S3 API (CreateBucket). Unset: CreateBucket is refused.
+    #[serde(default)]
+    pub dynamic_buckets: Option<DynamicBuckets>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the S3 listener. Default `127.0.0.1:9000`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Region reported by GetBucketLocation and expected in signatures. Default `us-east-1`.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Domain names for virtual-host style requests (`bucket.DOMAIN`). Default: none
+    /// (path style only).
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Objects larger than this are streamed to the backend as a multipart upload of parts
+    /// this size; smaller ones are sent in one request. Default 8 MiB; at least 5 MiB.
+    #[serde(default = "default_part_size")]
+    pub part_size: u64,
+    /// Largest object accepted by PutObject and UploadPart (S3's own limit). Default 5 GiB.
+    #[serde(default = "default_max_object_size")]
+    pub max_put_size: u64,
+    /// How long to wait for in-flight requests on shutdown. Default 30s.
+    #[serde(default = "default_drain", with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:9000".parse().expect("literal address")
+}
+fn default_region() -> String {
+    "us-east-1".to_owned()
+}
+fn default_part_size() -> u64 {
+    8 * 1024 * 1024
+}
+fn default_max_object_size() -> u64 {
+    5 * 1024 * 1024 * 1024
+}
+fn default_drain() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            region: default_region(),
+            domains: Vec::new(),
+            part_size: default_part_size(),
+            max_put_size: default_max_object_size(),
+            shutdown_grace: default_drain(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// Access key id the client signs with.
+    pub access_key: String,
+    /// Secret key, inline or `{ env = "VAR" }`.
+    pub secret_key: Secret,
+}
+
+/// Who may use a virtual bucket without signing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Anonymous {
+    /// Default: every request must be signed.
+    #[default]
+    None,
+    /// Unsigned GET, HEAD and List are allowed.
+    Read,
+    /// Every operation is allowed unsigned.
+    ReadWrite,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketConfig {
+    /// Member backends, highest priority first.
+    pub members: Vec<String>,
+    /// Policy deciding placement and routing. Default `default` (built-in: write to the
+    /// first member, read members in order).
+    #[serde(default = "default_policy")]
+    pub policy: String,
+    /// Unsigned access. Default `none`.
+    #[serde(default)]
+    pub anonymous: Anonymous,
+}
+
+fn default_policy() -> String {
+    "default".to_owned()
+}
+
+/// Buckets made by CreateBucket: each becomes a virtual bucket with one member, a
+/// sub-location named after the bucket inside this template.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "kebab-case")]
+pub enum DynamicBuckets {
+    /// One directory per bucket under `root`.
+    Fs {
+        root: PathBuf,
+        #[serde(default)]
+        labels: BTreeMap<String, String>,
+    },
+    /// One in-memory store per bucket (lost at exit; for tests and demos).
+    Memory {
+        #[serde(default)]
+        labels: BTreeMap<String, String>,
+    },
+}
+
+/// Network behaviour shared by the remote backend kinds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Time allowed to open a connection. Default 5s.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Longest silence allowed while reading a response (not a cap on transfer time, so
+    /// multi-GiB bodies still stream). Default 30s.
+    #[serde(default = "default_read_timeout", with = "humantime_serde")]
+    pub read_timeout: Duration,
+    /// Retries of an idempotent request on a transient error. Default 2.
+    #[serde(default = "default_retries")]
+    pub max_retries: usize,
+    /// Total time spent retrying one request. Default 10s.
+    #[serde(default = "default_retry_timeout", with = "humantime_serde")]
+    pub retry_timeout: Duration,
+    /// How long a backend that failed is tried last. Default 10s.
+    #[serde(default = "default_unhealthy_for", with = "humantime_serde")]
+    pub unhealthy_for: Duration,
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_read_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_retries() -> usize {
+    2
+}
+fn default_retry_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_unhealthy_for() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: default_connect_timeout(),
+            read_timeout: default_read_timeout(),
+            max_retries: default_retries(),
+            retry_timeout: default_retry_timeout(),
+            unhealthy_for: default_unhealthy_for(),
+        }
+    }
+}
+
+/// Settings every backend kind has.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendCommon {
+    /// Key prefix inside the bucket/container/directory, without leading or trailing `/`.
+    /// Default: none.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Free-form labels handed to policies (`region = "eu"`, `tier = "cold"`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Timeouts, retries and health marking (remote kinds).
+    #[serde(default)]
+    pub network: NetworkConfig,
+}
+
+/// One backend. serde cannot deny unknown fields through `flatten`, so each kind's table
+/// is parsed by a strict struct of its own, and the settings all kinds share are collected
+/// by [`BackendConfig::common`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum BackendConfig {
+    S3(S3Backend),
+    Azure(AzureBackend),
+    Gcs(GcsBackend),
+    Fs(FsBackend),
+    Memory(MemoryBackend),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Backend {
+    pub bucket: String,
+    /// Endpoint URL; unset means AWS.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Default `us-east-1`.
+    #[serde(default = "default_region")]
+    pub region: String,
+    #[serde(default)]
+    pub access_key_id: Option<Secret>,
+    #[serde(default)]
+    pub secret_access_key: Option<Secret>,
+    #[serde(default)]
+    pub session_token: Option<Secret>,
+    /// Use `bucket.endpoint` URLs. Default false (path style).
+    #[serde(default)]
+    pub virtual_hosted_style: bool,
+    /// Allow `http://` endpoints. Default false.
+    #[serde(default)]
+    pub allow_http: bool,
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub network: NetworkConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureBackend {
+    /// Storage account name.
+    pub account: String,
+    pub container: String,
+    #[serde(default)]
+    pub access_key: Option<Secret>,
+    /// Blob endpoint URL (e.g. Azurite's `http://127.0.0.1:10000/devstoreaccount1`);
+    /// unset means the public cloud.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Talk to Azurite with its well-known development account. Default false.
+    #[serde(default)]
+    pub use_emulator: bool,
+    /// Allow `http://` endpoints. Default false.
+    #[serde(default)]
+    pub allow_http: bool,
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub network: NetworkConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcsBackend {
+    pub bucket: String,
+    /// Path of a service-account key file. Unset: application default credentials.
+    #[serde(default)]
+    pub service_account_path: Option<PathBuf>,
+    /// Service-account key JSON, inline or from the environment.
+    #[serde(default)]
+    pub service_account_key: Option<Secret>,
+    /// Base URL of the JSON/XML API (for emulators). Unset: Google's.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Allow `http://` endpoints. Default false.
+    #[serde(default)]
+    pub allow_http: bool,
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub network: NetworkConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FsBackend {
+    /// Directory holding the objects; created if missing.
+    pub root: PathBuf,
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryBackend {
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl BackendConfig {
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            BackendConfig::S3(_) => "s3",
+            BackendConfig::Azure(_) => "azure",
+            BackendConfig::Gcs(_) => "gcs",
+            BackendConfig::Fs(_) => "fs",
+            BackendConfig::Memory(_) => "memory",
+        }
+    }
+
+    pub fn common(&self) -> BackendCommon {
+        let (prefix, labels, network) = match self {
+            BackendConfig::S3(b) => (&b.prefix, &b.labels, b.network.clone()),
+            BackendConfig::Azure(b) => (&b.prefix, &b.labels, b.network.clone()),
+            BackendConfig::Gcs(b) => (&b.prefix, &b.labels, b.network.clone()),
+            BackendConfig::Fs(b) => (&b.prefix, &b.labels, NetworkConfig::default()),
+            BackendConfig::Memory(b) => (&b.prefix, &b.labels, NetworkConfig::default()),
+        };
+        BackendCommon { prefix: prefix.clone(), labels: labels.clone(), network }
+    }
+}
+
+impl Config {
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse(msg) => ConfigError::Parse(format!("{}: {msg}", path.display())),
+            other => other,
+        })
+    }
+
+    /// The configuration used when `serve` is given no file: one fs-backed bucket per
+    /// directory under `data_dir`, created with CreateBucket.
+    pub fn embedded_default(listen: SocketAddr, data_dir: PathBuf, access_key: String, secret_key: String) -> Self {
+        Config {
+            version: CONFIG_VERSION,
+            server: ServerConfig { listen, ..ServerConfig::default() },
+            users: vec![UserConfig { access_key, secret_key: Secret::Inline(secret_key) }],
+            backends: BTreeMap::new(),
+            buckets: BTreeMap::new(),
+            dynamic_buckets: Some(DynamicBuckets::Fs { root: data_dir, labels: BTreeMap::new() }),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.version != CONFIG_VERSION {
+            return Err(invalid(
+                "version",
+                format!("unsupported version {} (this build reads version {CONFIG_VERSION})", self.version),
+            ));
+        }
+        if self.server.part_size < 5 * 1024 * 1024 {
+            return Err(invalid("server.part_size", "must be at least 5 MiB (5242880)"));
+        }
+        if self.server.part_size > self.server.max_put_size {
+            return Err(invalid("server.part_size", "must not exceed server.max_put_size"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, user) in self.users.iter().enumerate() {
+            if user.access_key.is_empty() {
+                return Err(invalid(format!("users[{i}].access_key"), "must not be empty"));
+            }
+            if !seen.insert(&user.access_key) {
+                return Err(invalid(format!("users[{i}].access_key"), "duplicate access key"));
+            }
+            let secret = user.secret_key.resolve(&format!("users[{i}].secret_key"))?;
+            if secret.is_empty() {
+                return Err(invalid(format!("users[{i}].secret_key"), "must not be empty"));
+            }
+        }
+        for (name, backend) in &self.backends {
+            let field = format!("backends.{name}");
+            check_name(&field, name)?;
+            let common = backend.common();
+            if let Some(prefix) = &common.prefix
+                && (prefix.starts_with('/') || prefix.ends_with('/') || prefix.contains("//"))
+            {
+                return Err(invalid(
+                    format!("{field}.prefix"),
+                    "must not start or end with '/' nor contain '//'",
+                ));
+            }
+            if let Some(prefix) = &common.prefix
+                && let Err(e) = object_store::path::Path::parse(prefix)
+            {
+                return Err(invalid(format!("{field}.prefix"), e.to_string()));
+            }
+            match backend {
+                BackendConfig::S3(S3Backend { bucket, endpoint, .. }) => {
+                    if bucket.is_empty() {
+                        return Err(invalid(format!("{field}.bucket"), "must not be empty"));
+                    }
+                    check_url(&format!("{field}.endpoint"), endpoint.as_deref())?;
+                }
+                BackendConfig::Azure(AzureBackend { account, container, endpoint, .. }) => {
+                    if account.is_empty() {
+                        return Err(invalid(format!("{field}.account"), "must not be empty"));
+                    }
+                    if container.is_empty() {
+                        return Err(invalid(format!("{field}.container"), "must not be empty"));
+                    }
+                    check_url(&format!("{field}.endpoint"), endpoint.as_deref())?;
+                }
+                BackendConfig::Gcs(GcsBackend { bucket, endpoint, .. }) => {
+                    if bucket.is_empty() {
+                        return Err(invalid(format!("{field}.bucket"), "must not be empty"));
+                    }
+                    check_url(&format!("{field}.endpoint"), endpoint.as_deref())?;
+                }
+                BackendConfig::Fs(FsBackend { root, .. }) => {
+                    if root.as_os_str().is_empty() {
+                        return Err(invalid(format!("{field}.root"), "must not be empty"));
+                    }
+                }
+                BackendConfig::Memory(_) => {}
+            }
+        }
+        for (name, bucket) in &self.buckets {
+            let field = format!("buckets.{name}");
+            if !s3s::path::check_bucket_name(name) {
+                return Err(invalid(&field, "is not a valid S3 bucket name"));
+            }
+            if bucket.members.is_empty() {
+                return Err(invalid(format!("{field}.members"), "must name at least one backend"));
+            }
+            let mut seen = std::collections::HashSet::new();
+            for (i, member) in bucket.members.iter().enumerate() {
+                if !self.backends.contains_key(member) {
+                    return Err(invalid(
+                        format!("{field}.members[{i}]"),
+                        format!("unknown backend {member:?}"),
+                    ));
+                }
+                if !seen.insert(member) {
+                    return Err(invalid(format!("{field}.members[{i}]"), format!("{member:?} listed twice")));
+                }
+            }
+            if bucket.policy != "default" {
+                return Err(invalid(
+                    format!("{field}.policy"),
+                    format!("unknown policy {:?} (this build has the built-in \"default\")", bucket.policy),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Backend names travel inside upload ids and continuation tokens, so they are kept to a
+/// small alphabet.
+fn check_name(field: &str, name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(field, "name must be 1-63 characters of [A-Za-z0-9_-]"))
+    }
+}
+
+fn check_url(field: &str, url: Option<&str>) -> Result<(), ConfigError> {
+    if let Some(url) = url {
+        let parsed = url::Url::parse(url).map_err(|e| invalid(field, format!("not a URL: {e}")))?;
+        if parsed.scheme() != "http" && parsed.scheme() != "https" {
+            return Err(invalid(field, "scheme must be http or https"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::from_toml(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn minimal_config_parses() {
+        let c = Config::from_toml(
+            r#"
+version = 1
+[backends.a]
+kind = "memory"
+[buckets.bkt]
+members = ["a"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.server.listen.port(), 9000);
+        assert_eq!(c.buckets["bkt"].policy, "default");
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let e = err("version = 1\n[server]\nlisten = \"127.0.0.1:1\"\nlistne = 3\n");
+        assert!(e.contains("listne"), "{e}");
+        let e = err("version = 1\n[backends.a]\nkind = \"fs\"\nroot = \"x\"\nrooot = 1\n");
+        assert!(e.contains("rooot"), "{e}");
+    }
+
+    #[test]
+    fn bad_references_name_the_field() {
+        let e = err("version = 1\n[buckets.bkt]\nmembers = [\"nope\"]\n");
+        assert_eq!(e, "buckets.bkt.members[0]: unknown backend \"nope\"");
+        let e = err("version = 2\n");
+        assert!(e.starts_with("version: unsupported version 2"), "{e}");
+        let e = err("version = 1\n[backends.a]\nkind = \"memory\"\n[buckets.B_ad]\nmembers = [\"a\"]\n");
+        assert!(e.starts_with("buckets.B_ad:"), "{e}");
+    }
+
+    #[test]
+    fn secrets_from_env() {
+        let e = err(
+            "version = 1\n[[users]]\naccess_key = \"a\"\nsecret_key = { env = \"SWITCHYARD_TEST_UNSET_VAR\" }\n",
+        );
+        assert_eq!(e, "users[0].secret_key: environment variable SWITCHYARD_TEST_UNSET_VAR is not set");
+    }
+}

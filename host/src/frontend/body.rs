@@ -1,0 +1,188 @@
+//! Request bodies: size limits and integrity checks while the bytes stream through.
+//!
+//! Content-MD5 and `x-amz-checksum-*` (in headers, or in the trailer of an aws-chunked
+//! body as current SDKs send by default) are verified as the last chunk passes. A mismatch
+//! becomes an error item at the end of the stream, before the backend commits, so the
+//! write is aborted and nothing becomes visible.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use futures::StreamExt;
+use http::HeaderMap;
+use s3s::TrailingHeaders;
+use s3s::checksum::ChecksumHasher;
+use s3s::crypto::{Checksum as _, Md5};
+use s3s::dto::{Checksum, StreamingBlob};
+
+use crate::model::{Body, Error, Result};
+
+/// Which checksums the client declared, and their values when known up front.
+#[derive(Debug, Default, Clone)]
+pub struct Expected {
+    pub content_md5: Option<String>,
+    pub checksums: Checksum,
+    /// Algorithms whose value arrives in the trailer (`x-amz-trailer`).
+    pub trailer: Vec<String>,
+    pub declared_len: Option<u64>,
+}
+
+const ALGORITHMS: [&str; 5] = ["crc32", "crc32c", "sha1", "sha256", "crc64nvme"];
+
+fn checksum_value<'a>(c: &'a Checksum, alg: &str) -> Option<&'a String> {
+    match alg {
+        "crc32" => c.checksum_crc32.as_ref(),
+        "crc32c" => c.checksum_crc32c.as_ref(),
+        "sha1" => c.checksum_sha1.as_ref(),
+        "sha256" => c.checksum_sha256.as_ref(),
+        "crc64nvme" => c.checksum_crc64nvme.as_ref(),
+        _ => None,
+    }
+}
+
+fn enable(h: &mut ChecksumHasher, alg: &str) {
+    match alg {
+        "crc32" => h.crc32 = Some(Default::default()),
+        "crc32c" => h.crc32c = Some(Default::default()),
+        "sha1" => h.sha1 = Some(Default::default()),
+        "sha256" => h.sha256 = Some(Default::default()),
+        "crc64nvme" => h.crc64nvme = Some(Default::default()),
+        _ => {}
+    }
+}
+
+fn alg_label(alg: &str) -> &'static str {
+    match alg {
+        "crc32" => "CRC32",
+        "crc32c" => "CRC32C",
+        "sha1" => "SHA1",
+        "sha256" => "SHA256",
+        _ => "CRC64NVME",
+    }
+}
+
+impl Expected {
+    /// Reads the trailer declaration from the request headers.
+    pub fn with_trailer(mut self, headers: &HeaderMap) -> Self {
+        if let Some(t) = headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()) {
+            for name in t.split(',') {
+                let name = name.trim().to_ascii_lowercase();
+                if let Some(alg) = name.strip_prefix("x-amz-checksum-")
+                    && ALGORITHMS.contains(&alg)
+                {
+                    self.trailer.push(alg.to_owned());
+                }
+            }
+        }
+        self
+    }
+
+    /// Rejects a malformed Content-MD5 before any byte is read.
+    pub fn check_format(&self) -> Result<()> {
+        if let Some(md5) = &self.content_md5 {
+            match STANDARD.decode(md5) {
+                Ok(v) if v.len() == 16 => {}
+                _ => return Err(Error::InvalidArgument("Content-MD5 is not a base64-encoded 128-bit digest".into())),
+            }
+        }
+        Ok(())
+    }
+}
+
+struct State {
+    inner: StreamingBlob,
+    expected: Expected,
+    trailers: Option<TrailingHeaders>,
+    md5: Option<Md5>,
+    hasher: ChecksumHasher,
+    algs: Vec<String>,
+    seen: u64,
+    limit: u64,
+    done: bool,
+}
+
+/// Wraps a client body with a size limit and integrity checks.
+pub fn verified(inner: StreamingBlob, expected: Expected, trailers: Option<TrailingHeaders>, limit: u64) -> Body {
+    let mut hasher = ChecksumHasher::default();
+    let mut algs = Vec::new();
+    for alg in ALGORITHMS {
+        if checksum_value(&expected.checksums, alg).is_some() || expected.trailer.iter().any(|t| t == alg) {
+            enable(&mut hasher, alg);
+            algs.push(alg.to_owned());
+        }
+    }
+    let state = State {
+        md5: expected.content_md5.as_ref().map(|_| Md5::new()),
+        inner,
+        expected,
+        trailers,
+        hasher,
+        algs,
+        seen: 0,
+        limit,
+        done: false,
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        match st.inner.next().await {
+            Some(Ok(chunk)) => {
+                st.seen += chunk.len() as u64;
+                if st.seen > st.limit {
+                    st.done = true;
+                    return Some((Err(Error::TooLarge(st.limit)), st));
+                }
+                if let Some(m) = st.md5.as_mut() {
+                    m.update(&chunk);
+                }
+                st.hasher.update(&chunk);
+                Some((Ok(chunk), st))
+            }
+            Some(Err(e)) => {
+                st.done = true;
+                Some((Err(Error::ClientBody(e.to_string())), st))
+            }
+            None => {
+                st.done = true;
+                match finish(&mut st) {
+                    Ok(()) => None,
+                    Err(e) => Some((Err(e), st)),
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+fn finish(st: &mut State) -> Result<()> {
+    if let Some(len) = st.expected.declared_len
+        && st.seen != len
+    {
+        return Err(Error::IncompleteBody);
+    }
+    if let (Some(md5), Some(want)) = (st.md5.take(), st.expected.content_md5.as_ref()) {
+        let got = STANDARD.encode(md5.finalize());
+        if &got != want {
+            return Err(Error::BadDigest);
+        }
+    }
+    let computed = std::mem::take(&mut st.hasher).finalize();
+    let trailer = st.trailers.as_ref().and_then(|t| t.take());
+    for alg in &st.algs {
+        let want = match checksum_value(&st.expected.checksums, alg) {
+            Some(v) => Some(v.clone()),
+            None => trailer
+                .as_ref()
+                .and_then(|h| h.get(format!("x-amz-checksum-{alg}")))
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        };
+        let Some(want) = want else {
+            return Err(Error::InvalidArgument(format!("x-amz-checksum-{alg} was declared in x-amz-trailer but not sent")));
+        };
+        if checksum_value(&computed, alg) != Some(&want) {
+            return Err(Error::ChecksumMismatch(alg_label(alg)));
+        }
+    }
+    Ok(())
+}

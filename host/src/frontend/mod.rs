@@ -1,0 +1,783 @@
+//! The S3 front end: s3s decodes and authenticates requests; this module maps each operation
+//! onto the router and maps results and errors back. s3s types stop here.
+
+mod auth;
+mod body;
+mod errors;
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use s3s::dto::*;
+use s3s::{S3, S3Request, S3Response, S3Result};
+use tracing::{Instrument, info, info_span};
+
+pub use auth::{Access, Auth};
+pub use body::Expected;
+
+use crate::listing::{self, Entry, ListRequest};
+use crate::model::{self, Attrs, ByteRange, Error, ReadConditions, WriteCondition};
+use crate::policy::RequestView;
+use crate::router::{CompletedPart as RouterPart, Router};
+
+/// The `S3` implementation. Each request takes one snapshot of the router and keeps it.
+#[derive(Clone)]
+pub struct Frontend {
+    router: Arc<ArcSwap<Router>>,
+}
+
+impl Frontend {
+    pub fn new(router: Arc<ArcSwap<Router>>) -> Self {
+        Self { router }
+    }
+}
+
+fn ts(t: DateTime<Utc>) -> Timestamp {
+    Timestamp::from(SystemTime::from(t))
+}
+
+fn from_ts(t: &Timestamp) -> DateTime<Utc> {
+    let odt: time::OffsetDateTime = t.clone().into();
+    DateTime::<Utc>::from(SystemTime::from(odt))
+}
+
+fn etag(s: Option<String>) -> Option<ETag> {
+    s.map(ETag::Strong)
+}
+
+fn cond_etag(c: &ETagCondition) -> String {
+    match c {
+        ETagCondition::Any => "*".to_owned(),
+        ETagCondition::ETag(e) => e.value().to_owned(),
+    }
+}
+
+fn read_conditions(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> ReadConditions {
+    ReadConditions {
+        if_match: if_match.map(cond_etag),
+        if_none_match: if_none_match.map(cond_etag),
+        if_modified_since: if_modified_since.map(from_ts),
+        if_unmodified_since: if_unmodified_since.map(from_ts),
+    }
+}
+
+fn write_condition(if_match: Option<&ETagCondition>, if_none_match: Option<&ETagCondition>) -> S3Result<WriteCondition> {
+    match (if_match, if_none_match) {
+        (Some(_), Some(_)) => Err(s3s::s3_error!(NotImplemented, "If-Match and If-None-Match together are not supported")),
+        (None, Some(ETagCondition::Any)) => Ok(WriteCondition::IfAbsent),
+        (None, Some(_)) => Err(s3s::s3_error!(NotImplemented, "If-None-Match on PUT only supports '*'")),
+        (Some(c), None) => Ok(WriteCondition::IfMatch(cond_etag(c))),
+        (None, None) => Ok(WriteCondition::None),
+    }
+}
+
+fn byte_range(r: Option<&Range>) -> Option<ByteRange> {
+    match r? {
+        Range::Int { first, last: Some(last) } => Some(ByteRange::Bounded { first: *first, last: *last }),
+        Range::Int { first, last: None } => Some(ByteRange::From(*first)),
+        Range::Suffix { length } => Some(ByteRange::Suffix(*length)),
+    }
+}
+
+/// `aws-chunked` is how the body travelled, not how the object is encoded.
+fn stored_encoding(e: Option<String>) -> Option<String> {
+    let e = e?;
+    let kept: Vec<&str> = e.split(',').map(str::trim).filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked")).collect();
+    (!kept.is_empty()).then(|| kept.join(","))
+}
+
+fn attrs(
+    content_type: Option<String>,
+    cache_control: Option<String>,
+    content_disposition: Option<String>,
+    content_encoding: Option<String>,
+    content_language: Option<String>,
+    metadata: Option<Metadata>,
+) -> Attrs {
+    Attrs {
+        content_type,
+        cache_control,
+        content_disposition,
+        content_encoding: stored_encoding(content_encoding),
+        content_language,
+        metadata: metadata.unwrap_or_default().into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect(),
+    }
+}
+
+fn metadata(a: &Attrs) -> Option<Metadata> {
+    (!a.metadata.is_empty()).then(|| a.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+fn request_view<T>(req: &S3Request<T>, operation: &'static str) -> RequestView {
+    RequestView {
+        operation,
+        principal: req.credentials.as_ref().map(|c| c.access_key.clone()),
+        source_ip: req.extensions.get::<ClientAddr>().map(|a| a.0.ip().to_string()),
+    }
+}
+
+/// The client's address, put in request extensions by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
+fn copy_source(src: &CopySource) -> S3Result<(String, String)> {
+    match src {
+        CopySource::Bucket { bucket, key, version_id } => {
+            if version_id.is_some() {
+                return Err(s3s::s3_error!(NotImplemented, "versioned copy sources are not supported"));
+            }
+            Ok((bucket.to_string(), key.to_string()))
+        }
+        _ => Err(s3s::s3_error!(NotImplemented, "access point and outpost copy sources are not supported")),
+    }
+}
+
+fn parse_copy_range(r: Option<&str>) -> S3Result<Option<ByteRange>> {
+    let Some(r) = r else { return Ok(None) };
+    let bad = || s3s::s3_error!(InvalidArgument, "x-amz-copy-source-range must be bytes=first-last");
+    let spec = r.strip_prefix("bytes=").ok_or_else(bad)?;
+    let (a, b) = spec.split_once('-').ok_or_else(bad)?;
+    let first: u64 = a.parse().map_err(|_| bad())?;
+    let last: u64 = b.parse().map_err(|_| bad())?;
+    if last < first {
+        return Err(bad());
+    }
+    Ok(Some(ByteRange::Bounded { first, last }))
+}
+
+fn expected(
+    content_md5: Option<String>,
+    checksums: Checksum,
+    declared_len: Option<i64>,
+    headers: &http::HeaderMap,
+) -> S3Result<Expected> {
+    let e = Expected {
+        content_md5,
+        checksums,
+        trailer: Vec::new(),
+        declared_len: declared_len.and_then(|l| u64::try_from(l).ok()),
+    }
+    .with_trailer(headers);
+    e.check_format().map_err(errors::to_s3)?;
+    Ok(e)
+}
+
+/// Runs one operation inside a span, logging its outcome, and maps its error.
+async fn traced<T>(op: &'static str, bucket: &str, fut: impl Future<Output = model::Result<T>>) -> S3Result<T> {
+    let span = info_span!("s3", op, bucket, status = tracing::field::Empty, latency_us = tracing::field::Empty);
+    let started = Instant::now();
+    let result = fut.instrument(span.clone()).await;
+    let latency = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    span.record("latency_us", latency);
+    match result {
+        Ok(v) => {
+            span.record("status", "ok");
+            span.in_scope(|| info!(op, bucket, latency_us = latency, "request done"));
+            Ok(v)
+        }
+        Err(e) => {
+            span.in_scope(|| {
+                if errors::is_client_error(&e) {
+                    info!(op, bucket, latency_us = latency, error = %e, "request refused");
+                } else {
+                    tracing::warn!(op, bucket, latency_us = latency, error = %e, "request failed");
+                }
+            });
+            Err(errors::to_s3(e))
+        }
+    }
+}
+
+fn summary_to_object(o: model::ObjectSummary) -> Object {
+    Object {
+        key: Some(o.key),
+        size: Some(i64::try_from(o.size).unwrap_or(i64::MAX)),
+        e_tag: etag(o.etag),
+        last_modified: Some(ts(o.last_modified)),
+        storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+        ..Default::default()
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    // S3 encodes like a URI component but keeps '/'.
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+    percent_encoding::utf8_percent_encode(s, SET).to_string()
+}
+
+fn check_encoding(e: Option<&EncodingType>) -> S3Result<bool> {
+    match e {
+        None => Ok(false),
+        Some(e) if e.as_str() == EncodingType::URL => Ok(true),
+        Some(_) => Err(s3s::s3_error!(InvalidArgument, "Invalid Encoding Method specified in Request")),
+    }
+}
+
+fn max_keys(m: Option<i32>) -> S3Result<usize> {
+    match m {
+        None => Ok(1000),
+        Some(m) if m < 0 => Err(s3s::s3_error!(InvalidArgument, "max-keys must be non-negative")),
+        Some(m) => Ok(usize::try_from(m).unwrap_or(1000).min(1000)),
+    }
+}
+
+struct Listed {
+    contents: Option<Vec<Object>>,
+    prefixes: Option<Vec<CommonPrefix>>,
+    count: usize,
+}
+
+fn split_entries(entries: Vec<Entry>, encode: bool) -> Listed {
+    let enc = |s: String| if encode { url_encode(&s) } else { s };
+    let count = entries.len();
+    let mut contents = Vec::new();
+    let mut prefixes = Vec::new();
+    for e in entries {
+        match e {
+            Entry::Object(mut o) => {
+                o.key = enc(o.key);
+                contents.push(summary_to_object(o));
+            }
+            Entry::Prefix(p) => prefixes.push(CommonPrefix { prefix: Some(enc(p)) }),
+        }
+    }
+    Listed {
+        contents: (!contents.is_empty()).then_some(contents),
+        prefixes: (!prefixes.is_empty()).then_some(prefixes),
+        count,
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for Frontend {
+    async fn list_buckets(&self, _req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+        let router = self.router.load_full();
+        let buckets = router
+            .buckets()
+            .iter()
+            .map(|b| Bucket { name: Some(b.name.clone()), creation_date: Some(ts(b.created)), bucket_region: None })
+            .collect();
+        Ok(S3Response::new(ListBucketsOutput { buckets: Some(buckets), ..Default::default() }))
+    }
+
+    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+        let router = self.router.load_full();
+        let bucket = req.input.bucket;
+        traced("HeadBucket", &bucket, async { router.bucket(&bucket).map(|_| ()) }).await?;
+        Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(router.config.server.region.clone()), ..Default::default() }))
+    }
+
+    async fn get_bucket_location(&self, req: S3Request<GetBucketLocationInput>) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        let router = self.router.load_full();
+        let bucket = req.input.bucket;
+        traced("GetBucketLocation", &bucket, async { router.bucket(&bucket).map(|_| ()) }).await?;
+        let region = &router.config.server.region;
+        // us-east-1 is reported as an empty constraint, as AWS does.
+        let constraint = (region != "us-east-1").then(|| BucketLocationConstraint::from(region.clone()));
+        Ok(S3Response::new(GetBucketLocationOutput { location_constraint: constraint }))
+    }
+
+    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+        let router = self.router.load_full();
+        let bucket = req.input.bucket;
+        traced("CreateBucket", &bucket, router.create_bucket(&bucket)).await?;
+        Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")), ..Default::default() }))
+    }
+
+    async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
+        let router = self.router.load_full();
+        let bucket = req.input.bucket;
+        traced("DeleteBucket", &bucket, router.delete_bucket(&bucket)).await?;
+        Ok(S3Response::new(DeleteBucketOutput::default()))
+    }
+
+    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+        let router = self.router.load_full();
+        let view = request_view(&req, "PutObject");
+        let headers = req.headers;
+        let trailers = req.trailing_headers;
+        let input = req.input;
+        let cond = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+        let checksums = Checksum {
+            checksum_crc32: input.checksum_crc32.clone(),
+            checksum_crc32c: input.checksum_crc32c.clone(),
+            checksum_sha1: input.checksum_sha1.clone(),
+            checksum_sha256: input.checksum_sha256.clone(),
+            checksum_crc64nvme: input.checksum_crc64nvme.clone(),
+            ..Default::default()
+        };
+        let expected = expected(input.content_md5, checksums.clone(), input.content_length, &headers)?;
+        let limit = router.config.server.max_put_size;
+        if input.content_length.is_some_and(|l| u64::try_from(l).unwrap_or(0) > limit) {
+            return Err(errors::to_s3(Error::TooLarge(limit)));
+        }
+        let a = attrs(
+            input.content_type,
+            input.cache_control,
+            input.content_disposition,
+            input.content_encoding,
+            input.content_language,
+            input.metadata,
+        );
+        let blob = input.body.unwrap_or_else(|| StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>()));
+        let size = expected.declared_len;
+        let body = body::verified(blob, expected, trailers, limit);
+        let bucket = input.bucket;
+        let key = input.key;
+        let (out, _) = traced("PutObject", &bucket, router.put(&view, &bucket, &key, body, size, &a, &cond)).await?;
+        Ok(S3Response::new(PutObjectOutput {
+            e_tag: etag(out.etag),
+            checksum_crc32: checksums.checksum_crc32,
+            checksum_crc32c: checksums.checksum_crc32c,
+            checksum_sha1: checksums.checksum_sha1,
+            checksum_sha256: checksums.checksum_sha256,
+            checksum_crc64nvme: checksums.checksum_crc64nvme,
+            ..Default::default()
+        }))
+    }
+
+    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        let router = self.router.load_full();
+        let view = request_view(&req, "GetObject");
+        let input = req.input;
+        if input.part_number.is_some() {
+            return Err(s3s::s3_error!(NotImplemented, "GetObject with partNumber is not supported"));
+        }
+        let cond = read_conditions(
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+            input.if_unmodified_since.as_ref(),
+        );
+        let range = byte_range(input.range.as_ref());
+        let (outcome, stream, _member) =
+            traced("GetObject", &input.bucket, router.get(&view, &input.bucket, &input.key, range, &cond, false)).await?;
+        let info = outcome.info;
+        let len = outcome.range.end - outcome.range.start;
+        let content_range = range.map(|_| format!("bytes {}-{}/{}", outcome.range.start, outcome.range.end.saturating_sub(1), info.size));
+        let body = stream.map(|s| StreamingBlob::wrap(sync_wrapper::SyncStream::new(s.map(|r| r.map_err(std::io::Error::other)))));
+        Ok(S3Response::new(GetObjectOutput {
+            body,
+            content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
+            content_range,
+            accept_ranges: Some("bytes".into()),
+            e_tag: etag(info.etag),
+            last_modified: Some(ts(info.last_modified)),
+            metadata: metadata(&info.attrs),
+            content_type: info.attrs.content_type,
+            cache_control: info.attrs.cache_control,
+            content_disposition: info.attrs.content_disposition,
+            content_encoding: info.attrs.content_encoding,
+            content_language: info.attrs.content_language,
+            ..Default::default()
+        }))
+    }
+
+    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+        let router = self.router.load_full();
+        let view = request_view(&req, "HeadObject");
+        let input = req.input;
+        if input.part_number.is_some() {
+            return Err(s3s::s3_error!(NotImplemented, "HeadObject with partNumber is not supported"));
+        }
+        let cond = read_conditions(
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+            input.if_unmodified_since.as_ref(),
+        );
+        let (outcome, _, _) =
+            traced("HeadObject", &input.bucket, router.get(&view, &input.bucket, &input.key, None, &cond, true)).await?;
+        let info = outcome.info;
+        Ok(S3Response::new(HeadObjectOutput {
+            content_length: Some(i64::try_from(info.size).unwrap_or(i64::MAX)),
+            accept_ranges: Some("bytes".into()),
+            e_tag: etag(info.etag),
+            last_modified: Some(ts(info.last_modified)),
+            metadata: metadata(&info.attrs),
+            content_type: info.attrs.content_type,
+            cache_control: info.attrs.cache_control,
+            content_disposition: info.attrs.content_disposition,
+            content_encoding: info.attrs.content_encoding,
+            content_language: info.attrs.content_language,
+            ..Default::default()
+        }))
+    }
+
+    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let router = self.router.load_full();
+        let input = req.input;
+        if input.version_id.is_some() {
+            return Err(s3s::s3_error!(NotImplemented, "versioned deletes are not supported"));
+        }
+        traced("DeleteObject", &input.bucket, router.delete(&input.bucket, &input.key)).await?;
+        Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+
+    async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let router = self.router.load_full();
+        let input = req.input;
+        if input.delete.objects.len() > 1000 {
+            return Err(s3s::s3_error!(MalformedXML, "DeleteObjects accepts at most 1000 keys"));
+        }
+        traced("DeleteObjects", &input.bucket, async { router.bucket(&input.bucket).map(|_| ()) }).await?;
+        let quiet = input.delete.quiet.unwrap_or(false);
+        let bucket = input.bucket.clone();
+        let results = futures::stream::iter(input.delete.objects)
+            .map(|o| {
+                let router = router.clone();
+                let bucket = bucket.clone();
+                async move {
+                    let r = if o.version_id.is_some() {
+                        Err(Error::NotImplemented("versioned deletes are not supported".into()))
+                    } else {
+                        router.delete(&bucket, &o.key).await
+                    };
+                    (o.key, r)
+                }
+            })
+            .buffered(16)
+            .collect::<Vec<_>>()
+            .await;
+        let mut deleted = Vec::new();
+        let mut errs = Vec::new();
+        for (key, r) in results {
+            match r {
+                Ok(()) if !quiet => deleted.push(DeletedObject { key: Some(key), ..Default::default() }),
+                Ok(()) => {}
+                Err(e) => {
+                    let s3 = errors::to_s3(e);
+                    errs.push(s3s::dto::Error {
+                        key: Some(key),
+                        code: Some(s3.code().as_str().to_owned()),
+                        message: s3.message().map(str::to_owned),
+                        version_id: None,
+                    });
+                }
+            }
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: (!deleted.is_empty()).then_some(deleted),
+            errors: (!errs.is_empty()).then_some(errs),
+            ..Default::default()
+        }))
+    }
+
+    async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+        let router = self.router.load_full();
+        let view = request_view(&req, "CopyObject");
+        let input = req.input;
+        let (src_bucket, src_key) = copy_source(&input.copy_source)?;
+        let src_cond = read_conditions(
+            input.copy_source_if_match.as_ref(),
+            input.copy_source_if_none_match.as_ref(),
+            input.copy_source_if_modified_since.as_ref(),
+            input.copy_source_if_unmodified_since.as_ref(),
+        );
+        let replace = match input.metadata_directive.as_ref().map(MetadataDirective::as_str) {
+            None | Some(MetadataDirective::COPY) => None,
+            Some(MetadataDirective::REPLACE) => Some(attrs(
+                input.content_type,
+                input.cache_control,
+                input.content_disposition,
+                input.content_encoding,
+                input.content_language,
+                input.metadata,
+            )),
+            Some(other) => return Err(s3s::s3_error!(InvalidArgument, "Unknown metadata directive {other}")),
+        };
+        let bucket = input.bucket;
+        let fut = router.copy(&view, &src_bucket, &src_key, &src_cond, &bucket, &input.key, replace, &WriteCondition::None);
+        let (out, modified) = traced("CopyObject", &bucket, async {
+            fut.await.map_err(|e| match e {
+                // A failed copy-source condition is a 412 even for If-None-Match.
+                Error::NotModified => Error::Precondition("x-amz-copy-source-if-none-match".into()),
+                other => other,
+            })
+        })
+        .await?;
+        Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult { e_tag: etag(out.etag), last_modified: Some(ts(modified)), ..Default::default() }),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let router = self.router.load_full();
+        let input = req.input;
+        let encode = check_encoding(input.encoding_type.as_ref())?;
+        let max = max_keys(input.max_keys)?;
+        let token_after = match &input.continuation_token {
+            Some(t) => Some(listing::decode_token(t).map_err(errors::to_s3)?),
+            None => None,
+        };
+        let after = match (token_after, input.start_after.clone()) {
+            (Some(t), Some(s)) => Some(t.max(s)),
+            (t, s) => t.or(s),
+        };
+        let lr = ListRequest {
+            prefix: input.prefix.clone().unwrap_or_default(),
+            delimiter: input.delimiter.clone().filter(|d| !d.is_empty()),
+            after,
+            max_keys: max,
+        };
+        let page = traced("ListObjectsV2", &input.bucket, router.list(&input.bucket, &lr)).await?;
+        let next = page.next.as_deref().map(listing::encode_token);
+        let listed = split_entries(page.entries, encode);
+        let enc = |s: Option<String>| if encode { s.map(|s| url_encode(&s)) } else { s };
+        Ok(S3Response::new(ListObjectsV2Output {
+            name: Some(input.bucket),
+            prefix: Some(enc(input.prefix).unwrap_or_default()),
+            delimiter: enc(input.delimiter),
+            max_keys: Some(i32::try_from(max).unwrap_or(1000)),
+            key_count: Some(i32::try_from(listed.count).unwrap_or(i32::MAX)),
+            is_truncated: Some(page.truncated),
+            continuation_token: input.continuation_token,
+            next_continuation_token: next,
+            start_after: enc(input.start_after),
+            contents: listed.contents,
+            common_prefixes: listed.prefixes,
+            encoding_type: input.encoding_type,
+            ..Default::default()
+        }))
+    }
+
+    async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+        let router = self.router.load_full();
+        let input = req.input;
+        let encode = check_encoding(input.encoding_type.as_ref())?;
+        let max = max_keys(input.max_keys)?;
+        let lr = ListRequest {
+            prefix: input.prefix.clone().unwrap_or_default(),
+            delimiter: input.delimiter.clone().filter(|d| !d.is_empty()),
+            after: input.marker.clone().filter(|m| !m.is_empty()),
+            max_keys: max,
+        };
+        let page = traced("ListObjects", &input.bucket, router.list(&input.bucket, &lr)).await?;
+        let listed = split_entries(page.entries, encode);
+        let enc = |s: Option<String>| if encode { s.map(|s| url_encode(&s)) } else { s };
+        Ok(S3Response::new(ListObjectsOutput {
+            name: Some(input.bucket),
+            prefix: Some(enc(input.prefix).unwrap_or_default()),
+            delimiter: enc(input.delimiter),
+            marker: Some(enc(input.marker).unwrap_or_default()),
+            max_keys: Some(i32::try_from(max).unwrap_or(1000)),
+            is_truncated: Some(page.truncated),
+            next_marker: enc(page.next),
+            contents: listed.contents,
+            common_prefixes: listed.prefixes,
+            encoding_type: input.encoding_type,
+            ..Default::default()
+        }))
+    }
+
+    async fn create_multipart_upload(&self, req: S3Request<CreateMultipartUploadInput>) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let router = self.router.load_full();
+        let view = request_view(&req, "CreateMultipartUpload");
+        let input = req.input;
+        let a = attrs(
+            input.content_type,
+            input.cache_control,
+            input.content_disposition,
+            input.content_encoding,
+            input.content_language,
+            input.metadata,
+        );
+        let id = traced("CreateMultipartUpload", &input.bucket, router.create_upload(&view, &input.bucket, &input.key, &a)).await?;
+        Ok(S3Response::new(CreateMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(id),
+            checksum_algorithm: input.checksum_algorithm,
+            ..Default::default()
+        }))
+    }
+
+    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+        let router = self.router.load_full();
+        let headers = req.headers;
+        let trailers = req.trailing_headers;
+        let input = req.input;
+        let checksums = Checksum {
+            checksum_crc32: input.checksum_crc32.clone(),
+            checksum_crc32c: input.checksum_crc32c.clone(),
+            checksum_sha1: input.checksum_sha1.clone(),
+            checksum_sha256: input.checksum_sha256.clone(),
+            checksum_crc64nvme: input.checksum_crc64nvme.clone(),
+            ..Default::default()
+        };
+        let expected = expected(input.content_md5, checksums.clone(), input.content_length, &headers)?;
+        let limit = router.config.server.max_put_size;
+        let blob = input.body.unwrap_or_else(|| StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>()));
+        let body = body::verified(blob, expected, trailers, limit);
+        let e = traced(
+            "UploadPart",
+            &input.bucket,
+            router.upload_part(&input.bucket, &input.key, &input.upload_id, input.part_number, body),
+        )
+        .await?;
+        Ok(S3Response::new(UploadPartOutput {
+            e_tag: Some(ETag::Strong(e)),
+            checksum_crc32: checksums.checksum_crc32,
+            checksum_crc32c: checksums.checksum_crc32c,
+            checksum_sha1: checksums.checksum_sha1,
+            checksum_sha256: checksums.checksum_sha256,
+            checksum_crc64nvme: checksums.checksum_crc64nvme,
+            ..Default::default()
+        }))
+    }
+
+    async fn upload_part_copy(&self, req: S3Request<UploadPartCopyInput>) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let router = self.router.load_full();
+        let view = request_view(&req, "UploadPartCopy");
+        let input = req.input;
+        let (src_bucket, src_key) = copy_source(&input.copy_source)?;
+        let range = parse_copy_range(input.copy_source_range.as_deref())?;
+        let src_cond = read_conditions(
+            input.copy_source_if_match.as_ref(),
+            input.copy_source_if_none_match.as_ref(),
+            input.copy_source_if_modified_since.as_ref(),
+            input.copy_source_if_unmodified_since.as_ref(),
+        );
+        let (e, modified) = traced(
+            "UploadPartCopy",
+            &input.bucket,
+            router.upload_part_copy(&view, &input.bucket, &input.key, &input.upload_id, input.part_number, &src_bucket, &src_key, range, &src_cond),
+        )
+        .await?;
+        Ok(S3Response::new(UploadPartCopyOutput {
+            copy_part_result: Some(CopyPartResult { e_tag: Some(ETag::Strong(e)), last_modified: Some(ts(modified)), ..Default::default() }),
+            ..Default::default()
+        }))
+    }
+
+    async fn complete_multipart_upload(&self, req: S3Request<CompleteMultipartUploadInput>) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let router = self.router.load_full();
+        let input = req.input;
+        if input.if_match.is_some() || input.if_none_match.is_some() {
+            return Err(s3s::s3_error!(NotImplemented, "conditional CompleteMultipartUpload is not supported"));
+        }
+        let parts = input
+            .multipart_upload
+            .and_then(|m| m.parts)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| RouterPart {
+                part_number: p.part_number.unwrap_or(0),
+                etag: p.e_tag.map(|e| e.value().to_owned()).unwrap_or_default(),
+            })
+            .collect();
+        let out = traced(
+            "CompleteMultipartUpload",
+            &input.bucket,
+            router.complete_upload(&input.bucket, &input.key, &input.upload_id, parts),
+        )
+        .await?;
+        Ok(S3Response::new(CompleteMultipartUploadOutput {
+            bucket: Some(input.bucket.clone()),
+            key: Some(input.key.clone()),
+            e_tag: etag(out.etag),
+            location: Some(format!("/{}/{}", input.bucket, input.key)),
+            ..Default::default()
+        }))
+    }
+
+    async fn abort_multipart_upload(&self, req: S3Request<AbortMultipartUploadInput>) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let router = self.router.load_full();
+        let input = req.input;
+        traced("AbortMultipartUpload", &input.bucket, router.abort_upload(&input.bucket, &input.key, &input.upload_id)).await?;
+        Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+    }
+
+    async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+        let router = self.router.load_full();
+        let input = req.input;
+        let (_, parts) = traced("ListParts", &input.bucket, router.list_parts(&input.bucket, &input.key, &input.upload_id)).await?;
+        let marker = input.part_number_marker.unwrap_or(0);
+        let max = usize::try_from(input.max_parts.unwrap_or(1000).clamp(0, 1000)).unwrap_or(1000);
+        let remaining: Vec<_> = parts.into_iter().filter(|p| p.part_number > marker).collect();
+        let truncated = remaining.len() > max;
+        let page: Vec<_> = remaining.into_iter().take(max).collect();
+        let next = if truncated { page.last().map(|p| p.part_number) } else { None };
+        Ok(S3Response::new(ListPartsOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(input.upload_id),
+            part_number_marker: input.part_number_marker,
+            next_part_number_marker: next,
+            max_parts: Some(i32::try_from(max).unwrap_or(1000)),
+            is_truncated: Some(truncated),
+            parts: Some(
+                page.into_iter()
+                    .map(|p| Part {
+                        part_number: Some(p.part_number),
+                        e_tag: Some(ETag::Strong(p.etag)),
+                        size: Some(i64::try_from(p.size).unwrap_or(i64::MAX)),
+                        last_modified: Some(ts(p.last_modified)),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_multipart_uploads(&self, req: S3Request<ListMultipartUploadsInput>) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let router = self.router.load_full();
+        let input = req.input;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let uploads = traced("ListMultipartUploads", &input.bucket, router.list_uploads(&input.bucket, &prefix)).await?;
+        let max = usize::try_from(input.max_uploads.unwrap_or(1000).clamp(0, 1000)).unwrap_or(1000);
+        let key_marker = input.key_marker.clone().unwrap_or_default();
+        let id_marker = input.upload_id_marker.clone();
+        let remaining: Vec<_> = uploads
+            .into_iter()
+            .filter(|u| {
+                if key_marker.is_empty() {
+                    return true;
+                }
+                match &id_marker {
+                    Some(id) if u.key == key_marker => u.upload_id.as_str() > id.as_str(),
+                    _ => u.key > key_marker,
+                }
+            })
+            .collect();
+        let truncated = remaining.len() > max;
+        let page: Vec<_> = remaining.into_iter().take(max).collect();
+        let (next_key, next_id) = match (truncated, page.last()) {
+            (true, Some(u)) => (Some(u.key.clone()), Some(u.upload_id.clone())),
+            _ => (None, None),
+        };
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(input.bucket),
+            prefix: input.prefix,
+            key_marker: input.key_marker,
+            upload_id_marker: input.upload_id_marker,
+            next_key_marker: next_key,
+            next_upload_id_marker: next_id,
+            max_uploads: Some(i32::try_from(max).unwrap_or(1000)),
+            is_truncated: Some(truncated),
+            uploads: Some(
+                page.into_iter()
+                    .map(|u| MultipartUpload {
+                        key: Some(u.key),
+                        upload_id: Some(u.upload_id),
+                        initiated: Some(ts(u.initiated)),
+                        storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }))
+    }
+}

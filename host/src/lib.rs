@@ -1,0 +1,18 @@
+//! Switchyard: an S3-compatible gateway that puts many object stores behind one endpoint,
+//! with placement and routing decided by policies.
+//!
+//! Layers, each calling only those below it: `frontend` (s3s) → `router` → `listing` →
+//! `policy` / `backends` → `config` / `model`. `main.rs` only parses arguments and calls
+//! [`run`] or [`start`], which tests call too.
+
+pub mod backends;
+pub mod config;
+pub mod frontend;
+pub mod listing;
+pub mod model;
+pub mod policy;
+pub mod router;
+pub mod server;
+
+pub use config::Config;
+pub use server::{Server, StartError, run, start};

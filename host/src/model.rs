@@ -1,0 +1,170 @@
+//! Small types shared by every layer: what an object is, what a member is, what went wrong.
+//! Neither s3s nor object_store types appear here.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+
+/// Reserved key space inside every backend location for Switchyard's own bookkeeping
+/// (multipart markers, staged parts, fs metadata). Hidden from listings; clients cannot
+/// write keys under it.
+pub const RESERVED_PREFIX: &str = ".switchyard/";
+
+/// The object attributes S3 clients set and expect back, stored natively by each backend.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Attrs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_disposition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_encoding: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_language: Option<String>,
+    /// `x-amz-meta-*` without the prefix, lower-cased as S3 does.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// What a HEAD tells about one object in one member.
+#[derive(Debug, Clone)]
+pub struct ObjectInfo {
+    pub size: u64,
+    pub etag: Option<String>,
+    pub last_modified: DateTime<Utc>,
+    pub attrs: Attrs,
+}
+
+/// One listing row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectSummary {
+    pub key: String,
+    pub size: u64,
+    pub etag: Option<String>,
+    pub last_modified: DateTime<Utc>,
+}
+
+/// Byte range requested by a GET, already validated against nothing (the backend knows the
+/// size).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `bytes=a-b` (inclusive end, as in HTTP).
+    Bounded { first: u64, last: u64 },
+    /// `bytes=a-`
+    From(u64),
+    /// `bytes=-n`
+    Suffix(u64),
+}
+
+/// Read preconditions, evaluated by the member that holds the object.
+#[derive(Debug, Clone, Default)]
+pub struct ReadConditions {
+    pub if_match: Option<String>,
+    pub if_none_match: Option<String>,
+    pub if_modified_since: Option<DateTime<Utc>>,
+    pub if_unmodified_since: Option<DateTime<Utc>>,
+}
+
+/// Write preconditions (conditional PUT).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum WriteCondition {
+    #[default]
+    None,
+    /// `If-None-Match: *`: only create.
+    IfAbsent,
+    /// `If-Match: etag`: only replace that version.
+    IfMatch(String),
+}
+
+/// A request body on its way to a backend. Items are chunks; an `Err` aborts the write
+/// (bad checksum, client gone) and nothing becomes visible.
+pub type Body = BoxStream<'static, Result<Bytes, Error>>;
+
+/// A response body on its way to the client.
+pub type ByteStream = BoxStream<'static, Result<Bytes, Error>>;
+
+#[derive(Debug, Clone)]
+pub struct GetOutcome {
+    pub info: ObjectInfo,
+    /// The served byte range (start, end exclusive); the full object when not ranged.
+    pub range: std::ops::Range<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PutOutcome {
+    pub etag: Option<String>,
+}
+
+/// What a policy sees of a member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberView {
+    pub name: String,
+    pub kind: &'static str,
+    pub labels: Vec<(String, String)>,
+    pub healthy: bool,
+    pub latency_us: Option<u64>,
+}
+
+/// Whose fault an error is decides its S3 code and whether a retry can help.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("no such key")]
+    NotFound,
+    #[error("no such bucket")]
+    NoSuchBucket,
+    #[error("bucket already exists")]
+    BucketExists,
+    #[error("bucket not empty")]
+    BucketNotEmpty,
+    #[error("precondition failed: {0}")]
+    Precondition(String),
+    #[error("not modified")]
+    NotModified,
+    #[error("range not satisfiable")]
+    InvalidRange,
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("key too long: {0}")]
+    KeyTooLong(String),
+    #[error("Content-MD5 does not match the body")]
+    BadDigest,
+    #[error("{0} checksum does not match the body")]
+    ChecksumMismatch(&'static str),
+    #[error("body is larger than the {0}-byte limit")]
+    TooLarge(u64),
+    #[error("body ended before its declared length")]
+    IncompleteBody,
+    #[error("no such upload")]
+    NoSuchUpload,
+    #[error("invalid part: {0}")]
+    InvalidPart(String),
+    #[error("parts are not in ascending order")]
+    InvalidPartOrder,
+    #[error("part too small: {0}")]
+    EntityTooSmall(String),
+    #[error("not implemented: {0}")]
+    NotImplemented(String),
+    #[error("access denied")]
+    AccessDenied,
+    #[error("client body error: {0}")]
+    ClientBody(String),
+    /// The backend failed or timed out: retryable.
+    #[error("backend {backend} unavailable: {message}")]
+    Unavailable { backend: String, message: String },
+    #[error("policy {policy} failed: {message}")]
+    PolicyFailed { policy: String, message: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        Error::Internal(e.to_string())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

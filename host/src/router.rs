@@ -1,0 +1,640 @@
+//! Virtual-bucket semantics: the one place where a policy decision becomes backend
+//! operations. Writes go where placement says (all targets, for a mirror), reads try
+//! members in routing order and fall through on not-found or failure, deletes apply to
+//! every member, listings merge every member.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use md5::{Digest, Md5};
+use tracing::{debug, warn};
+
+use crate::backends::{self, Backend, PartRef, Registry, check_key};
+use crate::config::{Anonymous, Config, ConfigError, DynamicBuckets};
+use crate::listing::{self, ListPage, ListRequest};
+use crate::model::{
+    Attrs, Body, ByteRange, ByteStream, Error, GetOutcome, MemberView, PutOutcome, ReadConditions,
+    Result, WriteCondition,
+};
+use crate::policy::{DefaultPolicy, ObjectView, Policy, PolicyError, RequestView, validate_answer};
+
+/// S3's smallest allowed part, except the last.
+const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+const MAX_PART_NUMBER: i32 = 10_000;
+
+pub struct VirtualBucket {
+    pub name: String,
+    pub members: Vec<Arc<Backend>>,
+    pub policy: Arc<dyn Policy>,
+    pub anonymous: Anonymous,
+    pub created: DateTime<Utc>,
+    /// Made by CreateBucket (and so removable by DeleteBucket).
+    pub dynamic: bool,
+}
+
+impl VirtualBucket {
+    fn views(&self) -> Vec<MemberView> {
+        self.members.iter().map(|m| m.view()).collect()
+    }
+
+    fn member(&self, name: &str) -> Option<&Arc<Backend>> {
+        self.members.iter().find(|m| m.name == name)
+    }
+
+    fn decide(&self, what: &str, answer: Result<Vec<String>, PolicyError>, fallback: Vec<String>) -> Vec<String> {
+        let views = self.views();
+        match answer.and_then(|a| validate_answer(a, &views)) {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(bucket = %self.name, policy = self.policy.name(), %e, "{what} decision rejected; using the default policy");
+                fallback
+            }
+        }
+    }
+
+    /// Write targets for one object.
+    pub fn place(&self, req: &RequestView, obj: &ObjectView) -> Vec<Arc<Backend>> {
+        let views = self.views();
+        let fallback = DefaultPolicy.place(req, obj, &views).unwrap_or_default();
+        let names = self.decide("placement", self.policy.place(req, obj, &views), fallback);
+        names.iter().filter_map(|n| self.member(n).cloned()).collect()
+    }
+
+    /// Read order: the policy's order, healthy members first.
+    pub fn route(&self, req: &RequestView, obj: &ObjectView) -> Vec<Arc<Backend>> {
+        let views = self.views();
+        let fallback = DefaultPolicy.route(req, obj, &views).unwrap_or_default();
+        let names = self.decide("routing", self.policy.route(req, obj, &views), fallback);
+        let mut order: Vec<Arc<Backend>> = names.iter().filter_map(|n| self.member(n).cloned()).collect();
+        // A key may live in a member the policy left out (written before a policy change):
+        // those are tried last so that no object becomes unreadable.
+        for m in &self.members {
+            if !order.iter().any(|o| o.name == m.name) {
+                order.push(m.clone());
+            }
+        }
+        order.sort_by_key(|m| !m.healthy());
+        order
+    }
+}
+
+/// A multipart upload as recorded in its member (`.switchyard/mpu/<nonce>.json`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct UploadRecord {
+    pub key: String,
+    pub upload_id: String,
+    pub initiated: DateTime<Utc>,
+    pub attrs: Attrs,
+}
+
+/// One uploaded part as recorded in its member.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PartRecord {
+    pub part_number: i32,
+    pub etag: String,
+    pub size: u64,
+    pub last_modified: DateTime<Utc>,
+    pub content_id: String,
+}
+
+/// The parts of a decoded upload id.
+struct UploadId {
+    member: String,
+    nonce: String,
+    backend_id: String,
+}
+
+impl UploadId {
+    fn encode(member: &str, nonce: &str, backend_id: &str) -> String {
+        format!("{member}.{nonce}.{}", URL_SAFE_NO_PAD.encode(backend_id))
+    }
+
+    fn decode(id: &str) -> Result<Self> {
+        let mut it = id.splitn(3, '.');
+        let (Some(member), Some(nonce), Some(b)) = (it.next(), it.next(), it.next()) else {
+            return Err(Error::NoSuchUpload);
+        };
+        let backend_id = URL_SAFE_NO_PAD.decode(b).ok().and_then(|v| String::from_utf8(v).ok()).ok_or(Error::NoSuchUpload)?;
+        if nonce.len() != 32 || !nonce.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Error::NoSuchUpload);
+        }
+        Ok(Self { member: member.to_owned(), nonce: nonce.to_owned(), backend_id })
+    }
+}
+
+pub struct CompletedPart {
+    pub part_number: i32,
+    pub etag: String,
+}
+
+pub struct UploadSummary {
+    pub key: String,
+    pub upload_id: String,
+    pub initiated: DateTime<Utc>,
+}
+
+/// Virtual buckets and backends of one configuration snapshot.
+pub struct Router {
+    pub config: Arc<Config>,
+    registry: Registry,
+    buckets: RwLock<BTreeMap<String, Arc<VirtualBucket>>>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router").finish_non_exhaustive()
+    }
+}
+
+fn bucket_name_ok(name: &str) -> bool {
+    s3s::path::check_bucket_name(name)
+}
+
+impl Router {
+    pub fn new(config: Arc<Config>) -> Result<Self, ConfigError> {
+        let registry = Registry::build(&config)?;
+        let mut buckets = BTreeMap::new();
+        let now = Utc::now();
+        for (name, b) in &config.buckets {
+            let members = b.members.iter().map(|m| registry.get(m).expect("validated").clone()).collect();
+            buckets.insert(
+                name.clone(),
+                Arc::new(VirtualBucket {
+                    name: name.clone(),
+                    members,
+                    policy: Arc::new(DefaultPolicy),
+                    anonymous: b.anonymous,
+                    created: now,
+                    dynamic: false,
+                }),
+            );
+        }
+        let router = Self { config, registry, buckets: RwLock::new(buckets) };
+        router.discover_dynamic();
+        Ok(router)
+    }
+
+    /// Buckets made by CreateBucket in an earlier run (or by another engine) are
+    /// directories of the template root: no catalog is needed to find them.
+    fn discover_dynamic(&self) {
+        let Some(DynamicBuckets::Fs { root, .. }) = &self.config.dynamic_buckets else { return };
+        let Ok(dir) = std::fs::read_dir(root) else { return };
+        for entry in dir.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir())
+                && let Ok(name) = entry.file_name().into_string()
+                && bucket_name_ok(&name)
+            {
+                let _ = self.attach_dynamic(&name, entry.metadata().ok().and_then(|m| m.created().ok()));
+            }
+        }
+    }
+
+    fn attach_dynamic(&self, name: &str, created: Option<std::time::SystemTime>) -> Result<Arc<VirtualBucket>> {
+        let template = self.config.dynamic_buckets.as_ref().ok_or(Error::NoSuchBucket)?;
+        let backend = Arc::new(backends::dynamic_backend(template, name)?);
+        let vb = Arc::new(VirtualBucket {
+            name: name.to_owned(),
+            members: vec![backend],
+            policy: Arc::new(DefaultPolicy),
+            anonymous: Anonymous::None,
+            created: created.map_or_else(Utc::now, DateTime::<Utc>::from),
+            dynamic: true,
+        });
+        self.buckets.write().expect("bucket map lock").insert(name.to_owned(), vb.clone());
+        Ok(vb)
+    }
+
+    pub fn bucket(&self, name: &str) -> Result<Arc<VirtualBucket>> {
+        if let Some(b) = self.buckets.read().expect("bucket map lock").get(name) {
+            return Ok(b.clone());
+        }
+        // Another engine may have created it since we looked.
+        if let Some(DynamicBuckets::Fs { root, .. }) = &self.config.dynamic_buckets
+            && bucket_name_ok(name)
+            && root.join(name).is_dir()
+        {
+            return self.attach_dynamic(name, None);
+        }
+        Err(Error::NoSuchBucket)
+    }
+
+    pub fn buckets(&self) -> Vec<Arc<VirtualBucket>> {
+        self.discover_dynamic();
+        self.buckets.read().expect("bucket map lock").values().cloned().collect()
+    }
+
+    pub fn backend(&self, name: &str) -> Option<&Arc<Backend>> {
+        self.registry.get(name)
+    }
+
+    pub async fn create_bucket(&self, name: &str) -> Result<()> {
+        if self.bucket(name).is_ok() {
+            return Err(Error::BucketExists);
+        }
+        match &self.config.dynamic_buckets {
+            None => Err(Error::NotImplemented(
+                "buckets are defined in the configuration file; this gateway has no [dynamic_buckets]".into(),
+            )),
+            Some(DynamicBuckets::Fs { root, .. }) => {
+                tokio::fs::create_dir_all(root.join(name)).await.map_err(Error::internal)?;
+                self.attach_dynamic(name, None).map(|_| ())
+            }
+            Some(DynamicBuckets::Memory { .. }) => self.attach_dynamic(name, None).map(|_| ()),
+        }
+    }
+
+    pub async fn delete_bucket(&self, name: &str) -> Result<()> {
+        let vb = self.bucket(name)?;
+        if !vb.dynamic {
+            return Err(Error::NotImplemented(
+                "this bucket is defined in the configuration file; remove it there".into(),
+            ));
+        }
+        let page = listing::list(&vb.members, &ListRequest { max_keys: 1, ..Default::default() }).await?;
+        if !page.entries.is_empty() {
+            return Err(Error::BucketNotEmpty);
+        }
+        if !self.list_uploads(name, "").await?.is_empty() {
+            return Err(Error::BucketNotEmpty);
+        }
+        if let Some(DynamicBuckets::Fs { root, .. }) = &self.config.dynamic_buckets {
+            let dir = root.join(name);
+            let _ = tokio::fs::remove_dir_all(dir.join(".switchyard")).await;
+            tokio::fs::remove_dir_all(&dir).await.map_err(Error::internal)?;
+        }
+        self.buckets.write().expect("bucket map lock").remove(name);
+        Ok(())
+    }
+
+    /// Reads `key` from the first member in routing order that has it.
+    pub async fn get(
+        &self,
+        req: &RequestView,
+        bucket: &str,
+        key: &str,
+        range: Option<ByteRange>,
+        cond: &ReadConditions,
+        head: bool,
+    ) -> Result<(GetOutcome, Option<ByteStream>, Arc<Backend>)> {
+        check_key(key)?;
+        let vb = self.bucket(bucket)?;
+        let obj = ObjectView { bucket: bucket.to_owned(), key: key.to_owned(), ..Default::default() };
+        let mut failure = None;
+        for member in vb.route(req, &obj) {
+            let started = Instant::now();
+            let result = member.store.get(key, range, cond, head).await;
+            member.observe(started, &result);
+            match result {
+                Ok((outcome, stream)) => return Ok((outcome, stream, member)),
+                Err(Error::NotFound) => continue,
+                Err(e @ Error::Unavailable { .. }) => {
+                    warn!(bucket, backend = %member.name, error = %e, "read failed; trying the next member");
+                    failure = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // A member that failed may hold the key: "not found" would be a lie.
+        Err(failure.unwrap_or(Error::NotFound))
+    }
+
+    /// Writes `body` to every placement target; succeeds only when all have it.
+    pub async fn put(
+        &self,
+        req: &RequestView,
+        bucket: &str,
+        key: &str,
+        body: Body,
+        size: Option<u64>,
+        attrs: &Attrs,
+        cond: &WriteCondition,
+    ) -> Result<(PutOutcome, Vec<Arc<Backend>>)> {
+        check_key(key)?;
+        let vb = self.bucket(bucket)?;
+        let obj = object_view(bucket, key, size, attrs);
+        let targets = vb.place(req, &obj);
+        let part_size = self.config.server.part_size;
+        let outcome = self.put_to(&targets, key, body, attrs, cond, part_size).await?;
+        Ok((outcome, targets))
+    }
+
+    async fn put_to(&self, targets: &[Arc<Backend>], key: &str, body: Body, attrs: &Attrs, cond: &WriteCondition, part_size: u64) -> Result<PutOutcome> {
+        if let [target] = targets {
+            let started = Instant::now();
+            let r = target.store.put(key, body, attrs, cond, part_size).await;
+            target.observe(started, &r);
+            return r;
+        }
+        // Mirrored write: one reader, a bounded channel per target, so the slowest target
+        // sets the pace and memory stays bounded.
+        let mut senders = Vec::new();
+        let mut writes = Vec::new();
+        for target in targets {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(4);
+            senders.push(tx);
+            let stream: Body = tokio_stream_from(rx);
+            let target = target.clone();
+            let attrs = attrs.clone();
+            let cond = cond.clone();
+            let key = key.to_owned();
+            writes.push(async move {
+                let started = Instant::now();
+                let r = target.store.put(&key, stream, &attrs, &cond, part_size).await;
+                target.observe(started, &r);
+                r
+            });
+        }
+        let pump = async move {
+            let mut body = body;
+            while let Some(item) = body.next().await {
+                let failed = item.is_err();
+                for tx in &senders {
+                    let _ = tx.send(item.clone()).await;
+                }
+                if failed {
+                    break;
+                }
+            }
+        };
+        let (_, results) = tokio::join!(pump, futures::future::join_all(writes));
+        let mut first = None;
+        let mut errors = Vec::new();
+        for r in results {
+            match r {
+                Ok(o) => {
+                    first.get_or_insert(o);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        match errors.into_iter().next() {
+            Some(e) => Err(e),
+            None => first.ok_or_else(|| Error::internal("no placement target")),
+        }
+    }
+
+    /// Deletes `key` from every member, since a key may exist in several.
+    pub async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
+        check_key(key)?;
+        let vb = self.bucket(bucket)?;
+        let results = futures::future::join_all(vb.members.iter().map(|m| async move {
+            let started = Instant::now();
+            let r = m.store.delete(key).await;
+            m.observe(started, &r);
+            r
+        }))
+        .await;
+        results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
+    }
+
+    pub async fn list(&self, bucket: &str, req: &ListRequest) -> Result<ListPage> {
+        let vb = self.bucket(bucket)?;
+        listing::list(&vb.members, req).await
+    }
+
+    /// CopyObject: server-side when source and target are the same backend and the
+    /// attributes are kept, streamed through otherwise.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn copy(
+        &self,
+        req: &RequestView,
+        src_bucket: &str,
+        src_key: &str,
+        src_cond: &ReadConditions,
+        dst_bucket: &str,
+        dst_key: &str,
+        replace_attrs: Option<Attrs>,
+        cond: &WriteCondition,
+    ) -> Result<(PutOutcome, DateTime<Utc>)> {
+        check_key(dst_key)?;
+        let (src, stream, src_member) = self.get(req, src_bucket, src_key, None, src_cond, false).await?;
+        let dst = self.bucket(dst_bucket)?;
+        if src_bucket == dst_bucket && src_key == dst_key && replace_attrs.is_none() {
+            return Err(Error::InvalidArgument(
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata".into(),
+            ));
+        }
+        let attrs = replace_attrs.unwrap_or_else(|| src.info.attrs.clone());
+        let obj = object_view(dst_bucket, dst_key, Some(src.info.size), &attrs);
+        let targets = dst.place(req, &obj);
+        let server_side = targets.len() == 1
+            && Arc::ptr_eq(&targets[0], &src_member)
+            && attrs == src.info.attrs
+            && *cond == WriteCondition::None;
+        if server_side {
+            drop(stream);
+            let started = Instant::now();
+            let r = src_member.store.copy(src_key, dst_key).await;
+            src_member.observe(started, &r);
+            match r {
+                Ok(()) => {
+                    let (info, _, _) = self.get(req, dst_bucket, dst_key, None, &ReadConditions::default(), true).await?;
+                    return Ok((PutOutcome { etag: info.info.etag }, info.info.last_modified));
+                }
+                Err(Error::NotImplemented(_)) => {}
+                Err(e) => return Err(e),
+            }
+            let (_, stream, _) = self.get(req, src_bucket, src_key, None, src_cond, false).await?;
+            let body = stream.ok_or_else(|| Error::internal("no body"))?;
+            let out = self.put_to(&targets, dst_key, body, &attrs, cond, self.config.server.part_size).await?;
+            return Ok((out, Utc::now()));
+        }
+        let body = stream.ok_or_else(|| Error::internal("no body"))?;
+        let out = self.put_to(&targets, dst_key, body, &attrs, cond, self.config.server.part_size).await?;
+        Ok((out, Utc::now()))
+    }
+
+    pub async fn create_upload(&self, req: &RequestView, bucket: &str, key: &str, attrs: &Attrs) -> Result<String> {
+        check_key(key)?;
+        let vb = self.bucket(bucket)?;
+        let obj = object_view(bucket, key, None, attrs);
+        // A multipart upload lives in one member: the first placement target.
+        let member = vb.place(req, &obj).into_iter().next().ok_or_else(|| Error::internal("no placement target"))?;
+        let started = Instant::now();
+        let r = member.store.mpu_create(key, attrs).await;
+        member.observe(started, &r);
+        let backend_id = r?;
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let upload_id = UploadId::encode(&member.name, &nonce, &backend_id);
+        let record = UploadRecord { key: key.to_owned(), upload_id: upload_id.clone(), initiated: Utc::now(), attrs: attrs.clone() };
+        let json = serde_json::to_vec(&record).map_err(Error::internal)?;
+        member.store.put_internal(&format!("mpu/{nonce}.json"), Bytes::from(json)).await?;
+        Ok(upload_id)
+    }
+
+    async fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(Arc<Backend>, UploadId, UploadRecord)> {
+        check_key(key)?;
+        let vb = self.bucket(bucket)?;
+        let id = UploadId::decode(upload_id)?;
+        let member = vb.member(&id.member).cloned().ok_or(Error::NoSuchUpload)?;
+        let raw = member.store.get_internal(&format!("mpu/{}.json", id.nonce)).await?.ok_or(Error::NoSuchUpload)?;
+        let record: UploadRecord = serde_json::from_slice(&raw).map_err(Error::internal)?;
+        if record.key != key || record.upload_id != upload_id {
+            return Err(Error::NoSuchUpload);
+        }
+        Ok((member, id, record))
+    }
+
+    /// Uploads one part. The body is gathered in memory because object_store's part API
+    /// takes whole parts.
+    pub async fn upload_part(&self, bucket: &str, key: &str, upload_id: &str, part_number: i32, mut body: Body) -> Result<String> {
+        if !(1..=MAX_PART_NUMBER).contains(&part_number) {
+            return Err(Error::InvalidArgument(format!("part number must be between 1 and {MAX_PART_NUMBER}")));
+        }
+        let (member, id, _) = self.upload(bucket, key, upload_id).await?;
+        let mut chunks = Vec::new();
+        let mut size = 0u64;
+        let mut md5 = Md5::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            size += chunk.len() as u64;
+            if size > self.config.server.max_put_size {
+                return Err(Error::TooLarge(self.config.server.max_put_size));
+            }
+            md5.update(&chunk);
+            chunks.push(chunk);
+        }
+        let etag = hex::encode(md5.finalize());
+        let idx = usize::try_from(part_number - 1).map_err(Error::internal)?;
+        let started = Instant::now();
+        let r = member.store.mpu_put_part(key, &id.backend_id, &id.nonce, idx, chunks).await;
+        member.observe(started, &r);
+        let PartRef { content_id } = r?;
+        let record = PartRecord { part_number, etag: etag.clone(), size, last_modified: Utc::now(), content_id };
+        let json = serde_json::to_vec(&record).map_err(Error::internal)?;
+        member.store.put_internal(&format!("uploads/{}/parts/{part_number:05}.json", id.nonce), Bytes::from(json)).await?;
+        Ok(etag)
+    }
+
+    pub async fn list_parts(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(UploadRecord, Vec<PartRecord>)> {
+        let (member, id, record) = self.upload(bucket, key, upload_id).await?;
+        let mut parts = Vec::new();
+        for path in member.store.list_internal(&format!("uploads/{}/parts/", id.nonce)).await? {
+            if let Some(raw) = member.store.get_internal(&path).await? {
+                parts.push(serde_json::from_slice::<PartRecord>(&raw).map_err(Error::internal)?);
+            }
+        }
+        parts.sort_by_key(|p| p.part_number);
+        Ok((record, parts))
+    }
+
+    pub async fn complete_upload(&self, bucket: &str, key: &str, upload_id: &str, parts: Vec<CompletedPart>) -> Result<PutOutcome> {
+        let (record, uploaded) = self.list_parts(bucket, key, upload_id).await?;
+        let (member, id, _) = self.upload(bucket, key, upload_id).await?;
+        if parts.is_empty() {
+            return Err(Error::InvalidPart("the upload must name at least one part".into()));
+        }
+        let mut refs = Vec::with_capacity(parts.len());
+        let mut last = 0;
+        for (i, p) in parts.iter().enumerate() {
+            if p.part_number <= last {
+                return Err(Error::InvalidPartOrder);
+            }
+            last = p.part_number;
+            let want = crate::backends::unquote_etag(&p.etag);
+            let found = uploaded
+                .iter()
+                .find(|u| u.part_number == p.part_number && u.etag == want)
+                .ok_or_else(|| Error::InvalidPart(format!("part {} with ETag {want:?} was not uploaded", p.part_number)))?;
+            if i + 1 < parts.len() && found.size < MIN_PART_SIZE {
+                return Err(Error::EntityTooSmall(format!("part {} is {} bytes; all but the last must be at least 5 MiB", p.part_number, found.size)));
+            }
+            refs.push((p.part_number, PartRef { content_id: found.content_id.clone() }));
+        }
+        // Native multipart APIs number parts by position (object_store's part_idx).
+        if !id.backend_id.is_empty() && refs.iter().enumerate().any(|(i, (n, _))| usize::try_from(*n).ok() != Some(i + 1)) {
+            return Err(Error::InvalidPart(format!(
+                "backend {} needs parts numbered 1..N without gaps",
+                member.name
+            )));
+        }
+        let started = Instant::now();
+        let r = member
+            .store
+            .mpu_complete(key, &id.backend_id, &id.nonce, refs.into_iter().map(|(_, r)| r).collect(), &record.attrs)
+            .await;
+        member.observe(started, &r);
+        let outcome = r?;
+        self.forget_upload(&member, &id, &uploaded).await;
+        Ok(outcome)
+    }
+
+    pub async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
+        let (_, parts) = self.list_parts(bucket, key, upload_id).await?;
+        let (member, id, _) = self.upload(bucket, key, upload_id).await?;
+        member.store.mpu_abort(key, &id.backend_id, &id.nonce).await?;
+        self.forget_upload(&member, &id, &parts).await;
+        Ok(())
+    }
+
+    async fn forget_upload(&self, member: &Backend, id: &UploadId, parts: &[PartRecord]) {
+        for p in parts {
+            let path = format!("uploads/{}/parts/{:05}.json", id.nonce, p.part_number);
+            if let Err(e) = member.store.delete_internal(&path).await {
+                debug!(backend = %member.name, error = %e, "could not remove a part record");
+            }
+        }
+        if let Err(e) = member.store.delete_internal(&format!("mpu/{}.json", id.nonce)).await {
+            warn!(backend = %member.name, error = %e, "could not remove an upload record");
+        }
+    }
+
+    /// In-progress uploads of every member, sorted by key then start time.
+    pub async fn list_uploads(&self, bucket: &str, prefix: &str) -> Result<Vec<UploadSummary>> {
+        let vb = self.bucket(bucket)?;
+        let mut out = Vec::new();
+        for m in &vb.members {
+            for path in m.store.list_internal("mpu/").await? {
+                if let Some(raw) = m.store.get_internal(&path).await?
+                    && let Ok(r) = serde_json::from_slice::<UploadRecord>(&raw)
+                    && r.key.starts_with(prefix)
+                {
+                    out.push(UploadSummary { key: r.key, upload_id: r.upload_id, initiated: r.initiated });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key).then(a.initiated.cmp(&b.initiated)));
+        Ok(out)
+    }
+
+    /// UploadPartCopy: a range of an existing object becomes a part.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upload_part_copy(
+        &self,
+        req: &RequestView,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: i32,
+        src_bucket: &str,
+        src_key: &str,
+        range: Option<ByteRange>,
+        src_cond: &ReadConditions,
+    ) -> Result<(String, DateTime<Utc>)> {
+        let (src, stream, _) = self.get(req, src_bucket, src_key, range, src_cond, false).await?;
+        let body = stream.ok_or_else(|| Error::internal("no body"))?;
+        let etag = self.upload_part(bucket, key, upload_id, part_number, body).await?;
+        Ok((etag, src.info.last_modified))
+    }
+}
+
+fn object_view(bucket: &str, key: &str, size: Option<u64>, attrs: &Attrs) -> ObjectView {
+    ObjectView {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        size,
+        content_type: attrs.content_type.clone(),
+        metadata: attrs.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        age_seconds: None,
+    }
+}
+
+fn tokio_stream_from(mut rx: tokio::sync::mpsc::Receiver<Result<Bytes>>) -> Body {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}

@@ -1,0 +1,130 @@
+//! The listener: hyper serving the s3s service, with graceful shutdown that drains
+//! requests in flight.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::service::S3ServiceBuilder;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::config::{Config, ConfigError};
+use crate::frontend::{Access, Auth, ClientAddr, Frontend};
+use crate::router::Router;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("server.domains: {0}")]
+    Domain(String),
+}
+
+/// A running engine.
+pub struct Server {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    router: Arc<ArcSwap<Router>>,
+}
+
+impl Server {
+    /// The S3 listener's address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The current configuration snapshot.
+    pub fn router(&self) -> Arc<Router> {
+        self.router.load_full()
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to the configured grace), and
+    /// returns when the listener is closed.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server stops on its own (it does not, unless its task panics).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Builds everything from `config` and starts serving.
+pub async fn start(config: Config) -> Result<Server, StartError> {
+    config.validate()?;
+    let config = Arc::new(config);
+    let router = Arc::new(ArcSwap::from_pointee(Router::new(config.clone())?));
+
+    let mut builder = S3ServiceBuilder::new(Frontend::new(router.clone()));
+    builder.set_auth(Auth::from_config(&config)?);
+    builder.set_access(Access::new(router.clone()));
+    if !config.server.domains.is_empty() {
+        let host = s3s::host::MultiDomain::new(config.server.domains.iter().map(String::as_str))
+            .map_err(|e| StartError::Domain(e.to_string()))?;
+        builder.set_host(host);
+    }
+    let service = builder.build();
+
+    let addr = config.server.listen;
+    let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+    let local = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+    info!(listen = %local, buckets = config.buckets.len(), backends = config.backends.len(), "switchyard is serving S3");
+
+    let (stop, mut stopped) = watch::channel(false);
+    let grace = config.server.shutdown_grace;
+    let task = tokio::spawn(async move {
+        let conn_builder = ConnBuilder::new(TokioExecutor::new());
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        loop {
+            let (socket, peer) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(v) => v,
+                    Err(e) => {
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = stopped.changed() => break,
+            };
+            let _ = socket.set_nodelay(true);
+            let svc = service.clone();
+            let hs = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ClientAddr(peer));
+                let svc = svc.clone();
+                async move { svc.call(req.map(s3s::Body::from)).await }
+            });
+            let conn = conn_builder.serve_connection_with_upgrades(TokioIo::new(socket), hs).into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    debug!(error = %e, "connection closed with an error");
+                }
+            });
+        }
+        drop(listener);
+        info!("draining requests in flight");
+        if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+            warn!(?grace, "requests still in flight after the shutdown grace period");
+        }
+    });
+    Ok(Server { addr: local, stop, task, router })
+}
+
+/// Serves until `shutdown` resolves, then drains.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    let server = start(config).await?;
+    shutdown.await;
+    server.shutdown().await;
+    Ok(())
+}
