@@ -128,6 +128,8 @@ pub enum Error {
     InvalidRange,
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
     #[error("key too long: {0}")]
     KeyTooLong(String),
     #[error("Content-MD5 does not match the body")]

@@ -416,7 +416,7 @@ impl Router {
         let (src, stream, src_member) = self.get(req, src_bucket, src_key, None, src_cond, false).await?;
         let dst = self.bucket(dst_bucket)?;
         if src_bucket == dst_bucket && src_key == dst_key && replace_attrs.is_none() {
-            return Err(Error::InvalidArgument(
+            return Err(Error::InvalidRequest(
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata".into(),
             ));
         }
@@ -530,13 +530,11 @@ impl Router {
         if parts.is_empty() {
             return Err(Error::InvalidPart("the upload must name at least one part".into()));
         }
+        if parts.windows(2).any(|w| w[1].part_number <= w[0].part_number) {
+            return Err(Error::InvalidPartOrder);
+        }
         let mut refs = Vec::with_capacity(parts.len());
-        let mut last = 0;
         for (i, p) in parts.iter().enumerate() {
-            if p.part_number <= last {
-                return Err(Error::InvalidPartOrder);
-            }
-            last = p.part_number;
             let want = crate::backends::unquote_etag(&p.etag);
             let found = uploaded
                 .iter()

@@ -2,3 +2,4 @@
 //! 127.0.0.1, a Switchyard engine started in-process, and clients pointed at it.
 
 pub mod emulators;
+pub mod harness;

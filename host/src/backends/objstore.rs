@@ -292,6 +292,13 @@ pub(crate) fn from_attributes(attrs: &Attributes) -> Attrs {
     a
 }
 
+fn range_unsatisfiable(r: ByteRange, size: u64) -> bool {
+    match r {
+        ByteRange::Bounded { first, .. } | ByteRange::From(first) => first >= size,
+        ByteRange::Suffix(n) => n == 0,
+    }
+}
+
 fn to_get_range(r: ByteRange) -> GetRange {
     match r {
         ByteRange::Bounded { first, last } => GetRange::Bounded(first..last.saturating_add(1)),
@@ -376,7 +383,20 @@ impl Store for ObjectStoreBackend {
 
     async fn get(&self, key: &str, range: Option<ByteRange>, cond: &ReadConditions, head: bool) -> Result<(GetOutcome, Option<ByteStream>)> {
         let opts = GetOptions { range: if head { None } else { range.map(to_get_range) }, head, ..Default::default() };
-        let result = self.store.get_opts(&self.path(key), opts).await.map_err(|e| self.err(e))?;
+        let result = match self.store.get_opts(&self.path(key), opts).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Err(Error::NotFound),
+            Err(e) => {
+                // Stores word an unsatisfiable range differently; the size settles it.
+                if let (Some(r), false) = (range, head)
+                    && let Ok(meta) = self.store.head(&self.path(key)).await
+                    && range_unsatisfiable(r, meta.size)
+                {
+                    return Err(Error::InvalidRange);
+                }
+                return Err(self.err(e));
+            }
+        };
         let info = ObjectInfo {
             size: result.meta.size,
             etag: result.meta.e_tag.clone().map(unquote),

@@ -15,6 +15,7 @@ pub fn to_s3(e: Error) -> S3Error {
         Error::NotModified => (C::NotModified, "Not Modified".into()),
         Error::InvalidRange => (C::InvalidRange, "The requested range is not satisfiable.".into()),
         Error::InvalidArgument(m) => (C::InvalidArgument, m.clone()),
+        Error::InvalidRequest(m) => (C::InvalidRequest, m.clone()),
         Error::KeyTooLong(m) => (C::KeyTooLongError, format!("Your key is too long: {m}.")),
         Error::BadDigest => (C::BadDigest, "The Content-MD5 you specified did not match what we received.".into()),
         Error::ChecksumMismatch(alg) => (C::BadDigest, format!("The {alg} you specified did not match the calculated checksum.")),

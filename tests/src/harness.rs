@@ -1,0 +1,204 @@
+//! A Switchyard engine started in-process on 127.0.0.1, backend fixtures of every kind,
+//! and S3 clients pointed at the engine.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use anyhow::{Context, Result};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{Credentials, Region};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use object_store::ObjectStore;
+
+use crate::emulators::{Azurite, FakeGcs, Moto};
+
+pub const ACCESS_KEY: &str = "sy-test-access";
+pub const SECRET_KEY: &str = "sy-test-secret";
+
+/// Logs from the engine under test, once per process (`RUST_LOG`-style `SWITCHYARD_LOG`).
+pub fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    });
+}
+
+/// A directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("switchyard-test-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running engine.
+pub struct Gateway {
+    pub server: Option<switchyard::Server>,
+    pub endpoint: String,
+}
+
+impl Gateway {
+    /// Starts an engine from a TOML configuration. `[server] listen` is forced to an
+    /// ephemeral port on 127.0.0.1 and the test user is added.
+    pub async fn start(config_toml: &str) -> Result<Self> {
+        init_logging();
+        let mut config = switchyard::Config::from_toml(config_toml).context("test configuration")?;
+        config.server.listen = "127.0.0.1:0".parse()?;
+        config.users.push(switchyard::config::UserConfig {
+            access_key: ACCESS_KEY.into(),
+            secret_key: switchyard::config::Secret::Inline(SECRET_KEY.into()),
+        });
+        let server = switchyard::start(config).await?;
+        let endpoint = format!("http://{}", server.local_addr());
+        Ok(Self { server: Some(server), endpoint })
+    }
+
+    pub fn client(&self) -> Client {
+        s3_client(&self.endpoint, ACCESS_KEY, SECRET_KEY)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+    }
+}
+
+/// An aws-sdk-s3 client with path-style addressing and no retries, so each error reaches
+/// the test as the server sent it.
+pub fn s3_client(endpoint: &str, access_key: &str, secret_key: &str) -> Client {
+    let creds = Credentials::new(access_key, secret_key, None, None, "switchyard-tests");
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version_latest()
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(creds)
+        .force_path_style(true)
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+        .build();
+    Client::from_conf(config)
+}
+
+/// HTTP status and S3 error code of a failed SDK call.
+pub fn err_of<E: ProvideErrorMetadata>(e: &SdkError<E, aws_smithy_runtime_api::http::Response>) -> (u16, String) {
+    let status = e.raw_response().map_or(0, |r| r.status().as_u16());
+    let code = match e {
+        SdkError::ServiceError(s) => s.err().code().unwrap_or("").to_owned(),
+        _ => String::new(),
+    };
+    (status, code)
+}
+
+/// The kinds of backend every conformance test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Fs,
+    Memory,
+    S3,
+    Azure,
+    Gcs,
+}
+
+/// One backend location, ready to be named in a configuration, plus a direct handle to
+/// check what the gateway stored.
+pub struct Fixture {
+    pub kind: Kind,
+    /// Body of the `[backends.NAME]` table.
+    pub toml: String,
+    /// The same location through object_store, bypassing the gateway (not for `fs`).
+    pub direct: Option<Arc<dyn ObjectStore>>,
+    /// The directory of an `fs` backend.
+    pub dir: Option<PathBuf>,
+    /// The backend's own endpoint and bucket/container, for native clients.
+    pub endpoint: Option<String>,
+    pub bucket: Option<String>,
+    _keep: Vec<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+fn unique(name: &str) -> String {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    format!("{name}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+impl Fixture {
+    pub async fn new(kind: Kind) -> Result<Self> {
+        match kind {
+            Kind::Fs => {
+                let dir = TempDir::new("fs");
+                let toml = format!("kind = \"fs\"\nroot = {:?}\n", dir.0.display().to_string());
+                let path = dir.0.clone();
+                Ok(Self { kind, toml, direct: None, dir: Some(path), endpoint: None, bucket: None, _keep: vec![Box::new(dir)] })
+            }
+            Kind::Memory => Ok(Self {
+                kind,
+                toml: "kind = \"memory\"\n".into(),
+                direct: None,
+                dir: None,
+                endpoint: None,
+                bucket: None,
+                _keep: vec![],
+            }),
+            Kind::S3 => {
+                let moto = Moto::start().await?;
+                let bucket = unique("sy").to_lowercase();
+                moto.create_bucket(&bucket).await?;
+                let toml = format!(
+                    "kind = \"s3\"\nbucket = {bucket:?}\nendpoint = {:?}\nallow_http = true\naccess_key_id = \"test\"\nsecret_access_key = \"test\"\nnetwork = {{ max_retries = 0 }}\n",
+                    moto.endpoint
+                );
+                let direct: Arc<dyn ObjectStore> = Arc::new(moto.store(&bucket)?);
+                let endpoint = moto.endpoint.clone();
+                Ok(Self { kind, toml, direct: Some(direct), dir: None, endpoint: Some(endpoint), bucket: Some(bucket), _keep: vec![Box::new(moto)] })
+            }
+            Kind::Azure => {
+                let az = Azurite::start().await?;
+                let container = unique("sy").to_lowercase();
+                az.create_container(&container).await?;
+                let toml = format!(
+                    "kind = \"azure\"\naccount = \"devstoreaccount1\"\ncontainer = {container:?}\nendpoint = {:?}\nuse_emulator = true\nallow_http = true\nnetwork = {{ max_retries = 0 }}\n",
+                    az.endpoint
+                );
+                let direct: Arc<dyn ObjectStore> = Arc::new(az.store(&container)?);
+                let endpoint = az.endpoint.clone();
+                Ok(Self { kind, toml, direct: Some(direct), dir: None, endpoint: Some(endpoint), bucket: Some(container), _keep: vec![Box::new(az)] })
+            }
+            Kind::Gcs => {
+                let gcs = FakeGcs::start().await?;
+                let bucket = unique("sy").to_lowercase();
+                gcs.create_bucket(&bucket).await?;
+                let toml = format!(
+                    "kind = \"gcs\"\nbucket = {bucket:?}\nendpoint = {:?}\nallow_http = true\nnetwork = {{ max_retries = 0 }}\n",
+                    gcs.endpoint
+                );
+                let direct: Arc<dyn ObjectStore> = Arc::new(gcs.store(&bucket)?);
+                let endpoint = gcs.endpoint.clone();
+                Ok(Self { kind, toml, direct: Some(direct), dir: None, endpoint: Some(endpoint), bucket: Some(bucket), _keep: vec![Box::new(gcs)] })
+            }
+        }
+    }
+
+    /// A configuration with one virtual bucket `bucket` over this backend.
+    pub fn single_bucket_config(&self, bucket: &str) -> String {
+        format!("version = 1\n[backends.main]\n{}\n[buckets.{bucket}]\nmembers = [\"main\"]\n", self.toml)
+    }
+}
+
+/// The repository root (for scripts under `tests/`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned()
+}

@@ -1,0 +1,516 @@
+//! One S3 conformance suite, run through the gateway against every backend kind: fs,
+//! memory, a real S3 server (moto), Azurite and fake-gcs-server. Clients are aws-sdk-s3.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier};
+use switchyard_tests::harness::{Fixture, Gateway, Kind, err_of};
+
+const BUCKET: &str = "conformance";
+
+async fn body_of(c: &Client, key: &str) -> Vec<u8> {
+    c.get_object().bucket(BUCKET).key(key).send().await.unwrap().body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+fn data(n: usize, seed: u8) -> Vec<u8> {
+    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+async fn run_suite(kind: Kind) {
+    let fx = Fixture::new(kind).await.unwrap();
+    let gw = Gateway::start(&fx.single_bucket_config(BUCKET)).await.unwrap();
+    let c = gw.client();
+
+    put_get_attributes(&c).await;
+    ranges(&c).await;
+    conditional_reads(&c).await;
+    conditional_writes(&c).await;
+    listing(&c).await;
+    copies(&c).await;
+    deletes(&c).await;
+    multipart(&c).await;
+    integrity(&c).await;
+    keys(&c, kind).await;
+    buckets(&c).await;
+    gw.stop().await;
+}
+
+async fn put_get_attributes(c: &Client) {
+    let body = data(10_000, 1);
+    let put = c
+        .put_object()
+        .bucket(BUCKET)
+        .key("attrs/object.bin")
+        .body(ByteStream::from(body.clone()))
+        .content_type("application/x-test")
+        .cache_control("max-age=60")
+        .content_disposition("attachment; filename=\"o.bin\"")
+        .content_language("fr")
+        .metadata("colour", "blue")
+        .metadata("Mixed-Case", "Value")
+        .send()
+        .await
+        .unwrap();
+    let etag = put.e_tag().unwrap().to_owned();
+    let head = c.head_object().bucket(BUCKET).key("attrs/object.bin").send().await.unwrap();
+    assert_eq!(head.content_length(), Some(10_000));
+    assert_eq!(head.e_tag(), Some(etag.as_str()));
+    assert_eq!(head.content_type(), Some("application/x-test"));
+    assert_eq!(head.cache_control(), Some("max-age=60"));
+    assert_eq!(head.content_disposition(), Some("attachment; filename=\"o.bin\""));
+    assert_eq!(head.content_language(), Some("fr"));
+    let meta = head.metadata().unwrap();
+    assert_eq!(meta.get("colour").map(String::as_str), Some("blue"));
+    assert_eq!(meta.get("mixed-case").map(String::as_str), Some("Value"));
+    assert_eq!(body_of(c, "attrs/object.bin").await, body);
+
+    // response-* overrides change the response, not the object.
+    let got = c
+        .get_object()
+        .bucket(BUCKET)
+        .key("attrs/object.bin")
+        .response_content_type("text/plain")
+        .response_content_disposition("inline")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.content_type(), Some("text/plain"));
+    assert_eq!(got.content_disposition(), Some("inline"));
+
+    // Missing keys.
+    let e = c.get_object().bucket(BUCKET).key("attrs/missing").send().await.unwrap_err();
+    assert_eq!(err_of(&e), (404, "NoSuchKey".into()));
+    let e = c.head_object().bucket(BUCKET).key("attrs/missing").send().await.unwrap_err();
+    assert_eq!(err_of(&e).0, 404);
+
+    // Empty object.
+    c.put_object().bucket(BUCKET).key("attrs/empty").body(ByteStream::from(Vec::new())).send().await.unwrap();
+    assert_eq!(body_of(c, "attrs/empty").await, Vec::<u8>::new());
+}
+
+async fn ranges(c: &Client) {
+    let body = data(1000, 2);
+    c.put_object().bucket(BUCKET).key("range/r").body(ByteStream::from(body.clone())).send().await.unwrap();
+    for (spec, want) in [("bytes=2-5", &body[2..6]), ("bytes=990-", &body[990..]), ("bytes=-3", &body[997..]), ("bytes=995-5000", &body[995..])] {
+        let got = c.get_object().bucket(BUCKET).key("range/r").range(spec).send().await.unwrap();
+        let range = got.content_range().map(str::to_owned);
+        let bytes = got.body.collect().await.unwrap().into_bytes();
+        assert_eq!(&bytes[..], want, "{spec}");
+        assert!(range.unwrap().ends_with("/1000"), "{spec}");
+    }
+    let e = c.get_object().bucket(BUCKET).key("range/r").range("bytes=1000-").send().await.unwrap_err();
+    assert_eq!(err_of(&e), (416, "InvalidRange".into()));
+}
+
+async fn conditional_reads(c: &Client) {
+    let put = c.put_object().bucket(BUCKET).key("cond/r").body(ByteStream::from_static(b"v1")).send().await.unwrap();
+    let etag = put.e_tag().unwrap().to_owned();
+    let e = c.get_object().bucket(BUCKET).key("cond/r").if_none_match(&etag).send().await.unwrap_err();
+    assert_eq!(err_of(&e).0, 304);
+    let e = c.get_object().bucket(BUCKET).key("cond/r").if_match("\"nope\"").send().await.unwrap_err();
+    assert_eq!(err_of(&e), (412, "PreconditionFailed".into()));
+    c.get_object().bucket(BUCKET).key("cond/r").if_match(&etag).send().await.unwrap();
+    let future = aws_smithy_types::DateTime::from_secs(4_000_000_000);
+    let past = aws_smithy_types::DateTime::from_secs(1_000_000_000);
+    let e = c.get_object().bucket(BUCKET).key("cond/r").if_modified_since(future).send().await.unwrap_err();
+    assert_eq!(err_of(&e).0, 304);
+    let e = c.get_object().bucket(BUCKET).key("cond/r").if_unmodified_since(past).send().await.unwrap_err();
+    assert_eq!(err_of(&e).0, 412);
+    c.get_object().bucket(BUCKET).key("cond/r").if_modified_since(past).send().await.unwrap();
+}
+
+async fn conditional_writes(c: &Client) {
+    c.put_object().bucket(BUCKET).key("cond/w").if_none_match("*").body(ByteStream::from_static(b"first")).send().await.unwrap();
+    let e = c.put_object().bucket(BUCKET).key("cond/w").if_none_match("*").body(ByteStream::from_static(b"second")).send().await.unwrap_err();
+    assert_eq!(err_of(&e), (412, "PreconditionFailed".into()));
+    assert_eq!(body_of(c, "cond/w").await, b"first");
+    let etag = c.head_object().bucket(BUCKET).key("cond/w").send().await.unwrap().e_tag().unwrap().to_owned();
+    let e = c.put_object().bucket(BUCKET).key("cond/w").if_match("\"0000\"").body(ByteStream::from_static(b"x")).send().await.unwrap_err();
+    assert_eq!(err_of(&e).0, 412);
+    c.put_object().bucket(BUCKET).key("cond/w").if_match(&etag).body(ByteStream::from_static(b"third")).send().await.unwrap();
+    assert_eq!(body_of(c, "cond/w").await, b"third");
+}
+
+async fn list_all_v2(c: &Client, prefix: &str, delimiter: Option<&str>, max: i32) -> (Vec<String>, Vec<String>, usize) {
+    let mut keys = Vec::new();
+    let mut prefixes = Vec::new();
+    let mut token = None;
+    let mut pages = 0;
+    loop {
+        let out = c
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .prefix(prefix)
+            .set_delimiter(delimiter.map(str::to_owned))
+            .max_keys(max)
+            .set_continuation_token(token.clone())
+            .send()
+            .await
+            .unwrap();
+        pages += 1;
+        assert!(out.key_count().unwrap() <= max);
+        keys.extend(out.contents().iter().map(|o| o.key().unwrap().to_owned()));
+        prefixes.extend(out.common_prefixes().iter().map(|p| p.prefix().unwrap().to_owned()));
+        if out.is_truncated() == Some(true) {
+            token = out.next_continuation_token().map(str::to_owned);
+            assert!(token.is_some());
+        } else {
+            break;
+        }
+        assert!(pages < 100, "listing does not end");
+    }
+    (keys, prefixes, pages)
+}
+
+async fn listing(c: &Client) {
+    let mut want = Vec::new();
+    for d in ["a", "b", "c"] {
+        for i in 0..7 {
+            let k = format!("list/{d}/{i:02}");
+            c.put_object().bucket(BUCKET).key(&k).body(ByteStream::from_static(b"x")).send().await.unwrap();
+            want.push(k);
+        }
+    }
+    for k in ["list/top-1", "list/top-2", "list/a-sibling"] {
+        c.put_object().bucket(BUCKET).key(k).body(ByteStream::from_static(b"y")).send().await.unwrap();
+        want.push(k.to_owned());
+    }
+    want.sort();
+    let (keys, prefixes, pages) = list_all_v2(c, "list/", None, 5).await;
+    assert_eq!(keys, want);
+    assert!(prefixes.is_empty());
+    assert_eq!(pages, want.len().div_ceil(5));
+
+    let (keys, prefixes, _) = list_all_v2(c, "list/", Some("/"), 2).await;
+    assert_eq!(keys, ["list/a-sibling", "list/top-1", "list/top-2"]);
+    assert_eq!(prefixes, ["list/a/", "list/b/", "list/c/"]);
+
+    let (keys, _, _) = list_all_v2(c, "list/b/0", None, 1000).await;
+    assert_eq!(keys.len(), 7);
+
+    let out = c.list_objects_v2().bucket(BUCKET).prefix("list/").start_after("list/c/05").send().await.unwrap();
+    let got: Vec<_> = out.contents().iter().map(|o| o.key().unwrap()).collect();
+    assert_eq!(got, ["list/c/06", "list/top-1", "list/top-2"]);
+
+    let out = c.list_objects_v2().bucket(BUCKET).prefix("list/").max_keys(0).send().await.unwrap();
+    assert_eq!(out.key_count(), Some(0));
+    assert!(out.contents().is_empty());
+
+    // V1 with markers.
+    let mut marker: Option<String> = None;
+    let mut v1 = Vec::new();
+    loop {
+        let out = c.list_objects().bucket(BUCKET).prefix("list/").max_keys(4).set_marker(marker.clone()).send().await.unwrap();
+        v1.extend(out.contents().iter().map(|o| o.key().unwrap().to_owned()));
+        if out.is_truncated() != Some(true) {
+            break;
+        }
+        marker = out.next_marker().map(str::to_owned).or_else(|| v1.last().cloned());
+    }
+    assert_eq!(v1, want);
+
+    // encoding-type=url.
+    c.put_object().bucket(BUCKET).key("enc/a key+é").body(ByteStream::from_static(b"z")).send().await.unwrap();
+    let out = c.list_objects_v2().bucket(BUCKET).prefix("enc/").send().await.unwrap();
+    assert_eq!(out.contents()[0].key(), Some("enc/a key+é"));
+
+    let e = c.list_objects_v2().bucket(BUCKET).continuation_token("not-a-token!").send().await.unwrap_err();
+    assert_eq!(err_of(&e), (400, "InvalidArgument".into()));
+}
+
+async fn copies(c: &Client) {
+    c.put_object()
+        .bucket(BUCKET)
+        .key("copy/src")
+        .body(ByteStream::from_static(b"copy me"))
+        .content_type("text/x-src")
+        .metadata("m", "1")
+        .send()
+        .await
+        .unwrap();
+    c.copy_object().bucket(BUCKET).key("copy/same").copy_source(format!("{BUCKET}/copy/src")).send().await.unwrap();
+    let h = c.head_object().bucket(BUCKET).key("copy/same").send().await.unwrap();
+    assert_eq!(h.content_type(), Some("text/x-src"));
+    assert_eq!(h.metadata().unwrap().get("m").map(String::as_str), Some("1"));
+    assert_eq!(body_of(c, "copy/same").await, b"copy me");
+
+    c.copy_object()
+        .bucket(BUCKET)
+        .key("copy/replaced")
+        .copy_source(format!("{BUCKET}/copy/src"))
+        .metadata_directive(MetadataDirective::Replace)
+        .content_type("text/x-new")
+        .metadata("n", "2")
+        .send()
+        .await
+        .unwrap();
+    let h = c.head_object().bucket(BUCKET).key("copy/replaced").send().await.unwrap();
+    assert_eq!(h.content_type(), Some("text/x-new"));
+    assert_eq!(h.metadata().unwrap().get("n").map(String::as_str), Some("2"));
+    assert!(h.metadata().unwrap().get("m").is_none());
+
+    let e = c.copy_object().bucket(BUCKET).key("copy/src").copy_source(format!("{BUCKET}/copy/src")).send().await.unwrap_err();
+    assert_eq!(err_of(&e), (400, "InvalidRequest".into()));
+    let e = c.copy_object().bucket(BUCKET).key("copy/x").copy_source(format!("{BUCKET}/copy/missing")).send().await.unwrap_err();
+    assert_eq!(err_of(&e), (404, "NoSuchKey".into()));
+    let e = c
+        .copy_object()
+        .bucket(BUCKET)
+        .key("copy/x")
+        .copy_source(format!("{BUCKET}/copy/src"))
+        .copy_source_if_match("\"nope\"")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e).0, 412);
+}
+
+async fn deletes(c: &Client) {
+    c.put_object().bucket(BUCKET).key("del/one").body(ByteStream::from_static(b"1")).send().await.unwrap();
+    c.delete_object().bucket(BUCKET).key("del/one").send().await.unwrap();
+    let e = c.head_object().bucket(BUCKET).key("del/one").send().await.unwrap_err();
+    assert_eq!(err_of(&e).0, 404);
+    // Idempotent.
+    c.delete_object().bucket(BUCKET).key("del/one").send().await.unwrap();
+
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let k = format!("del/many/{i}");
+        c.put_object().bucket(BUCKET).key(&k).body(ByteStream::from_static(b"m")).send().await.unwrap();
+        ids.push(ObjectIdentifier::builder().key(k).build().unwrap());
+    }
+    ids.push(ObjectIdentifier::builder().key("del/many/never-existed").build().unwrap());
+    let out = c.delete_objects().bucket(BUCKET).delete(Delete::builder().set_objects(Some(ids)).build().unwrap()).send().await.unwrap();
+    assert_eq!(out.deleted().len(), 4);
+    assert!(out.errors().is_empty());
+    let left = c.list_objects_v2().bucket(BUCKET).prefix("del/").send().await.unwrap();
+    assert_eq!(left.key_count(), Some(0));
+}
+
+async fn multipart(c: &Client) {
+    let key = "mpu/object";
+    let part1 = data(5 * 1024 * 1024, 3);
+    let part2 = data(1024, 4);
+    let up = c
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .content_type("application/x-mpu")
+        .metadata("kind", "multipart")
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap().to_owned();
+    let e1 = c.upload_part().bucket(BUCKET).key(key).upload_id(&id).part_number(1).body(ByteStream::from(part1.clone())).send().await.unwrap();
+    let e2 = c.upload_part().bucket(BUCKET).key(key).upload_id(&id).part_number(2).body(ByteStream::from(part2.clone())).send().await.unwrap();
+
+    let parts = c.list_parts().bucket(BUCKET).key(key).upload_id(&id).send().await.unwrap();
+    assert_eq!(parts.parts().len(), 2);
+    assert_eq!(parts.parts()[0].size(), Some(part1.len() as i64));
+    assert_eq!(parts.parts()[1].e_tag(), e2.e_tag());
+    let uploads = c.list_multipart_uploads().bucket(BUCKET).send().await.unwrap();
+    assert!(uploads.uploads().iter().any(|u| u.upload_id() == Some(id.as_str()) && u.key() == Some(key)));
+    // The reserved namespace stays out of listings.
+    let listed = c.list_objects_v2().bucket(BUCKET).prefix("").send().await.unwrap();
+    assert!(listed.contents().iter().all(|o| !o.key().unwrap().starts_with(".switchyard")));
+
+    let e = c
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(CompletedPart::builder().part_number(2).e_tag(e2.e_tag().unwrap()).build())
+                .parts(CompletedPart::builder().part_number(1).e_tag(e1.e_tag().unwrap()).build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (400, "InvalidPartOrder".into()));
+    let e = c
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(CompletedMultipartUpload::builder().parts(CompletedPart::builder().part_number(1).e_tag("\"bad\"").build()).build())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (400, "InvalidPart".into()));
+
+    c.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(CompletedPart::builder().part_number(1).e_tag(e1.e_tag().unwrap()).build())
+                .parts(CompletedPart::builder().part_number(2).e_tag(e2.e_tag().unwrap()).build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut whole = part1.clone();
+    whole.extend_from_slice(&part2);
+    assert!(body_of(c, key).await == whole);
+    let h = c.head_object().bucket(BUCKET).key(key).send().await.unwrap();
+    assert_eq!(h.content_type(), Some("application/x-mpu"));
+    assert_eq!(h.metadata().unwrap().get("kind").map(String::as_str), Some("multipart"));
+    let uploads = c.list_multipart_uploads().bucket(BUCKET).send().await.unwrap();
+    assert!(uploads.uploads().is_empty(), "completed upload still listed");
+
+    // UploadPartCopy from the completed object, then abort.
+    let up = c.create_multipart_upload().bucket(BUCKET).key("mpu/copy").send().await.unwrap();
+    let id2 = up.upload_id().unwrap().to_owned();
+    let cp = c
+        .upload_part_copy()
+        .bucket(BUCKET)
+        .key("mpu/copy")
+        .upload_id(&id2)
+        .part_number(1)
+        .copy_source(format!("{BUCKET}/{key}"))
+        .copy_source_range("bytes=0-5242879")
+        .send()
+        .await
+        .unwrap();
+    let e3 = c.upload_part().bucket(BUCKET).key("mpu/copy").upload_id(&id2).part_number(2).body(ByteStream::from_static(b"tail")).send().await.unwrap();
+    c.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("mpu/copy")
+        .upload_id(&id2)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(CompletedPart::builder().part_number(1).e_tag(cp.copy_part_result().unwrap().e_tag().unwrap()).build())
+                .parts(CompletedPart::builder().part_number(2).e_tag(e3.e_tag().unwrap()).build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut want = part1.clone();
+    want.extend_from_slice(b"tail");
+    assert!(body_of(c, "mpu/copy").await == want);
+
+    let up = c.create_multipart_upload().bucket(BUCKET).key("mpu/aborted").send().await.unwrap();
+    let id3 = up.upload_id().unwrap().to_owned();
+    c.upload_part().bucket(BUCKET).key("mpu/aborted").upload_id(&id3).part_number(1).body(ByteStream::from_static(b"gone")).send().await.unwrap();
+    c.abort_multipart_upload().bucket(BUCKET).key("mpu/aborted").upload_id(&id3).send().await.unwrap();
+    let e = c.list_parts().bucket(BUCKET).key("mpu/aborted").upload_id(&id3).send().await.unwrap_err();
+    assert_eq!(err_of(&e), (404, "NoSuchUpload".into()));
+    let e = c.head_object().bucket(BUCKET).key("mpu/aborted").send().await.unwrap_err();
+    assert_eq!(err_of(&e).0, 404);
+    let e = c.abort_multipart_upload().bucket(BUCKET).key("mpu/aborted").upload_id("garbage").send().await.unwrap_err();
+    assert_eq!(err_of(&e), (404, "NoSuchUpload".into()));
+    let uploads = c.list_multipart_uploads().bucket(BUCKET).send().await.unwrap();
+    assert!(uploads.uploads().is_empty(), "aborted upload still listed");
+}
+
+async fn integrity(c: &Client) {
+    use base64::Engine as _;
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    let good = b64(&<md5::Md5 as md5::Digest>::digest(b"payload"));
+    c.put_object().bucket(BUCKET).key("integrity/ok").content_md5(&good).body(ByteStream::from_static(b"payload")).send().await.unwrap();
+    let bad = b64(&<md5::Md5 as md5::Digest>::digest(b"other"));
+    let e = c.put_object().bucket(BUCKET).key("integrity/bad-md5").content_md5(&bad).body(ByteStream::from_static(b"payload")).send().await.unwrap_err();
+    assert_eq!(err_of(&e), (400, "BadDigest".into()));
+    let e = c.head_object().bucket(BUCKET).key("integrity/bad-md5").send().await.unwrap_err();
+    assert_eq!(err_of(&e).0, 404, "a body that failed its digest must not be stored");
+    let e = c.put_object().bucket(BUCKET).key("integrity/bad-md5").content_md5("not base64!").body(ByteStream::from_static(b"payload")).send().await.unwrap_err();
+    assert_eq!(err_of(&e).0, 400);
+
+    // A wrong CRC32 in a header.
+    let e = c
+        .put_object()
+        .bucket(BUCKET)
+        .key("integrity/bad-crc")
+        .checksum_crc32("AAAAAA==")
+        .body(ByteStream::from_static(b"payload"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (400, "BadDigest".into()));
+    let e = c.head_object().bucket(BUCKET).key("integrity/bad-crc").send().await.unwrap_err();
+    assert_eq!(err_of(&e).0, 404);
+    // The SDK's own flexible checksums (aws-chunked with a trailer) are accepted.
+    c.put_object()
+        .bucket(BUCKET)
+        .key("integrity/crc32c")
+        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32C)
+        .body(ByteStream::from(data(100_000, 5)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body_of(c, "integrity/crc32c").await, data(100_000, 5));
+}
+
+async fn keys(c: &Client, kind: Kind) {
+    for key in ["keys/ünïcødé/日本語 ✓", "keys/with space+plus&amp", "keys/percent%20sign"] {
+        c.put_object().bucket(BUCKET).key(key).body(ByteStream::from_static(b"k")).send().await.unwrap();
+        assert_eq!(body_of(c, key).await, b"k", "{key}");
+        let out = c.list_objects_v2().bucket(BUCKET).prefix(key).send().await.unwrap();
+        assert_eq!(out.contents()[0].key(), Some(key));
+    }
+    // 1024 bytes is S3's limit; a filesystem limits each segment to 255 bytes.
+    let long = if kind == Kind::Fs {
+        let seg = "s".repeat(200);
+        let mut k = format!("keys/{seg}/{seg}/{seg}/{seg}/{seg}/");
+        while k.len() < 1024 {
+            k.push('z');
+        }
+        k
+    } else {
+        format!("keys/{}", "l".repeat(1019))
+    };
+    assert_eq!(long.len(), 1024);
+    c.put_object().bucket(BUCKET).key(&long).body(ByteStream::from_static(b"long")).send().await.unwrap();
+    assert_eq!(body_of(c, &long).await, b"long");
+    let e = c.put_object().bucket(BUCKET).key(format!("{long}x")).body(ByteStream::from_static(b"x")).send().await.unwrap_err();
+    assert_eq!(err_of(&e), (400, "KeyTooLongError".into()));
+    for bad in ["keys/../escape", "keys/./dot", "keys//empty", ".switchyard/mpu/x"] {
+        let e = c.put_object().bucket(BUCKET).key(bad).body(ByteStream::from_static(b"x")).send().await.unwrap_err();
+        assert_eq!(err_of(&e), (400, "InvalidArgument".into()), "{bad}");
+    }
+}
+
+async fn buckets(c: &Client) {
+    c.head_bucket().bucket(BUCKET).send().await.unwrap();
+    let e = c.head_bucket().bucket("no-such-bucket").send().await.unwrap_err();
+    assert_eq!(err_of(&e).0, 404);
+    let e = c.get_object().bucket("no-such-bucket").key("k").send().await.unwrap_err();
+    assert_eq!(err_of(&e), (404, "NoSuchBucket".into()));
+    let loc = c.get_bucket_location().bucket(BUCKET).send().await.unwrap();
+    assert!(loc.location_constraint().is_none_or(|l| l.as_str().is_empty()));
+    let listed = c.list_buckets().send().await.unwrap();
+    assert!(listed.buckets().iter().any(|b| b.name() == Some(BUCKET)));
+    // Configured buckets cannot be created or deleted through the API.
+    let e = c.create_bucket().bucket("new-bucket").send().await.unwrap_err();
+    assert_eq!(err_of(&e).0, 501);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_fs() {
+    run_suite(Kind::Fs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_memory() {
+    run_suite(Kind::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_s3() {
+    run_suite(Kind::S3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_azure() {
+    run_suite(Kind::Azure).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_gcs() {
+    run_suite(Kind::Gcs).await;
+}
