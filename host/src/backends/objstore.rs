@@ -39,6 +39,8 @@ pub struct ObjectStoreBackend {
     multipart: Multipart,
     /// Key prefix inside the location, with a trailing `/` (empty for none).
     prefix: String,
+    /// Metadata names must be C# identifiers (Azure): see [`encode_meta_name`].
+    escape_meta: bool,
 }
 
 fn config_error(field: String, e: impl std::fmt::Display) -> ConfigError {
@@ -66,7 +68,7 @@ impl ObjectStoreBackend {
 
     fn new(name: &str, store: Arc<dyn ObjectStore>, multipart: Multipart, prefix: Option<String>) -> Self {
         let prefix = prefix.filter(|p| !p.is_empty()).map(|p| format!("{p}/")).unwrap_or_default();
-        Self { name: name.to_owned(), store, multipart, prefix }
+        Self { name: name.to_owned(), store, multipart, prefix, escape_meta: false }
     }
 
     pub fn from_config(name: &str, cfg: &BackendConfig) -> Result<Self, ConfigError> {
@@ -112,7 +114,9 @@ impl ObjectStoreBackend {
                     None => {}
                 }
                 let store = Arc::new(b.build().map_err(|e| config_error(field("kind"), e))?);
-                Ok(Self::new(name, store, Multipart::Staged, common.prefix))
+                let mut backend = Self::new(name, store, Multipart::Staged, common.prefix);
+                backend.escape_meta = true;
+                Ok(backend)
             }
             BackendConfig::Gcs(c) => {
                 let mut b = object_store::gcp::GoogleCloudStorageBuilder::new()
@@ -166,7 +170,7 @@ impl ObjectStoreBackend {
     }
 
     async fn put_streaming(&self, path: &Path, first: Vec<Bytes>, mut body: Body, attrs: &Attrs, part_size: u64) -> Result<PutOutcome> {
-        let opts = PutMultipartOptions { attributes: to_attributes(attrs), ..Default::default() };
+        let opts = PutMultipartOptions { attributes: to_attributes(attrs, self.escape_meta), ..Default::default() };
         let upload = self.store.put_multipart_opts(path, opts).await.map_err(|e| self.err(e))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, usize::try_from(part_size).unwrap_or(usize::MAX));
         let result: Result<()> = async {
@@ -244,18 +248,46 @@ pub(crate) fn map_error(backend: &str, e: object_store::Error) -> Error {
         E::NotImplemented { operation, implementer } => {
             Error::NotImplemented(format!("{operation} is not supported by {implementer}"))
         }
-        other => {
-            let message = other.to_string();
-            if message.contains("416") || message.to_ascii_lowercase().contains("range not satisfiable") {
-                Error::InvalidRange
-            } else {
-                Error::Unavailable { backend: backend.to_owned(), message }
-            }
-        }
+        other => Error::Unavailable { backend: backend.to_owned(), message: other.to_string() },
     }
 }
 
-pub(crate) fn to_attributes(a: &Attrs) -> Attributes {
+/// Azure metadata names must be C# identifiers, S3's may hold `-` and other punctuation.
+/// Names are stored with every character outside `[a-z0-9]` (and a leading digit) written
+/// as `_` and two hex digits, so `content-owner` becomes `content_2downer`: reversible,
+/// and readable by Azure's own tools.
+pub(crate) fn encode_meta_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for (i, b) in name.bytes().enumerate() {
+        if b.is_ascii_lowercase() || (b.is_ascii_digit() && i > 0) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("_{b:02x}"));
+        }
+    }
+    out
+}
+
+pub(crate) fn decode_meta_name(name: &str) -> String {
+    let bytes = name.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'_'
+            && i + 3 <= bytes.len()
+            && let Some(v) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i].to_ascii_lowercase());
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| name.to_ascii_lowercase())
+}
+
+pub(crate) fn to_attributes(a: &Attrs, escape_meta: bool) -> Attributes {
     let mut out = Attributes::new();
     let mut set = |k: Attribute, v: &Option<String>| {
         if let Some(v) = v {
@@ -268,12 +300,13 @@ pub(crate) fn to_attributes(a: &Attrs) -> Attributes {
     set(Attribute::ContentEncoding, &a.content_encoding);
     set(Attribute::ContentLanguage, &a.content_language);
     for (k, v) in &a.metadata {
-        out.insert(Attribute::Metadata(k.clone().into()), AttributeValue::from(v.clone()));
+        let k = if escape_meta { encode_meta_name(k) } else { k.clone() };
+        out.insert(Attribute::Metadata(k.into()), AttributeValue::from(v.clone()));
     }
     out
 }
 
-pub(crate) fn from_attributes(attrs: &Attributes) -> Attrs {
+pub(crate) fn from_attributes(attrs: &Attributes, escape_meta: bool) -> Attrs {
     let mut a = Attrs::default();
     for (k, v) in attrs {
         let v = v.as_ref().to_owned();
@@ -284,7 +317,8 @@ pub(crate) fn from_attributes(attrs: &Attributes) -> Attrs {
             Attribute::ContentEncoding => a.content_encoding = Some(v),
             Attribute::ContentLanguage => a.content_language = Some(v),
             Attribute::Metadata(name) => {
-                a.metadata.insert(name.to_ascii_lowercase(), v);
+                let name = if escape_meta { decode_meta_name(name) } else { name.to_ascii_lowercase() };
+                a.metadata.insert(name, v);
             }
             _ => {}
         }
@@ -356,7 +390,7 @@ impl Store for ObjectStoreBackend {
                             PutMode::Update(UpdateVersion { e_tag: Some(format!("\"{etag}\"")), version: None })
                         }
                     };
-                    let opts = PutOptions { mode, attributes: to_attributes(attrs), ..Default::default() };
+                    let opts = PutOptions { mode, attributes: to_attributes(attrs, self.escape_meta), ..Default::default() };
                     let payload = PutPayload::from_iter(buffered.iter().cloned());
                     return match self.store.put_opts(&path, payload, opts).await {
                         Ok(r) => Ok(PutOutcome { etag: r.e_tag.map(unquote) }),
@@ -364,7 +398,7 @@ impl Store for ObjectStoreBackend {
                             if *cond != WriteCondition::None =>
                         {
                             self.precheck(key, cond).await?;
-                            let opts = PutOptions { attributes: to_attributes(attrs), ..Default::default() };
+                            let opts = PutOptions { attributes: to_attributes(attrs, self.escape_meta), ..Default::default() };
                             let payload = PutPayload::from_iter(buffered);
                             let r = self.store.put_opts(&path, payload, opts).await.map_err(|e| self.err(e))?;
                             Ok(PutOutcome { etag: r.e_tag.map(unquote) })
@@ -385,6 +419,20 @@ impl Store for ObjectStoreBackend {
         let opts = GetOptions { range: if head { None } else { range.map(to_get_range) }, head, ..Default::default() };
         let result = match self.store.get_opts(&self.path(key), opts).await {
             Ok(r) => r,
+            // Azure has no suffix ranges: find the size, then ask for that version's tail.
+            Err(object_store::Error::NotSupported { .. }) if matches!(range, Some(ByteRange::Suffix(_))) && !head => {
+                let meta = self.store.head(&self.path(key)).await.map_err(|e| self.err(e))?;
+                let Some(ByteRange::Suffix(n)) = range else { unreachable!() };
+                if n == 0 {
+                    return Err(Error::InvalidRange);
+                }
+                let opts = GetOptions {
+                    range: (meta.size > 0).then(|| GetRange::Bounded(meta.size.saturating_sub(n)..meta.size)),
+                    if_match: meta.e_tag.clone(),
+                    ..Default::default()
+                };
+                self.store.get_opts(&self.path(key), opts).await.map_err(|e| self.err(e))?
+            }
             Err(object_store::Error::NotFound { .. }) => return Err(Error::NotFound),
             Err(e) => {
                 // Stores word an unsatisfiable range differently; the size settles it.
@@ -401,7 +449,7 @@ impl Store for ObjectStoreBackend {
             size: result.meta.size,
             etag: result.meta.e_tag.clone().map(unquote),
             last_modified: result.meta.last_modified,
-            attrs: from_attributes(&result.attributes),
+            attrs: from_attributes(&result.attributes, self.escape_meta),
         };
         check_read_conditions(cond, &info)?;
         let range_served = result.range.clone();
@@ -478,7 +526,7 @@ impl Store for ObjectStoreBackend {
     async fn mpu_create(&self, key: &str, attrs: &Attrs) -> Result<String> {
         match &self.multipart {
             Multipart::Native(mp) => {
-                let opts = PutMultipartOptions { attributes: to_attributes(attrs), ..Default::default() };
+                let opts = PutMultipartOptions { attributes: to_attributes(attrs, self.escape_meta), ..Default::default() };
                 mp.create_multipart_opts(&self.path(key), opts).await.map_err(|e| self.err(e))
             }
             Multipart::Staged => Ok(String::new()),
@@ -580,5 +628,21 @@ impl Store for ObjectStoreBackend {
         out.retain(|p| p.starts_with(prefix));
         out.sort();
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn azure_metadata_names_round_trip() {
+        for name in ["colour", "mixed-case", "a_b", "9lives", "x.y-z_", "_"] {
+            let enc = encode_meta_name(name);
+            assert!(enc.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'), "{enc}");
+            assert!(!enc.as_bytes()[0].is_ascii_digit());
+            assert_eq!(decode_meta_name(&enc), name);
+        }
+        assert_eq!(encode_meta_name("content-owner"), "content_2downer");
     }
 }
