@@ -1,0 +1,337 @@
+//! Virtual-bucket semantics across members, authentication, presigned URLs and failing
+//! backends.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use switchyard_tests::emulators::Moto;
+use switchyard_tests::harness::{ACCESS_KEY, Gateway, SECRET_KEY, TempDir, err_of, s3_client};
+
+async fn put(c: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &'static [u8]) {
+    c.put_object().bucket(bucket).key(key).body(ByteStream::from_static(body)).send().await.unwrap();
+}
+
+async fn get(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    c.get_object().bucket(bucket).key(key).send().await.unwrap().body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+/// Two fs members, each also exposed alone as its own bucket so a test can place keys in
+/// one member.
+fn two_member_config(a: &TempDir, b: &TempDir) -> String {
+    format!(
+        r#"version = 1
+[backends.new]
+kind = "fs"
+root = {:?}
+[backends.old]
+kind = "fs"
+root = {:?}
+[buckets.merged]
+members = ["new", "old"]
+[buckets.only-new]
+members = ["new"]
+[buckets.only-old]
+members = ["old"]
+"#,
+        a.0.display().to_string(),
+        b.0.display().to_string()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn multi_member_bucket_falls_through_merges_and_deletes_everywhere() {
+    let (a, b) = (TempDir::new("new"), TempDir::new("old"));
+    let gw = Gateway::start(&two_member_config(&a, &b)).await.unwrap();
+    let c = gw.client();
+
+    // Keys only in the old member, only in the new one, and in both (different bytes).
+    for i in 0..30 {
+        let k = format!("k/{i:03}");
+        match i % 3 {
+            0 => put(&c, "only-old", &k, b"old").await,
+            1 => put(&c, "only-new", &k, b"new").await,
+            _ => {
+                put(&c, "only-old", &k, b"old").await;
+                put(&c, "only-new", &k, b"new").await;
+            }
+        }
+    }
+    // Fall-through: the new member first, then the old one.
+    assert_eq!(get(&c, "merged", "k/000").await, b"old");
+    assert_eq!(get(&c, "merged", "k/001").await, b"new");
+    assert_eq!(get(&c, "merged", "k/002").await, b"new", "the higher-priority member wins");
+
+    // Merged pagination with max-keys smaller than either member's count.
+    let mut keys = Vec::new();
+    let mut sizes = Vec::new();
+    let mut token = None;
+    let mut pages = 0;
+    loop {
+        let out = c.list_objects_v2().bucket("merged").max_keys(7).set_continuation_token(token.clone()).send().await.unwrap();
+        pages += 1;
+        keys.extend(out.contents().iter().map(|o| o.key().unwrap().to_owned()));
+        sizes.extend(out.contents().iter().map(|o| o.size().unwrap()));
+        if out.is_truncated() != Some(true) {
+            break;
+        }
+        token = out.next_continuation_token().map(str::to_owned);
+        assert!(pages < 20);
+    }
+    let want: Vec<String> = (0..30).map(|i| format!("k/{i:03}")).collect();
+    assert_eq!(keys, want, "sorted, de-duplicated, nothing lost");
+    assert_eq!(pages, 5);
+    assert!(sizes.iter().all(|s| *s == 3));
+
+    // A token from one engine is good on another: tokens carry the position.
+    let gw2 = Gateway::start(&two_member_config(&a, &b)).await.unwrap();
+    let first = c.list_objects_v2().bucket("merged").max_keys(10).send().await.unwrap();
+    let next = gw2
+        .client()
+        .list_objects_v2()
+        .bucket("merged")
+        .max_keys(10)
+        .continuation_token(first.next_continuation_token().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.contents()[0].key(), Some("k/010"));
+
+    // Writes go to the first member.
+    put(&c, "merged", "fresh", b"f").await;
+    assert!(a.0.join("fresh").exists());
+    assert!(!b.0.join("fresh").exists());
+
+    // Delete removes the key from every member.
+    c.delete_object().bucket("merged").key("k/002").send().await.unwrap();
+    assert!(!a.0.join("k/002").exists() && !b.0.join("k/002").exists());
+    let e = c.get_object().bucket("merged").key("k/002").send().await.unwrap_err();
+    assert_eq!(err_of(&e).0, 404);
+    gw2.stop().await;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn authentication_and_anonymous_access() {
+    let dir = TempDir::new("auth");
+    let cfg = format!(
+        "version = 1\n[backends.d]\nkind = \"fs\"\nroot = {:?}\n[buckets.private]\nmembers = [\"d\"]\n[buckets.public]\nmembers = [\"d\"]\nanonymous = \"read\"\n",
+        dir.0.display().to_string()
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let c = gw.client();
+    put(&c, "private", "k", b"secret").await;
+
+    let wrong = s3_client(&gw.endpoint, ACCESS_KEY, "not-the-secret");
+    let e = wrong.get_object().bucket("private").key("k").send().await.unwrap_err();
+    assert_eq!(err_of(&e), (403, "SignatureDoesNotMatch".into()));
+    let unknown = s3_client(&gw.endpoint, "AKIDUNKNOWN", SECRET_KEY);
+    let e = unknown.get_object().bucket("private").key("k").send().await.unwrap_err();
+    assert_eq!(err_of(&e), (403, "InvalidAccessKeyId".into()));
+
+    let http = reqwest::Client::new();
+    let r = http.get(format!("{}/private/k", gw.endpoint)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(r.text().await.unwrap().contains("AccessDenied"));
+    // A bucket open for anonymous reads serves GET but refuses PUT.
+    let r = http.get(format!("{}/public/k", gw.endpoint)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"secret");
+    let r = http.put(format!("{}/public/new", gw.endpoint)).body("x").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let r = http.get(format!("{}/", gw.endpoint)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+
+    // Presigned URLs, and a tampered one.
+    let presign = PresigningConfig::expires_in(Duration::from_secs(300)).unwrap();
+    let url = c.put_object().bucket("private").key("presigned").presigned(presign.clone()).await.unwrap();
+    let r = http.put(url.uri()).body("via presigned put").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    let url = c.get_object().bucket("private").key("presigned").presigned(presign.clone()).await.unwrap();
+    let r = http.get(url.uri()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.text().await.unwrap(), "via presigned put");
+    let tampered = url.uri().replace("presigned", "k");
+    let r = http.get(tampered).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    gw.stop().await;
+}
+
+/// A TCP server that accepts connections and never answers: a backend that hangs.
+async fn black_hole() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        // Bounded: enough for the test's few requests.
+        for _ in 0..64 {
+            match listener.accept().await {
+                Ok((s, _)) => held.push(s),
+                Err(_) => break,
+            }
+        }
+    });
+    (format!("http://{addr}"), task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failing_backends_give_503_quickly_and_reads_fall_through() {
+    let dir = TempDir::new("healthy");
+    let (hang, hang_task) = black_hole().await;
+    // A port with nothing listening.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let net = "network = { connect_timeout = \"1s\", read_timeout = \"1s\", max_retries = 0, unhealthy_for = \"30s\" }";
+    let cfg = format!(
+        r#"version = 1
+[backends.down]
+kind = "s3"
+bucket = "b"
+endpoint = "{closed}"
+allow_http = true
+access_key_id = "x"
+secret_access_key = "y"
+{net}
+[backends.hang]
+kind = "s3"
+bucket = "b"
+endpoint = "{hang}"
+allow_http = true
+access_key_id = "x"
+secret_access_key = "y"
+{net}
+[backends.good]
+kind = "fs"
+root = {:?}
+[buckets.down-only]
+members = ["down"]
+[buckets.hang-only]
+members = ["hang"]
+[buckets.fallback]
+members = ["down", "good"]
+[buckets.good-only]
+members = ["good"]
+"#,
+        dir.0.display().to_string()
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let c = gw.client();
+
+    for bucket in ["down-only", "hang-only"] {
+        let started = Instant::now();
+        let e = c.get_object().bucket(bucket).key("k").send().await.unwrap_err();
+        assert_eq!(err_of(&e), (503, "ServiceUnavailable".into()), "{bucket}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{bucket}: took {:?}", started.elapsed());
+        let e = c.put_object().bucket(bucket).key("k").body(ByteStream::from_static(b"x")).send().await.unwrap_err();
+        assert_eq!(err_of(&e).0, 503, "{bucket}");
+        let e = c.list_objects_v2().bucket(bucket).send().await.unwrap_err();
+        assert_eq!(err_of(&e).0, 503, "{bucket}");
+    }
+
+    // A key only in the healthy member is still served; a missing key is not reported as
+    // missing while a member that might hold it is down.
+    put(&c, "good-only", "here", b"ok").await;
+    assert_eq!(get(&c, "fallback", "here").await, b"ok");
+    let e = c.get_object().bucket("fallback").key("nowhere").send().await.unwrap_err();
+    assert_eq!(err_of(&e).0, 503);
+    // The failed member is now marked unhealthy and tried last: reads stay fast.
+    let started = Instant::now();
+    assert_eq!(get(&c, "fallback", "here").await, b"ok");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    gw.stop().await;
+    hang_task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backend_killed_mid_upload_fails_fast_and_the_gateway_keeps_serving() {
+    let moto = Moto::start().await.unwrap();
+    moto.create_bucket("victim").await.unwrap();
+    let dir = TempDir::new("survivor");
+    let cfg = format!(
+        "version = 1\n[backends.s3]\nkind = \"s3\"\nbucket = \"victim\"\nendpoint = {:?}\nallow_http = true\naccess_key_id = \"x\"\nsecret_access_key = \"y\"\nnetwork = {{ connect_timeout = \"1s\", read_timeout = \"2s\", max_retries = 0 }}\n[backends.fs]\nkind = \"fs\"\nroot = {:?}\n[buckets.remote]\nmembers = [\"s3\"]\n[buckets.local]\nmembers = [\"fs\"]\n",
+        moto.endpoint,
+        dir.0.display().to_string()
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let c = gw.client();
+
+    // A streamed 24 MiB upload (three backend parts) whose backend dies after the first
+    // chunks went through.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(2);
+    let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
+    let url = c
+        .put_object()
+        .bucket("remote")
+        .key("big")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap())
+        .await
+        .unwrap();
+    let upload = tokio::spawn(async move { reqwest::Client::new().put(url.uri()).body(body).send().await });
+    let chunk = bytes::Bytes::from(vec![7u8; 1024 * 1024]);
+    for _ in 0..10 {
+        tx.send(Ok(chunk.clone())).await.unwrap();
+    }
+    drop(moto);
+    for _ in 0..14 {
+        if tx.send(Ok(chunk.clone())).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let started = Instant::now();
+    match tokio::time::timeout(Duration::from_secs(30), upload).await.expect("the upload must not hang").unwrap() {
+        Ok(resp) => assert!(resp.status().is_server_error(), "got {}", resp.status()),
+        Err(_) => {} // The gateway may close the connection instead of answering.
+    }
+    assert!(started.elapsed() < Duration::from_secs(30));
+
+    // Other buckets are unaffected.
+    put(&c, "local", "still-here", b"yes").await;
+    assert_eq!(get(&c, "local", "still-here").await, b"yes");
+    gw.stop().await;
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Sync + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn client_gone_mid_upload_leaves_nothing_behind() {
+    let dir = TempDir::new("partial");
+    let cfg = format!("version = 1\n[backends.fs]\nkind = \"fs\"\nroot = {:?}\n[buckets.local]\nmembers = [\"fs\"]\n", dir.0.display().to_string());
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let c = gw.client();
+    let url = c
+        .put_object()
+        .bucket("local")
+        .key("partial")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap())
+        .await
+        .unwrap();
+    // Declare 10 MiB, send 3, then hang up.
+    let addr = gw.endpoint.trim_start_matches("http://").to_owned();
+    let path_and_query = url.uri().split_once(&addr).unwrap().1.to_owned();
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    use tokio::io::AsyncWriteExt;
+    let head = format!("PUT {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 10485760\r\n\r\n");
+    sock.write_all(head.as_bytes()).await.unwrap();
+    sock.write_all(&vec![1u8; 3 * 1024 * 1024]).await.unwrap();
+    drop(sock);
+    // Give the gateway a moment to notice, bounded.
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let tmp = std::fs::read_dir(dir.0.join(".switchyard/tmp")).map(|d| d.count()).unwrap_or(0);
+        if tmp == 0 {
+            break;
+        }
+    }
+    let e = c.head_object().bucket("local").key("partial").send().await.unwrap_err();
+    assert_eq!(err_of(&e).0, 404);
+    assert!(!dir.0.join("partial").exists());
+    assert_eq!(std::fs::read_dir(dir.0.join(".switchyard/tmp")).unwrap().count(), 0, "temporary file left behind");
+    gw.stop().await;
+}
