@@ -126,6 +126,8 @@ pub struct Fixture {
     pub dir: Option<PathBuf>,
     /// The backend's own endpoint and bucket/container, for native clients.
     pub endpoint: Option<String>,
+    /// The emulator itself when `endpoint` is a translating layer in front of it (GCS).
+    pub raw_endpoint: Option<String>,
     pub bucket: Option<String>,
     _keep: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
@@ -142,7 +144,7 @@ impl Fixture {
                 let dir = TempDir::new("fs");
                 let toml = format!("kind = \"fs\"\nroot = {:?}\n", dir.0.display().to_string());
                 let path = dir.0.clone();
-                Ok(Self { kind, toml, direct: None, dir: Some(path), endpoint: None, bucket: None, _keep: vec![Box::new(dir)] })
+                Ok(Self { kind, toml, direct: None, dir: Some(path), endpoint: None, raw_endpoint: None, bucket: None, _keep: vec![Box::new(dir)] })
             }
             Kind::Memory => Ok(Self {
                 kind,
@@ -150,6 +152,7 @@ impl Fixture {
                 direct: None,
                 dir: None,
                 endpoint: None,
+                raw_endpoint: None,
                 bucket: None,
                 _keep: vec![],
             }),
@@ -163,7 +166,7 @@ impl Fixture {
                 );
                 let direct: Arc<dyn ObjectStore> = Arc::new(moto.store(&bucket)?);
                 let endpoint = moto.endpoint.clone();
-                Ok(Self { kind, toml, direct: Some(direct), dir: None, endpoint: Some(endpoint), bucket: Some(bucket), _keep: vec![Box::new(moto)] })
+                Ok(Self { kind, toml, direct: Some(direct), dir: None, raw_endpoint: Some(endpoint.clone()), endpoint: Some(endpoint), bucket: Some(bucket), _keep: vec![Box::new(moto)] })
             }
             Kind::Azure => {
                 let az = Azurite::start().await?;
@@ -175,7 +178,7 @@ impl Fixture {
                 );
                 let direct: Arc<dyn ObjectStore> = Arc::new(az.store(&container)?);
                 let endpoint = az.endpoint.clone();
-                Ok(Self { kind, toml, direct: Some(direct), dir: None, endpoint: Some(endpoint), bucket: Some(container), _keep: vec![Box::new(az)] })
+                Ok(Self { kind, toml, direct: Some(direct), dir: None, raw_endpoint: Some(endpoint.clone()), endpoint: Some(endpoint), bucket: Some(container), _keep: vec![Box::new(az)] })
             }
             Kind::Gcs => {
                 let gcs = FakeGcs::start().await?;
@@ -187,7 +190,8 @@ impl Fixture {
                 );
                 let direct: Arc<dyn ObjectStore> = Arc::new(gcs.store(&bucket)?);
                 let endpoint = gcs.endpoint.clone();
-                Ok(Self { kind, toml, direct: Some(direct), dir: None, endpoint: Some(endpoint), bucket: Some(bucket), _keep: vec![Box::new(gcs)] })
+                let raw = gcs.raw_endpoint.clone();
+                Ok(Self { kind, toml, direct: Some(direct), dir: None, endpoint: Some(endpoint), raw_endpoint: Some(raw), bucket: Some(bucket), _keep: vec![Box::new(gcs)] })
             }
         }
     }

@@ -1,0 +1,191 @@
+//! Real clients other than the Rust SDK: boto3 and the aws CLI at their current versions
+//! with default settings, and each backend's own client for the eject checks (objects
+//! written through the gateway are native objects, and native objects are served by it).
+
+use std::path::Path;
+use std::process::Command;
+
+use aws_sdk_s3::primitives::ByteStream;
+use switchyard_tests::harness::{ACCESS_KEY, Fixture, Gateway, Kind, SECRET_KEY, TempDir, repo_root};
+
+fn run(cmd: &mut Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run ({e}); run scripts/install-test-tools.sh"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what} failed:\n{stdout}\n{stderr}");
+}
+
+fn client_env(cmd: &mut Command, endpoint: &str, bucket: &str) {
+    cmd.env("S3_ENDPOINT", endpoint)
+        .env("S3_BUCKET", bucket)
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_CONFIG_FILE");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn boto3_and_aws_cli_through_the_gateway() {
+    for kind in [Kind::Fs, Kind::S3] {
+        let fx = Fixture::new(kind).await.unwrap();
+        let gw = Gateway::start(&fx.single_bucket_config("pyclients")).await.unwrap();
+        let root = repo_root();
+        let mut boto = Command::new("python3");
+        boto.arg(root.join("tests/python/boto3_suite.py"));
+        client_env(&mut boto, &gw.endpoint, "pyclients");
+        run(&mut boto, &format!("boto3_suite.py over {kind:?}"));
+
+        let mut cli = Command::new("bash");
+        cli.arg(root.join("tests/python/awscli_suite.sh"));
+        client_env(&mut cli, &gw.endpoint, "pyclients");
+        run(&mut cli, &format!("awscli_suite.sh over {kind:?}"));
+        gw.stop().await;
+    }
+}
+
+struct Native<'a> {
+    kind: &'static str,
+    endpoint: &'a str,
+    bucket: &'a str,
+}
+
+impl Native<'_> {
+    fn eject(&self, action: &str, key: &str, body: &Path, extra: &[&str]) {
+        let mut cmd = Command::new("python3");
+        cmd.arg(repo_root().join("tests/python/eject.py"))
+            .args([self.kind, action, "--endpoint", self.endpoint, "--bucket", self.bucket, "--key", key, "--body-file"])
+            .arg(body)
+            .args(extra)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_DEFAULT_REGION", "us-east-1");
+        run(&mut cmd, &format!("eject.py {} {action} {key}", self.kind));
+    }
+}
+
+const ATTR_ARGS: [&str; 10] = [
+    "--content-type",
+    "application/x-eject",
+    "--cache-control",
+    "max-age=30",
+    "--content-disposition",
+    "attachment",
+    "--content-language",
+    "de",
+    "--meta",
+    "owner=switchyard",
+];
+
+async fn eject_round_trip(kind: Kind) {
+    let fx = Fixture::new(kind).await.unwrap();
+    let gw = Gateway::start(&fx.single_bucket_config("eject")).await.unwrap();
+    let c = gw.client();
+    let dir = TempDir::new("eject");
+    let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let file = dir.0.join("body");
+    std::fs::write(&file, &body).unwrap();
+
+    // Written through the gateway, read natively.
+    c.put_object()
+        .bucket("eject")
+        .key("via-gateway/obj.bin")
+        .body(ByteStream::from(body.clone()))
+        .content_type("application/x-eject")
+        .cache_control("max-age=30")
+        .content_disposition("attachment")
+        .content_language("de")
+        .metadata("owner", "switchyard")
+        .send()
+        .await
+        .unwrap();
+    let (kind_name, endpoint) = match kind {
+        Kind::S3 => ("s3", fx.endpoint.clone().unwrap()),
+        Kind::Azure => ("azure", fx.endpoint.clone().unwrap()),
+        // fake-gcs-server itself: the native client needs no translating layer.
+        Kind::Gcs => ("gcs", fx.raw_endpoint.clone().unwrap()),
+        _ => unreachable!("fs is checked by fs_objects_are_plain_files"),
+    };
+    let native = Native { kind: kind_name, endpoint: &endpoint, bucket: fx.bucket.as_deref().unwrap() };
+    let mut read_args = ATTR_ARGS.to_vec();
+    read_args.push("--exact-meta");
+    native.eject("read", "via-gateway/obj.bin", &file, &read_args);
+
+    // A multipart upload is a native object too.
+    let big: Vec<u8> = (0..6 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    let big_file = dir.0.join("big");
+    std::fs::write(&big_file, &big).unwrap();
+    let up = c.create_multipart_upload().bucket("eject").key("via-gateway/mpu.bin").content_type("application/x-eject").metadata("owner", "switchyard").send().await.unwrap();
+    let id = up.upload_id().unwrap();
+    let p1 = c.upload_part().bucket("eject").key("via-gateway/mpu.bin").upload_id(id).part_number(1).body(ByteStream::from(big[..5 * 1024 * 1024].to_vec())).send().await.unwrap();
+    let p2 = c.upload_part().bucket("eject").key("via-gateway/mpu.bin").upload_id(id).part_number(2).body(ByteStream::from(big[5 * 1024 * 1024..].to_vec())).send().await.unwrap();
+    c.complete_multipart_upload()
+        .bucket("eject")
+        .key("via-gateway/mpu.bin")
+        .upload_id(id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .parts(aws_sdk_s3::types::CompletedPart::builder().part_number(1).e_tag(p1.e_tag().unwrap()).build())
+                .parts(aws_sdk_s3::types::CompletedPart::builder().part_number(2).e_tag(p2.e_tag().unwrap()).build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    native.eject("read", "via-gateway/mpu.bin", &big_file, &["--content-type", "application/x-eject", "--meta", "owner=switchyard", "--exact-meta"]);
+
+    // Written natively, served by the gateway at once.
+    native.eject("write", "native/obj.bin", &file, &ATTR_ARGS);
+    let got = c.get_object().bucket("eject").key("native/obj.bin").send().await.unwrap();
+    assert_eq!(got.content_type(), Some("application/x-eject"));
+    assert_eq!(got.cache_control(), Some("max-age=30"));
+    assert_eq!(got.content_disposition(), Some("attachment"));
+    assert_eq!(got.content_language(), Some("de"));
+    assert_eq!(got.metadata().unwrap().get("owner").map(String::as_str), Some("switchyard"));
+    assert_eq!(got.body.collect().await.unwrap().into_bytes().to_vec(), body);
+    let listed = c.list_objects_v2().bucket("eject").prefix("native/").send().await.unwrap();
+    assert_eq!(listed.contents().len(), 1);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eject_s3() {
+    eject_round_trip(Kind::S3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eject_azure() {
+    eject_round_trip(Kind::Azure).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eject_gcs() {
+    eject_round_trip(Kind::Gcs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fs_objects_are_plain_files() {
+    let fx = Fixture::new(Kind::Fs).await.unwrap();
+    let root = fx.dir.clone().unwrap();
+    let gw = Gateway::start(&fx.single_bucket_config("eject")).await.unwrap();
+    let c = gw.client();
+    c.put_object()
+        .bucket("eject")
+        .key("a/b.txt")
+        .body(ByteStream::from_static(b"plain bytes"))
+        .content_type("text/plain")
+        .metadata("owner", "switchyard")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(root.join("a/b.txt")).unwrap(), b"plain bytes");
+    let sidecar: serde_json::Value = serde_json::from_slice(&std::fs::read(root.join(".switchyard/meta/a/b.txt.json")).unwrap()).unwrap();
+    assert_eq!(sidecar["attrs"]["content_type"], "text/plain");
+    assert_eq!(sidecar["attrs"]["metadata"]["owner"], "switchyard");
+
+    std::fs::create_dir_all(root.join("dropped")).unwrap();
+    std::fs::write(root.join("dropped/in.bin"), b"from another tool").unwrap();
+    let got = c.get_object().bucket("eject").key("dropped/in.bin").send().await.unwrap();
+    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"from another tool");
+    gw.stop().await;
+}
