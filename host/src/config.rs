@@ -17,7 +17,10 @@ pub const CONFIG_VERSION: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Parse(String),
     #[error("{field}: {message}")]
@@ -25,7 +28,10 @@ pub enum ConfigError {
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { field: field.into(), message: message.into() }
+    ConfigError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 /// A secret given inline or taken from an environment variable at start-up, so that
@@ -51,9 +57,8 @@ impl Secret {
     pub fn resolve(&self, field: &str) -> Result<String, ConfigError> {
         match self {
             Secret::Inline(s) => Ok(s.clone()),
-            Secret::Env { env } => std::env::var(env).map_err(|_| {
-                invalid(field, format!("environment variable {env} is not set"))
-            }),
+            Secret::Env { env } => std::env::var(env)
+                .map_err(|_| invalid(field, format!("environment variable {env} is not set"))),
         }
     }
 }
@@ -391,7 +396,11 @@ impl BackendConfig {
             BackendConfig::Fs(b) => (&b.prefix, &b.labels, NetworkConfig::default()),
             BackendConfig::Memory(b) => (&b.prefix, &b.labels, NetworkConfig::default()),
         };
-        BackendCommon { prefix: prefix.clone(), labels: labels.clone(), network }
+        BackendCommon {
+            prefix: prefix.clone(),
+            labels: labels.clone(),
+            network,
+        }
     }
 }
 
@@ -403,8 +412,10 @@ impl Config {
     }
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::from_toml(&text).map_err(|e| match e {
             ConfigError::Parse(msg) => ConfigError::Parse(format!("{}: {msg}", path.display())),
             other => other,
@@ -413,14 +424,28 @@ impl Config {
 
     /// The configuration used when `serve` is given no file: one fs-backed bucket per
     /// directory under `data_dir`, created with CreateBucket.
-    pub fn embedded_default(listen: SocketAddr, data_dir: PathBuf, access_key: String, secret_key: String) -> Self {
+    pub fn embedded_default(
+        listen: SocketAddr,
+        data_dir: PathBuf,
+        access_key: String,
+        secret_key: String,
+    ) -> Self {
         Config {
             version: CONFIG_VERSION,
-            server: ServerConfig { listen, ..ServerConfig::default() },
-            users: vec![UserConfig { access_key, secret_key: Secret::Inline(secret_key) }],
+            server: ServerConfig {
+                listen,
+                ..ServerConfig::default()
+            },
+            users: vec![UserConfig {
+                access_key,
+                secret_key: Secret::Inline(secret_key),
+            }],
             backends: BTreeMap::new(),
             buckets: BTreeMap::new(),
-            dynamic_buckets: Some(DynamicBuckets::Fs { root: data_dir, labels: BTreeMap::new() }),
+            dynamic_buckets: Some(DynamicBuckets::Fs {
+                root: data_dir,
+                labels: BTreeMap::new(),
+            }),
         }
     }
 
@@ -428,26 +453,44 @@ impl Config {
         if self.version != CONFIG_VERSION {
             return Err(invalid(
                 "version",
-                format!("unsupported version {} (this build reads version {CONFIG_VERSION})", self.version),
+                format!(
+                    "unsupported version {} (this build reads version {CONFIG_VERSION})",
+                    self.version
+                ),
             ));
         }
         if self.server.part_size < 5 * 1024 * 1024 {
-            return Err(invalid("server.part_size", "must be at least 5 MiB (5242880)"));
+            return Err(invalid(
+                "server.part_size",
+                "must be at least 5 MiB (5242880)",
+            ));
         }
         if self.server.part_size > self.server.max_put_size {
-            return Err(invalid("server.part_size", "must not exceed server.max_put_size"));
+            return Err(invalid(
+                "server.part_size",
+                "must not exceed server.max_put_size",
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, user) in self.users.iter().enumerate() {
             if user.access_key.is_empty() {
-                return Err(invalid(format!("users[{i}].access_key"), "must not be empty"));
+                return Err(invalid(
+                    format!("users[{i}].access_key"),
+                    "must not be empty",
+                ));
             }
             if !seen.insert(&user.access_key) {
-                return Err(invalid(format!("users[{i}].access_key"), "duplicate access key"));
+                return Err(invalid(
+                    format!("users[{i}].access_key"),
+                    "duplicate access key",
+                ));
             }
             let secret = user.secret_key.resolve(&format!("users[{i}].secret_key"))?;
             if secret.is_empty() {
-                return Err(invalid(format!("users[{i}].secret_key"), "must not be empty"));
+                return Err(invalid(
+                    format!("users[{i}].secret_key"),
+                    "must not be empty",
+                ));
             }
         }
         for (name, backend) in &self.backends {
@@ -468,13 +511,20 @@ impl Config {
                 return Err(invalid(format!("{field}.prefix"), e.to_string()));
             }
             match backend {
-                BackendConfig::S3(S3Backend { bucket, endpoint, .. }) => {
+                BackendConfig::S3(S3Backend {
+                    bucket, endpoint, ..
+                }) => {
                     if bucket.is_empty() {
                         return Err(invalid(format!("{field}.bucket"), "must not be empty"));
                     }
                     check_url(&format!("{field}.endpoint"), endpoint.as_deref())?;
                 }
-                BackendConfig::Azure(AzureBackend { account, container, endpoint, .. }) => {
+                BackendConfig::Azure(AzureBackend {
+                    account,
+                    container,
+                    endpoint,
+                    ..
+                }) => {
                     if account.is_empty() {
                         return Err(invalid(format!("{field}.account"), "must not be empty"));
                     }
@@ -483,7 +533,9 @@ impl Config {
                     }
                     check_url(&format!("{field}.endpoint"), endpoint.as_deref())?;
                 }
-                BackendConfig::Gcs(GcsBackend { bucket, endpoint, .. }) => {
+                BackendConfig::Gcs(GcsBackend {
+                    bucket, endpoint, ..
+                }) => {
                     if bucket.is_empty() {
                         return Err(invalid(format!("{field}.bucket"), "must not be empty"));
                     }
@@ -503,7 +555,10 @@ impl Config {
                 return Err(invalid(&field, "is not a valid S3 bucket name"));
             }
             if bucket.members.is_empty() {
-                return Err(invalid(format!("{field}.members"), "must name at least one backend"));
+                return Err(invalid(
+                    format!("{field}.members"),
+                    "must name at least one backend",
+                ));
             }
             let mut seen = std::collections::HashSet::new();
             for (i, member) in bucket.members.iter().enumerate() {
@@ -514,13 +569,19 @@ impl Config {
                     ));
                 }
                 if !seen.insert(member) {
-                    return Err(invalid(format!("{field}.members[{i}]"), format!("{member:?} listed twice")));
+                    return Err(invalid(
+                        format!("{field}.members[{i}]"),
+                        format!("{member:?} listed twice"),
+                    ));
                 }
             }
             if bucket.policy != "default" {
                 return Err(invalid(
                     format!("{field}.policy"),
-                    format!("unknown policy {:?} (this build has the built-in \"default\")", bucket.policy),
+                    format!(
+                        "unknown policy {:?} (this build has the built-in \"default\")",
+                        bucket.policy
+                    ),
                 ));
             }
         }
@@ -533,11 +594,16 @@ impl Config {
 fn check_name(field: &str, name: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok {
         Ok(())
     } else {
-        Err(invalid(field, "name must be 1-63 characters of [A-Za-z0-9_-]"))
+        Err(invalid(
+            field,
+            "name must be 1-63 characters of [A-Za-z0-9_-]",
+        ))
     }
 }
 
@@ -589,7 +655,9 @@ members = ["a"]
         assert_eq!(e, "buckets.bkt.members[0]: unknown backend \"nope\"");
         let e = err("version = 2\n");
         assert!(e.starts_with("version: unsupported version 2"), "{e}");
-        let e = err("version = 1\n[backends.a]\nkind = \"memory\"\n[buckets.B_ad]\nmembers = [\"a\"]\n");
+        let e = err(
+            "version = 1\n[backends.a]\nkind = \"memory\"\n[buckets.B_ad]\nmembers = [\"a\"]\n",
+        );
         assert!(e.starts_with("buckets.B_ad:"), "{e}");
     }
 
@@ -598,6 +666,9 @@ members = ["a"]
         let e = err(
             "version = 1\n[[users]]\naccess_key = \"a\"\nsecret_key = { env = \"SWITCHYARD_TEST_UNSET_VAR\" }\n",
         );
-        assert_eq!(e, "users[0].secret_key: environment variable SWITCHYARD_TEST_UNSET_VAR is not set");
+        assert_eq!(
+            e,
+            "users[0].secret_key: environment variable SWITCHYARD_TEST_UNSET_VAR is not set"
+        );
     }
 }

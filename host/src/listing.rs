@@ -60,7 +60,9 @@ pub fn encode_token(last: &str) -> String {
 
 pub fn decode_token(token: &str) -> Result<String> {
     let bad = || Error::InvalidArgument("the continuation token is not valid".into());
-    let bytes = URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).map_err(|_| bad())?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     text.strip_prefix("1:").map(str::to_owned).ok_or_else(bad)
 }
@@ -74,7 +76,11 @@ struct Cursor {
 impl Cursor {
     fn open(backend: Arc<Backend>, prefix: &str, after: Option<&str>) -> Self {
         let stream = backend.store.list(prefix, after).peekable();
-        Self { backend, stream: Box::pin(stream), prefix: prefix.to_owned() }
+        Self {
+            backend,
+            stream: Box::pin(stream),
+            prefix: prefix.to_owned(),
+        }
     }
 
     async fn peek_key(&mut self) -> Result<Option<String>> {
@@ -109,7 +115,11 @@ impl Cursor {
             }
             scanned += 1;
             if scanned > ROLLUP_SCAN_LIMIT {
-                *self = Cursor::open(self.backend.clone(), &self.prefix.clone(), Some(&format!("{cp}{PAST}")));
+                *self = Cursor::open(
+                    self.backend.clone(),
+                    &self.prefix.clone(),
+                    Some(&format!("{cp}{PAST}")),
+                );
                 return Ok(());
             }
             self.next().await;
@@ -141,7 +151,10 @@ fn rollup<'a>(key: &'a str, prefix: &str, delimiter: Option<&str>) -> Option<&'a
 /// Lists `members` (highest priority first) as one sorted, de-duplicated listing.
 pub async fn list(members: &[Arc<Backend>], req: &ListRequest) -> Result<ListPage> {
     let after = resume_point(req);
-    let mut cursors: Vec<Cursor> = members.iter().map(|b| Cursor::open(b.clone(), &req.prefix, after.as_deref())).collect();
+    let mut cursors: Vec<Cursor> = members
+        .iter()
+        .map(|b| Cursor::open(b.clone(), &req.prefix, after.as_deref()))
+        .collect();
     let mut page = ListPage::default();
     if req.max_keys == 0 {
         return Ok(page);

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use switchyard::Config;
 
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "A programmable S3 gateway over S3, Azure Blob, GCS and local filesystems")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "A programmable S3 gateway over S3, Azure Blob, GCS and local filesystems"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,7 +46,9 @@ enum Command {
 fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -71,7 +77,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -87,7 +94,12 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(c) => {
-                println!("{}: ok ({} backends, {} buckets)", file.display(), c.backends.len(), c.buckets.len());
+                println!(
+                    "{}: ok ({} backends, {} buckets)",
+                    file.display(),
+                    c.backends.len(),
+                    c.buckets.len()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -95,7 +107,12 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Serve { config, listen, data_dir, log_json } => {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+            log_json,
+        } => {
             init_tracing(log_json);
             let config = match config {
                 Some(path) => match Config::load(&path) {
@@ -112,7 +129,10 @@ fn main() -> ExitCode {
                 },
                 None => embedded_default(listen, data_dir),
             };
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
             match runtime.block_on(switchyard::run(config, shutdown_signal())) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

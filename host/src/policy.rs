@@ -43,9 +43,19 @@ pub enum PolicyError {
 pub trait Policy: Send + Sync + 'static {
     fn name(&self) -> &str;
     /// Members to write to; more than one is a mirrored write.
-    fn place(&self, req: &RequestView, obj: &ObjectView, members: &[MemberView]) -> Result<Vec<String>, PolicyError>;
+    fn place(
+        &self,
+        req: &RequestView,
+        obj: &ObjectView,
+        members: &[MemberView],
+    ) -> Result<Vec<String>, PolicyError>;
     /// Members to read from, in order.
-    fn route(&self, req: &RequestView, obj: &ObjectView, members: &[MemberView]) -> Result<Vec<String>, PolicyError>;
+    fn route(
+        &self,
+        req: &RequestView,
+        obj: &ObjectView,
+        members: &[MemberView],
+    ) -> Result<Vec<String>, PolicyError>;
 }
 
 /// Write to the first member; read members in configured order.
@@ -57,28 +67,50 @@ impl Policy for DefaultPolicy {
         "default"
     }
 
-    fn place(&self, _: &RequestView, _: &ObjectView, members: &[MemberView]) -> Result<Vec<String>, PolicyError> {
-        Ok(members.first().map(|m| vec![m.name.clone()]).unwrap_or_default())
+    fn place(
+        &self,
+        _: &RequestView,
+        _: &ObjectView,
+        members: &[MemberView],
+    ) -> Result<Vec<String>, PolicyError> {
+        Ok(members
+            .first()
+            .map(|m| vec![m.name.clone()])
+            .unwrap_or_default())
     }
 
-    fn route(&self, _: &RequestView, _: &ObjectView, members: &[MemberView]) -> Result<Vec<String>, PolicyError> {
+    fn route(
+        &self,
+        _: &RequestView,
+        _: &ObjectView,
+        members: &[MemberView],
+    ) -> Result<Vec<String>, PolicyError> {
         Ok(members.iter().map(|m| m.name.clone()).collect())
     }
 }
 
 /// Checks an answer against the bucket's members: non-empty, known names, no repeats.
-pub fn validate_answer(answer: Vec<String>, members: &[MemberView]) -> Result<Vec<String>, PolicyError> {
+pub fn validate_answer(
+    answer: Vec<String>,
+    members: &[MemberView],
+) -> Result<Vec<String>, PolicyError> {
     if answer.is_empty() {
-        return Err(PolicyError::InvalidAnswer("the answer names no member".into()));
+        return Err(PolicyError::InvalidAnswer(
+            "the answer names no member".into(),
+        ));
     }
     let known: HashSet<&str> = members.iter().map(|m| m.name.as_str()).collect();
     let mut seen = HashSet::new();
     for name in &answer {
         if !known.contains(name.as_str()) {
-            return Err(PolicyError::InvalidAnswer(format!("unknown member {name:?}")));
+            return Err(PolicyError::InvalidAnswer(format!(
+                "unknown member {name:?}"
+            )));
         }
         if !seen.insert(name.as_str()) {
-            return Err(PolicyError::InvalidAnswer(format!("member {name:?} named twice")));
+            return Err(PolicyError::InvalidAnswer(format!(
+                "member {name:?} named twice"
+            )));
         }
     }
     Ok(answer)
@@ -89,7 +121,13 @@ mod tests {
     use super::*;
 
     fn member(name: &str) -> MemberView {
-        MemberView { name: name.into(), kind: "memory", labels: vec![], healthy: true, latency_us: None }
+        MemberView {
+            name: name.into(),
+            kind: "memory",
+            labels: vec![],
+            healthy: true,
+            latency_us: None,
+        }
     }
 
     #[test]
@@ -98,7 +136,10 @@ mod tests {
         assert!(validate_answer(vec![], &members).is_err());
         assert!(validate_answer(vec!["c".into()], &members).is_err());
         assert!(validate_answer(vec!["a".into(), "a".into()], &members).is_err());
-        assert_eq!(validate_answer(vec!["b".into(), "a".into()], &members).unwrap(), ["b", "a"]);
+        assert_eq!(
+            validate_answer(vec!["b".into(), "a".into()], &members).unwrap(),
+            ["b", "a"]
+        );
         let p = DefaultPolicy;
         let r = RequestView::default();
         let o = ObjectView::default();

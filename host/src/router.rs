@@ -47,7 +47,12 @@ impl VirtualBucket {
         self.members.iter().find(|m| m.name == name)
     }
 
-    fn decide(&self, what: &str, answer: Result<Vec<String>, PolicyError>, fallback: Vec<String>) -> Vec<String> {
+    fn decide(
+        &self,
+        what: &str,
+        answer: Result<Vec<String>, PolicyError>,
+        fallback: Vec<String>,
+    ) -> Vec<String> {
         let views = self.views();
         match answer.and_then(|a| validate_answer(a, &views)) {
             Ok(a) => a,
@@ -63,7 +68,10 @@ impl VirtualBucket {
         let views = self.views();
         let fallback = DefaultPolicy.place(req, obj, &views).unwrap_or_default();
         let names = self.decide("placement", self.policy.place(req, obj, &views), fallback);
-        names.iter().filter_map(|n| self.member(n).cloned()).collect()
+        names
+            .iter()
+            .filter_map(|n| self.member(n).cloned())
+            .collect()
     }
 
     /// Read order: the policy's order, healthy members first.
@@ -71,7 +79,10 @@ impl VirtualBucket {
         let views = self.views();
         let fallback = DefaultPolicy.route(req, obj, &views).unwrap_or_default();
         let names = self.decide("routing", self.policy.route(req, obj, &views), fallback);
-        let mut order: Vec<Arc<Backend>> = names.iter().filter_map(|n| self.member(n).cloned()).collect();
+        let mut order: Vec<Arc<Backend>> = names
+            .iter()
+            .filter_map(|n| self.member(n).cloned())
+            .collect();
         // A key may live in a member the policy left out (written before a policy change):
         // those are tried last so that no object becomes unreadable.
         for m in &self.members {
@@ -120,11 +131,19 @@ impl UploadId {
         let (Some(member), Some(nonce), Some(b)) = (it.next(), it.next(), it.next()) else {
             return Err(Error::NoSuchUpload);
         };
-        let backend_id = URL_SAFE_NO_PAD.decode(b).ok().and_then(|v| String::from_utf8(v).ok()).ok_or(Error::NoSuchUpload)?;
+        let backend_id = URL_SAFE_NO_PAD
+            .decode(b)
+            .ok()
+            .and_then(|v| String::from_utf8(v).ok())
+            .ok_or(Error::NoSuchUpload)?;
         if nonce.len() != 32 || !nonce.bytes().all(|c| c.is_ascii_hexdigit()) {
             return Err(Error::NoSuchUpload);
         }
-        Ok(Self { member: member.to_owned(), nonce: nonce.to_owned(), backend_id })
+        Ok(Self {
+            member: member.to_owned(),
+            nonce: nonce.to_owned(),
+            backend_id,
+        })
     }
 }
 
@@ -162,7 +181,11 @@ impl Router {
         let mut buckets = BTreeMap::new();
         let now = Utc::now();
         for (name, b) in &config.buckets {
-            let members = b.members.iter().map(|m| registry.get(m).expect("validated").clone()).collect();
+            let members = b
+                .members
+                .iter()
+                .map(|m| registry.get(m).expect("validated").clone())
+                .collect();
             buckets.insert(
                 name.clone(),
                 Arc::new(VirtualBucket {
@@ -175,7 +198,11 @@ impl Router {
                 }),
             );
         }
-        let router = Self { config, registry, buckets: RwLock::new(buckets) };
+        let router = Self {
+            config,
+            registry,
+            buckets: RwLock::new(buckets),
+        };
         router.discover_dynamic();
         Ok(router)
     }
@@ -183,20 +210,33 @@ impl Router {
     /// Buckets made by CreateBucket in an earlier run (or by another engine) are
     /// directories of the template root: no catalog is needed to find them.
     fn discover_dynamic(&self) {
-        let Some(DynamicBuckets::Fs { root, .. }) = &self.config.dynamic_buckets else { return };
-        let Ok(dir) = std::fs::read_dir(root) else { return };
+        let Some(DynamicBuckets::Fs { root, .. }) = &self.config.dynamic_buckets else {
+            return;
+        };
+        let Ok(dir) = std::fs::read_dir(root) else {
+            return;
+        };
         for entry in dir.flatten() {
             if entry.file_type().is_ok_and(|t| t.is_dir())
                 && let Ok(name) = entry.file_name().into_string()
                 && bucket_name_ok(&name)
             {
-                let _ = self.attach_dynamic(&name, entry.metadata().ok().and_then(|m| m.created().ok()));
+                let _ = self
+                    .attach_dynamic(&name, entry.metadata().ok().and_then(|m| m.created().ok()));
             }
         }
     }
 
-    fn attach_dynamic(&self, name: &str, created: Option<std::time::SystemTime>) -> Result<Arc<VirtualBucket>> {
-        let template = self.config.dynamic_buckets.as_ref().ok_or(Error::NoSuchBucket)?;
+    fn attach_dynamic(
+        &self,
+        name: &str,
+        created: Option<std::time::SystemTime>,
+    ) -> Result<Arc<VirtualBucket>> {
+        let template = self
+            .config
+            .dynamic_buckets
+            .as_ref()
+            .ok_or(Error::NoSuchBucket)?;
         let backend = Arc::new(backends::dynamic_backend(template, name)?);
         let vb = Arc::new(VirtualBucket {
             name: name.to_owned(),
@@ -206,7 +246,10 @@ impl Router {
             created: created.map_or_else(Utc::now, DateTime::<Utc>::from),
             dynamic: true,
         });
-        self.buckets.write().expect("bucket map lock").insert(name.to_owned(), vb.clone());
+        self.buckets
+            .write()
+            .expect("bucket map lock")
+            .insert(name.to_owned(), vb.clone());
         Ok(vb)
     }
 
@@ -226,7 +269,12 @@ impl Router {
 
     pub fn buckets(&self) -> Vec<Arc<VirtualBucket>> {
         self.discover_dynamic();
-        self.buckets.read().expect("bucket map lock").values().cloned().collect()
+        self.buckets
+            .read()
+            .expect("bucket map lock")
+            .values()
+            .cloned()
+            .collect()
     }
 
     pub fn backend(&self, name: &str) -> Option<&Arc<Backend>> {
@@ -256,7 +304,14 @@ impl Router {
                 "this bucket is defined in the configuration file; remove it there".into(),
             ));
         }
-        let page = listing::list(&vb.members, &ListRequest { max_keys: 1, ..Default::default() }).await?;
+        let page = listing::list(
+            &vb.members,
+            &ListRequest {
+                max_keys: 1,
+                ..Default::default()
+            },
+        )
+        .await?;
         if !page.entries.is_empty() {
             return Err(Error::BucketNotEmpty);
         }
@@ -266,7 +321,9 @@ impl Router {
         if let Some(DynamicBuckets::Fs { root, .. }) = &self.config.dynamic_buckets {
             let dir = root.join(name);
             let _ = tokio::fs::remove_dir_all(dir.join(".switchyard")).await;
-            tokio::fs::remove_dir_all(&dir).await.map_err(Error::internal)?;
+            tokio::fs::remove_dir_all(&dir)
+                .await
+                .map_err(Error::internal)?;
         }
         self.buckets.write().expect("bucket map lock").remove(name);
         Ok(())
@@ -284,7 +341,11 @@ impl Router {
     ) -> Result<(GetOutcome, Option<ByteStream>, Arc<Backend>)> {
         check_key(key)?;
         let vb = self.bucket(bucket)?;
-        let obj = ObjectView { bucket: bucket.to_owned(), key: key.to_owned(), ..Default::default() };
+        let obj = ObjectView {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            ..Default::default()
+        };
         let mut failure = None;
         for member in vb.route(req, &obj) {
             let started = Instant::now();
@@ -305,6 +366,7 @@ impl Router {
     }
 
     /// Writes `body` to every placement target; succeeds only when all have it.
+    #[allow(clippy::too_many_arguments)]
     pub async fn put(
         &self,
         req: &RequestView,
@@ -320,11 +382,21 @@ impl Router {
         let obj = object_view(bucket, key, size, attrs);
         let targets = vb.place(req, &obj);
         let part_size = self.config.server.part_size;
-        let outcome = self.put_to(&targets, key, body, attrs, cond, part_size).await?;
+        let outcome = self
+            .put_to(&targets, key, body, attrs, cond, part_size)
+            .await?;
         Ok((outcome, targets))
     }
 
-    async fn put_to(&self, targets: &[Arc<Backend>], key: &str, body: Body, attrs: &Attrs, cond: &WriteCondition, part_size: u64) -> Result<PutOutcome> {
+    async fn put_to(
+        &self,
+        targets: &[Arc<Backend>],
+        key: &str,
+        body: Body,
+        attrs: &Attrs,
+        cond: &WriteCondition,
+        part_size: u64,
+    ) -> Result<PutOutcome> {
         if let [target] = targets {
             let started = Instant::now();
             let r = target.store.put(key, body, attrs, cond, part_size).await;
@@ -345,7 +417,10 @@ impl Router {
             let key = key.to_owned();
             writes.push(async move {
                 let started = Instant::now();
-                let r = target.store.put(&key, stream, &attrs, &cond, part_size).await;
+                let r = target
+                    .store
+                    .put(&key, stream, &attrs, &cond, part_size)
+                    .await;
                 target.observe(started, &r);
                 r
             });
@@ -413,7 +488,9 @@ impl Router {
         cond: &WriteCondition,
     ) -> Result<(PutOutcome, DateTime<Utc>)> {
         check_key(dst_key)?;
-        let (src, stream, src_member) = self.get(req, src_bucket, src_key, None, src_cond, false).await?;
+        let (src, stream, src_member) = self
+            .get(req, src_bucket, src_key, None, src_cond, false)
+            .await?;
         let dst = self.bucket(dst_bucket)?;
         if src_bucket == dst_bucket && src_key == dst_key && replace_attrs.is_none() {
             return Err(Error::InvalidRequest(
@@ -434,46 +511,107 @@ impl Router {
             src_member.observe(started, &r);
             match r {
                 Ok(()) => {
-                    let (info, _, _) = self.get(req, dst_bucket, dst_key, None, &ReadConditions::default(), true).await?;
-                    return Ok((PutOutcome { etag: info.info.etag }, info.info.last_modified));
+                    let (info, _, _) = self
+                        .get(
+                            req,
+                            dst_bucket,
+                            dst_key,
+                            None,
+                            &ReadConditions::default(),
+                            true,
+                        )
+                        .await?;
+                    return Ok((
+                        PutOutcome {
+                            etag: info.info.etag,
+                        },
+                        info.info.last_modified,
+                    ));
                 }
                 Err(Error::NotImplemented(_)) => {}
                 Err(e) => return Err(e),
             }
-            let (_, stream, _) = self.get(req, src_bucket, src_key, None, src_cond, false).await?;
+            let (_, stream, _) = self
+                .get(req, src_bucket, src_key, None, src_cond, false)
+                .await?;
             let body = stream.ok_or_else(|| Error::internal("no body"))?;
-            let out = self.put_to(&targets, dst_key, body, &attrs, cond, self.config.server.part_size).await?;
+            let out = self
+                .put_to(
+                    &targets,
+                    dst_key,
+                    body,
+                    &attrs,
+                    cond,
+                    self.config.server.part_size,
+                )
+                .await?;
             return Ok((out, Utc::now()));
         }
         let body = stream.ok_or_else(|| Error::internal("no body"))?;
-        let out = self.put_to(&targets, dst_key, body, &attrs, cond, self.config.server.part_size).await?;
+        let out = self
+            .put_to(
+                &targets,
+                dst_key,
+                body,
+                &attrs,
+                cond,
+                self.config.server.part_size,
+            )
+            .await?;
         Ok((out, Utc::now()))
     }
 
-    pub async fn create_upload(&self, req: &RequestView, bucket: &str, key: &str, attrs: &Attrs) -> Result<String> {
+    pub async fn create_upload(
+        &self,
+        req: &RequestView,
+        bucket: &str,
+        key: &str,
+        attrs: &Attrs,
+    ) -> Result<String> {
         check_key(key)?;
         let vb = self.bucket(bucket)?;
         let obj = object_view(bucket, key, None, attrs);
         // A multipart upload lives in one member: the first placement target.
-        let member = vb.place(req, &obj).into_iter().next().ok_or_else(|| Error::internal("no placement target"))?;
+        let member = vb
+            .place(req, &obj)
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::internal("no placement target"))?;
         let started = Instant::now();
         let r = member.store.mpu_create(key, attrs).await;
         member.observe(started, &r);
         let backend_id = r?;
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let upload_id = UploadId::encode(&member.name, &nonce, &backend_id);
-        let record = UploadRecord { key: key.to_owned(), upload_id: upload_id.clone(), initiated: Utc::now(), attrs: attrs.clone() };
+        let record = UploadRecord {
+            key: key.to_owned(),
+            upload_id: upload_id.clone(),
+            initiated: Utc::now(),
+            attrs: attrs.clone(),
+        };
         let json = serde_json::to_vec(&record).map_err(Error::internal)?;
-        member.store.put_internal(&format!("mpu/{nonce}.json"), Bytes::from(json)).await?;
+        member
+            .store
+            .put_internal(&format!("mpu/{nonce}.json"), Bytes::from(json))
+            .await?;
         Ok(upload_id)
     }
 
-    async fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(Arc<Backend>, UploadId, UploadRecord)> {
+    async fn upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(Arc<Backend>, UploadId, UploadRecord)> {
         check_key(key)?;
         let vb = self.bucket(bucket)?;
         let id = UploadId::decode(upload_id)?;
         let member = vb.member(&id.member).cloned().ok_or(Error::NoSuchUpload)?;
-        let raw = member.store.get_internal(&format!("mpu/{}.json", id.nonce)).await?.ok_or(Error::NoSuchUpload)?;
+        let raw = member
+            .store
+            .get_internal(&format!("mpu/{}.json", id.nonce))
+            .await?
+            .ok_or(Error::NoSuchUpload)?;
         let record: UploadRecord = serde_json::from_slice(&raw).map_err(Error::internal)?;
         if record.key != key || record.upload_id != upload_id {
             return Err(Error::NoSuchUpload);
@@ -483,9 +621,18 @@ impl Router {
 
     /// Uploads one part. The body is gathered in memory because object_store's part API
     /// takes whole parts.
-    pub async fn upload_part(&self, bucket: &str, key: &str, upload_id: &str, part_number: i32, mut body: Body) -> Result<String> {
+    pub async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: i32,
+        mut body: Body,
+    ) -> Result<String> {
         if !(1..=MAX_PART_NUMBER).contains(&part_number) {
-            return Err(Error::InvalidArgument(format!("part number must be between 1 and {MAX_PART_NUMBER}")));
+            return Err(Error::InvalidArgument(format!(
+                "part number must be between 1 and {MAX_PART_NUMBER}"
+            )));
         }
         let (member, id, _) = self.upload(bucket, key, upload_id).await?;
         let mut chunks = Vec::new();
@@ -503,19 +650,43 @@ impl Router {
         let etag = hex::encode(md5.finalize());
         let idx = usize::try_from(part_number - 1).map_err(Error::internal)?;
         let started = Instant::now();
-        let r = member.store.mpu_put_part(key, &id.backend_id, &id.nonce, idx, chunks).await;
+        let r = member
+            .store
+            .mpu_put_part(key, &id.backend_id, &id.nonce, idx, chunks)
+            .await;
         member.observe(started, &r);
         let PartRef { content_id } = r?;
-        let record = PartRecord { part_number, etag: etag.clone(), size, last_modified: Utc::now(), content_id };
+        let record = PartRecord {
+            part_number,
+            etag: etag.clone(),
+            size,
+            last_modified: Utc::now(),
+            content_id,
+        };
         let json = serde_json::to_vec(&record).map_err(Error::internal)?;
-        member.store.put_internal(&format!("uploads/{}/parts/{part_number:05}.json", id.nonce), Bytes::from(json)).await?;
+        member
+            .store
+            .put_internal(
+                &format!("uploads/{}/parts/{part_number:05}.json", id.nonce),
+                Bytes::from(json),
+            )
+            .await?;
         Ok(etag)
     }
 
-    pub async fn list_parts(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(UploadRecord, Vec<PartRecord>)> {
+    pub async fn list_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(UploadRecord, Vec<PartRecord>)> {
         let (member, id, record) = self.upload(bucket, key, upload_id).await?;
         let mut parts = Vec::new();
-        for path in member.store.list_internal(&format!("uploads/{}/parts/", id.nonce)).await? {
+        for path in member
+            .store
+            .list_internal(&format!("uploads/{}/parts/", id.nonce))
+            .await?
+        {
             if let Some(raw) = member.store.get_internal(&path).await? {
                 parts.push(serde_json::from_slice::<PartRecord>(&raw).map_err(Error::internal)?);
             }
@@ -524,13 +695,24 @@ impl Router {
         Ok((record, parts))
     }
 
-    pub async fn complete_upload(&self, bucket: &str, key: &str, upload_id: &str, parts: Vec<CompletedPart>) -> Result<PutOutcome> {
+    pub async fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+    ) -> Result<PutOutcome> {
         let (record, uploaded) = self.list_parts(bucket, key, upload_id).await?;
         let (member, id, _) = self.upload(bucket, key, upload_id).await?;
         if parts.is_empty() {
-            return Err(Error::InvalidPart("the upload must name at least one part".into()));
+            return Err(Error::InvalidPart(
+                "the upload must name at least one part".into(),
+            ));
         }
-        if parts.windows(2).any(|w| w[1].part_number <= w[0].part_number) {
+        if parts
+            .windows(2)
+            .any(|w| w[1].part_number <= w[0].part_number)
+        {
             return Err(Error::InvalidPartOrder);
         }
         let mut refs = Vec::with_capacity(parts.len());
@@ -539,14 +721,32 @@ impl Router {
             let found = uploaded
                 .iter()
                 .find(|u| u.part_number == p.part_number && u.etag == want)
-                .ok_or_else(|| Error::InvalidPart(format!("part {} with ETag {want:?} was not uploaded", p.part_number)))?;
+                .ok_or_else(|| {
+                    Error::InvalidPart(format!(
+                        "part {} with ETag {want:?} was not uploaded",
+                        p.part_number
+                    ))
+                })?;
             if i + 1 < parts.len() && found.size < MIN_PART_SIZE {
-                return Err(Error::EntityTooSmall(format!("part {} is {} bytes; all but the last must be at least 5 MiB", p.part_number, found.size)));
+                return Err(Error::EntityTooSmall(format!(
+                    "part {} is {} bytes; all but the last must be at least 5 MiB",
+                    p.part_number, found.size
+                )));
             }
-            refs.push((p.part_number, PartRef { content_id: found.content_id.clone() }));
+            refs.push((
+                p.part_number,
+                PartRef {
+                    content_id: found.content_id.clone(),
+                },
+            ));
         }
         // Native multipart APIs number parts by position (object_store's part_idx).
-        if !id.backend_id.is_empty() && refs.iter().enumerate().any(|(i, (n, _))| usize::try_from(*n).ok() != Some(i + 1)) {
+        if !id.backend_id.is_empty()
+            && refs
+                .iter()
+                .enumerate()
+                .any(|(i, (n, _))| usize::try_from(*n).ok() != Some(i + 1))
+        {
             return Err(Error::InvalidPart(format!(
                 "backend {} needs parts numbered 1..N without gaps",
                 member.name
@@ -555,7 +755,13 @@ impl Router {
         let started = Instant::now();
         let r = member
             .store
-            .mpu_complete(key, &id.backend_id, &id.nonce, refs.into_iter().map(|(_, r)| r).collect(), &record.attrs)
+            .mpu_complete(
+                key,
+                &id.backend_id,
+                &id.nonce,
+                refs.into_iter().map(|(_, r)| r).collect(),
+                &record.attrs,
+            )
             .await;
         member.observe(started, &r);
         let outcome = r?;
@@ -566,7 +772,10 @@ impl Router {
     pub async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
         let (_, parts) = self.list_parts(bucket, key, upload_id).await?;
         let (member, id, _) = self.upload(bucket, key, upload_id).await?;
-        member.store.mpu_abort(key, &id.backend_id, &id.nonce).await?;
+        member
+            .store
+            .mpu_abort(key, &id.backend_id, &id.nonce)
+            .await?;
         self.forget_upload(&member, &id, &parts).await;
         Ok(())
     }
@@ -578,7 +787,11 @@ impl Router {
                 debug!(backend = %member.name, error = %e, "could not remove a part record");
             }
         }
-        if let Err(e) = member.store.delete_internal(&format!("mpu/{}.json", id.nonce)).await {
+        if let Err(e) = member
+            .store
+            .delete_internal(&format!("mpu/{}.json", id.nonce))
+            .await
+        {
             warn!(backend = %member.name, error = %e, "could not remove an upload record");
         }
     }
@@ -593,7 +806,11 @@ impl Router {
                     && let Ok(r) = serde_json::from_slice::<UploadRecord>(&raw)
                     && r.key.starts_with(prefix)
                 {
-                    out.push(UploadSummary { key: r.key, upload_id: r.upload_id, initiated: r.initiated });
+                    out.push(UploadSummary {
+                        key: r.key,
+                        upload_id: r.upload_id,
+                        initiated: r.initiated,
+                    });
                 }
             }
         }
@@ -615,9 +832,13 @@ impl Router {
         range: Option<ByteRange>,
         src_cond: &ReadConditions,
     ) -> Result<(String, DateTime<Utc>)> {
-        let (src, stream, _) = self.get(req, src_bucket, src_key, range, src_cond, false).await?;
+        let (src, stream, _) = self
+            .get(req, src_bucket, src_key, range, src_cond, false)
+            .await?;
         let body = stream.ok_or_else(|| Error::internal("no body"))?;
-        let etag = self.upload_part(bucket, key, upload_id, part_number, body).await?;
+        let etag = self
+            .upload_part(bucket, key, upload_id, part_number, body)
+            .await?;
         Ok((etag, src.info.last_modified))
     }
 }
@@ -628,7 +849,11 @@ fn object_view(bucket: &str, key: &str, size: Option<u64>, attrs: &Attrs) -> Obj
         key: key.to_owned(),
         size,
         content_type: attrs.content_type.clone(),
-        metadata: attrs.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        metadata: attrs
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         age_seconds: None,
     }
 }

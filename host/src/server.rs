@@ -22,7 +22,10 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("server.domains: {0}")]
     Domain(String),
 }
@@ -76,8 +79,12 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let service = builder.build();
 
     let addr = config.server.listen;
-    let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
-    let local = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr, source })?;
     info!(listen = %local, buckets = config.buckets.len(), backends = config.backends.len(), "switchyard is serving S3");
 
     let (stop, mut stopped) = watch::channel(false);
@@ -99,12 +106,28 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             };
             let _ = socket.set_nodelay(true);
             let svc = service.clone();
-            let hs = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ClientAddr(peer));
-                let svc = svc.clone();
-                async move { svc.call(req.map(s3s::Body::from)).await }
-            });
-            let conn = conn_builder.serve_connection_with_upgrades(TokioIo::new(socket), hs).into_owned();
+            let hs =
+                hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ClientAddr(peer));
+                    let unread_body_possible = may_have_body(req.headers());
+                    let svc = svc.clone();
+                    async move {
+                        let mut resp = svc.call(req.map(s3s::Body::from)).await?;
+                        // An error answered before the body was read (or before "100 Continue"
+                        // was sent) leaves the connection's framing in doubt: close it, as S3
+                        // does, rather than let the client's next request stall behind it.
+                        if unread_body_possible && !resp.status().is_success() {
+                            resp.headers_mut().insert(
+                                http::header::CONNECTION,
+                                http::HeaderValue::from_static("close"),
+                            );
+                        }
+                        Ok::<_, s3s::HttpError>(resp)
+                    }
+                });
+            let conn = conn_builder
+                .serve_connection_with_upgrades(TokioIo::new(socket), hs)
+                .into_owned();
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
@@ -114,11 +137,22 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         }
         drop(listener);
         info!("draining requests in flight");
-        if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-            warn!(?grace, "requests still in flight after the shutdown grace period");
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            warn!(
+                ?grace,
+                "requests still in flight after the shutdown grace period"
+            );
         }
     });
-    Ok(Server { addr: local, stop, task, router })
+    Ok(Server {
+        addr: local,
+        stop,
+        task,
+        router,
+    })
 }
 
 /// Serves until `shutdown` resolves, then drains.
@@ -127,4 +161,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     shutdown.await;
     server.shutdown().await;
     Ok(())
+}
+
+fn may_have_body(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::EXPECT)
+        || headers.contains_key(http::header::TRANSFER_ENCODING)
+        || headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
 }

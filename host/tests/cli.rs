@@ -15,7 +15,11 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Serve(Child);
@@ -30,7 +34,10 @@ impl Drop for Serve {
 fn wait_for_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "switchyard did not start listening");
+        assert!(
+            Instant::now() < deadline,
+            "switchyard did not start listening"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -48,7 +55,11 @@ fn aws(port: u16, args: &[&str]) -> std::process::Output {
 }
 
 fn ok(out: std::process::Output) -> String {
-    assert!(out.status.success(), "aws failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "aws failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -57,7 +68,12 @@ fn embedded_default_with_the_aws_cli() {
     let data = temp_dir("data");
     let port = free_port();
     let child = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(&data)
         .env("SWITCHYARD_ACCESS_KEY", "cli-test")
         .env("SWITCHYARD_SECRET_KEY", "cli-test-secret")
@@ -68,11 +84,25 @@ fn embedded_default_with_the_aws_cli() {
     wait_for_port(port);
 
     ok(aws(port, &["s3", "mb", "s3://photos"]));
-    let src = data.parent().unwrap().join(format!("switchyard-cli-src-{}", std::process::id()));
+    let src = data
+        .parent()
+        .unwrap()
+        .join(format!("switchyard-cli-src-{}", std::process::id()));
     std::fs::write(&src, b"hello, switchyard").unwrap();
-    ok(aws(port, &["s3", "cp", src.to_str().unwrap(), "s3://photos/2026/hello.txt"]));
+    ok(aws(
+        port,
+        &[
+            "s3",
+            "cp",
+            src.to_str().unwrap(),
+            "s3://photos/2026/hello.txt",
+        ],
+    ));
     // Transparency: the object is a plain file holding exactly its bytes.
-    assert_eq!(std::fs::read(data.join("photos/2026/hello.txt")).unwrap(), b"hello, switchyard");
+    assert_eq!(
+        std::fs::read(data.join("photos/2026/hello.txt")).unwrap(),
+        b"hello, switchyard"
+    );
     let listing = ok(aws(port, &["s3", "ls", "s3://photos/2026/"]));
     assert!(listing.contains("hello.txt"), "{listing}");
     let buckets = ok(aws(port, &["s3", "ls"]));
@@ -83,7 +113,10 @@ fn embedded_default_with_the_aws_cli() {
     assert_eq!(got, "direct");
 
     let out = aws(port, &["s3", "rb", "s3://photos"]);
-    assert!(!out.status.success(), "a non-empty bucket must not be removed");
+    assert!(
+        !out.status.success(),
+        "a non-empty bucket must not be removed"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("BucketNotEmpty"));
     ok(aws(port, &["s3", "rm", "--recursive", "s3://photos"]));
     ok(aws(port, &["s3", "rb", "s3://photos"]));
@@ -95,25 +128,54 @@ fn embedded_default_with_the_aws_cli() {
 fn check_config(dir: &Path, text: &str) -> (bool, String) {
     let file = dir.join("c.toml");
     std::fs::write(&file, text).unwrap();
-    let out = Command::new(BIN).arg("check-config").arg(&file).output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 #[test]
 fn check_config_names_the_bad_field() {
     let dir = temp_dir("check");
-    let (good, out) = check_config(&dir, "version = 1\n[backends.m]\nkind = \"memory\"\n[buckets.data]\nmembers = [\"m\"]\n");
+    let (good, out) = check_config(
+        &dir,
+        "version = 1\n[backends.m]\nkind = \"memory\"\n[buckets.data]\nmembers = [\"m\"]\n",
+    );
     assert!(good, "{out}");
     assert!(out.contains("ok (1 backends, 1 buckets)"), "{out}");
 
     for (text, needle) in [
-        ("version = 1\n[backends.m]\nkind = \"memory\"\nlabel = 1\n", "label"),
+        (
+            "version = 1\n[backends.m]\nkind = \"memory\"\nlabel = 1\n",
+            "label",
+        ),
         ("version = 1\n[backends.m]\nkind = \"tape\"\n", "tape"),
-        ("version = 1\n[buckets.data]\nmembers = [\"nope\"]\n", "buckets.data.members[0]"),
+        (
+            "version = 1\n[buckets.data]\nmembers = [\"nope\"]\n",
+            "buckets.data.members[0]",
+        ),
         ("version = 3\n", "version"),
-        ("version = 1\n[server]\npart_size = 1024\n", "server.part_size"),
-        ("version = 1\n[backends.s]\nkind = \"s3\"\nbucket = \"b\"\nendpoint = \"ftp://x\"\n", "backends.s.endpoint"),
-        ("version = 1\n[[users]]\naccess_key = \"a\"\nsecret_key = { env = \"SWITCHYARD_TEST_NOT_SET\" }\n", "SWITCHYARD_TEST_NOT_SET"),
+        (
+            "version = 1\n[server]\npart_size = 1024\n",
+            "server.part_size",
+        ),
+        (
+            "version = 1\n[backends.s]\nkind = \"s3\"\nbucket = \"b\"\nendpoint = \"ftp://x\"\n",
+            "backends.s.endpoint",
+        ),
+        (
+            "version = 1\n[[users]]\naccess_key = \"a\"\nsecret_key = { env = \"SWITCHYARD_TEST_NOT_SET\" }\n",
+            "SWITCHYARD_TEST_NOT_SET",
+        ),
     ] {
         let (good, out) = check_config(&dir, text);
         assert!(!good, "accepted: {text}");

@@ -22,7 +22,10 @@ pub fn init_logging() {
     ONCE.call_once(|| {
         let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
     });
 }
 
@@ -33,7 +36,8 @@ impl TempDir {
     pub fn new(name: &str) -> Self {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("switchyard-test-{name}-{}-{n}", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("switchyard-test-{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create temp dir");
         Self(path)
@@ -57,7 +61,8 @@ impl Gateway {
     /// ephemeral port on 127.0.0.1 and the test user is added.
     pub async fn start(config_toml: &str) -> Result<Self> {
         init_logging();
-        let mut config = switchyard::Config::from_toml(config_toml).context("test configuration")?;
+        let mut config =
+            switchyard::Config::from_toml(config_toml).context("test configuration")?;
         config.server.listen = "127.0.0.1:0".parse()?;
         config.users.push(switchyard::config::UserConfig {
             access_key: ACCESS_KEY.into(),
@@ -65,7 +70,10 @@ impl Gateway {
         });
         let server = switchyard::start(config).await?;
         let endpoint = format!("http://{}", server.local_addr());
-        Ok(Self { server: Some(server), endpoint })
+        Ok(Self {
+            server: Some(server),
+            endpoint,
+        })
     }
 
     pub fn client(&self) -> Client {
@@ -95,7 +103,9 @@ pub fn s3_client(endpoint: &str, access_key: &str, secret_key: &str) -> Client {
 }
 
 /// HTTP status and S3 error code of a failed SDK call.
-pub fn err_of<E: ProvideErrorMetadata>(e: &SdkError<E, aws_smithy_runtime_api::http::Response>) -> (u16, String) {
+pub fn err_of<E: ProvideErrorMetadata>(
+    e: &SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> (u16, String) {
     let status = e.raw_response().map_or(0, |r| r.status().as_u16());
     let code = match e {
         SdkError::ServiceError(s) => s.err().code().unwrap_or("").to_owned(),
@@ -134,7 +144,11 @@ pub struct Fixture {
 
 fn unique(name: &str) -> String {
     static SEQ: AtomicU32 = AtomicU32::new(0);
-    format!("{name}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 impl Fixture {
@@ -144,7 +158,16 @@ impl Fixture {
                 let dir = TempDir::new("fs");
                 let toml = format!("kind = \"fs\"\nroot = {:?}\n", dir.0.display().to_string());
                 let path = dir.0.clone();
-                Ok(Self { kind, toml, direct: None, dir: Some(path), endpoint: None, raw_endpoint: None, bucket: None, _keep: vec![Box::new(dir)] })
+                Ok(Self {
+                    kind,
+                    toml,
+                    direct: None,
+                    dir: Some(path),
+                    endpoint: None,
+                    raw_endpoint: None,
+                    bucket: None,
+                    _keep: vec![Box::new(dir)],
+                })
             }
             Kind::Memory => Ok(Self {
                 kind,
@@ -166,7 +189,16 @@ impl Fixture {
                 );
                 let direct: Arc<dyn ObjectStore> = Arc::new(moto.store(&bucket)?);
                 let endpoint = moto.endpoint.clone();
-                Ok(Self { kind, toml, direct: Some(direct), dir: None, raw_endpoint: Some(endpoint.clone()), endpoint: Some(endpoint), bucket: Some(bucket), _keep: vec![Box::new(moto)] })
+                Ok(Self {
+                    kind,
+                    toml,
+                    direct: Some(direct),
+                    dir: None,
+                    raw_endpoint: Some(endpoint.clone()),
+                    endpoint: Some(endpoint),
+                    bucket: Some(bucket),
+                    _keep: vec![Box::new(moto)],
+                })
             }
             Kind::Azure => {
                 let az = Azurite::start().await?;
@@ -178,7 +210,16 @@ impl Fixture {
                 );
                 let direct: Arc<dyn ObjectStore> = Arc::new(az.store(&container)?);
                 let endpoint = az.endpoint.clone();
-                Ok(Self { kind, toml, direct: Some(direct), dir: None, raw_endpoint: Some(endpoint.clone()), endpoint: Some(endpoint), bucket: Some(container), _keep: vec![Box::new(az)] })
+                Ok(Self {
+                    kind,
+                    toml,
+                    direct: Some(direct),
+                    dir: None,
+                    raw_endpoint: Some(endpoint.clone()),
+                    endpoint: Some(endpoint),
+                    bucket: Some(container),
+                    _keep: vec![Box::new(az)],
+                })
             }
             Kind::Gcs => {
                 let gcs = FakeGcs::start().await?;
@@ -191,18 +232,33 @@ impl Fixture {
                 let direct: Arc<dyn ObjectStore> = Arc::new(gcs.store(&bucket)?);
                 let endpoint = gcs.endpoint.clone();
                 let raw = gcs.raw_endpoint.clone();
-                Ok(Self { kind, toml, direct: Some(direct), dir: None, endpoint: Some(endpoint), raw_endpoint: Some(raw), bucket: Some(bucket), _keep: vec![Box::new(gcs)] })
+                Ok(Self {
+                    kind,
+                    toml,
+                    direct: Some(direct),
+                    dir: None,
+                    endpoint: Some(endpoint),
+                    raw_endpoint: Some(raw),
+                    bucket: Some(bucket),
+                    _keep: vec![Box::new(gcs)],
+                })
             }
         }
     }
 
     /// A configuration with one virtual bucket `bucket` over this backend.
     pub fn single_bucket_config(&self, bucket: &str) -> String {
-        format!("version = 1\n[backends.main]\n{}\n[buckets.{bucket}]\nmembers = [\"main\"]\n", self.toml)
+        format!(
+            "version = 1\n[backends.main]\n{}\n[buckets.{bucket}]\nmembers = [\"main\"]\n",
+            self.toml
+        )
     }
 }
 
 /// The repository root (for scripts under `tests/`).
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned()
 }

@@ -6,10 +6,14 @@ use std::path::Path;
 use std::process::Command;
 
 use aws_sdk_s3::primitives::ByteStream;
-use switchyard_tests::harness::{ACCESS_KEY, Fixture, Gateway, Kind, SECRET_KEY, TempDir, repo_root};
+use switchyard_tests::harness::{
+    ACCESS_KEY, Fixture, Gateway, Kind, SECRET_KEY, TempDir, repo_root,
+};
 
 fn run(cmd: &mut Command, what: &str) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run ({e}); run scripts/install-test-tools.sh"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run ({e}); run scripts/install-test-tools.sh"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{what} failed:\n{stdout}\n{stderr}");
@@ -29,7 +33,9 @@ fn client_env(cmd: &mut Command, endpoint: &str, bucket: &str) {
 async fn boto3_and_aws_cli_through_the_gateway() {
     for kind in [Kind::Fs, Kind::S3] {
         let fx = Fixture::new(kind).await.unwrap();
-        let gw = Gateway::start(&fx.single_bucket_config("pyclients")).await.unwrap();
+        let gw = Gateway::start(&fx.single_bucket_config("pyclients"))
+            .await
+            .unwrap();
         let root = repo_root();
         let mut boto = Command::new("python3");
         boto.arg(root.join("tests/python/boto3_suite.py"));
@@ -54,7 +60,17 @@ impl Native<'_> {
     fn eject(&self, action: &str, key: &str, body: &Path, extra: &[&str]) {
         let mut cmd = Command::new("python3");
         cmd.arg(repo_root().join("tests/python/eject.py"))
-            .args([self.kind, action, "--endpoint", self.endpoint, "--bucket", self.bucket, "--key", key, "--body-file"])
+            .args([
+                self.kind,
+                action,
+                "--endpoint",
+                self.endpoint,
+                "--bucket",
+                self.bucket,
+                "--key",
+                key,
+                "--body-file",
+            ])
             .arg(body)
             .args(extra)
             .env("AWS_ACCESS_KEY_ID", "test")
@@ -79,7 +95,9 @@ const ATTR_ARGS: [&str; 10] = [
 
 async fn eject_round_trip(kind: Kind) {
     let fx = Fixture::new(kind).await.unwrap();
-    let gw = Gateway::start(&fx.single_bucket_config("eject")).await.unwrap();
+    let gw = Gateway::start(&fx.single_bucket_config("eject"))
+        .await
+        .unwrap();
     let c = gw.client();
     let dir = TempDir::new("eject");
     let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
@@ -106,7 +124,11 @@ async fn eject_round_trip(kind: Kind) {
         Kind::Gcs => ("gcs", fx.raw_endpoint.clone().unwrap()),
         _ => unreachable!("fs is checked by fs_objects_are_plain_files"),
     };
-    let native = Native { kind: kind_name, endpoint: &endpoint, bucket: fx.bucket.as_deref().unwrap() };
+    let native = Native {
+        kind: kind_name,
+        endpoint: &endpoint,
+        bucket: fx.bucket.as_deref().unwrap(),
+    };
     let mut read_args = ATTR_ARGS.to_vec();
     read_args.push("--exact-meta");
     native.eject("read", "via-gateway/obj.bin", &file, &read_args);
@@ -115,35 +137,100 @@ async fn eject_round_trip(kind: Kind) {
     let big: Vec<u8> = (0..6 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
     let big_file = dir.0.join("big");
     std::fs::write(&big_file, &big).unwrap();
-    let up = c.create_multipart_upload().bucket("eject").key("via-gateway/mpu.bin").content_type("application/x-eject").metadata("owner", "switchyard").send().await.unwrap();
+    let up = c
+        .create_multipart_upload()
+        .bucket("eject")
+        .key("via-gateway/mpu.bin")
+        .content_type("application/x-eject")
+        .metadata("owner", "switchyard")
+        .send()
+        .await
+        .unwrap();
     let id = up.upload_id().unwrap();
-    let p1 = c.upload_part().bucket("eject").key("via-gateway/mpu.bin").upload_id(id).part_number(1).body(ByteStream::from(big[..5 * 1024 * 1024].to_vec())).send().await.unwrap();
-    let p2 = c.upload_part().bucket("eject").key("via-gateway/mpu.bin").upload_id(id).part_number(2).body(ByteStream::from(big[5 * 1024 * 1024..].to_vec())).send().await.unwrap();
+    let p1 = c
+        .upload_part()
+        .bucket("eject")
+        .key("via-gateway/mpu.bin")
+        .upload_id(id)
+        .part_number(1)
+        .body(ByteStream::from(big[..5 * 1024 * 1024].to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let p2 = c
+        .upload_part()
+        .bucket("eject")
+        .key("via-gateway/mpu.bin")
+        .upload_id(id)
+        .part_number(2)
+        .body(ByteStream::from(big[5 * 1024 * 1024..].to_vec()))
+        .send()
+        .await
+        .unwrap();
     c.complete_multipart_upload()
         .bucket("eject")
         .key("via-gateway/mpu.bin")
         .upload_id(id)
         .multipart_upload(
             aws_sdk_s3::types::CompletedMultipartUpload::builder()
-                .parts(aws_sdk_s3::types::CompletedPart::builder().part_number(1).e_tag(p1.e_tag().unwrap()).build())
-                .parts(aws_sdk_s3::types::CompletedPart::builder().part_number(2).e_tag(p2.e_tag().unwrap()).build())
+                .parts(
+                    aws_sdk_s3::types::CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(p1.e_tag().unwrap())
+                        .build(),
+                )
+                .parts(
+                    aws_sdk_s3::types::CompletedPart::builder()
+                        .part_number(2)
+                        .e_tag(p2.e_tag().unwrap())
+                        .build(),
+                )
                 .build(),
         )
         .send()
         .await
         .unwrap();
-    native.eject("read", "via-gateway/mpu.bin", &big_file, &["--content-type", "application/x-eject", "--meta", "owner=switchyard", "--exact-meta"]);
+    native.eject(
+        "read",
+        "via-gateway/mpu.bin",
+        &big_file,
+        &[
+            "--content-type",
+            "application/x-eject",
+            "--meta",
+            "owner=switchyard",
+            "--exact-meta",
+        ],
+    );
 
     // Written natively, served by the gateway at once.
     native.eject("write", "native/obj.bin", &file, &ATTR_ARGS);
-    let got = c.get_object().bucket("eject").key("native/obj.bin").send().await.unwrap();
+    let got = c
+        .get_object()
+        .bucket("eject")
+        .key("native/obj.bin")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.content_type(), Some("application/x-eject"));
     assert_eq!(got.cache_control(), Some("max-age=30"));
     assert_eq!(got.content_disposition(), Some("attachment"));
     assert_eq!(got.content_language(), Some("de"));
-    assert_eq!(got.metadata().unwrap().get("owner").map(String::as_str), Some("switchyard"));
-    assert_eq!(got.body.collect().await.unwrap().into_bytes().to_vec(), body);
-    let listed = c.list_objects_v2().bucket("eject").prefix("native/").send().await.unwrap();
+    assert_eq!(
+        got.metadata().unwrap().get("owner").map(String::as_str),
+        Some("switchyard")
+    );
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().to_vec(),
+        body
+    );
+    let listed = c
+        .list_objects_v2()
+        .bucket("eject")
+        .prefix("native/")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(listed.contents().len(), 1);
     gw.stop().await;
 }
@@ -167,7 +254,9 @@ async fn eject_gcs() {
 async fn fs_objects_are_plain_files() {
     let fx = Fixture::new(Kind::Fs).await.unwrap();
     let root = fx.dir.clone().unwrap();
-    let gw = Gateway::start(&fx.single_bucket_config("eject")).await.unwrap();
+    let gw = Gateway::start(&fx.single_bucket_config("eject"))
+        .await
+        .unwrap();
     let c = gw.client();
     c.put_object()
         .bucket("eject")
@@ -179,13 +268,24 @@ async fn fs_objects_are_plain_files() {
         .await
         .unwrap();
     assert_eq!(std::fs::read(root.join("a/b.txt")).unwrap(), b"plain bytes");
-    let sidecar: serde_json::Value = serde_json::from_slice(&std::fs::read(root.join(".switchyard/meta/a/b.txt.json")).unwrap()).unwrap();
+    let sidecar: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join(".switchyard/meta/a/b.txt.json")).unwrap())
+            .unwrap();
     assert_eq!(sidecar["attrs"]["content_type"], "text/plain");
     assert_eq!(sidecar["attrs"]["metadata"]["owner"], "switchyard");
 
     std::fs::create_dir_all(root.join("dropped")).unwrap();
     std::fs::write(root.join("dropped/in.bin"), b"from another tool").unwrap();
-    let got = c.get_object().bucket("eject").key("dropped/in.bin").send().await.unwrap();
-    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"from another tool");
+    let got = c
+        .get_object()
+        .bucket("eject")
+        .key("dropped/in.bin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"from another tool"
+    );
     gw.stop().await;
 }

@@ -3,22 +3,39 @@
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier};
+use aws_sdk_s3::types::{
+    CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier,
+};
 use switchyard_tests::harness::{Fixture, Gateway, Kind, err_of};
 
 const BUCKET: &str = "conformance";
 
 async fn body_of(c: &Client, key: &str) -> Vec<u8> {
-    c.get_object().bucket(BUCKET).key(key).send().await.unwrap().body.collect().await.unwrap().into_bytes().to_vec()
+    c.get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes()
+        .to_vec()
 }
 
 fn data(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 async fn run_suite(kind: Kind) {
     let fx = Fixture::new(kind).await.unwrap();
-    let gw = Gateway::start(&fx.single_bucket_config(BUCKET)).await.unwrap();
+    let gw = Gateway::start(&fx.single_bucket_config(BUCKET))
+        .await
+        .unwrap();
     let c = gw.client();
 
     put_get_attributes(&c).await;
@@ -52,12 +69,21 @@ async fn put_get_attributes(c: &Client) {
         .await
         .unwrap();
     let etag = put.e_tag().unwrap().to_owned();
-    let head = c.head_object().bucket(BUCKET).key("attrs/object.bin").send().await.unwrap();
+    let head = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("attrs/object.bin")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(head.content_length(), Some(10_000));
     assert_eq!(head.e_tag(), Some(etag.as_str()));
     assert_eq!(head.content_type(), Some("application/x-test"));
     assert_eq!(head.cache_control(), Some("max-age=60"));
-    assert_eq!(head.content_disposition(), Some("attachment; filename=\"o.bin\""));
+    assert_eq!(
+        head.content_disposition(),
+        Some("attachment; filename=\"o.bin\"")
+    );
     assert_eq!(head.content_language(), Some("fr"));
     let meta = head.metadata().unwrap();
     assert_eq!(meta.get("colour").map(String::as_str), Some("blue"));
@@ -78,60 +104,194 @@ async fn put_get_attributes(c: &Client) {
     assert_eq!(got.content_disposition(), Some("inline"));
 
     // Missing keys.
-    let e = c.get_object().bucket(BUCKET).key("attrs/missing").send().await.unwrap_err();
+    let e = c
+        .get_object()
+        .bucket(BUCKET)
+        .key("attrs/missing")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e), (404, "NoSuchKey".into()));
-    let e = c.head_object().bucket(BUCKET).key("attrs/missing").send().await.unwrap_err();
+    let e = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("attrs/missing")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e).0, 404);
 
     // Empty object.
-    c.put_object().bucket(BUCKET).key("attrs/empty").body(ByteStream::from(Vec::new())).send().await.unwrap();
+    c.put_object()
+        .bucket(BUCKET)
+        .key("attrs/empty")
+        .body(ByteStream::from(Vec::new()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(body_of(c, "attrs/empty").await, Vec::<u8>::new());
 }
 
 async fn ranges(c: &Client) {
     let body = data(1000, 2);
-    c.put_object().bucket(BUCKET).key("range/r").body(ByteStream::from(body.clone())).send().await.unwrap();
-    for (spec, want) in [("bytes=2-5", &body[2..6]), ("bytes=990-", &body[990..]), ("bytes=-3", &body[997..]), ("bytes=995-5000", &body[995..])] {
-        let got = c.get_object().bucket(BUCKET).key("range/r").range(spec).send().await.unwrap();
+    c.put_object()
+        .bucket(BUCKET)
+        .key("range/r")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    for (spec, want) in [
+        ("bytes=2-5", &body[2..6]),
+        ("bytes=990-", &body[990..]),
+        ("bytes=-3", &body[997..]),
+        ("bytes=995-5000", &body[995..]),
+    ] {
+        let got = c
+            .get_object()
+            .bucket(BUCKET)
+            .key("range/r")
+            .range(spec)
+            .send()
+            .await
+            .unwrap();
         let range = got.content_range().map(str::to_owned);
         let bytes = got.body.collect().await.unwrap().into_bytes();
         assert_eq!(&bytes[..], want, "{spec}");
         assert!(range.unwrap().ends_with("/1000"), "{spec}");
     }
-    let e = c.get_object().bucket(BUCKET).key("range/r").range("bytes=1000-").send().await.unwrap_err();
+    let e = c
+        .get_object()
+        .bucket(BUCKET)
+        .key("range/r")
+        .range("bytes=1000-")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e), (416, "InvalidRange".into()));
 }
 
 async fn conditional_reads(c: &Client) {
-    let put = c.put_object().bucket(BUCKET).key("cond/r").body(ByteStream::from_static(b"v1")).send().await.unwrap();
+    let put = c
+        .put_object()
+        .bucket(BUCKET)
+        .key("cond/r")
+        .body(ByteStream::from_static(b"v1"))
+        .send()
+        .await
+        .unwrap();
     let etag = put.e_tag().unwrap().to_owned();
-    let e = c.get_object().bucket(BUCKET).key("cond/r").if_none_match(&etag).send().await.unwrap_err();
+    let e = c
+        .get_object()
+        .bucket(BUCKET)
+        .key("cond/r")
+        .if_none_match(&etag)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e).0, 304);
-    let e = c.get_object().bucket(BUCKET).key("cond/r").if_match("\"nope\"").send().await.unwrap_err();
+    let e = c
+        .get_object()
+        .bucket(BUCKET)
+        .key("cond/r")
+        .if_match("\"nope\"")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e), (412, "PreconditionFailed".into()));
-    c.get_object().bucket(BUCKET).key("cond/r").if_match(&etag).send().await.unwrap();
+    c.get_object()
+        .bucket(BUCKET)
+        .key("cond/r")
+        .if_match(&etag)
+        .send()
+        .await
+        .unwrap();
     let future = aws_smithy_types::DateTime::from_secs(4_000_000_000);
     let past = aws_smithy_types::DateTime::from_secs(1_000_000_000);
-    let e = c.get_object().bucket(BUCKET).key("cond/r").if_modified_since(future).send().await.unwrap_err();
+    let e = c
+        .get_object()
+        .bucket(BUCKET)
+        .key("cond/r")
+        .if_modified_since(future)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e).0, 304);
-    let e = c.get_object().bucket(BUCKET).key("cond/r").if_unmodified_since(past).send().await.unwrap_err();
+    let e = c
+        .get_object()
+        .bucket(BUCKET)
+        .key("cond/r")
+        .if_unmodified_since(past)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e).0, 412);
-    c.get_object().bucket(BUCKET).key("cond/r").if_modified_since(past).send().await.unwrap();
+    c.get_object()
+        .bucket(BUCKET)
+        .key("cond/r")
+        .if_modified_since(past)
+        .send()
+        .await
+        .unwrap();
 }
 
 async fn conditional_writes(c: &Client) {
-    c.put_object().bucket(BUCKET).key("cond/w").if_none_match("*").body(ByteStream::from_static(b"first")).send().await.unwrap();
-    let e = c.put_object().bucket(BUCKET).key("cond/w").if_none_match("*").body(ByteStream::from_static(b"second")).send().await.unwrap_err();
+    c.put_object()
+        .bucket(BUCKET)
+        .key("cond/w")
+        .if_none_match("*")
+        .body(ByteStream::from_static(b"first"))
+        .send()
+        .await
+        .unwrap();
+    let e = c
+        .put_object()
+        .bucket(BUCKET)
+        .key("cond/w")
+        .if_none_match("*")
+        .body(ByteStream::from_static(b"second"))
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e), (412, "PreconditionFailed".into()));
     assert_eq!(body_of(c, "cond/w").await, b"first");
-    let etag = c.head_object().bucket(BUCKET).key("cond/w").send().await.unwrap().e_tag().unwrap().to_owned();
-    let e = c.put_object().bucket(BUCKET).key("cond/w").if_match("\"0000\"").body(ByteStream::from_static(b"x")).send().await.unwrap_err();
+    let etag = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("cond/w")
+        .send()
+        .await
+        .unwrap()
+        .e_tag()
+        .unwrap()
+        .to_owned();
+    let e = c
+        .put_object()
+        .bucket(BUCKET)
+        .key("cond/w")
+        .if_match("\"0000\"")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e).0, 412);
-    c.put_object().bucket(BUCKET).key("cond/w").if_match(&etag).body(ByteStream::from_static(b"third")).send().await.unwrap();
+    c.put_object()
+        .bucket(BUCKET)
+        .key("cond/w")
+        .if_match(&etag)
+        .body(ByteStream::from_static(b"third"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(body_of(c, "cond/w").await, b"third");
 }
 
-async fn list_all_v2(c: &Client, prefix: &str, delimiter: Option<&str>, max: i32) -> (Vec<String>, Vec<String>, usize) {
+async fn list_all_v2(
+    c: &Client,
+    prefix: &str,
+    delimiter: Option<&str>,
+    max: i32,
+) -> (Vec<String>, Vec<String>, usize) {
     let mut keys = Vec::new();
     let mut prefixes = Vec::new();
     let mut token = None;
@@ -150,7 +310,11 @@ async fn list_all_v2(c: &Client, prefix: &str, delimiter: Option<&str>, max: i32
         pages += 1;
         assert!(out.key_count().unwrap() <= max);
         keys.extend(out.contents().iter().map(|o| o.key().unwrap().to_owned()));
-        prefixes.extend(out.common_prefixes().iter().map(|p| p.prefix().unwrap().to_owned()));
+        prefixes.extend(
+            out.common_prefixes()
+                .iter()
+                .map(|p| p.prefix().unwrap().to_owned()),
+        );
         if out.is_truncated() == Some(true) {
             token = out.next_continuation_token().map(str::to_owned);
             assert!(token.is_some());
@@ -167,12 +331,24 @@ async fn listing(c: &Client) {
     for d in ["a", "b", "c"] {
         for i in 0..7 {
             let k = format!("list/{d}/{i:02}");
-            c.put_object().bucket(BUCKET).key(&k).body(ByteStream::from_static(b"x")).send().await.unwrap();
+            c.put_object()
+                .bucket(BUCKET)
+                .key(&k)
+                .body(ByteStream::from_static(b"x"))
+                .send()
+                .await
+                .unwrap();
             want.push(k);
         }
     }
     for k in ["list/top-1", "list/top-2", "list/a-sibling"] {
-        c.put_object().bucket(BUCKET).key(k).body(ByteStream::from_static(b"y")).send().await.unwrap();
+        c.put_object()
+            .bucket(BUCKET)
+            .key(k)
+            .body(ByteStream::from_static(b"y"))
+            .send()
+            .await
+            .unwrap();
         want.push(k.to_owned());
     }
     want.sort();
@@ -188,11 +364,25 @@ async fn listing(c: &Client) {
     let (keys, _, _) = list_all_v2(c, "list/b/0", None, 1000).await;
     assert_eq!(keys.len(), 7);
 
-    let out = c.list_objects_v2().bucket(BUCKET).prefix("list/").start_after("list/c/05").send().await.unwrap();
+    let out = c
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("list/")
+        .start_after("list/c/05")
+        .send()
+        .await
+        .unwrap();
     let got: Vec<_> = out.contents().iter().map(|o| o.key().unwrap()).collect();
     assert_eq!(got, ["list/c/06", "list/top-1", "list/top-2"]);
 
-    let out = c.list_objects_v2().bucket(BUCKET).prefix("list/").max_keys(0).send().await.unwrap();
+    let out = c
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("list/")
+        .max_keys(0)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.key_count(), Some(0));
     assert!(out.contents().is_empty());
 
@@ -200,21 +390,50 @@ async fn listing(c: &Client) {
     let mut marker: Option<String> = None;
     let mut v1 = Vec::new();
     loop {
-        let out = c.list_objects().bucket(BUCKET).prefix("list/").max_keys(4).set_marker(marker.clone()).send().await.unwrap();
+        let out = c
+            .list_objects()
+            .bucket(BUCKET)
+            .prefix("list/")
+            .max_keys(4)
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .unwrap();
         v1.extend(out.contents().iter().map(|o| o.key().unwrap().to_owned()));
         if out.is_truncated() != Some(true) {
             break;
         }
-        marker = out.next_marker().map(str::to_owned).or_else(|| v1.last().cloned());
+        marker = out
+            .next_marker()
+            .map(str::to_owned)
+            .or_else(|| v1.last().cloned());
     }
     assert_eq!(v1, want);
 
     // encoding-type=url.
-    c.put_object().bucket(BUCKET).key("enc/a key+é").body(ByteStream::from_static(b"z")).send().await.unwrap();
-    let out = c.list_objects_v2().bucket(BUCKET).prefix("enc/").send().await.unwrap();
+    c.put_object()
+        .bucket(BUCKET)
+        .key("enc/a key+é")
+        .body(ByteStream::from_static(b"z"))
+        .send()
+        .await
+        .unwrap();
+    let out = c
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("enc/")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.contents()[0].key(), Some("enc/a key+é"));
 
-    let e = c.list_objects_v2().bucket(BUCKET).continuation_token("not-a-token!").send().await.unwrap_err();
+    let e = c
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .continuation_token("not-a-token!")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e), (400, "InvalidArgument".into()));
 }
 
@@ -228,10 +447,25 @@ async fn copies(c: &Client) {
         .send()
         .await
         .unwrap();
-    c.copy_object().bucket(BUCKET).key("copy/same").copy_source(format!("{BUCKET}/copy/src")).send().await.unwrap();
-    let h = c.head_object().bucket(BUCKET).key("copy/same").send().await.unwrap();
+    c.copy_object()
+        .bucket(BUCKET)
+        .key("copy/same")
+        .copy_source(format!("{BUCKET}/copy/src"))
+        .send()
+        .await
+        .unwrap();
+    let h = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("copy/same")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(h.content_type(), Some("text/x-src"));
-    assert_eq!(h.metadata().unwrap().get("m").map(String::as_str), Some("1"));
+    assert_eq!(
+        h.metadata().unwrap().get("m").map(String::as_str),
+        Some("1")
+    );
     assert_eq!(body_of(c, "copy/same").await, b"copy me");
 
     c.copy_object()
@@ -244,14 +478,37 @@ async fn copies(c: &Client) {
         .send()
         .await
         .unwrap();
-    let h = c.head_object().bucket(BUCKET).key("copy/replaced").send().await.unwrap();
+    let h = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("copy/replaced")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(h.content_type(), Some("text/x-new"));
-    assert_eq!(h.metadata().unwrap().get("n").map(String::as_str), Some("2"));
+    assert_eq!(
+        h.metadata().unwrap().get("n").map(String::as_str),
+        Some("2")
+    );
     assert!(h.metadata().unwrap().get("m").is_none());
 
-    let e = c.copy_object().bucket(BUCKET).key("copy/src").copy_source(format!("{BUCKET}/copy/src")).send().await.unwrap_err();
+    let e = c
+        .copy_object()
+        .bucket(BUCKET)
+        .key("copy/src")
+        .copy_source(format!("{BUCKET}/copy/src"))
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e), (400, "InvalidRequest".into()));
-    let e = c.copy_object().bucket(BUCKET).key("copy/x").copy_source(format!("{BUCKET}/copy/missing")).send().await.unwrap_err();
+    let e = c
+        .copy_object()
+        .bucket(BUCKET)
+        .key("copy/x")
+        .copy_source(format!("{BUCKET}/copy/missing"))
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e), (404, "NoSuchKey".into()));
     let e = c
         .copy_object()
@@ -266,24 +523,69 @@ async fn copies(c: &Client) {
 }
 
 async fn deletes(c: &Client) {
-    c.put_object().bucket(BUCKET).key("del/one").body(ByteStream::from_static(b"1")).send().await.unwrap();
-    c.delete_object().bucket(BUCKET).key("del/one").send().await.unwrap();
-    let e = c.head_object().bucket(BUCKET).key("del/one").send().await.unwrap_err();
+    c.put_object()
+        .bucket(BUCKET)
+        .key("del/one")
+        .body(ByteStream::from_static(b"1"))
+        .send()
+        .await
+        .unwrap();
+    c.delete_object()
+        .bucket(BUCKET)
+        .key("del/one")
+        .send()
+        .await
+        .unwrap();
+    let e = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("del/one")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e).0, 404);
     // Idempotent.
-    c.delete_object().bucket(BUCKET).key("del/one").send().await.unwrap();
+    c.delete_object()
+        .bucket(BUCKET)
+        .key("del/one")
+        .send()
+        .await
+        .unwrap();
 
     let mut ids = Vec::new();
     for i in 0..3 {
         let k = format!("del/many/{i}");
-        c.put_object().bucket(BUCKET).key(&k).body(ByteStream::from_static(b"m")).send().await.unwrap();
+        c.put_object()
+            .bucket(BUCKET)
+            .key(&k)
+            .body(ByteStream::from_static(b"m"))
+            .send()
+            .await
+            .unwrap();
         ids.push(ObjectIdentifier::builder().key(k).build().unwrap());
     }
-    ids.push(ObjectIdentifier::builder().key("del/many/never-existed").build().unwrap());
-    let out = c.delete_objects().bucket(BUCKET).delete(Delete::builder().set_objects(Some(ids)).build().unwrap()).send().await.unwrap();
+    ids.push(
+        ObjectIdentifier::builder()
+            .key("del/many/never-existed")
+            .build()
+            .unwrap(),
+    );
+    let out = c
+        .delete_objects()
+        .bucket(BUCKET)
+        .delete(Delete::builder().set_objects(Some(ids)).build().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.deleted().len(), 4);
     assert!(out.errors().is_empty());
-    let left = c.list_objects_v2().bucket(BUCKET).prefix("del/").send().await.unwrap();
+    let left = c
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("del/")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(left.key_count(), Some(0));
 }
 
@@ -301,18 +603,64 @@ async fn multipart(c: &Client) {
         .await
         .unwrap();
     let id = up.upload_id().unwrap().to_owned();
-    let e1 = c.upload_part().bucket(BUCKET).key(key).upload_id(&id).part_number(1).body(ByteStream::from(part1.clone())).send().await.unwrap();
-    let e2 = c.upload_part().bucket(BUCKET).key(key).upload_id(&id).part_number(2).body(ByteStream::from(part2.clone())).send().await.unwrap();
+    let e1 = c
+        .upload_part()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from(part1.clone()))
+        .send()
+        .await
+        .unwrap();
+    let e2 = c
+        .upload_part()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&id)
+        .part_number(2)
+        .body(ByteStream::from(part2.clone()))
+        .send()
+        .await
+        .unwrap();
 
-    let parts = c.list_parts().bucket(BUCKET).key(key).upload_id(&id).send().await.unwrap();
+    let parts = c
+        .list_parts()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&id)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(parts.parts().len(), 2);
     assert_eq!(parts.parts()[0].size(), Some(part1.len() as i64));
     assert_eq!(parts.parts()[1].e_tag(), e2.e_tag());
-    let uploads = c.list_multipart_uploads().bucket(BUCKET).send().await.unwrap();
-    assert!(uploads.uploads().iter().any(|u| u.upload_id() == Some(id.as_str()) && u.key() == Some(key)));
+    let uploads = c
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        uploads
+            .uploads()
+            .iter()
+            .any(|u| u.upload_id() == Some(id.as_str()) && u.key() == Some(key))
+    );
     // The reserved namespace stays out of listings.
-    let listed = c.list_objects_v2().bucket(BUCKET).prefix("").send().await.unwrap();
-    assert!(listed.contents().iter().all(|o| !o.key().unwrap().starts_with(".switchyard")));
+    let listed = c
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        listed
+            .contents()
+            .iter()
+            .all(|o| !o.key().unwrap().starts_with(".switchyard"))
+    );
 
     let e = c
         .complete_multipart_upload()
@@ -321,8 +669,18 @@ async fn multipart(c: &Client) {
         .upload_id(&id)
         .multipart_upload(
             CompletedMultipartUpload::builder()
-                .parts(CompletedPart::builder().part_number(2).e_tag(e2.e_tag().unwrap()).build())
-                .parts(CompletedPart::builder().part_number(1).e_tag(e1.e_tag().unwrap()).build())
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(2)
+                        .e_tag(e2.e_tag().unwrap())
+                        .build(),
+                )
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(e1.e_tag().unwrap())
+                        .build(),
+                )
                 .build(),
         )
         .send()
@@ -334,7 +692,16 @@ async fn multipart(c: &Client) {
         .bucket(BUCKET)
         .key(key)
         .upload_id(&id)
-        .multipart_upload(CompletedMultipartUpload::builder().parts(CompletedPart::builder().part_number(1).e_tag("\"bad\"").build()).build())
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag("\"bad\"")
+                        .build(),
+                )
+                .build(),
+        )
         .send()
         .await
         .unwrap_err();
@@ -346,8 +713,18 @@ async fn multipart(c: &Client) {
         .upload_id(&id)
         .multipart_upload(
             CompletedMultipartUpload::builder()
-                .parts(CompletedPart::builder().part_number(1).e_tag(e1.e_tag().unwrap()).build())
-                .parts(CompletedPart::builder().part_number(2).e_tag(e2.e_tag().unwrap()).build())
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(e1.e_tag().unwrap())
+                        .build(),
+                )
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(2)
+                        .e_tag(e2.e_tag().unwrap())
+                        .build(),
+                )
                 .build(),
         )
         .send()
@@ -356,14 +733,37 @@ async fn multipart(c: &Client) {
     let mut whole = part1.clone();
     whole.extend_from_slice(&part2);
     assert!(body_of(c, key).await == whole);
-    let h = c.head_object().bucket(BUCKET).key(key).send().await.unwrap();
+    let h = c
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(h.content_type(), Some("application/x-mpu"));
-    assert_eq!(h.metadata().unwrap().get("kind").map(String::as_str), Some("multipart"));
-    let uploads = c.list_multipart_uploads().bucket(BUCKET).send().await.unwrap();
-    assert!(uploads.uploads().is_empty(), "completed upload still listed");
+    assert_eq!(
+        h.metadata().unwrap().get("kind").map(String::as_str),
+        Some("multipart")
+    );
+    let uploads = c
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        uploads.uploads().is_empty(),
+        "completed upload still listed"
+    );
 
     // UploadPartCopy from the completed object, then abort.
-    let up = c.create_multipart_upload().bucket(BUCKET).key("mpu/copy").send().await.unwrap();
+    let up = c
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("mpu/copy")
+        .send()
+        .await
+        .unwrap();
     let id2 = up.upload_id().unwrap().to_owned();
     let cp = c
         .upload_part_copy()
@@ -376,15 +776,34 @@ async fn multipart(c: &Client) {
         .send()
         .await
         .unwrap();
-    let e3 = c.upload_part().bucket(BUCKET).key("mpu/copy").upload_id(&id2).part_number(2).body(ByteStream::from_static(b"tail")).send().await.unwrap();
+    let e3 = c
+        .upload_part()
+        .bucket(BUCKET)
+        .key("mpu/copy")
+        .upload_id(&id2)
+        .part_number(2)
+        .body(ByteStream::from_static(b"tail"))
+        .send()
+        .await
+        .unwrap();
     c.complete_multipart_upload()
         .bucket(BUCKET)
         .key("mpu/copy")
         .upload_id(&id2)
         .multipart_upload(
             CompletedMultipartUpload::builder()
-                .parts(CompletedPart::builder().part_number(1).e_tag(cp.copy_part_result().unwrap().e_tag().unwrap()).build())
-                .parts(CompletedPart::builder().part_number(2).e_tag(e3.e_tag().unwrap()).build())
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(cp.copy_part_result().unwrap().e_tag().unwrap())
+                        .build(),
+                )
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(2)
+                        .e_tag(e3.e_tag().unwrap())
+                        .build(),
+                )
                 .build(),
         )
         .send()
@@ -394,17 +813,62 @@ async fn multipart(c: &Client) {
     want.extend_from_slice(b"tail");
     assert!(body_of(c, "mpu/copy").await == want);
 
-    let up = c.create_multipart_upload().bucket(BUCKET).key("mpu/aborted").send().await.unwrap();
+    let up = c
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("mpu/aborted")
+        .send()
+        .await
+        .unwrap();
     let id3 = up.upload_id().unwrap().to_owned();
-    c.upload_part().bucket(BUCKET).key("mpu/aborted").upload_id(&id3).part_number(1).body(ByteStream::from_static(b"gone")).send().await.unwrap();
-    c.abort_multipart_upload().bucket(BUCKET).key("mpu/aborted").upload_id(&id3).send().await.unwrap();
-    let e = c.list_parts().bucket(BUCKET).key("mpu/aborted").upload_id(&id3).send().await.unwrap_err();
+    c.upload_part()
+        .bucket(BUCKET)
+        .key("mpu/aborted")
+        .upload_id(&id3)
+        .part_number(1)
+        .body(ByteStream::from_static(b"gone"))
+        .send()
+        .await
+        .unwrap();
+    c.abort_multipart_upload()
+        .bucket(BUCKET)
+        .key("mpu/aborted")
+        .upload_id(&id3)
+        .send()
+        .await
+        .unwrap();
+    let e = c
+        .list_parts()
+        .bucket(BUCKET)
+        .key("mpu/aborted")
+        .upload_id(&id3)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e), (404, "NoSuchUpload".into()));
-    let e = c.head_object().bucket(BUCKET).key("mpu/aborted").send().await.unwrap_err();
+    let e = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("mpu/aborted")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e).0, 404);
-    let e = c.abort_multipart_upload().bucket(BUCKET).key("mpu/aborted").upload_id("garbage").send().await.unwrap_err();
+    let e = c
+        .abort_multipart_upload()
+        .bucket(BUCKET)
+        .key("mpu/aborted")
+        .upload_id("garbage")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e), (404, "NoSuchUpload".into()));
-    let uploads = c.list_multipart_uploads().bucket(BUCKET).send().await.unwrap();
+    let uploads = c
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
     assert!(uploads.uploads().is_empty(), "aborted upload still listed");
 }
 
@@ -412,13 +876,46 @@ async fn integrity(c: &Client) {
     use base64::Engine as _;
     let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
     let good = b64(&<md5::Md5 as md5::Digest>::digest(b"payload"));
-    c.put_object().bucket(BUCKET).key("integrity/ok").content_md5(&good).body(ByteStream::from_static(b"payload")).send().await.unwrap();
+    c.put_object()
+        .bucket(BUCKET)
+        .key("integrity/ok")
+        .content_md5(&good)
+        .body(ByteStream::from_static(b"payload"))
+        .send()
+        .await
+        .unwrap();
     let bad = b64(&<md5::Md5 as md5::Digest>::digest(b"other"));
-    let e = c.put_object().bucket(BUCKET).key("integrity/bad-md5").content_md5(&bad).body(ByteStream::from_static(b"payload")).send().await.unwrap_err();
+    let e = c
+        .put_object()
+        .bucket(BUCKET)
+        .key("integrity/bad-md5")
+        .content_md5(&bad)
+        .body(ByteStream::from_static(b"payload"))
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e), (400, "BadDigest".into()));
-    let e = c.head_object().bucket(BUCKET).key("integrity/bad-md5").send().await.unwrap_err();
-    assert_eq!(err_of(&e).0, 404, "a body that failed its digest must not be stored");
-    let e = c.put_object().bucket(BUCKET).key("integrity/bad-md5").content_md5("not base64!").body(ByteStream::from_static(b"payload")).send().await.unwrap_err();
+    let e = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("integrity/bad-md5")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err_of(&e).0,
+        404,
+        "a body that failed its digest must not be stored"
+    );
+    let e = c
+        .put_object()
+        .bucket(BUCKET)
+        .key("integrity/bad-md5")
+        .content_md5("not base64!")
+        .body(ByteStream::from_static(b"payload"))
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e).0, 400);
 
     // A wrong CRC32 in a header.
@@ -432,7 +929,13 @@ async fn integrity(c: &Client) {
         .await
         .unwrap_err();
     assert_eq!(err_of(&e), (400, "BadDigest".into()));
-    let e = c.head_object().bucket(BUCKET).key("integrity/bad-crc").send().await.unwrap_err();
+    let e = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("integrity/bad-crc")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e).0, 404);
     // The SDK's own flexible checksums (aws-chunked with a trailer) are accepted.
     c.put_object()
@@ -447,10 +950,26 @@ async fn integrity(c: &Client) {
 }
 
 async fn keys(c: &Client, kind: Kind) {
-    for key in ["keys/ünïcødé/日本語 ✓", "keys/with space+plus&amp", "keys/percent%20sign"] {
-        c.put_object().bucket(BUCKET).key(key).body(ByteStream::from_static(b"k")).send().await.unwrap();
+    for key in [
+        "keys/ünïcødé/日本語 ✓",
+        "keys/with space+plus&amp",
+        "keys/percent%20sign",
+    ] {
+        c.put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(ByteStream::from_static(b"k"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(body_of(c, key).await, b"k", "{key}");
-        let out = c.list_objects_v2().bucket(BUCKET).prefix(key).send().await.unwrap();
+        let out = c
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .prefix(key)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(out.contents()[0].key(), Some(key));
     }
     // 1024 bytes is S3's limit; a filesystem limits each segment to 255 bytes.
@@ -465,28 +984,72 @@ async fn keys(c: &Client, kind: Kind) {
         format!("keys/{}", "l".repeat(1019))
     };
     assert_eq!(long.len(), 1024);
-    c.put_object().bucket(BUCKET).key(&long).body(ByteStream::from_static(b"long")).send().await.unwrap();
+    c.put_object()
+        .bucket(BUCKET)
+        .key(&long)
+        .body(ByteStream::from_static(b"long"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(body_of(c, &long).await, b"long");
-    let e = c.put_object().bucket(BUCKET).key(format!("{long}x")).body(ByteStream::from_static(b"x")).send().await.unwrap_err();
+    let e = c
+        .put_object()
+        .bucket(BUCKET)
+        .key(format!("{long}x"))
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e), (400, "KeyTooLongError".into()));
-    for bad in ["keys/../escape", "keys/./dot", "keys//empty", ".switchyard/mpu/x"] {
-        let e = c.put_object().bucket(BUCKET).key(bad).body(ByteStream::from_static(b"x")).send().await.unwrap_err();
+    for bad in [
+        "keys/../escape",
+        "keys/./dot",
+        "keys//empty",
+        ".switchyard/mpu/x",
+    ] {
+        let e = c
+            .put_object()
+            .bucket(BUCKET)
+            .key(bad)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap_err();
         assert_eq!(err_of(&e), (400, "InvalidArgument".into()), "{bad}");
     }
 }
 
 async fn buckets(c: &Client) {
     c.head_bucket().bucket(BUCKET).send().await.unwrap();
-    let e = c.head_bucket().bucket("no-such-bucket").send().await.unwrap_err();
+    let e = c
+        .head_bucket()
+        .bucket("no-such-bucket")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e).0, 404);
-    let e = c.get_object().bucket("no-such-bucket").key("k").send().await.unwrap_err();
+    let e = c
+        .get_object()
+        .bucket("no-such-bucket")
+        .key("k")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e), (404, "NoSuchBucket".into()));
     let loc = c.get_bucket_location().bucket(BUCKET).send().await.unwrap();
-    assert!(loc.location_constraint().is_none_or(|l| l.as_str().is_empty()));
+    assert!(
+        loc.location_constraint()
+            .is_none_or(|l| l.as_str().is_empty())
+    );
     let listed = c.list_buckets().send().await.unwrap();
     assert!(listed.buckets().iter().any(|b| b.name() == Some(BUCKET)));
     // Configured buckets cannot be created or deleted through the API.
-    let e = c.create_bucket().bucket("new-bucket").send().await.unwrap_err();
+    let e = c
+        .create_bucket()
+        .bucket("new-bucket")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e).0, 501);
 }
 

@@ -57,7 +57,9 @@ fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
 }
 
 fn to_datetime(meta: &std::fs::Metadata) -> DateTime<Utc> {
-    meta.modified().map(DateTime::<Utc>::from).unwrap_or_else(|_| Utc::now())
+    meta.modified()
+        .map(DateTime::<Utc>::from)
+        .unwrap_or_else(|_| Utc::now())
 }
 
 impl FsStore {
@@ -66,11 +68,17 @@ impl FsStore {
             Some(p) => root.join(p),
             None => root,
         };
-        std::fs::create_dir_all(root.join(RESERVED_DIR).join("tmp")).map_err(|e| ConfigError::Invalid {
-            field: format!("backends.{name}.root"),
-            message: format!("cannot create {}: {e}", root.display()),
+        std::fs::create_dir_all(root.join(RESERVED_DIR).join("tmp")).map_err(|e| {
+            ConfigError::Invalid {
+                field: format!("backends.{name}.root"),
+                message: format!("cannot create {}: {e}", root.display()),
+            }
         })?;
-        Ok(Self { name: name.to_owned(), root, cond_lock: tokio::sync::Mutex::new(()) })
+        Ok(Self {
+            name: name.to_owned(),
+            root,
+            cond_lock: tokio::sync::Mutex::new(()),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -82,7 +90,10 @@ impl FsStore {
     }
 
     fn sidecar_path(&self, key: &str) -> PathBuf {
-        self.root.join(RESERVED_DIR).join("meta").join(format!("{key}.json"))
+        self.root
+            .join(RESERVED_DIR)
+            .join("meta")
+            .join(format!("{key}.json"))
     }
 
     fn internal(&self, rel: &str) -> PathBuf {
@@ -90,7 +101,10 @@ impl FsStore {
     }
 
     fn tmp_path(&self) -> PathBuf {
-        self.root.join(RESERVED_DIR).join("tmp").join(uuid::Uuid::new_v4().simple().to_string())
+        self.root
+            .join(RESERVED_DIR)
+            .join("tmp")
+            .join(uuid::Uuid::new_v4().simple().to_string())
     }
 
     fn io(&self, e: std::io::Error) -> Error {
@@ -100,7 +114,9 @@ impl FsStore {
     /// Streams `body` into a new temporary file, returning its path, size and MD5.
     async fn write_tmp(&self, mut body: Body) -> Result<(PathBuf, u64, String)> {
         let tmp = self.tmp_path();
-        let mut file = tokio::fs::File::create(&tmp).await.map_err(|e| self.io(e))?;
+        let mut file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| self.io(e))?;
         let mut md5 = Md5::new();
         let mut size = 0u64;
         let result: Result<()> = async {
@@ -126,12 +142,25 @@ impl FsStore {
     }
 
     /// Moves a finished temporary file to `key` and records its attributes.
-    async fn commit(&self, tmp: &Path, key: &str, etag: String, attrs: &Attrs, cond: &WriteCondition) -> Result<PutOutcome> {
+    async fn commit(
+        &self,
+        tmp: &Path,
+        key: &str,
+        etag: String,
+        attrs: &Attrs,
+        cond: &WriteCondition,
+    ) -> Result<PutOutcome> {
         let dest = self.data_path(key);
         if let Some(parent) = dest.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(|e| self.key_conflict(key, e))?;
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| self.key_conflict(key, e))?;
         }
-        let _guard = if *cond == WriteCondition::None { None } else { Some(self.cond_lock.lock().await) };
+        let _guard = if *cond == WriteCondition::None {
+            None
+        } else {
+            Some(self.cond_lock.lock().await)
+        };
         match cond {
             WriteCondition::None => {}
             WriteCondition::IfAbsent => {
@@ -153,7 +182,9 @@ impl FsStore {
             }
             WriteCondition::IfMatch(_) => {
                 let current = self.current_etag(key).await?;
-                if let Err(e) = check_write_condition(cond, current.as_ref().map(|e| Some(e.as_str()))) {
+                if let Err(e) =
+                    check_write_condition(cond, current.as_ref().map(|e| Some(e.as_str())))
+                {
                     let _ = tokio::fs::remove_file(tmp).await;
                     return Err(e);
                 }
@@ -166,9 +197,20 @@ impl FsStore {
         self.finish_commit(key, &dest, etag, attrs).await
     }
 
-    async fn finish_commit(&self, key: &str, dest: &Path, etag: String, attrs: &Attrs) -> Result<PutOutcome> {
+    async fn finish_commit(
+        &self,
+        key: &str,
+        dest: &Path,
+        etag: String,
+        attrs: &Attrs,
+    ) -> Result<PutOutcome> {
         let meta = tokio::fs::metadata(dest).await.map_err(|e| self.io(e))?;
-        let sidecar = Sidecar { size: meta.len(), mtime_ns: mtime_ns(&meta), etag: etag.clone(), attrs: attrs.clone() };
+        let sidecar = Sidecar {
+            size: meta.len(),
+            mtime_ns: mtime_ns(&meta),
+            etag: etag.clone(),
+            attrs: attrs.clone(),
+        };
         let json = serde_json::to_vec(&sidecar).map_err(Error::internal)?;
         self.write_atomic(&self.sidecar_path(key), &json).await?;
         Ok(PutOutcome { etag: Some(etag) })
@@ -176,7 +218,9 @@ impl FsStore {
 
     async fn write_atomic(&self, path: &Path, data: &[u8]) -> Result<()> {
         if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(|e| self.io(e))?;
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| self.io(e))?;
         }
         let tmp = self.tmp_path();
         tokio::fs::write(&tmp, data).await.map_err(|e| self.io(e))?;
@@ -191,14 +235,18 @@ impl FsStore {
                 self.name
             )),
             // ENAMETOOLONG
-            Some(36) => Error::KeyTooLong(format!("a segment of {key:?} is longer than the filesystem allows (255 bytes)")),
+            Some(36) => Error::KeyTooLong(format!(
+                "a segment of {key:?} is longer than the filesystem allows (255 bytes)"
+            )),
             _ => self.io(e),
         }
     }
 
     async fn current_etag(&self, key: &str) -> Result<Option<String>> {
         match tokio::fs::metadata(self.data_path(key)).await {
-            Ok(meta) if meta.is_file() => Ok(Some(self.describe(key, &meta).await.etag.unwrap_or_default())),
+            Ok(meta) if meta.is_file() => Ok(Some(
+                self.describe(key, &meta).await.etag.unwrap_or_default(),
+            )),
             Ok(_) => Ok(None),
             Err(e) if is_missing(&e) => Ok(None),
             Err(e) => Err(self.key_conflict(key, e)),
@@ -253,7 +301,10 @@ fn io_error(backend: &str, e: std::io::Error) -> Error {
     if is_missing(&e) {
         return Error::NotFound;
     }
-    Error::Unavailable { backend: backend.to_owned(), message: e.to_string() }
+    Error::Unavailable {
+        backend: backend.to_owned(),
+        message: e.to_string(),
+    }
 }
 
 fn resolve_range(range: Option<ByteRange>, size: u64) -> Result<std::ops::Range<u64>> {
@@ -282,12 +333,18 @@ fn read_sorted(dir: &Path, skip_reserved: bool) -> std::io::Result<Vec<(String, 
     let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        let Ok(name) = entry.file_name().into_string() else { continue };
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
         if skip_reserved && name == RESERVED_DIR {
             continue;
         }
         let ft = entry.file_type()?;
-        let is_dir = if ft.is_symlink() { entry.path().is_dir() } else { ft.is_dir() };
+        let is_dir = if ft.is_symlink() {
+            entry.path().is_dir()
+        } else {
+            ft.is_dir()
+        };
         entries.push((name, is_dir));
     }
     entries.sort_by(|(a, ad), (b, bd)| {
@@ -323,9 +380,11 @@ impl Walk {
         if !self.started {
             self.started = true;
             match read_sorted(&self.root, true) {
-                Ok(entries) => {
-                    self.stack.push(Level { dir: self.root.clone(), key_prefix: String::new(), entries: entries.into_iter() })
-                }
+                Ok(entries) => self.stack.push(Level {
+                    dir: self.root.clone(),
+                    key_prefix: String::new(),
+                    entries: entries.into_iter(),
+                }),
                 Err(e) if is_missing(&e) => return None,
                 Err(e) => return Some(Err(io_error(&self.name, e))),
             }
@@ -344,13 +403,19 @@ impl Walk {
                     continue;
                 }
                 match read_sorted(&path, false) {
-                    Ok(entries) => self.stack.push(Level { dir: path, key_prefix: dir_key, entries: entries.into_iter() }),
+                    Ok(entries) => self.stack.push(Level {
+                        dir: path,
+                        key_prefix: dir_key,
+                        entries: entries.into_iter(),
+                    }),
                     Err(e) if is_missing(&e) => continue,
                     Err(e) => return Some(Err(io_error(&self.name, e))),
                 }
                 continue;
             }
-            if !key.starts_with(&self.prefix) || self.offset.as_deref().is_some_and(|o| key.as_str() <= o) {
+            if !key.starts_with(&self.prefix)
+                || self.offset.as_deref().is_some_and(|o| key.as_str() <= o)
+            {
                 continue;
             }
             let meta = match std::fs::metadata(&path) {
@@ -370,9 +435,15 @@ impl Walk {
 }
 
 fn read_sidecar_etag(root: &Path, key: &str, meta: &std::fs::Metadata) -> Option<String> {
-    let path = root.join(RESERVED_DIR).join("meta").join(format!("{key}.json"));
+    let path = root
+        .join(RESERVED_DIR)
+        .join("meta")
+        .join(format!("{key}.json"));
     let fallback = || format!("{:x}-{:x}", mtime_ns(meta), meta.len());
-    match std::fs::read(path).ok().and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok()) {
+    match std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
+    {
         Some(s) if s.size == meta.len() && s.mtime_ns == mtime_ns(meta) => Some(s.etag),
         _ => Some(fallback()),
     }
@@ -380,7 +451,14 @@ fn read_sidecar_etag(root: &Path, key: &str, meta: &std::fs::Metadata) -> Option
 
 #[async_trait]
 impl Store for FsStore {
-    async fn put(&self, key: &str, body: Body, attrs: &Attrs, cond: &WriteCondition, _part_size: u64) -> Result<PutOutcome> {
+    async fn put(
+        &self,
+        key: &str,
+        body: Body,
+        attrs: &Attrs,
+        cond: &WriteCondition,
+        _part_size: u64,
+    ) -> Result<PutOutcome> {
         if *cond != WriteCondition::None {
             // Fail before reading the body when the answer is already known.
             let current = self.current_etag(key).await?;
@@ -390,7 +468,13 @@ impl Store for FsStore {
         self.commit(&tmp, key, etag, attrs, cond).await
     }
 
-    async fn get(&self, key: &str, range: Option<ByteRange>, cond: &ReadConditions, head: bool) -> Result<(GetOutcome, Option<ByteStream>)> {
+    async fn get(
+        &self,
+        key: &str,
+        range: Option<ByteRange>,
+        cond: &ReadConditions,
+        head: bool,
+    ) -> Result<(GetOutcome, Option<ByteStream>)> {
         let path = self.data_path(key);
         let mut file = tokio::fs::File::open(&path).await.map_err(|e| self.io(e))?;
         let meta = file.metadata().await.map_err(|e| self.io(e))?;
@@ -399,12 +483,21 @@ impl Store for FsStore {
         }
         let info = self.describe(key, &meta).await;
         check_read_conditions(cond, &info)?;
-        let served = if head { 0..info.size } else { resolve_range(range, info.size)? };
-        let outcome = GetOutcome { info, range: served.clone() };
+        let served = if head {
+            0..info.size
+        } else {
+            resolve_range(range, info.size)?
+        };
+        let outcome = GetOutcome {
+            info,
+            range: served.clone(),
+        };
         if head {
             return Ok((outcome, None));
         }
-        file.seek(SeekFrom::Start(served.start)).await.map_err(|e| self.io(e))?;
+        file.seek(SeekFrom::Start(served.start))
+            .await
+            .map_err(|e| self.io(e))?;
         let reader = file.take(served.end - served.start);
         let name = self.name.clone();
         let stream = tokio_util::io::ReaderStream::with_capacity(reader, READ_BUFFER)
@@ -425,11 +518,16 @@ impl Store for FsStore {
         let sidecar = self.sidecar_path(key);
         let _ = tokio::fs::remove_file(&sidecar).await;
         self.prune_dirs(&path, &self.root).await;
-        self.prune_dirs(&sidecar, &self.root.join(RESERVED_DIR).join("meta")).await;
+        self.prune_dirs(&sidecar, &self.root.join(RESERVED_DIR).join("meta"))
+            .await;
         Ok(())
     }
 
-    fn list(&self, prefix: &str, offset: Option<&str>) -> BoxStream<'static, Result<ObjectSummary>> {
+    fn list(
+        &self,
+        prefix: &str,
+        offset: Option<&str>,
+    ) -> BoxStream<'static, Result<ObjectSummary>> {
         let walk = Walk {
             root: self.root.clone(),
             prefix: prefix.to_owned(),
@@ -475,36 +573,62 @@ impl Store for FsStore {
         let tmp = self.tmp_path();
         tokio::fs::copy(&src, &tmp).await.map_err(|e| self.io(e))?;
         let etag = info.etag.unwrap_or_default();
-        self.commit(&tmp, to, etag, &info.attrs, &WriteCondition::None).await.map(|_| ())
+        self.commit(&tmp, to, etag, &info.attrs, &WriteCondition::None)
+            .await
+            .map(|_| ())
     }
 
     async fn mpu_create(&self, _key: &str, _attrs: &Attrs) -> Result<String> {
         Ok(String::new())
     }
 
-    async fn mpu_put_part(&self, _key: &str, _upload: &str, nonce: &str, part_idx: usize, data: Vec<Bytes>) -> Result<PartRef> {
+    async fn mpu_put_part(
+        &self,
+        _key: &str,
+        _upload: &str,
+        nonce: &str,
+        part_idx: usize,
+        data: Vec<Bytes>,
+    ) -> Result<PartRef> {
         let rel = format!("uploads/{nonce}/data/{part_idx:05}");
         let body: Body = futures::stream::iter(data.into_iter().map(Ok)).boxed();
         let (tmp, _, _) = self.write_tmp(body).await?;
         let dest = self.internal(&rel);
         if let Some(parent) = dest.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(|e| self.io(e))?;
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| self.io(e))?;
         }
-        tokio::fs::rename(&tmp, &dest).await.map_err(|e| self.io(e))?;
+        tokio::fs::rename(&tmp, &dest)
+            .await
+            .map_err(|e| self.io(e))?;
         Ok(PartRef { content_id: rel })
     }
 
-    async fn mpu_complete(&self, key: &str, upload: &str, nonce: &str, parts: Vec<PartRef>, attrs: &Attrs) -> Result<PutOutcome> {
+    async fn mpu_complete(
+        &self,
+        key: &str,
+        upload: &str,
+        nonce: &str,
+        parts: Vec<PartRef>,
+        attrs: &Attrs,
+    ) -> Result<PutOutcome> {
         let tmp = self.tmp_path();
-        let mut out = tokio::fs::File::create(&tmp).await.map_err(|e| self.io(e))?;
+        let mut out = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| self.io(e))?;
         let mut md5 = Md5::new();
         let mut buf = vec![0u8; READ_BUFFER];
         let result: Result<()> = async {
             for part in &parts {
-                let mut f = tokio::fs::File::open(self.internal(&part.content_id)).await.map_err(|e| match self.io(e) {
-                    Error::NotFound => Error::InvalidPart(format!("part {} was not uploaded", part.content_id)),
-                    other => other,
-                })?;
+                let mut f = tokio::fs::File::open(self.internal(&part.content_id))
+                    .await
+                    .map_err(|e| match self.io(e) {
+                        Error::NotFound => {
+                            Error::InvalidPart(format!("part {} was not uploaded", part.content_id))
+                        }
+                        other => other,
+                    })?;
                 loop {
                     let n = f.read(&mut buf).await.map_err(|e| self.io(e))?;
                     if n == 0 {
@@ -525,7 +649,9 @@ impl Store for FsStore {
             return Err(e);
         }
         let etag = format!("{}-{}", hex::encode(md5.finalize()), parts.len());
-        let outcome = self.commit(&tmp, key, etag, attrs, &WriteCondition::None).await?;
+        let outcome = self
+            .commit(&tmp, key, etag, attrs, &WriteCondition::None)
+            .await?;
         self.mpu_abort(key, upload, nonce).await?;
         Ok(outcome)
     }
@@ -600,23 +726,44 @@ mod tests {
     async fn sorted_listing_and_sidecars() {
         let dir = std::env::temp_dir().join(format!("sy-fs-{}", uuid::Uuid::new_v4()));
         let s = FsStore::new(dir.clone(), None, "t").unwrap();
-        let attrs = Attrs { content_type: Some("text/plain".into()), ..Default::default() };
+        let attrs = Attrs {
+            content_type: Some("text/plain".into()),
+            ..Default::default()
+        };
         for k in ["a/b", "a-c", "a/a/z", "b", "a0"] {
-            s.put(k, body(b"x"), &attrs, &WriteCondition::None, 1 << 23).await.unwrap();
+            s.put(k, body(b"x"), &attrs, &WriteCondition::None, 1 << 23)
+                .await
+                .unwrap();
         }
         let keys: Vec<String> = s.list("", None).map(|r| r.unwrap().key).collect().await;
         assert_eq!(keys, ["a-c", "a/a/z", "a/b", "a0", "b"]);
-        let keys: Vec<String> = s.list("a/", Some("a/a/z")).map(|r| r.unwrap().key).collect().await;
+        let keys: Vec<String> = s
+            .list("a/", Some("a/a/z"))
+            .map(|r| r.unwrap().key)
+            .collect()
+            .await;
         assert_eq!(keys, ["a/b"]);
-        let (got, _) = s.get("a/b", None, &ReadConditions::default(), true).await.unwrap();
+        let (got, _) = s
+            .get("a/b", None, &ReadConditions::default(), true)
+            .await
+            .unwrap();
         assert_eq!(got.info.attrs, attrs);
-        assert_eq!(got.info.etag.as_deref(), Some("9dd4e461268c8034f5c8564e155c67a6"));
+        assert_eq!(
+            got.info.etag.as_deref(),
+            Some("9dd4e461268c8034f5c8564e155c67a6")
+        );
         // A file replaced behind our back is served with default attributes.
         std::fs::write(dir.join("a/b"), b"changed!").unwrap();
-        let (got, _) = s.get("a/b", None, &ReadConditions::default(), true).await.unwrap();
+        let (got, _) = s
+            .get("a/b", None, &ReadConditions::default(), true)
+            .await
+            .unwrap();
         assert_eq!(got.info.size, 8);
         assert_eq!(got.info.attrs, Attrs::default());
-        let e = s.put("b", body(b"y"), &attrs, &WriteCondition::IfAbsent, 1 << 23).await.unwrap_err();
+        let e = s
+            .put("b", body(b"y"), &attrs, &WriteCondition::IfAbsent, 1 << 23)
+            .await
+            .unwrap_err();
         assert!(matches!(e, Error::Precondition(_)));
         s.delete("a/a/z").await.unwrap();
         assert!(!dir.join("a/a").exists());

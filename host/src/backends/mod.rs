@@ -19,7 +19,7 @@ use futures::stream::BoxStream;
 use crate::config::{BackendConfig, Config, DynamicBuckets};
 use crate::model::{
     Attrs, Body, ByteRange, ByteStream, Error, GetOutcome, MemberView, ObjectSummary, PutOutcome,
-    ReadConditions, Result, WriteCondition,
+    RESERVED_PREFIX, ReadConditions, Result, WriteCondition,
 };
 
 pub use fs::FsStore;
@@ -38,7 +38,14 @@ pub struct PartRef {
 pub trait Store: Send + Sync + 'static {
     /// Streams `body` into `key`. Small bodies go in one request, larger ones as a multipart
     /// upload of `part_size` parts; an error item in `body` aborts and leaves nothing behind.
-    async fn put(&self, key: &str, body: Body, attrs: &Attrs, cond: &WriteCondition, part_size: u64) -> Result<PutOutcome>;
+    async fn put(
+        &self,
+        key: &str,
+        body: Body,
+        attrs: &Attrs,
+        cond: &WriteCondition,
+        part_size: u64,
+    ) -> Result<PutOutcome>;
 
     /// Reads an object (or only its metadata when `head`).
     async fn get(
@@ -54,16 +61,31 @@ pub trait Store: Send + Sync + 'static {
 
     /// Keys under `prefix` strictly after `offset`, in ascending byte order, excluding the
     /// reserved namespace.
-    fn list(&self, prefix: &str, offset: Option<&str>) -> BoxStream<'static, Result<ObjectSummary>>;
+    fn list(&self, prefix: &str, offset: Option<&str>)
+    -> BoxStream<'static, Result<ObjectSummary>>;
 
     /// Server-side copy inside this store, keeping the source's attributes.
     async fn copy(&self, from: &str, to: &str) -> Result<()>;
 
     /// Starts a multipart upload and returns the backend's own upload id.
     async fn mpu_create(&self, key: &str, attrs: &Attrs) -> Result<String>;
-    async fn mpu_put_part(&self, key: &str, upload: &str, nonce: &str, part_idx: usize, data: Vec<Bytes>) -> Result<PartRef>;
+    async fn mpu_put_part(
+        &self,
+        key: &str,
+        upload: &str,
+        nonce: &str,
+        part_idx: usize,
+        data: Vec<Bytes>,
+    ) -> Result<PartRef>;
     /// Completes with parts in order; `attrs` are the ones given at creation.
-    async fn mpu_complete(&self, key: &str, upload: &str, nonce: &str, parts: Vec<PartRef>, attrs: &Attrs) -> Result<PutOutcome>;
+    async fn mpu_complete(
+        &self,
+        key: &str,
+        upload: &str,
+        nonce: &str,
+        parts: Vec<PartRef>,
+        attrs: &Attrs,
+    ) -> Result<PutOutcome>;
     async fn mpu_abort(&self, key: &str, upload: &str, nonce: &str) -> Result<()>;
 
     /// Small bookkeeping objects under the reserved prefix (`path` is relative to it).
@@ -90,12 +112,21 @@ pub struct Backend {
 
 impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Backend").field("name", &self.name).field("kind", &self.kind).finish_non_exhaustive()
+        f.debug_struct("Backend")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
     }
 }
 
 impl Backend {
-    pub fn new(name: String, kind: &'static str, labels: &BTreeMap<String, String>, store: Arc<dyn Store>, unhealthy_for: Duration) -> Self {
+    pub fn new(
+        name: String,
+        kind: &'static str,
+        labels: &BTreeMap<String, String>,
+        store: Arc<dyn Store>,
+        unhealthy_for: Duration,
+    ) -> Self {
         Self {
             name,
             kind,
@@ -117,8 +148,11 @@ impl Backend {
     }
 
     pub fn mark_unhealthy(&self) {
-        let until = self.now_ms().saturating_add(u64::try_from(self.unhealthy_for.as_millis()).unwrap_or(u64::MAX));
-        self.unhealthy_until_ms.store(until.max(1), Ordering::Relaxed);
+        let until = self
+            .now_ms()
+            .saturating_add(u64::try_from(self.unhealthy_for.as_millis()).unwrap_or(u64::MAX));
+        self.unhealthy_until_ms
+            .store(until.max(1), Ordering::Relaxed);
     }
 
     /// Records the outcome of one call: failures mark the backend unhealthy; successes feed
@@ -129,7 +163,11 @@ impl Backend {
             _ => {
                 let sample = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                 let old = self.latency_us.load(Ordering::Relaxed);
-                let new = if old == 0 { sample } else { (old * 7 + sample) / 8 };
+                let new = if old == 0 {
+                    sample
+                } else {
+                    (old * 7 + sample) / 8
+                };
                 self.latency_us.store(new.max(1), Ordering::Relaxed);
             }
         }
@@ -168,17 +206,26 @@ impl Registry {
     }
 
     pub fn insert(&mut self, backend: Backend) {
-        self.backends.insert(backend.name.clone(), Arc::new(backend));
+        self.backends
+            .insert(backend.name.clone(), Arc::new(backend));
     }
 }
 
 fn build_backend(name: &str, cfg: &BackendConfig) -> Result<Backend, crate::config::ConfigError> {
     let common = cfg.common();
     let store: Arc<dyn Store> = match cfg {
-        BackendConfig::Fs(fs) => Arc::new(FsStore::new(fs.root.clone(), common.prefix.clone(), name)?),
+        BackendConfig::Fs(fs) => {
+            Arc::new(FsStore::new(fs.root.clone(), common.prefix.clone(), name)?)
+        }
         _ => Arc::new(ObjectStoreBackend::from_config(name, cfg)?),
     };
-    Ok(Backend::new(name.to_owned(), cfg.kind_name(), &common.labels, store, common.network.unhealthy_for))
+    Ok(Backend::new(
+        name.to_owned(),
+        cfg.kind_name(),
+        &common.labels,
+        store,
+        common.network.unhealthy_for,
+    ))
 }
 
 /// Builds the single-member backend behind a bucket made by CreateBucket.
@@ -187,11 +234,23 @@ pub fn dynamic_backend(template: &DynamicBuckets, bucket: &str) -> Result<Backen
     match template {
         DynamicBuckets::Fs { root, labels } => {
             let store = FsStore::new(root.join(bucket), None, &name).map_err(Error::internal)?;
-            Ok(Backend::new(name, "fs", labels, Arc::new(store), Duration::from_secs(10)))
+            Ok(Backend::new(
+                name,
+                "fs",
+                labels,
+                Arc::new(store),
+                Duration::from_secs(10),
+            ))
         }
         DynamicBuckets::Memory { labels } => {
             let store = ObjectStoreBackend::memory(&name, None);
-            Ok(Backend::new(name, "memory", labels, Arc::new(store), Duration::from_secs(10)))
+            Ok(Backend::new(
+                name,
+                "memory",
+                labels,
+                Arc::new(store),
+                Duration::from_secs(10),
+            ))
         }
     }
 }
@@ -204,28 +263,41 @@ pub fn check_key(key: &str) -> Result<()> {
         return Err(Error::InvalidArgument("the key must not be empty".into()));
     }
     if key.len() > 1024 {
-        return Err(Error::KeyTooLong(format!("{} bytes; the limit is 1024", key.len())));
+        return Err(Error::KeyTooLong(format!(
+            "{} bytes; the limit is 1024",
+            key.len()
+        )));
     }
     if key.starts_with(RESERVED_PREFIX) || key == RESERVED_PREFIX.trim_end_matches('/') {
-        return Err(Error::InvalidArgument(format!("keys under {RESERVED_PREFIX} are reserved by Switchyard")));
+        return Err(Error::InvalidArgument(format!(
+            "keys under {RESERVED_PREFIX} are reserved by Switchyard"
+        )));
     }
     if key.starts_with('/') || key.ends_with('/') || key.contains("//") {
         return Err(Error::InvalidArgument(
-            "keys with a leading or trailing '/' or an empty segment ('//') are not supported".into(),
+            "keys with a leading or trailing '/' or an empty segment ('//') are not supported"
+                .into(),
         ));
     }
     for segment in key.split('/') {
         if segment == "." || segment == ".." {
-            return Err(Error::InvalidArgument("keys with '.' or '..' segments are not supported".into()));
+            return Err(Error::InvalidArgument(
+                "keys with '.' or '..' segments are not supported".into(),
+            ));
         }
     }
     if key.chars().any(|c| c.is_control()) {
-        return Err(Error::InvalidArgument("keys must not contain control characters".into()));
+        return Err(Error::InvalidArgument(
+            "keys must not contain control characters".into(),
+        ));
     }
     Ok(())
 }
 
-use crate::model::RESERVED_PREFIX;
+/// ETags travel quoted in HTTP and bare inside Switchyard.
+pub fn unquote_etag(s: &str) -> String {
+    objstore::unquote(s.to_owned())
+}
 
 #[cfg(test)]
 mod tests {
@@ -236,14 +308,23 @@ mod tests {
         assert!(check_key("a/b/c.txt").is_ok());
         assert!(check_key("ünïcødé/日本語 key+with spaces").is_ok());
         assert!(check_key(&"k".repeat(1024)).is_ok());
-        assert!(matches!(check_key(&"k".repeat(1025)), Err(Error::KeyTooLong(_))));
-        for bad in ["", "a/../b", "../x", "./a", "a//b", "/a", "a/", ".switchyard/x", "a\u{0}b", "a\nb"] {
+        assert!(matches!(
+            check_key(&"k".repeat(1025)),
+            Err(Error::KeyTooLong(_))
+        ));
+        for bad in [
+            "",
+            "a/../b",
+            "../x",
+            "./a",
+            "a//b",
+            "/a",
+            "a/",
+            ".switchyard/x",
+            "a\u{0}b",
+            "a\nb",
+        ] {
             assert!(check_key(bad).is_err(), "{bad:?}");
         }
     }
-}
-
-/// ETags travel quoted in HTTP and bare inside Switchyard.
-pub fn unquote_etag(s: &str) -> String {
-    objstore::unquote(s.to_owned())
 }

@@ -44,7 +44,10 @@ pub struct ObjectStoreBackend {
 }
 
 fn config_error(field: String, e: impl std::fmt::Display) -> ConfigError {
-    ConfigError::Invalid { field, message: e.to_string() }
+    ConfigError::Invalid {
+        field,
+        message: e.to_string(),
+    }
 }
 
 fn client_options(network: &NetworkConfig, allow_http: bool) -> ClientOptions {
@@ -57,7 +60,11 @@ fn client_options(network: &NetworkConfig, allow_http: bool) -> ClientOptions {
 }
 
 fn retry_config(network: &NetworkConfig) -> RetryConfig {
-    RetryConfig { max_retries: network.max_retries, retry_timeout: network.retry_timeout, ..RetryConfig::default() }
+    RetryConfig {
+        max_retries: network.max_retries,
+        retry_timeout: network.retry_timeout,
+        ..RetryConfig::default()
+    }
 }
 
 impl ObjectStoreBackend {
@@ -66,9 +73,23 @@ impl ObjectStoreBackend {
         Self::new(name, store.clone(), Multipart::Native(store), prefix)
     }
 
-    fn new(name: &str, store: Arc<dyn ObjectStore>, multipart: Multipart, prefix: Option<String>) -> Self {
-        let prefix = prefix.filter(|p| !p.is_empty()).map(|p| format!("{p}/")).unwrap_or_default();
-        Self { name: name.to_owned(), store, multipart, prefix, escape_meta: false }
+    fn new(
+        name: &str,
+        store: Arc<dyn ObjectStore>,
+        multipart: Multipart,
+        prefix: Option<String>,
+    ) -> Self {
+        let prefix = prefix
+            .filter(|p| !p.is_empty())
+            .map(|p| format!("{p}/"))
+            .unwrap_or_default();
+        Self {
+            name: name.to_owned(),
+            store,
+            multipart,
+            prefix,
+            escape_meta: false,
+        }
     }
 
     pub fn from_config(name: &str, cfg: &BackendConfig) -> Result<Self, ConfigError> {
@@ -95,7 +116,12 @@ impl ObjectStoreBackend {
                     b = b.with_token(k.resolve(&field("session_token"))?);
                 }
                 let store = Arc::new(b.build().map_err(|e| config_error(field("kind"), e))?);
-                Ok(Self::new(name, store.clone(), Multipart::Native(store), common.prefix))
+                Ok(Self::new(
+                    name,
+                    store.clone(),
+                    Multipart::Native(store),
+                    common.prefix,
+                ))
             }
             BackendConfig::Azure(c) => {
                 let mut b = object_store::azure::MicrosoftAzureBuilder::new()
@@ -104,7 +130,9 @@ impl ObjectStoreBackend {
                     .with_client_options(client_options(&c.network, c.allow_http || c.use_emulator))
                     .with_retry(retry_config(&c.network));
                 if let Some(endpoint) = &c.endpoint {
-                    b = b.with_endpoint(endpoint.clone()).with_allow_http(c.allow_http || c.use_emulator);
+                    b = b
+                        .with_endpoint(endpoint.clone())
+                        .with_allow_http(c.allow_http || c.use_emulator);
                 } else if c.use_emulator {
                     b = b.with_use_emulator(true);
                 }
@@ -141,7 +169,12 @@ impl ObjectStoreBackend {
                     }
                 }
                 let store = Arc::new(b.build().map_err(|e| config_error(field("kind"), e))?);
-                Ok(Self::new(name, store.clone(), Multipart::Native(store), common.prefix))
+                Ok(Self::new(
+                    name,
+                    store.clone(),
+                    Multipart::Native(store),
+                    common.prefix,
+                ))
             }
             BackendConfig::Memory(_) => Ok(Self::memory(name, common.prefix)),
             BackendConfig::Fs(_) => unreachable!("fs backends are built by FsStore"),
@@ -169,17 +202,37 @@ impl ObjectStoreBackend {
         format!("uploads/{nonce}/data/{idx:05}")
     }
 
-    async fn put_streaming(&self, path: &Path, first: Vec<Bytes>, mut body: Body, attrs: &Attrs, part_size: u64) -> Result<PutOutcome> {
-        let opts = PutMultipartOptions { attributes: to_attributes(attrs, self.escape_meta), ..Default::default() };
-        let upload = self.store.put_multipart_opts(path, opts).await.map_err(|e| self.err(e))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, usize::try_from(part_size).unwrap_or(usize::MAX));
+    async fn put_streaming(
+        &self,
+        path: &Path,
+        first: Vec<Bytes>,
+        mut body: Body,
+        attrs: &Attrs,
+        part_size: u64,
+    ) -> Result<PutOutcome> {
+        let opts = PutMultipartOptions {
+            attributes: to_attributes(attrs, self.escape_meta),
+            ..Default::default()
+        };
+        let upload = self
+            .store
+            .put_multipart_opts(path, opts)
+            .await
+            .map_err(|e| self.err(e))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(
+            upload,
+            usize::try_from(part_size).unwrap_or(usize::MAX),
+        );
         let result: Result<()> = async {
             for chunk in first {
                 writer.put(chunk);
             }
             while let Some(chunk) = body.next().await {
                 let chunk = chunk?;
-                writer.wait_for_capacity(UPLOAD_CONCURRENCY).await.map_err(|e| self.err(e))?;
+                writer
+                    .wait_for_capacity(UPLOAD_CONCURRENCY)
+                    .await
+                    .map_err(|e| self.err(e))?;
                 writer.put(chunk);
             }
             Ok(())
@@ -188,7 +241,9 @@ impl ObjectStoreBackend {
         match result {
             Ok(()) => {
                 let r = writer.finish().await.map_err(|e| self.err(e))?;
-                Ok(PutOutcome { etag: r.e_tag.map(unquote) })
+                Ok(PutOutcome {
+                    etag: r.e_tag.map(unquote),
+                })
             }
             Err(e) => {
                 if let Err(abort) = writer.abort().await {
@@ -212,11 +267,16 @@ impl ObjectStoreBackend {
     }
 }
 
-pub(crate) fn check_write_condition(cond: &WriteCondition, current: Option<Option<&str>>) -> Result<()> {
+pub(crate) fn check_write_condition(
+    cond: &WriteCondition,
+    current: Option<Option<&str>>,
+) -> Result<()> {
     match (cond, current) {
         (WriteCondition::None, _) => Ok(()),
         (WriteCondition::IfAbsent, None) => Ok(()),
-        (WriteCondition::IfAbsent, Some(_)) => Err(Error::Precondition("the object already exists".into())),
+        (WriteCondition::IfAbsent, Some(_)) => {
+            Err(Error::Precondition("the object already exists".into()))
+        }
         (WriteCondition::IfMatch(_), None) => Err(Error::NotFound),
         (WriteCondition::IfMatch(want), Some(have)) => {
             if want == "*" || have == Some(want.as_str()) {
@@ -229,7 +289,8 @@ pub(crate) fn check_write_condition(cond: &WriteCondition, current: Option<Optio
 }
 
 /// Azurite's published development account key.
-const AZURITE_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 pub(crate) fn unquote(s: String) -> String {
     let t = s.trim();
@@ -242,13 +303,19 @@ pub(crate) fn map_error(backend: &str, e: object_store::Error) -> Error {
     match e {
         E::NotFound { .. } => Error::NotFound,
         E::AlreadyExists { .. } => Error::Precondition("the object already exists".into()),
-        E::Precondition { .. } => Error::Precondition("the backend refused the write condition".into()),
+        E::Precondition { .. } => {
+            Error::Precondition("the backend refused the write condition".into())
+        }
         E::NotModified { .. } => Error::NotModified,
         E::NotSupported { source } => Error::NotImplemented(source.to_string()),
-        E::NotImplemented { operation, implementer } => {
-            Error::NotImplemented(format!("{operation} is not supported by {implementer}"))
-        }
-        other => Error::Unavailable { backend: backend.to_owned(), message: other.to_string() },
+        E::NotImplemented {
+            operation,
+            implementer,
+        } => Error::NotImplemented(format!("{operation} is not supported by {implementer}")),
+        other => Error::Unavailable {
+            backend: backend.to_owned(),
+            message: other.to_string(),
+        },
     }
 }
 
@@ -275,7 +342,9 @@ pub(crate) fn decode_meta_name(name: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'_'
             && i + 3 <= bytes.len()
-            && let Some(v) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
+            && let Some(v) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
         {
             out.push(v);
             i += 3;
@@ -300,8 +369,15 @@ pub(crate) fn to_attributes(a: &Attrs, escape_meta: bool) -> Attributes {
     set(Attribute::ContentEncoding, &a.content_encoding);
     set(Attribute::ContentLanguage, &a.content_language);
     for (k, v) in &a.metadata {
-        let k = if escape_meta { encode_meta_name(k) } else { k.clone() };
-        out.insert(Attribute::Metadata(k.into()), AttributeValue::from(v.clone()));
+        let k = if escape_meta {
+            encode_meta_name(k)
+        } else {
+            k.clone()
+        };
+        out.insert(
+            Attribute::Metadata(k.into()),
+            AttributeValue::from(v.clone()),
+        );
     }
     out
 }
@@ -317,7 +393,11 @@ pub(crate) fn from_attributes(attrs: &Attributes, escape_meta: bool) -> Attrs {
             Attribute::ContentEncoding => a.content_encoding = Some(v),
             Attribute::ContentLanguage => a.content_language = Some(v),
             Attribute::Metadata(name) => {
-                let name = if escape_meta { decode_meta_name(name) } else { name.to_ascii_lowercase() };
+                let name = if escape_meta {
+                    decode_meta_name(name)
+                } else {
+                    name.to_ascii_lowercase()
+                };
                 a.metadata.insert(name, v);
             }
             _ => {}
@@ -345,7 +425,11 @@ fn to_get_range(r: ByteRange) -> GetRange {
 /// answer is the same whatever the backend kind does with conditional headers.
 pub(crate) fn check_read_conditions(cond: &ReadConditions, info: &ObjectInfo) -> Result<()> {
     let etag = info.etag.as_deref();
-    let matches = |list: &str| list.split(',').map(|t| unquote(t.to_owned())).any(|t| t == "*" || Some(t.as_str()) == etag);
+    let matches = |list: &str| {
+        list.split(',')
+            .map(|t| unquote(t.to_owned()))
+            .any(|t| t == "*" || Some(t.as_str()) == etag)
+    };
     if let Some(m) = &cond.if_match {
         if !matches(m) {
             return Err(Error::Precondition("If-Match".into()));
@@ -369,7 +453,14 @@ pub(crate) fn check_read_conditions(cond: &ReadConditions, info: &ObjectInfo) ->
 
 #[async_trait]
 impl Store for ObjectStoreBackend {
-    async fn put(&self, key: &str, mut body: Body, attrs: &Attrs, cond: &WriteCondition, part_size: u64) -> Result<PutOutcome> {
+    async fn put(
+        &self,
+        key: &str,
+        mut body: Body,
+        attrs: &Attrs,
+        cond: &WriteCondition,
+        part_size: u64,
+    ) -> Result<PutOutcome> {
         let path = self.path(key);
         // Buffer up to one part: a small object goes in one request, which keeps the
         // backend's own atomic conditional PUT.
@@ -386,24 +477,43 @@ impl Store for ObjectStoreBackend {
                     let mode = match cond {
                         WriteCondition::None => PutMode::Overwrite,
                         WriteCondition::IfAbsent => PutMode::Create,
-                        WriteCondition::IfMatch(etag) => {
-                            PutMode::Update(UpdateVersion { e_tag: Some(format!("\"{etag}\"")), version: None })
-                        }
+                        WriteCondition::IfMatch(etag) => PutMode::Update(UpdateVersion {
+                            e_tag: Some(format!("\"{etag}\"")),
+                            version: None,
+                        }),
                     };
-                    let opts = PutOptions { mode, attributes: to_attributes(attrs, self.escape_meta), ..Default::default() };
+                    let opts = PutOptions {
+                        mode,
+                        attributes: to_attributes(attrs, self.escape_meta),
+                        ..Default::default()
+                    };
                     let payload = PutPayload::from_iter(buffered.iter().cloned());
                     return match self.store.put_opts(&path, payload, opts).await {
-                        Ok(r) => Ok(PutOutcome { etag: r.e_tag.map(unquote) }),
-                        Err(object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. })
-                            if *cond != WriteCondition::None =>
-                        {
+                        Ok(r) => Ok(PutOutcome {
+                            etag: r.e_tag.map(unquote),
+                        }),
+                        Err(
+                            object_store::Error::NotImplemented { .. }
+                            | object_store::Error::NotSupported { .. },
+                        ) if *cond != WriteCondition::None => {
                             self.precheck(key, cond).await?;
-                            let opts = PutOptions { attributes: to_attributes(attrs, self.escape_meta), ..Default::default() };
+                            let opts = PutOptions {
+                                attributes: to_attributes(attrs, self.escape_meta),
+                                ..Default::default()
+                            };
                             let payload = PutPayload::from_iter(buffered);
-                            let r = self.store.put_opts(&path, payload, opts).await.map_err(|e| self.err(e))?;
-                            Ok(PutOutcome { etag: r.e_tag.map(unquote) })
+                            let r = self
+                                .store
+                                .put_opts(&path, payload, opts)
+                                .await
+                                .map_err(|e| self.err(e))?;
+                            Ok(PutOutcome {
+                                etag: r.e_tag.map(unquote),
+                            })
                         }
-                        Err(object_store::Error::NotFound { .. }) if matches!(cond, WriteCondition::IfMatch(_)) => {
+                        Err(object_store::Error::NotFound { .. })
+                            if matches!(cond, WriteCondition::IfMatch(_)) =>
+                        {
                             Err(Error::NotFound)
                         }
                         Err(e) => Err(self.err(e)),
@@ -412,26 +522,49 @@ impl Store for ObjectStoreBackend {
             }
         }
         self.precheck(key, cond).await?;
-        self.put_streaming(&path, buffered, body, attrs, part_size).await
+        self.put_streaming(&path, buffered, body, attrs, part_size)
+            .await
     }
 
-    async fn get(&self, key: &str, range: Option<ByteRange>, cond: &ReadConditions, head: bool) -> Result<(GetOutcome, Option<ByteStream>)> {
-        let opts = GetOptions { range: if head { None } else { range.map(to_get_range) }, head, ..Default::default() };
+    async fn get(
+        &self,
+        key: &str,
+        range: Option<ByteRange>,
+        cond: &ReadConditions,
+        head: bool,
+    ) -> Result<(GetOutcome, Option<ByteStream>)> {
+        let opts = GetOptions {
+            range: if head { None } else { range.map(to_get_range) },
+            head,
+            ..Default::default()
+        };
         let result = match self.store.get_opts(&self.path(key), opts).await {
             Ok(r) => r,
             // Azure has no suffix ranges: find the size, then ask for that version's tail.
-            Err(object_store::Error::NotSupported { .. }) if matches!(range, Some(ByteRange::Suffix(_))) && !head => {
-                let meta = self.store.head(&self.path(key)).await.map_err(|e| self.err(e))?;
-                let Some(ByteRange::Suffix(n)) = range else { unreachable!() };
+            Err(object_store::Error::NotSupported { .. })
+                if matches!(range, Some(ByteRange::Suffix(_))) && !head =>
+            {
+                let meta = self
+                    .store
+                    .head(&self.path(key))
+                    .await
+                    .map_err(|e| self.err(e))?;
+                let Some(ByteRange::Suffix(n)) = range else {
+                    unreachable!()
+                };
                 if n == 0 {
                     return Err(Error::InvalidRange);
                 }
                 let opts = GetOptions {
-                    range: (meta.size > 0).then(|| GetRange::Bounded(meta.size.saturating_sub(n)..meta.size)),
+                    range: (meta.size > 0)
+                        .then(|| GetRange::Bounded(meta.size.saturating_sub(n)..meta.size)),
                     if_match: meta.e_tag.clone(),
                     ..Default::default()
                 };
-                self.store.get_opts(&self.path(key), opts).await.map_err(|e| self.err(e))?
+                self.store
+                    .get_opts(&self.path(key), opts)
+                    .await
+                    .map_err(|e| self.err(e))?
             }
             Err(object_store::Error::NotFound { .. }) => return Err(Error::NotFound),
             Err(e) => {
@@ -453,12 +586,18 @@ impl Store for ObjectStoreBackend {
         };
         check_read_conditions(cond, &info)?;
         let range_served = result.range.clone();
-        let outcome = GetOutcome { info, range: range_served };
+        let outcome = GetOutcome {
+            info,
+            range: range_served,
+        };
         if head {
             return Ok((outcome, None));
         }
         let name = self.name.clone();
-        let stream = result.into_stream().map_err(move |e| map_error(&name, e)).boxed();
+        let stream = result
+            .into_stream()
+            .map_err(move |e| map_error(&name, e))
+            .boxed();
         Ok((outcome, Some(stream)))
     }
 
@@ -469,7 +608,11 @@ impl Store for ObjectStoreBackend {
         }
     }
 
-    fn list(&self, prefix: &str, offset: Option<&str>) -> BoxStream<'static, Result<ObjectSummary>> {
+    fn list(
+        &self,
+        prefix: &str,
+        offset: Option<&str>,
+    ) -> BoxStream<'static, Result<ObjectSummary>> {
         // object_store lists whole path segments, so list the directory part of the prefix
         // and filter the rest; start just before the prefix to skip what sorts earlier.
         let dir = match prefix.rfind('/') {
@@ -520,45 +663,88 @@ impl Store for ObjectStoreBackend {
     }
 
     async fn copy(&self, from: &str, to: &str) -> Result<()> {
-        self.store.copy(&self.path(from), &self.path(to)).await.map_err(|e| self.err(e))
+        self.store
+            .copy(&self.path(from), &self.path(to))
+            .await
+            .map_err(|e| self.err(e))
     }
 
     async fn mpu_create(&self, key: &str, attrs: &Attrs) -> Result<String> {
         match &self.multipart {
             Multipart::Native(mp) => {
-                let opts = PutMultipartOptions { attributes: to_attributes(attrs, self.escape_meta), ..Default::default() };
-                mp.create_multipart_opts(&self.path(key), opts).await.map_err(|e| self.err(e))
+                let opts = PutMultipartOptions {
+                    attributes: to_attributes(attrs, self.escape_meta),
+                    ..Default::default()
+                };
+                mp.create_multipart_opts(&self.path(key), opts)
+                    .await
+                    .map_err(|e| self.err(e))
             }
             Multipart::Staged => Ok(String::new()),
         }
     }
 
-    async fn mpu_put_part(&self, key: &str, upload: &str, nonce: &str, part_idx: usize, data: Vec<Bytes>) -> Result<PartRef> {
+    async fn mpu_put_part(
+        &self,
+        key: &str,
+        upload: &str,
+        nonce: &str,
+        part_idx: usize,
+        data: Vec<Bytes>,
+    ) -> Result<PartRef> {
         let payload = PutPayload::from_iter(data);
         match &self.multipart {
             Multipart::Native(mp) => {
                 let id = upload.to_owned();
-                let part = mp.put_part(&self.path(key), &id, part_idx, payload).await.map_err(|e| self.err(e))?;
-                Ok(PartRef { content_id: part.content_id })
+                let part = mp
+                    .put_part(&self.path(key), &id, part_idx, payload)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                Ok(PartRef {
+                    content_id: part.content_id,
+                })
             }
             Multipart::Staged => {
                 let rel = Self::staged_part(nonce, part_idx);
-                self.store.put(&self.internal_path(&rel), payload).await.map_err(|e| self.err(e))?;
+                self.store
+                    .put(&self.internal_path(&rel), payload)
+                    .await
+                    .map_err(|e| self.err(e))?;
                 Ok(PartRef { content_id: rel })
             }
         }
     }
 
-    async fn mpu_complete(&self, key: &str, upload: &str, nonce: &str, parts: Vec<PartRef>, attrs: &Attrs) -> Result<PutOutcome> {
+    async fn mpu_complete(
+        &self,
+        key: &str,
+        upload: &str,
+        nonce: &str,
+        parts: Vec<PartRef>,
+        attrs: &Attrs,
+    ) -> Result<PutOutcome> {
         match &self.multipart {
             Multipart::Native(mp) => {
-                let parts = parts.into_iter().map(|p| PartId { content_id: p.content_id }).collect();
-                let r = mp.complete_multipart(&self.path(key), &upload.to_owned(), parts).await.map_err(|e| self.err(e))?;
-                Ok(PutOutcome { etag: r.e_tag.map(unquote) })
+                let parts = parts
+                    .into_iter()
+                    .map(|p| PartId {
+                        content_id: p.content_id,
+                    })
+                    .collect();
+                let r = mp
+                    .complete_multipart(&self.path(key), &upload.to_owned(), parts)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                Ok(PutOutcome {
+                    etag: r.e_tag.map(unquote),
+                })
             }
             Multipart::Staged => {
                 let store = self.store.clone();
-                let paths: Vec<Path> = parts.iter().map(|p| self.internal_path(&p.content_id)).collect();
+                let paths: Vec<Path> = parts
+                    .iter()
+                    .map(|p| self.internal_path(&p.content_id))
+                    .collect();
                 let name = self.name.clone();
                 let body: Body = futures::stream::iter(paths)
                     .then(move |p| {
@@ -572,7 +758,9 @@ impl Store for ObjectStoreBackend {
                     })
                     .try_flatten()
                     .boxed();
-                let out = self.put_streaming(&self.path(key), Vec::new(), body, attrs, 8 * 1024 * 1024).await?;
+                let out = self
+                    .put_streaming(&self.path(key), Vec::new(), body, attrs, 8 * 1024 * 1024)
+                    .await?;
                 self.mpu_abort(key, upload, nonce).await?;
                 Ok(out)
             }
@@ -581,12 +769,18 @@ impl Store for ObjectStoreBackend {
 
     async fn mpu_abort(&self, key: &str, upload: &str, nonce: &str) -> Result<()> {
         match &self.multipart {
-            Multipart::Native(mp) => match mp.abort_multipart(&self.path(key), &upload.to_owned()).await {
+            Multipart::Native(mp) => match mp
+                .abort_multipart(&self.path(key), &upload.to_owned())
+                .await
+            {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                 Err(e) => Err(self.err(e)),
             },
             Multipart::Staged => {
-                for rel in self.list_internal(&format!("uploads/{nonce}/data/")).await? {
+                for rel in self
+                    .list_internal(&format!("uploads/{nonce}/data/"))
+                    .await?
+                {
                     self.delete_internal(&rel).await?;
                 }
                 Ok(())
@@ -595,7 +789,10 @@ impl Store for ObjectStoreBackend {
     }
 
     async fn put_internal(&self, path: &str, data: Bytes) -> Result<()> {
-        self.store.put(&self.internal_path(path), PutPayload::from(data)).await.map_err(|e| self.err(e))?;
+        self.store
+            .put(&self.internal_path(path), PutPayload::from(data))
+            .await
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -621,7 +818,13 @@ impl Store for ObjectStoreBackend {
         let mut out: Vec<String> = self
             .store
             .list(Some(&listed))
-            .map_ok(|m| m.location.as_ref().strip_prefix(base.as_str()).unwrap_or(m.location.as_ref()).to_owned())
+            .map_ok(|m| {
+                m.location
+                    .as_ref()
+                    .strip_prefix(base.as_str())
+                    .unwrap_or(m.location.as_ref())
+                    .to_owned()
+            })
             .try_collect()
             .await
             .map_err(|e| self.err(e))?;
@@ -639,7 +842,10 @@ mod tests {
     fn azure_metadata_names_round_trip() {
         for name in ["colour", "mixed-case", "a_b", "9lives", "x.y-z_", "_"] {
             let enc = encode_meta_name(name);
-            assert!(enc.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'), "{enc}");
+            assert!(
+                enc.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+                "{enc}"
+            );
             assert!(!enc.as_bytes()[0].is_ascii_digit());
             assert_eq!(decode_meta_name(&enc), name);
         }

@@ -21,7 +21,10 @@ impl Auth {
     pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
         let mut users = HashMap::new();
         for (i, u) in config.users.iter().enumerate() {
-            users.insert(u.access_key.clone(), u.secret_key.resolve(&format!("users[{i}].secret_key"))?);
+            users.insert(
+                u.access_key.clone(),
+                u.secret_key.resolve(&format!("users[{i}].secret_key"))?,
+            );
         }
         Ok(Self { users })
     }
@@ -32,7 +35,10 @@ impl S3Auth for Auth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
         match self.users.get(access_key) {
             Some(secret) => Ok(SecretKey::from(secret.as_str())),
-            None => Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records.")),
+            None => Err(s3_error!(
+                InvalidAccessKeyId,
+                "The AWS Access Key Id you provided does not exist in our records."
+            )),
         }
     }
 }
@@ -48,7 +54,14 @@ impl Access {
     }
 }
 
-const READ_OPS: [&str; 6] = ["GetObject", "HeadObject", "ListObjects", "ListObjectsV2", "HeadBucket", "GetBucketLocation"];
+const READ_OPS: [&str; 6] = [
+    "GetObject",
+    "HeadObject",
+    "ListObjects",
+    "ListObjectsV2",
+    "HeadBucket",
+    "GetBucketLocation",
+];
 
 #[async_trait::async_trait]
 impl S3Access for Access {
@@ -57,7 +70,12 @@ impl S3Access for Access {
             return Ok(());
         }
         let bucket = match cx.s3_path() {
-            S3Path::Root => return Err(s3_error!(AccessDenied, "Anonymous users cannot list buckets.")),
+            S3Path::Root => {
+                return Err(s3_error!(
+                    AccessDenied,
+                    "Anonymous users cannot list buckets."
+                ));
+            }
             S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => bucket.to_string(),
         };
         let router = self.router.load();
@@ -69,6 +87,10 @@ impl S3Access for Access {
             Anonymous::Read => READ_OPS.contains(&cx.s3_op().name()),
             Anonymous::ReadWrite => true,
         };
-        if allowed { Ok(()) } else { Err(s3_error!(AccessDenied, "Access Denied")) }
+        if allowed {
+            Ok(())
+        } else {
+            Err(s3_error!(AccessDenied, "Access Denied"))
+        }
     }
 }

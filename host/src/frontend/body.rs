@@ -81,7 +81,11 @@ impl Expected {
         if let Some(md5) = &self.content_md5 {
             match STANDARD.decode(md5) {
                 Ok(v) if v.len() == 16 => {}
-                _ => return Err(Error::InvalidArgument("Content-MD5 is not a base64-encoded 128-bit digest".into())),
+                _ => {
+                    return Err(Error::InvalidArgument(
+                        "Content-MD5 is not a base64-encoded 128-bit digest".into(),
+                    ));
+                }
             }
         }
         Ok(())
@@ -101,11 +105,18 @@ struct State {
 }
 
 /// Wraps a client body with a size limit and integrity checks.
-pub fn verified(inner: StreamingBlob, expected: Expected, trailers: Option<TrailingHeaders>, limit: u64) -> Body {
+pub fn verified(
+    inner: StreamingBlob,
+    expected: Expected,
+    trailers: Option<TrailingHeaders>,
+    limit: u64,
+) -> Body {
     let mut hasher = ChecksumHasher::default();
     let mut algs = Vec::new();
     for alg in ALGORITHMS {
-        if checksum_value(&expected.checksums, alg).is_some() || expected.trailer.iter().any(|t| t == alg) {
+        if checksum_value(&expected.checksums, alg).is_some()
+            || expected.trailer.iter().any(|t| t == alg)
+        {
             enable(&mut hasher, alg);
             algs.push(alg.to_owned());
         }
@@ -178,7 +189,9 @@ fn finish(st: &mut State) -> Result<()> {
                 .map(str::to_owned),
         };
         let Some(want) = want else {
-            return Err(Error::InvalidArgument(format!("x-amz-checksum-{alg} was declared in x-amz-trailer but not sent")));
+            return Err(Error::InvalidArgument(format!(
+                "x-amz-checksum-{alg} was declared in x-amz-trailer but not sent"
+            )));
         };
         if checksum_value(&computed, alg) != Some(&want) {
             return Err(Error::ChecksumMismatch(alg_label(alg)));

@@ -8,37 +8,90 @@ pub fn to_s3(e: Error) -> S3Error {
     use S3ErrorCode as C;
     let (code, message): (C, String) = match &e {
         Error::NotFound => (C::NoSuchKey, "The specified key does not exist.".into()),
-        Error::NoSuchBucket => (C::NoSuchBucket, "The specified bucket does not exist.".into()),
-        Error::BucketExists => (C::BucketAlreadyOwnedByYou, "Your previous request to create the named bucket succeeded and you already own it.".into()),
-        Error::BucketNotEmpty => (C::BucketNotEmpty, "The bucket you tried to delete is not empty.".into()),
-        Error::Precondition(what) => (C::PreconditionFailed, format!("At least one of the pre-conditions you specified did not hold ({what}).")),
+        Error::NoSuchBucket => (
+            C::NoSuchBucket,
+            "The specified bucket does not exist.".into(),
+        ),
+        Error::BucketExists => (
+            C::BucketAlreadyOwnedByYou,
+            "Your previous request to create the named bucket succeeded and you already own it."
+                .into(),
+        ),
+        Error::BucketNotEmpty => (
+            C::BucketNotEmpty,
+            "The bucket you tried to delete is not empty.".into(),
+        ),
+        Error::Precondition(what) => (
+            C::PreconditionFailed,
+            format!("At least one of the pre-conditions you specified did not hold ({what})."),
+        ),
         Error::NotModified => (C::NotModified, "Not Modified".into()),
-        Error::InvalidRange => (C::InvalidRange, "The requested range is not satisfiable.".into()),
+        Error::InvalidRange => (
+            C::InvalidRange,
+            "The requested range is not satisfiable.".into(),
+        ),
         Error::InvalidArgument(m) => (C::InvalidArgument, m.clone()),
         Error::InvalidRequest(m) => (C::InvalidRequest, m.clone()),
         Error::KeyTooLong(m) => (C::KeyTooLongError, format!("Your key is too long: {m}.")),
-        Error::BadDigest => (C::BadDigest, "The Content-MD5 you specified did not match what we received.".into()),
-        Error::ChecksumMismatch(alg) => (C::BadDigest, format!("The {alg} you specified did not match the calculated checksum.")),
-        Error::TooLarge(limit) => (C::EntityTooLarge, format!("Your proposed upload exceeds the maximum allowed size of {limit} bytes.")),
-        Error::IncompleteBody => (C::IncompleteBody, "You did not provide the number of bytes specified by the Content-Length HTTP header.".into()),
-        Error::NoSuchUpload => (C::NoSuchUpload, "The specified multipart upload does not exist.".into()),
-        Error::InvalidPart(m) => (C::InvalidPart, format!("One or more of the specified parts could not be found: {m}.")),
-        Error::InvalidPartOrder => (C::InvalidPartOrder, "The list of parts was not in ascending order.".into()),
-        Error::EntityTooSmall(m) => (C::EntityTooSmall, format!("Your proposed upload is smaller than the minimum allowed object size: {m}.")),
+        Error::BadDigest => (
+            C::BadDigest,
+            "The Content-MD5 you specified did not match what we received.".into(),
+        ),
+        Error::ChecksumMismatch(alg) => (
+            C::BadDigest,
+            format!("The {alg} you specified did not match the calculated checksum."),
+        ),
+        Error::TooLarge(limit) => (
+            C::EntityTooLarge,
+            format!("Your proposed upload exceeds the maximum allowed size of {limit} bytes."),
+        ),
+        Error::IncompleteBody => (
+            C::IncompleteBody,
+            "You did not provide the number of bytes specified by the Content-Length HTTP header."
+                .into(),
+        ),
+        Error::NoSuchUpload => (
+            C::NoSuchUpload,
+            "The specified multipart upload does not exist.".into(),
+        ),
+        Error::InvalidPart(m) => (
+            C::InvalidPart,
+            format!("One or more of the specified parts could not be found: {m}."),
+        ),
+        Error::InvalidPartOrder => (
+            C::InvalidPartOrder,
+            "The list of parts was not in ascending order.".into(),
+        ),
+        Error::EntityTooSmall(m) => (
+            C::EntityTooSmall,
+            format!("Your proposed upload is smaller than the minimum allowed object size: {m}."),
+        ),
         Error::NotImplemented(m) => (C::NotImplemented, m.clone()),
         Error::AccessDenied => (C::AccessDenied, "Access Denied".into()),
-        Error::ClientBody(m) => (C::IncompleteBody, format!("The request body could not be read: {m}")),
+        Error::ClientBody(m) => (
+            C::IncompleteBody,
+            format!("The request body could not be read: {m}"),
+        ),
         Error::Unavailable { backend, message } => {
             tracing::warn!(backend = %backend, error = %message, "backend unavailable");
-            (C::ServiceUnavailable, format!("Backend {backend} is unavailable; please retry."))
+            (
+                C::ServiceUnavailable,
+                format!("Backend {backend} is unavailable; please retry."),
+            )
         }
         Error::PolicyFailed { policy, message } => {
             tracing::warn!(policy = %policy, error = %message, "policy failed");
-            (C::ServiceUnavailable, format!("Policy {policy} could not decide; please retry."))
+            (
+                C::ServiceUnavailable,
+                format!("Policy {policy} could not decide; please retry."),
+            )
         }
         Error::Internal(m) => {
             tracing::error!(error = %m, "internal error");
-            (C::InternalError, "We encountered an internal error. Please try again.".into())
+            (
+                C::InternalError,
+                "We encountered an internal error. Please try again.".into(),
+            )
         }
     };
     S3Error::with_message(code, message)
@@ -46,5 +99,8 @@ pub fn to_s3(e: Error) -> S3Error {
 
 /// Whether an error is the client's fault (for logs and metrics).
 pub fn is_client_error(e: &Error) -> bool {
-    !matches!(e, Error::Unavailable { .. } | Error::PolicyFailed { .. } | Error::Internal(_))
+    !matches!(
+        e,
+        Error::Unavailable { .. } | Error::PolicyFailed { .. } | Error::Internal(_)
+    )
 }

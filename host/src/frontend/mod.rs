@@ -69,11 +69,20 @@ fn read_conditions(
     }
 }
 
-fn write_condition(if_match: Option<&ETagCondition>, if_none_match: Option<&ETagCondition>) -> S3Result<WriteCondition> {
+fn write_condition(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> S3Result<WriteCondition> {
     match (if_match, if_none_match) {
-        (Some(_), Some(_)) => Err(s3s::s3_error!(NotImplemented, "If-Match and If-None-Match together are not supported")),
+        (Some(_), Some(_)) => Err(s3s::s3_error!(
+            NotImplemented,
+            "If-Match and If-None-Match together are not supported"
+        )),
         (None, Some(ETagCondition::Any)) => Ok(WriteCondition::IfAbsent),
-        (None, Some(_)) => Err(s3s::s3_error!(NotImplemented, "If-None-Match on PUT only supports '*'")),
+        (None, Some(_)) => Err(s3s::s3_error!(
+            NotImplemented,
+            "If-None-Match on PUT only supports '*'"
+        )),
         (Some(c), None) => Ok(WriteCondition::IfMatch(cond_etag(c))),
         (None, None) => Ok(WriteCondition::None),
     }
@@ -81,7 +90,13 @@ fn write_condition(if_match: Option<&ETagCondition>, if_none_match: Option<&ETag
 
 fn byte_range(r: Option<&Range>) -> Option<ByteRange> {
     match r? {
-        Range::Int { first, last: Some(last) } => Some(ByteRange::Bounded { first: *first, last: *last }),
+        Range::Int {
+            first,
+            last: Some(last),
+        } => Some(ByteRange::Bounded {
+            first: *first,
+            last: *last,
+        }),
         Range::Int { first, last: None } => Some(ByteRange::From(*first)),
         Range::Suffix { length } => Some(ByteRange::Suffix(*length)),
     }
@@ -90,7 +105,11 @@ fn byte_range(r: Option<&Range>) -> Option<ByteRange> {
 /// `aws-chunked` is how the body travelled, not how the object is encoded.
 fn stored_encoding(e: Option<String>) -> Option<String> {
     let e = e?;
-    let kept: Vec<&str> = e.split(',').map(str::trim).filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked")).collect();
+    let kept: Vec<&str> = e
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
     (!kept.is_empty()).then(|| kept.join(","))
 }
 
@@ -108,19 +127,31 @@ fn attrs(
         content_disposition,
         content_encoding: stored_encoding(content_encoding),
         content_language,
-        metadata: metadata.unwrap_or_default().into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect(),
+        metadata: metadata
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect(),
     }
 }
 
 fn metadata(a: &Attrs) -> Option<Metadata> {
-    (!a.metadata.is_empty()).then(|| a.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    (!a.metadata.is_empty()).then(|| {
+        a.metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    })
 }
 
 fn request_view<T>(req: &S3Request<T>, operation: &'static str) -> RequestView {
     RequestView {
         operation,
         principal: req.credentials.as_ref().map(|c| c.access_key.clone()),
-        source_ip: req.extensions.get::<ClientAddr>().map(|a| a.0.ip().to_string()),
+        source_ip: req
+            .extensions
+            .get::<ClientAddr>()
+            .map(|a| a.0.ip().to_string()),
     }
 }
 
@@ -130,19 +161,34 @@ pub struct ClientAddr(pub std::net::SocketAddr);
 
 fn copy_source(src: &CopySource) -> S3Result<(String, String)> {
     match src {
-        CopySource::Bucket { bucket, key, version_id } => {
+        CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } => {
             if version_id.is_some() {
-                return Err(s3s::s3_error!(NotImplemented, "versioned copy sources are not supported"));
+                return Err(s3s::s3_error!(
+                    NotImplemented,
+                    "versioned copy sources are not supported"
+                ));
             }
             Ok((bucket.to_string(), key.to_string()))
         }
-        _ => Err(s3s::s3_error!(NotImplemented, "access point and outpost copy sources are not supported")),
+        _ => Err(s3s::s3_error!(
+            NotImplemented,
+            "access point and outpost copy sources are not supported"
+        )),
     }
 }
 
 fn parse_copy_range(r: Option<&str>) -> S3Result<Option<ByteRange>> {
     let Some(r) = r else { return Ok(None) };
-    let bad = || s3s::s3_error!(InvalidArgument, "x-amz-copy-source-range must be bytes=first-last");
+    let bad = || {
+        s3s::s3_error!(
+            InvalidArgument,
+            "x-amz-copy-source-range must be bytes=first-last"
+        )
+    };
     let spec = r.strip_prefix("bytes=").ok_or_else(bad)?;
     let (a, b) = spec.split_once('-').ok_or_else(bad)?;
     let first: u64 = a.parse().map_err(|_| bad())?;
@@ -171,8 +217,18 @@ fn expected(
 }
 
 /// Runs one operation inside a span, logging its outcome, and maps its error.
-async fn traced<T>(op: &'static str, bucket: &str, fut: impl Future<Output = model::Result<T>>) -> S3Result<T> {
-    let span = info_span!("s3", op, bucket, status = tracing::field::Empty, latency_us = tracing::field::Empty);
+async fn traced<T>(
+    op: &'static str,
+    bucket: &str,
+    fut: impl Future<Output = model::Result<T>>,
+) -> S3Result<T> {
+    let span = info_span!(
+        "s3",
+        op,
+        bucket,
+        status = tracing::field::Empty,
+        latency_us = tracing::field::Empty
+    );
     let started = Instant::now();
     let result = fut.instrument(span.clone()).await;
     let latency = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -202,14 +258,21 @@ fn summary_to_object(o: model::ObjectSummary) -> Object {
         size: Some(i64::try_from(o.size).unwrap_or(i64::MAX)),
         e_tag: etag(o.etag),
         last_modified: Some(ts(o.last_modified)),
-        storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+        storage_class: Some(ObjectStorageClass::from_static(
+            ObjectStorageClass::STANDARD,
+        )),
         ..Default::default()
     }
 }
 
 fn url_encode(s: &str) -> String {
     // S3 encodes like a URI component but keeps '/'.
-    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~')
+        .remove(b'/');
     percent_encoding::utf8_percent_encode(s, SET).to_string()
 }
 
@@ -217,14 +280,20 @@ fn check_encoding(e: Option<&EncodingType>) -> S3Result<bool> {
     match e {
         None => Ok(false),
         Some(e) if e.as_str() == EncodingType::URL => Ok(true),
-        Some(_) => Err(s3s::s3_error!(InvalidArgument, "Invalid Encoding Method specified in Request")),
+        Some(_) => Err(s3s::s3_error!(
+            InvalidArgument,
+            "Invalid Encoding Method specified in Request"
+        )),
     }
 }
 
 fn max_keys(m: Option<i32>) -> S3Result<usize> {
     match m {
         None => Ok(1000),
-        Some(m) if m < 0 => Err(s3s::s3_error!(InvalidArgument, "max-keys must be non-negative")),
+        Some(m) if m < 0 => Err(s3s::s3_error!(
+            InvalidArgument,
+            "max-keys must be non-negative"
+        )),
         Some(m) => Ok(usize::try_from(m).unwrap_or(1000).min(1000)),
     }
 }
@@ -246,7 +315,9 @@ fn split_entries(entries: Vec<Entry>, encode: bool) -> Listed {
                 o.key = enc(o.key);
                 contents.push(summary_to_object(o));
             }
-            Entry::Prefix(p) => prefixes.push(CommonPrefix { prefix: Some(enc(p)) }),
+            Entry::Prefix(p) => prefixes.push(CommonPrefix {
+                prefix: Some(enc(p)),
+            }),
         }
     }
     Listed {
@@ -258,48 +329,87 @@ fn split_entries(entries: Vec<Entry>, encode: bool) -> Listed {
 
 #[async_trait::async_trait]
 impl S3 for Frontend {
-    async fn list_buckets(&self, _req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+    async fn list_buckets(
+        &self,
+        _req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
         let router = self.router.load_full();
         let buckets = router
             .buckets()
             .iter()
-            .map(|b| Bucket { name: Some(b.name.clone()), creation_date: Some(ts(b.created)), bucket_region: None })
+            .map(|b| Bucket {
+                name: Some(b.name.clone()),
+                creation_date: Some(ts(b.created)),
+                bucket_region: None,
+            })
             .collect();
-        Ok(S3Response::new(ListBucketsOutput { buckets: Some(buckets), ..Default::default() }))
+        Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(buckets),
+            ..Default::default()
+        }))
     }
 
-    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
         let router = self.router.load_full();
         let bucket = req.input.bucket;
-        traced("HeadBucket", &bucket, async { router.bucket(&bucket).map(|_| ()) }).await?;
-        Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(router.config.server.region.clone()), ..Default::default() }))
+        traced("HeadBucket", &bucket, async {
+            router.bucket(&bucket).map(|_| ())
+        })
+        .await?;
+        Ok(S3Response::new(HeadBucketOutput {
+            bucket_region: Some(router.config.server.region.clone()),
+            ..Default::default()
+        }))
     }
 
-    async fn get_bucket_location(&self, req: S3Request<GetBucketLocationInput>) -> S3Result<S3Response<GetBucketLocationOutput>> {
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
         let router = self.router.load_full();
         let bucket = req.input.bucket;
-        traced("GetBucketLocation", &bucket, async { router.bucket(&bucket).map(|_| ()) }).await?;
+        traced("GetBucketLocation", &bucket, async {
+            router.bucket(&bucket).map(|_| ())
+        })
+        .await?;
         let region = &router.config.server.region;
         // us-east-1 is reported as an empty constraint, as AWS does.
-        let constraint = (region != "us-east-1").then(|| BucketLocationConstraint::from(region.clone()));
-        Ok(S3Response::new(GetBucketLocationOutput { location_constraint: constraint }))
+        let constraint =
+            (region != "us-east-1").then(|| BucketLocationConstraint::from(region.clone()));
+        Ok(S3Response::new(GetBucketLocationOutput {
+            location_constraint: constraint,
+        }))
     }
 
-    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
         let router = self.router.load_full();
         let bucket = req.input.bucket;
         traced("CreateBucket", &bucket, router.create_bucket(&bucket)).await?;
-        Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")), ..Default::default() }))
+        Ok(S3Response::new(CreateBucketOutput {
+            location: Some(format!("/{bucket}")),
+        }))
     }
 
-    async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
         let router = self.router.load_full();
         let bucket = req.input.bucket;
         traced("DeleteBucket", &bucket, router.delete_bucket(&bucket)).await?;
         Ok(S3Response::new(DeleteBucketOutput::default()))
     }
 
-    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
         let router = self.router.load_full();
         let view = request_view(&req, "PutObject");
         let headers = req.headers;
@@ -314,9 +424,17 @@ impl S3 for Frontend {
             checksum_crc64nvme: input.checksum_crc64nvme.clone(),
             ..Default::default()
         };
-        let expected = expected(input.content_md5, checksums.clone(), input.content_length, &headers)?;
+        let expected = expected(
+            input.content_md5,
+            checksums.clone(),
+            input.content_length,
+            &headers,
+        )?;
         let limit = router.config.server.max_put_size;
-        if input.content_length.is_some_and(|l| u64::try_from(l).unwrap_or(0) > limit) {
+        if input
+            .content_length
+            .is_some_and(|l| u64::try_from(l).unwrap_or(0) > limit)
+        {
             return Err(errors::to_s3(Error::TooLarge(limit)));
         }
         let a = attrs(
@@ -327,12 +445,19 @@ impl S3 for Frontend {
             input.content_language,
             input.metadata,
         );
-        let blob = input.body.unwrap_or_else(|| StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>()));
+        let blob = input.body.unwrap_or_else(|| {
+            StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
+        });
         let size = expected.declared_len;
         let body = body::verified(blob, expected, trailers, limit);
         let bucket = input.bucket;
         let key = input.key;
-        let (out, _) = traced("PutObject", &bucket, router.put(&view, &bucket, &key, body, size, &a, &cond)).await?;
+        let (out, _) = traced(
+            "PutObject",
+            &bucket,
+            router.put(&view, &bucket, &key, body, size, &a, &cond),
+        )
+        .await?;
         Ok(S3Response::new(PutObjectOutput {
             e_tag: etag(out.etag),
             checksum_crc32: checksums.checksum_crc32,
@@ -344,12 +469,18 @@ impl S3 for Frontend {
         }))
     }
 
-    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
         let router = self.router.load_full();
         let view = request_view(&req, "GetObject");
         let input = req.input;
         if input.part_number.is_some() {
-            return Err(s3s::s3_error!(NotImplemented, "GetObject with partNumber is not supported"));
+            return Err(s3s::s3_error!(
+                NotImplemented,
+                "GetObject with partNumber is not supported"
+            ));
         }
         let cond = read_conditions(
             input.if_match.as_ref(),
@@ -358,12 +489,27 @@ impl S3 for Frontend {
             input.if_unmodified_since.as_ref(),
         );
         let range = byte_range(input.range.as_ref());
-        let (outcome, stream, _member) =
-            traced("GetObject", &input.bucket, router.get(&view, &input.bucket, &input.key, range, &cond, false)).await?;
+        let (outcome, stream, _member) = traced(
+            "GetObject",
+            &input.bucket,
+            router.get(&view, &input.bucket, &input.key, range, &cond, false),
+        )
+        .await?;
         let info = outcome.info;
         let len = outcome.range.end - outcome.range.start;
-        let content_range = range.map(|_| format!("bytes {}-{}/{}", outcome.range.start, outcome.range.end.saturating_sub(1), info.size));
-        let body = stream.map(|s| StreamingBlob::wrap(sync_wrapper::SyncStream::new(s.map(|r| r.map_err(std::io::Error::other)))));
+        let content_range = range.map(|_| {
+            format!(
+                "bytes {}-{}/{}",
+                outcome.range.start,
+                outcome.range.end.saturating_sub(1),
+                info.size
+            )
+        });
+        let body = stream.map(|s| {
+            StreamingBlob::wrap(sync_wrapper::SyncStream::new(
+                s.map(|r| r.map_err(std::io::Error::other)),
+            ))
+        });
         Ok(S3Response::new(GetObjectOutput {
             body,
             content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
@@ -381,12 +527,18 @@ impl S3 for Frontend {
         }))
     }
 
-    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
         let router = self.router.load_full();
         let view = request_view(&req, "HeadObject");
         let input = req.input;
         if input.part_number.is_some() {
-            return Err(s3s::s3_error!(NotImplemented, "HeadObject with partNumber is not supported"));
+            return Err(s3s::s3_error!(
+                NotImplemented,
+                "HeadObject with partNumber is not supported"
+            ));
         }
         let cond = read_conditions(
             input.if_match.as_ref(),
@@ -394,8 +546,12 @@ impl S3 for Frontend {
             input.if_modified_since.as_ref(),
             input.if_unmodified_since.as_ref(),
         );
-        let (outcome, _, _) =
-            traced("HeadObject", &input.bucket, router.get(&view, &input.bucket, &input.key, None, &cond, true)).await?;
+        let (outcome, _, _) = traced(
+            "HeadObject",
+            &input.bucket,
+            router.get(&view, &input.bucket, &input.key, None, &cond, true),
+        )
+        .await?;
         let info = outcome.info;
         Ok(S3Response::new(HeadObjectOutput {
             content_length: Some(i64::try_from(info.size).unwrap_or(i64::MAX)),
@@ -412,23 +568,43 @@ impl S3 for Frontend {
         }))
     }
 
-    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let router = self.router.load_full();
         let input = req.input;
         if input.version_id.is_some() {
-            return Err(s3s::s3_error!(NotImplemented, "versioned deletes are not supported"));
+            return Err(s3s::s3_error!(
+                NotImplemented,
+                "versioned deletes are not supported"
+            ));
         }
-        traced("DeleteObject", &input.bucket, router.delete(&input.bucket, &input.key)).await?;
+        traced(
+            "DeleteObject",
+            &input.bucket,
+            router.delete(&input.bucket, &input.key),
+        )
+        .await?;
         Ok(S3Response::new(DeleteObjectOutput::default()))
     }
 
-    async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let router = self.router.load_full();
         let input = req.input;
         if input.delete.objects.len() > 1000 {
-            return Err(s3s::s3_error!(MalformedXML, "DeleteObjects accepts at most 1000 keys"));
+            return Err(s3s::s3_error!(
+                MalformedXML,
+                "DeleteObjects accepts at most 1000 keys"
+            ));
         }
-        traced("DeleteObjects", &input.bucket, async { router.bucket(&input.bucket).map(|_| ()) }).await?;
+        traced("DeleteObjects", &input.bucket, async {
+            router.bucket(&input.bucket).map(|_| ())
+        })
+        .await?;
         let quiet = input.delete.quiet.unwrap_or(false);
         let bucket = input.bucket.clone();
         let results = futures::stream::iter(input.delete.objects)
@@ -437,7 +613,9 @@ impl S3 for Frontend {
                 let bucket = bucket.clone();
                 async move {
                     let r = if o.version_id.is_some() {
-                        Err(Error::NotImplemented("versioned deletes are not supported".into()))
+                        Err(Error::NotImplemented(
+                            "versioned deletes are not supported".into(),
+                        ))
                     } else {
                         router.delete(&bucket, &o.key).await
                     };
@@ -451,7 +629,10 @@ impl S3 for Frontend {
         let mut errs = Vec::new();
         for (key, r) in results {
             match r {
-                Ok(()) if !quiet => deleted.push(DeletedObject { key: Some(key), ..Default::default() }),
+                Ok(()) if !quiet => deleted.push(DeletedObject {
+                    key: Some(key),
+                    ..Default::default()
+                }),
                 Ok(()) => {}
                 Err(e) => {
                     let s3 = errors::to_s3(e);
@@ -471,7 +652,10 @@ impl S3 for Frontend {
         }))
     }
 
-    async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
         let router = self.router.load_full();
         let view = request_view(&req, "CopyObject");
         let input = req.input;
@@ -482,7 +666,11 @@ impl S3 for Frontend {
             input.copy_source_if_modified_since.as_ref(),
             input.copy_source_if_unmodified_since.as_ref(),
         );
-        let replace = match input.metadata_directive.as_ref().map(MetadataDirective::as_str) {
+        let replace = match input
+            .metadata_directive
+            .as_ref()
+            .map(MetadataDirective::as_str)
+        {
             None | Some(MetadataDirective::COPY) => None,
             Some(MetadataDirective::REPLACE) => Some(attrs(
                 input.content_type,
@@ -492,10 +680,24 @@ impl S3 for Frontend {
                 input.content_language,
                 input.metadata,
             )),
-            Some(other) => return Err(s3s::s3_error!(InvalidArgument, "Unknown metadata directive {other}")),
+            Some(other) => {
+                return Err(s3s::s3_error!(
+                    InvalidArgument,
+                    "Unknown metadata directive {other}"
+                ));
+            }
         };
         let bucket = input.bucket;
-        let fut = router.copy(&view, &src_bucket, &src_key, &src_cond, &bucket, &input.key, replace, &WriteCondition::None);
+        let fut = router.copy(
+            &view,
+            &src_bucket,
+            &src_key,
+            &src_cond,
+            &bucket,
+            &input.key,
+            replace,
+            &WriteCondition::None,
+        );
         let (out, modified) = traced("CopyObject", &bucket, async {
             fut.await.map_err(|e| match e {
                 // A failed copy-source condition is a 412 even for If-None-Match.
@@ -505,12 +707,19 @@ impl S3 for Frontend {
         })
         .await?;
         Ok(S3Response::new(CopyObjectOutput {
-            copy_object_result: Some(CopyObjectResult { e_tag: etag(out.etag), last_modified: Some(ts(modified)), ..Default::default() }),
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: etag(out.etag),
+                last_modified: Some(ts(modified)),
+                ..Default::default()
+            }),
             ..Default::default()
         }))
     }
 
-    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let router = self.router.load_full();
         let input = req.input;
         let encode = check_encoding(input.encoding_type.as_ref())?;
@@ -529,7 +738,12 @@ impl S3 for Frontend {
             after,
             max_keys: max,
         };
-        let page = traced("ListObjectsV2", &input.bucket, router.list(&input.bucket, &lr)).await?;
+        let page = traced(
+            "ListObjectsV2",
+            &input.bucket,
+            router.list(&input.bucket, &lr),
+        )
+        .await?;
         let next = page.next.as_deref().map(listing::encode_token);
         let listed = split_entries(page.entries, encode);
         let enc = |s: Option<String>| if encode { s.map(|s| url_encode(&s)) } else { s };
@@ -550,7 +764,10 @@ impl S3 for Frontend {
         }))
     }
 
-    async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
         let router = self.router.load_full();
         let input = req.input;
         let encode = check_encoding(input.encoding_type.as_ref())?;
@@ -561,7 +778,12 @@ impl S3 for Frontend {
             after: input.marker.clone().filter(|m| !m.is_empty()),
             max_keys: max,
         };
-        let page = traced("ListObjects", &input.bucket, router.list(&input.bucket, &lr)).await?;
+        let page = traced(
+            "ListObjects",
+            &input.bucket,
+            router.list(&input.bucket, &lr),
+        )
+        .await?;
         let listed = split_entries(page.entries, encode);
         let enc = |s: Option<String>| if encode { s.map(|s| url_encode(&s)) } else { s };
         Ok(S3Response::new(ListObjectsOutput {
@@ -579,7 +801,10 @@ impl S3 for Frontend {
         }))
     }
 
-    async fn create_multipart_upload(&self, req: S3Request<CreateMultipartUploadInput>) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let router = self.router.load_full();
         let view = request_view(&req, "CreateMultipartUpload");
         let input = req.input;
@@ -591,7 +816,12 @@ impl S3 for Frontend {
             input.content_language,
             input.metadata,
         );
-        let id = traced("CreateMultipartUpload", &input.bucket, router.create_upload(&view, &input.bucket, &input.key, &a)).await?;
+        let id = traced(
+            "CreateMultipartUpload",
+            &input.bucket,
+            router.create_upload(&view, &input.bucket, &input.key, &a),
+        )
+        .await?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(input.bucket),
             key: Some(input.key),
@@ -601,7 +831,10 @@ impl S3 for Frontend {
         }))
     }
 
-    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
         let router = self.router.load_full();
         let headers = req.headers;
         let trailers = req.trailing_headers;
@@ -614,14 +847,27 @@ impl S3 for Frontend {
             checksum_crc64nvme: input.checksum_crc64nvme.clone(),
             ..Default::default()
         };
-        let expected = expected(input.content_md5, checksums.clone(), input.content_length, &headers)?;
+        let expected = expected(
+            input.content_md5,
+            checksums.clone(),
+            input.content_length,
+            &headers,
+        )?;
         let limit = router.config.server.max_put_size;
-        let blob = input.body.unwrap_or_else(|| StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>()));
+        let blob = input.body.unwrap_or_else(|| {
+            StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
+        });
         let body = body::verified(blob, expected, trailers, limit);
         let e = traced(
             "UploadPart",
             &input.bucket,
-            router.upload_part(&input.bucket, &input.key, &input.upload_id, input.part_number, body),
+            router.upload_part(
+                &input.bucket,
+                &input.key,
+                &input.upload_id,
+                input.part_number,
+                body,
+            ),
         )
         .await?;
         Ok(S3Response::new(UploadPartOutput {
@@ -635,7 +881,10 @@ impl S3 for Frontend {
         }))
     }
 
-    async fn upload_part_copy(&self, req: S3Request<UploadPartCopyInput>) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let router = self.router.load_full();
         let view = request_view(&req, "UploadPartCopy");
         let input = req.input;
@@ -650,20 +899,40 @@ impl S3 for Frontend {
         let (e, modified) = traced(
             "UploadPartCopy",
             &input.bucket,
-            router.upload_part_copy(&view, &input.bucket, &input.key, &input.upload_id, input.part_number, &src_bucket, &src_key, range, &src_cond),
+            router.upload_part_copy(
+                &view,
+                &input.bucket,
+                &input.key,
+                &input.upload_id,
+                input.part_number,
+                &src_bucket,
+                &src_key,
+                range,
+                &src_cond,
+            ),
         )
         .await?;
         Ok(S3Response::new(UploadPartCopyOutput {
-            copy_part_result: Some(CopyPartResult { e_tag: Some(ETag::Strong(e)), last_modified: Some(ts(modified)), ..Default::default() }),
+            copy_part_result: Some(CopyPartResult {
+                e_tag: Some(ETag::Strong(e)),
+                last_modified: Some(ts(modified)),
+                ..Default::default()
+            }),
             ..Default::default()
         }))
     }
 
-    async fn complete_multipart_upload(&self, req: S3Request<CompleteMultipartUploadInput>) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let router = self.router.load_full();
         let input = req.input;
         if input.if_match.is_some() || input.if_none_match.is_some() {
-            return Err(s3s::s3_error!(NotImplemented, "conditional CompleteMultipartUpload is not supported"));
+            return Err(s3s::s3_error!(
+                NotImplemented,
+                "conditional CompleteMultipartUpload is not supported"
+            ));
         }
         let parts = input
             .multipart_upload
@@ -690,23 +959,46 @@ impl S3 for Frontend {
         }))
     }
 
-    async fn abort_multipart_upload(&self, req: S3Request<AbortMultipartUploadInput>) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         let router = self.router.load_full();
         let input = req.input;
-        traced("AbortMultipartUpload", &input.bucket, router.abort_upload(&input.bucket, &input.key, &input.upload_id)).await?;
+        traced(
+            "AbortMultipartUpload",
+            &input.bucket,
+            router.abort_upload(&input.bucket, &input.key, &input.upload_id),
+        )
+        .await?;
         Ok(S3Response::new(AbortMultipartUploadOutput::default()))
     }
 
-    async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
         let router = self.router.load_full();
         let input = req.input;
-        let (_, parts) = traced("ListParts", &input.bucket, router.list_parts(&input.bucket, &input.key, &input.upload_id)).await?;
+        let (_, parts) = traced(
+            "ListParts",
+            &input.bucket,
+            router.list_parts(&input.bucket, &input.key, &input.upload_id),
+        )
+        .await?;
         let marker = input.part_number_marker.unwrap_or(0);
         let max = usize::try_from(input.max_parts.unwrap_or(1000).clamp(0, 1000)).unwrap_or(1000);
-        let remaining: Vec<_> = parts.into_iter().filter(|p| p.part_number > marker).collect();
+        let remaining: Vec<_> = parts
+            .into_iter()
+            .filter(|p| p.part_number > marker)
+            .collect();
         let truncated = remaining.len() > max;
         let page: Vec<_> = remaining.into_iter().take(max).collect();
-        let next = if truncated { page.last().map(|p| p.part_number) } else { None };
+        let next = if truncated {
+            page.last().map(|p| p.part_number)
+        } else {
+            None
+        };
         Ok(S3Response::new(ListPartsOutput {
             bucket: Some(input.bucket),
             key: Some(input.key),
@@ -731,11 +1023,19 @@ impl S3 for Frontend {
         }))
     }
 
-    async fn list_multipart_uploads(&self, req: S3Request<ListMultipartUploadsInput>) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         let router = self.router.load_full();
         let input = req.input;
         let prefix = input.prefix.clone().unwrap_or_default();
-        let uploads = traced("ListMultipartUploads", &input.bucket, router.list_uploads(&input.bucket, &prefix)).await?;
+        let uploads = traced(
+            "ListMultipartUploads",
+            &input.bucket,
+            router.list_uploads(&input.bucket, &prefix),
+        )
+        .await?;
         let max = usize::try_from(input.max_uploads.unwrap_or(1000).clamp(0, 1000)).unwrap_or(1000);
         let key_marker = input.key_marker.clone().unwrap_or_default();
         let id_marker = input.upload_id_marker.clone();

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The one test command: installs the test tools (scripts/install-test-tools.sh), puts them
+# on PATH, then runs every test of the workspace. Extra arguments go to `cargo test`:
+#
+#   scripts/test.sh                      # everything
+#   scripts/test.sh -p switchyard-tests  # one package
+#   scripts/test.sh -- eject             # tests whose name contains "eject"
+#
+# SWITCHYARD_SKIP_INSTALL=1 skips the install step (offline, tools already there).
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+# The Rust harness looks for azurite-blob in $SWITCHYARD_TOOLS_DIR/node_modules/.bin.
+export SWITCHYARD_TOOLS_DIR="${SWITCHYARD_TOOLS_DIR:-$repo/.tools}"
+if [[ "${SWITCHYARD_SKIP_INSTALL:-}" != 1 ]]; then
+    scripts/install-test-tools.sh
+fi
+
+# Azurite, fake-gcs-server, and pip's console scripts (aws, moto_server).
+py_bin="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+export PATH="$SWITCHYARD_TOOLS_DIR/bin:$SWITCHYARD_TOOLS_DIR/node_modules/.bin:$py_bin:$PATH"
+
+echo "==> cargo test --workspace --locked $*"
+exec cargo test --workspace --locked "$@"
