@@ -539,7 +539,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         resp = self.upstream.send(self.command, self.path, headers)
         return self.relay(resp, xml, rewrite_etag)
 
-    def relay(self, resp, xml, rewrite_etag):
+    def relay(self, resp, xml, rewrite_etag, extra=None):
         status = resp.status
         if xml and status >= 400:
             data = resp.read()
@@ -554,6 +554,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 continue
             if lk == "etag" and rewrite_etag:
                 v = b64md5_to_hex(v)
+            if extra and lk in {e.lower() for e in extra}:
+                continue
+            self.send_header(k, v)
+        for k, v in (extra or {}).items():
             self.send_header(k, v)
         if data is not None:
             self.send_header("Content-Length", str(len(data)))
@@ -579,10 +583,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                           ("If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since")) \
             or has_generation_preconditions(h)
         strip = {"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"}
-        if not conditional:
-            return self.passthrough(xml=True, rewrite_etag=True)
-        # Evaluate the conditions on the current metadata, then read that very generation:
-        # if the object changed in between, evaluate again.
+        # Evaluate any conditions on the current metadata, then read that very generation
+        # (if the object changed in between, evaluate again). Real GCS answers every XML
+        # read with x-goog-generation, which fake-gcs-server leaves out: clients need it
+        # for generation-conditional writes.
+        _ = conditional
         for _ in range(5):
             res = self.upstream.get_object(bucket, key, self.query.get("generation"))
             if res is None:
@@ -599,7 +604,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if resp.status == 404:
                 resp.read()
                 continue  # replaced or deleted meanwhile
-            return self.relay(resp, True, True)
+            return self.relay(resp, True, True, {"x-goog-generation": str(res["generation"]),
+                                                 "x-goog-metageneration": str(res.get("metageneration", "1"))})
         raise GcsError(503, "InternalError", "object kept changing during a conditional read")
 
     def check_http_conditions(self, res):

@@ -477,10 +477,24 @@ impl Store for ObjectStoreBackend {
                     let mode = match cond {
                         WriteCondition::None => PutMode::Overwrite,
                         WriteCondition::IfAbsent => PutMode::Create,
-                        WriteCondition::IfMatch(etag) => PutMode::Update(UpdateVersion {
-                            e_tag: Some(format!("\"{etag}\"")),
-                            version: None,
-                        }),
+                        WriteCondition::IfMatch(_) => {
+                            // Look up the version the client names, then make the write
+                            // conditional on exactly that version (ETag, or generation on
+                            // GCS), so a concurrent writer still loses atomically.
+                            let meta = match self.store.head(&path).await {
+                                Ok(m) => m,
+                                Err(object_store::Error::NotFound { .. }) => {
+                                    return Err(Error::NotFound);
+                                }
+                                Err(e) => return Err(self.err(e)),
+                            };
+                            let current = meta.e_tag.clone().map(unquote);
+                            check_write_condition(cond, Some(current.as_deref()))?;
+                            PutMode::Update(UpdateVersion {
+                                e_tag: meta.e_tag,
+                                version: meta.version,
+                            })
+                        }
                     };
                     let opts = PutOptions {
                         mode,
