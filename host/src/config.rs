@@ -388,6 +388,28 @@ impl BackendConfig {
         }
     }
 
+    /// Every secret of this backend with its field name, so that validation can resolve
+    /// them all (a missing environment variable is found by `check-config`).
+    pub fn secrets(&self) -> Vec<(&'static str, &Secret)> {
+        let mut out = Vec::new();
+        let mut add = |name, s: &Option<Secret>| {
+            if let Some(s) = s {
+                out.push((name, s));
+            }
+        };
+        match self {
+            BackendConfig::S3(b) => {
+                add("access_key_id", &b.access_key_id);
+                add("secret_access_key", &b.secret_access_key);
+                add("session_token", &b.session_token);
+            }
+            BackendConfig::Azure(b) => add("access_key", &b.access_key),
+            BackendConfig::Gcs(b) => add("service_account_key", &b.service_account_key),
+            BackendConfig::Fs(_) | BackendConfig::Memory(_) => {}
+        }
+        out
+    }
+
     pub fn common(&self) -> BackendCommon {
         let (prefix, labels, network) = match self {
             BackendConfig::S3(b) => (&b.prefix, &b.labels, b.network.clone()),
@@ -509,6 +531,9 @@ impl Config {
                 && let Err(e) = object_store::path::Path::parse(prefix)
             {
                 return Err(invalid(format!("{field}.prefix"), e.to_string()));
+            }
+            for (name, secret) in backend.secrets() {
+                secret.resolve(&format!("{field}.{name}"))?;
             }
             match backend {
                 BackendConfig::S3(S3Backend {

@@ -183,3 +183,40 @@ fn check_config_names_the_bad_field() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn shipped_examples_are_valid() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let out = Command::new(BIN)
+            .arg("check-config")
+            .arg(&path)
+            .envs(
+                [
+                    "SWITCHYARD_SECRET_KEY",
+                    "APP_PROD_SECRET",
+                    "AWS_ACCESS_KEY_ID",
+                    "AWS_SECRET_ACCESS_KEY",
+                    "AZURE_STORAGE_KEY",
+                    "MINIO_ACCESS_KEY",
+                    "MINIO_SECRET_KEY",
+                ]
+                .map(|k| (k, "example")),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        checked += 1;
+    }
+    assert!(checked >= 2);
+}
