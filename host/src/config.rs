@@ -391,22 +391,20 @@ impl BackendConfig {
     /// Every secret of this backend with its field name, so that validation can resolve
     /// them all (a missing environment variable is found by `check-config`).
     pub fn secrets(&self) -> Vec<(&'static str, &Secret)> {
-        let mut out = Vec::new();
-        let mut add = |name, s: &Option<Secret>| {
-            if let Some(s) = s {
-                out.push((name, s));
-            }
+        let fields: Vec<(&'static str, &Option<Secret>)> = match self {
+            BackendConfig::S3(b) => vec![
+                ("access_key_id", &b.access_key_id),
+                ("secret_access_key", &b.secret_access_key),
+                ("session_token", &b.session_token),
+            ],
+            BackendConfig::Azure(b) => vec![("access_key", &b.access_key)],
+            BackendConfig::Gcs(b) => vec![("service_account_key", &b.service_account_key)],
+            BackendConfig::Fs(_) | BackendConfig::Memory(_) => vec![],
         };
-        match self {
-            BackendConfig::S3(b) => {
-                add("access_key_id", &b.access_key_id);
-                add("secret_access_key", &b.secret_access_key);
-                add("session_token", &b.session_token);
-            }
-            BackendConfig::Azure(b) => add("access_key", &b.access_key),
-            BackendConfig::Gcs(b) => add("service_account_key", &b.service_account_key),
-            BackendConfig::Fs(_) | BackendConfig::Memory(_) => {}
-        }
+        let out: Vec<(&'static str, &Secret)> = fields
+            .into_iter()
+            .filter_map(|(n, s)| s.as_ref().map(|s| (n, s)))
+            .collect();
         out
     }
 

@@ -352,7 +352,12 @@ impl Router {
             let result = member.store.get(key, range, cond, head).await;
             member.observe(started, &result);
             match result {
-                Ok((outcome, stream)) => return Ok((outcome, stream, member)),
+                Ok((outcome, stream)) => {
+                    let span = tracing::Span::current();
+                    span.record("backend", member.name.as_str());
+                    span.record("bytes", outcome.range.end - outcome.range.start);
+                    return Ok((outcome, stream, member));
+                }
                 Err(Error::NotFound) => continue,
                 Err(e @ Error::Unavailable { .. }) => {
                     warn!(bucket, backend = %member.name, error = %e, "read failed; trying the next member");
@@ -381,6 +386,7 @@ impl Router {
         let vb = self.bucket(bucket)?;
         let obj = object_view(bucket, key, size, attrs);
         let targets = vb.place(req, &obj);
+        record_targets(&targets);
         let part_size = self.config.server.part_size;
         let outcome = self
             .put_to(&targets, key, body, attrs, cond, part_size)
@@ -841,6 +847,11 @@ impl Router {
             .await?;
         Ok((etag, src.info.last_modified))
     }
+}
+
+fn record_targets(targets: &[Arc<Backend>]) {
+    let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+    tracing::Span::current().record("backend", names.join(",").as_str());
 }
 
 fn object_view(bucket: &str, key: &str, size: Option<u64>, attrs: &Attrs) -> ObjectView {

@@ -35,10 +35,13 @@ impl S3Auth for Auth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
         match self.users.get(access_key) {
             Some(secret) => Ok(SecretKey::from(secret.as_str())),
-            None => Err(s3_error!(
-                InvalidAccessKeyId,
-                "The AWS Access Key Id you provided does not exist in our records."
-            )),
+            None => {
+                tracing::info!(access_key, "request signed with an unknown access key");
+                Err(s3_error!(
+                    InvalidAccessKeyId,
+                    "The AWS Access Key Id you provided does not exist in our records."
+                ))
+            }
         }
     }
 }

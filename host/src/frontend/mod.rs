@@ -216,7 +216,8 @@ fn expected(
     Ok(e)
 }
 
-/// Runs one operation inside a span, logging its outcome, and maps its error.
+/// Runs one operation inside a span, logging its outcome, and maps its error. The router
+/// records `backend` and `bytes` on the span as it learns them.
 async fn traced<T>(
     op: &'static str,
     bucket: &str,
@@ -226,6 +227,8 @@ async fn traced<T>(
         "s3",
         op,
         bucket,
+        backend = tracing::field::Empty,
+        bytes = tracing::field::Empty,
         status = tracing::field::Empty,
         latency_us = tracing::field::Empty
     );
@@ -236,18 +239,22 @@ async fn traced<T>(
     match result {
         Ok(v) => {
             span.record("status", "ok");
-            span.in_scope(|| info!(op, bucket, latency_us = latency, "request done"));
+            span.in_scope(|| info!("request done"));
             Ok(v)
         }
         Err(e) => {
+            let client = errors::is_client_error(&e);
+            let message = e.to_string();
+            let s3 = errors::to_s3(e);
+            span.record("status", s3.code().as_str());
             span.in_scope(|| {
-                if errors::is_client_error(&e) {
-                    info!(op, bucket, latency_us = latency, error = %e, "request refused");
+                if client {
+                    info!(error = %message, "request refused");
                 } else {
-                    tracing::warn!(op, bucket, latency_us = latency, error = %e, "request failed");
+                    tracing::warn!(error = %message, "request failed");
                 }
             });
-            Err(errors::to_s3(e))
+            Err(s3)
         }
     }
 }
