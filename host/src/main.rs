@@ -41,6 +41,120 @@ enum Command {
         /// Configuration file (TOML).
         file: PathBuf,
     },
+    /// Work with policy components.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Check that a component implements the policy world, and probe it.
+    Check {
+        /// The policy component (.wasm).
+        file: PathBuf,
+        /// The policy configuration string passed to the probe.
+        #[arg(long, default_value = "")]
+        config: String,
+    },
+    /// Run a policy against the cases of a CASES.toml file and report each.
+    Test {
+        /// The policy component (.wasm).
+        file: PathBuf,
+        /// The cases (see docs/policies.md).
+        cases: PathBuf,
+    },
+    /// Turn a core module built with wit-bindgen into a component.
+    Componentize {
+        /// The core module (.wasm) with an embedded component-type section.
+        core: PathBuf,
+        /// Where to write the component.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+}
+
+fn policy_command(cmd: PolicyCommand) -> ExitCode {
+    use switchyard::policy::wasm::{CallSettings, EngineSettings, WasmEngine, WasmPolicy};
+    let read =
+        |p: &PathBuf| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+    let result: Result<bool, String> = (|| match cmd {
+        PolicyCommand::Componentize { core, output } => {
+            let component = switchyard::policy::wasm::componentize(&read(&core)?)?;
+            std::fs::write(&output, &component)
+                .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+            println!(
+                "{}: component of {} bytes",
+                output.display(),
+                component.len()
+            );
+            Ok(true)
+        }
+        PolicyCommand::Check { file, config } => {
+            let engine = WasmEngine::new(&EngineSettings::default())?;
+            let bytes = read(&file)?;
+            let settings = CallSettings {
+                config: config.into(),
+                ..CallSettings::default()
+            };
+            let policy = WasmPolicy::load(&engine, "check", &bytes, settings)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            let info = policy.info().clone();
+            let probe = policy
+                .probe()
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            println!("{}: ok", file.display());
+            println!(
+                "  implements: {} world policy",
+                switchyard::policy::wasm::WIT_PACKAGE
+            );
+            println!("  sha256:     {}", info.hash);
+            println!("  size:       {} bytes", info.size);
+            println!("  imports:    {}", info.imports.join(", "));
+            println!("  exports:    {}", info.exports.join(", "));
+            println!(
+                "  probe:      {} µs (place, route and tier in fresh instances)",
+                probe.as_micros()
+            );
+            Ok(true)
+        }
+        PolicyCommand::Test { file, cases } => {
+            let engine = WasmEngine::new(&EngineSettings::default())?;
+            let bytes = read(&file)?;
+            let text = std::fs::read_to_string(&cases)
+                .map_err(|e| format!("cannot read {}: {e}", cases.display()))?;
+            let case_file: switchyard::policy::cases::CaseFile =
+                toml::from_str(&text).map_err(|e| format!("{}: {e}", cases.display()))?;
+            let results = switchyard::policy::cases::run(
+                &engine,
+                &bytes,
+                &case_file,
+                &CallSettings::default(),
+            )?;
+            let failed = results.iter().filter(|r| !r.passed).count();
+            for r in &results {
+                if r.passed {
+                    println!("PASS  {}", r.name);
+                } else {
+                    println!("FAIL  {}: {}", r.name, r.detail);
+                }
+            }
+            println!(
+                "{}: {} passed, {} failed",
+                file.display(),
+                results.len() - failed,
+                failed
+            );
+            Ok(failed == 0 && !results.is_empty())
+        }
+    })();
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn init_tracing(json: bool) {
@@ -92,6 +206,10 @@ async fn shutdown_signal() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Policy(cmd) => {
+            init_tracing(false);
+            policy_command(cmd)
+        }
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(c) => {
                 println!(

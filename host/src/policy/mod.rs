@@ -6,6 +6,9 @@
 
 use std::collections::HashSet;
 
+pub mod cases;
+pub mod wasm;
+
 use crate::model::MemberView;
 
 /// Who is asking, as a policy sees it.
@@ -27,11 +30,38 @@ pub struct ObjectView {
     pub age_seconds: Option<u64>,
 }
 
+/// The kinds of `policy-error` a policy can answer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    InvalidInput,
+    Unavailable,
+    Other,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::InvalidInput => "invalid-input",
+            Refusal::Unavailable => "unavailable",
+            Refusal::Other => "other",
+        }
+    }
+}
+
+/// What to do with one object in a tiering pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TierAction {
+    Keep,
+    MoveTo(String),
+    CopyTo(String),
+    Delete,
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PolicyError {
-    /// The policy refused the input (its own `policy-error` result).
-    #[error("policy refused: {0}")]
-    Refused(String),
+    /// The policy declined to decide (its own `policy-error` result): not a crash.
+    #[error("policy refused ({}): {message}", kind.as_str())]
+    Refused { kind: Refusal, message: String },
     /// The answer cannot be acted on.
     #[error("invalid answer: {0}")]
     InvalidAnswer(String),

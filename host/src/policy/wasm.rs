@@ -1,0 +1,612 @@
+//! WebAssembly component policies, hosted with wasmtime.
+//!
+//! Each component is compiled once and kept as an `InstancePre`. A call runs in a fresh
+//! `Store` taken from the pooling allocator, under an epoch deadline and a memory limit,
+//! so a policy that loops, traps or grows without bound is contained to that call. Large
+//! guests (JavaScript, Python) cost far more to instantiate than the decision itself, so
+//! they keep a few warm instances instead; that is why policies must not rely on state
+//! between calls. WIT-generated types stop at this module.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::{ObjectView, PolicyError, Refusal, RequestView, TierAction};
+use crate::model::MemberView;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit/switchyard-policy@0.1.0",
+        world: "policy",
+    });
+}
+
+use bindings::exports::switchyard::policy::tiering::TierAction as WitTierAction;
+use bindings::switchyard::policy::host::LogLevel;
+use bindings::switchyard::policy::types::{Member, Object, PolicyError as WitPolicyError, Request};
+
+/// The WIT package this host implements, as components name it.
+pub const WIT_PACKAGE: &str = "switchyard:policy@0.1.0";
+
+/// Epoch ticks per second: the deadline's resolution.
+const TICKS_PER_SECOND: u64 = 1000;
+
+/// Engine-wide settings: shared by every policy, fixed for the process.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Largest memory any policy may use; pooling slots are sized for it.
+    pub max_memory_bytes: u64,
+    /// Instances alive at once across all policies (fresh and warm).
+    pub max_instances: u32,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            max_memory_bytes: 256 * 1024 * 1024,
+            max_instances: 1000,
+        }
+    }
+}
+
+/// The wasmtime engine with its epoch ticker. One per process.
+pub struct WasmEngine {
+    engine: Engine,
+    stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for WasmEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmEngine").finish_non_exhaustive()
+    }
+}
+
+impl Drop for WasmEngine {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl WasmEngine {
+    pub fn new(settings: &EngineSettings) -> Result<Self, String> {
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_component_instances(settings.max_instances)
+            .total_core_instances(settings.max_instances.saturating_mul(8))
+            .total_memories(settings.max_instances.saturating_mul(4))
+            .total_tables(settings.max_instances.saturating_mul(8))
+            .max_memory_size(usize::try_from(settings.max_memory_bytes).unwrap_or(usize::MAX))
+            .max_core_instances_per_component(64)
+            .max_memories_per_component(16)
+            .max_tables_per_component(32)
+            .table_elements(100_000)
+            // Small guests reuse their slot's pages instead of zeroing fresh ones.
+            .linear_memory_keep_resident(64 * 1024)
+            .table_keep_resident(16 * 1024);
+        let mut config = wasmtime::Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool))
+            .max_wasm_stack(512 * 1024);
+        let engine = Engine::new(&config)
+            .map_err(|e| format!("cannot start the WebAssembly engine: {e:#}"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = engine.weak();
+        let stop2 = stop.clone();
+        std::thread::Builder::new()
+            .name("switchyard-epoch".into())
+            .spawn(move || {
+                let period = Duration::from_micros(1_000_000 / TICKS_PER_SECOND);
+                while !stop2.load(Ordering::Relaxed) {
+                    std::thread::sleep(period);
+                    match ticker.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Self { engine, stop })
+    }
+}
+
+/// What a policy may touch beyond its own memory; nothing unless configured.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    /// Environment variables passed through (names).
+    pub env: Vec<String>,
+    /// Directories preopened read-only, at the same path.
+    pub dirs: Vec<std::path::PathBuf>,
+    /// The real wall and monotonic clocks; otherwise both read as zero.
+    pub clock: bool,
+}
+
+/// Per-policy limits and settings.
+#[derive(Debug, Clone)]
+pub struct CallSettings {
+    pub timeout: Duration,
+    pub memory_bytes: u64,
+    /// The policy's configuration string (`host.config()`).
+    pub config: Arc<str>,
+    /// Warm instances kept for reuse; 0: a fresh instance per call.
+    pub warm_instances: usize,
+    pub grants: Grants,
+}
+
+impl Default for CallSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_millis(50),
+            memory_bytes: 64 * 1024 * 1024,
+            config: Arc::from(""),
+            warm_instances: 0,
+            grants: Grants::default(),
+        }
+    }
+}
+
+/// The store's limits, remembering whether a growth was refused so that the trap that
+/// follows is reported as the memory limit rather than as a plain crash.
+struct Limiter {
+    inner: StoreLimits,
+    refused: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = self.inner.memory_growing(current, desired, maximum)?;
+        self.refused |= !ok;
+        Ok(ok)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = self.inner.table_growing(current, desired, maximum)?;
+        self.refused |= !ok;
+        Ok(ok)
+    }
+}
+
+struct State {
+    limits: Limiter,
+    config: Arc<str>,
+    name: Arc<str>,
+    wasi: Option<(WasiCtx, ResourceTable)>,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        let (ctx, table) = self
+            .wasi
+            .as_mut()
+            .expect("WASI is linked only for components that import it");
+        WasiCtxView { ctx, table }
+    }
+}
+
+impl bindings::switchyard::policy::types::Host for State {}
+
+impl bindings::switchyard::policy::host::Host for State {
+    fn config(&mut self) -> String {
+        self.config.to_string()
+    }
+
+    fn log(&mut self, level: LogLevel, message: String) {
+        let policy = &*self.name;
+        match level {
+            LogLevel::Debug => tracing::debug!(policy, "{message}"),
+            LogLevel::Info => tracing::info!(policy, "{message}"),
+            LogLevel::Warn => tracing::warn!(policy, "{message}"),
+            LogLevel::Error => tracing::error!(policy, "{message}"),
+        }
+    }
+}
+
+/// A frozen clock for policies not granted the real one: decisions stay reproducible.
+struct ZeroClock;
+
+impl wasmtime_wasi::HostWallClock for ZeroClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for ZeroClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// Why a component was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("not a WebAssembly component: {0}")]
+    NotAComponent(String),
+    #[error("does not implement the {WIT_PACKAGE} world `policy`: {0}")]
+    WrongWorld(String),
+    #[error("imports {0}, which Switchyard does not provide")]
+    UnknownImport(String),
+    #[error("failed its probe call: {0}")]
+    ProbeFailed(String),
+}
+
+/// What `policy check` reports.
+#[derive(Debug, Clone)]
+pub struct ComponentInfo {
+    pub hash: String,
+    pub size: usize,
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+    pub uses_wasi: bool,
+}
+
+/// One loaded policy component.
+pub struct WasmPolicy {
+    name: Arc<str>,
+    info: ComponentInfo,
+    pre: bindings::PolicyPre<State>,
+    engine: Engine,
+    settings: CallSettings,
+    warm: std::sync::Mutex<Vec<(Store<State>, bindings::Policy)>>,
+}
+
+impl std::fmt::Debug for WasmPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmPolicy")
+            .field("name", &self.name)
+            .field("hash", &self.info.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of one call, before conversion.
+#[derive(Debug)]
+pub enum CallError {
+    /// The guest trapped (a policy bug).
+    Trap(String),
+    /// The epoch deadline passed.
+    Timeout,
+    /// The memory limit was hit (the guest trapped because growth was refused).
+    Memory(String),
+}
+
+impl WasmPolicy {
+    /// Compiles and links `bytes`; does not run it (see [`WasmPolicy::probe`]).
+    pub fn load(
+        engine: &WasmEngine,
+        name: &str,
+        bytes: &[u8],
+        settings: CallSettings,
+    ) -> Result<Self, LoadError> {
+        let hash = hex::encode(Sha256::digest(bytes));
+        match bytes.get(..8) {
+            Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => {
+                return Err(LoadError::NotAComponent(
+                    "this is a core module; turn it into a component with `switchyard policy componentize`".into(),
+                ));
+            }
+            Some([0, b'a', b's', b'm', _, _, 1, 0]) => {}
+            _ => {
+                return Err(LoadError::NotAComponent(
+                    "the file does not start with the WebAssembly magic number".into(),
+                ));
+            }
+        }
+        let component = Component::new(&engine.engine, bytes)
+            .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
+        let ty = component.component_type();
+        let imports: Vec<String> = ty
+            .imports(&engine.engine)
+            .map(|(n, _)| n.to_owned())
+            .collect();
+        let exports: Vec<String> = ty
+            .exports(&engine.engine)
+            .map(|(n, _)| n.to_owned())
+            .collect();
+        let uses_wasi = imports.iter().any(|i| i.starts_with("wasi:"));
+        for import in &imports {
+            if !import.starts_with("wasi:")
+                && import != "switchyard:policy/host@0.1.0"
+                && import != "switchyard:policy/types@0.1.0"
+            {
+                return Err(LoadError::UnknownImport(import.clone()));
+            }
+        }
+        let mut linker: Linker<State> = Linker::new(&engine.engine);
+        bindings::Policy::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+            .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        if uses_wasi {
+            wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+                .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        }
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::UnknownImport(format!("{e:#}")))?;
+        let pre = bindings::PolicyPre::new(instance_pre)
+            .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let info = ComponentInfo {
+            hash,
+            size: bytes.len(),
+            imports,
+            exports,
+            uses_wasi,
+        };
+        Ok(Self {
+            name: Arc::from(name),
+            info,
+            pre,
+            engine: engine.engine.clone(),
+            settings,
+            warm: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn info(&self) -> &ComponentInfo {
+        &self.info
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The content hash, shortened for log lines.
+    pub fn short_hash(&self) -> &str {
+        &self.info.hash[..12]
+    }
+
+    fn new_store(&self) -> Store<State> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(usize::try_from(self.settings.memory_bytes).unwrap_or(usize::MAX))
+            .trap_on_grow_failure(false)
+            .build();
+        let wasi = self.info.uses_wasi.then(|| {
+            let mut b = wasmtime_wasi::WasiCtxBuilder::new();
+            for var in &self.settings.grants.env {
+                if let Ok(v) = std::env::var(var) {
+                    b.env(var, v);
+                }
+            }
+            for dir in &self.settings.grants.dirs {
+                let path = dir.to_string_lossy().to_string();
+                if let Err(e) = b.preopened_dir(dir, &path, wasmtime_wasi::FsPerms::ReadOnly) {
+                    tracing::warn!(policy = %self.name, dir = %path, error = %e, "cannot grant directory");
+                }
+            }
+            if !self.settings.grants.clock {
+                b.wall_clock(ZeroClock).monotonic_clock(ZeroClock);
+            }
+            (b.build(), ResourceTable::new())
+        });
+        let state = State {
+            limits: Limiter {
+                inner: limits,
+                refused: false,
+            },
+            config: self.settings.config.clone(),
+            name: self.name.clone(),
+            wasi,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store
+    }
+
+    /// Runs `f` against an instance, fresh or warm, under the deadline.
+    fn with_instance<R>(
+        &self,
+        f: impl FnOnce(&mut Store<State>, &bindings::Policy) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        let warm = if self.settings.warm_instances > 0 {
+            self.warm.lock().ok().and_then(|mut w| w.pop())
+        } else {
+            None
+        };
+        let (mut store, instance) = match warm {
+            Some(pair) => pair,
+            None => {
+                let mut store = self.new_store();
+                store.set_epoch_deadline(self.deadline_ticks());
+                let instance = self
+                    .pre
+                    .instantiate(&mut store)
+                    .map_err(|e| classify(&e, &store))?;
+                (store, instance)
+            }
+        };
+        store.set_epoch_deadline(self.deadline_ticks());
+        let result = f(&mut store, &instance).map_err(|e| classify(&e, &store));
+        if result.is_ok()
+            && self.settings.warm_instances > 0
+            && let Ok(mut w) = self.warm.lock()
+            && w.len() < self.settings.warm_instances
+        {
+            w.push((store, instance));
+        }
+        result
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        let ms = u64::try_from(self.settings.timeout.as_millis()).unwrap_or(u64::MAX);
+        ms.saturating_mul(TICKS_PER_SECOND) / 1000 + 1
+    }
+
+    pub fn place(
+        &self,
+        req: &RequestView,
+        obj: &ObjectView,
+        members: &[MemberView],
+    ) -> Result<Result<Vec<String>, PolicyError>, CallError> {
+        let (req, obj, members) = (to_request(req), to_object(obj), to_members(members));
+        self.with_instance(|store, p| {
+            p.switchyard_policy_placement()
+                .call_place(store, &req, &obj, &members)
+        })
+        .map(|r| r.map_err(from_policy_error))
+    }
+
+    pub fn route(
+        &self,
+        req: &RequestView,
+        obj: &ObjectView,
+        members: &[MemberView],
+    ) -> Result<Result<Vec<String>, PolicyError>, CallError> {
+        let (req, obj, members) = (to_request(req), to_object(obj), to_members(members));
+        self.with_instance(|store, p| {
+            p.switchyard_policy_routing()
+                .call_route(store, &req, &obj, &members)
+        })
+        .map(|r| r.map_err(from_policy_error))
+    }
+
+    pub fn tier(
+        &self,
+        obj: &ObjectView,
+        current: &str,
+        members: &[MemberView],
+    ) -> Result<Result<TierAction, PolicyError>, CallError> {
+        let (obj, members) = (to_object(obj), to_members(members));
+        self.with_instance(|store, p| {
+            p.switchyard_policy_tiering()
+                .call_tier(store, &obj, current, &members)
+        })
+        .map(|r| {
+            r.map(|a| match a {
+                WitTierAction::Keep => TierAction::Keep,
+                WitTierAction::MoveTo(m) => TierAction::MoveTo(m),
+                WitTierAction::CopyTo(m) => TierAction::CopyTo(m),
+                WitTierAction::Delete => TierAction::Delete,
+            })
+            .map_err(from_policy_error)
+        })
+    }
+
+    /// Calls every export once with a synthetic request: a component that traps, loops or
+    /// cannot be instantiated is refused before it serves traffic. Policy errors are fine:
+    /// the probe's bucket and members are made up.
+    pub fn probe(&self) -> Result<Duration, LoadError> {
+        let members = vec![
+            MemberView {
+                name: "probe-a".into(),
+                kind: "memory",
+                labels: vec![("tier".into(), "hot".into())],
+                healthy: true,
+                latency_us: Some(100),
+            },
+            MemberView {
+                name: "probe-b".into(),
+                kind: "memory",
+                labels: vec![("tier".into(), "cold".into())],
+                healthy: true,
+                latency_us: None,
+            },
+        ];
+        let req = RequestView {
+            operation: "PutObject",
+            principal: Some("probe".into()),
+            source_ip: Some("127.0.0.1".into()),
+        };
+        let obj = ObjectView {
+            bucket: "probe".into(),
+            key: "probe/key".into(),
+            size: Some(1024),
+            ..Default::default()
+        };
+        let started = Instant::now();
+        let describe = |e: CallError| LoadError::ProbeFailed(describe_call_error(&e));
+        self.place(&req, &obj, &members).map_err(describe)?.ok();
+        self.route(&req, &obj, &members).map_err(describe)?.ok();
+        self.tier(&obj, "probe-a", &members).map_err(describe)?.ok();
+        Ok(started.elapsed())
+    }
+}
+
+pub fn describe_call_error(e: &CallError) -> String {
+    match e {
+        CallError::Trap(m) => format!("trapped: {m}"),
+        CallError::Timeout => "ran past its deadline".into(),
+        CallError::Memory(m) => format!("hit its memory limit: {m}"),
+    }
+}
+
+fn classify(e: &wasmtime::Error, store: &Store<State>) -> CallError {
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>()
+        && *trap == wasmtime::Trap::Interrupt
+    {
+        return CallError::Timeout;
+    }
+    let text = format!("{e:#}");
+    if store.data().limits.refused {
+        return CallError::Memory(text);
+    }
+    CallError::Trap(text)
+}
+
+fn to_request(r: &RequestView) -> Request {
+    Request {
+        operation: r.operation.to_owned(),
+        principal: r.principal.clone(),
+        source_ip: r.source_ip.clone(),
+    }
+}
+
+fn to_object(o: &ObjectView) -> Object {
+    Object {
+        bucket: o.bucket.clone(),
+        key: o.key.clone(),
+        size: o.size,
+        content_type: o.content_type.clone(),
+        metadata: o.metadata.clone(),
+        age_seconds: o.age_seconds,
+    }
+}
+
+fn to_members(ms: &[MemberView]) -> Vec<Member> {
+    ms.iter()
+        .map(|m| Member {
+            name: m.name.clone(),
+            kind: m.kind.to_owned(),
+            labels: m.labels.clone(),
+            healthy: m.healthy,
+            latency_us: m.latency_us,
+        })
+        .collect()
+}
+
+fn from_policy_error(e: WitPolicyError) -> PolicyError {
+    let (kind, message) = match e {
+        WitPolicyError::InvalidInput(m) => (Refusal::InvalidInput, m),
+        WitPolicyError::Unavailable(m) => (Refusal::Unavailable, m),
+        WitPolicyError::Other(m) => (Refusal::Other, m),
+    };
+    PolicyError::Refused { kind, message }
+}
+
+/// Turns a core module with an embedded `component-type` section (what wit-bindgen emits)
+/// into a component, as `wasm-tools component new` does.
+pub fn componentize(core: &[u8]) -> Result<Vec<u8>, String> {
+    let mut encoder = wit_component::ComponentEncoder::default()
+        .validate(true)
+        .module(core)
+        .map_err(|e| format!("{e:#}"))?;
+    encoder.encode().map_err(|e| format!("{e:#}"))
+}
