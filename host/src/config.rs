@@ -84,6 +84,93 @@ pub struct Config {
     /// Buckets created through the S3 API (CreateBucket). Unset: CreateBucket is refused.
     #[serde(default)]
     pub dynamic_buckets: Option<DynamicBuckets>,
+    /// Where policy components are loaded from, and their default limits.
+    #[serde(default)]
+    pub plugins: PluginsConfig,
+    /// Per-policy settings, by policy name (the component's file stem).
+    #[serde(default)]
+    pub policies: BTreeMap<String, PolicyConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Directory of policy components: `NAME.wasm` is policy `NAME`. Watched: a new or
+    /// changed file is loaded, checked and swapped in; a removed one is unloaded.
+    /// Default: none (only the built-in `default` policy).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Deadline of one policy call. Default 50ms.
+    #[serde(default = "default_policy_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Memory one policy instance may use, in bytes. Default 64 MiB.
+    #[serde(default = "default_policy_memory")]
+    pub memory_limit: u64,
+    /// Quiet time after a change in the directory before it is reloaded. Default 250ms.
+    #[serde(default = "default_debounce", with = "humantime_serde")]
+    pub debounce: Duration,
+}
+
+fn default_policy_timeout() -> Duration {
+    Duration::from_millis(50)
+}
+fn default_policy_memory() -> u64 {
+    64 * 1024 * 1024
+}
+fn default_debounce() -> Duration {
+    Duration::from_millis(250)
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            timeout: default_policy_timeout(),
+            memory_limit: default_policy_memory(),
+            debounce: default_debounce(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// The string the policy reads with `host.config()`. Default: empty.
+    #[serde(default)]
+    pub config: Option<String>,
+    /// Overrides `[plugins] timeout`.
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// Overrides `[plugins] memory_limit`.
+    #[serde(default)]
+    pub memory_limit: Option<u64>,
+    /// Warm instances kept for reuse. Default: 0 (a fresh instance per call) for small
+    /// components, 4 for components over 1 MiB or importing WASI (JavaScript, Python),
+    /// which cost far more to instantiate.
+    #[serde(default)]
+    pub warm_instances: Option<usize>,
+    /// Environment variables the policy may read. Default: none.
+    #[serde(default)]
+    pub allow_env: Vec<String>,
+    /// Directories the policy may read (preopened read-only). Default: none.
+    #[serde(default)]
+    pub allow_dirs: Vec<PathBuf>,
+    /// Give the policy the real clocks; otherwise they read zero. Default false.
+    #[serde(default)]
+    pub allow_clock: bool,
+}
+
+/// What a bucket does when its policy cannot decide (trap, timeout, memory limit,
+/// invalid answer, refusal, or not loaded).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureMode {
+    /// Use the built-in default policy.
+    FailOpen,
+    /// Answer 503 ServiceUnavailable. The default: a policy usually exists for a reason
+    /// (residency, cost), and a wrong placement is worse than a retry.
+    #[default]
+    FailClosed,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -106,6 +193,9 @@ pub struct ServerConfig {
     /// Largest object accepted by PutObject and UploadPart (S3's own limit). Default 5 GiB.
     #[serde(default = "default_max_object_size")]
     pub max_put_size: u64,
+    /// Address of the admin listener (`/metrics`, `/healthz`, `/policies`). Default: off.
+    #[serde(default)]
+    pub admin_listen: Option<SocketAddr>,
     /// How long to wait for in-flight requests on shutdown. Default 30s.
     #[serde(default = "default_drain", with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -135,6 +225,7 @@ impl Default for ServerConfig {
             domains: Vec::new(),
             part_size: default_part_size(),
             max_put_size: default_max_object_size(),
+            admin_listen: None,
             shutdown_grace: default_drain(),
         }
     }
@@ -174,6 +265,10 @@ pub struct BucketConfig {
     /// Unsigned access. Default `none`.
     #[serde(default)]
     pub anonymous: Anonymous,
+    /// When the policy cannot decide: `fail-open` (built-in default) or `fail-closed`
+    /// (503). Default `fail-closed`.
+    #[serde(default)]
+    pub failure: FailureMode,
 }
 
 fn default_policy() -> String {
@@ -466,6 +561,8 @@ impl Config {
                 root: data_dir,
                 labels: BTreeMap::new(),
             }),
+            plugins: PluginsConfig::default(),
+            policies: BTreeMap::new(),
         }
     }
 
@@ -490,6 +587,15 @@ impl Config {
                 "server.part_size",
                 "must not exceed server.max_put_size",
             ));
+        }
+        if self.plugins.memory_limit < 1024 * 1024 {
+            return Err(invalid("plugins.memory_limit", "must be at least 1 MiB"));
+        }
+        if self.plugins.timeout.is_zero() {
+            return Err(invalid("plugins.timeout", "must be more than zero"));
+        }
+        for name in self.policies.keys() {
+            check_name(&format!("policies.{name}"), name)?;
         }
         let mut seen = std::collections::HashSet::new();
         for (i, user) in self.users.iter().enumerate() {
@@ -599,13 +705,16 @@ impl Config {
                 }
             }
             if bucket.policy != "default" {
-                return Err(invalid(
-                    format!("{field}.policy"),
-                    format!(
-                        "unknown policy {:?} (this build has the built-in \"default\")",
-                        bucket.policy
-                    ),
-                ));
+                check_name(&format!("{field}.policy"), &bucket.policy)?;
+                if self.plugins.dir.is_none() {
+                    return Err(invalid(
+                        format!("{field}.policy"),
+                        format!(
+                            "policy {:?} needs [plugins] dir (only \"default\" is built in)",
+                            bucket.policy
+                        ),
+                    ));
+                }
             }
         }
         Ok(())

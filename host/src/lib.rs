@@ -5,10 +5,12 @@
 //! `policy` / `backends` → `config` / `model`. `main.rs` only parses arguments and calls
 //! [`run`] or [`start`], which tests call too.
 
+pub mod admin;
 pub mod backends;
 pub mod config;
 pub mod frontend;
 pub mod listing;
+pub mod metrics;
 pub mod model;
 pub mod policy;
 pub mod router;

@@ -16,13 +16,16 @@ use md5::{Digest, Md5};
 use tracing::{debug, warn};
 
 use crate::backends::{self, Backend, PartRef, Registry, check_key};
-use crate::config::{Anonymous, Config, ConfigError, DynamicBuckets};
+use crate::config::{Anonymous, Config, ConfigError, DynamicBuckets, FailureMode};
 use crate::listing::{self, ListPage, ListRequest};
+use crate::metrics::{self, Metrics, Outcome};
 use crate::model::{
     Attrs, Body, ByteRange, ByteStream, Error, GetOutcome, MemberView, PutOutcome, ReadConditions,
     Result, WriteCondition,
 };
-use crate::policy::{DefaultPolicy, ObjectView, Policy, PolicyError, RequestView, validate_answer};
+use crate::policy::set::PolicySet;
+use crate::policy::wasm::CallError;
+use crate::policy::{DefaultPolicy, ObjectView, Policy, RequestView, validate_answer};
 
 /// S3's smallest allowed part, except the last.
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -31,7 +34,9 @@ const MAX_PART_NUMBER: i32 = 10_000;
 pub struct VirtualBucket {
     pub name: String,
     pub members: Vec<Arc<Backend>>,
-    pub policy: Arc<dyn Policy>,
+    /// `default` (built in) or the name of a loaded policy component.
+    pub policy: String,
+    pub failure: FailureMode,
     pub anonymous: Anonymous,
     pub created: DateTime<Utc>,
     /// Made by CreateBucket (and so removable by DeleteBucket).
@@ -39,59 +44,145 @@ pub struct VirtualBucket {
 }
 
 impl VirtualBucket {
-    fn views(&self) -> Vec<MemberView> {
+    pub fn views(&self) -> Vec<MemberView> {
         self.members.iter().map(|m| m.view()).collect()
     }
 
-    fn member(&self, name: &str) -> Option<&Arc<Backend>> {
+    pub fn member(&self, name: &str) -> Option<&Arc<Backend>> {
         self.members.iter().find(|m| m.name == name)
     }
+}
 
-    fn decide(
+/// Turns policy calls into decisions: validates answers, applies the bucket's failure
+/// mode, logs one line per decision and counts outcomes.
+pub struct Decider {
+    pub policies: Option<Arc<PolicySet>>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Decider {
+    fn call(
         &self,
-        what: &str,
-        answer: Result<Vec<String>, PolicyError>,
-        fallback: Vec<String>,
-    ) -> Vec<String> {
-        let views = self.views();
-        match answer.and_then(|a| validate_answer(a, &views)) {
-            Ok(a) => a,
-            Err(e) => {
-                warn!(bucket = %self.name, policy = self.policy.name(), %e, "{what} decision rejected; using the default policy");
-                fallback
+        vb: &VirtualBucket,
+        call: metrics::Call,
+        req: &RequestView,
+        obj: &ObjectView,
+    ) -> Result<Vec<String>> {
+        let views = vb.views();
+        let builtin = || match call {
+            metrics::Call::Route => DefaultPolicy.route(req, obj, &views),
+            _ => DefaultPolicy.place(req, obj, &views),
+        };
+        if vb.policy == "default" {
+            return builtin().map_err(|e| Error::internal(e.to_string()));
+        }
+        let started = Instant::now();
+        let loaded = self.policies.as_ref().and_then(|s| s.get(&vb.policy));
+        let hash = loaded.as_ref().map_or("-", |p| p.short_hash()).to_owned();
+        let (outcome, result): (Outcome, Result<Vec<String>, String>) = match &loaded {
+            None => (
+                Outcome::NotLoaded,
+                Err("the policy is not loaded".to_owned()),
+            ),
+            Some(p) => {
+                let r = match call {
+                    metrics::Call::Route => p.route(req, obj, &views),
+                    _ => p.place(req, obj, &views),
+                };
+                self.metrics
+                    .decision_seconds
+                    .get_or_create(&metrics::PolicyLabels {
+                        policy: vb.policy.clone(),
+                    })
+                    .observe(started.elapsed().as_secs_f64());
+                match r {
+                    Err(CallError::Trap(m)) => (Outcome::Trap, Err(format!("trapped: {m}"))),
+                    Err(CallError::Timeout) => {
+                        (Outcome::Timeout, Err("ran past its deadline".to_owned()))
+                    }
+                    Err(CallError::Memory(m)) => (
+                        Outcome::MemoryLimit,
+                        Err(format!("hit its memory limit: {m}")),
+                    ),
+                    Ok(Err(e)) => (Outcome::Refused, Err(e.to_string())),
+                    Ok(Ok(answer)) => match validate_answer(answer, &views) {
+                        Ok(a) => (Outcome::Ok, Ok(a)),
+                        Err(e) => (Outcome::InvalidAnswer, Err(e.to_string())),
+                    },
+                }
             }
+        };
+        self.metrics.decision(&vb.policy, call, outcome);
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        tracing::info!(
+            target: "switchyard::decisions",
+            policy = %vb.policy,
+            hash = %hash,
+            call = ?call,
+            bucket = %obj.bucket,
+            key = %obj.key,
+            size = ?obj.size,
+            principal = ?req.principal,
+            members = views.len(),
+            answer = ?result,
+            outcome = ?outcome,
+            duration_us = micros,
+            "decision"
+        );
+        match result {
+            Ok(a) => Ok(a),
+            Err(reason) => match vb.failure {
+                FailureMode::FailOpen => {
+                    self.metrics
+                        .fallbacks
+                        .get_or_create(&metrics::PolicyLabels {
+                            policy: vb.policy.clone(),
+                        })
+                        .inc();
+                    warn!(bucket = %vb.name, policy = %vb.policy, hash = %hash, "policy could not decide ({reason}); fail-open: using the built-in default");
+                    builtin().map_err(|e| Error::internal(e.to_string()))
+                }
+                FailureMode::FailClosed => {
+                    warn!(bucket = %vb.name, policy = %vb.policy, hash = %hash, "policy could not decide ({reason}); fail-closed: refusing the request");
+                    Err(Error::PolicyFailed {
+                        policy: vb.policy.clone(),
+                        message: reason,
+                    })
+                }
+            },
         }
     }
 
     /// Write targets for one object.
-    pub fn place(&self, req: &RequestView, obj: &ObjectView) -> Vec<Arc<Backend>> {
-        let views = self.views();
-        let fallback = DefaultPolicy.place(req, obj, &views).unwrap_or_default();
-        let names = self.decide("placement", self.policy.place(req, obj, &views), fallback);
-        names
-            .iter()
-            .filter_map(|n| self.member(n).cloned())
-            .collect()
+    pub fn place(
+        &self,
+        vb: &VirtualBucket,
+        req: &RequestView,
+        obj: &ObjectView,
+    ) -> Result<Vec<Arc<Backend>>> {
+        let names = self.call(vb, metrics::Call::Place, req, obj)?;
+        Ok(names.iter().filter_map(|n| vb.member(n).cloned()).collect())
     }
 
     /// Read order: the policy's order, healthy members first.
-    pub fn route(&self, req: &RequestView, obj: &ObjectView) -> Vec<Arc<Backend>> {
-        let views = self.views();
-        let fallback = DefaultPolicy.route(req, obj, &views).unwrap_or_default();
-        let names = self.decide("routing", self.policy.route(req, obj, &views), fallback);
-        let mut order: Vec<Arc<Backend>> = names
-            .iter()
-            .filter_map(|n| self.member(n).cloned())
-            .collect();
+    pub fn route(
+        &self,
+        vb: &VirtualBucket,
+        req: &RequestView,
+        obj: &ObjectView,
+    ) -> Result<Vec<Arc<Backend>>> {
+        let names = self.call(vb, metrics::Call::Route, req, obj)?;
+        let mut order: Vec<Arc<Backend>> =
+            names.iter().filter_map(|n| vb.member(n).cloned()).collect();
         // A key may live in a member the policy left out (written before a policy change):
         // those are tried last so that no object becomes unreadable.
-        for m in &self.members {
+        for m in &vb.members {
             if !order.iter().any(|o| o.name == m.name) {
                 order.push(m.clone());
             }
         }
         order.sort_by_key(|m| !m.healthy());
-        order
+        Ok(order)
     }
 }
 
@@ -163,6 +254,7 @@ pub struct Router {
     pub config: Arc<Config>,
     registry: Registry,
     buckets: RwLock<BTreeMap<String, Arc<VirtualBucket>>>,
+    pub decider: Decider,
 }
 
 impl std::fmt::Debug for Router {
@@ -176,7 +268,13 @@ fn bucket_name_ok(name: &str) -> bool {
 }
 
 impl Router {
-    pub fn new(config: Arc<Config>) -> Result<Self, ConfigError> {
+    /// Builds every backend and bucket. `policies` is the loaded policy set (shared
+    /// across configuration snapshots so that hot reload outlives them).
+    pub fn new(
+        config: Arc<Config>,
+        policies: Option<Arc<PolicySet>>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, ConfigError> {
         let registry = Registry::build(&config)?;
         let mut buckets = BTreeMap::new();
         let now = Utc::now();
@@ -191,7 +289,8 @@ impl Router {
                 Arc::new(VirtualBucket {
                     name: name.clone(),
                     members,
-                    policy: Arc::new(DefaultPolicy),
+                    policy: b.policy.clone(),
+                    failure: b.failure,
                     anonymous: b.anonymous,
                     created: now,
                     dynamic: false,
@@ -202,6 +301,7 @@ impl Router {
             config,
             registry,
             buckets: RwLock::new(buckets),
+            decider: Decider { policies, metrics },
         };
         router.discover_dynamic();
         Ok(router)
@@ -241,7 +341,8 @@ impl Router {
         let vb = Arc::new(VirtualBucket {
             name: name.to_owned(),
             members: vec![backend],
-            policy: Arc::new(DefaultPolicy),
+            policy: "default".to_owned(),
+            failure: FailureMode::FailOpen,
             anonymous: Anonymous::None,
             created: created.map_or_else(Utc::now, DateTime::<Utc>::from),
             dynamic: true,
@@ -347,7 +448,7 @@ impl Router {
             ..Default::default()
         };
         let mut failure = None;
-        for member in vb.route(req, &obj) {
+        for member in self.decider.route(&vb, req, &obj)? {
             let started = Instant::now();
             let result = member.store.get(key, range, cond, head).await;
             member.observe(started, &result);
@@ -385,7 +486,7 @@ impl Router {
         check_key(key)?;
         let vb = self.bucket(bucket)?;
         let obj = object_view(bucket, key, size, attrs);
-        let targets = vb.place(req, &obj);
+        let targets = self.decider.place(&vb, req, &obj)?;
         record_targets(&targets);
         let part_size = self.config.server.part_size;
         let outcome = self
@@ -505,7 +606,7 @@ impl Router {
         }
         let attrs = replace_attrs.unwrap_or_else(|| src.info.attrs.clone());
         let obj = object_view(dst_bucket, dst_key, Some(src.info.size), &attrs);
-        let targets = dst.place(req, &obj);
+        let targets = self.decider.place(&dst, req, &obj)?;
         let server_side = targets.len() == 1
             && Arc::ptr_eq(&targets[0], &src_member)
             && attrs == src.info.attrs
@@ -578,8 +679,9 @@ impl Router {
         let vb = self.bucket(bucket)?;
         let obj = object_view(bucket, key, None, attrs);
         // A multipart upload lives in one member: the first placement target.
-        let member = vb
-            .place(req, &obj)
+        let member = self
+            .decider
+            .place(&vb, req, &obj)?
             .into_iter()
             .next()
             .ok_or_else(|| Error::internal("no placement target"))?;

@@ -15,6 +15,8 @@ use tracing::{debug, info, warn};
 
 use crate::config::{Config, ConfigError};
 use crate::frontend::{Access, Auth, ClientAddr, Frontend};
+use crate::metrics::Metrics;
+use crate::policy::set::PolicySet;
 use crate::router::Router;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,11 +30,15 @@ pub enum StartError {
     },
     #[error("server.domains: {0}")]
     Domain(String),
+    #[error("plugins: {0}")]
+    Policy(String),
 }
 
 /// A running engine.
 pub struct Server {
     addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    background: Vec<tokio::task::JoinHandle<()>>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     router: Arc<ArcSwap<Router>>,
@@ -42,6 +48,11 @@ impl Server {
     /// The S3 listener's address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The admin listener's address (metrics, health), when configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// The current configuration snapshot.
@@ -54,6 +65,9 @@ impl Server {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        for t in self.background {
+            t.abort();
+        }
     }
 
     /// Waits until the server stops on its own (it does not, unless its task panics).
@@ -66,7 +80,30 @@ impl Server {
 pub async fn start(config: Config) -> Result<Server, StartError> {
     config.validate()?;
     let config = Arc::new(config);
-    let router = Arc::new(ArcSwap::from_pointee(Router::new(config.clone())?));
+    let metrics = Arc::new(Metrics::default());
+    let policies = if config.plugins.dir.is_some() {
+        Some(PolicySet::new(&config, metrics.clone()).map_err(StartError::Policy)?)
+    } else {
+        None
+    };
+    for (name, b) in &config.buckets {
+        if b.policy != "default" && policies.as_ref().and_then(|p| p.get(&b.policy)).is_none() {
+            warn!(bucket = %name, policy = %b.policy, "the bucket's policy is not loaded (yet): its decisions fail {:?} until it is", b.failure);
+        }
+    }
+    let watcher = match &policies {
+        Some(p) => p.watch().map_err(StartError::Policy)?,
+        None => None,
+    };
+    let router = Arc::new(ArcSwap::from_pointee(Router::new(
+        config.clone(),
+        policies.clone(),
+        metrics.clone(),
+    )?));
+    let admin = match config.server.admin_listen {
+        Some(addr) => Some(crate::admin::start(addr, metrics.clone(), policies.clone()).await?),
+        None => None,
+    };
 
     let mut builder = S3ServiceBuilder::new(Frontend::new(router.clone()));
     builder.set_auth(Auth::from_config(&config)?);
@@ -147,8 +184,12 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             );
         }
     });
+    let admin_addr = admin.as_ref().map(|(a, _)| *a);
+    let background = admin.map(|(_, t)| t).into_iter().chain(watcher).collect();
     Ok(Server {
         addr: local,
+        admin_addr,
+        background,
         stop,
         task,
         router,

@@ -3,3 +3,4 @@
 
 pub mod emulators;
 pub mod harness;
+pub mod wasm;

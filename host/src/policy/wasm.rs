@@ -133,8 +133,9 @@ pub struct CallSettings {
     pub memory_bytes: u64,
     /// The policy's configuration string (`host.config()`).
     pub config: Arc<str>,
-    /// Warm instances kept for reuse; 0: a fresh instance per call.
-    pub warm_instances: usize,
+    /// Warm instances kept for reuse; 0: a fresh instance per call; none: 4 for large
+    /// or WASI-importing components, 0 otherwise.
+    pub warm_instances: Option<usize>,
     pub grants: Grants,
 }
 
@@ -144,7 +145,7 @@ impl Default for CallSettings {
             timeout: Duration::from_millis(50),
             memory_bytes: 64 * 1024 * 1024,
             config: Arc::from(""),
-            warm_instances: 0,
+            warm_instances: None,
             grants: Grants::default(),
         }
     }
@@ -267,6 +268,7 @@ pub struct WasmPolicy {
     pre: bindings::PolicyPre<State>,
     engine: Engine,
     settings: CallSettings,
+    warm_cap: usize,
     warm: std::sync::Mutex<Vec<(Store<State>, bindings::Policy)>>,
 }
 
@@ -351,7 +353,10 @@ impl WasmPolicy {
             exports,
             uses_wasi,
         };
+        let large = uses_wasi || bytes.len() > 1024 * 1024;
+        let warm_cap = settings.warm_instances.unwrap_or(if large { 4 } else { 0 });
         Ok(Self {
+            warm_cap,
             name: Arc::from(name),
             info,
             pre,
@@ -416,7 +421,7 @@ impl WasmPolicy {
         &self,
         f: impl FnOnce(&mut Store<State>, &bindings::Policy) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
-        let warm = if self.settings.warm_instances > 0 {
+        let warm = if self.warm_cap > 0 {
             self.warm.lock().ok().and_then(|mut w| w.pop())
         } else {
             None
@@ -436,9 +441,9 @@ impl WasmPolicy {
         store.set_epoch_deadline(self.deadline_ticks());
         let result = f(&mut store, &instance).map_err(|e| classify(&e, &store));
         if result.is_ok()
-            && self.settings.warm_instances > 0
+            && self.warm_cap > 0
             && let Ok(mut w) = self.warm.lock()
-            && w.len() < self.settings.warm_instances
+            && w.len() < self.warm_cap
         {
             w.push((store, instance));
         }

@@ -1,0 +1,125 @@
+//! Policy components built from WebAssembly text by the tests themselves: fixed-answer
+//! policies for routing tests and hot reload, and hostile ones (loops, traps, memory
+//! bombs, wrong worlds). No guest toolchain is needed.
+
+use std::path::Path;
+
+use wit_component::StringEncoding;
+
+use crate::harness::repo_root;
+
+/// Turns a core module (WAT) into a component of `world` from the WIT at `wit_dir`.
+pub fn component(core_wat: &str, wit_dir: &Path, world: &str) -> Vec<u8> {
+    let mut module = wat::parse_str(core_wat).expect("valid WAT");
+    let mut resolve = wit_parser::Resolve::default();
+    let (pkg, _) = resolve.push_dir(wit_dir).expect("valid WIT");
+    let world = resolve
+        .select_world(&[pkg], Some(world))
+        .expect("world exists");
+    wit_component::embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)
+        .expect("metadata");
+    wit_component::ComponentEncoder::default()
+        .validate(true)
+        .module(&module)
+        .expect("module")
+        .encode()
+        .expect("component")
+}
+
+fn policy_wit() -> std::path::PathBuf {
+    repo_root().join("wit/switchyard-policy@0.1.0")
+}
+
+/// What a policy does when the object key starts with `evil`.
+#[derive(Debug, Clone, Copy)]
+pub enum Misbehaviour {
+    /// Answer normally.
+    None,
+    /// Loop forever.
+    Loop,
+    /// Execute `unreachable`.
+    Trap,
+    /// Grow memory until refused, then crash.
+    MemoryBomb,
+}
+
+/// A policy that answers `answer` (one member name) to place and route, and `keep` to
+/// tier, except that for keys starting with `evil` it misbehaves as told. Keys are read
+/// from the canonical-ABI argument area: for place/route the object record starts at
+/// offset 32 and its key's pointer is at +8; for tier at offset 0.
+pub fn fixed_policy(answer: &str, misbehave: Misbehaviour) -> Vec<u8> {
+    let hostile = match misbehave {
+        Misbehaviour::None => "",
+        Misbehaviour::Loop => "(loop $l (br $l))",
+        Misbehaviour::Trap => "unreachable",
+        Misbehaviour::MemoryBomb => {
+            "(loop $l (br_if $l (i32.ne (memory.grow (i32.const 64)) (i32.const -1)))) unreachable"
+        }
+    };
+    let escaped: String = answer.bytes().map(|b| format!("\\{b:02x}")).collect();
+    let len = answer.len();
+    let wat = format!(
+        r#"(module
+  (memory (export "memory") 2)
+  (global $heap (mut i32) (i32.const 8192))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $p i32)
+    (local.set $p (i32.and (i32.add (global.get $heap) (i32.const 7)) (i32.const -8)))
+    (global.set $heap (i32.add (local.get $p) (local.get 3)))
+    (if (i32.gt_u (global.get $heap) (i32.mul (memory.size) (i32.const 65536)))
+      (then (drop (memory.grow (i32.add (i32.div_u (local.get 3) (i32.const 65536)) (i32.const 1))))))
+    (local.get $p))
+  ;; result<list<string>, policy-error>: ok, list at 1040 of one string.
+  (data (i32.const 1024) "\00\00\00\00\10\04\00\00\01\00\00\00")
+  (data (i32.const 1040) "\20\04\00\00\{len:02x}\00\00\00")
+  (data (i32.const 1056) "{escaped}")
+  ;; result<tier-action, policy-error>: ok(keep).
+  (data (i32.const 1536) "\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00")
+  (func $evil (param $key_ptr_at i32) (result i32)
+    (i32.eq (i32.load8_u (i32.load (local.get $key_ptr_at))) (i32.const 101)))
+  (func (export "switchyard:policy/placement@0.1.0#place") (param $args i32) (result i32)
+    (if (call $evil (i32.add (local.get $args) (i32.const 40))) (then {hostile}))
+    (i32.const 1024))
+  (func (export "switchyard:policy/routing@0.1.0#route") (param $args i32) (result i32)
+    (if (call $evil (i32.add (local.get $args) (i32.const 40))) (then {hostile}))
+    (i32.const 1024))
+  (func (export "switchyard:policy/tiering@0.1.0#tier") (param $args i32) (result i32)
+    (if (call $evil (i32.add (local.get $args) (i32.const 8))) (then {hostile}))
+    (i32.const 1536))
+)"#
+    );
+    component(&wat, &policy_wit(), "policy")
+}
+
+/// A component of some other world: it must be refused.
+pub fn wrong_world() -> Vec<u8> {
+    let dir = tempfile_dir();
+    std::fs::write(
+        dir.join("other.wit"),
+        "package other:thing@1.0.0;\nworld other { export run: func() -> u32; }\n",
+    )
+    .unwrap();
+    let c = component(
+        r#"(module (memory (export "memory") 1) (func (export "run") (result i32) (i32.const 7)))"#,
+        &dir,
+        "other",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    c
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "switchyard-wit-{}-{}",
+        std::process::id(),
+        uuid_like()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn uuid_like() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}

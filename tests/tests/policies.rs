@@ -1,0 +1,439 @@
+//! Policies inside the gateway: decisions drive placement and routing, hostile components
+//! are refused or contained, and hot reload swaps policies under load without losing a
+//! request.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use switchyard_tests::harness::{Gateway, TempDir, err_of};
+use switchyard_tests::wasm::{Misbehaviour, fixed_policy, wrong_world};
+
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) {
+    // As a ConfigMap update or `mv` would: the watcher never sees half a file.
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+async fn metrics(gw: &Gateway) -> String {
+    let addr = gw
+        .server
+        .as_ref()
+        .unwrap()
+        .admin_addr()
+        .expect("admin listener");
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn loaded(gw: &Gateway) -> serde_json::Value {
+    let addr = gw
+        .server
+        .as_ref()
+        .unwrap()
+        .admin_addr()
+        .expect("admin listener");
+    serde_json::from_str(
+        &reqwest::get(format!("http://{addr}/policies"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+fn hash_of(list: &serde_json::Value, name: &str) -> Option<String> {
+    list.as_array()?
+        .iter()
+        .find(|p| p["name"] == name)
+        .map(|p| p["sha256"].as_str().unwrap().to_owned())
+}
+
+fn config(plugins: &Path, a: &Path, b: &Path, buckets: &str) -> String {
+    format!(
+        r#"version = 1
+[server]
+admin_listen = "127.0.0.1:0"
+[plugins]
+dir = {:?}
+timeout = "20ms"
+memory_limit = 16777216
+debounce = "50ms"
+[backends.a]
+kind = "fs"
+root = {:?}
+[backends.b]
+kind = "fs"
+root = {:?}
+{buckets}
+"#,
+        plugins.display().to_string(),
+        a.display().to_string(),
+        b.display().to_string()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn decisions_drive_placement_and_routing() {
+    let (plugins, a, b) = (
+        TempDir::new("plugins"),
+        TempDir::new("a"),
+        TempDir::new("b"),
+    );
+    write_atomic(
+        &plugins.0,
+        "to-b.wasm",
+        &fixed_policy("b", Misbehaviour::None),
+    );
+    let gw = Gateway::start(&config(
+        &plugins.0,
+        &a.0,
+        &b.0,
+        "[buckets.placed]\nmembers = [\"a\", \"b\"]\npolicy = \"to-b\"\n",
+    ))
+    .await
+    .unwrap();
+    let c = gw.client();
+    c.put_object()
+        .bucket("placed")
+        .key("k")
+        .body(ByteStream::from_static(b"to b"))
+        .send()
+        .await
+        .unwrap();
+    assert!(b.0.join("k").exists(), "the policy placed the object in b");
+    assert!(!a.0.join("k").exists());
+
+    // Routing: the same key in both members; the policy reads b first.
+    std::fs::write(a.0.join("both"), b"from a").unwrap();
+    std::fs::write(b.0.join("both"), b"from b").unwrap();
+    let got = c
+        .get_object()
+        .bucket("placed")
+        .key("both")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"from b"
+    );
+    // A key only in the member the policy left out is still found.
+    std::fs::write(a.0.join("only-a"), b"a").unwrap();
+    let got = c
+        .get_object()
+        .bucket("placed")
+        .key("only-a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"a"
+    );
+
+    let m = metrics(&gw).await;
+    assert!(
+        m.contains(
+            r#"switchyard_policy_decisions_total{policy="to-b",call="Place",outcome="Ok"} 1"#
+        ),
+        "{m}"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_policies_are_refused_or_contained() {
+    let (plugins, a, b) = (
+        TempDir::new("plugins"),
+        TempDir::new("a"),
+        TempDir::new("b"),
+    );
+    write_atomic(
+        &plugins.0,
+        "looper.wasm",
+        &fixed_policy("b", Misbehaviour::Loop),
+    );
+    write_atomic(
+        &plugins.0,
+        "trapper.wasm",
+        &fixed_policy("b", Misbehaviour::Trap),
+    );
+    write_atomic(
+        &plugins.0,
+        "bomber.wasm",
+        &fixed_policy("b", Misbehaviour::MemoryBomb),
+    );
+    write_atomic(
+        &plugins.0,
+        "nowhere.wasm",
+        &fixed_policy("nowhere", Misbehaviour::None),
+    );
+    write_atomic(&plugins.0, "wrongworld.wasm", &wrong_world());
+    write_atomic(&plugins.0, "garbage.wasm", b"this is not WebAssembly");
+    let mut buckets = String::new();
+    for p in [
+        "looper",
+        "trapper",
+        "bomber",
+        "nowhere",
+        "wrongworld",
+        "garbage",
+    ] {
+        buckets.push_str(&format!("[buckets.closed-{p}]\nmembers = [\"a\", \"b\"]\npolicy = \"{p}\"\nfailure = \"fail-closed\"\n"));
+        buckets.push_str(&format!("[buckets.open-{p}]\nmembers = [\"a\", \"b\"]\npolicy = \"{p}\"\nfailure = \"fail-open\"\n"));
+    }
+    let gw = Gateway::start(&config(&plugins.0, &a.0, &b.0, &buckets))
+        .await
+        .unwrap();
+    let c = gw.client();
+
+    // Refused at load: the wrong world and the non-wasm file.
+    let list = loaded(&gw).await;
+    assert!(
+        hash_of(&list, "wrongworld").is_none() && hash_of(&list, "garbage").is_none(),
+        "{list}"
+    );
+    for p in ["looper", "trapper", "bomber", "nowhere"] {
+        assert!(
+            hash_of(&list, p).is_some(),
+            "{p} should have loaded: {list}"
+        );
+    }
+
+    for p in [
+        "looper",
+        "trapper",
+        "bomber",
+        "nowhere",
+        "wrongworld",
+        "garbage",
+    ] {
+        // The misbehaviour is triggered by the key; the probe and normal keys are fine.
+        let key = "evil/object";
+        let started = Instant::now();
+        let e = c
+            .put_object()
+            .bucket(format!("closed-{p}"))
+            .key(key)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err_of(&e),
+            (503, "ServiceUnavailable".into()),
+            "{p} fail-closed"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{p} took {:?}",
+            started.elapsed()
+        );
+        // Fail-open: the built-in default writes to the first member.
+        c.put_object()
+            .bucket(format!("open-{p}"))
+            .key(key)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap();
+        let got = c
+            .get_object()
+            .bucket(format!("open-{p}"))
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            got.body.collect().await.unwrap().into_bytes().as_ref(),
+            b"x"
+        );
+        std::fs::remove_file(a.0.join(key)).unwrap();
+    }
+    // Keys that do not trigger the misbehaviour are decided by the policy as usual.
+    c.put_object()
+        .bucket("closed-looper")
+        .key("fine")
+        .body(ByteStream::from_static(b"y"))
+        .send()
+        .await
+        .unwrap();
+    assert!(b.0.join("fine").exists());
+
+    let m = metrics(&gw).await;
+    for (p, outcome) in [
+        ("looper", "Timeout"),
+        ("trapper", "Trap"),
+        ("bomber", "MemoryLimit"),
+        ("nowhere", "InvalidAnswer"),
+        ("garbage", "NotLoaded"),
+    ] {
+        assert!(
+            m.contains(&format!(r#"switchyard_policy_decisions_total{{policy="{p}",call="Place",outcome="{outcome}"}}"#)),
+            "{p}: {outcome} not counted in\n{m}"
+        );
+    }
+    assert!(
+        m.contains(r#"switchyard_policy_reloads_total{policy="wrongworld",result="Rejected"} 1"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"switchyard_policy_fallbacks_total{policy="looper"} 2"#),
+        "{m}"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hot_reload_swaps_under_load_without_losing_a_request() {
+    let (plugins, a, b) = (
+        TempDir::new("plugins"),
+        TempDir::new("a"),
+        TempDir::new("b"),
+    );
+    let to_a = fixed_policy("a", Misbehaviour::None);
+    let to_b = fixed_policy("b", Misbehaviour::None);
+    write_atomic(&plugins.0, "router.wasm", &to_a);
+    let gw = Gateway::start(&config(
+        &plugins.0,
+        &a.0,
+        &b.0,
+        "[buckets.live]\nmembers = [\"a\", \"b\"]\npolicy = \"router\"\nfailure = \"fail-closed\"\n",
+    ))
+    .await
+    .unwrap();
+    let c = gw.client();
+    let first = hash_of(&loaded(&gw).await, "router").unwrap();
+
+    // A writer that keeps going while the policy is replaced.
+    let writer = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            let mut failures = Vec::new();
+            for i in 0..400u32 {
+                let key = format!("w/{i:04}");
+                if let Err(e) = c
+                    .put_object()
+                    .bucket("live")
+                    .key(&key)
+                    .body(ByteStream::from_static(b"w"))
+                    .send()
+                    .await
+                {
+                    failures.push(format!("{key}: {e:?}"));
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            failures
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    write_atomic(&plugins.0, "router.wasm", &to_b);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let swapped_at = loop {
+        let h = hash_of(&loaded(&gw).await, "router");
+        if h.as_deref() != Some(first.as_str()) && h.is_some() {
+            break Instant::now();
+        }
+        assert!(Instant::now() < deadline, "the new policy was not loaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let _ = swapped_at;
+    // Written after the swap was visible: must follow the new policy.
+    c.put_object()
+        .bucket("live")
+        .key("after-swap")
+        .body(ByteStream::from_static(b"new"))
+        .send()
+        .await
+        .unwrap();
+    assert!(b.0.join("after-swap").exists());
+    let failures = writer.await.unwrap();
+    assert!(
+        failures.is_empty(),
+        "requests failed during the swap: {failures:?}"
+    );
+    // Every write landed in exactly one member; both members got some.
+    let count = |d: &Path| {
+        std::fs::read_dir(d.join("w"))
+            .map(|r| r.count())
+            .unwrap_or(0)
+    };
+    assert_eq!(count(&a.0) + count(&b.0), 400);
+    assert!(
+        count(&a.0) > 0 && count(&b.0) > 0,
+        "a={} b={}",
+        count(&a.0),
+        count(&b.0)
+    );
+
+    // A bad replacement is rejected and the last good version stays.
+    let good = hash_of(&loaded(&gw).await, "router").unwrap();
+    write_atomic(&plugins.0, "router.wasm", b"\0asm garbage");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !metrics(&gw)
+        .await
+        .contains(r#"switchyard_policy_reloads_total{policy="router",result="Rejected"} 1"#)
+    {
+        assert!(Instant::now() < deadline, "the bad file was not noticed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(hash_of(&loaded(&gw).await, "router"), Some(good));
+    c.put_object()
+        .bucket("live")
+        .key("still-b")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    assert!(b.0.join("still-b").exists());
+
+    // Removing the file unloads the policy: the fail-closed bucket refuses writes.
+    std::fs::remove_file(plugins.0.join("router.wasm")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while hash_of(&loaded(&gw).await, "router").is_some() {
+        assert!(Instant::now() < deadline, "the policy was not unloaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let e = c
+        .put_object()
+        .bucket("live")
+        .key("unloaded")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e).0, 503);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn fixed_policies_pass_the_policy_check() {
+    use switchyard::policy::wasm::{CallSettings, EngineSettings, WasmEngine, WasmPolicy};
+    let engine = WasmEngine::new(&EngineSettings::default()).unwrap();
+    let p = WasmPolicy::load(
+        &engine,
+        "t",
+        &fixed_policy("probe-a", Misbehaviour::Trap),
+        CallSettings::default(),
+    )
+    .unwrap();
+    p.probe().unwrap();
+    assert!(
+        p.info().imports.iter().all(|i| !i.starts_with("wasi:")),
+        "{:?}",
+        p.info().imports
+    );
+    let e = WasmPolicy::load(&engine, "w", &wrong_world(), CallSettings::default()).unwrap_err();
+    assert!(e.to_string().contains("does not implement"), "{e}");
+    let e = WasmPolicy::load(&engine, "g", b"garbage", CallSettings::default()).unwrap_err();
+    assert!(e.to_string().contains("not a WebAssembly component"), "{e}");
+}
