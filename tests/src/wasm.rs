@@ -43,8 +43,8 @@ pub enum Misbehaviour {
     MemoryBomb,
 }
 
-/// A policy that answers `answer` (one member name) to place and route, and `keep` to
-/// tier, except that for keys starting with `evil` it misbehaves as told. Keys are read
+/// A policy that answers `answer` (member names separated by commas) to place and
+/// route, and `keep` to tier, except that for keys starting with `evil` it misbehaves as told. Keys are read
 /// from the canonical-ABI argument area: for place/route the object record starts at
 /// offset 32 and its key's pointer is at +8; for tier at offset 0.
 pub fn fixed_policy(answer: &str, misbehave: Misbehaviour) -> Vec<u8> {
@@ -56,8 +56,18 @@ pub fn fixed_policy(answer: &str, misbehave: Misbehaviour) -> Vec<u8> {
             "(loop $l (br_if $l (i32.ne (memory.grow (i32.const 64)) (i32.const -1)))) unreachable"
         }
     };
-    let escaped: String = answer.bytes().map(|b| format!("\\{b:02x}")).collect();
-    let len = answer.len();
+    // The answer list at 1040: one (ptr, len) per name; the names' bytes from 1280.
+    let names: Vec<&str> = answer.split(',').collect();
+    let mut list = String::new();
+    let mut bytes = String::new();
+    let mut at = 1280usize;
+    for n in &names {
+        list.push_str(&le32(at));
+        list.push_str(&le32(n.len()));
+        bytes.push_str(&n.bytes().map(|b| format!("\\{b:02x}")).collect::<String>());
+        at += n.len();
+    }
+    let count = le32(names.len());
     let wat = format!(
         r#"(module
   (memory (export "memory") 2)
@@ -70,9 +80,9 @@ pub fn fixed_policy(answer: &str, misbehave: Misbehaviour) -> Vec<u8> {
       (then (drop (memory.grow (i32.add (i32.div_u (local.get 3) (i32.const 65536)) (i32.const 1))))))
     (local.get $p))
   ;; result<list<string>, policy-error>: ok, list at 1040 of one string.
-  (data (i32.const 1024) "\00\00\00\00\10\04\00\00\01\00\00\00")
-  (data (i32.const 1040) "\20\04\00\00\{len:02x}\00\00\00")
-  (data (i32.const 1056) "{escaped}")
+  (data (i32.const 1024) "\00\00\00\00\10\04\00\00{count}")
+  (data (i32.const 1040) "{list}")
+  (data (i32.const 1280) "{bytes}")
   ;; result<tier-action, policy-error>: ok(keep).
   (data (i32.const 1536) "\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00")
   (func $evil (param $key_ptr_at i32) (result i32)
@@ -122,4 +132,13 @@ fn uuid_like() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn le32(v: usize) -> String {
+    u32::try_from(v)
+        .expect("small")
+        .to_le_bytes()
+        .iter()
+        .map(|b| format!("\\{b:02x}"))
+        .collect()
 }

@@ -92,11 +92,17 @@ async fn decisions_drive_placement_and_routing() {
         "to-b.wasm",
         &fixed_policy("b", Misbehaviour::None),
     );
+    write_atomic(
+        &plugins.0,
+        "mirror.wasm",
+        &fixed_policy("a,b", Misbehaviour::None),
+    );
     let gw = Gateway::start(&config(
         &plugins.0,
         &a.0,
         &b.0,
-        "[buckets.placed]\nmembers = [\"a\", \"b\"]\npolicy = \"to-b\"\n",
+        "[buckets.placed]\nmembers = [\"a\", \"b\"]\npolicy = \"to-b\"\n\
+         [buckets.mirrored]\nmembers = [\"a\", \"b\"]\npolicy = \"mirror\"\n",
     ))
     .await
     .unwrap();
@@ -138,6 +144,27 @@ async fn decisions_drive_placement_and_routing() {
         got.body.collect().await.unwrap().into_bytes().as_ref(),
         b"a"
     );
+
+    // A placement naming two members is a mirrored write: both have every byte.
+    let big: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i % 241) as u8).collect();
+    c.put_object()
+        .bucket("mirrored")
+        .key("m/big")
+        .body(ByteStream::from(big.clone()))
+        .content_type("x/y")
+        .send()
+        .await
+        .unwrap();
+    assert!(std::fs::read(a.0.join("m/big")).unwrap() == big);
+    assert!(std::fs::read(b.0.join("m/big")).unwrap() == big);
+    let h = c
+        .head_object()
+        .bucket("mirrored")
+        .key("m/big")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h.content_type(), Some("x/y"));
 
     let m = metrics(&gw).await;
     assert!(
