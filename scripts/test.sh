@@ -22,5 +22,15 @@ fi
 py_bin="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
 export PATH="$SWITCHYARD_TOOLS_DIR/bin:$SWITCHYARD_TOOLS_DIR/node_modules/.bin:$py_bin:$PATH"
 
+# The example policies (Rust, JavaScript, Python) are built from the registries and
+# checked with `switchyard policy check` / `policy test`; tests/tests/plugins.rs then runs
+# them inside the gateway. SWITCHYARD_SKIP_PLUGINS=1 skips the build (those tests fail).
+if [[ "${SWITCHYARD_SKIP_PLUGINS:-}" != 1 ]]; then
+    echo "==> cargo build -p switchyard --locked (for policy componentize/check/test)"
+    cargo build -p switchyard --locked
+    echo "==> plugins/build-all.sh --test"
+    plugins/build-all.sh --test
+fi
+
 echo "==> cargo test --workspace --locked $*"
 exec cargo test --workspace --locked "$@"

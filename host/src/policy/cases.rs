@@ -176,6 +176,9 @@ pub fn run(
     base: &CallSettings,
 ) -> Result<Vec<CaseResult>, String> {
     let mut results = Vec::new();
+    // Compiled once; each configuration string gets its own settings on the same code.
+    let compiled =
+        WasmPolicy::load(engine, "under-test", bytes, base.clone()).map_err(|e| e.to_string())?;
     let mut loaded: BTreeMap<String, WasmPolicy> = BTreeMap::new();
     for case in &file.cases {
         let config = case
@@ -188,9 +191,7 @@ pub fn run(
                 config: config.clone().into(),
                 ..base.clone()
             };
-            let p = WasmPolicy::load(engine, "under-test", bytes, settings)
-                .map_err(|e| e.to_string())?;
-            loaded.insert(config.clone(), p);
+            loaded.insert(config.clone(), compiled.reconfigured(settings));
         }
         let policy = &loaded[&config];
         let members = members_of(case.members.as_deref().unwrap_or(&file.members));

@@ -366,6 +366,21 @@ impl WasmPolicy {
         })
     }
 
+    /// The same compiled component with other settings (another configuration string):
+    /// no recompilation.
+    pub fn reconfigured(&self, settings: CallSettings) -> Self {
+        let large = self.info.uses_wasi || self.info.size > 1024 * 1024;
+        Self {
+            name: self.name.clone(),
+            info: self.info.clone(),
+            pre: self.pre.clone(),
+            engine: self.engine.clone(),
+            warm_cap: settings.warm_instances.unwrap_or(if large { 4 } else { 0 }),
+            settings,
+            warm: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
     pub fn info(&self) -> &ComponentInfo {
         &self.info
     }
