@@ -1,0 +1,161 @@
+//! Policy cost, measured against a baseline in the same run (not a timed test):
+//!
+//! 1. Per-decision latency of `place`: the built-in default (native) against each example
+//!    policy component (Rust, JavaScript, Python) and a minimal WAT policy, median and p99.
+//! 2. Gateway PUT throughput on 1 MiB objects with the built-in policy and with a Rust
+//!    policy component, and their ratio.
+//!
+//! Run: `cargo bench -p switchyard-tests --bench policy` after `plugins/build-all.sh`.
+//! Targets: a Rust policy decides in under 5 µs (median); policies cost under 3% of PUT
+//! throughput on 1 MiB objects.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use switchyard::model::MemberView;
+use switchyard::policy::wasm::{CallSettings, EngineSettings, WasmEngine, WasmPolicy};
+use switchyard::policy::{DefaultPolicy, ObjectView, Policy, RequestView};
+use switchyard_tests::harness::{Gateway, TempDir, repo_root};
+use switchyard_tests::wasm::{Misbehaviour, fixed_policy};
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn members() -> Vec<MemberView> {
+    vec![
+        MemberView { name: "us-s3".into(), kind: "s3", labels: vec![("region".into(), "us".into()), ("tier".into(), "hot".into())], healthy: true, latency_us: Some(900) },
+        MemberView { name: "eu-s3".into(), kind: "s3", labels: vec![("region".into(), "eu".into()), ("tier".into(), "hot".into())], healthy: true, latency_us: Some(1800) },
+        MemberView { name: "cold".into(), kind: "gcs", labels: vec![("tier".into(), "cold".into())], healthy: true, latency_us: None },
+    ]
+}
+
+fn inputs() -> (RequestView, ObjectView) {
+    let req = RequestView { operation: "PutObject", principal: Some("app".into()), source_ip: Some("10.0.0.7".into()) };
+    let obj = ObjectView {
+        bucket: "data".into(),
+        key: "eu/2026/11/report.pdf".into(),
+        size: Some(1 << 20),
+        content_type: Some("application/pdf".into()),
+        metadata: vec![("owner".into(), "finance".into())],
+        age_seconds: None,
+    };
+    (req, obj)
+}
+
+/// Runs `f` `n` times after a warm-up and returns (median, p99).
+fn measure(n: usize, mut f: impl FnMut()) -> (Duration, Duration) {
+    for _ in 0..n / 10 {
+        f();
+    }
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        f();
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    (percentile(&samples, 0.5), percentile(&samples, 0.99))
+}
+
+fn decision_latency() {
+    println!("## Per-decision latency (place), {} members", members().len());
+    println!("{:<34} {:>12} {:>12} {:>10}", "policy", "median", "p99", "x native");
+    let (req, obj) = inputs();
+    let ms = members();
+    let (native_med, native_p99) = measure(20_000, || {
+        let _ = std::hint::black_box(DefaultPolicy.place(&req, &obj, &ms));
+    });
+    println!("{:<34} {:>12?} {:>12?} {:>10}", "built-in default (native)", native_med, native_p99, "1.0");
+    let engine = WasmEngine::new(&EngineSettings::default()).expect("engine");
+    let mut candidates: Vec<(String, Vec<u8>, String, usize)> = vec![(
+        "fixed answer (WAT, fresh instance)".into(),
+        fixed_policy("us-s3", Misbehaviour::None),
+        String::new(),
+        5_000,
+    )];
+    for (name, lang, config, n) in [
+        ("tenant-residency", "Rust", r#"{"prefixes": {"eu": "eu"}, "default": "us"}"#, 5_000),
+        ("age-tiering", "Rust", r#"{"cold_after_seconds": 86400}"#, 5_000),
+        ("latency-routing", "JavaScript", "", 2_000),
+        ("size-placement", "Python", "", 500),
+    ] {
+        let path = repo_root().join("plugins").join(name).join(format!("{name}.wasm"));
+        match std::fs::read(&path) {
+            Ok(bytes) => candidates.push((format!("{name} ({lang})"), bytes, config.to_owned(), n)),
+            Err(_) => println!("{name}: not built (run plugins/build-all.sh); skipped"),
+        }
+    }
+    for (label, bytes, config, n) in candidates {
+        let settings = CallSettings { config: config.into(), timeout: Duration::from_secs(1), memory_bytes: 256 << 20, ..CallSettings::default() };
+        let policy = match WasmPolicy::load(&engine, "bench", &bytes, settings) {
+            Ok(p) => p,
+            Err(e) => {
+                println!("{label}: {e}");
+                continue;
+            }
+        };
+        let (med, p99) = measure(n, || {
+            let _ = std::hint::black_box(policy.place(&req, &obj, &ms));
+        });
+        let ratio = med.as_secs_f64() / native_med.as_secs_f64().max(1e-9);
+        println!("{label:<34} {med:>12?} {p99:>12?} {ratio:>10.0}");
+    }
+}
+
+async fn put_throughput(policy_dir: &Path, policy: &str, objects: usize, concurrency: usize) -> f64 {
+    let config = format!(
+        "version = 1\n[plugins]\ndir = {:?}\n[backends.us-s3]\nkind = \"memory\"\nlabels = {{ region = \"us\" }}\n[backends.eu-s3]\nkind = \"memory\"\nlabels = {{ region = \"eu\" }}\n[buckets.bench]\nmembers = [\"us-s3\", \"eu-s3\"]\npolicy = \"{policy}\"\n",
+        policy_dir.display().to_string()
+    );
+    let gw = Gateway::start(&config).await.expect("gateway");
+    let c = gw.client();
+    let body = bytes::Bytes::from(vec![7u8; 1 << 20]);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..concurrency {
+        let c = c.clone();
+        let body = body.clone();
+        let n = objects / concurrency;
+        tasks.spawn(async move {
+            for i in 0..n {
+                c.put_object().bucket("bench").key(format!("w{w}/o{i}")).body(ByteStream::from(body.clone())).send().await.expect("put");
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let secs = started.elapsed().as_secs_f64();
+    gw.stop().await;
+    (objects as f64) / secs
+}
+
+fn main() {
+    decision_latency();
+
+    let dir = TempDir::new("bench-plugins");
+    let rust = repo_root().join("plugins/tenant-residency/tenant-residency.wasm");
+    let with_policy = if rust.exists() {
+        std::fs::copy(&rust, dir.0.join("tenant-residency.wasm")).unwrap();
+        "tenant-residency"
+    } else {
+        std::fs::write(dir.0.join("fixed.wasm"), fixed_policy("us-s3", Misbehaviour::None)).unwrap();
+        "fixed"
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    println!();
+    println!("## Gateway PUT throughput, 1 MiB objects, memory backends, concurrency 16");
+    // Alternate the two configurations so drift on a shared machine hits both alike.
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        off.push(rt.block_on(put_throughput(&dir.0, "default", 320, 16)));
+        on.push(rt.block_on(put_throughput(&dir.0, with_policy, 320, 16)));
+    }
+    off.sort_by(f64::total_cmp);
+    on.sort_by(f64::total_cmp);
+    let (off, on) = (off[1], on[1]);
+    println!("{:<34} {:>10.1} objects/s  {:>8.1} MiB/s", "policy off (built-in default)", off, off);
+    println!("{:<34} {:>10.1} objects/s  {:>8.1} MiB/s", format!("policy on ({with_policy})"), on, on);
+    println!("ratio on/off: {:.3} (target >= 0.97)", on / off);
+}
