@@ -26,14 +26,42 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn members() -> Vec<MemberView> {
     vec![
-        MemberView { name: "us-s3".into(), kind: "s3", labels: vec![("region".into(), "us".into()), ("tier".into(), "hot".into())], healthy: true, latency_us: Some(900) },
-        MemberView { name: "eu-s3".into(), kind: "s3", labels: vec![("region".into(), "eu".into()), ("tier".into(), "hot".into())], healthy: true, latency_us: Some(1800) },
-        MemberView { name: "cold".into(), kind: "gcs", labels: vec![("tier".into(), "cold".into())], healthy: true, latency_us: None },
+        MemberView {
+            name: "us-s3".into(),
+            kind: "s3",
+            labels: vec![
+                ("region".into(), "us".into()),
+                ("tier".into(), "hot".into()),
+            ],
+            healthy: true,
+            latency_us: Some(900),
+        },
+        MemberView {
+            name: "eu-s3".into(),
+            kind: "s3",
+            labels: vec![
+                ("region".into(), "eu".into()),
+                ("tier".into(), "hot".into()),
+            ],
+            healthy: true,
+            latency_us: Some(1800),
+        },
+        MemberView {
+            name: "cold".into(),
+            kind: "gcs",
+            labels: vec![("tier".into(), "cold".into())],
+            healthy: true,
+            latency_us: None,
+        },
     ]
 }
 
 fn inputs() -> (RequestView, ObjectView) {
-    let req = RequestView { operation: "PutObject", principal: Some("app".into()), source_ip: Some("10.0.0.7".into()) };
+    let req = RequestView {
+        operation: "PutObject",
+        principal: Some("app".into()),
+        source_ip: Some("10.0.0.7".into()),
+    };
     let obj = ObjectView {
         bucket: "data".into(),
         key: "eu/2026/11/report.pdf".into(),
@@ -61,14 +89,23 @@ fn measure(n: usize, mut f: impl FnMut()) -> (Duration, Duration) {
 }
 
 fn decision_latency() {
-    println!("## Per-decision latency (place), {} members", members().len());
-    println!("{:<34} {:>12} {:>12} {:>10}", "policy", "median", "p99", "x native");
+    println!(
+        "## Per-decision latency (place), {} members",
+        members().len()
+    );
+    println!(
+        "{:<34} {:>12} {:>12} {:>10}",
+        "policy", "median", "p99", "x native"
+    );
     let (req, obj) = inputs();
     let ms = members();
     let (native_med, native_p99) = measure(20_000, || {
         let _ = std::hint::black_box(DefaultPolicy.place(&req, &obj, &ms));
     });
-    println!("{:<34} {:>12?} {:>12?} {:>10}", "built-in default (native)", native_med, native_p99, "1.0");
+    println!(
+        "{:<34} {:>12?} {:>12?} {:>10}",
+        "built-in default (native)", native_med, native_p99, "1.0"
+    );
     let engine = WasmEngine::new(&EngineSettings::default()).expect("engine");
     let mut candidates: Vec<(String, Vec<u8>, String, usize)> = vec![(
         "fixed answer (WAT, fresh instance)".into(),
@@ -77,19 +114,37 @@ fn decision_latency() {
         5_000,
     )];
     for (name, lang, config, n) in [
-        ("tenant-residency", "Rust", r#"{"prefixes": {"eu": "eu"}, "default": "us"}"#, 5_000),
-        ("age-tiering", "Rust", r#"{"cold_after_seconds": 86400}"#, 5_000),
+        (
+            "tenant-residency",
+            "Rust",
+            r#"{"prefixes": {"eu": "eu"}, "default": "us"}"#,
+            5_000,
+        ),
+        (
+            "age-tiering",
+            "Rust",
+            r#"{"cold_after_seconds": 86400}"#,
+            5_000,
+        ),
         ("latency-routing", "JavaScript", "", 2_000),
         ("size-placement", "Python", "", 500),
     ] {
-        let path = repo_root().join("plugins").join(name).join(format!("{name}.wasm"));
+        let path = repo_root()
+            .join("plugins")
+            .join(name)
+            .join(format!("{name}.wasm"));
         match std::fs::read(&path) {
             Ok(bytes) => candidates.push((format!("{name} ({lang})"), bytes, config.to_owned(), n)),
             Err(_) => println!("{name}: not built (run plugins/build-all.sh); skipped"),
         }
     }
     for (label, bytes, config, n) in candidates {
-        let settings = CallSettings { config: config.into(), timeout: Duration::from_secs(1), memory_bytes: 256 << 20, ..CallSettings::default() };
+        let settings = CallSettings {
+            config: config.into(),
+            timeout: Duration::from_secs(1),
+            memory_bytes: 256 << 20,
+            ..CallSettings::default()
+        };
         let policy = match WasmPolicy::load(&engine, "bench", &bytes, settings) {
             Ok(p) => p,
             Err(e) => {
@@ -105,7 +160,12 @@ fn decision_latency() {
     }
 }
 
-async fn put_throughput(policy_dir: &Path, policy: &str, objects: usize, concurrency: usize) -> f64 {
+async fn put_throughput(
+    policy_dir: &Path,
+    policy: &str,
+    objects: usize,
+    concurrency: usize,
+) -> f64 {
     let config = format!(
         "version = 1\n[plugins]\ndir = {:?}\n[backends.us-s3]\nkind = \"memory\"\nlabels = {{ region = \"us\" }}\n[backends.eu-s3]\nkind = \"memory\"\nlabels = {{ region = \"eu\" }}\n[buckets.bench]\nmembers = [\"us-s3\", \"eu-s3\"]\npolicy = \"{policy}\"\n",
         policy_dir.display().to_string()
@@ -121,7 +181,13 @@ async fn put_throughput(policy_dir: &Path, policy: &str, objects: usize, concurr
         let n = objects / concurrency;
         tasks.spawn(async move {
             for i in 0..n {
-                c.put_object().bucket("bench").key(format!("w{w}/o{i}")).body(ByteStream::from(body.clone())).send().await.expect("put");
+                c.put_object()
+                    .bucket("bench")
+                    .key(format!("w{w}/o{i}"))
+                    .body(ByteStream::from(body.clone()))
+                    .send()
+                    .await
+                    .expect("put");
             }
         });
     }
@@ -140,10 +206,17 @@ fn main() {
         std::fs::copy(&rust, dir.0.join("tenant-residency.wasm")).unwrap();
         "tenant-residency"
     } else {
-        std::fs::write(dir.0.join("fixed.wasm"), fixed_policy("us-s3", Misbehaviour::None)).unwrap();
+        std::fs::write(
+            dir.0.join("fixed.wasm"),
+            fixed_policy("us-s3", Misbehaviour::None),
+        )
+        .unwrap();
         "fixed"
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     println!();
     println!("## Gateway PUT throughput, 1 MiB objects, memory backends, concurrency 16");
     // Alternate the two configurations so drift on a shared machine hits both alike.
@@ -155,7 +228,15 @@ fn main() {
     off.sort_by(f64::total_cmp);
     on.sort_by(f64::total_cmp);
     let (off, on) = (off[1], on[1]);
-    println!("{:<34} {:>10.1} objects/s  {:>8.1} MiB/s", "policy off (built-in default)", off, off);
-    println!("{:<34} {:>10.1} objects/s  {:>8.1} MiB/s", format!("policy on ({with_policy})"), on, on);
+    println!(
+        "{:<34} {:>10.1} objects/s  {:>8.1} MiB/s",
+        "policy off (built-in default)", off, off
+    );
+    println!(
+        "{:<34} {:>10.1} objects/s  {:>8.1} MiB/s",
+        format!("policy on ({with_policy})"),
+        on,
+        on
+    );
     println!("ratio on/off: {:.3} (target >= 0.97)", on / off);
 }
