@@ -144,9 +144,8 @@ pub struct PolicyConfig {
     /// Overrides `[plugins] memory_limit`.
     #[serde(default)]
     pub memory_limit: Option<u64>,
-    /// Warm instances kept for reuse. Default: 0 (a fresh instance per call) for small
-    /// components, 4 for components over 1 MiB or importing WASI (JavaScript, Python),
-    /// which cost far more to instantiate.
+    /// Warm instances kept for reuse. Default 4; 0 gives every call a fresh instance
+    /// (strict isolation between calls, at several times the cost per decision).
     #[serde(default)]
     pub warm_instances: Option<usize>,
     /// Environment variables the policy may read. Default: none.
