@@ -12,6 +12,7 @@ pub mod frontend;
 pub mod listing;
 pub mod metrics;
 pub mod model;
+pub mod mover;
 pub mod policy;
 pub mod router;
 pub mod server;

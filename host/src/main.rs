@@ -44,6 +44,35 @@ enum Command {
     /// Work with policy components.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Copy or move a virtual bucket's objects from one member to another, while clients
+    /// keep using the bucket (list the destination first in its members). Stateless:
+    /// run it again after any stop and it finishes the job.
+    Migrate {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The virtual bucket.
+        #[arg(long)]
+        bucket: String,
+        /// The member to copy from.
+        #[arg(long)]
+        from: String,
+        /// The member to copy to.
+        #[arg(long)]
+        to: String,
+        /// `copy` keeps the source; `move` deletes it after a verified copy.
+        #[arg(long, default_value = "copy", value_parser = ["copy", "move"])]
+        mode: String,
+        /// This engine's part of the key space, I/N (stable hash of the key).
+        #[arg(long, default_value = "0/1", env = "SWITCHYARD_SHARD")]
+        shard: String,
+        /// Report what would be copied, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Objects in flight at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -203,9 +232,110 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// Runs one migration with a progress bar; true when nothing failed.
+async fn migrate(config: Config, spec: switchyard::mover::MigrateSpec) -> Result<bool, String> {
+    use std::sync::Arc;
+    use switchyard::mover::Progress;
+    let config = Arc::new(config);
+    let metrics = Arc::new(switchyard::metrics::Metrics::default());
+    let router =
+        switchyard::router::Router::new(config, None, metrics).map_err(|e| e.to_string())?;
+    let progress = Arc::new(Progress::default());
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let ticker = {
+        let (bar, progress) = (bar.clone(), progress.clone());
+        let started = std::time::Instant::now();
+        tokio::spawn(async move {
+            loop {
+                let copied = Progress::get(&progress.copied);
+                let bytes = Progress::get(&progress.bytes_copied);
+                let rate = bytes as f64 / started.elapsed().as_secs_f64().max(1e-3) / 1e6;
+                bar.set_message(format!(
+                    "listed {} | copied {} ({:.1} MB, {:.1} MB/s) | skipped {} | failed {}",
+                    Progress::get(&progress.listed),
+                    copied,
+                    bytes as f64 / 1e6,
+                    rate,
+                    Progress::get(&progress.skipped),
+                    Progress::get(&progress.failed)
+                ));
+                bar.tick();
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        })
+    };
+    let result = switchyard::mover::migrate(&router, &spec, &progress).await;
+    ticker.abort();
+    bar.finish_and_clear();
+    let verb = if spec.dry_run { "would copy" } else { "copied" };
+    println!(
+        "{} {}/{} -> {} (shard {}/{}): listed {}, {verb} {} ({} bytes), skipped {}, failed {}",
+        if spec.dry_run { "dry run" } else { "migration" },
+        spec.bucket,
+        spec.from,
+        spec.to,
+        spec.shard.index,
+        spec.shard.count,
+        Progress::get(&progress.listed),
+        Progress::get(&progress.copied),
+        Progress::get(&progress.bytes_copied),
+        Progress::get(&progress.skipped),
+        Progress::get(&progress.failed),
+    );
+    result.map_err(|e| e.to_string())?;
+    Ok(Progress::get(&progress.failed) == 0)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Migrate {
+            config,
+            bucket,
+            from,
+            to,
+            mode,
+            shard,
+            dry_run,
+            concurrency,
+        } => {
+            init_tracing(false);
+            let result = (|| {
+                let config = Config::load(&config).map_err(|e| e.to_string())?;
+                let shard = switchyard::mover::Shard::parse(&shard)?;
+                let mode = if mode == "move" {
+                    switchyard::mover::Mode::Move
+                } else {
+                    switchyard::mover::Mode::Copy
+                };
+                let spec = switchyard::mover::MigrateSpec {
+                    bucket,
+                    from,
+                    to,
+                    mode,
+                    shard,
+                    dry_run,
+                    concurrency,
+                };
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                runtime.block_on(migrate(config, spec))
+            })();
+            match result {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Policy(cmd) => {
             init_tracing(false);
             policy_command(cmd)
