@@ -789,6 +789,12 @@ impl Router {
         upload_id: &str,
     ) -> Result<(UploadRecord, Vec<PartRecord>)> {
         let (member, id, record) = self.upload(bucket, key, upload_id).await?;
+        let parts = Self::part_records(&member, &id).await?;
+        Ok((record, parts))
+    }
+
+    /// The recorded parts of an upload already resolved by [`Router::upload`], in order.
+    async fn part_records(member: &Backend, id: &UploadId) -> Result<Vec<PartRecord>> {
         let mut parts = Vec::new();
         for path in member
             .store
@@ -800,7 +806,7 @@ impl Router {
             }
         }
         parts.sort_by_key(|p| p.part_number);
-        Ok((record, parts))
+        Ok(parts)
     }
 
     pub async fn complete_upload(
@@ -810,8 +816,8 @@ impl Router {
         upload_id: &str,
         parts: Vec<CompletedPart>,
     ) -> Result<PutOutcome> {
-        let (record, uploaded) = self.list_parts(bucket, key, upload_id).await?;
-        let (member, id, _) = self.upload(bucket, key, upload_id).await?;
+        let (member, id, record) = self.upload(bucket, key, upload_id).await?;
+        let uploaded = Self::part_records(&member, &id).await?;
         if parts.is_empty() {
             return Err(Error::InvalidPart(
                 "the upload must name at least one part".into(),
@@ -878,8 +884,8 @@ impl Router {
     }
 
     pub async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
-        let (_, parts) = self.list_parts(bucket, key, upload_id).await?;
         let (member, id, _) = self.upload(bucket, key, upload_id).await?;
+        let parts = Self::part_records(&member, &id).await?;
         member
             .store
             .mpu_abort(key, &id.backend_id, &id.nonce)

@@ -90,10 +90,7 @@ impl FsStore {
     }
 
     fn sidecar_path(&self, key: &str) -> PathBuf {
-        self.root
-            .join(RESERVED_DIR)
-            .join("meta")
-            .join(format!("{key}.json"))
+        sidecar_path(&self.root, key)
     }
 
     fn internal(&self, rel: &str) -> PathBuf {
@@ -256,25 +253,7 @@ impl FsStore {
     /// The object's info from the data file's metadata and, when it still matches, its
     /// sidecar.
     async fn describe(&self, key: &str, meta: &std::fs::Metadata) -> ObjectInfo {
-        let sidecar = match tokio::fs::read(self.sidecar_path(key)).await {
-            Ok(bytes) => serde_json::from_slice::<Sidecar>(&bytes).ok(),
-            Err(_) => None,
-        };
-        let mtime = mtime_ns(meta);
-        match sidecar {
-            Some(s) if s.size == meta.len() && s.mtime_ns == mtime => ObjectInfo {
-                size: meta.len(),
-                etag: Some(s.etag),
-                last_modified: to_datetime(meta),
-                attrs: s.attrs,
-            },
-            _ => ObjectInfo {
-                size: meta.len(),
-                etag: Some(format!("{:x}-{:x}", mtime, meta.len())),
-                last_modified: to_datetime(meta),
-                attrs: Attrs::default(),
-            },
-        }
+        info_from(tokio::fs::read(self.sidecar_path(key)).await.ok(), meta)
     }
 
     /// Removes now-empty directories between `path` and the root, so deleted prefixes do
@@ -434,19 +413,34 @@ impl Walk {
     }
 }
 
-fn read_sidecar_etag(root: &Path, key: &str, meta: &std::fs::Metadata) -> Option<String> {
-    let path = root
-        .join(RESERVED_DIR)
-        .join("meta")
-        .join(format!("{key}.json"));
-    let fallback = || format!("{:x}-{:x}", mtime_ns(meta), meta.len());
-    match std::fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
-    {
-        Some(s) if s.size == meta.len() && s.mtime_ns == mtime_ns(meta) => Some(s.etag),
-        _ => Some(fallback()),
+/// An object's info from its data file's metadata and the bytes of its sidecar, which
+/// count only while they still describe that file (same size and modification time).
+fn info_from(sidecar: Option<Vec<u8>>, meta: &std::fs::Metadata) -> ObjectInfo {
+    let mtime = mtime_ns(meta);
+    match sidecar.and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok()) {
+        Some(s) if s.size == meta.len() && s.mtime_ns == mtime => ObjectInfo {
+            size: meta.len(),
+            etag: Some(s.etag),
+            last_modified: to_datetime(meta),
+            attrs: s.attrs,
+        },
+        _ => ObjectInfo {
+            size: meta.len(),
+            etag: Some(format!("{:x}-{:x}", mtime, meta.len())),
+            last_modified: to_datetime(meta),
+            attrs: Attrs::default(),
+        },
     }
+}
+
+fn sidecar_path(root: &Path, key: &str) -> PathBuf {
+    root.join(RESERVED_DIR)
+        .join("meta")
+        .join(format!("{key}.json"))
+}
+
+fn read_sidecar_etag(root: &Path, key: &str, meta: &std::fs::Metadata) -> Option<String> {
+    info_from(std::fs::read(sidecar_path(root, key)).ok(), meta).etag
 }
 
 #[async_trait]
