@@ -595,8 +595,9 @@ impl Router {
         cond: &WriteCondition,
     ) -> Result<(PutOutcome, DateTime<Utc>)> {
         check_key(dst_key)?;
-        let (src, stream, src_member) = self
-            .get(req, src_bucket, src_key, None, src_cond, false)
+        // Look before reading: a copy inside one backend never moves the bytes.
+        let (src, _, src_member) = self
+            .get(req, src_bucket, src_key, None, src_cond, true)
             .await?;
         let dst = self.bucket(dst_bucket)?;
         if src_bucket == dst_bucket && src_key == dst_key && replace_attrs.is_none() {
@@ -604,6 +605,7 @@ impl Router {
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata".into(),
             ));
         }
+        let keep_attrs = replace_attrs.is_none();
         let attrs = replace_attrs.unwrap_or_else(|| src.info.attrs.clone());
         let obj = object_view(dst_bucket, dst_key, Some(src.info.size), &attrs);
         let targets = self.decider.place(&dst, req, &obj)?;
@@ -612,48 +614,31 @@ impl Router {
             && attrs == src.info.attrs
             && *cond == WriteCondition::None;
         if server_side {
-            drop(stream);
             let started = Instant::now();
             let r = src_member.store.copy(src_key, dst_key).await;
             src_member.observe(started, &r);
             match r {
                 Ok(()) => {
-                    let (info, _, _) = self
-                        .get(
-                            req,
-                            dst_bucket,
-                            dst_key,
-                            None,
-                            &ReadConditions::default(),
-                            true,
-                        )
+                    let (copied, _) = src_member
+                        .store
+                        .get(dst_key, None, &ReadConditions::default(), true)
                         .await?;
                     return Ok((
                         PutOutcome {
-                            etag: info.info.etag,
+                            etag: copied.info.etag,
                         },
-                        info.info.last_modified,
+                        copied.info.last_modified,
                     ));
                 }
                 Err(Error::NotImplemented(_)) => {}
                 Err(e) => return Err(e),
             }
-            let (_, stream, _) = self
-                .get(req, src_bucket, src_key, None, src_cond, false)
-                .await?;
-            let body = stream.ok_or_else(|| Error::internal("no body"))?;
-            let out = self
-                .put_to(
-                    &targets,
-                    dst_key,
-                    body,
-                    &attrs,
-                    cond,
-                    self.config.server.part_size,
-                )
-                .await?;
-            return Ok((out, Utc::now()));
         }
+        // Streamed through: the attributes kept are those of the version actually read.
+        let (read, stream, _) = self
+            .get(req, src_bucket, src_key, None, src_cond, false)
+            .await?;
+        let attrs = if keep_attrs { read.info.attrs } else { attrs };
         let body = stream.ok_or_else(|| Error::internal("no body"))?;
         let out = self
             .put_to(
