@@ -1,13 +1,17 @@
-//! The admin listener, apart from the S3 one: Prometheus metrics, health, and the loaded
-//! policies.
+//! The admin listener, apart from the S3 one: Prometheus metrics, health, the loaded
+//! policies, and mover jobs (migrations and tiering passes: listed by anyone who can reach
+//! the listener, started only with the configured bearer token).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
+use crate::jobs::Jobs;
 use crate::metrics::Metrics;
+use crate::mover::{MigrateSpec, Mode, Shard, TierSpec, parse_rate};
 use crate::policy::set::PolicySet;
 use crate::server::StartError;
 
@@ -23,16 +27,153 @@ fn respond(status: http::StatusCode, content_type: &'static str, body: String) -
     r
 }
 
-fn route(path: &str, metrics: &Metrics, policies: Option<&PolicySet>) -> Response {
-    match path {
-        "/metrics" => respond(
+/// What the admin listener serves from.
+pub struct AdminState {
+    pub metrics: Arc<Metrics>,
+    pub policies: Option<Arc<PolicySet>>,
+    pub jobs: Arc<Jobs>,
+    /// Needed (as a bearer token) to start jobs; none: the API is read-only.
+    pub token: Option<String>,
+}
+
+fn json(status: http::StatusCode, v: &serde_json::Value) -> Response {
+    respond(status, "application/json", format!("{v}\n"))
+}
+
+fn error(status: http::StatusCode, message: impl std::fmt::Display) -> Response {
+    json(status, &serde_json::json!({ "error": message.to_string() }))
+}
+
+/// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
+fn token_matches(given: &[u8], want: &[u8]) -> bool {
+    given.len() == want.len()
+        && given
+            .iter()
+            .zip(want)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// The refusal, when the request may not start jobs.
+fn refusal(state: &AdminState, headers: &http::HeaderMap) -> Option<Response> {
+    let Some(want) = &state.token else {
+        return Some(error(
+            http::StatusCode::FORBIDDEN,
+            "starting jobs needs [server] admin_token in the configuration",
+        ));
+    };
+    let given = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if token_matches(given.as_bytes(), want.as_bytes()) {
+        None
+    } else {
+        Some(error(
+            http::StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+        ))
+    }
+}
+
+/// Parameters of `POST /jobs/migrate` and `POST /jobs/tier`, from the query string.
+fn params(query: Option<&str>) -> HashMap<String, String> {
+    url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn start_job(kind: &str, query: Option<&str>, state: &AdminState) -> Result<Response, String> {
+    let p = params(query);
+    let known: &[&str] = match kind {
+        "migrate" => &[
+            "bucket",
+            "from",
+            "to",
+            "mode",
+            "shard",
+            "dry_run",
+            "concurrency",
+            "bandwidth",
+        ],
+        _ => &["bucket", "shard", "dry_run", "concurrency", "bandwidth"],
+    };
+    if let Some(unknown) = p.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(format!("unknown parameter {unknown:?}"));
+    }
+    let need = |k: &str| {
+        p.get(k)
+            .cloned()
+            .ok_or_else(|| format!("missing parameter {k:?}"))
+    };
+    let bucket = need("bucket")?;
+    let shard = p.get("shard").map_or(Ok(Shard::ALL), |s| Shard::parse(s))?;
+    let dry_run = match p.get("dry_run").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => return Err(format!("dry_run: {v:?} is not true or false")),
+    };
+    let concurrency = match p.get("concurrency") {
+        None => 16,
+        Some(c) => c
+            .parse::<usize>()
+            .ok()
+            .filter(|c| (1..=1024).contains(c))
+            .ok_or_else(|| format!("concurrency: {c:?} is not a number from 1 to 1024"))?,
+    };
+    let bandwidth = p.get("bandwidth").map(|b| parse_rate(b)).transpose()?;
+    let job = if kind == "migrate" {
+        let mode = match p.get("mode").map(String::as_str) {
+            None | Some("copy") => Mode::Copy,
+            Some("move") => Mode::Move,
+            Some(m) => return Err(format!("mode: {m:?} is not copy or move")),
+        };
+        let spec = MigrateSpec {
+            bucket,
+            from: need("from")?,
+            to: need("to")?,
+            mode,
+            shard,
+            dry_run,
+            concurrency,
+            bandwidth,
+        };
+        if spec.from == spec.to {
+            return Err("from and to name the same member".into());
+        }
+        state.jobs.migrate(spec)
+    } else {
+        state.jobs.tier(TierSpec {
+            bucket,
+            shard,
+            dry_run,
+            concurrency,
+            bandwidth,
+        })
+    }
+    .map_err(|e| e.to_string())?;
+    Ok(json(http::StatusCode::ACCEPTED, &job.to_json()))
+}
+
+fn route(
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+    state: &AdminState,
+) -> Response {
+    let path = uri.path();
+    match (method.as_str(), path) {
+        ("GET", "/metrics") => respond(
             http::StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            metrics.encode(),
+            state.metrics.encode(),
         ),
-        "/healthz" => respond(http::StatusCode::OK, "text/plain", "ok\n".into()),
-        "/policies" => {
-            let list: Vec<serde_json::Value> = policies
+        ("GET", "/healthz") => respond(http::StatusCode::OK, "text/plain", "ok\n".into()),
+        ("GET", "/policies") => {
+            let list: Vec<serde_json::Value> = state
+                .policies
+                .as_ref()
                 .map(|p| {
                     p.names()
                         .into_iter()
@@ -49,25 +190,41 @@ fn route(path: &str, metrics: &Metrics, policies: Option<&PolicySet>) -> Respons
                         .collect()
                 })
                 .unwrap_or_default();
-            respond(
-                http::StatusCode::OK,
-                "application/json",
-                serde_json::Value::Array(list).to_string(),
-            )
+            json(http::StatusCode::OK, &serde_json::Value::Array(list))
         }
-        _ => respond(
-            http::StatusCode::NOT_FOUND,
-            "text/plain",
-            "not found\n".into(),
-        ),
+        ("GET", "/jobs") => {
+            let list = state.jobs.list().iter().map(|j| j.to_json()).collect();
+            json(http::StatusCode::OK, &serde_json::Value::Array(list))
+        }
+        ("POST", "/jobs/migrate" | "/jobs/tier") => {
+            if let Some(r) = refusal(state, headers) {
+                return r;
+            }
+            let kind = path.trim_start_matches("/jobs/");
+            start_job(kind, uri.query(), state)
+                .unwrap_or_else(|e| error(http::StatusCode::BAD_REQUEST, e))
+        }
+        ("GET", p) if p.starts_with("/jobs/") => {
+            match p["/jobs/".len()..]
+                .parse::<u64>()
+                .ok()
+                .and_then(|id| state.jobs.get(id))
+            {
+                Some(j) => json(http::StatusCode::OK, &j.to_json()),
+                None => error(http::StatusCode::NOT_FOUND, "no such job"),
+            }
+        }
+        (_, "/metrics" | "/healthz" | "/policies" | "/jobs" | "/jobs/migrate" | "/jobs/tier") => {
+            error(http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        }
+        _ => error(http::StatusCode::NOT_FOUND, "not found"),
     }
 }
 
 /// Starts the admin listener; returns its address and task.
 pub async fn start(
     addr: SocketAddr,
-    metrics: Arc<Metrics>,
-    policies: Option<Arc<PolicySet>>,
+    state: AdminState,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), StartError> {
     let listener = TcpListener::bind(addr)
         .await
@@ -75,7 +232,8 @@ pub async fn start(
     let local = listener
         .local_addr()
         .map_err(|source| StartError::Bind { addr, source })?;
-    tracing::info!(listen = %local, "admin listener (metrics, health) is serving");
+    tracing::info!(listen = %local, "admin listener (metrics, health, jobs) is serving");
+    let state = Arc::new(state);
     let task = tokio::spawn(async move {
         loop {
             let Ok((socket, _)) = listener.accept().await else {
@@ -83,11 +241,10 @@ pub async fn start(
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             };
-            let metrics = metrics.clone();
-            let policies = policies.clone();
+            let state = state.clone();
             let svc =
                 hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let resp = route(req.uri().path(), &metrics, policies.as_deref());
+                    let resp = route(req.method(), req.uri(), req.headers(), &state);
                     async move { Ok::<_, std::convert::Infallible>(resp) }
                 });
             tokio::spawn(async move {

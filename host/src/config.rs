@@ -198,6 +198,11 @@ pub struct ServerConfig {
     /// How long to wait for in-flight requests on shutdown. Default 30s.
     #[serde(default = "default_drain", with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Bearer token that allows starting migrations and tiering passes through the admin
+    /// API (`POST /jobs/...`), inline or `{ env = "VAR" }`. Default: none, and the admin API
+    /// is read-only.
+    #[serde(default)]
+    pub admin_token: Option<Secret>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -226,6 +231,7 @@ impl Default for ServerConfig {
             max_put_size: default_max_object_size(),
             admin_listen: None,
             shutdown_grace: default_drain(),
+            admin_token: None,
         }
     }
 }
@@ -268,6 +274,32 @@ pub struct BucketConfig {
     /// (503). Default `fail-closed`.
     #[serde(default)]
     pub failure: FailureMode,
+    /// Scheduled tiering passes inside `serve`. Default: none (`switchyard tier` runs a
+    /// pass on demand).
+    #[serde(default)]
+    pub tiering: Option<TieringConfig>,
+}
+
+/// `[buckets.NAME.tiering]`: a tiering pass every `every`, asking the bucket's policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TieringConfig {
+    /// Time between the starts of two passes (a pass still running delays the next).
+    #[serde(with = "humantime_serde")]
+    pub every: Duration,
+    /// Objects in flight at once. Default 16.
+    #[serde(default = "default_tier_concurrency")]
+    pub concurrency: usize,
+    /// Byte-rate cap for the copies, e.g. `"50MiB/s"`. Default: none.
+    #[serde(default)]
+    pub bandwidth: Option<String>,
+    /// The part of the key space this engine tiers, `I/N`. Default `0/1`.
+    #[serde(default)]
+    pub shard: Option<String>,
+}
+
+fn default_tier_concurrency() -> usize {
+    16
 }
 
 fn default_policy() -> String {
@@ -596,6 +628,20 @@ impl Config {
         for name in self.policies.keys() {
             check_name(&format!("policies.{name}"), name)?;
         }
+        if let Some(token) = &self.server.admin_token {
+            if self.server.admin_listen.is_none() {
+                return Err(invalid(
+                    "server.admin_token",
+                    "needs server.admin_listen (the admin API's address)",
+                ));
+            }
+            if token.resolve("server.admin_token")?.len() < 16 {
+                return Err(invalid(
+                    "server.admin_token",
+                    "must be at least 16 characters",
+                ));
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, user) in self.users.iter().enumerate() {
             if user.access_key.is_empty() {
@@ -701,6 +747,28 @@ impl Config {
                         format!("{field}.members[{i}]"),
                         format!("{member:?} listed twice"),
                     ));
+                }
+            }
+            if let Some(t) = &bucket.tiering {
+                if t.every < Duration::from_secs(1) {
+                    return Err(invalid(
+                        format!("{field}.tiering.every"),
+                        "must be at least 1s",
+                    ));
+                }
+                if t.concurrency == 0 {
+                    return Err(invalid(
+                        format!("{field}.tiering.concurrency"),
+                        "must be at least 1",
+                    ));
+                }
+                if let Some(b) = &t.bandwidth {
+                    crate::mover::parse_rate(b)
+                        .map_err(|e| invalid(format!("{field}.tiering.bandwidth"), e))?;
+                }
+                if let Some(s) = &t.shard {
+                    crate::mover::Shard::parse(s)
+                        .map_err(|e| invalid(format!("{field}.tiering.shard"), e))?;
                 }
             }
             if bucket.policy != "default" {

@@ -72,6 +72,31 @@ enum Command {
         /// Objects in flight at once.
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+        /// Cap on the bytes copied per second, e.g. 50MiB/s (default: no cap).
+        #[arg(long, value_parser = switchyard::mover::parse_rate)]
+        bandwidth: Option<u64>,
+    },
+    /// Run one tiering pass over a virtual bucket: list every member and ask the bucket's
+    /// policy, per object, to keep, move, copy or delete it. Stateless, like migrate.
+    Tier {
+        /// Configuration file (TOML); its [plugins] dir supplies the policy.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The virtual bucket.
+        #[arg(long)]
+        bucket: String,
+        /// This engine's part of the key space, I/N (stable hash of the key).
+        #[arg(long, default_value = "0/1", env = "SWITCHYARD_SHARD")]
+        shard: String,
+        /// Ask the policy and report what would happen, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Objects in flight at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Cap on the bytes copied per second, e.g. 50MiB/s (default: no cap).
+        #[arg(long, value_parser = switchyard::mover::parse_rate)]
+        bandwidth: Option<u64>,
     },
 }
 
@@ -232,62 +257,131 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// Runs one migration with a progress bar; true when nothing failed.
-async fn migrate(config: Config, spec: switchyard::mover::MigrateSpec) -> Result<bool, String> {
+/// A mover job for the CLI.
+enum Job {
+    Migrate(switchyard::mover::MigrateSpec),
+    Tier(switchyard::mover::TierSpec),
+}
+
+/// Runs one migration or tiering pass with a progress bar (objects, bytes, rate, ETA once
+/// the listing has its totals) and prints a summary; true when nothing failed.
+async fn run_job(config: Config, job: Job) -> Result<bool, String> {
     use std::sync::Arc;
+    use switchyard::metrics::JobKind;
     use switchyard::mover::Progress;
     let config = Arc::new(config);
     let metrics = Arc::new(switchyard::metrics::Metrics::default());
-    let router =
-        switchyard::router::Router::new(config, None, metrics).map_err(|e| e.to_string())?;
-    let progress = Arc::new(Progress::default());
-    let bar = indicatif::ProgressBar::new_spinner();
+    // Tiering asks the bucket's policy, so it loads the plugins; a migration needs none.
+    let policies = match &job {
+        Job::Tier(_) if config.plugins.dir.is_some() => Some(
+            switchyard::policy::set::PolicySet::new(&config, metrics.clone())?,
+        ),
+        _ => None,
+    };
+    let router = switchyard::router::Router::new(config, policies, metrics.clone())
+        .map_err(|e| e.to_string())?;
+    let kind = match job {
+        Job::Migrate(_) => JobKind::Migrate,
+        Job::Tier(_) => JobKind::Tier,
+    };
+    let progress = Arc::new(Progress::with_metrics(metrics, kind));
+    let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} | {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     let ticker = {
         let (bar, progress) = (bar.clone(), progress.clone());
-        let started = std::time::Instant::now();
         tokio::spawn(async move {
             loop {
-                let copied = Progress::get(&progress.copied);
-                let bytes = Progress::get(&progress.bytes_copied);
-                let rate = bytes as f64 / started.elapsed().as_secs_f64().max(1e-3) / 1e6;
+                let p = progress.snapshot();
+                bar.set_length(p.listed_bytes.max(p.bytes_copied));
+                bar.set_position(p.bytes_copied);
+                let listing = if p.listing_done { "" } else { " (listing…)" };
                 bar.set_message(format!(
-                    "listed {} | copied {} ({:.1} MB, {:.1} MB/s) | skipped {} | failed {}",
-                    Progress::get(&progress.listed),
-                    copied,
-                    bytes as f64 / 1e6,
-                    rate,
-                    Progress::get(&progress.skipped),
-                    Progress::get(&progress.failed)
+                    "objects: listed {}{listing}, copied {}, skipped {}, kept {}, deleted {}, failed {}",
+                    p.listed, p.copied, p.skipped, p.kept, p.deleted, p.failed
                 ));
-                bar.tick();
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
         })
     };
-    let result = switchyard::mover::migrate(&router, &spec, &progress).await;
+    let started = std::time::Instant::now();
+    let (result, header, dry_run) = match &job {
+        Job::Migrate(spec) => (
+            switchyard::mover::migrate(&router, spec, &progress).await,
+            format!(
+                "{} {}/{} -> {} (shard {}/{})",
+                if spec.dry_run { "dry run" } else { "migration" },
+                spec.bucket,
+                spec.from,
+                spec.to,
+                spec.shard.index,
+                spec.shard.count
+            ),
+            spec.dry_run,
+        ),
+        Job::Tier(spec) => (
+            switchyard::mover::tier(&router, spec, &progress).await,
+            format!(
+                "{} {} (shard {}/{})",
+                if spec.dry_run {
+                    "tiering dry run"
+                } else {
+                    "tiering pass"
+                },
+                spec.bucket,
+                spec.shard.index,
+                spec.shard.count
+            ),
+            spec.dry_run,
+        ),
+    };
     ticker.abort();
     bar.finish_and_clear();
-    let verb = if spec.dry_run { "would copy" } else { "copied" };
+    let p = progress.snapshot();
+    let secs = started.elapsed().as_secs_f64().max(1e-3);
+    let verb = if dry_run { "would copy" } else { "copied" };
     println!(
-        "{} {}/{} -> {} (shard {}/{}): listed {}, {verb} {} ({} bytes), skipped {}, failed {}",
-        if spec.dry_run { "dry run" } else { "migration" },
-        spec.bucket,
-        spec.from,
-        spec.to,
-        spec.shard.index,
-        spec.shard.count,
-        Progress::get(&progress.listed),
-        Progress::get(&progress.copied),
-        Progress::get(&progress.bytes_copied),
-        Progress::get(&progress.skipped),
-        Progress::get(&progress.failed),
+        "{header}: listed {}, {verb} {} ({} bytes), skipped {}, kept {}, deleted {}, failed {} in {secs:.1}s ({:.1} objects/s, {:.1} MB/s)",
+        p.listed,
+        p.copied,
+        p.bytes_copied,
+        p.skipped,
+        p.kept,
+        p.deleted,
+        p.failed,
+        (p.copied + p.skipped + p.kept + p.deleted) as f64 / secs,
+        p.bytes_copied as f64 / secs / 1e6,
     );
     result.map_err(|e| e.to_string())?;
-    Ok(Progress::get(&progress.failed) == 0)
+    Ok(p.failed == 0)
+}
+
+/// Loads the configuration and runs `job` on a fresh runtime; the exit code says whether
+/// every object went through.
+fn job_command(config: &std::path::Path, job: impl FnOnce() -> Result<Job, String>) -> ExitCode {
+    init_tracing(false);
+    let result = (|| {
+        let config = Config::load(config).map_err(|e| e.to_string())?;
+        let job = job()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(run_job(config, job))
+    })();
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -302,40 +396,39 @@ fn main() -> ExitCode {
             shard,
             dry_run,
             concurrency,
-        } => {
-            init_tracing(false);
-            let result = (|| {
-                let config = Config::load(&config).map_err(|e| e.to_string())?;
-                let shard = switchyard::mover::Shard::parse(&shard)?;
-                let mode = if mode == "move" {
+            bandwidth,
+        } => job_command(&config, || {
+            Ok(Job::Migrate(switchyard::mover::MigrateSpec {
+                bucket,
+                from,
+                to,
+                mode: if mode == "move" {
                     switchyard::mover::Mode::Move
                 } else {
                     switchyard::mover::Mode::Copy
-                };
-                let spec = switchyard::mover::MigrateSpec {
-                    bucket,
-                    from,
-                    to,
-                    mode,
-                    shard,
-                    dry_run,
-                    concurrency,
-                };
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                runtime.block_on(migrate(config, spec))
-            })();
-            match result {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::FAILURE,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+                },
+                shard: switchyard::mover::Shard::parse(&shard)?,
+                dry_run,
+                concurrency,
+                bandwidth,
+            }))
+        }),
+        Command::Tier {
+            config,
+            bucket,
+            shard,
+            dry_run,
+            concurrency,
+            bandwidth,
+        } => job_command(&config, || {
+            Ok(Job::Tier(switchyard::mover::TierSpec {
+                bucket,
+                shard: switchyard::mover::Shard::parse(&shard)?,
+                dry_run,
+                concurrency,
+                bandwidth,
+            }))
+        }),
         Command::Policy(cmd) => {
             init_tracing(false);
             policy_command(cmd)

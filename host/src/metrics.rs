@@ -37,6 +37,33 @@ pub enum ReloadResult {
     Unloaded,
 }
 
+/// A mover job: a migration or a tiering pass.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    Migrate,
+    Tier,
+}
+
+/// What the mover did with one object.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum MoverOutcome {
+    Copied,
+    /// Already at the destination, or changed by a client meanwhile (theirs wins).
+    Skipped,
+    /// A tiering answer of `keep`.
+    Kept,
+    /// Removed from the source after a verified move, or by a `delete` answer.
+    Deleted,
+    Failed,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MoverLabels {
+    pub job: JobKind,
+    pub outcome: MoverOutcome,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
     pub policy: String,
@@ -65,6 +92,10 @@ pub struct Metrics {
     pub decision_seconds: Family<PolicyLabels, Histogram>,
     /// Policy loads, rejections and unloads.
     pub reloads: Family<ReloadLabels, Counter>,
+    /// Objects the mover handled, by job kind and outcome.
+    pub mover_objects: Family<MoverLabels, Counter>,
+    /// Bytes the mover copied, by job kind (outcome `copied`).
+    pub mover_bytes: Family<MoverLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -102,12 +133,26 @@ impl Default for Metrics {
             "Policy components loaded, rejected and unloaded",
             reloads.clone(),
         );
+        let mover_objects = Family::<MoverLabels, Counter>::default();
+        let mover_bytes = Family::<MoverLabels, Counter>::default();
+        registry.register(
+            "mover_objects",
+            "Objects handled by migrations and tiering passes, by outcome",
+            mover_objects.clone(),
+        );
+        registry.register(
+            "mover_bytes",
+            "Bytes copied by migrations and tiering passes",
+            mover_bytes.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             decisions,
             fallbacks,
             decision_seconds,
             reloads,
+            mover_objects,
+            mover_bytes,
         }
     }
 }

@@ -8,14 +8,19 @@
 //! coordination. See docs/migration.md for the guarantees under concurrent clients.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use md5::{Digest, Md5};
 
 use crate::backends::Backend;
-use crate::model::{Error, ReadConditions, Result, WriteCondition};
-use crate::router::Router;
+use crate::metrics::{JobKind, Metrics, MoverLabels, MoverOutcome};
+use crate::model::{
+    Body, ByteStream, Error, ObjectSummary, ReadConditions, Result, WriteCondition,
+};
+use crate::policy::{ObjectView, TierAction};
+use crate::router::{Router, VirtualBucket};
 
 /// Shard `index` of `count` (`--shard I/N`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,32 +86,169 @@ pub struct MigrateSpec {
     pub shard: Shard,
     pub dry_run: bool,
     pub concurrency: usize,
+    /// Bytes per second for the whole run, across all objects in flight.
+    pub bandwidth: Option<u64>,
 }
 
-/// Counters a progress display or metrics read while a run goes on.
+/// A tiering pass over one virtual bucket: every member is listed, and the bucket's policy
+/// says, per object, whether to keep, move, copy or delete it.
+#[derive(Debug, Clone)]
+pub struct TierSpec {
+    pub bucket: String,
+    pub shard: Shard,
+    pub dry_run: bool,
+    pub concurrency: usize,
+    pub bandwidth: Option<u64>,
+}
+
+/// Counters a progress display, the admin API and metrics read while a run goes on.
 #[derive(Debug, Default)]
 pub struct Progress {
     pub listed: AtomicU64,
+    pub listed_bytes: AtomicU64,
+    /// The listing reached its end: `listed` and `listed_bytes` are the totals.
+    pub listing_done: AtomicBool,
     pub copied: AtomicU64,
     pub bytes_copied: AtomicU64,
     pub skipped: AtomicU64,
+    pub kept: AtomicU64,
     pub deleted: AtomicU64,
     pub failed: AtomicU64,
+    metrics: Option<(Arc<Metrics>, JobKind)>,
+}
+
+/// A point-in-time copy of [`Progress`], as the admin API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProgressSnapshot {
+    pub listed: u64,
+    pub listed_bytes: u64,
+    pub listing_done: bool,
+    pub copied: u64,
+    pub bytes_copied: u64,
+    pub skipped: u64,
+    pub kept: u64,
+    pub deleted: u64,
+    pub failed: u64,
 }
 
 impl Progress {
+    /// Counters that also feed the mover metrics under `kind`.
+    pub fn with_metrics(metrics: Arc<Metrics>, kind: JobKind) -> Self {
+        Self {
+            metrics: Some((metrics, kind)),
+            ..Self::default()
+        }
+    }
+
     pub fn get(c: &AtomicU64) -> u64 {
         c.load(Ordering::Relaxed)
     }
+
+    pub fn snapshot(&self) -> ProgressSnapshot {
+        ProgressSnapshot {
+            listed: Self::get(&self.listed),
+            listed_bytes: Self::get(&self.listed_bytes),
+            listing_done: self.listing_done.load(Ordering::Relaxed),
+            copied: Self::get(&self.copied),
+            bytes_copied: Self::get(&self.bytes_copied),
+            skipped: Self::get(&self.skipped),
+            kept: Self::get(&self.kept),
+            deleted: Self::get(&self.deleted),
+            failed: Self::get(&self.failed),
+        }
+    }
+
+    fn count(&self, outcome: MoverOutcome, bytes: u64) {
+        let counter = match outcome {
+            MoverOutcome::Copied => {
+                self.bytes_copied.fetch_add(bytes, Ordering::Relaxed);
+                &self.copied
+            }
+            MoverOutcome::Skipped => &self.skipped,
+            MoverOutcome::Kept => &self.kept,
+            MoverOutcome::Deleted => &self.deleted,
+            MoverOutcome::Failed => &self.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some((m, job)) = &self.metrics {
+            let labels = MoverLabels { job: *job, outcome };
+            m.mover_objects.get_or_create(&labels).inc();
+            if bytes > 0 {
+                m.mover_bytes.get_or_create(&labels).inc_by(bytes);
+            }
+        }
+    }
+
+    fn listed(&self, bytes: u64) {
+        self.listed.fetch_add(1, Ordering::Relaxed);
+        self.listed_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
 }
 
-fn member(router: &Router, spec: &MigrateSpec, name: &str) -> Result<Arc<Backend>> {
-    let vb = router.bucket(&spec.bucket)?;
+/// A byte-rate limit shared by every object a run has in flight. Each chunk books the
+/// next free slot on a virtual clock and waits for it, so the long-run rate is exact and
+/// no chunk waits longer than its own share.
+#[derive(Debug)]
+pub struct RateLimit {
+    bytes_per_sec: f64,
+    next: std::sync::Mutex<Instant>,
+}
+
+impl RateLimit {
+    pub fn new(bytes_per_sec: u64) -> Self {
+        Self {
+            bytes_per_sec: bytes_per_sec.max(1) as f64,
+            next: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    async fn take(&self, bytes: usize) {
+        let wait = {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            let start = (*next).max(now);
+            *next = start + Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec);
+            start - now
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// Parses a rate such as `50MiB/s`, `200MB/s`, `1GiB` or a plain number of bytes per
+/// second.
+pub fn parse_rate(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let t = t.strip_suffix("/s").unwrap_or(t).trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a rate such as 50MiB/s"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("{s:?}: unknown unit {other:?}")),
+    };
+    let rate = n * mult;
+    if !(rate >= 1.0 && rate.is_finite()) {
+        return Err(format!("{s:?}: a rate must be at least 1 byte per second"));
+    }
+    Ok(rate as u64)
+}
+
+fn member(router: &Router, bucket: &str, name: &str) -> Result<Arc<Backend>> {
+    let vb = router.bucket(bucket)?;
     vb.member(name).cloned().ok_or_else(|| {
-        Error::InvalidArgument(format!(
-            "{name:?} is not a member of bucket {:?}",
-            spec.bucket
-        ))
+        Error::InvalidArgument(format!("{name:?} is not a member of bucket {bucket:?}"))
     })
 }
 
@@ -129,120 +271,308 @@ where
     f().await
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Outcome {
-    Copied(u64),
-    Skipped,
+/// The ETag as a hex MD5 of the bytes, when it is one (single-part uploads to S3 and GCS,
+/// and Switchyard's fs backend); multipart and Azure ETags are opaque.
+fn etag_md5(etag: Option<&str>) -> Option<String> {
+    let e = etag?.trim_matches('"');
+    (e.len() == 32 && e.bytes().all(|b| b.is_ascii_hexdigit())).then(|| e.to_ascii_lowercase())
 }
 
-async fn move_one(from: &Backend, to: &Backend, key: &str, spec: &MigrateSpec) -> Result<Outcome> {
-    let none = ReadConditions::default();
-    match retry(|| to.store.get(key, None, &none, true)).await {
-        Ok(_) => {
-            // Already there: copied by an earlier run, or written by a client since the
-            // migration began (newer than the source). Either way the source copy is
-            // no longer needed.
-            if spec.mode == Mode::Move && !spec.dry_run {
-                retry(|| from.store.delete(key)).await?;
-            }
-            return Ok(Outcome::Skipped);
+/// Wraps a source body so that it is paced by `limit`, and so that the write fails (and
+/// nothing becomes visible at the destination) unless exactly `size` bytes came through
+/// and, when the source's ETag is an MD5, their MD5 matches it.
+fn verified(
+    key: &str,
+    body: ByteStream,
+    size: u64,
+    md5: Option<String>,
+    limit: Option<Arc<RateLimit>>,
+) -> Body {
+    struct State {
+        key: String,
+        body: ByteStream,
+        size: u64,
+        seen: u64,
+        expect: Option<String>,
+        hasher: Option<Md5>,
+        limit: Option<Arc<RateLimit>>,
+        done: bool,
+    }
+    let state = State {
+        key: key.to_owned(),
+        body,
+        size,
+        seen: 0,
+        hasher: md5.as_ref().map(|_| Md5::new()),
+        expect: md5,
+        limit,
+        done: false,
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
         }
-        Err(Error::NotFound) => {}
-        Err(e) => return Err(e),
-    }
-    let (source, _) = match retry(|| from.store.get(key, None, &none, true)).await {
+        match st.body.next().await {
+            Some(Ok(chunk)) => {
+                if let Some(l) = &st.limit {
+                    l.take(chunk.len()).await;
+                }
+                st.seen += chunk.len() as u64;
+                if let Some(h) = st.hasher.as_mut() {
+                    h.update(&chunk);
+                }
+                Some((Ok(chunk), st))
+            }
+            Some(Err(e)) => {
+                st.done = true;
+                Some((Err(e), st))
+            }
+            None => {
+                st.done = true;
+                if st.seen != st.size {
+                    let e = Error::Internal(format!(
+                        "{}: read {} bytes of {}",
+                        st.key, st.seen, st.size
+                    ));
+                    return Some((Err(e), st));
+                }
+                if let (Some(h), Some(expect)) = (st.hasher.take(), st.expect.as_ref()) {
+                    let got = hex::encode(h.finalize());
+                    if &got != expect {
+                        let e = Error::Internal(format!(
+                            "{}: MD5 {got} of the bytes read differs from the source's {expect}",
+                            st.key
+                        ));
+                        return Some((Err(e), st));
+                    }
+                }
+                None
+            }
+        }
+    })
+    .boxed()
+}
+
+/// How one object copy ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Copy {
+    /// Written and verified; the destination's ETag.
+    Done { bytes: u64, etag: Option<String> },
+    /// A client deleted the key meanwhile: nothing was written.
+    SourceGone,
+    /// The destination has the key: a client wrote it meanwhile (or, for an `IfMatch`
+    /// replace, rewrote it), and theirs wins: nothing was written.
+    DestinationNewer,
+}
+
+/// Copies `key` from `from` to `to` in one streamed pass: a single GET gives the
+/// attributes and the bytes of one version, which go to a conditional write.
+async fn copy_object(
+    from: &Backend,
+    to: &Backend,
+    key: &str,
+    cond: WriteCondition,
+    part_size: u64,
+    limit: Option<Arc<RateLimit>>,
+) -> Result<Copy> {
+    let none = ReadConditions::default();
+    let (got, stream) = match retry(|| from.store.get(key, None, &none, false)).await {
         Ok(v) => v,
-        // Deleted by a client since it was listed.
-        Err(Error::NotFound) => return Ok(Outcome::Skipped),
+        Err(Error::NotFound) => return Ok(Copy::SourceGone),
         Err(e) => return Err(e),
     };
-    if spec.dry_run {
-        return Ok(Outcome::Copied(source.info.size));
-    }
-    // Read the very version we looked at, so attributes and bytes belong together.
-    let pinned = ReadConditions {
-        if_match: source.info.etag.clone(),
-        ..Default::default()
-    };
-    let (got, stream) = match retry(|| from.store.get(key, None, &pinned, false)).await {
-        Ok(v) => v,
-        Err(Error::NotFound | Error::Precondition(_)) => return Ok(Outcome::Skipped),
-        Err(e) => return Err(e),
-    };
-    let body = stream.ok_or_else(|| Error::internal("no body"))?;
+    let body = stream.ok_or_else(|| Error::internal("the source gave no body"))?;
+    let size = got.info.size;
+    let body = verified(key, body, size, etag_md5(got.info.etag.as_deref()), limit);
     match to
         .store
-        .put(
-            key,
-            body,
-            &got.info.attrs,
-            &WriteCondition::IfAbsent,
-            8 * 1024 * 1024,
-        )
+        .put(key, body, &got.info.attrs, &cond, part_size)
         .await
     {
-        Ok(_) => {}
-        // A client wrote the key meanwhile: theirs is newer, keep it.
-        Err(Error::Precondition(_)) => return Ok(Outcome::Skipped),
-        Err(e) => return Err(e),
+        Ok(out) => Ok(Copy::Done {
+            bytes: size,
+            etag: out.etag,
+        }),
+        Err(Error::Precondition(_)) => Ok(Copy::DestinationNewer),
+        Err(e) => Err(e),
     }
-    let (copied, _) = retry(|| to.store.get(key, None, &none, true)).await?;
-    if copied.info.size != got.info.size {
-        return Err(Error::Internal(format!(
-            "{key}: copied {} bytes of {}",
-            copied.info.size, got.info.size
-        )));
-    }
-    // A client may have deleted the key (from both members) while it was being copied:
-    // then the copy must not bring it back.
+}
+
+/// A client may have deleted the key (from every member) while it was being copied; then
+/// the copy must not bring it back. Removes the copy when the source is gone and the
+/// destination still holds exactly what this run wrote.
+async fn undo_if_deleted(
+    from: &Backend,
+    to: &Backend,
+    key: &str,
+    written: Option<&str>,
+) -> Result<bool> {
+    let none = ReadConditions::default();
     match retry(|| from.store.get(key, None, &none, true)).await {
-        Err(Error::NotFound) => {
-            retry(|| to.store.delete(key)).await?;
-            return Ok(Outcome::Skipped);
-        }
+        Err(Error::NotFound) => {}
         Err(e) => return Err(e),
-        Ok(_) => {}
+        Ok(_) => return Ok(false),
+    }
+    match retry(|| to.store.get(key, None, &none, true)).await {
+        Ok((now, _)) if now.info.etag.as_deref() == written || written.is_none() => {
+            retry(|| to.store.delete(key)).await?;
+        }
+        // Rewritten by a client since: theirs stays.
+        Ok(_) | Err(Error::NotFound) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(true)
+}
+
+/// Part size for the mover's writes: the server's, so big objects go up as multipart.
+fn part_size(router: &Router) -> u64 {
+    router.config.server.part_size
+}
+
+/// One source key, and whether the destination's listing had it.
+struct Work {
+    src: ObjectSummary,
+    at_destination: bool,
+}
+
+/// Lists the source (this shard only) and joins it with the destination's listing: both
+/// come in ascending key order, so one pass over each tells which keys are already there,
+/// with no per-key lookup. Runs ahead of the copies, so totals (and an ETA) are known early.
+fn plan(
+    from: Arc<Backend>,
+    to: Arc<Backend>,
+    shard: Shard,
+    progress: Arc<Progress>,
+) -> tokio::sync::mpsc::Receiver<Result<Work>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4096);
+    tokio::spawn(async move {
+        let owned = move |r: &Result<ObjectSummary>| {
+            futures::future::ready(r.as_ref().map_or(true, |o| shard.owns(&o.key)))
+        };
+        let mut src = from.store.list("", None).filter(owned);
+        let dst = to.store.list("", None).filter(owned).peekable();
+        futures::pin_mut!(dst);
+        while let Some(item) = src.next().await {
+            let src = match item {
+                Ok(o) => o,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            let mut at_destination = false;
+            loop {
+                match dst.as_mut().peek().await {
+                    Some(Ok(d)) if d.key < src.key => {
+                        dst.next().await;
+                    }
+                    Some(Ok(d)) => {
+                        at_destination = d.key == src.key;
+                        break;
+                    }
+                    Some(Err(_)) => {
+                        if let Some(Err(e)) = dst.next().await {
+                            let _ = tx.send(Err(e)).await;
+                        }
+                        return;
+                    }
+                    None => break,
+                }
+            }
+            progress.listed(src.size);
+            if tx
+                .send(Ok(Work {
+                    src,
+                    at_destination,
+                }))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        progress.listing_done.store(true, Ordering::Relaxed);
+    });
+    rx
+}
+
+fn receiver_stream<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
+}
+
+async fn migrate_one(
+    from: &Backend,
+    to: &Backend,
+    work: Work,
+    spec: &MigrateSpec,
+    part_size: u64,
+    limit: Option<Arc<RateLimit>>,
+) -> Result<(MoverOutcome, u64)> {
+    let key = work.src.key.as_str();
+    let drop_source = spec.mode == Mode::Move && !spec.dry_run;
+    if work.at_destination {
+        // Copied by an earlier run, or written by a client since the migration began
+        // (newer than the source): either way the source copy is no longer needed.
+        if drop_source {
+            retry(|| from.store.delete(key)).await?;
+            return Ok((MoverOutcome::Deleted, 0));
+        }
+        return Ok((MoverOutcome::Skipped, 0));
+    }
+    if spec.dry_run {
+        return Ok((MoverOutcome::Copied, work.src.size));
+    }
+    let (bytes, etag) =
+        match copy_object(from, to, key, WriteCondition::IfAbsent, part_size, limit).await? {
+            Copy::SourceGone => return Ok((MoverOutcome::Skipped, 0)),
+            // As above: the destination's version is newer.
+            Copy::DestinationNewer if drop_source => {
+                retry(|| from.store.delete(key)).await?;
+                return Ok((MoverOutcome::Deleted, 0));
+            }
+            Copy::DestinationNewer => return Ok((MoverOutcome::Skipped, 0)),
+            Copy::Done { bytes, etag } => (bytes, etag),
+        };
+    if undo_if_deleted(from, to, key, etag.as_deref()).await? {
+        return Ok((MoverOutcome::Skipped, 0));
     }
     if spec.mode == Mode::Move {
         retry(|| from.store.delete(key)).await?;
     }
-    Ok(Outcome::Copied(got.info.size))
+    Ok((MoverOutcome::Copied, bytes))
 }
 
 /// Copies (or moves) every key of this shard from `spec.from` to `spec.to`.
-pub async fn migrate(router: &Router, spec: &MigrateSpec, progress: &Progress) -> Result<()> {
-    let from = member(router, spec, &spec.from)?;
-    let to = member(router, spec, &spec.to)?;
+pub async fn migrate(router: &Router, spec: &MigrateSpec, progress: &Arc<Progress>) -> Result<()> {
+    let from = member(router, &spec.bucket, &spec.from)?;
+    let to = member(router, &spec.bucket, &spec.to)?;
     if from.name == to.name {
         return Err(Error::InvalidArgument(
             "--from and --to name the same member".into(),
         ));
     }
-    let keys = from
-        .store
-        .list("", None)
-        .filter(|r| futures::future::ready(r.as_ref().map_or(true, |o| spec.shard.owns(&o.key))));
-    let results = keys
+    let limit = spec.bandwidth.map(|b| Arc::new(RateLimit::new(b)));
+    let part_size = part_size(router);
+    let work = receiver_stream(plan(from.clone(), to.clone(), spec.shard, progress.clone()));
+    let results = work
         .map(|item| {
-            let (from, to) = (from.clone(), to.clone());
+            let (from, to, limit) = (from.clone(), to.clone(), limit.clone());
             async move {
-                let o = item?;
-                progress.listed.fetch_add(1, Ordering::Relaxed);
-                let r = move_one(&from, &to, &o.key, spec).await;
-                match &r {
-                    Ok(Outcome::Copied(bytes)) => {
-                        progress.copied.fetch_add(1, Ordering::Relaxed);
-                        progress.bytes_copied.fetch_add(*bytes, Ordering::Relaxed);
-                        if spec.mode == Mode::Move {
-                            progress.deleted.fetch_add(1, Ordering::Relaxed);
+                let work = item?;
+                let key = work.src.key.clone();
+                let moved = spec.mode == Mode::Move && !spec.dry_run;
+                match migrate_one(&from, &to, work, spec, part_size, limit).await {
+                    Ok((outcome, bytes)) => {
+                        progress.count(outcome, bytes);
+                        if outcome == MoverOutcome::Copied && moved {
+                            progress.count(MoverOutcome::Deleted, 0);
                         }
                     }
-                    Ok(Outcome::Skipped) => {
-                        progress.skipped.fetch_add(1, Ordering::Relaxed);
-                    }
                     Err(e) => {
-                        progress.failed.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(key = %o.key, error = %e, "could not migrate");
+                        progress.count(MoverOutcome::Failed, 0);
+                        tracing::warn!(key = %key, error = %e, "could not migrate");
                     }
                 }
                 Ok::<(), Error>(())
@@ -255,6 +585,142 @@ pub async fn migrate(router: &Router, spec: &MigrateSpec, progress: &Progress) -
         // counted and the run goes on.
         r?;
     }
+    Ok(())
+}
+
+/// Carries out one tiering answer for `key`, held by `current`.
+async fn tier_one(
+    router: &Router,
+    vb: &VirtualBucket,
+    current: &Arc<Backend>,
+    key: &str,
+    spec: &TierSpec,
+    limit: Option<Arc<RateLimit>>,
+) -> Result<(MoverOutcome, u64)> {
+    let none = ReadConditions::default();
+    // The listing has no attributes: the policy sees the object as a HEAD gives it.
+    let head = match retry(|| current.store.get(key, None, &none, true)).await {
+        Ok((h, _)) => h.info,
+        Err(Error::NotFound) => return Ok((MoverOutcome::Skipped, 0)),
+        Err(e) => return Err(e),
+    };
+    let age = (chrono::Utc::now() - head.last_modified)
+        .num_seconds()
+        .max(0);
+    let obj = ObjectView {
+        bucket: vb.name.clone(),
+        key: key.to_owned(),
+        size: Some(head.size),
+        content_type: head.attrs.content_type.clone(),
+        metadata: head
+            .attrs
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        age_seconds: Some(age as u64),
+    };
+    let action = router.decider.tier(vb, &obj, &current.name)?;
+    let (target, keep_source) = match &action {
+        TierAction::Keep => return Ok((MoverOutcome::Kept, 0)),
+        TierAction::Delete => {
+            if !spec.dry_run {
+                retry(|| current.store.delete(key)).await?;
+            }
+            return Ok((MoverOutcome::Deleted, 0));
+        }
+        TierAction::CopyTo(t) => (t, true),
+        TierAction::MoveTo(t) => (t, false),
+    };
+    let to = vb
+        .member(target)
+        .cloned()
+        .ok_or_else(|| Error::internal("validated tier target"))?;
+    if spec.dry_run {
+        return Ok((MoverOutcome::Copied, head.size));
+    }
+    // The target may hold the key already: an earlier copy (as new as ours: nothing to
+    // copy) or an older version (replace exactly that version, so that a client write
+    // landing there meanwhile is not overwritten).
+    let cond = match retry(|| to.store.get(key, None, &none, true)).await {
+        Ok((there, _)) if there.info.last_modified >= head.last_modified => None,
+        Ok((there, _)) => Some(match there.info.etag {
+            Some(e) => WriteCondition::IfMatch(e),
+            None => WriteCondition::None,
+        }),
+        Err(Error::NotFound) => Some(WriteCondition::IfAbsent),
+        Err(e) => return Err(e),
+    };
+    let mut outcome = (MoverOutcome::Skipped, 0);
+    if let Some(cond) = cond {
+        match copy_object(current, &to, key, cond, part_size(router), limit).await? {
+            Copy::SourceGone | Copy::DestinationNewer => return Ok((MoverOutcome::Skipped, 0)),
+            Copy::Done { bytes, etag } => {
+                if undo_if_deleted(current, &to, key, etag.as_deref()).await? {
+                    return Ok((MoverOutcome::Skipped, 0));
+                }
+                outcome = (MoverOutcome::Copied, bytes);
+            }
+        }
+    }
+    if !keep_source {
+        // Remove the source only if it is still the version that was tiered: a client
+        // write to it since then is newer than the copy.
+        match retry(|| current.store.get(key, None, &none, true)).await {
+            Ok((now, _)) if now.info.etag == head.etag => {
+                retry(|| current.store.delete(key)).await?;
+            }
+            Ok(_) | Err(Error::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(outcome)
+}
+
+/// Runs one tiering pass over every member of `spec.bucket` (this shard only).
+pub async fn tier(router: &Router, spec: &TierSpec, progress: &Arc<Progress>) -> Result<()> {
+    let vb = router.bucket(&spec.bucket)?;
+    let limit = spec.bandwidth.map(|b| Arc::new(RateLimit::new(b)));
+    let shard = spec.shard;
+    // Members one after another, each in key order.
+    let mut listings = Vec::with_capacity(vb.members.len());
+    for m in &vb.members {
+        let member = m.clone();
+        listings.push(
+            m.store
+                .list("", None)
+                .filter(move |r: &Result<ObjectSummary>| {
+                    futures::future::ready(r.as_ref().map_or(true, |o| shard.owns(&o.key)))
+                })
+                .map(move |r| r.map(|o| (member.clone(), o)))
+                .boxed(),
+        );
+    }
+    let results = futures::stream::iter(listings)
+        .flatten()
+        .map(|item| {
+            let (vb, limit) = (vb.clone(), limit.clone());
+            async move {
+                let (member, o) = item?;
+                progress.listed(o.size);
+                match tier_one(router, &vb, &member, &o.key, spec, limit).await {
+                    Ok((outcome, bytes)) => {
+                        progress.count(outcome, bytes);
+                    }
+                    Err(e) => {
+                        progress.count(MoverOutcome::Failed, 0);
+                        tracing::warn!(key = %o.key, member = %member.name, error = %e, "could not tier");
+                    }
+                }
+                Ok::<(), Error>(())
+            }
+        })
+        .buffer_unordered(spec.concurrency.max(1));
+    futures::pin_mut!(results);
+    while let Some(r) = results.next().await {
+        r?;
+    }
+    progress.listing_done.store(true, Ordering::Relaxed);
     Ok(())
 }
 

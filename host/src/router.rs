@@ -25,7 +25,7 @@ use crate::model::{
 };
 use crate::policy::set::PolicySet;
 use crate::policy::wasm::CallError;
-use crate::policy::{DefaultPolicy, ObjectView, Policy, RequestView, validate_answer};
+use crate::policy::{DefaultPolicy, ObjectView, Policy, RequestView, TierAction, validate_answer};
 
 /// S3's smallest allowed part, except the last.
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -151,6 +151,66 @@ impl Decider {
                 }
             },
         }
+    }
+
+    /// What a tiering pass does with one object held by `current`. The built-in default
+    /// keeps everything. An answer naming the current member, or one outside the bucket,
+    /// is invalid; any failure is an error the pass counts, and the object stays put: a
+    /// tiering pass never acts on a policy that could not decide.
+    pub fn tier(&self, vb: &VirtualBucket, obj: &ObjectView, current: &str) -> Result<TierAction> {
+        if vb.policy == "default" {
+            return Ok(TierAction::Keep);
+        }
+        let views = vb.views();
+        let started = Instant::now();
+        let loaded = self.policies.as_ref().and_then(|s| s.get(&vb.policy));
+        let (outcome, result) = match &loaded {
+            None => (
+                Outcome::NotLoaded,
+                Err("the policy is not loaded".to_owned()),
+            ),
+            Some(p) => match p.tier(obj, current, &views) {
+                Err(CallError::Trap(m)) => (Outcome::Trap, Err(format!("trapped: {m}"))),
+                Err(CallError::Timeout) => {
+                    (Outcome::Timeout, Err("ran past its deadline".to_owned()))
+                }
+                Err(CallError::Memory(m)) => (
+                    Outcome::MemoryLimit,
+                    Err(format!("hit its memory limit: {m}")),
+                ),
+                Ok(Err(e)) => (Outcome::Refused, Err(e.to_string())),
+                Ok(Ok(action)) => match &action {
+                    TierAction::MoveTo(m) | TierAction::CopyTo(m)
+                        if m == current || vb.member(m).is_none() =>
+                    {
+                        (
+                            Outcome::InvalidAnswer,
+                            Err(format!("invalid answer: cannot tier {current:?} to {m:?}")),
+                        )
+                    }
+                    _ => (Outcome::Ok, Ok(action)),
+                },
+            },
+        };
+        self.metrics
+            .decision(&vb.policy, metrics::Call::Tier, outcome);
+        tracing::info!(
+            target: "switchyard::decisions",
+            policy = %vb.policy,
+            hash = %loaded.as_ref().map_or("-", |p| p.short_hash()),
+            call = ?metrics::Call::Tier,
+            bucket = %obj.bucket,
+            key = %obj.key,
+            current = %current,
+            answer = ?result,
+            outcome = ?outcome,
+            duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "decision"
+        );
+        result.map_err(|message| Error::PolicyFailed {
+            policy: vb.policy.clone(),
+            message,
+        })
     }
 
     /// Write targets for one object.

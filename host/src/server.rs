@@ -13,8 +13,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use crate::admin::AdminState;
 use crate::config::{Config, ConfigError};
 use crate::frontend::{Access, Auth, ClientAddr, Frontend};
+use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 use crate::policy::set::PolicySet;
 use crate::router::Router;
@@ -38,6 +40,7 @@ pub enum StartError {
 pub struct Server {
     addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
+    jobs: Arc<Jobs>,
     background: Vec<tokio::task::JoinHandle<()>>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -53,6 +56,11 @@ impl Server {
     /// The admin listener's address (metrics, health), when configured.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_addr
+    }
+
+    /// The engine's mover jobs (migrations and tiering passes).
+    pub fn jobs(&self) -> Arc<Jobs> {
+        self.jobs.clone()
     }
 
     /// The current configuration snapshot.
@@ -100,10 +108,32 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         policies.clone(),
         metrics.clone(),
     )?));
+    let jobs = Jobs::new(router.clone(), metrics.clone());
     let admin = match config.server.admin_listen {
-        Some(addr) => Some(crate::admin::start(addr, metrics.clone(), policies.clone()).await?),
+        Some(addr) => {
+            let token = match &config.server.admin_token {
+                Some(t) => Some(t.resolve("server.admin_token")?),
+                None => None,
+            };
+            let state = AdminState {
+                metrics: metrics.clone(),
+                policies: policies.clone(),
+                jobs: jobs.clone(),
+                token,
+            };
+            Some(crate::admin::start(addr, state).await?)
+        }
         None => None,
     };
+    let schedules: Vec<_> = config
+        .buckets
+        .iter()
+        .filter_map(|(name, b)| {
+            let t = b.tiering.clone()?;
+            info!(bucket = %name, every = ?t.every, "tiering passes scheduled");
+            Some(jobs.schedule(name.clone(), t))
+        })
+        .collect();
 
     let mut builder = S3ServiceBuilder::new(Frontend::new(router.clone()));
     builder.set_auth(Auth::from_config(&config)?);
@@ -185,10 +215,16 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         }
     });
     let admin_addr = admin.as_ref().map(|(a, _)| *a);
-    let background = admin.map(|(_, t)| t).into_iter().chain(watcher).collect();
+    let background = admin
+        .map(|(_, t)| t)
+        .into_iter()
+        .chain(watcher)
+        .chain(schedules)
+        .collect();
     Ok(Server {
         addr: local,
         admin_addr,
+        jobs,
         background,
         stop,
         task,

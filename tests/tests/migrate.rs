@@ -24,6 +24,7 @@ fn spec(mode: Mode, shard: Shard) -> MigrateSpec {
         shard,
         dry_run: false,
         concurrency: 8,
+        bandwidth: None,
     }
 }
 
@@ -58,7 +59,7 @@ async fn sharded_resumable_migration_from_fs_to_s3() {
     let router = gw.server.as_ref().unwrap().router();
 
     // A dry run changes nothing.
-    let p = Progress::default();
+    let p = Arc::new(Progress::default());
     migrate(
         &router,
         &MigrateSpec {
@@ -99,7 +100,7 @@ async fn sharded_resumable_migration_from_fs_to_s3() {
     let before = first.copied.load(Ordering::Relaxed);
     let (mut copied, mut listed) = (before, 0);
     for i in 0..3 {
-        let p = Progress::default();
+        let p = Arc::new(Progress::default());
         migrate(&router, &spec(Mode::Copy, Shard { index: i, count: 3 }), &p)
             .await
             .unwrap();
@@ -140,7 +141,7 @@ async fn sharded_resumable_migration_from_fs_to_s3() {
     }
 
     // A second run copies nothing; a move run then empties the source.
-    let p = Progress::default();
+    let p = Arc::new(Progress::default());
     migrate(&router, &spec(Mode::Copy, Shard::ALL), &p)
         .await
         .unwrap();
@@ -151,7 +152,7 @@ async fn sharded_resumable_migration_from_fs_to_s3() {
         ),
         (0, KEYS as u64)
     );
-    let p = Progress::default();
+    let p = Arc::new(Progress::default());
     migrate(&router, &spec(Mode::Move, Shard::ALL), &p)
         .await
         .unwrap();
@@ -206,7 +207,7 @@ async fn newer_client_writes_and_deletes_win_over_the_copy() {
         .await
         .unwrap();
     let router = gw.server.as_ref().unwrap().router();
-    let p = Progress::default();
+    let p = Arc::new(Progress::default());
     migrate(&router, &spec(Mode::Move, Shard::ALL), &p)
         .await
         .unwrap();

@@ -1,0 +1,252 @@
+//! Mover jobs inside a serving engine: migrations and tiering passes started through the
+//! admin API or by a bucket's tiering schedule, with their progress.
+//!
+//! Jobs are kept in memory only, like everything else in an engine: a restart forgets
+//! them, and running the same job again resumes it, because the mover itself is stateless.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+
+use crate::config::TieringConfig;
+use crate::metrics::{JobKind, Metrics};
+use crate::mover::{self, MigrateSpec, Progress, Shard, TierSpec};
+use crate::router::Router;
+
+/// Finished jobs kept for the admin API, oldest dropped first.
+const KEEP_FINISHED: usize = 100;
+
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "lowercase", tag = "state", content = "error")]
+pub enum JobState {
+    Running,
+    Done,
+    Failed(String),
+}
+
+#[derive(Debug)]
+pub struct Job {
+    pub id: u64,
+    pub kind: JobKind,
+    pub bucket: String,
+    /// The job's parameters, as the admin API shows them.
+    pub params: serde_json::Value,
+    pub started: DateTime<Utc>,
+    clock: Instant,
+    pub progress: Arc<Progress>,
+    state: Mutex<(JobState, Option<DateTime<Utc>>)>,
+}
+
+impl Job {
+    pub fn state(&self) -> JobState {
+        self.lock().0.clone()
+    }
+
+    pub fn running(&self) -> bool {
+        matches!(self.state(), JobState::Running)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (JobState, Option<DateTime<Utc>>)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let (state, finished) = self.lock().clone();
+        let p = self.progress.snapshot();
+        let elapsed = self.clock.elapsed().as_secs_f64();
+        let rate = p.bytes_copied as f64 / elapsed.max(1e-3);
+        let done_bytes = p.bytes_copied;
+        // An ETA only once the listing has its totals.
+        let eta = (p.listing_done && rate > 0.0 && matches!(state, JobState::Running))
+            .then(|| p.listed_bytes.saturating_sub(done_bytes) as f64 / rate);
+        serde_json::json!({
+            "id": self.id,
+            "kind": self.kind,
+            "bucket": self.bucket,
+            "params": self.params,
+            "status": state,
+            "started": self.started.to_rfc3339(),
+            "finished": finished.map(|f| f.to_rfc3339()),
+            "elapsed_seconds": elapsed,
+            "progress": p,
+            "bytes_per_second": rate,
+            "eta_seconds": eta,
+        })
+    }
+}
+
+/// The jobs of one engine.
+#[derive(Debug)]
+pub struct Jobs {
+    router: Arc<ArcSwap<Router>>,
+    metrics: Arc<Metrics>,
+    next: AtomicU64,
+    jobs: Mutex<Vec<Arc<Job>>>,
+}
+
+impl Jobs {
+    pub fn new(router: Arc<ArcSwap<Router>>, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Self {
+            router,
+            metrics,
+            next: AtomicU64::new(1),
+            jobs: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn list(&self) -> Vec<Arc<Job>> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<Job>> {
+        self.list().into_iter().find(|j| j.id == id)
+    }
+
+    fn register(
+        self: &Arc<Self>,
+        kind: JobKind,
+        bucket: &str,
+        params: serde_json::Value,
+    ) -> Arc<Job> {
+        let job = Arc::new(Job {
+            id: self.next.fetch_add(1, Ordering::Relaxed),
+            kind,
+            bucket: bucket.to_owned(),
+            params,
+            started: Utc::now(),
+            clock: Instant::now(),
+            progress: Arc::new(Progress::with_metrics(self.metrics.clone(), kind)),
+            state: Mutex::new((JobState::Running, None)),
+        });
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let finished = jobs.iter().filter(|j| !j.running()).count();
+        if finished >= KEEP_FINISHED
+            && let Some(i) = jobs.iter().position(|j| !j.running())
+        {
+            jobs.remove(i);
+        }
+        jobs.push(job.clone());
+        job
+    }
+
+    fn finish(job: &Job, result: crate::model::Result<()>) {
+        let state = match result {
+            Ok(()) => JobState::Done,
+            Err(e) => JobState::Failed(e.to_string()),
+        };
+        match &state {
+            JobState::Failed(e) => {
+                tracing::warn!(job = job.id, kind = ?job.kind, bucket = %job.bucket, error = %e, "job failed")
+            }
+            _ => {
+                tracing::info!(job = job.id, kind = ?job.kind, bucket = %job.bucket, progress = ?job.progress.snapshot(), "job done")
+            }
+        }
+        *job.lock() = (state, Some(Utc::now()));
+    }
+
+    /// Starts a migration in the background.
+    pub fn migrate(self: &Arc<Self>, spec: MigrateSpec) -> crate::model::Result<Arc<Job>> {
+        let router = self.router.load_full();
+        // Refuse a bad request now rather than as a failed job.
+        let vb = router.bucket(&spec.bucket)?;
+        for m in [&spec.from, &spec.to] {
+            if vb.member(m).is_none() {
+                return Err(crate::model::Error::InvalidArgument(format!(
+                    "{m:?} is not a member of bucket {:?}",
+                    spec.bucket
+                )));
+            }
+        }
+        let params = serde_json::json!({
+            "from": spec.from, "to": spec.to,
+            "mode": if spec.mode == mover::Mode::Move { "move" } else { "copy" },
+            "shard": format!("{}/{}", spec.shard.index, spec.shard.count),
+            "dry_run": spec.dry_run, "concurrency": spec.concurrency, "bandwidth": spec.bandwidth,
+        });
+        let job = self.register(JobKind::Migrate, &spec.bucket, params);
+        let j = job.clone();
+        tokio::spawn(async move {
+            let r = mover::migrate(&router, &spec, &j.progress).await;
+            Self::finish(&j, r);
+        });
+        Ok(job)
+    }
+
+    /// Starts a tiering pass in the background.
+    pub fn tier(self: &Arc<Self>, spec: TierSpec) -> crate::model::Result<Arc<Job>> {
+        let router = self.router.load_full();
+        router.bucket(&spec.bucket)?;
+        let params = serde_json::json!({
+            "shard": format!("{}/{}", spec.shard.index, spec.shard.count),
+            "dry_run": spec.dry_run, "concurrency": spec.concurrency, "bandwidth": spec.bandwidth,
+        });
+        let job = self.register(JobKind::Tier, &spec.bucket, params);
+        let j = job.clone();
+        tokio::spawn(async move {
+            let r = mover::tier(&router, &spec, &j.progress).await;
+            Self::finish(&j, r);
+        });
+        Ok(job)
+    }
+
+    /// Runs each configured tiering schedule until the engine stops: a pass every
+    /// `every`, never two of one bucket at once.
+    pub fn schedule(
+        self: &Arc<Self>,
+        bucket: String,
+        cfg: TieringConfig,
+    ) -> tokio::task::JoinHandle<()> {
+        let jobs = self.clone();
+        tokio::spawn(async move {
+            let shard = cfg
+                .shard
+                .as_deref()
+                .map_or(Ok(Shard::ALL), Shard::parse)
+                .unwrap_or(Shard::ALL);
+            let bandwidth = cfg
+                .bandwidth
+                .as_deref()
+                .and_then(|b| mover::parse_rate(b).ok());
+            let first = tokio::time::Instant::now() + cfg.every;
+            let mut tick = tokio::time::interval_at(first, cfg.every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last: Option<Arc<Job>> = None;
+            loop {
+                tick.tick().await;
+                if last.as_ref().is_some_and(|j| j.running()) {
+                    tracing::info!(bucket = %bucket, "the previous tiering pass is still running; skipping this one");
+                    continue;
+                }
+                let spec = TierSpec {
+                    bucket: bucket.clone(),
+                    shard,
+                    dry_run: false,
+                    concurrency: cfg.concurrency,
+                    bandwidth,
+                };
+                match jobs.tier(spec) {
+                    Ok(j) => last = Some(j),
+                    Err(e) => {
+                        tracing::warn!(bucket = %bucket, error = %e, "cannot start a tiering pass")
+                    }
+                }
+            }
+        })
+    }
+
+    /// Waits until `job` ends, polling; for tests and the CLI.
+    pub async fn wait(job: &Job, timeout: Duration) -> Option<JobState> {
+        let deadline = Instant::now() + timeout;
+        while job.running() {
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Some(job.state())
+    }
+}
