@@ -386,7 +386,7 @@ async fn copy_object(
     let body = verified(key, body, size, etag_md5(got.info.etag.as_deref()), limit);
     match to
         .store
-        .put(key, body, &got.info.attrs, &cond, part_size)
+        .put(key, body, Some(size), &got.info.attrs, &cond, part_size)
         .await
     {
         Ok(out) => Ok(Copy::Done {

@@ -550,23 +550,28 @@ impl Router {
         record_targets(&targets);
         let part_size = self.config.server.part_size;
         let outcome = self
-            .put_to(&targets, key, body, attrs, cond, part_size)
+            .put_to(&targets, key, body, size, attrs, cond, part_size)
             .await?;
         Ok((outcome, targets))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn put_to(
         &self,
         targets: &[Arc<Backend>],
         key: &str,
         body: Body,
+        len: Option<u64>,
         attrs: &Attrs,
         cond: &WriteCondition,
         part_size: u64,
     ) -> Result<PutOutcome> {
         if let [target] = targets {
             let started = Instant::now();
-            let r = target.store.put(key, body, attrs, cond, part_size).await;
+            let r = target
+                .store
+                .put(key, body, len, attrs, cond, part_size)
+                .await;
             target.observe(started, &r);
             return r;
         }
@@ -586,7 +591,7 @@ impl Router {
                 let started = Instant::now();
                 let r = target
                     .store
-                    .put(&key, stream, &attrs, &cond, part_size)
+                    .put(&key, stream, len, &attrs, &cond, part_size)
                     .await;
                 target.observe(started, &r);
                 r
@@ -705,6 +710,7 @@ impl Router {
                 &targets,
                 dst_key,
                 body,
+                Some(read.info.size),
                 &attrs,
                 cond,
                 self.config.server.part_size,

@@ -262,3 +262,121 @@ pub fn repo_root() -> PathBuf {
         .expect("workspace root")
         .to_owned()
 }
+
+/// The `switchyard` binary that `cargo build -p switchyard` builds (scripts/test.sh builds
+/// it before the tests run): `$SWITCHYARD_BIN` when set (as for plugins/build-all.sh), else
+/// `switchyard` in the target directory this test executable was built into, so a
+/// `CARGO_TARGET_DIR` elsewhere is followed.
+pub fn switchyard_bin() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("SWITCHYARD_BIN").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().context("locating the test executable")?;
+    // <target>/<profile>/deps/<test>-<hash>
+    let profile_dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .context("test executable outside a target directory")?;
+    let bin = profile_dir.join(format!("switchyard{}", std::env::consts::EXE_SUFFIX));
+    anyhow::ensure!(
+        bin.is_file(),
+        "{} not found: build it first with `cargo build -p switchyard` (scripts/test.sh does), or set SWITCHYARD_BIN",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+/// The counts on the closing line of `switchyard migrate`:
+/// `migration B/FROM -> TO (shard I/N): listed N, copied N (B bytes), skipped N, …, failed N …`
+/// (`would copy N (B bytes)` in a dry run). Counts this does not know are passed over, so
+/// a line that grows more of them still parses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MigrateSummary {
+    pub listed: u64,
+    pub copied: u64,
+    pub bytes: u64,
+    pub skipped: u64,
+    pub failed: u64,
+}
+
+impl MigrateSummary {
+    /// Finds and parses the summary line in a run's stdout.
+    pub fn parse(stdout: &str) -> Result<Self> {
+        let line = stdout
+            .lines()
+            .find(|l| l.contains("): listed "))
+            .with_context(|| format!("no summary line in the output:\n{stdout}"))?;
+        let counts = line.split_once("): ").map(|(_, c)| c).unwrap_or_default();
+        let mut s = Self::default();
+        let mut seen = [false; 4];
+        for part in counts.split(", ") {
+            let words: Vec<&str> = part.split_whitespace().collect();
+            let number = |i: usize| -> Result<u64> {
+                let w = words.get(i).copied().unwrap_or_default();
+                w.trim_start_matches('(')
+                    .parse()
+                    .with_context(|| format!("{w:?} in {line:?} is not a count"))
+            };
+            match words.as_slice() {
+                ["listed", ..] => (s.listed, seen[0]) = (number(1)?, true),
+                ["copied", ..] => (s.copied, s.bytes, seen[1]) = (number(1)?, number(2)?, true),
+                ["would", "copy", ..] => {
+                    (s.copied, s.bytes, seen[1]) = (number(2)?, number(3)?, true)
+                }
+                ["skipped", ..] => (s.skipped, seen[2]) = (number(1)?, true),
+                ["failed", ..] => (s.failed, seen[3]) = (number(1)?, true),
+                _ => {}
+            }
+        }
+        anyhow::ensure!(
+            seen.iter().all(|s| *s),
+            "listed, copied, skipped or failed missing from {line:?}"
+        );
+        Ok(s)
+    }
+}
+
+/// What one `switchyard` child process did.
+pub struct CliRun {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliRun {
+    /// The `switchyard migrate` summary; fails with the process's output when absent.
+    pub fn summary(&self) -> Result<MigrateSummary> {
+        MigrateSummary::parse(&self.stdout).with_context(|| {
+            format!(
+                "switchyard exited with {}; stderr:\n{}",
+                self.status, self.stderr
+            )
+        })
+    }
+}
+
+/// Runs `switchyard ARGS` with `envs` added to the environment, killed after `limit`.
+pub async fn run_switchyard(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    limit: std::time::Duration,
+) -> Result<CliRun> {
+    let bin = switchyard_bin()?;
+    let mut cmd = tokio::process::Command::new(&bin);
+    // Only what the test passes: no shard or log filter inherited from the caller.
+    cmd.args(args)
+        .env_remove("SWITCHYARD_SHARD")
+        .env("SWITCHYARD_LOG", "warn")
+        .envs(envs.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(limit, cmd.output())
+        .await
+        .with_context(|| format!("{} {args:?} still running after {limit:?}", bin.display()))?
+        .with_context(|| format!("spawning {} {args:?}", bin.display()))?;
+    Ok(CliRun {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}

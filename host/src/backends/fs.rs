@@ -449,6 +449,7 @@ impl Store for FsStore {
         &self,
         key: &str,
         body: Body,
+        _len: Option<u64>,
         attrs: &Attrs,
         cond: &WriteCondition,
         _part_size: u64,
@@ -725,7 +726,7 @@ mod tests {
             ..Default::default()
         };
         for k in ["a/b", "a-c", "a/a/z", "b", "a0"] {
-            s.put(k, body(b"x"), &attrs, &WriteCondition::None, 1 << 23)
+            s.put(k, body(b"x"), None, &attrs, &WriteCondition::None, 1 << 23)
                 .await
                 .unwrap();
         }
@@ -755,7 +756,14 @@ mod tests {
         assert_eq!(got.info.size, 8);
         assert_eq!(got.info.attrs, Attrs::default());
         let e = s
-            .put("b", body(b"y"), &attrs, &WriteCondition::IfAbsent, 1 << 23)
+            .put(
+                "b",
+                body(b"y"),
+                None,
+                &attrs,
+                &WriteCondition::IfAbsent,
+                1 << 23,
+            )
             .await
             .unwrap_err();
         assert!(matches!(e, Error::Precondition(_)));

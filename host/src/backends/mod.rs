@@ -6,6 +6,7 @@
 
 mod fs;
 mod objstore;
+mod s3direct;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,10 +39,13 @@ pub struct PartRef {
 pub trait Store: Send + Sync + 'static {
     /// Streams `body` into `key`. Small bodies go in one request, larger ones as a multipart
     /// upload of `part_size` parts; an error item in `body` aborts and leaves nothing behind.
+    /// `len` is the body's length when known in advance: a store that can pass a body of
+    /// known length straight through (S3 with static credentials) does, whatever its size.
     async fn put(
         &self,
         key: &str,
         body: Body,
+        len: Option<u64>,
         attrs: &Attrs,
         cond: &WriteCondition,
         part_size: u64,

@@ -21,6 +21,8 @@ use crate::model::{
     RESERVED_PREFIX, ReadConditions, Result, WriteCondition,
 };
 
+use super::s3direct::{MAX_SINGLE_PUT, S3Direct};
+
 /// Parts uploaded at once per streaming PUT: bounds memory at `part_size * this`.
 const UPLOAD_CONCURRENCY: usize = 4;
 
@@ -41,6 +43,8 @@ pub struct ObjectStoreBackend {
     prefix: String,
     /// Metadata names must be C# identifiers (Azure): see [`encode_meta_name`].
     escape_meta: bool,
+    /// Streaming single-request PUTs (S3 with static credentials).
+    direct: Option<S3Direct>,
 }
 
 fn config_error(field: String, e: impl std::fmt::Display) -> ConfigError {
@@ -89,6 +93,7 @@ impl ObjectStoreBackend {
             multipart,
             prefix,
             escape_meta: false,
+            direct: None,
         }
     }
 
@@ -116,12 +121,10 @@ impl ObjectStoreBackend {
                     b = b.with_token(k.resolve(&field("session_token"))?);
                 }
                 let store = Arc::new(b.build().map_err(|e| config_error(field("kind"), e))?);
-                Ok(Self::new(
-                    name,
-                    store.clone(),
-                    Multipart::Native(store),
-                    common.prefix,
-                ))
+                let mut backend =
+                    Self::new(name, store.clone(), Multipart::Native(store), common.prefix);
+                backend.direct = S3Direct::from_config(name, c)?;
+                Ok(backend)
             }
             BackendConfig::Azure(c) => {
                 let mut b = object_store::azure::MicrosoftAzureBuilder::new()
@@ -457,11 +460,20 @@ impl Store for ObjectStoreBackend {
         &self,
         key: &str,
         mut body: Body,
+        len: Option<u64>,
         attrs: &Attrs,
         cond: &WriteCondition,
         part_size: u64,
     ) -> Result<PutOutcome> {
         let path = self.path(key);
+        // If-Match stays on object_store's path, which checks the version itself: not
+        // every S3-compatible server honours If-Match on PUT.
+        if let (Some(direct), Some(len)) = (&self.direct, len)
+            && (1..=MAX_SINGLE_PUT).contains(&len)
+            && !matches!(cond, WriteCondition::IfMatch(_))
+        {
+            return direct.put(path.as_ref(), body, len, attrs, cond).await;
+        }
         // Buffer up to one part: a small object goes in one request, which keeps the
         // backend's own atomic conditional PUT.
         let mut buffered = Vec::new();

@@ -1,0 +1,291 @@
+//! Single-request streaming PUTs to S3, for bodies whose length is known.
+//!
+//! `object_store` takes a PUT body as one in-memory payload, or streams it as a multipart
+//! upload of buffered parts (`part_size` each, several in flight). For a gateway that is
+//! the wrong trade: every upload in flight holds megabytes, so memory grows with
+//! concurrency times part size, and small objects wait until their whole body has arrived
+//! before the backend sees a byte. When the client declared the length (S3 requires it
+//! anyway, up to 5 GiB per PUT), the body can instead flow through as it arrives: one
+//! signed request with `UNSIGNED-PAYLOAD`, the bytes passed on chunk by chunk, so memory
+//! per upload is a few chunks whatever the object's size. A body that ends early, runs
+//! long or fails its checksum aborts the request, and S3 commits nothing.
+
+use std::time::SystemTime;
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{
+    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+    UriPathNormalizationMode, sign,
+};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+use bytes::Bytes;
+use futures::StreamExt;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::config::{ConfigError, S3Backend};
+use crate::model::{Attrs, Body, Error, PutOutcome, Result, WriteCondition};
+
+/// S3's largest single PUT.
+pub const MAX_SINGLE_PUT: u64 = 5 * 1024 * 1024 * 1024;
+
+/// Everything but S3's unreserved characters and `/` is escaped in a key's path.
+const KEY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+pub struct S3Direct {
+    backend: String,
+    http: reqwest::Client,
+    identity: Identity,
+    region: String,
+    /// `scheme://host[:port]`.
+    origin: String,
+    /// The host header value.
+    host: String,
+    /// Path before the key: `/bucket/` (path style) or `/` (virtual-hosted).
+    base_path: String,
+}
+
+impl S3Direct {
+    /// Only for backends with static credentials: others (instance roles, web identity)
+    /// keep going through `object_store`, which knows how to refresh them.
+    pub fn from_config(name: &str, c: &S3Backend) -> Result<Option<Self>, ConfigError> {
+        let field = |f: &str| format!("backends.{name}.{f}");
+        let (Some(ak), Some(sk)) = (&c.access_key_id, &c.secret_access_key) else {
+            return Ok(None);
+        };
+        let token = match &c.session_token {
+            Some(t) => Some(t.resolve(&field("session_token"))?),
+            None => None,
+        };
+        let creds = Credentials::new(
+            ak.resolve(&field("access_key_id"))?,
+            sk.resolve(&field("secret_access_key"))?,
+            token,
+            None,
+            "switchyard-config",
+        );
+        let (origin, base_path) = match (&c.endpoint, c.virtual_hosted_style) {
+            (Some(e), false) => (
+                e.trim_end_matches('/').to_owned(),
+                format!("/{}/", c.bucket),
+            ),
+            // As object_store reads it: a virtual-hosted endpoint already names the bucket.
+            (Some(e), true) => (e.trim_end_matches('/').to_owned(), "/".to_owned()),
+            (None, _) => (
+                format!("https://{}.s3.{}.amazonaws.com", c.bucket, c.region),
+                "/".to_owned(),
+            ),
+        };
+        let url = url::Url::parse(&origin).map_err(|e| ConfigError::Invalid {
+            field: field("endpoint"),
+            message: e.to_string(),
+        })?;
+        if !url.path().trim_matches('/').is_empty() {
+            // An endpoint with a path of its own: leave it to object_store.
+            return Ok(None);
+        }
+        let host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => return Ok(None),
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(c.network.connect_timeout)
+            .read_timeout(c.network.read_timeout)
+            .tcp_nodelay(true)
+            .https_only(!c.allow_http)
+            .build()
+            .map_err(|e| ConfigError::Invalid {
+                field: field("endpoint"),
+                message: e.to_string(),
+            })?;
+        Ok(Some(Self {
+            backend: name.to_owned(),
+            http,
+            identity: creds.into(),
+            region: c.region.clone(),
+            origin,
+            host,
+            base_path,
+        }))
+    }
+
+    fn unavailable(&self, message: impl std::fmt::Display) -> Error {
+        Error::Unavailable {
+            backend: self.backend.clone(),
+            message: message.to_string(),
+        }
+    }
+
+    /// PUTs `len` bytes of `body` to `full_key` (the key with the backend's prefix).
+    pub async fn put(
+        &self,
+        full_key: &str,
+        body: Body,
+        len: u64,
+        attrs: &Attrs,
+        cond: &WriteCondition,
+    ) -> Result<PutOutcome> {
+        let path = format!("{}{}", self.base_path, utf8_percent_encode(full_key, KEY));
+        let url = format!("{}{path}", self.origin);
+        let mut headers: Vec<(String, String)> = vec![
+            ("host".into(), self.host.clone()),
+            ("content-length".into(), len.to_string()),
+        ];
+        let mut add = |name: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                headers.push((name.to_owned(), v.clone()));
+            }
+        };
+        add("content-type", &attrs.content_type);
+        add("cache-control", &attrs.cache_control);
+        add("content-disposition", &attrs.content_disposition);
+        add("content-encoding", &attrs.content_encoding);
+        add("content-language", &attrs.content_language);
+        for (k, v) in &attrs.metadata {
+            headers.push((format!("x-amz-meta-{k}"), v.clone()));
+        }
+        match cond {
+            WriteCondition::None => {}
+            WriteCondition::IfAbsent => headers.push(("if-none-match".into(), "*".into())),
+            WriteCondition::IfMatch(_) => {
+                return Err(Error::internal("If-Match writes go through object_store"));
+            }
+        }
+        let mut settings = SigningSettings::default();
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        let params = v4::SigningParams::builder()
+            .identity(&self.identity)
+            .region(&self.region)
+            .name("s3")
+            .time(SystemTime::now())
+            .settings(settings)
+            .build()
+            .map_err(Error::internal)?
+            .into();
+        let signable = SignableRequest::new(
+            "PUT",
+            &url,
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            SignableBody::UnsignedPayload,
+        )
+        .map_err(Error::internal)?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(Error::internal)?
+            .into_parts();
+        let (signed, _) = instructions.into_parts();
+        let mut req = self.http.put(&url);
+        // reqwest sets host and content-length itself (from the URL and the body).
+        for (k, v) in headers
+            .iter()
+            .filter(|(k, _)| k != "host" && k != "content-length")
+        {
+            req = req.header(k, v);
+        }
+        for h in &signed {
+            req = req.header(h.name(), h.value());
+        }
+        let body = reqwest::Body::wrap_stream(hold_last(body));
+        let req = req.header(reqwest::header::CONTENT_LENGTH, len).body(body);
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                // The body's own error (checksum mismatch, client gone, too long) is the
+                // cause to report, not the transport's view of it.
+                let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+                while let Some(s) = source {
+                    if let Some(own) = s.downcast_ref::<Error>() {
+                        return Err(own.clone());
+                    }
+                    source = s.source();
+                }
+                return Err(self.unavailable(e));
+            }
+        };
+        let status = resp.status();
+        if status.is_success() {
+            let etag = resp
+                .headers()
+                .get(reqwest::header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .map(|e| super::objstore::unquote(e.to_owned()));
+            return Ok(PutOutcome { etag });
+        }
+        let text = resp.text().await.unwrap_or_default();
+        let code = text
+            .split_once("<Code>")
+            .and_then(|(_, r)| r.split_once("</Code>"))
+            .map_or("", |(c, _)| c);
+        Err(match (status.as_u16(), code) {
+            (412, _) | (409, "ConditionalRequestConflict") => {
+                Error::Precondition("the backend refused the write condition".into())
+            }
+            (404, "NoSuchKey") => Error::NotFound,
+            (s, c) => self.unavailable(format!("PUT answered {s} {c}")),
+        })
+    }
+}
+
+/// Passes chunks on one behind, so that the last one leaves only when the body has ended
+/// well. The HTTP client ends the request as soon as `content-length` bytes are out and
+/// never looks at the stream again: a checksum failure reported after the last byte (as
+/// the verifying bodies do) would be too late, and the object would be committed. Held
+/// back, the last bytes are replaced by the error and the request is cut short.
+fn hold_last(body: Body) -> Body {
+    futures::stream::unfold(
+        (body, None::<Bytes>, false),
+        |(mut body, mut held, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                match body.next().await {
+                    Some(Ok(chunk)) if chunk.is_empty() => {}
+                    Some(Ok(chunk)) => {
+                        if let Some(prev) = held.replace(chunk) {
+                            return Some((Ok(prev), (body, held, false)));
+                        }
+                    }
+                    Some(Err(e)) => return Some((Err(e), (body, None, true))),
+                    None => return held.map(|h| (Ok(h), (body, None, true))),
+                }
+            }
+        },
+    )
+    .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_last_chunk_waits_for_the_end_of_the_body() {
+        let chunks = |v: Vec<Result<&'static [u8]>>| -> Body {
+            futures::stream::iter(v.into_iter().map(|r| r.map(Bytes::from_static))).boxed()
+        };
+        let ok: Vec<_> = hold_last(chunks(vec![Ok(b"ab"), Ok(b""), Ok(b"cd")]))
+            .collect()
+            .await;
+        assert_eq!(ok.len(), 2);
+        assert!(ok.iter().all(|r| r.is_ok()));
+        // The error replaces the held-back last chunk: the request never gets all its bytes.
+        let failed: Vec<_> = hold_last(chunks(vec![
+            Ok(b"ab"),
+            Ok(b"cd"),
+            Err(Error::internal("bad digest")),
+        ]))
+        .collect()
+        .await;
+        assert_eq!(failed.len(), 2);
+        assert_eq!(failed[0].as_ref().unwrap().as_ref(), b"ab");
+        assert!(failed[1].is_err());
+    }
+}
