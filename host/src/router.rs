@@ -786,7 +786,8 @@ impl Router {
         key: &str,
         upload_id: &str,
         part_number: i32,
-        mut body: Body,
+        body: Body,
+        len: Option<u64>,
     ) -> Result<String> {
         if !(1..=MAX_PART_NUMBER).contains(&part_number) {
             return Err(Error::InvalidArgument(format!(
@@ -794,26 +795,36 @@ impl Router {
             )));
         }
         let (member, id, _) = self.upload(bucket, key, upload_id).await?;
-        let mut chunks = Vec::new();
-        let mut size = 0u64;
-        let mut md5 = Md5::new();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk?;
-            size += chunk.len() as u64;
-            if size > self.config.server.max_put_size {
-                return Err(Error::TooLarge(self.config.server.max_put_size));
-            }
-            md5.update(&chunk);
-            chunks.push(chunk);
-        }
-        let etag = hex::encode(md5.finalize());
+        // The part streams to the member; its size and MD5 (the part's ETag, as S3 makes
+        // it) are tallied on the way.
+        let tally = Arc::new(std::sync::Mutex::new((Md5::new(), 0u64)));
+        let max = self.config.server.max_put_size;
+        let counted: Body = {
+            let tally = tally.clone();
+            body.map(move |item| {
+                let chunk = item?;
+                let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
+                t.1 += chunk.len() as u64;
+                if t.1 > max {
+                    return Err(Error::TooLarge(max));
+                }
+                t.0.update(&chunk);
+                Ok(chunk)
+            })
+            .boxed()
+        };
         let idx = usize::try_from(part_number - 1).map_err(Error::internal)?;
         let started = Instant::now();
         let r = member
             .store
-            .mpu_put_part(key, &id.backend_id, &id.nonce, idx, chunks)
+            .mpu_put_part(key, &id.backend_id, &id.nonce, idx, counted, len)
             .await;
         member.observe(started, &r);
+        let (etag, size) = {
+            let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
+            let md5 = std::mem::replace(&mut t.0, Md5::new());
+            (hex::encode(md5.finalize()), t.1)
+        };
         let PartRef { content_id } = r?;
         let record = PartRecord {
             part_number,
@@ -1001,8 +1012,9 @@ impl Router {
             .get(req, src_bucket, src_key, range, src_cond, false)
             .await?;
         let body = stream.ok_or_else(|| Error::internal("no body"))?;
+        let len = src.range.end - src.range.start;
         let etag = self
-            .upload_part(bucket, key, upload_id, part_number, body)
+            .upload_part(bucket, key, upload_id, part_number, body, Some(len))
             .await?;
         Ok((etag, src.info.last_modified))
     }

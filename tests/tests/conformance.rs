@@ -623,6 +623,25 @@ async fn multipart(c: &Client) {
         .send()
         .await
         .unwrap();
+    // A part whose bytes do not match its Content-MD5 is refused and not recorded: the
+    // part streams to the backend, and the check fails before its last bytes are sent.
+    {
+        use base64::Engine as _;
+        let wrong = base64::engine::general_purpose::STANDARD
+            .encode(<md5::Md5 as md5::Digest>::digest(b"something else"));
+        let e = c
+            .upload_part()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(&id)
+            .part_number(3)
+            .content_md5(wrong)
+            .body(ByteStream::from(part2.clone()))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), (400, "BadDigest".into()));
+    }
 
     let parts = c
         .list_parts()

@@ -583,10 +583,10 @@ impl Store for FsStore {
         _upload: &str,
         nonce: &str,
         part_idx: usize,
-        data: Vec<Bytes>,
+        body: Body,
+        _len: Option<u64>,
     ) -> Result<PartRef> {
         let rel = format!("uploads/{nonce}/data/{part_idx:05}");
-        let body: Body = futures::stream::iter(data.into_iter().map(Ok)).boxed();
         let (tmp, _, _) = self.write_tmp(body).await?;
         let dest = self.internal(&rel);
         if let Some(parent) = dest.parent() {

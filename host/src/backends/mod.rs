@@ -73,13 +73,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Starts a multipart upload and returns the backend's own upload id.
     async fn mpu_create(&self, key: &str, attrs: &Attrs) -> Result<String>;
+    /// Uploads one part. `len` is the part's length when known in advance: a store that
+    /// can stream a part of known length (S3 with static credentials) does, others read
+    /// the part first.
     async fn mpu_put_part(
         &self,
         key: &str,
         upload: &str,
         nonce: &str,
         part_idx: usize,
-        data: Vec<Bytes>,
+        body: Body,
+        len: Option<u64>,
     ) -> Result<PartRef>;
     /// Completes with parts in order; `attrs` are the ones given at creation.
     async fn mpu_complete(

@@ -716,8 +716,20 @@ impl Store for ObjectStoreBackend {
         upload: &str,
         nonce: &str,
         part_idx: usize,
-        data: Vec<Bytes>,
+        body: Body,
+        len: Option<u64>,
     ) -> Result<PartRef> {
+        if let (Multipart::Native(_), Some(direct), Some(len)) =
+            (&self.multipart, &self.direct, len)
+            && (1..=MAX_SINGLE_PUT).contains(&len)
+        {
+            let path = self.path(key);
+            let content_id = direct
+                .put_part(path.as_ref(), upload, part_idx + 1, body, len)
+                .await?;
+            return Ok(PartRef { content_id });
+        }
+        let data: Vec<Bytes> = body.try_collect().await?;
         let payload = PutPayload::from_iter(data);
         match &self.multipart {
             Multipart::Native(mp) => {

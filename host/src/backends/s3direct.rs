@@ -131,12 +131,7 @@ impl S3Direct {
         attrs: &Attrs,
         cond: &WriteCondition,
     ) -> Result<PutOutcome> {
-        let path = format!("{}{}", self.base_path, utf8_percent_encode(full_key, KEY));
-        let url = format!("{}{path}", self.origin);
-        let mut headers: Vec<(String, String)> = vec![
-            ("host".into(), self.host.clone()),
-            ("content-length".into(), len.to_string()),
-        ];
+        let mut headers: Vec<(String, String)> = Vec::new();
         let mut add = |name: &str, v: &Option<String>| {
             if let Some(v) = v {
                 headers.push((name.to_owned(), v.clone()));
@@ -157,6 +152,44 @@ impl S3Direct {
                 return Err(Error::internal("If-Match writes go through object_store"));
             }
         }
+        let etag = self.send(full_key, "", headers, body, len).await?;
+        Ok(PutOutcome {
+            etag: etag.map(super::objstore::unquote),
+        })
+    }
+
+    /// Uploads part `part_number` (from 1) of multipart upload `upload_id`; returns the
+    /// part's ETag as S3 sent it (the form CompleteMultipartUpload takes back).
+    pub async fn put_part(
+        &self,
+        full_key: &str,
+        upload_id: &str,
+        part_number: usize,
+        body: Body,
+        len: u64,
+    ) -> Result<String> {
+        let query = format!(
+            "?partNumber={part_number}&uploadId={}",
+            utf8_percent_encode(upload_id, NON_ALPHANUMERIC)
+        );
+        self.send(full_key, &query, Vec::new(), body, len)
+            .await?
+            .ok_or_else(|| self.unavailable("UploadPart answered without an ETag"))
+    }
+
+    /// One signed PUT with a streamed body of `len` bytes; the ETag header of the answer.
+    async fn send(
+        &self,
+        full_key: &str,
+        query: &str,
+        mut headers: Vec<(String, String)>,
+        body: Body,
+        len: u64,
+    ) -> Result<Option<String>> {
+        let path = format!("{}{}", self.base_path, utf8_percent_encode(full_key, KEY));
+        let url = format!("{}{path}{query}", self.origin);
+        headers.push(("host".into(), self.host.clone()));
+        headers.push(("content-length".into(), len.to_string()));
         let mut settings = SigningSettings::default();
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
         settings.percent_encoding_mode = PercentEncodingMode::Single;
@@ -211,12 +244,11 @@ impl S3Direct {
         };
         let status = resp.status();
         if status.is_success() {
-            let etag = resp
+            return Ok(resp
                 .headers()
                 .get(reqwest::header::ETAG)
                 .and_then(|v| v.to_str().ok())
-                .map(|e| super::objstore::unquote(e.to_owned()));
-            return Ok(PutOutcome { etag });
+                .map(str::to_owned));
         }
         let text = resp.text().await.unwrap_or_default();
         let code = text
@@ -228,6 +260,7 @@ impl S3Direct {
                 Error::Precondition("the backend refused the write condition".into())
             }
             (404, "NoSuchKey") => Error::NotFound,
+            (404, "NoSuchUpload") => Error::NoSuchUpload,
             (s, c) => self.unavailable(format!("PUT answered {s} {c}")),
         })
     }

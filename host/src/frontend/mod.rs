@@ -864,6 +864,7 @@ impl S3 for Frontend {
         let blob = input.body.unwrap_or_else(|| {
             StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
         });
+        let len = expected.declared_len;
         let body = body::verified(blob, expected, trailers, limit);
         let e = traced(
             "UploadPart",
@@ -874,6 +875,7 @@ impl S3 for Frontend {
                 &input.upload_id,
                 input.part_number,
                 body,
+                len,
             ),
         )
         .await?;
