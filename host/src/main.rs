@@ -211,17 +211,26 @@ fn policy_command(cmd: PolicyCommand) -> ExitCode {
     }
 }
 
-fn init_tracing(json: bool) {
+/// Logs go to stderr through a background writer: a request's log line is formatted on
+/// its worker but never waits for the terminal or pipe. Keep the guard until exit, so the
+/// last lines are flushed.
+fn init_tracing(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        // Block rather than drop lines when the writer falls behind: an access log with
+        // holes is worse than a slower request.
+        .lossy(false)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     if json {
         builder.json().init();
     } else {
         builder.init();
     }
+    guard
 }
 
 fn embedded_default(listen: Option<SocketAddr>, data_dir: PathBuf) -> Config {
@@ -364,7 +373,7 @@ async fn run_job(config: Config, job: Job) -> Result<bool, String> {
 /// Loads the configuration and runs `job` on a fresh runtime; the exit code says whether
 /// every object went through.
 fn job_command(config: &std::path::Path, job: impl FnOnce() -> Result<Job, String>) -> ExitCode {
-    init_tracing(false);
+    let _logs = init_tracing(false);
     let result = (|| {
         let config = Config::load(config).map_err(|e| e.to_string())?;
         let job = job()?;
@@ -430,7 +439,7 @@ fn main() -> ExitCode {
             }))
         }),
         Command::Policy(cmd) => {
-            init_tracing(false);
+            let _logs = init_tracing(false);
             policy_command(cmd)
         }
         Command::CheckConfig { file } => match Config::load(&file) {
@@ -454,7 +463,7 @@ fn main() -> ExitCode {
             data_dir,
             log_json,
         } => {
-            init_tracing(log_json);
+            let _logs = init_tracing(log_json);
             let config = match config {
                 Some(path) => match Config::load(&path) {
                     Ok(mut c) => {

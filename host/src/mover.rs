@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use md5::{Digest, Md5};
@@ -191,21 +191,21 @@ impl Progress {
 #[derive(Debug)]
 pub struct RateLimit {
     bytes_per_sec: f64,
-    next: std::sync::Mutex<Instant>,
+    next: std::sync::Mutex<tokio::time::Instant>,
 }
 
 impl RateLimit {
     pub fn new(bytes_per_sec: u64) -> Self {
         Self {
             bytes_per_sec: bytes_per_sec.max(1) as f64,
-            next: std::sync::Mutex::new(Instant::now()),
+            next: std::sync::Mutex::new(tokio::time::Instant::now()),
         }
     }
 
     async fn take(&self, bytes: usize) {
         let wait = {
             let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
-            let now = Instant::now();
+            let now = tokio::time::Instant::now();
             let start = (*next).max(now);
             *next = start + Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec);
             start - now
@@ -742,5 +742,38 @@ mod tests {
         assert_eq!(key_hash("a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(key_hash("foobar"), 0x8594_4171_f739_67e8);
         assert!(Shard::ALL.owns("anything"));
+    }
+
+    #[test]
+    fn rates_parse() {
+        assert_eq!(parse_rate("50MiB/s"), Ok(50 * 1024 * 1024));
+        assert_eq!(parse_rate("200MB/s"), Ok(200_000_000));
+        assert_eq!(parse_rate("1.5 GiB"), Ok(1_610_612_736));
+        assert_eq!(parse_rate("4096"), Ok(4096));
+        for bad in ["", "fast", "0", "10 parsecs/s", "-5MB/s"] {
+            assert!(parse_rate(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limit_paces_bytes_across_callers() {
+        // 1 MB/s shared by four callers moving 2 MB in 64 KB chunks: about 2 s in all
+        // (the first chunk goes at once), on tokio's paused clock.
+        let limit = Arc::new(RateLimit::new(1_000_000));
+        let started = tokio::time::Instant::now();
+        let callers = (0..4).map(|_| {
+            let limit = limit.clone();
+            tokio::spawn(async move {
+                for _ in 0..8 {
+                    limit.take(62_500).await;
+                }
+            })
+        });
+        futures::future::join_all(callers).await;
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(1900) && took <= Duration::from_millis(2100),
+            "{took:?}"
+        );
     }
 }
