@@ -553,6 +553,10 @@ pub async fn migrate(router: &Router, spec: &MigrateSpec, progress: &Arc<Progres
             "--from and --to name the same member".into(),
         ));
     }
+    let vb = router.bucket(&spec.bucket)?;
+    if vb.members.first().map(|m| m.name.as_str()) != Some(to.name.as_str()) && !spec.dry_run {
+        tracing::warn!(bucket = %spec.bucket, to = %to.name, "the destination is not the bucket's first member: client writes may keep landing elsewhere, and will need another run (docs/migration.md)");
+    }
     let limit = spec.bandwidth.map(|b| Arc::new(RateLimit::new(b)));
     let part_size = part_size(router);
     let work = receiver_stream(plan(from.clone(), to.clone(), spec.shard, progress.clone()));
