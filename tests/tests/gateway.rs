@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
+use futures::StreamExt;
 use switchyard_tests::emulators::Moto;
 use switchyard_tests::harness::{ACCESS_KEY, Gateway, SECRET_KEY, TempDir, err_of, s3_client};
 
@@ -472,5 +473,47 @@ async fn client_gone_mid_upload_leaves_nothing_behind() {
         0,
         "temporary file left behind"
     );
+    gw.stop().await;
+}
+
+/// An upload that takes longer than the backend's `read_timeout` (here 1 s) still
+/// succeeds as long as bytes keep flowing: the timeout is for silence, not for the
+/// transfer. The body streams through to S3 in one request, a piece every 300 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_upload_longer_than_the_read_timeout_streams_through() {
+    let moto = Moto::start().await.unwrap();
+    moto.create_bucket("slow").await.unwrap();
+    let cfg = format!(
+        "version = 1\n[backends.s3]\nkind = \"s3\"\nbucket = \"slow\"\nendpoint = {:?}\nallow_http = true\naccess_key_id = \"x\"\nsecret_access_key = \"y\"\n[backends.s3.network]\nread_timeout = \"1s\"\n[buckets.slow]\nmembers = [\"s3\"]\n",
+        moto.endpoint
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let c = gw.client();
+    let url = c
+        .put_object()
+        .bucket("slow")
+        .key("trickle")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap())
+        .await
+        .unwrap();
+    const PIECES: usize = 8;
+    const PIECE: usize = 64 * 1024;
+    let body = futures::stream::iter(0..PIECES).then(|i| async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok::<_, std::io::Error>(bytes::Bytes::from(vec![i as u8; PIECE]))
+    });
+    let started = Instant::now();
+    let r = reqwest::Client::new()
+        .put(url.uri())
+        .header("content-length", PIECES * PIECE)
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    assert!(started.elapsed() > Duration::from_secs(2));
+    let got = get(&c, "slow", "trickle").await;
+    assert_eq!(got.len(), PIECES * PIECE);
+    assert!(got[PIECE * 7..].iter().all(|b| *b == 7));
     gw.stop().await;
 }

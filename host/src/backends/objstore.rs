@@ -23,6 +23,52 @@ use crate::model::{
 
 use super::s3direct::{MAX_SINGLE_PUT, S3Direct};
 
+/// Read chunks smaller than this are gathered up to it before they go on.
+const COALESCE_BYTES: usize = 64 * 1024;
+
+/// Gathers the small chunks a backend's response arrives in (some servers send 4 KiB
+/// frames) into chunks of about `target` bytes, taking only what is already there: a copy
+/// of a few KiB costs far less than the write system call per chunk it saves on the way to
+/// the client, and a slow backend's bytes are never held back waiting for more.
+fn coalesce(mut inner: ByteStream, target: usize) -> ByteStream {
+    use std::task::Poll;
+    let mut buf = bytes::BytesMut::new();
+    let mut failed: Option<Error> = None;
+    let mut done = false;
+    futures::stream::poll_fn(move |cx| {
+        if let Some(e) = failed.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        loop {
+            if done {
+                return Poll::Ready((!buf.is_empty()).then(|| Ok(buf.split().freeze())));
+            }
+            match inner.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    if buf.is_empty() && chunk.len() >= target {
+                        return Poll::Ready(Some(Ok(chunk)));
+                    }
+                    buf.extend_from_slice(&chunk);
+                    if buf.len() >= target {
+                        return Poll::Ready(Some(Ok(buf.split().freeze())));
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    if buf.is_empty() {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    failed = Some(e);
+                    return Poll::Ready(Some(Ok(buf.split().freeze())));
+                }
+                Poll::Ready(None) => done = true,
+                Poll::Pending if buf.is_empty() => return Poll::Pending,
+                Poll::Pending => return Poll::Ready(Some(Ok(buf.split().freeze()))),
+            }
+        }
+    })
+    .boxed()
+}
+
 /// Parts uploaded at once per streaming PUT: bounds memory at `part_size * this`.
 const UPLOAD_CONCURRENCY: usize = 4;
 
@@ -624,7 +670,7 @@ impl Store for ObjectStoreBackend {
             .into_stream()
             .map_err(move |e| map_error(&name, e))
             .boxed();
-        Ok((outcome, Some(stream)))
+        Ok((outcome, Some(coalesce(stream, COALESCE_BYTES))))
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
@@ -875,6 +921,39 @@ impl Store for ObjectStoreBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn small_chunks_are_gathered_and_errors_kept_in_place() {
+        let chunks = |v: Vec<Result<Vec<u8>>>| -> ByteStream {
+            futures::stream::iter(v.into_iter().map(|r| r.map(Bytes::from))).boxed()
+        };
+        let out: Vec<Result<Bytes>> = coalesce(
+            chunks(vec![
+                Ok(vec![1; 3]),
+                Ok(vec![2; 3]),
+                Ok(vec![3; 3]),
+                Ok(vec![4; 10]),
+                Ok(vec![5; 1]),
+            ]),
+            8,
+        )
+        .collect()
+        .await;
+        let sizes: Vec<usize> = out.iter().map(|r| r.as_ref().unwrap().len()).collect();
+        assert_eq!(sizes, [9, 10, 1]);
+        let out: Vec<Result<Bytes>> = coalesce(
+            chunks(vec![
+                Ok(vec![1; 3]),
+                Err(Error::internal("cut")),
+                Ok(vec![2; 3]),
+            ]),
+            8,
+        )
+        .collect()
+        .await;
+        assert_eq!(out[0].as_ref().unwrap().len(), 3);
+        assert!(out[1].is_err());
+    }
 
     #[test]
     fn azure_metadata_names_round_trip() {

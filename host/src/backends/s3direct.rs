@@ -48,6 +48,9 @@ pub struct S3Direct {
     host: String,
     /// Path before the key: `/bucket/` (path style) or `/` (virtual-hosted).
     base_path: String,
+    /// A request fails when neither a body chunk went out nor the answer came in for
+    /// this long (`network.read_timeout`).
+    idle_timeout: std::time::Duration,
 }
 
 impl S3Direct {
@@ -94,9 +97,11 @@ impl S3Direct {
             (Some(h), None) => h.to_owned(),
             (None, _) => return Ok(None),
         };
+        // No read timeout on the client: reqwest's would run while the body is still being
+        // sent (nothing is read until the backend answers), cutting every upload that
+        // takes longer. `send` applies an idle timeout instead.
         let http = reqwest::Client::builder()
             .connect_timeout(c.network.connect_timeout)
-            .read_timeout(c.network.read_timeout)
             .tcp_nodelay(true)
             .https_only(!c.allow_http)
             .build()
@@ -112,6 +117,7 @@ impl S3Direct {
             origin,
             host,
             base_path,
+            idle_timeout: c.network.read_timeout,
         }))
     }
 
@@ -225,9 +231,43 @@ impl S3Direct {
         for h in &signed {
             req = req.header(h.name(), h.value());
         }
-        let body = reqwest::Body::wrap_stream(hold_last(body));
+        // Progress is a body chunk handed to the connection; the clock starts over at each.
+        let clock = tokio::time::Instant::now();
+        let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let body = {
+            let progress = progress.clone();
+            hold_last(body)
+                .inspect(move |_| {
+                    let ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    progress.store(ms, std::sync::atomic::Ordering::Relaxed);
+                })
+                .boxed()
+        };
+        let body = reqwest::Body::wrap_stream(body);
         let req = req.header(reqwest::header::CONTENT_LENGTH, len).body(body);
-        let resp = match req.send().await {
+        let send = req.send();
+        tokio::pin!(send);
+        let sent = loop {
+            let last = std::time::Duration::from_millis(
+                progress.load(std::sync::atomic::Ordering::Relaxed),
+            );
+            let deadline = clock + last + self.idle_timeout;
+            tokio::select! {
+                r = &mut send => break r,
+                _ = tokio::time::sleep_until(deadline) => {
+                    let now = std::time::Duration::from_millis(
+                        progress.load(std::sync::atomic::Ordering::Relaxed),
+                    );
+                    if now == last {
+                        return Err(self.unavailable(format!(
+                            "no progress for {:?}",
+                            self.idle_timeout
+                        )));
+                    }
+                }
+            }
+        };
+        let resp = match sent {
             Ok(r) => r,
             Err(e) => {
                 // The body's own error (checksum mismatch, client gone, too long) is the
@@ -250,7 +290,11 @@ impl S3Direct {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned));
         }
-        let text = resp.text().await.unwrap_or_default();
+        let text = tokio::time::timeout(self.idle_timeout, resp.text())
+            .await
+            .ok()
+            .and_then(|t| t.ok())
+            .unwrap_or_default();
         let code = text
             .split_once("<Code>")
             .and_then(|(_, r)| r.split_once("</Code>"))

@@ -239,7 +239,7 @@ async fn traced<T>(
     match result {
         Ok(v) => {
             span.record("status", "ok");
-            span.in_scope(|| info!("request done"));
+            span.in_scope(|| info!(target: "switchyard::access", "request done"));
             Ok(v)
         }
         Err(e) => {
@@ -249,7 +249,7 @@ async fn traced<T>(
             span.record("status", s3.code().as_str());
             span.in_scope(|| {
                 if client {
-                    info!(error = %message, "request refused");
+                    info!(target: "switchyard::access", error = %message, "request refused");
                 } else {
                     tracing::warn!(error = %message, "request failed");
                 }
