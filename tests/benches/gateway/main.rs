@@ -82,6 +82,7 @@ impl Target {
             .with_context(|| format!("unknown target {s:?}"))
     }
 }
+
 /// Printable bytes, deterministic (a checked GET compares them as text).
 fn payload(size: u64) -> Bytes {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -108,7 +109,8 @@ fn budget(args: &Args, op: Op, size: u64, concurrency: usize, rounds: usize) -> 
     }
 }
 
-/// Runs one phase against one target, watching the gateway's memory.
+/// Runs one phase against one target, watching the gateway's memory and the CPU time of
+/// the gateway and the origin.
 async fn measure(
     rig: &mut Rig,
     target: Target,

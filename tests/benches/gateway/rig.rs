@@ -116,7 +116,8 @@ pub fn free_bytes(path: &Path) -> Option<u64> {
 pub struct Rig {
     pub work: WorkDir,
     s3_root: PathBuf,
-    pub _procs: Vec<Child>,
+    /// Killed on drop.
+    pub procs: Vec<Child>,
     pub endpoints: BTreeMap<Target, Endpoint>,
     /// Gateway processes whose memory and CPU time are reported.
     pub pids: BTreeMap<Target, u32>,
@@ -250,7 +251,7 @@ impl Rig {
         Ok(Self {
             work,
             s3_root,
-            _procs: procs,
+            procs,
             endpoints,
             pids,
             origin_pid,
@@ -258,7 +259,7 @@ impl Rig {
     }
 
     pub fn check_alive(&mut self) -> Result<()> {
-        for p in &mut self._procs {
+        for p in &mut self.procs {
             p.check_alive()?;
         }
         Ok(())
