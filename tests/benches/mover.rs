@@ -6,7 +6,7 @@
 //! remotes, so that rclone streams every object through itself as the mover does instead
 //! of asking the server for a same-remote CopyObject. The destination is emptied before
 //! every run; the configurations alternate order from round to round and each reports its
-//! median.
+//! median wall time, and the CPU seconds the tool and s3s-fs spent (from `/proc`, Linux).
 //!
 //! Run: `cargo bench -p switchyard-tests --bench mover`, after
 //! `scripts/install-bench-tools.sh` (s3s-fs in `.tools/bin`, Debian's rclone). The bench
@@ -34,7 +34,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use base64::Engine;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use switchyard_tests::harness::{TempDir, repo_root, s3_client};
+use switchyard_tests::harness::{MigrateSummary, TempDir, repo_root, s3_client};
 
 const ACCESS_KEY: &str = "mover-bench";
 const SECRET_KEY: &str = "mover-bench-secret";
@@ -400,23 +400,6 @@ fn output_text(out: &Output) -> String {
     )
 }
 
-/// `copied N` and `failed N` from the closing line of `switchyard migrate`
-/// (`migration B/FROM -> TO (shard I/N): listed N, copied N (B bytes), …, failed N …`).
-fn mover_summary(stdout: &str) -> Option<(u64, u64)> {
-    let line = stdout.lines().find(|l| l.contains("): listed "))?;
-    let (_, counts) = line.split_once("): ")?;
-    let (mut copied, mut failed) = (None, None);
-    for part in counts.split(", ") {
-        let mut words = part.split_whitespace();
-        match (words.next(), words.next().and_then(|n| n.parse().ok())) {
-            (Some("copied"), Some(n)) => copied = Some(n),
-            (Some("failed"), Some(n)) => failed = Some(n),
-            _ => {}
-        }
-    }
-    Some((copied?, failed?))
-}
-
 /// CPU seconds (user + system) from a `/proc/PID/stat` line: the process's own, or
 /// with `children` those of its children that have been waited for. Linux only; zero
 /// elsewhere.
@@ -532,13 +515,13 @@ fn run(
         output_text(&out)
     );
     if let Tool::Mover { .. } = tool {
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let (copied, failed) = mover_summary(&stdout)
-            .with_context(|| format!("no summary line from switchyard migrate:\n{stdout}"))?;
+        let summary = MigrateSummary::parse(&String::from_utf8_lossy(&out.stdout))?;
         ensure!(
-            copied == set.count as u64 && failed == 0,
-            "switchyard migrate copied {copied} of {} with {failed} failed:\n{}",
+            summary.copied == set.count as u64 && summary.failed == 0,
+            "switchyard migrate copied {} of {} with {} failed:\n{}",
+            summary.copied,
             set.count,
+            summary.failed,
             output_text(&out)
         );
     }
