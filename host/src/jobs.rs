@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
@@ -236,17 +236,5 @@ impl Jobs {
                 }
             }
         })
-    }
-
-    /// Waits until `job` ends, polling; for tests and the CLI.
-    pub async fn wait(job: &Job, timeout: Duration) -> Option<JobState> {
-        let deadline = Instant::now() + timeout;
-        while job.running() {
-            if Instant::now() > deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Some(job.state())
     }
 }

@@ -48,12 +48,8 @@ enum Command {
     /// keep using the bucket (list the destination first in its members). Stateless:
     /// run it again after any stop and it finishes the job.
     Migrate {
-        /// Configuration file (TOML).
-        #[arg(long, short)]
-        config: PathBuf,
-        /// The virtual bucket.
-        #[arg(long)]
-        bucket: String,
+        #[command(flatten)]
+        job: JobArgs,
         /// The member to copy from.
         #[arg(long)]
         from: String,
@@ -63,41 +59,36 @@ enum Command {
         /// `copy` keeps the source; `move` deletes it after a verified copy.
         #[arg(long, default_value = "copy", value_parser = ["copy", "move"])]
         mode: String,
-        /// This engine's part of the key space, I/N (stable hash of the key).
-        #[arg(long, default_value = "0/1", env = "SWITCHYARD_SHARD")]
-        shard: String,
-        /// Report what would be copied, and change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Objects in flight at once.
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
-        /// Cap on the bytes copied per second, e.g. 50MiB/s (default: no cap).
-        #[arg(long, value_parser = switchyard::mover::parse_rate)]
-        bandwidth: Option<u64>,
     },
     /// Run one tiering pass over a virtual bucket: list every member and ask the bucket's
     /// policy, per object, to keep, move, copy or delete it. Stateless, like migrate.
     Tier {
-        /// Configuration file (TOML); its [plugins] dir supplies the policy.
-        #[arg(long, short)]
-        config: PathBuf,
-        /// The virtual bucket.
-        #[arg(long)]
-        bucket: String,
-        /// This engine's part of the key space, I/N (stable hash of the key).
-        #[arg(long, default_value = "0/1", env = "SWITCHYARD_SHARD")]
-        shard: String,
-        /// Ask the policy and report what would happen, and change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Objects in flight at once.
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
-        /// Cap on the bytes copied per second, e.g. 50MiB/s (default: no cap).
-        #[arg(long, value_parser = switchyard::mover::parse_rate)]
-        bandwidth: Option<u64>,
+        #[command(flatten)]
+        job: JobArgs,
     },
+}
+
+/// What `migrate` and `tier` share.
+#[derive(clap::Args)]
+struct JobArgs {
+    /// Configuration file (TOML); for `tier`, its [plugins] dir supplies the policy.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// The virtual bucket.
+    #[arg(long)]
+    bucket: String,
+    /// This engine's part of the key space, I/N (stable hash of the key).
+    #[arg(long, default_value = "0/1", env = "SWITCHYARD_SHARD")]
+    shard: String,
+    /// Report what would be done (asking the policy, for `tier`), and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Objects in flight at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Cap on the bytes copied per second, e.g. 50MiB/s (default: no cap).
+    #[arg(long, value_parser = switchyard::mover::parse_rate)]
+    bandwidth: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -401,18 +392,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Migrate {
-            config,
-            bucket,
+            job,
             from,
             to,
             mode,
-            shard,
-            dry_run,
-            concurrency,
-            bandwidth,
-        } => job_command(&config, || {
+        } => job_command(&job.config, || {
             Ok(Job::Migrate(switchyard::mover::MigrateSpec {
-                bucket,
+                bucket: job.bucket,
                 from,
                 to,
                 mode: if mode == "move" {
@@ -420,26 +406,19 @@ fn main() -> ExitCode {
                 } else {
                     switchyard::mover::Mode::Copy
                 },
-                shard: switchyard::mover::Shard::parse(&shard)?,
-                dry_run,
-                concurrency,
-                bandwidth,
+                shard: switchyard::mover::Shard::parse(&job.shard)?,
+                dry_run: job.dry_run,
+                concurrency: job.concurrency,
+                bandwidth: job.bandwidth,
             }))
         }),
-        Command::Tier {
-            config,
-            bucket,
-            shard,
-            dry_run,
-            concurrency,
-            bandwidth,
-        } => job_command(&config, || {
+        Command::Tier { job } => job_command(&job.config, || {
             Ok(Job::Tier(switchyard::mover::TierSpec {
-                bucket,
-                shard: switchyard::mover::Shard::parse(&shard)?,
-                dry_run,
-                concurrency,
-                bandwidth,
+                bucket: job.bucket,
+                shard: switchyard::mover::Shard::parse(&job.shard)?,
+                dry_run: job.dry_run,
+                concurrency: job.concurrency,
+                bandwidth: job.bandwidth,
             }))
         }),
         Command::Policy(cmd) => {

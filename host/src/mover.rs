@@ -355,7 +355,7 @@ fn verified(
 
 /// How one object copy ended.
 #[derive(Debug, PartialEq, Eq)]
-enum Copy {
+enum CopyEnd {
     /// Written and verified; the destination's ETag.
     Done { bytes: u64, etag: Option<String> },
     /// A client deleted the key meanwhile: nothing was written.
@@ -374,11 +374,11 @@ async fn copy_object(
     cond: WriteCondition,
     part_size: u64,
     limit: Option<Arc<RateLimit>>,
-) -> Result<Copy> {
+) -> Result<CopyEnd> {
     let none = ReadConditions::default();
     let (got, stream) = match retry(|| from.store.get(key, None, &none, false)).await {
         Ok(v) => v,
-        Err(Error::NotFound) => return Ok(Copy::SourceGone),
+        Err(Error::NotFound) => return Ok(CopyEnd::SourceGone),
         Err(e) => return Err(e),
     };
     let body = stream.ok_or_else(|| Error::internal("the source gave no body"))?;
@@ -389,11 +389,11 @@ async fn copy_object(
         .put(key, body, Some(size), &got.info.attrs, &cond, part_size)
         .await
     {
-        Ok(out) => Ok(Copy::Done {
+        Ok(out) => Ok(CopyEnd::Done {
             bytes: size,
             etag: out.etag,
         }),
-        Err(Error::Precondition(_)) => Ok(Copy::DestinationNewer),
+        Err(Error::Precondition(_)) => Ok(CopyEnd::DestinationNewer),
         Err(e) => Err(e),
     }
 }
@@ -526,14 +526,14 @@ async fn migrate_one(
     }
     let (bytes, etag) =
         match copy_object(from, to, key, WriteCondition::IfAbsent, part_size, limit).await? {
-            Copy::SourceGone => return Ok((MoverOutcome::Skipped, 0)),
+            CopyEnd::SourceGone => return Ok((MoverOutcome::Skipped, 0)),
             // As above: the destination's version is newer.
-            Copy::DestinationNewer if drop_source => {
+            CopyEnd::DestinationNewer if drop_source => {
                 retry(|| from.store.delete(key)).await?;
                 return Ok((MoverOutcome::Deleted, 0));
             }
-            Copy::DestinationNewer => return Ok((MoverOutcome::Skipped, 0)),
-            Copy::Done { bytes, etag } => (bytes, etag),
+            CopyEnd::DestinationNewer => return Ok((MoverOutcome::Skipped, 0)),
+            CopyEnd::Done { bytes, etag } => (bytes, etag),
         };
     if undo_if_deleted(from, to, key, etag.as_deref()).await? {
         return Ok((MoverOutcome::Skipped, 0));
@@ -658,8 +658,10 @@ async fn tier_one(
     let mut outcome = (MoverOutcome::Skipped, 0);
     if let Some(cond) = cond {
         match copy_object(current, &to, key, cond, part_size(router), limit).await? {
-            Copy::SourceGone | Copy::DestinationNewer => return Ok((MoverOutcome::Skipped, 0)),
-            Copy::Done { bytes, etag } => {
+            CopyEnd::SourceGone | CopyEnd::DestinationNewer => {
+                return Ok((MoverOutcome::Skipped, 0));
+            }
+            CopyEnd::Done { bytes, etag } => {
                 if undo_if_deleted(current, &to, key, etag.as_deref()).await? {
                     return Ok((MoverOutcome::Skipped, 0));
                 }

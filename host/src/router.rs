@@ -53,6 +53,27 @@ impl VirtualBucket {
     }
 }
 
+/// The outcome of one policy call, with the answer `check` accepted or the reason it
+/// cannot be used.
+fn classify<T>(
+    r: std::result::Result<std::result::Result<T, crate::policy::PolicyError>, CallError>,
+    check: impl FnOnce(T) -> std::result::Result<T, String>,
+) -> (Outcome, std::result::Result<T, String>) {
+    match r {
+        Err(CallError::Trap(m)) => (Outcome::Trap, Err(format!("trapped: {m}"))),
+        Err(CallError::Timeout) => (Outcome::Timeout, Err("ran past its deadline".to_owned())),
+        Err(CallError::Memory(m)) => (
+            Outcome::MemoryLimit,
+            Err(format!("hit its memory limit: {m}")),
+        ),
+        Ok(Err(e)) => (Outcome::Refused, Err(e.to_string())),
+        Ok(Ok(answer)) => match check(answer) {
+            Ok(a) => (Outcome::Ok, Ok(a)),
+            Err(e) => (Outcome::InvalidAnswer, Err(e)),
+        },
+    }
+}
+
 /// Turns policy calls into decisions: validates answers, applies the bucket's failure
 /// mode, logs one line per decision and counts outcomes.
 pub struct Decider {
@@ -95,21 +116,9 @@ impl Decider {
                         policy: vb.policy.clone(),
                     })
                     .observe(started.elapsed().as_secs_f64());
-                match r {
-                    Err(CallError::Trap(m)) => (Outcome::Trap, Err(format!("trapped: {m}"))),
-                    Err(CallError::Timeout) => {
-                        (Outcome::Timeout, Err("ran past its deadline".to_owned()))
-                    }
-                    Err(CallError::Memory(m)) => (
-                        Outcome::MemoryLimit,
-                        Err(format!("hit its memory limit: {m}")),
-                    ),
-                    Ok(Err(e)) => (Outcome::Refused, Err(e.to_string())),
-                    Ok(Ok(answer)) => match validate_answer(answer, &views) {
-                        Ok(a) => (Outcome::Ok, Ok(a)),
-                        Err(e) => (Outcome::InvalidAnswer, Err(e.to_string())),
-                    },
-                }
+                classify(r, |answer| {
+                    validate_answer(answer, &views).map_err(|e| e.to_string())
+                })
             }
         };
         self.metrics.decision(&vb.policy, call, outcome);
@@ -169,28 +178,14 @@ impl Decider {
                 Outcome::NotLoaded,
                 Err("the policy is not loaded".to_owned()),
             ),
-            Some(p) => match p.tier(obj, current, &views) {
-                Err(CallError::Trap(m)) => (Outcome::Trap, Err(format!("trapped: {m}"))),
-                Err(CallError::Timeout) => {
-                    (Outcome::Timeout, Err("ran past its deadline".to_owned()))
+            Some(p) => classify(p.tier(obj, current, &views), |action| match &action {
+                TierAction::MoveTo(m) | TierAction::CopyTo(m)
+                    if m == current || vb.member(m).is_none() =>
+                {
+                    Err(format!("invalid answer: cannot tier {current:?} to {m:?}"))
                 }
-                Err(CallError::Memory(m)) => (
-                    Outcome::MemoryLimit,
-                    Err(format!("hit its memory limit: {m}")),
-                ),
-                Ok(Err(e)) => (Outcome::Refused, Err(e.to_string())),
-                Ok(Ok(action)) => match &action {
-                    TierAction::MoveTo(m) | TierAction::CopyTo(m)
-                        if m == current || vb.member(m).is_none() =>
-                    {
-                        (
-                            Outcome::InvalidAnswer,
-                            Err(format!("invalid answer: cannot tier {current:?} to {m:?}")),
-                        )
-                    }
-                    _ => (Outcome::Ok, Ok(action)),
-                },
-            },
+                _ => Ok(action),
+            }),
         };
         self.metrics
             .decision(&vb.policy, metrics::Call::Tier, outcome);
