@@ -80,6 +80,23 @@ pub enum WriteCondition {
     IfMatch(String),
 }
 
+/// What a writer declares about a body before sending it. A store refuses (and commits
+/// nothing for) a body that differs: the length through the request's framing, the MD5 by
+/// having the backend check it (S3's `Content-MD5`) or, where it cannot, by hashing the
+/// bytes itself. Declaring the MD5 lets a caller that already knows it (the mover, from the
+/// source's ETag) skip hashing when the backend checks anyway.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Declared {
+    pub len: Option<u64>,
+    pub md5: Option<[u8; 16]>,
+}
+
+impl Declared {
+    pub fn of_len(len: Option<u64>) -> Self {
+        Self { len, md5: None }
+    }
+}
+
 /// A request body on its way to a backend. Items are chunks; an `Err` aborts the write
 /// (bad checksum, client gone) and nothing becomes visible.
 pub type Body = BoxStream<'static, Result<Bytes, Error>>;

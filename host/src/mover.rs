@@ -12,12 +12,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use md5::{Digest, Md5};
 
 use crate::backends::Backend;
 use crate::metrics::{JobKind, Metrics, MoverLabels, MoverOutcome};
 use crate::model::{
-    Body, ByteStream, Error, ObjectSummary, ReadConditions, Result, WriteCondition,
+    Body, ByteStream, Declared, Error, ObjectSummary, ReadConditions, Result, WriteCondition,
 };
 use crate::policy::{ObjectView, TierAction};
 use crate::router::{Router, VirtualBucket};
@@ -271,30 +270,23 @@ where
     f().await
 }
 
-/// The ETag as a hex MD5 of the bytes, when it is one (single-part uploads to S3 and GCS,
+/// The ETag as the MD5 of the bytes, when it is one (single-part uploads to S3 and GCS,
 /// and Switchyard's fs backend); multipart and Azure ETags are opaque.
-fn etag_md5(etag: Option<&str>) -> Option<String> {
+fn etag_md5(etag: Option<&str>) -> Option<[u8; 16]> {
     let e = etag?.trim_matches('"');
-    (e.len() == 32 && e.bytes().all(|b| b.is_ascii_hexdigit())).then(|| e.to_ascii_lowercase())
+    let mut md5 = [0u8; 16];
+    (e.len() == 32 && hex::decode_to_slice(e, &mut md5).is_ok()).then_some(md5)
 }
 
 /// Wraps a source body so that it is paced by `limit`, and so that the write fails (and
-/// nothing becomes visible at the destination) unless exactly `size` bytes came through
-/// and, when the source's ETag is an MD5, their MD5 matches it.
-fn verified(
-    key: &str,
-    body: ByteStream,
-    size: u64,
-    md5: Option<String>,
-    limit: Option<Arc<RateLimit>>,
-) -> Body {
+/// nothing becomes visible at the destination) unless exactly `size` bytes came through.
+/// The content check is the destination's: the put is told the source's MD5.
+fn verified(key: &str, body: ByteStream, size: u64, limit: Option<Arc<RateLimit>>) -> Body {
     struct State {
         key: String,
         body: ByteStream,
         size: u64,
         seen: u64,
-        expect: Option<String>,
-        hasher: Option<Md5>,
         limit: Option<Arc<RateLimit>>,
         done: bool,
     }
@@ -303,8 +295,6 @@ fn verified(
         body,
         size,
         seen: 0,
-        hasher: md5.as_ref().map(|_| Md5::new()),
-        expect: md5,
         limit,
         done: false,
     };
@@ -318,9 +308,6 @@ fn verified(
                     l.take(chunk.len()).await;
                 }
                 st.seen += chunk.len() as u64;
-                if let Some(h) = st.hasher.as_mut() {
-                    h.update(&chunk);
-                }
                 Some((Ok(chunk), st))
             }
             Some(Err(e)) => {
@@ -335,16 +322,6 @@ fn verified(
                         st.key, st.seen, st.size
                     ));
                     return Some((Err(e), st));
-                }
-                if let (Some(h), Some(expect)) = (st.hasher.take(), st.expect.as_ref()) {
-                    let got = hex::encode(h.finalize());
-                    if &got != expect {
-                        let e = Error::Internal(format!(
-                            "{}: MD5 {got} of the bytes read differs from the source's {expect}",
-                            st.key
-                        ));
-                        return Some((Err(e), st));
-                    }
                 }
                 None
             }
@@ -383,10 +360,14 @@ async fn copy_object(
     };
     let body = stream.ok_or_else(|| Error::internal("the source gave no body"))?;
     let size = got.info.size;
-    let body = verified(key, body, size, etag_md5(got.info.etag.as_deref()), limit);
+    let body = verified(key, body, size, limit);
+    let declared = Declared {
+        len: Some(size),
+        md5: etag_md5(got.info.etag.as_deref()),
+    };
     match to
         .store
-        .put(key, body, Some(size), &got.info.attrs, &cond, part_size)
+        .put(key, body, declared, &got.info.attrs, &cond, part_size)
         .await
     {
         Ok(out) => Ok(CopyEnd::Done {

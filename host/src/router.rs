@@ -20,8 +20,8 @@ use crate::config::{Anonymous, Config, ConfigError, DynamicBuckets, FailureMode}
 use crate::listing::{self, ListPage, ListRequest};
 use crate::metrics::{self, Metrics, Outcome};
 use crate::model::{
-    Attrs, Body, ByteRange, ByteStream, Error, GetOutcome, MemberView, PutOutcome, ReadConditions,
-    Result, WriteCondition,
+    Attrs, Body, ByteRange, ByteStream, Declared, Error, GetOutcome, MemberView, PutOutcome,
+    ReadConditions, Result, WriteCondition,
 };
 use crate::policy::set::PolicySet;
 use crate::policy::wasm::CallError;
@@ -565,7 +565,7 @@ impl Router {
             let started = Instant::now();
             let r = target
                 .store
-                .put(key, body, len, attrs, cond, part_size)
+                .put(key, body, Declared::of_len(len), attrs, cond, part_size)
                 .await;
             target.observe(started, &r);
             return r;
@@ -586,7 +586,14 @@ impl Router {
                 let started = Instant::now();
                 let r = target
                     .store
-                    .put(&key, stream, len, &attrs, &cond, part_size)
+                    .put(
+                        &key,
+                        stream,
+                        Declared::of_len(len),
+                        &attrs,
+                        &cond,
+                        part_size,
+                    )
                     .await;
                 target.observe(started, &r);
                 r

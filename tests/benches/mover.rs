@@ -23,6 +23,9 @@
 //! on large ones. After the timed rounds, a short untimed pass with s3s-fs's request log on
 //! counts the requests each tool makes per object, which is where the time goes.
 
+#[path = "gateway/servers.rs"]
+mod servers;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -86,7 +89,9 @@ impl DataSet {
 struct Programs {
     switchyard: PathBuf,
     rclone: PathBuf,
-    s3s_fs: PathBuf,
+    /// The released s3s-fs binary (`MOVER_BENCH_STOCK_SERVER=1`); else this binary serves
+    /// s3s-fs's code with `TCP_NODELAY` (see `gateway/servers.rs`).
+    stock_s3s_fs: Option<PathBuf>,
 }
 
 fn in_path(name: &str) -> Option<PathBuf> {
@@ -136,16 +141,22 @@ fn programs() -> Result<Programs> {
     let tools = std::env::var_os("SWITCHYARD_TOOLS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join(".tools"));
-    let s3s_fs = Some(tools.join("bin/s3s-fs"))
-        .filter(|p| p.is_file())
-        .or_else(|| in_path("s3s-fs"))
-        .context("s3s-fs not found: run scripts/install-bench-tools.sh")?;
+    let stock = std::env::var("MOVER_BENCH_STOCK_SERVER").is_ok_and(|v| v == "1");
+    let stock_s3s_fs = if stock {
+        let bin = Some(tools.join("bin/s3s-fs"))
+            .filter(|p| p.is_file())
+            .or_else(|| in_path("s3s-fs"))
+            .context("s3s-fs not found: run scripts/install-bench-tools.sh")?;
+        Some(bin)
+    } else {
+        None
+    };
     let rclone =
         in_path("rclone").context("rclone not found: run scripts/install-bench-tools.sh")?;
     Ok(Programs {
         switchyard: switchyard_binary()?,
         rclone,
-        s3s_fs,
+        stock_s3s_fs,
     })
 }
 
@@ -178,7 +189,7 @@ struct S3sFs {
 impl S3sFs {
     /// Starts s3s-fs on an ephemeral port; `log_requests` logs every request's operation
     /// (slow: for counting, never for timing).
-    fn start(bin: &Path, buckets: &[String], log_requests: bool) -> Result<Self> {
+    fn start(stock: Option<&Path>, buckets: &[String], log_requests: bool) -> Result<Self> {
         let dir = work_dir()?;
         let root = dir.0.join("root");
         for b in buckets {
@@ -194,16 +205,30 @@ impl S3sFs {
         } else {
             "off,s3s_fs=info"
         };
-        let child = Command::new(bin)
-            .args(["--host", "127.0.0.1", "--port", "0"])
-            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-            .arg(&root)
+        let mut cmd = match stock {
+            Some(bin) => {
+                let mut cmd = Command::new(bin);
+                cmd.args(["--host", "127.0.0.1", "--port", "0"])
+                    .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+                    .arg(&root);
+                cmd
+            }
+            None => {
+                let mut cmd = Command::new(std::env::current_exe()?);
+                cmd.args(["--serve", "s3s-fs", "--port", "0", "--root"])
+                    .arg(&root)
+                    .env("BENCH_ACCESS_KEY", ACCESS_KEY)
+                    .env("BENCH_SECRET_KEY", SECRET_KEY);
+                cmd
+            }
+        };
+        let child = cmd
             .env("RUST_LOG", filter)
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
             .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+            .context("starting s3s-fs")?;
         let mut server = Self {
             child,
             endpoint: String::new(),
@@ -250,13 +275,20 @@ impl S3sFs {
         Ok(())
     }
 
-    /// Requests served so far, by operation (with `log_requests`).
+    /// Requests served so far, by operation (with `log_requests`). The released binary
+    /// writes s3s's line as `resolved route, op: GetObject`, tracing-subscriber's default
+    /// format as `resolved route op=GetObject`.
     fn requests(&self) -> BTreeMap<String, u64> {
-        const MARK: &str = "resolved route, op: ";
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let mut out = BTreeMap::new();
-        for (i, _) in text.match_indices(MARK) {
-            let op: String = text[i + MARK.len()..]
+        for line in text.lines().filter(|l| l.contains("resolved route")) {
+            let Some(rest) = ["op: ", "op="]
+                .iter()
+                .find_map(|m| line.split_once(m).map(|(_, r)| r))
+            else {
+                continue;
+            };
+            let op: String = rest
                 .chars()
                 .take_while(char::is_ascii_alphanumeric)
                 .collect();
@@ -586,7 +618,11 @@ async fn bench_set(
     tools: &[Tool],
     rounds: usize,
 ) -> Result<Vec<Row>> {
-    let server = S3sFs::start(&programs.s3s_fs, &[set.src(), set.dst()], false)?;
+    let server = S3sFs::start(
+        programs.stock_s3s_fs.as_deref(),
+        &[set.src(), set.dst()],
+        false,
+    )?;
     let seeding = Instant::now();
     seed(&server.client(), set).await?;
     println!(
@@ -713,7 +749,11 @@ async fn count_requests(programs: &Programs, sets: &[DataSet]) -> Result<()> {
     println!();
     println!("## Requests per object (s3s-fs request log, untimed)");
     for set in sets {
-        let server = S3sFs::start(&programs.s3s_fs, &[set.src(), set.dst()], true)?;
+        let server = S3sFs::start(
+            programs.stock_s3s_fs.as_deref(),
+            &[set.src(), set.dst()],
+            true,
+        )?;
         seed(&server.client(), set).await?;
         let tools = [MOVER_DEFAULT, RCLONE_DEFAULT];
         let mut counts = Vec::new();
@@ -801,7 +841,10 @@ async fn bench() -> Result<()> {
         rounds,
         programs.switchyard.display(),
         first_line(&programs.rclone, "version"),
-        first_line(&programs.s3s_fs, "--version")
+        match &programs.stock_s3s_fs {
+            Some(bin) => first_line(bin, "--version"),
+            None => "s3s-fs 0.14.1 served with TCP_NODELAY".into(),
+        }
     );
     let tools = [
         MOVER_DEFAULT,
@@ -827,6 +870,14 @@ async fn bench() -> Result<()> {
 }
 
 fn main() {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    if raw.first().map(String::as_str) == Some("--serve") {
+        if let Err(e) = servers::serve(&raw) {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

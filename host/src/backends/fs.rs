@@ -26,8 +26,8 @@ use super::objstore::{check_read_conditions, check_write_condition};
 use super::{PartRef, Store};
 use crate::config::ConfigError;
 use crate::model::{
-    Attrs, Body, ByteRange, ByteStream, Error, GetOutcome, ObjectInfo, ObjectSummary, PutOutcome,
-    RESERVED_PREFIX, ReadConditions, Result, WriteCondition,
+    Attrs, Body, ByteRange, ByteStream, Declared, Error, GetOutcome, ObjectInfo, ObjectSummary,
+    PutOutcome, RESERVED_PREFIX, ReadConditions, Result, WriteCondition,
 };
 
 const RESERVED_DIR: &str = ".switchyard";
@@ -449,7 +449,7 @@ impl Store for FsStore {
         &self,
         key: &str,
         body: Body,
-        _len: Option<u64>,
+        declared: Declared,
         attrs: &Attrs,
         cond: &WriteCondition,
         _part_size: u64,
@@ -460,6 +460,13 @@ impl Store for FsStore {
             check_write_condition(cond, current.as_ref().map(|e| Some(e.as_str())))?;
         }
         let (tmp, _size, etag) = self.write_tmp(body).await?;
+        // The ETag is the MD5 already computed: no second hash.
+        if let Some(want) = declared.md5
+            && etag != hex::encode(want)
+        {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(Error::BadDigest);
+        }
         self.commit(&tmp, key, etag, attrs, cond).await
     }
 
@@ -726,9 +733,16 @@ mod tests {
             ..Default::default()
         };
         for k in ["a/b", "a-c", "a/a/z", "b", "a0"] {
-            s.put(k, body(b"x"), None, &attrs, &WriteCondition::None, 1 << 23)
-                .await
-                .unwrap();
+            s.put(
+                k,
+                body(b"x"),
+                Declared::default(),
+                &attrs,
+                &WriteCondition::None,
+                1 << 23,
+            )
+            .await
+            .unwrap();
         }
         let keys: Vec<String> = s.list("", None).map(|r| r.unwrap().key).collect().await;
         assert_eq!(keys, ["a-c", "a/a/z", "a/b", "a0", "b"]);
@@ -759,7 +773,7 @@ mod tests {
             .put(
                 "b",
                 body(b"y"),
-                None,
+                Declared::default(),
                 &attrs,
                 &WriteCondition::IfAbsent,
                 1 << 23,

@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use crate::config::{BackendConfig, Config, DynamicBuckets};
 use crate::model::{
-    Attrs, Body, ByteRange, ByteStream, Error, GetOutcome, MemberView, ObjectSummary, PutOutcome,
-    RESERVED_PREFIX, ReadConditions, Result, WriteCondition,
+    Attrs, Body, ByteRange, ByteStream, Declared, Error, GetOutcome, MemberView, ObjectSummary,
+    PutOutcome, RESERVED_PREFIX, ReadConditions, Result, WriteCondition,
 };
 
 pub use fs::FsStore;
@@ -39,13 +40,14 @@ pub struct PartRef {
 pub trait Store: Send + Sync + 'static {
     /// Streams `body` into `key`. Small bodies go in one request, larger ones as a multipart
     /// upload of `part_size` parts; an error item in `body` aborts and leaves nothing behind.
-    /// `len` is the body's length when known in advance: a store that can pass a body of
-    /// known length straight through (S3 with static credentials) does, whatever its size.
+    /// With `declared.len`, a store that can pass a body of known length straight through
+    /// (S3 with static credentials) does, whatever its size; a `declared.md5` that the
+    /// bytes do not match fails the write with [`Error::BadDigest`].
     async fn put(
         &self,
         key: &str,
         body: Body,
-        len: Option<u64>,
+        declared: Declared,
         attrs: &Attrs,
         cond: &WriteCondition,
         part_size: u64,
@@ -303,6 +305,31 @@ pub fn check_key(key: &str) -> Result<()> {
 }
 
 /// ETags travel quoted in HTTP and bare inside Switchyard.
+/// Fails `body` with [`Error::BadDigest`] at its end, before the end reaches the store,
+/// unless its MD5 is `want`: for stores whose backend cannot check a declared MD5.
+pub(crate) fn md5_checked(body: Body, want: Option<[u8; 16]>) -> Body {
+    use md5::{Digest, Md5};
+    let Some(want) = want else { return body };
+    futures::stream::unfold(
+        (body, Some(Md5::new())),
+        move |(mut body, mut hasher)| async move {
+            let h = hasher.as_mut()?;
+            match body.next().await {
+                Some(Ok(chunk)) => {
+                    h.update(&chunk);
+                    Some((Ok(chunk), (body, hasher)))
+                }
+                Some(Err(e)) => Some((Err(e), (body, None))),
+                None => {
+                    let got: [u8; 16] = hasher.take()?.finalize().into();
+                    (got != want).then_some((Err(Error::BadDigest), (body, None)))
+                }
+            }
+        },
+    )
+    .boxed()
+}
+
 pub fn unquote_etag(s: &str) -> String {
     objstore::unquote(s.to_owned())
 }

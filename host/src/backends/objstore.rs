@@ -1,6 +1,7 @@
 //! Backends reached through `object_store`: S3, Azure Blob, GCS and in-memory.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -17,8 +18,8 @@ use object_store::{
 use super::{PartRef, Store};
 use crate::config::{BackendConfig, ConfigError, NetworkConfig};
 use crate::model::{
-    Attrs, Body, ByteRange, ByteStream, Error, GetOutcome, ObjectInfo, ObjectSummary, PutOutcome,
-    RESERVED_PREFIX, ReadConditions, Result, WriteCondition,
+    Attrs, Body, ByteRange, ByteStream, Declared, Error, GetOutcome, ObjectInfo, ObjectSummary,
+    PutOutcome, RESERVED_PREFIX, ReadConditions, Result, WriteCondition,
 };
 
 use super::s3direct::{MAX_SINGLE_PUT, S3Direct};
@@ -91,7 +92,15 @@ pub struct ObjectStoreBackend {
     escape_meta: bool,
     /// Streaming single-request PUTs (S3 with static credentials).
     direct: Option<S3Direct>,
+    /// Whether the S3 server refuses a body that does not match its `Content-MD5`:
+    /// [`MD5_UNKNOWN`] until a probe has told.
+    checks_md5: AtomicU8,
+    md5_probe_failures: AtomicU32,
 }
+
+const MD5_UNKNOWN: u8 = 0;
+const MD5_CHECKED: u8 = 1;
+const MD5_IGNORED: u8 = 2;
 
 fn config_error(field: String, e: impl std::fmt::Display) -> ConfigError {
     ConfigError::Invalid {
@@ -140,7 +149,71 @@ impl ObjectStoreBackend {
             prefix,
             escape_meta: false,
             direct: None,
+            checks_md5: AtomicU8::new(MD5_UNKNOWN),
+            md5_probe_failures: AtomicU32::new(0),
         }
+    }
+
+    /// Whether the S3 server checks `Content-MD5` before it commits. Not every
+    /// S3-compatible server does: moto 5 ignores it, s3s-fs 0.14 stores the object and
+    /// then answers BadDigest. So the first write with a declared MD5 asks: it sends a
+    /// small object under the reserved prefix with a wrong digest, which a checking server
+    /// refuses and does not store. Until an answer is known, and for servers that fail
+    /// the probe, the bytes are hashed here instead.
+    async fn backend_checks_md5(&self, direct: &S3Direct) -> bool {
+        match self.checks_md5.load(Ordering::Relaxed) {
+            MD5_CHECKED => return true,
+            MD5_IGNORED => return false,
+            _ => {}
+        }
+        let probe = self.internal_path("probe/content-md5");
+        let bytes = Bytes::from_static(b"does this server check Content-MD5?");
+        let body = futures::stream::iter([Ok(bytes.clone())]).boxed();
+        let wrong = Some([0u8; 16]);
+        let none = Attrs::default();
+        let answer = direct
+            .put(
+                probe.as_ref(),
+                body,
+                bytes.len() as u64,
+                wrong,
+                &none,
+                &WriteCondition::None,
+            )
+            .await;
+        let checks = match answer {
+            Err(Error::BadDigest) | Ok(_) => {
+                let stored = match self.store.head(&probe).await {
+                    Ok(_) => true,
+                    Err(object_store::Error::NotFound { .. }) => false,
+                    Err(e) => return self.probe_failed(e),
+                };
+                if !stored {
+                    tracing::debug!(backend = %self.name, "the S3 server checks Content-MD5");
+                }
+                if stored {
+                    tracing::info!(backend = %self.name, "the S3 server stores bodies that fail their Content-MD5: Switchyard hashes what it copies there");
+                    let _ = self.store.delete(&probe).await;
+                }
+                !stored
+            }
+            Err(e) => return self.probe_failed(e),
+        };
+        let state = if checks { MD5_CHECKED } else { MD5_IGNORED };
+        self.checks_md5.store(state, Ordering::Relaxed);
+        checks
+    }
+
+    /// A probe that got no answer is asked again by a later write, a few times: a server
+    /// that keeps refusing it (say, one that forbids the reserved prefix) is treated as
+    /// not checking.
+    fn probe_failed(&self, e: impl std::fmt::Display) -> bool {
+        let failures = self.md5_probe_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::debug!(backend = %self.name, error = %e, failures, "Content-MD5 probe failed");
+        if failures >= 3 {
+            self.checks_md5.store(MD5_IGNORED, Ordering::Relaxed);
+        }
+        false
     }
 
     pub fn from_config(name: &str, cfg: &BackendConfig) -> Result<Self, ConfigError> {
@@ -505,8 +578,8 @@ impl Store for ObjectStoreBackend {
     async fn put(
         &self,
         key: &str,
-        mut body: Body,
-        len: Option<u64>,
+        body: Body,
+        declared: Declared,
         attrs: &Attrs,
         cond: &WriteCondition,
         part_size: u64,
@@ -514,12 +587,21 @@ impl Store for ObjectStoreBackend {
         let path = self.path(key);
         // If-Match stays on object_store's path, which checks the version itself: not
         // every S3-compatible server honours If-Match on PUT.
-        if let (Some(direct), Some(len)) = (&self.direct, len)
+        if let (Some(direct), Some(len)) = (&self.direct, declared.len)
             && (1..=MAX_SINGLE_PUT).contains(&len)
             && !matches!(cond, WriteCondition::IfMatch(_))
         {
-            return direct.put(path.as_ref(), body, len, attrs, cond).await;
+            let body = if declared.md5.is_some() && !self.backend_checks_md5(direct).await {
+                super::md5_checked(body, declared.md5)
+            } else {
+                body
+            };
+            return direct
+                .put(path.as_ref(), body, len, declared.md5, attrs, cond)
+                .await;
         }
+        // object_store sends no Content-MD5: check here.
+        let mut body = super::md5_checked(body, declared.md5);
         // Buffer up to one part: a small object goes in one request, which keeps the
         // backend's own atomic conditional PUT.
         let mut buffered = Vec::new();

@@ -19,6 +19,8 @@ use aws_sigv4::http_request::{
 };
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use futures::StreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -134,10 +136,14 @@ impl S3Direct {
         full_key: &str,
         body: Body,
         len: u64,
+        md5: Option<[u8; 16]>,
         attrs: &Attrs,
         cond: &WriteCondition,
     ) -> Result<PutOutcome> {
         let mut headers: Vec<(String, String)> = Vec::new();
+        if let Some(md5) = md5 {
+            headers.push(("content-md5".into(), STANDARD.encode(md5)));
+        }
         let mut add = |name: &str, v: &Option<String>| {
             if let Some(v) = v {
                 headers.push((name.to_owned(), v.clone()));
@@ -304,6 +310,7 @@ impl S3Direct {
                 Error::Precondition("the backend refused the write condition".into())
             }
             (404, "NoSuchKey") => Error::NotFound,
+            (400, "BadDigest") => Error::BadDigest,
             (404, "NoSuchUpload") => Error::NoSuchUpload,
             (s, c) => self.unavailable(format!("PUT answered {s} {c}")),
         })

@@ -1,5 +1,6 @@
 //! The baseline S3 server and the peer gateway, served by this very binary in a child
-//! process (`gateway --serve s3s-fs|s3s-proxy ...`).
+//! process (`gateway --serve s3s-fs|s3s-proxy ...`; the mover bench serves s3s-fs the
+//! same way).
 //!
 //! Each is the s3s project's own code, 0.14.1: s3s-fs's `FileSystem` and s3s-proxy's
 //! `s3s_aws::Proxy` behind `S3ServiceBuilder` with `SimpleAuth`, served by hyper-util on a
@@ -47,6 +48,14 @@ pub fn serve(args: &[String]) -> Result<()> {
     let access = std::env::var("BENCH_ACCESS_KEY").context("BENCH_ACCESS_KEY")?;
     let secret = std::env::var("BENCH_SECRET_KEY").context("BENCH_SECRET_KEY")?;
     let port = port.context("--port")?;
+    // As the released binaries: logs by `RUST_LOG` (the mover bench counts requests from
+    // s3s's per-request line).
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -85,6 +94,9 @@ pub fn serve(args: &[String]) -> Result<()> {
 
 async fn listen(service: S3Service, port: u16) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    // The line s3s-fs prints, with the port when it was 0.
+    println!("server is running at http://{}", listener.local_addr()?);
+    std::io::Write::flush(&mut std::io::stdout())?;
     let http = ConnBuilder::new(TokioExecutor::new());
     loop {
         let (socket, _) = listener.accept().await?;
