@@ -110,12 +110,7 @@ impl Decider {
                     metrics::Call::Route => p.route(req, obj, &views),
                     _ => p.place(req, obj, &views),
                 };
-                self.metrics
-                    .decision_seconds
-                    .get_or_create(&metrics::PolicyLabels {
-                        policy: vb.policy.clone(),
-                    })
-                    .observe(started.elapsed().as_secs_f64());
+                self.observe_call(&vb.policy, started);
                 classify(r, |answer| {
                     validate_answer(answer, &views).map_err(|e| e.to_string())
                 })
@@ -166,6 +161,16 @@ impl Decider {
     /// keeps everything. An answer naming the current member, or one outside the bucket,
     /// is invalid; any failure is an error the pass counts, and the object stays put: a
     /// tiering pass never acts on a policy that could not decide.
+    /// Records how long one policy call took (the guest's time, not the answer's checks).
+    fn observe_call(&self, policy: &str, started: Instant) {
+        self.metrics
+            .decision_seconds
+            .get_or_create(&metrics::PolicyLabels {
+                policy: policy.to_owned(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+    }
+
     pub fn tier(&self, vb: &VirtualBucket, obj: &ObjectView, current: &str) -> Result<TierAction> {
         if vb.policy == "default" {
             return Ok(TierAction::Keep);
@@ -178,14 +183,18 @@ impl Decider {
                 Outcome::NotLoaded,
                 Err("the policy is not loaded".to_owned()),
             ),
-            Some(p) => classify(p.tier(obj, current, &views), |action| match &action {
-                TierAction::MoveTo(m) | TierAction::CopyTo(m)
-                    if m == current || vb.member(m).is_none() =>
-                {
-                    Err(format!("invalid answer: cannot tier {current:?} to {m:?}"))
-                }
-                _ => Ok(action),
-            }),
+            Some(p) => {
+                let r = p.tier(obj, current, &views);
+                self.observe_call(&vb.policy, started);
+                classify(r, |action| match &action {
+                    TierAction::MoveTo(m) | TierAction::CopyTo(m)
+                        if m == current || vb.member(m).is_none() =>
+                    {
+                        Err(format!("invalid answer: cannot tier {current:?} to {m:?}"))
+                    }
+                    _ => Ok(action),
+                })
+            }
         };
         self.metrics
             .decision(&vb.policy, metrics::Call::Tier, outcome);

@@ -330,5 +330,13 @@ async fn scheduled_passes_and_admin_jobs_report_progress_and_metrics() {
         metrics.contains("switchyard_mover_bytes_total{job=\"Migrate\",outcome=\"Copied\"}"),
         "{metrics}"
     );
+    // Tiering decisions are timed like placements and routes.
+    let timed = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("switchyard_policy_decision_seconds_count{policy=\"age-tiering\"} ")
+        })
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(timed.is_some_and(|n| n >= 5), "{metrics}");
     gw.stop().await;
 }

@@ -96,6 +96,8 @@ pub struct ObjectStoreBackend {
     /// [`MD5_UNKNOWN`] until a probe has told.
     checks_md5: AtomicU8,
     md5_probe_failures: AtomicU32,
+    /// One probe at a time: the writes that start together wait for its answer.
+    md5_probe: tokio::sync::Mutex<()>,
 }
 
 const MD5_UNKNOWN: u8 = 0;
@@ -151,6 +153,7 @@ impl ObjectStoreBackend {
             direct: None,
             checks_md5: AtomicU8::new(MD5_UNKNOWN),
             md5_probe_failures: AtomicU32::new(0),
+            md5_probe: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -161,10 +164,17 @@ impl ObjectStoreBackend {
     /// refuses and does not store. Until an answer is known, and for servers that fail
     /// the probe, the bytes are hashed here instead.
     async fn backend_checks_md5(&self, direct: &S3Direct) -> bool {
-        match self.checks_md5.load(Ordering::Relaxed) {
-            MD5_CHECKED => return true,
-            MD5_IGNORED => return false,
-            _ => {}
+        let known = || match self.checks_md5.load(Ordering::Relaxed) {
+            MD5_CHECKED => Some(true),
+            MD5_IGNORED => Some(false),
+            _ => None,
+        };
+        if let Some(checks) = known() {
+            return checks;
+        }
+        let _probing = self.md5_probe.lock().await;
+        if let Some(checks) = known() {
+            return checks;
         }
         let probe = self.internal_path("probe/content-md5");
         let bytes = Bytes::from_static(b"does this server check Content-MD5?");
