@@ -7,7 +7,6 @@
 //! into shards by a stable hash, so N engines can each migrate one shard with no
 //! coordination. See docs/migration.md for the guarantees under concurrent clients.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -395,13 +394,6 @@ async fn undo_if_deleted(
         Err(e) => return Err(e),
         Ok(_) => return Ok(false),
     }
-    undo_copy(to, key, written).await?;
-    Ok(true)
-}
-
-/// Deletes the copy of a key whose source is gone, unless a client rewrote it since.
-async fn undo_copy(to: &Backend, key: &str, written: Option<&str>) -> Result<()> {
-    let none = ReadConditions::default();
     match retry(|| to.store.get(key, None, &none, true)).await {
         Ok((now, _)) if now.info.etag.as_deref() == written || written.is_none() => {
             retry(|| to.store.delete(key)).await?;
@@ -410,159 +402,7 @@ async fn undo_copy(to: &Backend, key: &str, written: Option<&str>) -> Result<()>
         Ok(_) | Err(Error::NotFound) => {}
         Err(e) => return Err(e),
     }
-    Ok(())
-}
-
-/// Copies whose source check is batched: at most this many keys per relisting of the
-/// source, ...
-const CHECK_BATCH: usize = 1000;
-/// ... covering at most this many keys of the shard's listing, so that one relisting stays
-/// a few pages when copies are sparse (a resumed run) ...
-const CHECK_SPAN: u64 = 4 * CHECK_BATCH as u64;
-/// ... and waiting at most this long: the window in which a client's delete-and-recreate
-/// with identical bytes is mistaken for the copy (docs/migration.md).
-const CHECK_WAIT: Duration = Duration::from_secs(1);
-
-/// Whether the source check after a copy is one relisting per batch of keys instead of a
-/// HEAD per key. Only S3 lists from a key without reading what comes before it
-/// (`start-after`); `fs` reads whole directories and Azure's markers are opaque, so a
-/// relisting there costs more than it saves.
-fn batched_checks(from: &Backend) -> bool {
-    from.kind == "s3"
-}
-
-/// A copy written to the destination, waiting for the check that its source still exists.
-struct Written {
-    key: String,
-    etag: Option<String>,
-    bytes: u64,
-    /// Position in the shard's listing of the source.
-    seq: u64,
-    /// The shard's previous source key: a relisting after it starts at this key.
-    after: Option<String>,
-}
-
-/// Settles copies in batches: one listing of the source over the batch's key range tells
-/// which sources still exist (2 requests per copied object instead of 3). A key missing
-/// from it was deleted by a client during the copy, and its copy is undone as
-/// [`undo_if_deleted`] would; the others are counted as copied (and in `move` mode, their
-/// source deleted). Runs beside the copies and ends when `rx` closes.
-async fn check_sources(
-    from: Arc<Backend>,
-    to: Arc<Backend>,
-    spec: MigrateSpec,
-    progress: Arc<Progress>,
-    mut rx: tokio::sync::mpsc::Receiver<Written>,
-) {
-    let mut batch: Vec<Written> = Vec::new();
-    let mut since = tokio::time::Instant::now();
-    loop {
-        let next = if batch.is_empty() {
-            rx.recv().await
-        } else {
-            match tokio::time::timeout_at(since + CHECK_WAIT, rx.recv()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    settle(&from, &to, &spec, &progress, std::mem::take(&mut batch)).await;
-                    continue;
-                }
-            }
-        };
-        let Some(w) = next else { break };
-        if batch.is_empty() {
-            since = tokio::time::Instant::now();
-        }
-        batch.push(w);
-        let (lo, hi) = batch
-            .iter()
-            .fold((u64::MAX, 0), |(lo, hi), w| (lo.min(w.seq), hi.max(w.seq)));
-        if batch.len() >= CHECK_BATCH || hi - lo >= CHECK_SPAN {
-            settle(&from, &to, &spec, &progress, std::mem::take(&mut batch)).await;
-        }
-    }
-    settle(&from, &to, &spec, &progress, batch).await;
-}
-
-/// The batch's keys that the source still lists.
-async fn still_listed(from: &Backend, batch: &[Written]) -> Result<HashSet<String>> {
-    let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
-        return Ok(HashSet::new());
-    };
-    let wanted: HashSet<&str> = batch.iter().map(|w| w.key.as_str()).collect();
-    let mut found = HashSet::new();
-    let listing = from.store.list("", first.after.as_deref());
-    futures::pin_mut!(listing);
-    while let Some(o) = listing.next().await {
-        let o = o?;
-        if o.key > last.key {
-            break;
-        }
-        if wanted.contains(o.key.as_str()) {
-            found.insert(o.key);
-        }
-    }
-    Ok(found)
-}
-
-async fn settle(
-    from: &Backend,
-    to: &Backend,
-    spec: &MigrateSpec,
-    progress: &Progress,
-    mut batch: Vec<Written>,
-) {
-    if batch.is_empty() {
-        return;
-    }
-    batch.sort_by_key(|w| w.seq);
-    // Should the relisting fail, every key is checked on its own.
-    let listed = match retry(|| still_listed(from, &batch)).await {
-        Ok(found) => Some(found),
-        Err(e) => {
-            tracing::warn!(error = %e, "relisting the source failed: checking each key");
-            None
-        }
-    };
-    let listed = &listed;
-    futures::stream::iter(batch)
-        .for_each_concurrent(spec.concurrency.max(1), |w| async move {
-            let result = async {
-                let gone = match listed {
-                    Some(found) if found.contains(&w.key) => false,
-                    Some(_) => {
-                        undo_copy(to, &w.key, w.etag.as_deref()).await?;
-                        true
-                    }
-                    None => undo_if_deleted(from, to, &w.key, w.etag.as_deref()).await?,
-                };
-                if gone {
-                    return Ok((MoverOutcome::Skipped, 0));
-                }
-                if spec.mode == Mode::Move {
-                    retry(|| from.store.delete(&w.key)).await?;
-                }
-                Ok::<_, Error>((MoverOutcome::Copied, w.bytes))
-            }
-            .await;
-            record(progress, spec, &w.key, result);
-        })
-        .await;
-}
-
-/// Counts one key's outcome (a copy in `move` mode also deleted its source).
-fn record(progress: &Progress, spec: &MigrateSpec, key: &str, result: Result<(MoverOutcome, u64)>) {
-    match result {
-        Ok((outcome, bytes)) => {
-            progress.count(outcome, bytes);
-            if outcome == MoverOutcome::Copied && spec.mode == Mode::Move && !spec.dry_run {
-                progress.count(MoverOutcome::Deleted, 0);
-            }
-        }
-        Err(e) => {
-            progress.count(MoverOutcome::Failed, 0);
-            tracing::warn!(key = %key, error = %e, "could not migrate");
-        }
-    }
+    Ok(true)
 }
 
 /// Part size for the mover's writes: the server's, so big objects go up as multipart.
@@ -574,10 +414,6 @@ fn part_size(router: &Router) -> u64 {
 struct Work {
     src: ObjectSummary,
     at_destination: bool,
-    /// Position in the shard's listing.
-    seq: u64,
-    /// The shard's previous key in the listing.
-    after: Option<String>,
 }
 
 /// Lists the source (this shard only) and joins it with the destination's listing: both
@@ -597,8 +433,6 @@ fn plan(
         let mut src = from.store.list("", None).filter(owned);
         let dst = to.store.list("", None).filter(owned).peekable();
         futures::pin_mut!(dst);
-        let mut seq = 0u64;
-        let mut after: Option<String> = None;
         while let Some(item) = src.next().await {
             let src = match item {
                 Ok(o) => o,
@@ -627,15 +461,14 @@ fn plan(
                 }
             }
             progress.listed(src.size);
-            let next_after = Some(src.key.clone());
-            let work = Work {
-                src,
-                at_destination,
-                seq,
-                after: std::mem::replace(&mut after, next_after),
-            };
-            seq += 1;
-            if tx.send(Ok(work)).await.is_err() {
+            if tx
+                .send(Ok(Work {
+                    src,
+                    at_destination,
+                }))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -650,12 +483,6 @@ fn receiver_stream<T: Send + 'static>(
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
 }
 
-/// How one key of a migration ended, or that its copy awaits a batched source check.
-enum Step {
-    Done(MoverOutcome, u64),
-    Check(Written),
-}
-
 async fn migrate_one(
     from: &Backend,
     to: &Backend,
@@ -663,8 +490,7 @@ async fn migrate_one(
     spec: &MigrateSpec,
     part_size: u64,
     limit: Option<Arc<RateLimit>>,
-) -> Result<Step> {
-    let done = |outcome, bytes| Ok(Step::Done(outcome, bytes));
+) -> Result<(MoverOutcome, u64)> {
     let key = work.src.key.as_str();
     let drop_source = spec.mode == Mode::Move && !spec.dry_run;
     if work.at_destination {
@@ -672,40 +498,31 @@ async fn migrate_one(
         // (newer than the source): either way the source copy is no longer needed.
         if drop_source {
             retry(|| from.store.delete(key)).await?;
-            return done(MoverOutcome::Deleted, 0);
+            return Ok((MoverOutcome::Deleted, 0));
         }
-        return done(MoverOutcome::Skipped, 0);
+        return Ok((MoverOutcome::Skipped, 0));
     }
     if spec.dry_run {
-        return done(MoverOutcome::Copied, work.src.size);
+        return Ok((MoverOutcome::Copied, work.src.size));
     }
     let (bytes, etag) =
         match copy_object(from, to, key, WriteCondition::IfAbsent, part_size, limit).await? {
-            CopyEnd::SourceGone => return done(MoverOutcome::Skipped, 0),
+            CopyEnd::SourceGone => return Ok((MoverOutcome::Skipped, 0)),
             // As above: the destination's version is newer.
             CopyEnd::DestinationNewer if drop_source => {
                 retry(|| from.store.delete(key)).await?;
-                return done(MoverOutcome::Deleted, 0);
+                return Ok((MoverOutcome::Deleted, 0));
             }
-            CopyEnd::DestinationNewer => return done(MoverOutcome::Skipped, 0),
+            CopyEnd::DestinationNewer => return Ok((MoverOutcome::Skipped, 0)),
             CopyEnd::Done { bytes, etag } => (bytes, etag),
         };
-    if batched_checks(from) {
-        return Ok(Step::Check(Written {
-            key: work.src.key,
-            etag,
-            bytes,
-            seq: work.seq,
-            after: work.after,
-        }));
-    }
     if undo_if_deleted(from, to, key, etag.as_deref()).await? {
-        return done(MoverOutcome::Skipped, 0);
+        return Ok((MoverOutcome::Skipped, 0));
     }
     if spec.mode == Mode::Move {
         retry(|| from.store.delete(key)).await?;
     }
-    done(MoverOutcome::Copied, bytes)
+    Ok((MoverOutcome::Copied, bytes))
 }
 
 /// Copies (or moves) every key of this shard from `spec.from` to `spec.to`.
@@ -724,50 +541,36 @@ pub async fn migrate(router: &Router, spec: &MigrateSpec, progress: &Arc<Progres
     let limit = spec.bandwidth.map(|b| Arc::new(RateLimit::new(b)));
     let part_size = part_size(router);
     let work = receiver_stream(plan(from.clone(), to.clone(), spec.shard, progress.clone()));
-    let (check_tx, check_rx) = tokio::sync::mpsc::channel(CHECK_BATCH);
-    let checker = tokio::spawn(check_sources(
-        from.clone(),
-        to.clone(),
-        spec.clone(),
-        progress.clone(),
-        check_rx,
-    ));
     let results = work
-        .map(move |item| {
+        .map(|item| {
             let (from, to, limit) = (from.clone(), to.clone(), limit.clone());
-            let check_tx = check_tx.clone();
             async move {
                 let work = item?;
                 let key = work.src.key.clone();
+                let moved = spec.mode == Mode::Move && !spec.dry_run;
                 match migrate_one(&from, &to, work, spec, part_size, limit).await {
-                    Ok(Step::Check(written)) => {
-                        // The checker outlives the copies: it ends when every sender is gone.
-                        let _ = check_tx.send(written).await;
+                    Ok((outcome, bytes)) => {
+                        progress.count(outcome, bytes);
+                        if outcome == MoverOutcome::Copied && moved {
+                            progress.count(MoverOutcome::Deleted, 0);
+                        }
                     }
-                    Ok(Step::Done(outcome, bytes)) => {
-                        record(progress, spec, &key, Ok((outcome, bytes)));
+                    Err(e) => {
+                        progress.count(MoverOutcome::Failed, 0);
+                        tracing::warn!(key = %key, error = %e, "could not migrate");
                     }
-                    Err(e) => record(progress, spec, &key, Err(e)),
                 }
                 Ok::<(), Error>(())
             }
         })
         .buffer_unordered(spec.concurrency.max(1));
-    let copied: Result<()> = async {
-        futures::pin_mut!(results);
-        while let Some(r) = results.next().await {
-            // A listing failure ends the run (a later run resumes); per-key failures are
-            // counted and the run goes on.
-            r?;
-        }
-        Ok(())
+    futures::pin_mut!(results);
+    while let Some(r) = results.next().await {
+        // A listing failure ends the run (a later run resumes); per-key failures are
+        // counted and the run goes on.
+        r?;
     }
-    .await;
-    // Copies already written are checked also when the run stops early.
-    checker
-        .await
-        .map_err(|e| Error::internal(format!("the source checker failed: {e}")))?;
-    copied
+    Ok(())
 }
 
 /// Carries out one tiering answer for `key`, held by `current`.
