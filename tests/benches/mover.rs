@@ -1,7 +1,9 @@
 //! The mover against `rclone copy`, measured in the same run (a benchmark, not a timed test).
 //!
 //! Both copy the same data sets between the same two buckets of one s3s-fs server (the
-//! s3s project's S3 server over a directory) on 127.0.0.1: `switchyard migrate` from an
+//! s3s project's S3 server over a directory, its code served by this binary with
+//! `TCP_NODELAY` as in the gateway bench; `MOVER_BENCH_STOCK_SERVER=1` runs the released
+//! binary, whose small responses wait about 40 ms for delayed ACKs) on 127.0.0.1: `switchyard migrate` from an
 //! `s3` member `src` to an `s3` member `dst`, and `rclone copy SRC:… DST:…` with two
 //! remotes, so that rclone streams every object through itself as the mover does instead
 //! of asking the server for a same-remote CopyObject. The destination is emptied before
@@ -9,7 +11,8 @@
 //! median wall time, and the CPU seconds the tool and s3s-fs spent (from `/proc`, Linux).
 //!
 //! Run: `cargo bench -p switchyard-tests --bench mover`, after
-//! `scripts/install-bench-tools.sh` (s3s-fs in `.tools/bin`, Debian's rclone). The bench
+//! `scripts/install-bench-tools.sh` (Debian's rclone; s3s-fs in `.tools/bin` for the stock
+//! server). The bench
 //! first runs `cargo build -p switchyard` for its own profile (`--release` under
 //! `cargo bench`), so it measures the current `target/release/switchyard`;
 //! `SWITCHYARD_BIN=PATH` uses that binary instead and skips the build. Sizes and rounds:

@@ -717,7 +717,8 @@ async fn multipart(c: &Client) {
         .await
         .unwrap();
     // A part whose bytes do not match its Content-MD5 is refused and not recorded: the
-    // part streams to the backend, and the check fails before its last bytes are sent.
+    // part streams to the backend (on Azure as a staged blob of several blocks), and the
+    // check fails before its last bytes are sent.
     {
         use base64::Engine as _;
         let wrong = base64::engine::general_purpose::STANDARD
@@ -729,7 +730,7 @@ async fn multipart(c: &Client) {
             .upload_id(&id)
             .part_number(3)
             .content_md5(wrong)
-            .body(ByteStream::from(part2.clone()))
+            .body(ByteStream::from(part1.clone()))
             .send()
             .await
             .unwrap_err();

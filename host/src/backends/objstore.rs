@@ -72,6 +72,8 @@ fn coalesce(mut inner: ByteStream, target: usize) -> ByteStream {
 
 /// Parts uploaded at once per streaming PUT: bounds memory at `part_size * this`.
 const UPLOAD_CONCURRENCY: usize = 4;
+/// Block size of a staged multipart part (Azure) that is streamed rather than sent whole.
+const STAGED_BLOCK: usize = 4 << 20;
 
 /// How multipart uploads reach the backend.
 enum Multipart {
@@ -867,10 +869,11 @@ impl Store for ObjectStoreBackend {
                 .await?;
             return Ok(PartRef { content_id });
         }
-        let data: Vec<Bytes> = body.try_collect().await?;
-        let payload = PutPayload::from_iter(data);
         match &self.multipart {
             Multipart::Native(mp) => {
+                // object_store's part API takes the part whole.
+                let data: Vec<Bytes> = body.try_collect().await?;
+                let payload = PutPayload::from_iter(data);
                 let id = upload.to_owned();
                 let part = mp
                     .put_part(&self.path(key), &id, part_idx, payload)
@@ -881,11 +884,32 @@ impl Store for ObjectStoreBackend {
                 })
             }
             Multipart::Staged => {
+                // A part may be up to 5 GiB: up to one block goes in one request, a longer
+                // part streams as a block list, so memory stays bounded by the block size.
                 let rel = Self::staged_part(nonce, part_idx);
-                self.store
-                    .put(&self.internal_path(&rel), payload)
-                    .await
-                    .map_err(|e| self.err(e))?;
+                let path = self.internal_path(&rel);
+                let mut body = body;
+                let mut first = Vec::new();
+                let mut len = 0;
+                while len < STAGED_BLOCK {
+                    match body.next().await {
+                        Some(chunk) => {
+                            let chunk = chunk?;
+                            len += chunk.len();
+                            first.push(chunk);
+                        }
+                        None => {
+                            self.store
+                                .put(&path, PutPayload::from_iter(first))
+                                .await
+                                .map_err(|e| self.err(e))?;
+                            return Ok(PartRef { content_id: rel });
+                        }
+                    }
+                }
+                let none = Attrs::default();
+                self.put_streaming(&path, first, body, &none, STAGED_BLOCK as u64)
+                    .await?;
                 Ok(PartRef { content_id: rel })
             }
         }
