@@ -72,6 +72,28 @@ fn coalesce(mut inner: ByteStream, target: usize) -> ByteStream {
 
 /// Parts uploaded at once per streaming PUT: bounds memory at `part_size * this`.
 const UPLOAD_CONCURRENCY: usize = 4;
+/// Memory for part bodies held whole (UploadPart to GCS, memory, and S3 without static
+/// credentials), across every upload of the process. A part can be up to 5 GiB: without a
+/// bound, a few concurrent large parts would exhaust the machine's memory; with it, they
+/// wait their turn.
+const PART_BUFFER_BUDGET_KIB: u32 = 1 << 20;
+
+/// Waits until a part of `len` bytes fits in [`PART_BUFFER_BUDGET_KIB`]. A part of unknown
+/// or larger size takes the whole budget, so it is held alone.
+async fn part_buffer_room(len: Option<u64>) -> tokio::sync::SemaphorePermit<'static> {
+    static BUDGET: tokio::sync::Semaphore =
+        tokio::sync::Semaphore::const_new(PART_BUFFER_BUDGET_KIB as usize);
+    let kib = len.map_or(PART_BUFFER_BUDGET_KIB, |l| {
+        u32::try_from(l.div_ceil(1024)).map_or(PART_BUFFER_BUDGET_KIB, |k| {
+            k.clamp(1, PART_BUFFER_BUDGET_KIB)
+        })
+    });
+    BUDGET
+        .acquire_many(kib)
+        .await
+        .expect("the part budget is never closed")
+}
+
 /// Block size of a staged multipart part (Azure) that is streamed rather than sent whole.
 const STAGED_BLOCK: usize = 4 << 20;
 
@@ -871,7 +893,9 @@ impl Store for ObjectStoreBackend {
         }
         match &self.multipart {
             Multipart::Native(mp) => {
-                // object_store's part API takes the part whole.
+                // object_store's part API takes the part whole: wait for room in the
+                // process's budget for such parts before reading it.
+                let _room = part_buffer_room(len).await;
                 let data: Vec<Bytes> = body.try_collect().await?;
                 let payload = PutPayload::from_iter(data);
                 let id = upload.to_owned();
@@ -1036,7 +1060,32 @@ impl Store for ObjectStoreBackend {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+
+    #[tokio::test]
+    async fn held_parts_share_one_memory_budget() {
+        let half = u64::from(PART_BUFFER_BUDGET_KIB) * 1024 / 2;
+        let a = part_buffer_room(Some(half)).await;
+        let b = part_buffer_room(Some(half - 1)).await;
+        // The budget is spent: a third part waits until one of the first two is sent.
+        let third = tokio::spawn(part_buffer_room(Some(4096)));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!third.is_finished());
+        drop(a);
+        let c = tokio::time::timeout(Duration::from_secs(5), third)
+            .await
+            .expect("room once a part is gone")
+            .unwrap();
+        drop((b, c));
+        // Larger than the budget, or of unknown size: held alone, but held.
+        let huge = part_buffer_room(Some(10 << 30)).await;
+        assert_eq!(huge.num_permits(), PART_BUFFER_BUDGET_KIB as usize);
+        drop(huge);
+        let unknown = part_buffer_room(None).await;
+        assert_eq!(unknown.num_permits(), PART_BUFFER_BUDGET_KIB as usize);
+    }
 
     #[tokio::test]
     async fn small_chunks_are_gathered_and_errors_kept_in_place() {
