@@ -37,6 +37,9 @@ pub struct ObjectInfo {
     pub etag: Option<String>,
     pub last_modified: DateTime<Utc>,
     pub attrs: Attrs,
+    /// The MD5 of the content, when the backend states it (an ETag that is one: not a
+    /// multipart upload, not SSE-KMS or SSE-C, not Azure).
+    pub content_md5: Option<[u8; 16]>,
 }
 
 /// One listing row.

@@ -270,14 +270,6 @@ where
     f().await
 }
 
-/// The ETag as the MD5 of the bytes, when it is one (single-part uploads to S3 and GCS,
-/// and Switchyard's fs backend); multipart and Azure ETags are opaque.
-fn etag_md5(etag: Option<&str>) -> Option<[u8; 16]> {
-    let e = etag?.trim_matches('"');
-    let mut md5 = [0u8; 16];
-    (e.len() == 32 && hex::decode_to_slice(e, &mut md5).is_ok()).then_some(md5)
-}
-
 /// Wraps a source body so that it is paced by `limit`, and so that the write fails (and
 /// nothing becomes visible at the destination) unless exactly `size` bytes came through.
 /// The content check is the destination's: the put is told the source's MD5.
@@ -363,7 +355,7 @@ async fn copy_object(
     let body = verified(key, body, size, limit);
     let declared = Declared {
         len: Some(size),
-        md5: etag_md5(got.info.etag.as_deref()),
+        md5: got.info.content_md5,
     };
     match to
         .store

@@ -420,6 +420,7 @@ fn info_from(sidecar: Option<Vec<u8>>, meta: &std::fs::Metadata) -> ObjectInfo {
     match sidecar.and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok()) {
         Some(s) if s.size == meta.len() && s.mtime_ns == mtime => ObjectInfo {
             size: meta.len(),
+            content_md5: super::etag_md5(&s.etag),
             etag: Some(s.etag),
             last_modified: to_datetime(meta),
             attrs: s.attrs,
@@ -429,6 +430,7 @@ fn info_from(sidecar: Option<Vec<u8>>, meta: &std::fs::Metadata) -> ObjectInfo {
             etag: Some(format!("{:x}-{:x}", mtime, meta.len())),
             last_modified: to_datetime(meta),
             attrs: Attrs::default(),
+            content_md5: None,
         },
     }
 }

@@ -330,6 +330,14 @@ pub(crate) fn md5_checked(body: Body, want: Option<[u8; 16]>) -> Body {
     .boxed()
 }
 
+/// An ETag as the MD5 it spells, when it has the form of one (single-part uploads to S3
+/// and GCS, Switchyard's fs backend). Whether it is one is the store's to say.
+pub(crate) fn etag_md5(etag: &str) -> Option<[u8; 16]> {
+    let e = etag.trim_matches('"');
+    let mut md5 = [0u8; 16];
+    (e.len() == 32 && hex::decode_to_slice(e, &mut md5).is_ok()).then_some(md5)
+}
+
 pub fn unquote_etag(s: &str) -> String {
     objstore::unquote(s.to_owned())
 }
