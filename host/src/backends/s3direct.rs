@@ -1,4 +1,5 @@
-//! Single-request streaming PUTs to S3, for bodies whose length is known.
+//! S3 requests with static credentials that bypass object_store: single-request streaming
+//! PUTs for bodies whose length is known, and GETs and HEADs.
 //!
 //! `object_store` takes a PUT body as one in-memory payload, or streams it as a multipart
 //! upload of buffered parts (`part_size` each, several in flight). For a gateway that is
@@ -9,6 +10,11 @@
 //! signed request with `UNSIGNED-PAYLOAD`, the bytes passed on chunk by chunk, so memory
 //! per upload is a few chunks whatever the object's size. A body that ends early, runs
 //! long or fails its checksum aborts the request, and S3 commits nothing.
+//!
+//! GETs and HEADs go the same way: object_store's per-request cost (its signer parses the
+//! URL and formats dates anew each time) was the largest user-space share of a small
+//! GET, and its answer leaves out the encryption headers that say whether an ETag is the
+//! content's MD5.
 
 use std::time::SystemTime;
 
