@@ -62,6 +62,10 @@ pub struct S3Direct {
     /// A request fails when neither a body chunk went out nor the answer came in for
     /// this long (`network.read_timeout`).
     idle_timeout: std::time::Duration,
+    /// GETs and HEADs that failed before an answer, or with a 5xx, are retried this many
+    /// times with backoff, within `retry_timeout` (`network.*`), as object_store would.
+    max_retries: usize,
+    retry_timeout: std::time::Duration,
 }
 
 impl S3Direct {
@@ -129,6 +133,8 @@ impl S3Direct {
             host,
             base_path,
             idle_timeout: c.network.read_timeout,
+            max_retries: c.network.max_retries,
+            retry_timeout: c.network.retry_timeout,
         }))
     }
 
@@ -215,13 +221,24 @@ impl S3Direct {
         } else {
             reqwest::Method::GET
         };
-        let req = self.signed(method, &url, headers)?;
-        let resp = match tokio::time::timeout(self.idle_timeout, req.send()).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(self.unavailable(e)),
-            Err(_) => {
-                return Err(self.unavailable(format!("no answer for {:?}", self.idle_timeout)));
+        let started = tokio::time::Instant::now();
+        let mut backoff = std::time::Duration::from_millis(100);
+        let mut attempt = 0;
+        let resp = loop {
+            // Signed anew each time: the signature carries the time.
+            let req = self.signed(method.clone(), &url, headers.clone())?;
+            let failure = match tokio::time::timeout(self.idle_timeout, req.send()).await {
+                Ok(Ok(r)) if !r.status().is_server_error() => break r,
+                Ok(Ok(r)) => format!("GET answered {}", r.status()),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer for {:?}", self.idle_timeout),
+            };
+            attempt += 1;
+            if attempt > self.max_retries || started.elapsed() + backoff > self.retry_timeout {
+                return Err(self.unavailable(failure));
             }
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
         };
         let status = resp.status().as_u16();
         match status {
