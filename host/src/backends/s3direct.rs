@@ -271,6 +271,7 @@ impl S3Direct {
         let (size, served) = match (status, text("content-range")) {
             (206, Some(cr)) => parse_content_range(&cr)
                 .ok_or_else(|| self.unavailable(format!("bad Content-Range {cr:?}")))?,
+            (206, None) => return Err(self.unavailable("a partial answer without Content-Range")),
             _ => {
                 let size =
                     length.ok_or_else(|| self.unavailable("an answer without Content-Length"))?;
@@ -534,6 +535,23 @@ fn hold_last(body: Body) -> Body {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_ranges_parse_and_nonsense_does_not() {
+        assert_eq!(parse_content_range("bytes 0-0/1"), Some((1, 0..1)));
+        assert_eq!(parse_content_range("bytes 10-19/100"), Some((100, 10..20)));
+        for bad in [
+            "bytes 5-4/10",
+            "bytes 0-10/10",
+            "bytes */10",
+            "bytes 0-9/*",
+            "items 0-9/10",
+            "bytes 0-9",
+            "",
+        ] {
+            assert_eq!(parse_content_range(bad), None, "{bad:?}");
+        }
+    }
 
     #[tokio::test]
     async fn the_last_chunk_waits_for_the_end_of_the_body() {
