@@ -157,10 +157,6 @@ impl Decider {
         }
     }
 
-    /// What a tiering pass does with one object held by `current`. The built-in default
-    /// keeps everything. An answer naming the current member, or one outside the bucket,
-    /// is invalid; any failure is an error the pass counts, and the object stays put: a
-    /// tiering pass never acts on a policy that could not decide.
     /// Records how long one policy call took (the guest's time, not the answer's checks).
     fn observe_call(&self, policy: &str, started: Instant) {
         self.metrics
@@ -171,6 +167,10 @@ impl Decider {
             .observe(started.elapsed().as_secs_f64());
     }
 
+    /// What a tiering pass does with one object held by `current`. The built-in default
+    /// keeps everything. An answer naming the current member, or one outside the bucket,
+    /// is invalid; any failure is an error the pass counts, and the object stays put: a
+    /// tiering pass never acts on a policy that could not decide.
     pub fn tier(&self, vb: &VirtualBucket, obj: &ObjectView, current: &str) -> Result<TierAction> {
         if vb.policy == "default" {
             return Ok(TierAction::Keep);

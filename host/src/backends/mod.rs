@@ -304,7 +304,6 @@ pub fn check_key(key: &str) -> Result<()> {
     Ok(())
 }
 
-/// ETags travel quoted in HTTP and bare inside Switchyard.
 /// Fails `body` with [`Error::BadDigest`] at its end, before the end reaches the store,
 /// unless its MD5 is `want`: for stores whose backend cannot check a declared MD5.
 pub(crate) fn md5_checked(body: Body, want: Option<[u8; 16]>) -> Body {
@@ -338,6 +337,7 @@ pub(crate) fn etag_md5(etag: &str) -> Option<[u8; 16]> {
     (e.len() == 32 && hex::decode_to_slice(e, &mut md5).is_ok()).then_some(md5)
 }
 
+/// ETags travel quoted in HTTP and bare inside Switchyard.
 pub fn unquote_etag(s: &str) -> String {
     objstore::unquote(s.to_owned())
 }
