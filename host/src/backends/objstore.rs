@@ -95,7 +95,25 @@ async fn part_buffer_room(len: Option<u64>) -> tokio::sync::SemaphorePermit<'sta
 }
 
 /// Block size of a staged multipart part (Azure) that is streamed rather than sent whole.
-const STAGED_BLOCK: usize = 4 << 20;
+const STAGED_BLOCK: u64 = 4 << 20;
+
+/// Reads `body` until at least `limit` bytes have come or it ends: the chunks, and
+/// whether the body ended (then they are all of it).
+async fn read_up_to(body: &mut Body, limit: u64) -> Result<(Vec<Bytes>, bool)> {
+    let mut chunks = Vec::new();
+    let mut len = 0u64;
+    while len < limit {
+        match body.next().await {
+            Some(chunk) => {
+                let chunk = chunk?;
+                len += chunk.len() as u64;
+                chunks.push(chunk);
+            }
+            None => return Ok((chunks, true)),
+        }
+    }
+    Ok((chunks, false))
+}
 
 /// How multipart uploads reach the backend.
 enum Multipart {
@@ -222,12 +240,11 @@ impl ObjectStoreBackend {
                     Err(object_store::Error::NotFound { .. }) => false,
                     Err(e) => return self.probe_failed(e),
                 };
-                if !stored {
-                    tracing::debug!(backend = %self.name, "the S3 server checks Content-MD5");
-                }
                 if stored {
                     tracing::info!(backend = %self.name, "the S3 server stores bodies that fail their Content-MD5: Switchyard hashes what it copies there");
                     let _ = self.store.delete(&probe).await;
+                } else {
+                    tracing::debug!(backend = %self.name, "the S3 server checks Content-MD5");
                 }
                 !stored
             }
@@ -638,80 +655,71 @@ impl Store for ObjectStoreBackend {
         let mut body = super::md5_checked(body, declared.md5);
         // Buffer up to one part: a small object goes in one request, which keeps the
         // backend's own atomic conditional PUT.
-        let mut buffered = Vec::new();
-        let mut len = 0u64;
-        while len < part_size {
-            match body.next().await {
-                Some(chunk) => {
-                    let chunk = chunk?;
-                    len += chunk.len() as u64;
-                    buffered.push(chunk);
-                }
-                None => {
-                    let mode = match cond {
-                        WriteCondition::None => PutMode::Overwrite,
-                        WriteCondition::IfAbsent => PutMode::Create,
-                        WriteCondition::IfMatch(_) => {
-                            // Look up the version the client names, then make the write
-                            // conditional on exactly that version (ETag, or generation on
-                            // GCS), so a concurrent writer still loses atomically.
-                            let meta = match self.store.head(&path).await {
-                                Ok(m) => m,
-                                Err(object_store::Error::NotFound { .. }) => {
-                                    return Err(Error::NotFound);
-                                }
-                                Err(e) => return Err(self.err(e)),
-                            };
-                            let current = meta.e_tag.clone().map(unquote);
-                            check_write_condition(cond, Some(current.as_deref()))?;
-                            PutMode::Update(UpdateVersion {
-                                e_tag: meta.e_tag,
-                                version: meta.version,
-                            })
-                        }
-                    };
-                    let opts = PutOptions {
-                        mode,
-                        attributes: to_attributes(attrs, self.escape_meta),
-                        ..Default::default()
-                    };
-                    let payload = PutPayload::from_iter(buffered.iter().cloned());
-                    return match self.store.put_opts(&path, payload, opts).await {
-                        Ok(r) => Ok(PutOutcome {
-                            etag: r.e_tag.map(unquote),
-                        }),
-                        Err(
-                            object_store::Error::NotImplemented { .. }
-                            | object_store::Error::NotSupported { .. },
-                        ) if *cond != WriteCondition::None => {
-                            self.precheck(key, cond).await?;
-                            let opts = PutOptions {
-                                attributes: to_attributes(attrs, self.escape_meta),
-                                ..Default::default()
-                            };
-                            let payload = PutPayload::from_iter(buffered);
-                            let r = self
-                                .store
-                                .put_opts(&path, payload, opts)
-                                .await
-                                .map_err(|e| self.err(e))?;
-                            Ok(PutOutcome {
-                                etag: r.e_tag.map(unquote),
-                            })
-                        }
-                        Err(object_store::Error::NotFound { .. })
-                            if matches!(cond, WriteCondition::IfMatch(_)) =>
-                        {
-                            Err(Error::NotFound)
-                        }
-                        Err(e) => Err(self.err(e)),
-                    };
-                }
-            }
+        let (buffered, whole) = read_up_to(&mut body, part_size).await?;
+        if !whole {
+            self.precheck(key, cond).await?;
+            return self
+                .put_streaming(&path, buffered, body, attrs, part_size)
+                .await;
         }
-        self.precheck(key, cond).await?;
-        self.put_streaming(&path, buffered, body, attrs, part_size)
-            .await
+        let mode = match cond {
+            WriteCondition::None => PutMode::Overwrite,
+            WriteCondition::IfAbsent => PutMode::Create,
+            WriteCondition::IfMatch(_) => {
+                // Look up the version the client names, then make the write
+                // conditional on exactly that version (ETag, or generation on
+                // GCS), so a concurrent writer still loses atomically.
+                let meta = match self.store.head(&path).await {
+                    Ok(m) => m,
+                    Err(object_store::Error::NotFound { .. }) => {
+                        return Err(Error::NotFound);
+                    }
+                    Err(e) => return Err(self.err(e)),
+                };
+                let current = meta.e_tag.clone().map(unquote);
+                check_write_condition(cond, Some(current.as_deref()))?;
+                PutMode::Update(UpdateVersion {
+                    e_tag: meta.e_tag,
+                    version: meta.version,
+                })
+            }
+        };
+        let opts = PutOptions {
+            mode,
+            attributes: to_attributes(attrs, self.escape_meta),
+            ..Default::default()
+        };
+        let payload = PutPayload::from_iter(buffered.iter().cloned());
+        match self.store.put_opts(&path, payload, opts).await {
+            Ok(r) => Ok(PutOutcome {
+                etag: r.e_tag.map(unquote),
+            }),
+            Err(
+                object_store::Error::NotImplemented { .. }
+                | object_store::Error::NotSupported { .. },
+            ) if *cond != WriteCondition::None => {
+                self.precheck(key, cond).await?;
+                let opts = PutOptions {
+                    attributes: to_attributes(attrs, self.escape_meta),
+                    ..Default::default()
+                };
+                let payload = PutPayload::from_iter(buffered);
+                let r = self
+                    .store
+                    .put_opts(&path, payload, opts)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                Ok(PutOutcome {
+                    etag: r.e_tag.map(unquote),
+                })
+            }
+            Err(object_store::Error::NotFound { .. })
+                if matches!(cond, WriteCondition::IfMatch(_)) =>
+            {
+                Err(Error::NotFound)
+            }
+            Err(e) => Err(self.err(e)),
+        }
     }
 
     async fn get(
@@ -923,27 +931,17 @@ impl Store for ObjectStoreBackend {
                 let rel = Self::staged_part(nonce, part_idx);
                 let path = self.internal_path(&rel);
                 let mut body = body;
-                let mut first = Vec::new();
-                let mut len = 0;
-                while len < STAGED_BLOCK {
-                    match body.next().await {
-                        Some(chunk) => {
-                            let chunk = chunk?;
-                            len += chunk.len();
-                            first.push(chunk);
-                        }
-                        None => {
-                            self.store
-                                .put(&path, PutPayload::from_iter(first))
-                                .await
-                                .map_err(|e| self.err(e))?;
-                            return Ok(PartRef { content_id: rel });
-                        }
-                    }
+                let (first, whole) = read_up_to(&mut body, STAGED_BLOCK).await?;
+                if whole {
+                    self.store
+                        .put(&path, PutPayload::from_iter(first))
+                        .await
+                        .map_err(|e| self.err(e))?;
+                } else {
+                    let none = Attrs::default();
+                    self.put_streaming(&path, first, body, &none, STAGED_BLOCK)
+                        .await?;
                 }
-                let none = Attrs::default();
-                self.put_streaming(&path, first, body, &none, STAGED_BLOCK as u64)
-                    .await?;
                 Ok(PartRef { content_id: rel })
             }
         }

@@ -246,19 +246,12 @@ impl S3Direct {
             404 => return Err(Error::NotFound),
             416 => return Err(Error::InvalidRange),
             s => {
-                let text = if head {
+                // A HEAD answer has no body to name the error.
+                let code = if head {
                     String::new()
                 } else {
-                    tokio::time::timeout(self.idle_timeout, resp.text())
-                        .await
-                        .ok()
-                        .and_then(|t| t.ok())
-                        .unwrap_or_default()
+                    self.error_code(resp).await
                 };
-                let code = text
-                    .split_once("<Code>")
-                    .and_then(|(_, r)| r.split_once("</Code>"))
-                    .map_or("", |(c, _)| c);
                 return Err(self.unavailable(format!("GET answered {s} {code}")));
             }
         }
@@ -338,6 +331,20 @@ impl S3Direct {
         })
         .boxed();
         Ok((outcome, Some(body)))
+    }
+
+    /// The `<Code>` of an S3 error answer's body ("" when it has none, or takes longer
+    /// than the idle timeout to arrive).
+    async fn error_code(&self, resp: reqwest::Response) -> String {
+        let text = tokio::time::timeout(self.idle_timeout, resp.text())
+            .await
+            .ok()
+            .and_then(|t| t.ok())
+            .unwrap_or_default();
+        text.split_once("<Code>")
+            .and_then(|(_, r)| r.split_once("</Code>"))
+            .map_or("", |(c, _)| c)
+            .to_owned()
     }
 
     /// PUTs `len` bytes of `body` to `full_key` (the key with the backend's prefix).
@@ -470,16 +477,8 @@ impl S3Direct {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned));
         }
-        let text = tokio::time::timeout(self.idle_timeout, resp.text())
-            .await
-            .ok()
-            .and_then(|t| t.ok())
-            .unwrap_or_default();
-        let code = text
-            .split_once("<Code>")
-            .and_then(|(_, r)| r.split_once("</Code>"))
-            .map_or("", |(c, _)| c);
-        Err(match (status.as_u16(), code) {
+        let code = self.error_code(resp).await;
+        Err(match (status.as_u16(), code.as_str()) {
             (412, _) | (409, "ConditionalRequestConflict") => {
                 Error::Precondition("the backend refused the write condition".into())
             }
