@@ -39,6 +39,10 @@ pub struct Args {
     /// Run the released s3s-fs and s3s-proxy binaries (from scripts/install-bench-tools.sh)
     /// instead of serving their code with `TCP_NODELAY`.
     pub stock_servers: bool,
+    /// Give the gateways CPUs of their own (`--pin`): the upper half of those the bench
+    /// may use, while the client and the origin share the lower half. Set by `main`.
+    pub gateway_cpus: Option<Vec<usize>>,
+    pub pin: bool,
     pub switchyard_bin: Option<PathBuf>,
     /// `SWITCHYARD_LOG` for the gateways (default: Switchyard's own, `info`).
     pub switchyard_log: Option<String>,
@@ -64,6 +68,8 @@ impl Default for Args {
             rss_peer: true,
             data_dir: None,
             stock_servers: false,
+            gateway_cpus: None,
+            pin: false,
             switchyard_bin: None,
             switchyard_log: None,
             markdown: None,
@@ -104,7 +110,7 @@ pub fn list<T>(s: &str, f: impl Fn(&str) -> Result<T>) -> Result<Vec<T>> {
 pub const USAGE: &str = "options: --quick --sizes 4k,1m,64m --concurrency 1,16,64 --ops put,get,list \
 --targets direct,switchyard,s3s-proxy,switchyard-fs --duration 4s --rounds 3 --max-requests N \
 --max-put-bytes 4g --no-rss --rss-only --rss-uploads 256 --rss-size 256m --rss-limit 8g \
---no-rss-peer --data-dir DIR --stock-servers --switchyard-bin PATH --switchyard-log FILTER --markdown FILE";
+--no-rss-peer --data-dir DIR --pin --stock-servers --switchyard-bin PATH --switchyard-log FILTER --markdown FILE";
 
 pub fn parse_args() -> Result<Args> {
     let mut a = Args::default();
@@ -154,6 +160,7 @@ pub fn parse_args() -> Result<Args> {
             "--no-rss-peer" => a.rss_peer = false,
             "--data-dir" => a.data_dir = Some(value()?.into()),
             "--stock-servers" => a.stock_servers = true,
+            "--pin" => a.pin = true,
             "--switchyard-bin" => a.switchyard_bin = Some(value()?.into()),
             "--switchyard-log" => a.switchyard_log = Some(value()?),
             "--markdown" => a.markdown = Some(value()?.into()),

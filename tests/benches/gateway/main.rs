@@ -360,7 +360,13 @@ async fn rss_test(args: &Args, bin: &Path, gateway: Target) -> Result<RssResult>
             };
             let this = std::env::current_exe()?;
             Child::start("s3s-proxy", &work.0, |port| {
-                proxy_command(stock.as_deref(), &this, port, &sink_addr)
+                proxy_command(
+                    stock.as_deref(),
+                    &this,
+                    port,
+                    &sink_addr,
+                    args.gateway_cpus.as_deref(),
+                )
             })
             .await?
         }
@@ -370,6 +376,7 @@ async fn rss_test(args: &Args, bin: &Path, gateway: Target) -> Result<RssResult>
                 bin,
                 &work.0,
                 args.switchyard_log.as_deref(),
+                args.gateway_cpus.as_deref(),
                 &[("sink", s3_backend(&sink_addr, "sink"))],
             )
             .await?
@@ -447,8 +454,19 @@ fn main() -> Result<()> {
     if raw.first().map(String::as_str) == Some("--serve") {
         return servers::serve(&raw);
     }
-    let args = parse_args()?;
+    let mut args = parse_args()?;
     let bin = switchyard_bin(&args)?;
+    if args.pin {
+        let cpus = procs::allowed_cpus()?;
+        if cpus.len() < 2 {
+            bail!("--pin needs two CPUs at least; this process may use {cpus:?}");
+        }
+        let (client, gateway) = cpus.split_at(cpus.len() / 2);
+        // Before the runtime starts, so that its threads and the origin inherit it.
+        procs::pin_self(client)?;
+        println!("pinned: client and origin on CPUs {client:?}, gateways on {gateway:?}");
+        args.gateway_cpus = Some(gateway.to_vec());
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -107,6 +107,56 @@ impl Drop for Child {
     }
 }
 
+/// The CPUs this process may run on (`Cpus_allowed_list`, e.g. `0-3,6`).
+pub fn allowed_cpus() -> Result<Vec<usize>> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .context("no Cpus_allowed_list in /proc/self/status")?;
+    let mut cpus = Vec::new();
+    for part in list.trim().split(',') {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        cpus.extend(lo.parse::<usize>()?..=hi.parse::<usize>()?);
+    }
+    Ok(cpus)
+}
+
+fn cpu_list(cpus: &[usize]) -> String {
+    cpus.iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Confines this process's main thread, and the threads and processes it starts from now
+/// on, to `cpus` (with util-linux's `taskset`: the workspace has no unsafe code).
+pub fn pin_self(cpus: &[usize]) -> Result<()> {
+    let status = Command::new("taskset")
+        .args(["-p", "-c", &cpu_list(cpus), &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .context("running taskset (util-linux)")?;
+    if !status.success() {
+        bail!("taskset -p failed: {status}");
+    }
+    Ok(())
+}
+
+/// A command for `program`, run on `cpus` when given (through `taskset -c`, which
+/// execs it: the pid is the program's).
+pub fn command(program: impl AsRef<std::ffi::OsStr>, cpus: Option<&[usize]>) -> Command {
+    match cpus {
+        None => Command::new(program),
+        Some(cpus) => {
+            // By path: a command may clear its environment, PATH included.
+            let mut cmd = Command::new("/usr/bin/taskset");
+            cmd.args(["-c", &cpu_list(cpus)]).arg(program);
+            cmd
+        }
+    }
+}
+
 pub fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").context("probing for a free port")?;
     Ok(l.local_addr()?.port())

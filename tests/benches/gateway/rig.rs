@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::args::Args;
 use crate::load::{Endpoint, Signer};
-use crate::procs::Child;
+use crate::procs::{Child, command};
 use crate::{ACCESS_KEY, SECRET_KEY, Target};
 
 pub fn repo_root() -> PathBuf {
@@ -149,13 +149,14 @@ pub async fn start_switchyard(
     bin: &Path,
     work: &Path,
     log_filter: Option<&str>,
+    cpus: Option<&[usize]>,
     backends: &[(&str, String)],
 ) -> Result<Child> {
     Child::start(name, work, |port| {
         let config = work.join(format!("{name}.toml"));
         let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         std::fs::write(&config, switchyard_config(listen, backends)).expect("write config");
-        let mut cmd = Command::new(bin);
+        let mut cmd = command(bin, cpus);
         cmd.arg("serve").arg("--config").arg(&config);
         if let Some(f) = log_filter {
             cmd.env("SWITCHYARD_LOG", f);
@@ -192,7 +193,7 @@ impl Rig {
                 cmd
             }
             None => {
-                let mut cmd = served("s3s-fs", &this, port);
+                let mut cmd = served("s3s-fs", &this, port, None);
                 cmd.arg("--root").arg(&s3_root);
                 cmd
             }
@@ -209,6 +210,7 @@ impl Rig {
                 bin,
                 &work.0,
                 args.switchyard_log.as_deref(),
+                args.gateway_cpus.as_deref(),
                 &[
                     ("bench", s3_backend(&s3_addr, "bench")),
                     ("list", s3_backend(&s3_addr, "list")),
@@ -222,7 +224,7 @@ impl Rig {
         if args.targets.contains(&Target::Proxy) {
             let stock = stock.as_ref().map(|(_, p)| p.as_path());
             let c = Child::start("s3s-proxy", &work.0, |port| {
-                proxy_command(stock, &this, port, &s3_addr)
+                proxy_command(stock, &this, port, &s3_addr, args.gateway_cpus.as_deref())
             })
             .await?;
             endpoints.insert(Target::Proxy, Endpoint::new(c.addr, signer.clone()));
@@ -241,6 +243,7 @@ impl Rig {
                 bin,
                 &work.0,
                 args.switchyard_log.as_deref(),
+                args.gateway_cpus.as_deref(),
                 &[("bench", fs("bench")), ("list", fs("list"))],
             )
             .await?;
@@ -292,8 +295,8 @@ impl Rig {
 }
 
 /// This binary serving `kind` (see `servers.rs`) on `port`.
-pub fn served(kind: &str, this: &Path, port: u16) -> Command {
-    let mut cmd = Command::new(this);
+pub fn served(kind: &str, this: &Path, port: u16, cpus: Option<&[usize]>) -> Command {
+    let mut cmd = command(this, cpus);
     cmd.args(["--serve", kind, "--port", &port.to_string()])
         .env("BENCH_ACCESS_KEY", ACCESS_KEY)
         .env("BENCH_SECRET_KEY", SECRET_KEY);
@@ -311,13 +314,14 @@ pub fn proxy_command(
     this: &Path,
     port: u16,
     upstream: &std::net::SocketAddr,
+    cpus: Option<&[usize]>,
 ) -> Command {
     let Some(bin) = stock else {
-        let mut cmd = served("s3s-proxy", this, port);
+        let mut cmd = served("s3s-proxy", this, port, cpus);
         cmd.arg("--endpoint-url").arg(format!("http://{upstream}"));
         return cmd;
     };
-    let mut cmd = Command::new(bin);
+    let mut cmd = command(bin, cpus);
     cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
         .arg("--endpoint-url")
         .arg(format!("http://{upstream}"))
