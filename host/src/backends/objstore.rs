@@ -26,19 +26,32 @@ use super::s3direct::{MAX_SINGLE_PUT, S3Direct};
 
 /// Read chunks smaller than this are gathered up to it before they go on.
 const COALESCE_BYTES: usize = 64 * 1024;
+/// When the backend has sent less than one such chunk by the time it is read while much
+/// of the body is still to come, it writes in small pieces as it reads them (s3s-fs sends
+/// 4 KiB at a time): the gateway then pauses this long before its next read, so that
+/// the socket gathers the pieces and one wake-up and one system call take them all.
+const TRICKLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
 
-/// Gathers the small chunks a backend's response arrives in (some servers send 4 KiB
-/// frames) into chunks of about `target` bytes, taking only what is already there: a copy
-/// of a few KiB costs far less than the write system call per chunk it saves on the way to
-/// the client, and a slow backend's bytes are never held back waiting for more.
-fn coalesce(mut inner: ByteStream, target: usize) -> ByteStream {
+/// Gathers the small chunks a backend's response arrives in into chunks of about
+/// `target` bytes, taking only what is already there: a copy of a few KiB costs far less
+/// than the write system call per chunk it saves on the way to the client, and a slow
+/// backend's bytes are never held back waiting for more. `len` is the length the backend
+/// announced: near the end of the body, nothing pauses.
+fn coalesce(mut inner: ByteStream, target: usize, len: u64) -> ByteStream {
     use std::task::Poll;
     let mut buf = bytes::BytesMut::new();
     let mut failed: Option<Error> = None;
     let mut done = false;
+    // Bytes announced and not yet read from `inner`.
+    let mut remaining = len;
+    let mut pause: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     futures::stream::poll_fn(move |cx| {
         if let Some(e) = failed.take() {
             return Poll::Ready(Some(Err(e)));
+        }
+        if let Some(p) = pause.as_mut() {
+            futures::ready!(p.as_mut().poll(cx));
+            pause = None;
         }
         loop {
             if done {
@@ -46,6 +59,7 @@ fn coalesce(mut inner: ByteStream, target: usize) -> ByteStream {
             }
             match inner.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
+                    remaining = remaining.saturating_sub(chunk.len() as u64);
                     if buf.is_empty() && chunk.len() >= target {
                         return Poll::Ready(Some(Ok(chunk)));
                     }
@@ -63,7 +77,13 @@ fn coalesce(mut inner: ByteStream, target: usize) -> ByteStream {
                 }
                 Poll::Ready(None) => done = true,
                 Poll::Pending if buf.is_empty() => return Poll::Pending,
-                Poll::Pending => return Poll::Ready(Some(Ok(buf.split().freeze()))),
+                Poll::Pending => {
+                    let out = buf.split().freeze();
+                    if remaining >= target as u64 {
+                        pause = Some(Box::pin(tokio::time::sleep(TRICKLE_PAUSE)));
+                    }
+                    return Poll::Ready(Some(Ok(out)));
+                }
             }
         }
     })
@@ -732,7 +752,8 @@ impl Store for ObjectStoreBackend {
         if let Some(direct) = &self.direct {
             let (outcome, body) = direct.get(self.path(key).as_ref(), range, head).await?;
             check_read_conditions(cond, &outcome.info)?;
-            return Ok((outcome, body.map(|b| coalesce(b, COALESCE_BYTES))));
+            let len = outcome.range.end - outcome.range.start;
+            return Ok((outcome, body.map(|b| coalesce(b, COALESCE_BYTES, len))));
         }
         let opts = GetOptions {
             range: if head { None } else { range.map(to_get_range) },
@@ -804,7 +825,8 @@ impl Store for ObjectStoreBackend {
             .into_stream()
             .map_err(move |e| map_error(&name, e))
             .boxed();
-        Ok((outcome, Some(coalesce(stream, COALESCE_BYTES))))
+        let len = outcome.range.end - outcome.range.start;
+        Ok((outcome, Some(coalesce(stream, COALESCE_BYTES, len))))
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
@@ -1109,6 +1131,7 @@ mod tests {
                 Ok(vec![5; 1]),
             ]),
             8,
+            26,
         )
         .collect()
         .await;
@@ -1121,11 +1144,40 @@ mod tests {
                 Ok(vec![2; 3]),
             ]),
             8,
+            6,
         )
         .collect()
         .await;
         assert_eq!(out[0].as_ref().unwrap().len(), 3);
         assert!(out[1].is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickling_backend_is_read_in_gulps_but_its_tail_is_not_delayed() {
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes>>();
+        let piece = || Ok(Bytes::from(vec![7u8; 4096]));
+        let mut out = coalesce(rx.boxed(), 64 << 10, 1 << 20);
+        tx.unbounded_send(piece()).unwrap();
+        // What is there goes out at once...
+        assert_eq!(out.next().await.unwrap().unwrap().len(), 4096);
+        // ...and the next read waits a moment for the backend's next pieces to gather.
+        tx.unbounded_send(piece()).unwrap();
+        tx.unbounded_send(piece()).unwrap();
+        assert!(futures::poll!(out.next()).is_pending());
+        tokio::time::advance(TRICKLE_PAUSE).await;
+        assert_eq!(out.next().await.unwrap().unwrap().len(), 8192);
+
+        // Near the end of the body (less than one target chunk left), no pause.
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes>>();
+        let mut out = coalesce(rx.boxed(), 64 << 10, 3 * 4096);
+        tx.unbounded_send(piece()).unwrap();
+        assert_eq!(out.next().await.unwrap().unwrap().len(), 4096);
+        tx.unbounded_send(piece()).unwrap();
+        assert!(
+            matches!(futures::poll!(out.next()), std::task::Poll::Ready(Some(Ok(b))) if b.len() == 4096)
+        );
+        drop(tx);
+        assert!(out.next().await.is_none());
     }
 
     #[test]
