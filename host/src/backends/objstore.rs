@@ -90,6 +90,15 @@ fn coalesce(mut inner: ByteStream, target: usize, len: u64) -> ByteStream {
     .boxed()
 }
 
+/// The body of a GET answered with `outcome`, gathered into chunks of [`COALESCE_BYTES`].
+fn gathered(body: ByteStream, outcome: &GetOutcome) -> ByteStream {
+    coalesce(
+        body,
+        COALESCE_BYTES,
+        outcome.range.end - outcome.range.start,
+    )
+}
+
 /// Parts uploaded at once per streaming PUT: bounds memory at `part_size * this`.
 const UPLOAD_CONCURRENCY: usize = 4;
 /// Memory for part bodies held whole (UploadPart to GCS, memory, and S3 without static
@@ -752,8 +761,8 @@ impl Store for ObjectStoreBackend {
         if let Some(direct) = &self.direct {
             let (outcome, body) = direct.get(self.path(key).as_ref(), range, head).await?;
             check_read_conditions(cond, &outcome.info)?;
-            let len = outcome.range.end - outcome.range.start;
-            return Ok((outcome, body.map(|b| coalesce(b, COALESCE_BYTES, len))));
+            let body = body.map(|b| gathered(b, &outcome));
+            return Ok((outcome, body));
         }
         let opts = GetOptions {
             range: if head { None } else { range.map(to_get_range) },
@@ -825,8 +834,8 @@ impl Store for ObjectStoreBackend {
             .into_stream()
             .map_err(move |e| map_error(&name, e))
             .boxed();
-        let len = outcome.range.end - outcome.range.start;
-        Ok((outcome, Some(coalesce(stream, COALESCE_BYTES, len))))
+        let body = gathered(stream, &outcome);
+        Ok((outcome, Some(body)))
     }
 
     async fn delete(&self, key: &str) -> Result<()> {

@@ -20,9 +20,9 @@
 //! (`--help` lists them): `--quick`, `--sizes 4k,1m,64m`, `--concurrency 1,16,64`,
 //! `--ops put,get,list`, `--targets ...`, `--duration 4s` per cell, `--no-rss` or
 //! `--rss-only`, `--rss-uploads 256 --rss-size 256m`, `--pin` (the gateways on CPUs of
-//! their own), `--markdown FILE`. The benchmark
-//! builds `target/release/switchyard` itself (`--switchyard-bin` to use another build).
-//! Results, the machine and how to read them are in docs/benchmarks.md.
+//! their own), `--markdown FILE`. The benchmark builds `target/release/switchyard` itself
+//! (`--switchyard-bin` to use another build). Results, the machine and how to read them
+//! are in docs/benchmarks.md.
 
 mod args;
 mod load;
