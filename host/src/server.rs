@@ -39,15 +39,19 @@ pub enum StartError {
 
 /// Read buffers of client connections: each socket read of a streamed body becomes one
 /// chunk, one wake-up of the backend's connection and one write to it, so bigger reads
-/// cost less CPU per byte (a 64 MiB PUT: 45 ms with 64 KiB, 38-40 ms with 128 KiB;
-/// hyper's default is about 400 KiB). But a busy engine fills every buffer, and each
-/// connection holds its buffer and a chunk or two in flight: with 256 uploads at once,
-/// 256 KiB buffers took the engine's RSS to 155-346 MiB. So connections share a budget:
-/// the largest buffer while few are open, down to the smallest as they multiply (the
-/// same 256 uploads: 73-76 MiB).
+/// cost less CPU per byte (CPU per 64 MiB PUT at concurrency 16: 40-43 ms with 128 KiB,
+/// 38-39 ms with 256 KiB, 33-35 ms with 512 KiB; s3s-proxy, with hyper's default of about
+/// 400 KiB, 32-35 ms). But a busy engine fills every buffer, and each upload keeps its
+/// buffer and a few chunks cut from earlier ones alive (see `s3direct::IN_FLIGHT_CHUNKS`):
+/// with 256 uploads at once, 256 KiB buffers for all took the engine's RSS to 155-346 MiB.
+/// So connections share a budget: the largest buffer while few are open, down to the
+/// smallest as they multiply. With 256 uploads at once the engine then peaks at 67-74 MiB
+/// with 128 KiB as the largest, 83-102 MiB with 256 KiB, and 75-193 MiB with 512 KiB,
+/// where how much freed memory jemalloc keeps for reuse decides the spread (75-76 MiB when
+/// it keeps none).
 const READ_BUFFERS_BUDGET: usize = 8 << 20;
 const READ_BUFFER_MIN: usize = 64 << 10;
-const READ_BUFFER_MAX: usize = 128 << 10;
+const READ_BUFFER_MAX: usize = 256 << 10;
 
 /// The read buffer of a new connection when `open` are open, itself included.
 fn read_buffer(open: usize) -> usize {
@@ -303,8 +307,8 @@ mod tests {
     #[test]
     fn read_buffers_shrink_as_connections_multiply() {
         assert_eq!(read_buffer(1), READ_BUFFER_MAX);
-        assert_eq!(read_buffer(64), READ_BUFFER_MAX);
-        assert_eq!(read_buffer(100), 83_886);
+        assert_eq!(read_buffer(32), READ_BUFFER_MAX);
+        assert_eq!(read_buffer(64), 128 << 10);
         assert_eq!(read_buffer(128), READ_BUFFER_MIN);
         assert_eq!(read_buffer(100_000), READ_BUFFER_MIN);
         let count = Arc::new(AtomicUsize::new(0));

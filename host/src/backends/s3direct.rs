@@ -423,7 +423,7 @@ impl S3Direct {
         let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let body = {
             let progress = progress.clone();
-            hold_last(body)
+            windowed(hold_last(body), IN_FLIGHT_CHUNKS)
                 .inspect(move |_| {
                     let ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
                     progress.store(ms, std::sync::atomic::Ordering::Relaxed);
@@ -502,6 +502,45 @@ fn parse_content_range(v: &str) -> Option<(u64, std::ops::Range<u64>)> {
     (first <= last && last < size).then_some((size, first..last + 1))
 }
 
+/// Chunks of an upload handed to the HTTP client and not yet written to its socket.
+///
+/// hyper queues up to 16 chunks (or about 400 KiB) per connection while the backend reads
+/// slower than the client sends, and a chunk keeps alive the whole read buffer it was cut
+/// from, however few bytes it holds: with 256 uploads at once on a loaded machine the
+/// queues, not the buffers, made the engine's memory (73-256 MiB from run to run). The
+/// socket's own buffer keeps the stream flowing; two chunks beside it are enough.
+const IN_FLIGHT_CHUNKS: usize = 2;
+
+/// Passes `body` on with at most `window` chunks alive downstream: each chunk holds a
+/// permit until the consumer drops it (hyper does once the bytes are on the socket), and
+/// the next chunk is not even read from the client before a permit is free, so the
+/// backpressure reaches the client's socket.
+fn windowed(body: Body, window: usize) -> Body {
+    /// A chunk and its permit, as the owner of the `Bytes` handed on.
+    struct Held {
+        chunk: Bytes,
+        _permit: tokio::sync::OwnedSemaphorePermit,
+    }
+    impl AsRef<[u8]> for Held {
+        fn as_ref(&self) -> &[u8] {
+            &self.chunk
+        }
+    }
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(window));
+    futures::stream::unfold((body, permits), |(mut body, permits)| async move {
+        // The semaphore is never closed.
+        let permit = permits.clone().acquire_owned().await.ok()?;
+        let item = body.next().await?.map(|chunk| {
+            Bytes::from_owner(Held {
+                chunk,
+                _permit: permit,
+            })
+        });
+        Some((item, (body, permits)))
+    })
+    .boxed()
+}
+
 /// Passes chunks on one behind, so that the last one leaves only when the body has ended
 /// well. The HTTP client ends the request as soon as `content-length` bytes are out and
 /// never looks at the stream again: a checksum failure reported after the last byte (as
@@ -550,6 +589,46 @@ mod tests {
         ] {
             assert_eq!(parse_content_range(bad), None, "{bad:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn no_more_than_the_window_is_alive_downstream() {
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let source = {
+            let read = read.clone();
+            futures::stream::iter(0..5u8).map(move |i| {
+                read.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(Bytes::from(vec![i; 3]))
+            })
+        };
+        let mut body = windowed(source.boxed(), 2);
+        let a = body.next().await.unwrap().unwrap();
+        let b = body.next().await.unwrap().unwrap();
+        // Both permits are out: the third chunk is not even read from the source.
+        let blocked = tokio::time::timeout(std::time::Duration::from_millis(50), body.next()).await;
+        assert!(blocked.is_err());
+        assert_eq!(read.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // A slice keeps its chunk alive; dropping all of it frees the permit.
+        let tail = a.slice(1..);
+        drop(a);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), body.next())
+                .await
+                .is_err()
+        );
+        drop(tail);
+        let c = body.next().await.unwrap().unwrap();
+        assert_eq!((b.as_ref(), c.as_ref()), (&[1u8; 3][..], &[2u8; 3][..]));
+        drop((b, c));
+        // A consumer that drops what it took reads to the end (the end, too, waits for a
+        // permit: a consumer keeping the whole window would wait forever, as hyper never
+        // does, since it drops each chunk once written).
+        let mut rest = 0;
+        while let Some(chunk) = body.next().await {
+            chunk.unwrap();
+            rest += 1;
+        }
+        assert_eq!(rest, 2);
     }
 
     #[tokio::test]
