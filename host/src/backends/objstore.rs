@@ -31,6 +31,12 @@ const COALESCE_BYTES: usize = 64 * 1024;
 /// 4 KiB at a time): the gateway then pauses this long before its next read, so that
 /// the socket gathers the pieces and one wake-up and one system call take them all.
 const TRICKLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
+/// A backend that still has not sent a full chunk after a pause is slow, not only
+/// trickling (16 GETs at once from s3s-fs get about 20 MB/s each: 20 KiB a millisecond),
+/// so the pause doubles, up to this, until a read finds a full chunk. The socket's
+/// receive buffer (megabytes, as the kernel sizes it) holds what arrives meanwhile, so the
+/// backend is not slowed; a chunk waits at most this long.
+const TRICKLE_PAUSE_MAX: std::time::Duration = std::time::Duration::from_millis(8);
 
 /// Gathers the small chunks a backend's response arrives in into chunks of about
 /// `target` bytes, taking only what is already there: a copy of a few KiB costs far less
@@ -45,6 +51,9 @@ fn coalesce(mut inner: ByteStream, target: usize, len: u64) -> ByteStream {
     // Bytes announced and not yet read from `inner`.
     let mut remaining = len;
     let mut pause: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    // The next pause, and whether this read follows one.
+    let mut pause_len = TRICKLE_PAUSE;
+    let mut paused = false;
     futures::stream::poll_fn(move |cx| {
         if let Some(e) = failed.take() {
             return Poll::Ready(Some(Err(e)));
@@ -52,7 +61,9 @@ fn coalesce(mut inner: ByteStream, target: usize, len: u64) -> ByteStream {
         if let Some(p) = pause.as_mut() {
             futures::ready!(p.as_mut().poll(cx));
             pause = None;
+            paused = true;
         }
+        let after_pause = std::mem::take(&mut paused);
         loop {
             if done {
                 return Poll::Ready((!buf.is_empty()).then(|| Ok(buf.split().freeze())));
@@ -61,10 +72,12 @@ fn coalesce(mut inner: ByteStream, target: usize, len: u64) -> ByteStream {
                 Poll::Ready(Some(Ok(chunk))) => {
                     remaining = remaining.saturating_sub(chunk.len() as u64);
                     if buf.is_empty() && chunk.len() >= target {
+                        pause_len = TRICKLE_PAUSE;
                         return Poll::Ready(Some(Ok(chunk)));
                     }
                     buf.extend_from_slice(&chunk);
                     if buf.len() >= target {
+                        pause_len = TRICKLE_PAUSE;
                         return Poll::Ready(Some(Ok(buf.split().freeze())));
                     }
                 }
@@ -80,7 +93,10 @@ fn coalesce(mut inner: ByteStream, target: usize, len: u64) -> ByteStream {
                 Poll::Pending => {
                     let out = buf.split().freeze();
                     if remaining >= target as u64 {
-                        pause = Some(Box::pin(tokio::time::sleep(TRICKLE_PAUSE)));
+                        if after_pause {
+                            pause_len = (pause_len * 2).min(TRICKLE_PAUSE_MAX);
+                        }
+                        pause = Some(Box::pin(tokio::time::sleep(pause_len)));
                     }
                     return Poll::Ready(Some(Ok(out)));
                 }
@@ -1175,6 +1191,26 @@ mod tests {
         assert!(futures::poll!(out.next()).is_pending());
         tokio::time::advance(TRICKLE_PAUSE).await;
         assert_eq!(out.next().await.unwrap().unwrap().len(), 8192);
+        // Still less than a chunk after a pause: the backend is slow, the pause doubles...
+        tx.unbounded_send(piece()).unwrap();
+        let mut next = out.next();
+        assert!(futures::poll!(&mut next).is_pending());
+        tokio::time::advance(TRICKLE_PAUSE).await;
+        assert!(futures::poll!(&mut next).is_pending());
+        tokio::time::advance(TRICKLE_PAUSE).await;
+        assert_eq!(next.await.unwrap().unwrap().len(), 4096);
+        // ...until a read finds a full chunk, which makes it short again.
+        tx.unbounded_send(Ok(Bytes::from(vec![7u8; 64 << 10])))
+            .unwrap();
+        tokio::time::advance(2 * TRICKLE_PAUSE).await;
+        assert_eq!(out.next().await.unwrap().unwrap().len(), 64 << 10);
+        tx.unbounded_send(piece()).unwrap();
+        assert_eq!(out.next().await.unwrap().unwrap().len(), 4096);
+        tx.unbounded_send(piece()).unwrap();
+        let mut next = out.next();
+        assert!(futures::poll!(&mut next).is_pending());
+        tokio::time::advance(TRICKLE_PAUSE).await;
+        assert_eq!(next.await.unwrap().unwrap().len(), 4096);
 
         // Near the end of the body (less than one target chunk left), no pause.
         let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes>>();
