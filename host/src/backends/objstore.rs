@@ -42,7 +42,9 @@ const TRICKLE_PAUSE_MAX: std::time::Duration = std::time::Duration::from_millis(
 /// `target` bytes, taking only what is already there: a copy of a few KiB costs far less
 /// than the write system call per chunk it saves on the way to the client, and a slow
 /// backend's bytes are never held back waiting for more. `len` is the length the backend
-/// announced: near the end of the body, nothing pauses.
+/// announced: a pause starts only while more of the body is to come than the last pause
+/// gathered (scaled to the next one's length) plus a chunk, so that no pause outlasts the
+/// body and delays its end.
 fn coalesce(mut inner: ByteStream, target: usize, len: u64) -> ByteStream {
     use std::task::Poll;
     let mut buf = bytes::BytesMut::new();
@@ -51,9 +53,12 @@ fn coalesce(mut inner: ByteStream, target: usize, len: u64) -> ByteStream {
     // Bytes announced and not yet read from `inner`.
     let mut remaining = len;
     let mut pause: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
-    // The next pause, and whether this read follows one.
+    // The next pause, whether this read follows one, the last pause's length, and the
+    // bytes read since it ended.
     let mut pause_len = TRICKLE_PAUSE;
     let mut paused = false;
+    let mut last_pause: Option<std::time::Duration> = None;
+    let mut since_pause: u64 = 0;
     futures::stream::poll_fn(move |cx| {
         if let Some(e) = failed.take() {
             return Poll::Ready(Some(Err(e)));
@@ -71,6 +76,7 @@ fn coalesce(mut inner: ByteStream, target: usize, len: u64) -> ByteStream {
             match inner.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
                     remaining = remaining.saturating_sub(chunk.len() as u64);
+                    since_pause += chunk.len() as u64;
                     if buf.is_empty() && chunk.len() >= target {
                         pause_len = TRICKLE_PAUSE;
                         return Poll::Ready(Some(Ok(chunk)));
@@ -92,11 +98,18 @@ fn coalesce(mut inner: ByteStream, target: usize, len: u64) -> ByteStream {
                 Poll::Pending if buf.is_empty() => return Poll::Pending,
                 Poll::Pending => {
                     let out = buf.split().freeze();
-                    if remaining >= target as u64 {
-                        if after_pause {
-                            pause_len = (pause_len * 2).min(TRICKLE_PAUSE_MAX);
-                        }
+                    if after_pause {
+                        pause_len = (pause_len * 2).min(TRICKLE_PAUSE_MAX);
+                    }
+                    let expected = last_pause.map_or(target as u64, |last| {
+                        let scaled = u128::from(since_pause) * pause_len.as_micros()
+                            / last.as_micros().max(1);
+                        u64::try_from(scaled).unwrap_or(u64::MAX)
+                    });
+                    if remaining >= expected.saturating_add(target as u64) {
                         pause = Some(Box::pin(tokio::time::sleep(pause_len)));
+                        last_pause = Some(pause_len);
+                        since_pause = 0;
                     }
                     return Poll::Ready(Some(Ok(out)));
                 }
@@ -1211,6 +1224,24 @@ mod tests {
         assert!(futures::poll!(&mut next).is_pending());
         tokio::time::advance(TRICKLE_PAUSE).await;
         assert_eq!(next.await.unwrap().unwrap().len(), 4096);
+
+        // A pause would gather about as much as the last one did: when that and a chunk
+        // are more than is left, none starts, so that none outlasts the body.
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes>>();
+        let mut out = coalesce(rx.boxed(), 64 << 10, 200 << 10);
+        tx.unbounded_send(piece()).unwrap();
+        assert_eq!(out.next().await.unwrap().unwrap().len(), 4096);
+        for _ in 0..25 {
+            tx.unbounded_send(piece()).unwrap();
+        }
+        tokio::time::advance(TRICKLE_PAUSE).await;
+        assert_eq!(out.next().await.unwrap().unwrap().len(), 64 << 10);
+        assert_eq!(out.next().await.unwrap().unwrap().len(), 36 << 10);
+        // 96 KiB left, the last pause gathered 100 KiB: the next piece goes at once.
+        tx.unbounded_send(piece()).unwrap();
+        assert!(
+            matches!(futures::poll!(out.next()), std::task::Poll::Ready(Some(Ok(b))) if b.len() == 4096)
+        );
 
         // Near the end of the body (less than one target chunk left), no pause.
         let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes>>();
