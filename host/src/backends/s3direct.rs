@@ -506,9 +506,10 @@ fn parse_content_range(v: &str) -> Option<(u64, std::ops::Range<u64>)> {
 ///
 /// hyper queues up to 16 chunks (or about 400 KiB) per connection while the backend reads
 /// slower than the client sends, and a chunk keeps alive the whole read buffer it was cut
-/// from, however few bytes it holds: with 256 uploads at once on a loaded machine the
-/// queues, not the buffers, made the engine's memory (73-256 MiB from run to run). The
-/// socket's own buffer keeps the stream flowing; two chunks beside it are enough.
+/// from, however few bytes it holds: an upload could pin 16 of its connection's read
+/// buffers. With the window, its live memory is the read buffer and three chunks (this
+/// many, and the one `hold_last` keeps back). The socket's own buffer, which the kernel
+/// sizes to megabytes, keeps the stream flowing; two chunks beside it are enough.
 const IN_FLIGHT_CHUNKS: usize = 2;
 
 /// Passes `body` on with at most `window` chunks alive downstream: each chunk holds a
