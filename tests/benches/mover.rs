@@ -6,14 +6,16 @@
 //! binary, whose small responses wait about 40 ms for delayed ACKs) on 127.0.0.1:
 //! `switchyard migrate` from an `s3` member `src` to an `s3` member `dst`, and `rclone
 //! copy SRC:… DST:…` with two remotes, so that rclone streams every object through itself
-//! as the mover does instead of asking the server for a same-remote CopyObject. The destination is emptied before
-//! every run; the configurations alternate order from round to round and each reports its
-//! median wall time, and the CPU seconds the tool and s3s-fs spent (from `/proc`, Linux).
+//! as the mover does instead of asking the server for a same-remote CopyObject. The
+//! destination is emptied before every run; the configurations alternate order from round
+//! to round and each reports its median wall time, and the CPU seconds the tool and s3s-fs
+//! spent (from `/proc`, Linux).
 //!
 //! Run: `cargo bench -p switchyard-tests --bench mover`, after
 //! `scripts/install-bench-tools.sh` (Debian's rclone; s3s-fs in `.tools/bin` for the stock
 //! server). The bench first runs `cargo build -p switchyard` for its own profile
-//! (`--release` under `cargo bench`), so it measures the current `target/release/switchyard`;
+//! (`--release` under `cargo bench`), so it measures the current
+//! `target/release/switchyard`;
 //! `SWITCHYARD_BIN=PATH` uses that binary instead and skips the build. Sizes and rounds:
 //! `MOVER_BENCH_SMALL_OBJECTS` (5000 of 4 KiB), `MOVER_BENCH_LARGE_OBJECTS` (8) of
 //! `MOVER_BENCH_LARGE_MIB` (64), `MOVER_BENCH_ROUNDS` (3). Space: the large set twice

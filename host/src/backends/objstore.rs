@@ -53,22 +53,23 @@ fn coalesce(mut inner: ByteStream, target: usize, len: u64) -> ByteStream {
     // Bytes announced and not yet read from `inner`.
     let mut remaining = len;
     let mut pause: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
-    // The next pause, whether this read follows one, the last pause's length, and the
-    // bytes read since it ended.
+    // The next pause, the last pause's length, and the bytes read since it ended.
     let mut pause_len = TRICKLE_PAUSE;
-    let mut paused = false;
     let mut last_pause: Option<std::time::Duration> = None;
     let mut since_pause: u64 = 0;
     futures::stream::poll_fn(move |cx| {
         if let Some(e) = failed.take() {
             return Poll::Ready(Some(Err(e)));
         }
-        if let Some(p) = pause.as_mut() {
-            futures::ready!(p.as_mut().poll(cx));
-            pause = None;
-            paused = true;
-        }
-        let after_pause = std::mem::take(&mut paused);
+        // Whether this read follows a pause (a pending one stays until it has run out).
+        let after_pause = match pause.as_mut() {
+            Some(p) => {
+                futures::ready!(p.as_mut().poll(cx));
+                pause = None;
+                true
+            }
+            None => false,
+        };
         loop {
             if done {
                 return Poll::Ready((!buf.is_empty()).then(|| Ok(buf.split().freeze())));
