@@ -191,8 +191,9 @@ pub struct ObjectStoreBackend {
     prefix: String,
     /// Metadata names must be C# identifiers (Azure): see [`encode_meta_name`].
     escape_meta: bool,
-    /// Streaming single-request PUTs (S3 with static credentials).
-    direct: Option<S3Direct>,
+    /// S3 with static credentials: streaming single-request PUTs, GETs and listings
+    /// without object_store (see [`S3Direct`]).
+    direct: Option<Arc<S3Direct>>,
     /// Whether the S3 server refuses a body that does not match its `Content-MD5`:
     /// [`MD5_UNKNOWN`] until a probe has told.
     checks_md5: AtomicU8,
@@ -352,7 +353,7 @@ impl ObjectStoreBackend {
                 let store = Arc::new(b.build().map_err(|e| config_error(field("kind"), e))?);
                 let mut backend =
                     Self::new(name, store.clone(), Multipart::Native(store), common.prefix);
-                backend.direct = S3Direct::from_config(name, c)?;
+                backend.direct = S3Direct::from_config(name, c)?.map(Arc::new);
                 Ok(backend)
             }
             BackendConfig::Azure(c) => {
@@ -422,6 +423,52 @@ impl ObjectStoreBackend {
     }
 
     /// Keys were checked by `check_key`, so every segment is valid as it is.
+    /// object_store's listing, with full keys (the backend's prefix included) and rows
+    /// outside `prefix` or not after `offset` possibly among them.
+    fn list_through_object_store(
+        &self,
+        prefix: &str,
+        offset: Option<&str>,
+    ) -> BoxStream<'static, Result<ObjectSummary>> {
+        // object_store lists whole path segments, so list the directory part of the prefix
+        // (the caller filters the rest); start just before the prefix to skip what sorts
+        // earlier.
+        let dir = match prefix.rfind('/') {
+            Some(i) => &prefix[..i],
+            None => "",
+        };
+        let full_dir = format!("{}{dir}", self.prefix);
+        let full_dir = full_dir.trim_end_matches('/');
+        let list_prefix = (!full_dir.is_empty()).then(|| self.raw_path(full_dir));
+        let mut start = String::new();
+        if !prefix.is_empty() {
+            let mut p = prefix.to_owned();
+            p.pop();
+            start = p;
+        }
+        if let Some(o) = offset
+            && o > start.as_str()
+        {
+            start = o.to_owned();
+        }
+        let inner = if start.is_empty() {
+            self.store.list(list_prefix.as_ref())
+        } else {
+            let off = self.raw_path(&format!("{}{start}", self.prefix));
+            self.store.list_with_offset(list_prefix.as_ref(), &off)
+        };
+        let name = self.name.clone();
+        inner
+            .map_err(move |e| map_error(&name, e))
+            .map_ok(|meta| ObjectSummary {
+                key: meta.location.into(),
+                size: meta.size,
+                etag: meta.e_tag.map(unquote),
+                last_modified: meta.last_modified,
+            })
+            .boxed()
+    }
+
     fn raw_path(&self, full: &str) -> Path {
         Path::parse(full).unwrap_or_else(|_| Path::from(full))
     }
@@ -880,53 +927,27 @@ impl Store for ObjectStoreBackend {
         prefix: &str,
         offset: Option<&str>,
     ) -> BoxStream<'static, Result<ObjectSummary>> {
-        // object_store lists whole path segments, so list the directory part of the prefix
-        // and filter the rest; start just before the prefix to skip what sorts earlier.
-        let dir = match prefix.rfind('/') {
-            Some(i) => &prefix[..i],
-            None => "",
+        let rows = match &self.direct {
+            // The exact prefix and offset: S3 itself has no notion of directories.
+            Some(direct) => direct.clone().list(
+                format!("{}{prefix}", self.prefix),
+                offset.map(|o| format!("{}{o}", self.prefix)),
+            ),
+            None => self.list_through_object_store(prefix, offset),
         };
-        let full_dir = format!("{}{dir}", self.prefix);
-        let full_dir = full_dir.trim_end_matches('/');
-        let list_prefix = (!full_dir.is_empty()).then(|| self.raw_path(full_dir));
-        let mut start = String::new();
-        if !prefix.is_empty() {
-            let mut p = prefix.to_owned();
-            p.pop();
-            start = p;
-        }
-        if let Some(o) = offset
-            && o > start.as_str()
-        {
-            start = o.to_owned();
-        }
         let strip = self.prefix.clone();
         let prefix_owned = prefix.to_owned();
-        let name = self.name.clone();
-        let inner = if start.is_empty() {
-            self.store.list(list_prefix.as_ref())
-        } else {
-            let off = self.raw_path(&format!("{strip}{start}"));
-            self.store.list_with_offset(list_prefix.as_ref(), &off)
-        };
         let offset_owned = offset.map(str::to_owned);
-        inner
-            .map_err(move |e| map_error(&name, e))
-            .try_filter_map(move |meta| {
-                let full = meta.location.as_ref();
-                let key = full.strip_prefix(strip.as_str()).unwrap_or(full).to_owned();
-                let keep = key.starts_with(&prefix_owned)
-                    && !key.starts_with(RESERVED_PREFIX)
-                    && offset_owned.as_deref().is_none_or(|o| key.as_str() > o);
-                let row = keep.then(|| ObjectSummary {
-                    key,
-                    size: meta.size,
-                    etag: meta.e_tag.map(unquote),
-                    last_modified: meta.last_modified,
-                });
-                futures::future::ready(Ok(row))
-            })
-            .boxed()
+        rows.try_filter_map(move |mut row| {
+            if let Some(key) = row.key.strip_prefix(strip.as_str()) {
+                row.key = key.to_owned();
+            }
+            let keep = row.key.starts_with(&prefix_owned)
+                && !row.key.starts_with(RESERVED_PREFIX)
+                && offset_owned.as_deref().is_none_or(|o| row.key.as_str() > o);
+            futures::future::ready(Ok(keep.then_some(row)))
+        })
+        .boxed()
     }
 
     async fn copy(&self, from: &str, to: &str) -> Result<()> {
