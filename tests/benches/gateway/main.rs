@@ -207,7 +207,10 @@ async fn cell(
 ) -> Result<Vec<Row>> {
     let bytes_per_round = size.unwrap_or(0) * concurrency as u64;
     let rounds = if bytes_per_round > 256 * MIB {
-        1 // at least one request per worker per round: big objects get one long round
+        // Every worker makes at least one request per round, so a round of big objects
+        // is long (seconds per target); two still put each target at two places in the
+        // order, which one round did not, and a handful of requests decided the row.
+        args.rounds.min(2)
     } else {
         args.rounds
     };
