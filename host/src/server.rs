@@ -40,20 +40,21 @@ pub enum StartError {
 /// Read buffers of client connections: each socket read of a streamed body becomes one
 /// chunk, one wake-up of the backend's connection and one write to it, so bigger reads
 /// cost less CPU per byte (CPU per 64 MiB PUT at concurrency 16: 40-43 ms with 128 KiB,
-/// 38-39 ms with 256 KiB, 33-35 ms with 512 KiB; s3s-proxy, with hyper's default of about
-/// 400 KiB, 32-35 ms). But a busy engine fills every buffer, and each upload keeps its
+/// 38-39 ms with 256 KiB, 33-37 ms with 512 KiB; s3s-proxy, with hyper's default of about
+/// 400 KiB, 32-37 ms). But a busy engine fills every buffer, and each upload keeps its
 /// buffer and a few chunks cut from earlier ones alive (see `s3direct::IN_FLIGHT_CHUNKS`):
 /// with 256 uploads at once, 256 KiB buffers for all took the engine's RSS to 155-346 MiB.
 /// So connections share a budget: the largest buffer while few are open, down to the
-/// smallest as they multiply. With 256 uploads at once the engine then peaks at 67-74 MiB
-/// with 128 KiB as the largest, 83-102 MiB with 256 KiB, and 75-193 MiB with 512 KiB,
-/// where how much freed memory jemalloc keeps for reuse decides the spread (75-76 MiB when
-/// it keeps none).
+/// smallest as they multiply. The count is taken when a connection's first bytes arrive,
+/// not when it is accepted: sized at accept, the first connections of a burst each took
+/// a buffer meant for few, and 256 uploads at once peaked at 75-193 MiB with 512 KiB as
+/// the largest (75-102 MiB with 256 KiB). Sized at the first bytes: 61-63 MiB with
+/// 512 KiB in three runs.
 const READ_BUFFERS_BUDGET: usize = 8 << 20;
 const READ_BUFFER_MIN: usize = 64 << 10;
-const READ_BUFFER_MAX: usize = 256 << 10;
+const READ_BUFFER_MAX: usize = 512 << 10;
 
-/// The read buffer of a new connection when `open` are open, itself included.
+/// The read buffer of a connection when `open` are open, itself included.
 fn read_buffer(open: usize) -> usize {
     (READ_BUFFERS_BUDGET / open.max(1)).clamp(READ_BUFFER_MIN, READ_BUFFER_MAX)
 }
@@ -61,17 +62,19 @@ fn read_buffer(open: usize) -> usize {
 /// One open client connection, counted while it lives (also when its task is cancelled).
 struct OpenConnection {
     count: Arc<AtomicUsize>,
-    /// Connections open when this one was accepted, itself included.
-    open: usize,
 }
 
 impl OpenConnection {
     fn new(count: &Arc<AtomicUsize>) -> Self {
-        let open = count.fetch_add(1, Ordering::Relaxed) + 1;
+        count.fetch_add(1, Ordering::Relaxed);
         Self {
             count: count.clone(),
-            open,
         }
+    }
+
+    /// Connections open now, this one included.
+    fn now(&self) -> usize {
+        self.count.load(Ordering::Relaxed).max(1)
     }
 }
 
@@ -202,7 +205,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let (stop, mut stopped) = watch::channel(false);
     let grace = config.server.shutdown_grace;
     let task = tokio::spawn(async move {
-        let mut conn_builder = ConnBuilder::new(TokioExecutor::new());
+        let conn_builder = ConnBuilder::new(TokioExecutor::new());
         let open = Arc::new(AtomicUsize::new(0));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
@@ -239,15 +242,32 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
                     }
                 });
             let counted = OpenConnection::new(&open);
-            // The builder's settings are copied into the connection here.
-            conn_builder.http1().max_buf_size(read_buffer(counted.open));
-            let conn = conn_builder
-                .serve_connection_with_upgrades(TokioIo::new(socket), hs)
-                .into_owned();
-            let conn = graceful.watch(conn);
+            let mut conn_builder = conn_builder.clone();
+            let watcher = graceful.watcher();
+            let mut stopping = stopped.clone();
             tokio::spawn(async move {
-                let _counted = counted;
-                if let Err(e) = conn.await {
+                // The buffer is sized when the first request's bytes arrive, not at accept:
+                // connections that arrive together are then counted together, rather than
+                // the first of a burst each taking a share meant for few. A connection
+                // still silent when the engine stops is closed (the watcher would
+                // otherwise hold the shutdown for the whole grace period).
+                // `peek`, not `readable`: readiness may be reported before any byte is
+                // there. A connection closed before it spoke (a TCP health check) ends
+                // here too.
+                let mut first = [0u8; 1];
+                tokio::select! {
+                    r = socket.peek(&mut first) => if !matches!(r, Ok(n) if n > 0) {
+                        return;
+                    },
+                    _ = stopping.changed() => return,
+                }
+                conn_builder
+                    .http1()
+                    .max_buf_size(read_buffer(counted.now()));
+                let conn = conn_builder
+                    .serve_connection_with_upgrades(TokioIo::new(socket), hs)
+                    .into_owned();
+                if let Err(e) = watcher.watch(conn).await {
                     debug!(error = %e, "connection closed with an error");
                 }
             });
@@ -307,16 +327,20 @@ mod tests {
     #[test]
     fn read_buffers_shrink_as_connections_multiply() {
         assert_eq!(read_buffer(1), READ_BUFFER_MAX);
-        assert_eq!(read_buffer(32), READ_BUFFER_MAX);
+        assert_eq!(read_buffer(16), READ_BUFFER_MAX);
+        assert_eq!(read_buffer(32), 256 << 10);
         assert_eq!(read_buffer(64), 128 << 10);
         assert_eq!(read_buffer(128), READ_BUFFER_MIN);
         assert_eq!(read_buffer(100_000), READ_BUFFER_MIN);
         let count = Arc::new(AtomicUsize::new(0));
         let a = OpenConnection::new(&count);
+        assert_eq!(a.now(), 1);
+        // A connection that arrives later counts for the earlier one too, as long as the
+        // earlier one has not sized its buffer yet.
         let b = OpenConnection::new(&count);
-        assert_eq!((a.open, b.open), (1, 2));
+        assert_eq!((a.now(), b.now()), (2, 2));
         drop(a);
-        assert_eq!(OpenConnection::new(&count).open, 2);
+        assert_eq!(b.now(), 1);
         drop(b);
         assert_eq!(count.load(Ordering::Relaxed), 0);
     }

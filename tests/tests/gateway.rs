@@ -517,3 +517,34 @@ async fn a_slow_upload_longer_than_the_read_timeout_streams_through() {
     assert!(got[PIECE * 7..].iter().all(|b| *b == 7));
     gw.stop().await;
 }
+
+/// A client connection sizes its read buffer when its first bytes arrive; until then it
+/// waits outside hyper's graceful shutdown. Stopping the engine must not wait the whole
+/// grace period (30 s by default) for a connection that never speaks, nor cut a request
+/// that is being answered on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_does_not_wait_for_silent_connections() {
+    use tokio::io::AsyncReadExt;
+    let cfg = "version = 1\n[backends.m]\nkind = \"memory\"\n[buckets.quiet]\nmembers = [\"m\"]\n";
+    let mut gw = Gateway::start(cfg).await.unwrap();
+    let c = gw.client();
+    put(&c, "quiet", "k", b"still served").await;
+    let addr = gw.endpoint.trim_start_matches("http://").to_owned();
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // A request on a connection opened after it: connections are accepted in order, so
+    // once this is answered the silent one has been accepted too. It stays open, idle.
+    assert_eq!(get(&gw.client(), "quiet", "k").await, b"still served");
+    let server = gw.server.take().unwrap();
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .expect("shutdown waited for a silent connection");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The silent connection was closed, not left open.
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf))
+        .await
+        .expect("the silent connection is still open")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+}

@@ -422,7 +422,6 @@ impl ObjectStoreBackend {
         self.raw_path(&format!("{}{RESERVED_PREFIX}{rel}", self.prefix))
     }
 
-    /// Keys were checked by `check_key`, so every segment is valid as it is.
     /// object_store's listing, with full keys (the backend's prefix included) and rows
     /// outside `prefix` or not after `offset` possibly among them.
     fn list_through_object_store(
@@ -469,6 +468,7 @@ impl ObjectStoreBackend {
             .boxed()
     }
 
+    /// Keys were checked by `check_key`, so every segment is valid as it is.
     fn raw_path(&self, full: &str) -> Path {
         Path::parse(full).unwrap_or_else(|_| Path::from(full))
     }

@@ -227,6 +227,7 @@ async fn cell(
             rss: None,
             gateway_cpu: None,
             origin_cpu: Duration::ZERO,
+            round_rates: Vec::new(),
         })
         .collect();
     let n = acc.len();
@@ -245,6 +246,7 @@ async fn cell(
                     );
                 }
             }
+            row.round_rates.push(m.out.req_per_s());
             row.out.merge(m.out);
             row.rss = row.rss.max(m.rss);
             if let Some(c) = m.gateway_cpu {

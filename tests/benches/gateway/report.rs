@@ -19,6 +19,9 @@ pub struct Row {
     pub gateway_cpu: Option<Duration>,
     /// CPU time the baseline S3 server used.
     pub origin_cpu: Duration,
+    /// Requests/s in each round, in round order: a row's rounds are measured next to
+    /// the other targets' rounds of the same number.
+    pub round_rates: Vec<f64>,
 }
 
 impl Row {
@@ -267,6 +270,24 @@ pub fn markdown(rows: &[Row], rss: &[RssResult], args: &Args) -> String {
 }
 
 /// The targets, each with the rows that decide it.
+/// The range of `a`'s rate over `b`'s across the rounds they shared, when there were
+/// several: a row behind by less than its rounds disagree is inside the machine's noise.
+fn round_spread(a: &Row, b: &Row) -> String {
+    let ratios: Vec<f64> = a
+        .round_rates
+        .iter()
+        .zip(&b.round_rates)
+        .filter(|(_, y)| **y > 0.0)
+        .map(|(x, y)| x / y)
+        .collect();
+    if ratios.len() < 2 {
+        return String::new();
+    }
+    let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = ratios.iter().copied().fold(0.0, f64::max);
+    format!("; rounds {lo:.2}-{hi:.2}")
+}
+
 pub fn verdicts(rows: &[Row], rss: &[RssResult]) -> Vec<String> {
     let mut out = Vec::new();
     let find = |r: &Row, t: Target| rows.iter().find(|b| b.key() == r.key() && b.target == t);
@@ -312,7 +333,11 @@ pub fn verdicts(rows: &[Row], rss: &[RssResult]) -> Vec<String> {
                 && let Some(p) = find(r, Target::Proxy)
             {
                 let vs = r.out.req_per_s() / p.out.req_per_s();
-                tally(&mut peer, vs > 1.0, format!("{label} ({vs:.2}× the peer)"));
+                tally(
+                    &mut peer,
+                    vs > 1.0,
+                    format!("{label} ({vs:.2}× the peer{})", round_spread(r, p)),
+                );
             }
         }
         let line = |name: &str, t: &(u32, u32, Vec<String>)| {
