@@ -939,8 +939,8 @@ impl Store for ObjectStoreBackend {
         let prefix_owned = prefix.to_owned();
         let offset_owned = offset.map(str::to_owned);
         rows.try_filter_map(move |mut row| {
-            if let Some(key) = row.key.strip_prefix(strip.as_str()) {
-                row.key = key.to_owned();
+            if row.key.starts_with(strip.as_str()) {
+                row.key.drain(..strip.len());
             }
             let keep = row.key.starts_with(&prefix_owned)
                 && !row.key.starts_with(RESERVED_PREFIX)

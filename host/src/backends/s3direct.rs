@@ -54,13 +54,8 @@ const LIST_PAGE_MAX: usize = 16 << 20;
 /// S3's largest single PUT.
 pub const MAX_SINGLE_PUT: u64 = 5 * 1024 * 1024 * 1024;
 
-/// Everything but S3's unreserved characters and `/` is escaped in a key's path.
-const KEY: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'/');
+/// A key's path is escaped as a query value, but for `/`.
+const KEY: &AsciiSet = &QUERY_VALUE.remove(b'/');
 
 pub struct S3Direct {
     backend: String,
@@ -666,16 +661,16 @@ fn parse_list_page(xml: &[u8]) -> std::result::Result<ListedPage, String> {
                 text.push_str(&t.decode().map_err(|e| e.to_string())?);
             }
             Event::GeneralRef(r) if field.is_some() => {
-                let resolved = match r.resolve_char_ref().map_err(|e| e.to_string())? {
-                    Some(c) => c.to_string(),
+                match r.resolve_char_ref().map_err(|e| e.to_string())? {
+                    Some(c) => text.push(c),
                     None => {
                         let name = r.decode().map_err(|e| e.to_string())?;
-                        quick_xml::escape::resolve_predefined_entity(&name)
-                            .ok_or_else(|| format!("unknown entity &{name};"))?
-                            .to_owned()
+                        text.push_str(
+                            quick_xml::escape::resolve_predefined_entity(&name)
+                                .ok_or_else(|| format!("unknown entity &{name};"))?,
+                        );
                     }
-                };
-                text.push_str(&resolved);
+                }
             }
             Event::End(_) => {
                 match field.take() {
@@ -721,14 +716,13 @@ fn parse_list_page(xml: &[u8]) -> std::result::Result<ListedPage, String> {
     if !root_seen {
         return Err("no ListBucketResult".into());
     }
-    match (truncated, &page.next) {
-        (true, None) => Err("IsTruncated without a NextContinuationToken".into()),
-        (false, Some(_)) => {
-            page.next = None;
-            Ok(page)
-        }
-        _ => Ok(page),
+    if truncated && page.next.is_none() {
+        return Err("IsTruncated without a NextContinuationToken".into());
     }
+    if !truncated {
+        page.next = None;
+    }
+    Ok(page)
 }
 
 /// `bytes FIRST-LAST/SIZE` as the total size and the served range (end exclusive).
