@@ -198,6 +198,14 @@ pub struct ServerConfig {
     /// How long to wait for in-flight requests on shutdown. Default 30s.
     #[serde(default = "default_drain", with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// How long a client may keep a connection without progress before it is closed:
+    /// from connecting (or from the end of the previous answer) to a complete request
+    /// head, between two reads of a request body (the request then fails with
+    /// `RequestTimeout`, and nothing is written), and while an answer waits for the client
+    /// to read it. Without it, clients that stall hold sockets, tasks and backend
+    /// connections for as long as they like. Default 60s.
+    #[serde(default = "default_client_timeout", with = "humantime_serde")]
+    pub client_timeout: Duration,
     /// Bearer token that allows starting migrations and tiering passes through the admin
     /// API (`POST /jobs/...`), inline or `{ env = "VAR" }`. Default: none, and the admin API
     /// is read-only.
@@ -220,6 +228,9 @@ fn default_max_object_size() -> u64 {
 fn default_drain() -> Duration {
     Duration::from_secs(30)
 }
+fn default_client_timeout() -> Duration {
+    Duration::from_secs(60)
+}
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -231,6 +242,7 @@ impl Default for ServerConfig {
             max_put_size: default_max_object_size(),
             admin_listen: None,
             shutdown_grace: default_drain(),
+            client_timeout: default_client_timeout(),
             admin_token: None,
         }
     }
@@ -619,6 +631,15 @@ impl Config {
                 "must not exceed server.max_put_size",
             ));
         }
+        // A deadline is an Instant plus this: an unbounded one would overflow the clock.
+        if self.server.client_timeout.is_zero()
+            || self.server.client_timeout > Duration::from_secs(24 * 3600)
+        {
+            return Err(invalid(
+                "server.client_timeout",
+                "must be more than zero and at most 24h",
+            ));
+        }
         if self.plugins.memory_limit < 1024 * 1024 {
             return Err(invalid("plugins.memory_limit", "must be at least 1 MiB"));
         }
@@ -854,6 +875,12 @@ members = ["a"]
         assert_eq!(e, "buckets.bkt.members[0]: unknown backend \"nope\"");
         let e = err("version = 2\n");
         assert!(e.starts_with("version: unsupported version 2"), "{e}");
+        for bad in ["0s", "25h"] {
+            let e = err(&format!(
+                "version = 1\n[server]\nclient_timeout = {bad:?}\n"
+            ));
+            assert!(e.starts_with("server.client_timeout: must be"), "{e}");
+        }
         let e = err(
             "version = 1\n[backends.a]\nkind = \"memory\"\n[buckets.B_ad]\nmembers = [\"a\"]\n",
         );

@@ -160,6 +160,8 @@ pub enum Error {
     TooLarge(u64),
     #[error("body ended before its declared length")]
     IncompleteBody,
+    #[error("the client sent no body bytes for {0:?}")]
+    RequestTimeout(std::time::Duration),
     #[error("no such upload")]
     NoSuchUpload,
     #[error("invalid part: {0}")]

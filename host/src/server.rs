@@ -3,13 +3,17 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::service::S3ServiceBuilder;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -204,8 +208,15 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
 
     let (stop, mut stopped) = watch::channel(false);
     let grace = config.server.shutdown_grace;
+    let client_timeout = config.server.client_timeout;
     let task = tokio::spawn(async move {
-        let conn_builder = ConnBuilder::new(TokioExecutor::new());
+        let mut conn_builder = ConnBuilder::new(TokioExecutor::new());
+        // hyper's header timer runs from the first read of a request head (here, after the
+        // first byte; on a kept-alive connection, from the end of the previous answer).
+        conn_builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(client_timeout);
         let open = Arc::new(AtomicUsize::new(0));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
@@ -252,12 +263,14 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
                 // still silent when the engine stops is closed (the watcher would
                 // otherwise hold the shutdown for the whole grace period).
                 // `peek`, not `readable`: readiness may be reported before any byte is
-                // there. A connection closed before it spoke (a TCP health check) ends
-                // here too.
+                // there. A connection closed before it spoke (a TCP health check), or
+                // silent for the client timeout, ends here too.
                 let mut first = [0u8; 1];
                 tokio::select! {
-                    r = socket.peek(&mut first) => if !matches!(r, Ok(n) if n > 0) {
-                        return;
+                    r = tokio::time::timeout(client_timeout, socket.peek(&mut first)) => {
+                        if !matches!(r, Ok(Ok(n)) if n > 0) {
+                            return;
+                        }
                     },
                     _ = stopping.changed() => return,
                 }
@@ -265,7 +278,10 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
                     .http1()
                     .max_buf_size(read_buffer(counted.now()));
                 let conn = conn_builder
-                    .serve_connection_with_upgrades(TokioIo::new(socket), hs)
+                    .serve_connection_with_upgrades(
+                        TokioIo::new(WriteDeadline::new(socket, client_timeout)),
+                        hs,
+                    )
                     .into_owned();
                 if let Err(e) = watcher.watch(conn).await {
                     debug!(error = %e, "connection closed with an error");
@@ -308,6 +324,112 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     shutdown.await;
     server.shutdown().await;
     Ok(())
+}
+
+/// A client socket whose writes fail once one has waited `limit` for the client to make
+/// room (to read). hyper has no such timeout; without it a client that stops reading an
+/// answer holds its connection, the request's task and the backend stream behind it
+/// until it hangs up. The error closes the connection, which drops all three.
+///
+/// Only writes are timed: a connection legitimately reads nothing for long stretches
+/// (between requests, which hyper's header timer bounds, and while a slow backend
+/// prepares an answer), but a write that cannot proceed always means the client is not
+/// reading.
+struct WriteDeadline<S> {
+    inner: S,
+    limit: Duration,
+    /// Made at the first write that had to wait, reset for each later wait.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Whether the timer runs for the current wait.
+    waiting: bool,
+}
+
+impl<S> WriteDeadline<S> {
+    fn new(inner: S, limit: Duration) -> Self {
+        Self {
+            inner,
+            limit,
+            timer: None,
+            waiting: false,
+        }
+    }
+
+    /// Passes a write's result on; a write that has to wait starts (or goes on with) the
+    /// timer, and fails once it has run out.
+    fn timed<T>(
+        &mut self,
+        r: Poll<std::io::Result<T>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<T>> {
+        if r.is_ready() {
+            self.waiting = false;
+            return r;
+        }
+        let deadline = tokio::time::Instant::now() + self.limit;
+        let timer = match &mut self.timer {
+            Some(t) => {
+                if !self.waiting {
+                    t.as_mut().reset(deadline);
+                }
+                t
+            }
+            None => self
+                .timer
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        self.waiting = true;
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the client read nothing for {:?}", self.limit),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.timed(r, cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.timed(r, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.timed(r, cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.timed(r, cx)
+    }
 }
 
 fn may_have_body(headers: &http::HeaderMap) -> bool {

@@ -548,3 +548,207 @@ async fn shutdown_does_not_wait_for_silent_connections() {
         .unwrap_or(0);
     assert_eq!(n, 0);
 }
+
+/// Reads `sock` until the server closes it (end of stream or reset), for at most
+/// `within`; what was read, or `None` if it was still open then.
+async fn read_until_closed(sock: &mut tokio::net::TcpStream, within: Duration) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let read_all = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match sock.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(within, read_all).await.ok()?;
+    Some(got)
+}
+
+/// The path and query of a presigned request, and the address to send it to.
+async fn presigned(
+    gw: &Gateway,
+    req: impl std::future::Future<
+        Output = Result<
+            aws_sdk_s3::presigning::PresignedRequest,
+            aws_sdk_s3::error::SdkError<impl std::fmt::Debug>,
+        >,
+    >,
+) -> (String, String) {
+    let url = req.await.unwrap();
+    let addr = gw.endpoint.trim_start_matches("http://").to_owned();
+    let path_and_query = url.uri().split_once(&addr).unwrap().1.to_owned();
+    (addr, path_and_query)
+}
+
+fn one_bucket_on(dir: &TempDir, extra: &str) -> String {
+    format!(
+        "version = 1\n[server]\nclient_timeout = \"1s\"\n[backends.fs]\nkind = \"fs\"\nroot = {:?}\n{extra}[buckets.local]\nmembers = [\"fs\"]\n",
+        dir.0.display().to_string()
+    )
+}
+
+/// `server.client_timeout` (1 s here) closes connections whose client stalls: before
+/// the first byte, inside a request head, between requests on a kept-alive connection,
+/// and while an answer waits to be read. A body that stalls fails its request with
+/// `RequestTimeout` and leaves the object as it was. The engine serves on afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stalled_clients_are_cut_off_and_lose_nothing() {
+    use tokio::io::AsyncWriteExt;
+    let dir = TempDir::new("stall");
+    let gw = Gateway::start(&one_bucket_on(&dir, "")).await.unwrap();
+    let c = gw.client();
+    put(&c, "local", "kept", b"the old version").await;
+    let addr = gw.endpoint.trim_start_matches("http://").to_owned();
+    let within = Duration::from_secs(10);
+
+    // Silent from the start, and a head that never ends.
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut half = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    half.write_all(format!("GET /local/kept HTTP/1.1\r\nHost: {addr}\r\nX-A: ").as_bytes())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(
+        read_until_closed(&mut silent, within).await.as_deref(),
+        Some(&b""[..])
+    );
+    assert_eq!(
+        read_until_closed(&mut half, within).await.as_deref(),
+        Some(&b""[..])
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900));
+
+    // Kept alive after a complete answer, then idle.
+    let (addr, get_kept) = presigned(
+        &gw,
+        c.get_object()
+            .bucket("local")
+            .key("kept")
+            .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap()),
+    )
+    .await;
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(format!("GET {get_kept} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut idle, within)
+        .await
+        .expect("idle connection kept open");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("the old version"), "{answer}");
+
+    // A body that stops: 1 MiB declared, 100 KiB sent.
+    let (_, put_kept) = presigned(
+        &gw,
+        c.put_object()
+            .bucket("local")
+            .key("kept")
+            .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap()),
+    )
+    .await;
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stalled
+        .write_all(
+            format!("PUT {put_kept} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 1048576\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    stalled.write_all(&vec![7u8; 100 * 1024]).await.unwrap();
+    let answer = read_until_closed(&mut stalled, within)
+        .await
+        .expect("stalled upload kept open");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("<Code>RequestTimeout</Code>"), "{answer}");
+    assert_eq!(get(&c, "local", "kept").await, b"the old version");
+    let tmp = std::fs::read_dir(dir.0.join(".switchyard/tmp")).map_or(0, |d| d.count());
+    assert_eq!(tmp, 0, "temporary file left behind");
+
+    // An answer nobody reads: 64 MiB, far more than the sockets' buffers hold. Once the
+    // gateway gives up, what can still be read ends short of the object.
+    const BIG: usize = 64 << 20;
+    c.put_object()
+        .bucket("local")
+        .key("big")
+        .body(ByteStream::from(vec![1u8; BIG]))
+        .send()
+        .await
+        .unwrap();
+    let (_, get_big) = presigned(
+        &gw,
+        c.get_object()
+            .bucket("local")
+            .key("big")
+            .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap()),
+    )
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    let mut unread = socket.connect(addr.parse().unwrap()).await.unwrap();
+    unread
+        .write_all(format!("GET {get_big} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = read_until_closed(&mut unread, within)
+        .await
+        .expect("unread answer kept open");
+    assert!(
+        got.len() < BIG,
+        "the whole object came through: {}",
+        got.len()
+    );
+
+    // Meanwhile, nothing else was disturbed.
+    assert_eq!(get(&c, "local", "big").await.len(), BIG);
+    gw.stop().await;
+}
+
+/// A client that stalls mid-body in front of an S3 backend whose `read_timeout` is
+/// shorter than the client timeout: the request fails as the client's (400
+/// `RequestTimeout`), not as the backend's (503), and the backend keeps the old object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_stall_is_not_blamed_on_the_backend() {
+    use tokio::io::AsyncWriteExt;
+    let moto = Moto::start().await.unwrap();
+    moto.create_bucket("stall").await.unwrap();
+    let cfg = format!(
+        "version = 1\n[server]\nclient_timeout = \"2s\"\n[backends.s3]\nkind = \"s3\"\nbucket = \"stall\"\nendpoint = {:?}\nallow_http = true\naccess_key_id = \"x\"\nsecret_access_key = \"y\"\n[backends.s3.network]\nread_timeout = \"500ms\"\n[buckets.stall]\nmembers = [\"s3\"]\n",
+        moto.endpoint
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let c = gw.client();
+    put(&c, "stall", "kept", b"the old version").await;
+    let (addr, put_kept) = presigned(
+        &gw,
+        c.put_object()
+            .bucket("stall")
+            .key("kept")
+            .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap()),
+    )
+    .await;
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stalled
+        .write_all(
+            format!("PUT {put_kept} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 1048576\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    stalled.write_all(&vec![7u8; 300 * 1024]).await.unwrap();
+    let started = Instant::now();
+    let answer = read_until_closed(&mut stalled, Duration::from_secs(10))
+        .await
+        .expect("stalled upload kept open");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("<Code>RequestTimeout</Code>"), "{answer}");
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(get(&c, "stall", "kept").await, b"the old version");
+    gw.stop().await;
+}

@@ -515,11 +515,23 @@ impl S3Direct {
         headers.push(("content-length".into(), len.to_string()));
         let req = self.signed(reqwest::Method::PUT, &url, headers)?;
         // Progress is a body chunk handed to the connection; the clock starts over at each.
+        // Time spent waiting for the client's next bytes is not the backend's silence: it
+        // counts as progress here, and the client's own timeout (`server.client_timeout`,
+        // in the verifying body) bounds it.
         let clock = tokio::time::Instant::now();
         let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let reading_client = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let body = {
             let progress = progress.clone();
-            windowed(hold_last(body), IN_FLIGHT_CHUNKS)
+            let reading = reading_client.clone();
+            let mut body = hold_last(body);
+            let body = futures::stream::poll_fn(move |cx| {
+                let r = body.poll_next_unpin(cx);
+                reading.store(r.is_pending(), std::sync::atomic::Ordering::Relaxed);
+                r
+            })
+            .boxed();
+            windowed(body, IN_FLIGHT_CHUNKS)
                 .inspect(move |_| {
                     let ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
                     progress.store(ms, std::sync::atomic::Ordering::Relaxed);
@@ -538,6 +550,11 @@ impl S3Direct {
             tokio::select! {
                 r = &mut send => break r,
                 _ = tokio::time::sleep_until(deadline) => {
+                    if reading_client.load(std::sync::atomic::Ordering::Relaxed) {
+                        let ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+                        progress.store(ms, std::sync::atomic::Ordering::Relaxed);
+                        continue;
+                    }
                     let now = std::time::Duration::from_millis(
                         progress.load(std::sync::atomic::Ordering::Relaxed),
                     );

@@ -5,6 +5,8 @@
 //! becomes an error item at the end of the stream, before the backend commits, so the
 //! write is aborted and nothing becomes visible.
 
+use std::time::Duration;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures::StreamExt;
@@ -101,15 +103,20 @@ struct State {
     algs: Vec<String>,
     seen: u64,
     limit: u64,
+    stall: Duration,
     done: bool,
 }
 
-/// Wraps a client body with a size limit and integrity checks.
+/// Wraps a client body with a size limit, integrity checks, and a limit on silence: a
+/// client that sends nothing for `stall` while the body is being read fails the request
+/// with `RequestTimeout` (the time the backend takes to accept bytes does not count: the
+/// body is only waited on when asked for).
 pub fn verified(
     inner: StreamingBlob,
     expected: Expected,
     trailers: Option<TrailingHeaders>,
     limit: u64,
+    stall: Duration,
 ) -> Body {
     let mut hasher = ChecksumHasher::default();
     let mut algs = Vec::new();
@@ -130,13 +137,18 @@ pub fn verified(
         algs,
         seen: 0,
         limit,
+        stall,
         done: false,
     };
     futures::stream::unfold(state, |mut st| async move {
         if st.done {
             return None;
         }
-        match st.inner.next().await {
+        let Ok(next) = tokio::time::timeout(st.stall, st.inner.next()).await else {
+            st.done = true;
+            return Some((Err(Error::RequestTimeout(st.stall)), st));
+        };
+        match next {
             Some(Ok(chunk)) => {
                 st.seen += chunk.len() as u64;
                 if st.seen > st.limit {

@@ -50,6 +50,11 @@ pub fn to_s3(e: Error) -> S3Error {
             "You did not provide the number of bytes specified by the Content-Length HTTP header."
                 .into(),
         ),
+        Error::RequestTimeout(_) => (
+            C::RequestTimeout,
+            "Your socket connection to the server was not read from or written to within the timeout period."
+                .into(),
+        ),
         Error::NoSuchUpload => (
             C::NoSuchUpload,
             "The specified multipart upload does not exist.".into(),

@@ -456,7 +456,13 @@ impl S3 for Frontend {
             StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
         });
         let size = expected.declared_len;
-        let body = body::verified(blob, expected, trailers, limit);
+        let body = body::verified(
+            blob,
+            expected,
+            trailers,
+            limit,
+            router.config.server.client_timeout,
+        );
         let bucket = input.bucket;
         let key = input.key;
         let (out, _) = traced(
@@ -865,7 +871,13 @@ impl S3 for Frontend {
             StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
         });
         let len = expected.declared_len;
-        let body = body::verified(blob, expected, trailers, limit);
+        let body = body::verified(
+            blob,
+            expected,
+            trailers,
+            limit,
+            router.config.server.client_timeout,
+        );
         let e = traced(
             "UploadPart",
             &input.bucket,
