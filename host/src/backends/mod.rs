@@ -7,6 +7,7 @@
 mod fs;
 mod objstore;
 mod s3direct;
+mod sigv4;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

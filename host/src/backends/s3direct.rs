@@ -21,13 +21,6 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{
-    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
-    UriPathNormalizationMode, sign,
-};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
@@ -35,6 +28,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use super::sigv4::Signer;
 use crate::config::{ConfigError, S3Backend};
 use crate::model::{
     Attrs, Body, ByteRange, ByteStream, Error, GetOutcome, ObjectInfo, ObjectSummary, PutOutcome,
@@ -60,8 +54,7 @@ const KEY: &AsciiSet = &QUERY_VALUE.remove(b'/');
 pub struct S3Direct {
     backend: String,
     http: reqwest::Client,
-    identity: Identity,
-    region: String,
+    signer: Signer,
     /// `scheme://host[:port]`.
     origin: String,
     /// The host header value.
@@ -89,12 +82,11 @@ impl S3Direct {
             Some(t) => Some(t.resolve(&field("session_token"))?),
             None => None,
         };
-        let creds = Credentials::new(
+        let signer = Signer::new(
             ak.resolve(&field("access_key_id"))?,
             sk.resolve(&field("secret_access_key"))?,
             token,
-            None,
-            "switchyard-config",
+            c.region.clone(),
         );
         let (origin, base_path) = match (&c.endpoint, c.virtual_hosted_style) {
             (Some(e), false) => (
@@ -136,8 +128,7 @@ impl S3Direct {
         Ok(Some(Self {
             backend: name.to_owned(),
             http,
-            identity: creds.into(),
-            region: c.region.clone(),
+            signer,
             origin,
             host,
             base_path,
@@ -166,31 +157,13 @@ impl S3Direct {
         url: &str,
         mut headers: Vec<(String, String)>,
     ) -> Result<reqwest::RequestBuilder> {
+        let path_and_query = url
+            .strip_prefix(self.origin.as_str())
+            .ok_or_else(|| Error::internal(format!("{url} is not under {}", self.origin)))?;
         headers.push(("host".into(), self.host.clone()));
-        let mut settings = SigningSettings::default();
-        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        let params = v4::SigningParams::builder()
-            .identity(&self.identity)
-            .region(&self.region)
-            .name("s3")
-            .time(SystemTime::now())
-            .settings(settings)
-            .build()
-            .map_err(Error::internal)?
-            .into();
-        let signable = SignableRequest::new(
-            method.as_str(),
-            url,
-            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            SignableBody::UnsignedPayload,
-        )
-        .map_err(Error::internal)?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(Error::internal)?
-            .into_parts();
-        let (signed, _) = instructions.into_parts();
+        let signed = self
+            .signer
+            .sign(method.as_str(), path_and_query, &headers, SystemTime::now());
         let mut req = self.http.request(method, url);
         // reqwest sets host and content-length itself (from the URL and the body).
         for (k, v) in headers
@@ -199,8 +172,8 @@ impl S3Direct {
         {
             req = req.header(k, v);
         }
-        for h in &signed {
-            req = req.header(h.name(), h.value());
+        for (k, v) in signed {
+            req = req.header(k, v);
         }
         Ok(req)
     }
