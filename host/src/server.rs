@@ -365,26 +365,23 @@ impl<S> WriteDeadline<S> {
             self.waiting = false;
             return r;
         }
-        let deadline = tokio::time::Instant::now() + self.limit;
-        let timer = match &mut self.timer {
-            Some(t) => {
-                if !self.waiting {
-                    t.as_mut().reset(deadline);
-                }
-                t
+        if !self.waiting {
+            self.waiting = true;
+            let deadline = tokio::time::Instant::now() + self.limit;
+            match &mut self.timer {
+                Some(t) => t.as_mut().reset(deadline),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
             }
-            None => self
-                .timer
-                .insert(Box::pin(tokio::time::sleep_until(deadline))),
-        };
-        self.waiting = true;
-        match timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+        }
+        if let Some(t) = &mut self.timer
+            && t.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 format!("the client read nothing for {:?}", self.limit),
-            ))),
-            Poll::Pending => Poll::Pending,
+            )));
         }
+        Poll::Pending
     }
 }
 
