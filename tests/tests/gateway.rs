@@ -214,7 +214,7 @@ async fn authentication_and_anonymous_access() {
     assert_eq!(r.status().as_u16(), 403);
 
     // Presigned URLs, and a tampered one.
-    let presign = PresigningConfig::expires_in(Duration::from_secs(300)).unwrap();
+    let presign = five_minutes();
     let url = c
         .put_object()
         .bucket("private")
@@ -376,7 +376,7 @@ async fn backend_killed_mid_upload_fails_fast_and_the_gateway_keeps_serving() {
         .put_object()
         .bucket("remote")
         .key("big")
-        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap())
+        .presigned(five_minutes())
         .await
         .unwrap();
     let upload = tokio::spawn(async move {
@@ -429,16 +429,15 @@ async fn client_gone_mid_upload_leaves_nothing_behind() {
     );
     let gw = Gateway::start(&cfg).await.unwrap();
     let c = gw.client();
-    let url = c
-        .put_object()
-        .bucket("local")
-        .key("partial")
-        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap())
-        .await
-        .unwrap();
+    let (addr, path_and_query) = presigned(
+        &gw,
+        c.put_object()
+            .bucket("local")
+            .key("partial")
+            .presigned(five_minutes()),
+    )
+    .await;
     // Declare 10 MiB, send 3, then hang up.
-    let addr = gw.endpoint.trim_start_matches("http://").to_owned();
-    let path_and_query = url.uri().split_once(&addr).unwrap().1.to_owned();
     let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
     use tokio::io::AsyncWriteExt;
     let head = format!(
@@ -493,7 +492,7 @@ async fn a_slow_upload_longer_than_the_read_timeout_streams_through() {
         .put_object()
         .bucket("slow")
         .key("trickle")
-        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap())
+        .presigned(five_minutes())
         .await
         .unwrap();
     const PIECES: usize = 8;
@@ -583,11 +582,40 @@ async fn presigned(
     (addr, path_and_query)
 }
 
-fn one_bucket_on(dir: &TempDir, extra: &str) -> String {
-    format!(
-        "version = 1\n[server]\nclient_timeout = \"1s\"\n[backends.fs]\nkind = \"fs\"\nroot = {:?}\n{extra}[buckets.local]\nmembers = [\"fs\"]\n",
-        dir.0.display().to_string()
+fn five_minutes() -> PresigningConfig {
+    PresigningConfig::expires_in(Duration::from_secs(300)).unwrap()
+}
+
+/// A PutObject of `bucket/key` that declares 1 MiB, sends `sent` bytes and stops. The
+/// gateway must answer `400 RequestTimeout` and close; returns how long after the last
+/// byte that came.
+async fn upload_that_stops(gw: &Gateway, bucket: &str, key: &str, sent: usize) -> Duration {
+    use tokio::io::AsyncWriteExt;
+    let (addr, put) = presigned(
+        gw,
+        gw.client()
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .presigned(five_minutes()),
     )
+    .await;
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    sock.write_all(
+        format!("PUT {put} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 1048576\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    sock.write_all(&vec![7u8; sent]).await.unwrap();
+    let started = Instant::now();
+    let answer = read_until_closed(&mut sock, Duration::from_secs(10))
+        .await
+        .expect("stalled upload kept open");
+    let waited = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("<Code>RequestTimeout</Code>"), "{answer}");
+    waited
 }
 
 /// `server.client_timeout` (1 s here) closes connections whose client stalls: before
@@ -598,7 +626,11 @@ fn one_bucket_on(dir: &TempDir, extra: &str) -> String {
 async fn stalled_clients_are_cut_off_and_lose_nothing() {
     use tokio::io::AsyncWriteExt;
     let dir = TempDir::new("stall");
-    let gw = Gateway::start(&one_bucket_on(&dir, "")).await.unwrap();
+    let cfg = format!(
+        "version = 1\n[server]\nclient_timeout = \"1s\"\n[backends.fs]\nkind = \"fs\"\nroot = {:?}\n[buckets.local]\nmembers = [\"fs\"]\n",
+        dir.0.display().to_string()
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
     let c = gw.client();
     put(&c, "local", "kept", b"the old version").await;
     let addr = gw.endpoint.trim_start_matches("http://").to_owned();
@@ -627,7 +659,7 @@ async fn stalled_clients_are_cut_off_and_lose_nothing() {
         c.get_object()
             .bucket("local")
             .key("kept")
-            .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap()),
+            .presigned(five_minutes()),
     )
     .await;
     let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
@@ -642,29 +674,7 @@ async fn stalled_clients_are_cut_off_and_lose_nothing() {
     assert!(answer.ends_with("the old version"), "{answer}");
 
     // A body that stops: 1 MiB declared, 100 KiB sent.
-    let (_, put_kept) = presigned(
-        &gw,
-        c.put_object()
-            .bucket("local")
-            .key("kept")
-            .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap()),
-    )
-    .await;
-    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    stalled
-        .write_all(
-            format!("PUT {put_kept} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 1048576\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    stalled.write_all(&vec![7u8; 100 * 1024]).await.unwrap();
-    let answer = read_until_closed(&mut stalled, within)
-        .await
-        .expect("stalled upload kept open");
-    let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
-    assert!(answer.contains("<Code>RequestTimeout</Code>"), "{answer}");
+    upload_that_stops(&gw, "local", "kept", 100 * 1024).await;
     assert_eq!(get(&c, "local", "kept").await, b"the old version");
     let tmp = std::fs::read_dir(dir.0.join(".switchyard/tmp")).map_or(0, |d| d.count());
     assert_eq!(tmp, 0, "temporary file left behind");
@@ -684,7 +694,7 @@ async fn stalled_clients_are_cut_off_and_lose_nothing() {
         c.get_object()
             .bucket("local")
             .key("big")
-            .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap()),
+            .presigned(five_minutes()),
     )
     .await;
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -714,7 +724,6 @@ async fn stalled_clients_are_cut_off_and_lose_nothing() {
 /// `RequestTimeout`), not as the backend's (503), and the backend keeps the old object.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_stall_is_not_blamed_on_the_backend() {
-    use tokio::io::AsyncWriteExt;
     let moto = Moto::start().await.unwrap();
     moto.create_bucket("stall").await.unwrap();
     let cfg = format!(
@@ -724,31 +733,8 @@ async fn a_client_stall_is_not_blamed_on_the_backend() {
     let gw = Gateway::start(&cfg).await.unwrap();
     let c = gw.client();
     put(&c, "stall", "kept", b"the old version").await;
-    let (addr, put_kept) = presigned(
-        &gw,
-        c.put_object()
-            .bucket("stall")
-            .key("kept")
-            .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap()),
-    )
-    .await;
-    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    stalled
-        .write_all(
-            format!("PUT {put_kept} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 1048576\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    stalled.write_all(&vec![7u8; 300 * 1024]).await.unwrap();
-    let started = Instant::now();
-    let answer = read_until_closed(&mut stalled, Duration::from_secs(10))
-        .await
-        .expect("stalled upload kept open");
-    let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
-    assert!(answer.contains("<Code>RequestTimeout</Code>"), "{answer}");
-    assert!(started.elapsed() >= Duration::from_millis(1500));
+    let waited = upload_that_stops(&gw, "stall", "kept", 300 * 1024).await;
+    assert!(waited >= Duration::from_millis(1500));
     assert_eq!(get(&c, "stall", "kept").await, b"the old version");
     gw.stop().await;
 }

@@ -492,6 +492,7 @@ impl S3Direct {
         // counts as progress here, and the client's own timeout (`server.client_timeout`,
         // in the verifying body) bounds it.
         let clock = tokio::time::Instant::now();
+        let elapsed_ms = move || u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
         let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let reading_client = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let body = {
@@ -506,8 +507,7 @@ impl S3Direct {
             .boxed();
             windowed(body, IN_FLIGHT_CHUNKS)
                 .inspect(move |_| {
-                    let ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
-                    progress.store(ms, std::sync::atomic::Ordering::Relaxed);
+                    progress.store(elapsed_ms(), std::sync::atomic::Ordering::Relaxed);
                 })
                 .boxed()
         };
@@ -524,8 +524,7 @@ impl S3Direct {
                 r = &mut send => break r,
                 _ = tokio::time::sleep_until(deadline) => {
                     if reading_client.load(std::sync::atomic::Ordering::Relaxed) {
-                        let ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
-                        progress.store(ms, std::sync::atomic::Ordering::Relaxed);
+                        progress.store(elapsed_ms(), std::sync::atomic::Ordering::Relaxed);
                         continue;
                     }
                     let now = std::time::Duration::from_millis(

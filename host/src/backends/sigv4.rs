@@ -249,6 +249,36 @@ mod tests {
         out
     }
 
+    /// The same key for aws-sigv4 and for the signer under test.
+    fn both(token: Option<&str>) -> (Credentials, Signer) {
+        let (ak, sk) = ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG");
+        let creds = Credentials::new(ak, sk, token.map(str::to_owned), None, "t");
+        let signer = Signer::new(
+            ak.into(),
+            sk.into(),
+            token.map(str::to_owned),
+            "eu-west-3".into(),
+        );
+        (creds, signer)
+    }
+
+    /// The signer's headers, in the order `reference` gives them.
+    fn ours(
+        signer: &Signer,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(String, String)],
+        now: SystemTime,
+    ) -> Vec<(String, String)> {
+        let mut got: Vec<_> = signer
+            .sign(method, path_and_query, headers, now)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        got.sort();
+        got
+    }
+
     #[test]
     fn signatures_match_aws_sigv4() {
         let h = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
@@ -308,54 +338,25 @@ mod tests {
         ];
         let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_000_000);
         for token in [None, Some("FwoGZXIvYXdzE+/token==")] {
-            let creds = Credentials::new(
-                "AKIDEXAMPLE",
-                "wJalrXUtnFEMI/K7MDENG",
-                token.map(str::to_owned),
-                None,
-                "t",
-            );
-            let signer = Signer::new(
-                "AKIDEXAMPLE".into(),
-                "wJalrXUtnFEMI/K7MDENG".into(),
-                token.map(str::to_owned),
-                "eu-west-3".into(),
-            );
+            let (creds, signer) = both(token);
             for (method, pq, headers) in &cases {
                 let host = &headers.iter().find(|(k, _)| k == "host").unwrap().1;
                 let url = format!("http://{host}{pq}");
                 let want = reference(&creds, "eu-west-3", method, &url, headers, now);
                 // Twice: the second signature uses the cached key.
                 for _ in 0..2 {
-                    let mut got: Vec<_> = signer
-                        .sign(method, pq, headers, now)
-                        .into_iter()
-                        .map(|(k, v)| (k.to_owned(), v))
-                        .collect();
-                    got.sort();
+                    let got = ours(&signer, method, pq, headers, now);
                     assert_eq!(got, want, "{method} {pq} {headers:?}");
                 }
             }
         }
         // The next day's key is derived anew, not taken from the cache.
-        let creds = Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG", None, None, "t");
-        let signer = Signer::new(
-            "AKIDEXAMPLE".into(),
-            "wJalrXUtnFEMI/K7MDENG".into(),
-            None,
-            "eu-west-3".into(),
-        );
+        let (creds, signer) = both(None);
         let headers = h(&[("host", "h")]);
         for day in 0..3 {
             let t = now + std::time::Duration::from_secs(day * 86_400);
-            let mut got: Vec<_> = signer
-                .sign("GET", "/bkt/k", &headers, t)
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect();
-            got.sort();
             assert_eq!(
-                got,
+                ours(&signer, "GET", "/bkt/k", &headers, t),
                 reference(&creds, "eu-west-3", "GET", "http://h/bkt/k", &headers, t)
             );
         }

@@ -16,6 +16,7 @@ use s3s::checksum::ChecksumHasher;
 use s3s::crypto::{Checksum as _, Md5};
 use s3s::dto::{Checksum, StreamingBlob};
 
+use crate::config::ServerConfig;
 use crate::model::{Body, Error, Result};
 
 /// Which checksums the client declared, and their values when known up front.
@@ -107,16 +108,15 @@ struct State {
     done: bool,
 }
 
-/// Wraps a client body with a size limit, integrity checks, and a limit on silence: a
-/// client that sends nothing for `stall` while the body is being read fails the request
-/// with `RequestTimeout` (the time the backend takes to accept bytes does not count: the
-/// body is only waited on when asked for).
+/// Wraps a client body with the server's size limit (`max_put_size`), integrity checks,
+/// and a limit on silence: a client that sends nothing for `client_timeout` while the body
+/// is being read fails the request with `RequestTimeout` (the time the backend takes to
+/// accept bytes does not count: the body is only waited on when asked for).
 pub fn verified(
     inner: StreamingBlob,
     expected: Expected,
     trailers: Option<TrailingHeaders>,
-    limit: u64,
-    stall: Duration,
+    server: &ServerConfig,
 ) -> Body {
     let mut hasher = ChecksumHasher::default();
     let mut algs = Vec::new();
@@ -136,8 +136,8 @@ pub fn verified(
         hasher,
         algs,
         seen: 0,
-        limit,
-        stall,
+        limit: server.max_put_size,
+        stall: server.client_timeout,
         done: false,
     };
     futures::stream::unfold(state, |mut st| async move {

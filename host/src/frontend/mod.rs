@@ -456,13 +456,7 @@ impl S3 for Frontend {
             StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
         });
         let size = expected.declared_len;
-        let body = body::verified(
-            blob,
-            expected,
-            trailers,
-            limit,
-            router.config.server.client_timeout,
-        );
+        let body = body::verified(blob, expected, trailers, &router.config.server);
         let bucket = input.bucket;
         let key = input.key;
         let (out, _) = traced(
@@ -866,18 +860,11 @@ impl S3 for Frontend {
             input.content_length,
             &headers,
         )?;
-        let limit = router.config.server.max_put_size;
         let blob = input.body.unwrap_or_else(|| {
             StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
         });
         let len = expected.declared_len;
-        let body = body::verified(
-            blob,
-            expected,
-            trailers,
-            limit,
-            router.config.server.client_timeout,
-        );
+        let body = body::verified(blob, expected, trailers, &router.config.server);
         let e = traced(
             "UploadPart",
             &input.bucket,
