@@ -200,7 +200,7 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// How long a client may keep a connection without progress before it is closed:
     /// from connecting (or from the end of the previous answer) to a complete request
-    /// head, between two reads of a request body (the request then fails with
+    /// head, between two reads of any request body (the request then fails with
     /// `RequestTimeout`, and nothing is written), and while an answer waits for the client
     /// to read it. Without it, clients that stall hold sockets, tasks and backend
     /// connections for as long as they like. Default 60s.

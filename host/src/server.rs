@@ -5,13 +5,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use s3s::service::S3ServiceBuilder;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 
 use crate::admin::AdminState;
 use crate::config::{Config, ConfigError};
-use crate::frontend::{Access, Auth, ClientAddr, Frontend};
+use crate::frontend::{Access, Auth, ClientAddr, Frontend, request_timeout};
 use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 use crate::policy::set::PolicySet;
@@ -210,11 +210,15 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let grace = config.server.shutdown_grace;
     let client_timeout = config.server.client_timeout;
     let task = tokio::spawn(async move {
-        let mut conn_builder = ConnBuilder::new(TokioExecutor::new());
-        // hyper's header timer runs from the first read of a request head (here, after the
-        // first byte; on a kept-alive connection, from the end of the previous answer).
+        // HTTP/1.1 only, as S3 speaks it (no S3 SDK sends HTTP/2; AWS endpoints answer
+        // HTTP/1.1). The client timeout leans on it: hyper's header timer bounds each
+        // request head and the idle time between requests, which HTTP/2 has no
+        // counterpart for, and an HTTP/2 client that stops reading stalls on flow control
+        // rather than on a socket write. The timer runs from the first read of a request
+        // head (here, after the first byte; on a kept-alive connection, from the end of
+        // the previous answer).
+        let mut conn_builder = http1::Builder::new();
         conn_builder
-            .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(client_timeout);
         let open = Arc::new(AtomicUsize::new(0));
@@ -237,9 +241,20 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
                 hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ClientAddr(peer));
                     let unread_body_possible = may_have_body(req.headers());
+                    let (req, stalled) = with_body_deadline(req, client_timeout);
                     let svc = svc.clone();
                     async move {
-                        let mut resp = svc.call(req.map(s3s::Body::from)).await?;
+                        let mut resp = svc.call(req).await?;
+                        // s3s answers a stall inside an XML body with 500, an upload's
+                        // handler with its own error: either way it was the client's
+                        // silence, and S3 says so.
+                        if stalled.is_some_and(|s| s.load(Ordering::Relaxed))
+                            && !resp.status().is_success()
+                        {
+                            resp = request_timeout(client_timeout)
+                                .to_http_response()
+                                .map_err(|e| s3s::HttpError::new(Box::new(e)))?;
+                        }
                         // An error answered before the body was read (or before "100 Continue"
                         // was sent) leaves the connection's framing in doubt: close it, as S3
                         // does, rather than let the client's next request stall behind it.
@@ -274,15 +289,9 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
                     },
                     _ = stopping.changed() => return,
                 }
-                conn_builder
-                    .http1()
-                    .max_buf_size(read_buffer(counted.now()));
                 let conn = conn_builder
-                    .serve_connection_with_upgrades(
-                        TokioIo::new(WriteDeadline::new(socket, client_timeout)),
-                        hs,
-                    )
-                    .into_owned();
+                    .max_buf_size(read_buffer(counted.now()))
+                    .serve_connection(TokioIo::new(WriteDeadline::new(socket, client_timeout)), hs);
                 if let Err(e) = watcher.watch(conn).await {
                     debug!(error = %e, "connection closed with an error");
                 }
@@ -326,44 +335,32 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     Ok(())
 }
 
-/// A client socket whose writes fail once one has waited `limit` for the client to make
-/// room (to read). hyper has no such timeout; without it a client that stops reading an
-/// answer holds its connection, the request's task and the backend stream behind it
-/// until it hangs up. The error closes the connection, which drops all three.
-///
-/// Only writes are timed: a connection legitimately reads nothing for long stretches
-/// (between requests, which hyper's header timer bounds, and while a slow backend
-/// prepares an answer), but a write that cannot proceed always means the client is not
-/// reading.
-struct WriteDeadline<S> {
-    inner: S,
+/// How long the client has kept a request waiting. A wait starts at the first poll that
+/// finds nothing after one that made progress, so the clock is read once per wait, not
+/// once per poll; the timer is made once and moved for each later wait (moving a tokio
+/// timer later takes no lock).
+struct Patience {
     limit: Duration,
-    /// Made at the first write that had to wait, reset for each later wait.
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Whether the timer runs for the current wait.
     waiting: bool,
 }
 
-impl<S> WriteDeadline<S> {
-    fn new(inner: S, limit: Duration) -> Self {
+impl Patience {
+    fn new(limit: Duration) -> Self {
         Self {
-            inner,
             limit,
             timer: None,
             waiting: false,
         }
     }
 
-    /// Passes a write's result on; a write that has to wait starts (or goes on with) the
-    /// timer, and fails once it has run out.
-    fn timed<T>(
-        &mut self,
-        r: Poll<std::io::Result<T>>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<T>> {
-        if r.is_ready() {
+    /// Told whether the last poll made progress; true once the current wait has lasted
+    /// `limit` (the waker is registered with the timer otherwise).
+    fn run_out(&mut self, progressed: bool, cx: &mut Context<'_>) -> bool {
+        if progressed {
             self.waiting = false;
-            return r;
+            return false;
         }
         if !self.waiting {
             self.waiting = true;
@@ -373,15 +370,95 @@ impl<S> WriteDeadline<S> {
                 None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
             }
         }
-        if let Some(t) = &mut self.timer
-            && t.as_mut().poll(cx).is_ready()
-        {
+        self.timer
+            .as_mut()
+            .is_some_and(|t| t.as_mut().poll(cx).is_ready())
+    }
+}
+
+/// A client socket whose writes fail once one has waited `limit` for the client to make
+/// room (to read). hyper has no such timeout; without it a client that stops reading an
+/// answer holds its connection, the request's task and the backend stream behind it
+/// until it hangs up. The error closes the connection, which drops all three.
+///
+/// Only writes are timed: a connection legitimately reads nothing for long stretches
+/// (between requests, which hyper's header timer bounds, and while a slow backend
+/// prepares an answer), but a write that cannot proceed always means the client is not
+/// reading. Request bodies have their own deadline ([`BodyDeadline`]).
+struct WriteDeadline<S> {
+    inner: S,
+    patience: Patience,
+}
+
+impl<S> WriteDeadline<S> {
+    fn new(inner: S, limit: Duration) -> Self {
+        Self {
+            inner,
+            patience: Patience::new(limit),
+        }
+    }
+
+    /// Passes a write's result on, or fails it once the client has made it wait too long.
+    fn timed<T>(
+        &mut self,
+        r: Poll<std::io::Result<T>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<T>> {
+        if self.patience.run_out(r.is_ready(), cx) {
             return Poll::Ready(Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
-                format!("the client read nothing for {:?}", self.limit),
+                format!("the client read nothing for {:?}", self.patience.limit),
             )));
         }
-        Poll::Pending
+        r
+    }
+}
+
+/// The error a request body ends with when its client sent nothing for the client
+/// timeout while the body was being read.
+#[derive(Debug, thiserror::Error)]
+#[error("the client sent nothing for {0:?}")]
+pub struct ClientStalled(pub Duration);
+
+/// A request body that fails with [`ClientStalled`] once whoever reads it (a handler
+/// streaming it to a backend, or s3s collecting an XML body) has waited `limit` for the
+/// client's next bytes. Only time spent waiting counts: while the reader is busy (a
+/// backend slow to accept bytes) the body is not polled and the clock does not run.
+/// `stalled` tells the connection's service, which answers `RequestTimeout` whatever
+/// the reader made of the error.
+struct BodyDeadline {
+    inner: hyper::body::Incoming,
+    patience: Patience,
+    stalled: Arc<AtomicBool>,
+    done: bool,
+}
+
+impl hyper::body::Body for BodyDeadline {
+    type Data = bytes::Bytes;
+    type Error = s3s::StdError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, s3s::StdError>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let r = Pin::new(&mut self.inner).poll_frame(cx);
+        if self.patience.run_out(r.is_ready(), cx) {
+            self.done = true;
+            self.stalled.store(true, Ordering::Relaxed);
+            return Poll::Ready(Some(Err(Box::new(ClientStalled(self.patience.limit)))));
+        }
+        r.map(|frame| frame.map(|f| f.map_err(Into::into)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -427,6 +504,27 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
         let r = Pin::new(&mut self.inner).poll_shutdown(cx);
         self.timed(r, cx)
     }
+}
+
+/// Puts a deadline on the request's body, if it has one; the flag says whether it ran out.
+fn with_body_deadline(
+    req: http::Request<hyper::body::Incoming>,
+    limit: Duration,
+) -> (http::Request<s3s::Body>, Option<Arc<AtomicBool>>) {
+    use hyper::body::Body as _;
+    if req.body().is_end_stream() {
+        return (req.map(s3s::Body::from), None);
+    }
+    let stalled = Arc::new(AtomicBool::new(false));
+    let req = req.map(|inner| {
+        s3s::Body::http_body(BodyDeadline {
+            inner,
+            patience: Patience::new(limit),
+            stalled: stalled.clone(),
+            done: false,
+        })
+    });
+    (req, Some(stalled))
 }
 
 fn may_have_body(headers: &http::HeaderMap) -> bool {

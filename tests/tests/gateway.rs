@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use futures::StreamExt;
 use switchyard_tests::emulators::Moto;
 use switchyard_tests::harness::{ACCESS_KEY, Gateway, SECRET_KEY, TempDir, err_of, s3_client};
@@ -582,6 +583,44 @@ async fn presigned(
     (addr, path_and_query)
 }
 
+/// As [`presigned`], for requests the SDK does not presign (those with an XML body):
+/// signed in the query with aws-sigv4, for five minutes, the body unsigned.
+fn presign_raw(gw: &Gateway, method: &str, path_and_query: &str) -> (String, String) {
+    use aws_sigv4::http_request::{
+        SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+    };
+    let addr = gw.endpoint.trim_start_matches("http://").to_owned();
+    let identity =
+        aws_credential_types::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test").into();
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(Duration::from_secs(300));
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("s3")
+        .time(std::time::SystemTime::now())
+        .settings(settings)
+        .build()
+        .unwrap()
+        .into();
+    let req = SignableRequest::new(
+        method,
+        format!("http://{addr}{path_and_query}"),
+        std::iter::once(("host", addr.as_str())),
+        SignableBody::UnsignedPayload,
+    )
+    .unwrap();
+    let (instructions, _) = sign(req, &params).unwrap().into_parts();
+    let mut signed = path_and_query.to_owned();
+    for (name, value) in instructions.params() {
+        let value =
+            percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC);
+        signed.push_str(&format!("&{name}={value}"));
+    }
+    (addr, signed)
+}
+
 fn five_minutes() -> PresigningConfig {
     PresigningConfig::expires_in(Duration::from_secs(300)).unwrap()
 }
@@ -590,8 +629,7 @@ fn five_minutes() -> PresigningConfig {
 /// gateway must answer `400 RequestTimeout` and close; returns how long after the last
 /// byte that came.
 async fn upload_that_stops(gw: &Gateway, bucket: &str, key: &str, sent: usize) -> Duration {
-    use tokio::io::AsyncWriteExt;
-    let (addr, put) = presigned(
+    let put = presigned(
         gw,
         gw.client()
             .put_object()
@@ -600,17 +638,30 @@ async fn upload_that_stops(gw: &Gateway, bucket: &str, key: &str, sent: usize) -
             .presigned(five_minutes()),
     )
     .await;
+    request_that_stops(put, "PUT", 1 << 20, &vec![7u8; sent]).await
+}
+
+/// A presigned request that declares a body of `declared` bytes, sends `sent` and stops;
+/// as [`upload_that_stops`].
+async fn request_that_stops(
+    (addr, path_and_query): (String, String),
+    method: &str,
+    declared: usize,
+    sent: &[u8],
+) -> Duration {
+    use tokio::io::AsyncWriteExt;
     let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
     sock.write_all(
-        format!("PUT {put} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 1048576\r\n\r\n").as_bytes(),
+        format!("{method} {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {declared}\r\n\r\n")
+            .as_bytes(),
     )
     .await
     .unwrap();
-    sock.write_all(&vec![7u8; sent]).await.unwrap();
+    sock.write_all(sent).await.unwrap();
     let started = Instant::now();
     let answer = read_until_closed(&mut sock, Duration::from_secs(10))
         .await
-        .expect("stalled upload kept open");
+        .expect("stalled request kept open");
     let waited = started.elapsed();
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
@@ -678,6 +729,48 @@ async fn stalled_clients_are_cut_off_and_lose_nothing() {
     assert_eq!(get(&c, "local", "kept").await, b"the old version");
     let tmp = std::fs::read_dir(dir.0.join(".switchyard/tmp")).map_or(0, |d| d.count());
     assert_eq!(tmp, 0, "temporary file left behind");
+
+    // An XML body that stops: s3s collects CompleteMultipartUpload's part list before
+    // the handler runs. The upload stays as it was and completes afterwards.
+    let id = c
+        .create_multipart_upload()
+        .bucket("local")
+        .key("parts")
+        .send()
+        .await
+        .unwrap()
+        .upload_id
+        .unwrap();
+    let etag = c
+        .upload_part()
+        .bucket("local")
+        .key("parts")
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"one part"))
+        .send()
+        .await
+        .unwrap()
+        .e_tag
+        .unwrap();
+    let xml = format!(
+        "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part></CompleteMultipartUpload>"
+    );
+    let complete = presign_raw(&gw, "POST", &format!("/local/parts?uploadId={id}"));
+    let waited = request_that_stops(complete, "POST", xml.len(), &xml.as_bytes()[..40]).await;
+    assert!(waited >= Duration::from_millis(900));
+    let parts = CompletedMultipartUpload::builder()
+        .parts(CompletedPart::builder().part_number(1).e_tag(etag).build())
+        .build();
+    c.complete_multipart_upload()
+        .bucket("local")
+        .key("parts")
+        .upload_id(&id)
+        .multipart_upload(parts)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get(&c, "local", "parts").await, b"one part");
 
     // An answer nobody reads: 64 MiB, far more than the sockets' buffers hold. Once the
     // gateway gives up, what can still be read ends short of the object.

@@ -18,6 +18,7 @@ use s3s::dto::{Checksum, StreamingBlob};
 
 use crate::config::ServerConfig;
 use crate::model::{Body, Error, Result};
+use crate::server::ClientStalled;
 
 /// Which checksums the client declared, and their values when known up front.
 #[derive(Debug, Default, Clone)]
@@ -104,14 +105,12 @@ struct State {
     algs: Vec<String>,
     seen: u64,
     limit: u64,
-    stall: Duration,
     done: bool,
 }
 
-/// Wraps a client body with the server's size limit (`max_put_size`), integrity checks,
-/// and a limit on silence: a client that sends nothing for `client_timeout` while the body
-/// is being read fails the request with `RequestTimeout` (the time the backend takes to
-/// accept bytes does not count: the body is only waited on when asked for).
+/// Wraps a client body with the server's size limit (`max_put_size`) and integrity
+/// checks. A client that went silent (the connection's body deadline, `client_timeout`)
+/// fails the request with `RequestTimeout`; any other read error with `IncompleteBody`.
 pub fn verified(
     inner: StreamingBlob,
     expected: Expected,
@@ -137,18 +136,13 @@ pub fn verified(
         algs,
         seen: 0,
         limit: server.max_put_size,
-        stall: server.client_timeout,
         done: false,
     };
     futures::stream::unfold(state, |mut st| async move {
         if st.done {
             return None;
         }
-        let Ok(next) = tokio::time::timeout(st.stall, st.inner.next()).await else {
-            st.done = true;
-            return Some((Err(Error::RequestTimeout(st.stall)), st));
-        };
-        match next {
+        match st.inner.next().await {
             Some(Ok(chunk)) => {
                 st.seen += chunk.len() as u64;
                 if st.seen > st.limit {
@@ -163,7 +157,11 @@ pub fn verified(
             }
             Some(Err(e)) => {
                 st.done = true;
-                Some((Err(Error::ClientBody(e.to_string())), st))
+                let e = match stalled_for(&*e) {
+                    Some(limit) => Error::RequestTimeout(limit),
+                    None => Error::ClientBody(e.to_string()),
+                };
+                Some((Err(e), st))
             }
             None => {
                 st.done = true;
@@ -176,6 +174,19 @@ pub fn verified(
         }
     })
     .boxed()
+}
+
+/// The client timeout, if a body error is (or was caused by) the client's silence; s3s
+/// passes it on as the source of its own errors for aws-chunked bodies.
+fn stalled_for(e: &(dyn std::error::Error + 'static)) -> Option<Duration> {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if let Some(ClientStalled(limit)) = e.downcast_ref() {
+            return Some(*limit);
+        }
+        cur = e.source();
+    }
+    None
 }
 
 fn finish(st: &mut State) -> Result<()> {

@@ -23,6 +23,11 @@ use crate::model::{self, Attrs, ByteRange, Error, ReadConditions, WriteCondition
 use crate::policy::RequestView;
 use crate::router::{CompletedPart as RouterPart, Router};
 
+/// The S3 error for a client that kept a request waiting for `limit`.
+pub fn request_timeout(limit: std::time::Duration) -> s3s::S3Error {
+    errors::to_s3(Error::RequestTimeout(limit))
+}
+
 /// The `S3` implementation. Each request takes one snapshot of the router and keeps it.
 #[derive(Clone)]
 pub struct Frontend {
