@@ -245,12 +245,17 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
                     let svc = svc.clone();
                     async move {
                         let mut resp = svc.call(req).await?;
-                        // s3s answers a stall inside an XML body with 500, an upload's
-                        // handler with its own error: either way it was the client's
-                        // silence, and S3 says so.
+                        // s3s answers a stall inside an XML body with 500 (and logs it
+                        // as an error), an upload's handler with its own error: either
+                        // way it was the client's silence, and S3 says so.
                         if stalled.is_some_and(|s| s.load(Ordering::Relaxed))
                             && !resp.status().is_success()
                         {
+                            info!(
+                                client = %peer,
+                                status = resp.status().as_u16(),
+                                "a request body stalled: answered 400 RequestTimeout"
+                            );
                             resp = request_timeout(client_timeout)
                                 .to_http_response()
                                 .map_err(|e| s3s::HttpError::new(Box::new(e)))?;
