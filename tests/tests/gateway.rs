@@ -439,13 +439,13 @@ async fn client_gone_mid_upload_leaves_nothing_behind() {
     )
     .await;
     // Declare 10 MiB, send 3, then hang up.
-    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    use tokio::io::AsyncWriteExt;
-    let head = format!(
-        "PUT {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 10485760\r\n\r\n"
-    );
-    sock.write_all(head.as_bytes()).await.unwrap();
-    sock.write_all(&vec![1u8; 3 * 1024 * 1024]).await.unwrap();
+    let sock = send_partly(
+        (addr, path_and_query),
+        "PUT",
+        10 << 20,
+        &vec![1u8; 3 * 1024 * 1024],
+    )
+    .await;
     drop(sock);
     // Give the gateway a moment to notice, bounded.
     for _ in 0..50 {
@@ -594,7 +594,7 @@ fn presign_raw(gw: &Gateway, method: &str, path_and_query: &str) -> (String, Str
         aws_credential_types::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test").into();
     let mut settings = SigningSettings::default();
     settings.signature_location = SignatureLocation::QueryParams;
-    settings.expires_in = Some(Duration::from_secs(300));
+    settings.expires_in = Some(PRESIGNED_FOR);
     let params = aws_sigv4::sign::v4::SigningParams::builder()
         .identity(&identity)
         .region("us-east-1")
@@ -621,8 +621,11 @@ fn presign_raw(gw: &Gateway, method: &str, path_and_query: &str) -> (String, Str
     (addr, signed)
 }
 
+/// How long test requests are presigned for.
+const PRESIGNED_FOR: Duration = Duration::from_secs(300);
+
 fn five_minutes() -> PresigningConfig {
-    PresigningConfig::expires_in(Duration::from_secs(300)).unwrap()
+    PresigningConfig::expires_in(PRESIGNED_FOR).unwrap()
 }
 
 /// A PutObject of `bucket/key` that declares 1 MiB, sends `sent` bytes and stops. The
@@ -641,23 +644,33 @@ async fn upload_that_stops(gw: &Gateway, bucket: &str, key: &str, sent: usize) -
     request_that_stops(put, "PUT", 1 << 20, &vec![7u8; sent]).await
 }
 
-/// A presigned request that declares a body of `declared` bytes, sends `sent` and stops;
-/// as [`upload_that_stops`].
-async fn request_that_stops(
+/// Opens a connection and sends a presigned request that declares a body of `declared`
+/// bytes, of which only `sent` follow.
+async fn send_partly(
     (addr, path_and_query): (String, String),
     method: &str,
     declared: usize,
     sent: &[u8],
-) -> Duration {
+) -> tokio::net::TcpStream {
     use tokio::io::AsyncWriteExt;
     let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    sock.write_all(
-        format!("{method} {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {declared}\r\n\r\n")
-            .as_bytes(),
-    )
-    .await
-    .unwrap();
+    let head = format!(
+        "{method} {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {declared}\r\n\r\n"
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
     sock.write_all(sent).await.unwrap();
+    sock
+}
+
+/// A presigned request that declares a body of `declared` bytes, sends `sent` and stops;
+/// as [`upload_that_stops`].
+async fn request_that_stops(
+    request: (String, String),
+    method: &str,
+    declared: usize,
+    sent: &[u8],
+) -> Duration {
+    let mut sock = send_partly(request, method, declared, sent).await;
     let started = Instant::now();
     let answer = read_until_closed(&mut sock, Duration::from_secs(10))
         .await
