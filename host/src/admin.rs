@@ -6,14 +6,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 use crate::mover::{MigrateSpec, Mode, Shard, TierSpec, parse_rate};
 use crate::policy::set::PolicySet;
-use crate::server::StartError;
+use crate::server::{StartError, WriteDeadline, first_byte, timed_http1};
 
 type Response = http::Response<http_body_util::Full<bytes::Bytes>>;
 
@@ -221,10 +221,14 @@ fn route(
     }
 }
 
-/// Starts the admin listener; returns its address and task.
+/// Starts the admin listener; returns its address and task. Its connections are held to
+/// the S3 listener's client timeout (`server.client_timeout`): a scraper or probe that
+/// connects and stays silent, stops inside a request head, or stops reading an answer
+/// would otherwise keep its connection and task for ever.
 pub async fn start(
     addr: SocketAddr,
     state: AdminState,
+    client_timeout: std::time::Duration,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), StartError> {
     let listener = TcpListener::bind(addr)
         .await
@@ -235,6 +239,7 @@ pub async fn start(
     tracing::info!(listen = %local, "admin listener (metrics, health, jobs) is serving");
     let state = Arc::new(state);
     let task = tokio::spawn(async move {
+        let conn_builder = timed_http1(client_timeout);
         loop {
             let Ok((socket, _)) = listener.accept().await else {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -247,8 +252,13 @@ pub async fn start(
                     let resp = route(req.method(), req.uri(), req.headers(), &state);
                     async move { Ok::<_, std::convert::Infallible>(resp) }
                 });
+            let conn_builder = conn_builder.clone();
             tokio::spawn(async move {
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                if !first_byte(&socket, client_timeout).await {
+                    return;
+                }
+                let socket = WriteDeadline::new(socket, client_timeout);
+                let _ = conn_builder
                     .serve_connection(TokioIo::new(socket), svc)
                     .await;
             });

@@ -173,7 +173,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
                 jobs: jobs.clone(),
                 token,
             };
-            Some(crate::admin::start(addr, state).await?)
+            Some(crate::admin::start(addr, state, config.server.client_timeout).await?)
         }
         None => None,
     };
@@ -210,17 +210,9 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let grace = config.server.shutdown_grace;
     let client_timeout = config.server.client_timeout;
     let task = tokio::spawn(async move {
-        // HTTP/1.1 only, as S3 speaks it (no S3 SDK sends HTTP/2; AWS endpoints answer
-        // HTTP/1.1). The client timeout leans on it: hyper's header timer bounds each
-        // request head and the idle time between requests, which HTTP/2 has no
-        // counterpart for, and an HTTP/2 client that stops reading stalls on flow control
-        // rather than on a socket write. The timer runs from the first read of a request
-        // head (here, after the first byte; on a kept-alive connection, from the end of
-        // the previous answer).
-        let mut conn_builder = http1::Builder::new();
-        conn_builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(client_timeout);
+        // The header timer runs from the first read of a request head (here, after the
+        // first byte; on a kept-alive connection, from the end of the previous answer).
+        let conn_builder = timed_http1(client_timeout);
         let open = Arc::new(AtomicUsize::new(0));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
@@ -282,15 +274,11 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
                 // the first of a burst each taking a share meant for few. A connection
                 // still silent when the engine stops is closed (the watcher would
                 // otherwise hold the shutdown for the whole grace period).
-                // `peek`, not `readable`: readiness may be reported before any byte is
-                // there. A connection closed before it spoke (a TCP health check), or
-                // silent for the client timeout, ends here too.
-                let mut first = [0u8; 1];
+                // A connection closed before it spoke, or silent for the client timeout,
+                // ends here too.
                 tokio::select! {
-                    r = tokio::time::timeout(client_timeout, socket.peek(&mut first)) => {
-                        if !matches!(r, Ok(Ok(n)) if n > 0) {
-                            return;
-                        }
+                    spoke = first_byte(&socket, client_timeout) => if !spoke {
+                        return;
                     },
                     _ = stopping.changed() => return,
                 }
@@ -330,6 +318,29 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         task,
         router,
     })
+}
+
+/// An HTTP/1.1 connection builder whose header timer is the client timeout: a request
+/// head must arrive whole within it, and on a kept-alive connection it is the idle limit
+/// between requests. HTTP/1.1 only, as S3 speaks it (no S3 SDK sends HTTP/2; AWS endpoints
+/// answer HTTP/1.1): HTTP/2 has no counterpart to the header timer, and an HTTP/2 client
+/// that stops reading stalls on flow control rather than on a socket write, which is
+/// what [`WriteDeadline`] catches.
+pub(crate) fn timed_http1(client_timeout: Duration) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(client_timeout);
+    builder
+}
+
+/// Whether a new connection sends its first byte within `limit`: false when it closes
+/// first (a TCP health check) or stays silent. hyper's header timer starts with the first
+/// read of a head, so this wait is what bounds a connection that never speaks. `peek`,
+/// not `readable`: readiness may be reported before any byte is there.
+pub(crate) async fn first_byte(socket: &tokio::net::TcpStream, limit: Duration) -> bool {
+    let mut first = [0u8; 1];
+    matches!(tokio::time::timeout(limit, socket.peek(&mut first)).await, Ok(Ok(n)) if n > 0)
 }
 
 /// Serves until `shutdown` resolves, then drains.
@@ -390,13 +401,13 @@ impl Patience {
 /// (between requests, which hyper's header timer bounds, and while a slow backend
 /// prepares an answer), but a write that cannot proceed always means the client is not
 /// reading. Request bodies have their own deadline ([`BodyDeadline`]).
-struct WriteDeadline<S> {
+pub(crate) struct WriteDeadline<S> {
     inner: S,
     patience: Patience,
 }
 
 impl<S> WriteDeadline<S> {
-    fn new(inner: S, limit: Duration) -> Self {
+    pub(crate) fn new(inner: S, limit: Duration) -> Self {
         Self {
             inner,
             patience: Patience::new(limit),

@@ -691,31 +691,56 @@ async fn stalled_clients_are_cut_off_and_lose_nothing() {
     use tokio::io::AsyncWriteExt;
     let dir = TempDir::new("stall");
     let cfg = format!(
-        "version = 1\n[server]\nclient_timeout = \"1s\"\n[backends.fs]\nkind = \"fs\"\nroot = {:?}\n[buckets.local]\nmembers = [\"fs\"]\n",
+        "version = 1\n[server]\nclient_timeout = \"1s\"\nadmin_listen = \"127.0.0.1:0\"\n[backends.fs]\nkind = \"fs\"\nroot = {:?}\n[buckets.local]\nmembers = [\"fs\"]\n",
         dir.0.display().to_string()
     );
     let gw = Gateway::start(&cfg).await.unwrap();
     let c = gw.client();
     put(&c, "local", "kept", b"the old version").await;
     let addr = gw.endpoint.trim_start_matches("http://").to_owned();
+    let admin = gw
+        .server
+        .as_ref()
+        .unwrap()
+        .admin_addr()
+        .unwrap()
+        .to_string();
     let within = Duration::from_secs(10);
 
-    // Silent from the start, and a head that never ends.
-    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let mut half = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    half.write_all(format!("GET /local/kept HTTP/1.1\r\nHost: {addr}\r\nX-A: ").as_bytes())
+    // Silent from the start, and a head that never ends, on both listeners.
+    let mut silent = Vec::new();
+    for at in [&addr, &admin] {
+        silent.push(tokio::net::TcpStream::connect(at).await.unwrap());
+        let mut half = tokio::net::TcpStream::connect(at).await.unwrap();
+        half.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {at}\r\nX-A: ").as_bytes())
+            .await
+            .unwrap();
+        silent.push(half);
+    }
+    let started = Instant::now();
+    for (i, mut conn) in silent.into_iter().enumerate() {
+        assert_eq!(
+            read_until_closed(&mut conn, within).await.as_deref(),
+            Some(&b""[..]),
+            "connection {i}"
+        );
+    }
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // The admin listener still answers.
+    let mut probe = tokio::net::TcpStream::connect(&admin).await.unwrap();
+    probe
+        .write_all(
+            format!("GET /healthz HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
         .await
         .unwrap();
-    let started = Instant::now();
-    assert_eq!(
-        read_until_closed(&mut silent, within).await.as_deref(),
-        Some(&b""[..])
+    let answer = read_until_closed(&mut probe, within).await.unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
     );
-    assert_eq!(
-        read_until_closed(&mut half, within).await.as_deref(),
-        Some(&b""[..])
-    );
-    assert!(started.elapsed() >= Duration::from_millis(900));
 
     // Kept alive after a complete answer, then idle.
     let (addr, get_kept) = presigned(
