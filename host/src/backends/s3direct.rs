@@ -498,7 +498,7 @@ impl S3Direct {
         let body = {
             let progress = progress.clone();
             let reading = reading_client.clone();
-            let mut body = hold_last(body);
+            let mut body = hold_last(body, len);
             let body = futures::stream::poll_fn(move |cx| {
                 let r = body.poll_next_unpin(cx);
                 reading.store(r.is_pending(), std::sync::atomic::Ordering::Relaxed);
@@ -731,8 +731,8 @@ fn parse_content_range(v: &str) -> Option<(u64, std::ops::Range<u64>)> {
 /// hyper queues up to 16 chunks (or about 400 KiB) per connection while the backend reads
 /// slower than the client sends, and a chunk keeps alive the whole read buffer it was cut
 /// from, however few bytes it holds: an upload could pin 16 of its connection's read
-/// buffers. With the window, its live memory is the read buffer and three chunks (this
-/// many, and the one `hold_last` keeps back). The socket's own buffer, which the kernel
+/// buffers. With the window, its live memory is the read buffer and two chunks (and, at
+/// the end, the last one `hold_last` keeps back). The socket's own buffer, which the kernel
 /// sizes to megabytes, keeps the stream flowing; two chunks beside it are enough.
 const IN_FLIGHT_CHUNKS: usize = 2;
 
@@ -766,32 +766,55 @@ fn windowed(body: Body, window: usize) -> Body {
     .boxed()
 }
 
-/// Passes chunks on one behind, so that the last one leaves only when the body has ended
-/// well. The HTTP client ends the request as soon as `content-length` bytes are out and
-/// never looks at the stream again: a checksum failure reported after the last byte (as
-/// the verifying bodies do) would be too late, and the object would be committed. Held
-/// back, the last bytes are replaced by the error and the request is cut short.
-fn hold_last(body: Body) -> Body {
-    futures::stream::unfold(
-        (body, None::<Bytes>, false),
-        |(mut body, mut held, done)| async move {
-            if done {
-                return None;
-            }
-            loop {
-                match body.next().await {
-                    Some(Ok(chunk)) if chunk.is_empty() => {}
-                    Some(Ok(chunk)) => {
-                        if let Some(prev) = held.replace(chunk) {
-                            return Some((Ok(prev), (body, held, false)));
-                        }
+/// Passes chunks on as they come, except the one that completes the declared `len`
+/// bytes, which leaves only when the body has ended well. The HTTP client ends the request
+/// as soon as `content-length` bytes are out and never looks at the stream again: a
+/// checksum failure reported after the last byte (as the verifying bodies do) would be too
+/// late, and the object would be committed. Held back, the last bytes are replaced by the
+/// error and the request is cut short. Only that chunk waits: holding every chunk until
+/// the next arrives kept one more read buffer alive per upload for the whole transfer.
+/// Bytes past `len` (a body longer than declared) are held the same way, one behind.
+fn hold_last(body: Body, len: u64) -> Body {
+    struct State {
+        body: Body,
+        seen: u64,
+        held: Option<Bytes>,
+        done: bool,
+    }
+    let state = State {
+        body,
+        seen: 0,
+        held: None,
+        done: false,
+    };
+    futures::stream::unfold(state, move |mut st| async move {
+        if st.done {
+            return None;
+        }
+        loop {
+            match st.body.next().await {
+                Some(Ok(chunk)) if chunk.is_empty() => {}
+                Some(Ok(chunk)) => {
+                    st.seen = st.seen.saturating_add(chunk.len() as u64);
+                    if st.seen < len {
+                        return Some((Ok(chunk), st));
                     }
-                    Some(Err(e)) => return Some((Err(e), (body, None, true))),
-                    None => return held.map(|h| (Ok(h), (body, None, true))),
+                    if let Some(prev) = st.held.replace(chunk) {
+                        return Some((Ok(prev), st));
+                    }
+                }
+                Some(Err(e)) => {
+                    st.done = true;
+                    st.held = None;
+                    return Some((Err(e), st));
+                }
+                None => {
+                    st.done = true;
+                    return st.held.take().map(|h| (Ok(h), st));
                 }
             }
-        },
-    )
+        }
+    })
     .boxed()
 }
 
@@ -951,21 +974,55 @@ mod tests {
         let chunks = |v: Vec<Result<&'static [u8]>>| -> Body {
             futures::stream::iter(v.into_iter().map(|r| r.map(Bytes::from_static))).boxed()
         };
-        let ok: Vec<_> = hold_last(chunks(vec![Ok(b"ab"), Ok(b""), Ok(b"cd")]))
+        let ok: Vec<_> = hold_last(chunks(vec![Ok(b"ab"), Ok(b""), Ok(b"cd")]), 4)
             .collect()
             .await;
         assert_eq!(ok.len(), 2);
         assert!(ok.iter().all(|r| r.is_ok()));
         // The error replaces the held-back last chunk: the request never gets all its bytes.
-        let failed: Vec<_> = hold_last(chunks(vec![
-            Ok(b"ab"),
-            Ok(b"cd"),
-            Err(Error::internal("bad digest")),
-        ]))
+        let failed: Vec<_> = hold_last(
+            chunks(vec![
+                Ok(b"ab"),
+                Ok(b"cd"),
+                Err(Error::internal("bad digest")),
+            ]),
+            4,
+        )
         .collect()
         .await;
         assert_eq!(failed.len(), 2);
         assert_eq!(failed[0].as_ref().unwrap().as_ref(), b"ab");
         assert!(failed[1].is_err());
+        // Bytes past the declared length are held one behind too.
+        let longer: Vec<_> = hold_last(
+            chunks(vec![
+                Ok(b"ab"),
+                Ok(b"cd"),
+                Err(Error::internal("longer than declared")),
+            ]),
+            1,
+        )
+        .collect()
+        .await;
+        assert_eq!(longer.len(), 2);
+        assert!(longer[1].is_err());
+    }
+
+    #[tokio::test]
+    async fn chunks_before_the_last_are_not_held() {
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes>>();
+        let mut body = hold_last(rx.boxed(), 6);
+        let wait = || std::time::Duration::from_millis(50);
+        tx.unbounded_send(Ok(Bytes::from_static(b"ab"))).unwrap();
+        // Handed on before the source has anything more: the upload keeps no chunk back.
+        let first = tokio::time::timeout(wait(), body.next()).await;
+        assert_eq!(first.unwrap().unwrap().unwrap().as_ref(), b"ab");
+        tx.unbounded_send(Ok(Bytes::from_static(b"cdef"))).unwrap();
+        // This one completes the body: it waits for the source to end.
+        assert!(tokio::time::timeout(wait(), body.next()).await.is_err());
+        drop(tx);
+        let last = body.next().await.unwrap().unwrap();
+        assert_eq!(last.as_ref(), b"cdef");
+        assert!(body.next().await.is_none());
     }
 }
