@@ -123,9 +123,10 @@ async fn measure(
     let gateway = rig.pids.get(&target).copied();
     let peak = gateway.map(|pid| PeakRss::start(pid, None));
     let cpu = |pid: Option<u32>| pid.and_then(procs::cpu_time);
-    let (gw0, origin0) = (cpu(gateway), cpu(Some(rig.origin_pid)));
+    let client = Some(std::process::id());
+    let (gw0, origin0, client0) = (cpu(gateway), cpu(Some(rig.origin_pid)), cpu(client));
     let out = load::run(&endpoint, work, concurrency, budget).await?;
-    let (gw1, origin1) = (cpu(gateway), cpu(Some(rig.origin_pid)));
+    let (gw1, origin1, client1) = (cpu(gateway), cpu(Some(rig.origin_pid)), cpu(client));
     let rss = peak.map(PeakRss::finish);
     rig.check_alive()?;
     let used = |a: Option<Duration>, b: Option<Duration>| Some(b?.saturating_sub(a?));
@@ -134,6 +135,7 @@ async fn measure(
         rss,
         gateway_cpu: used(gw0, gw1),
         origin_cpu: used(origin0, origin1).unwrap_or_default(),
+        client_cpu: used(client0, client1).unwrap_or_default(),
     })
 }
 
@@ -145,6 +147,8 @@ struct Measured {
     /// CPU time the gateway and the origin server used during the phase.
     gateway_cpu: Option<Duration>,
     origin_cpu: Duration,
+    /// CPU time of this process (the client) during the phase.
+    client_cpu: Duration,
 }
 
 /// Checks each target answers the workload correctly before anything is timed: a PUT
@@ -227,6 +231,7 @@ async fn cell(
             rss: None,
             gateway_cpu: None,
             origin_cpu: Duration::ZERO,
+            client_cpu: Duration::ZERO,
             round_rates: Vec::new(),
         })
         .collect();
@@ -253,6 +258,7 @@ async fn cell(
                 row.gateway_cpu = Some(row.gateway_cpu.unwrap_or_default() + c);
             }
             row.origin_cpu += m.origin_cpu;
+            row.client_cpu += m.client_cpu;
         }
     }
     let rows = acc;

@@ -19,6 +19,8 @@ pub struct Row {
     pub gateway_cpu: Option<Duration>,
     /// CPU time the baseline S3 server used.
     pub origin_cpu: Duration,
+    /// CPU time the client (the bench process) used.
+    pub client_cpu: Duration,
     /// Requests/s in each round, in round order: a row's rounds are measured next to
     /// the other targets' rounds of the same number.
     pub round_rates: Vec<f64>,
@@ -32,6 +34,17 @@ impl Row {
     /// CPU time per successful request, in µs.
     pub fn per_request_us(&self, cpu: Duration) -> f64 {
         cpu.as_secs_f64() * 1e6 / (self.out.requests - self.out.errors).max(1) as f64
+    }
+
+    /// CPU time per request of every process the request went through: client, gateway
+    /// and origin. On a shared machine work moves between them (a gateway that leaves an
+    /// upload's bytes waiting in its socket has the client's segments sent from its own
+    /// receive calls, when it reads and opens the window), so a gateway's own column can
+    /// differ where the whole does not.
+    pub fn all_cpu_us(&self) -> f64 {
+        self.per_request_us(
+            self.client_cpu + self.origin_cpu + self.gateway_cpu.unwrap_or_default(),
+        )
     }
 }
 
@@ -72,7 +85,7 @@ pub fn print_row(r: &Row, baseline: Option<&Row>) {
         .map(|b| us(r.out.percentile_us(0.99) - b.out.percentile_us(0.99)))
         .unwrap_or_else(|| "-".into());
     println!(
-        "{:<4} {:>7} c={:<3} {:<14} {:>9.1} MB/s {:>9.1} req/s  p50 {:>9} p99 {:>9} p999 {:>9}  x{:<6} +p99 {:>9}  rss {:>8}  cpu/req gw {:>7} origin {:>7}  n={} err={}{}",
+        "{:<4} {:>7} c={:<3} {:<14} {:>9.1} MB/s {:>9.1} req/s  p50 {:>9} p99 {:>9} p999 {:>9}  x{:<6} +p99 {:>9}  rss {:>8}  cpu/req gw {:>7} origin {:>7} client {:>7} all {:>7}  n={} err={}{}",
         r.op.name(),
         r.size.map(human_size).unwrap_or_else(|| "-".into()),
         r.concurrency,
@@ -89,6 +102,8 @@ pub fn print_row(r: &Row, baseline: Option<&Row>) {
             .map(|c| us(r.per_request_us(c)))
             .unwrap_or_else(|| "-".into()),
         us(r.per_request_us(r.origin_cpu)),
+        us(r.per_request_us(r.client_cpu)),
+        us(r.all_cpu_us()),
         r.out.requests,
         r.out.errors,
         r.out
@@ -204,9 +219,12 @@ pub fn markdown(rows: &[Row], rss: &[RssResult], args: &Args) -> String {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "| op | size | conc | target | MB/s | req/s | p50 | p99 | p999 | × direct | +p99 | gateway CPU/req | gateway peak RSS |"
+        "| op | size | conc | target | MB/s | req/s | p50 | p99 | p999 | × direct | +p99 | gateway CPU/req | all CPU/req | gateway peak RSS |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
     let base = |r: &Row| {
         rows.iter()
             .find(|b| b.key() == r.key() && b.target == Target::Direct)
@@ -215,7 +233,7 @@ pub fn markdown(rows: &[Row], rss: &[RssResult], args: &Args) -> String {
         let b = base(r).filter(|_| r.target != Target::Direct);
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.op.name(),
             r.size.map(human_size).unwrap_or_else(|| "-".into()),
             r.concurrency,
@@ -236,6 +254,7 @@ pub fn markdown(rows: &[Row], rss: &[RssResult], args: &Args) -> String {
             r.gateway_cpu
                 .map(|c| us(r.per_request_us(c)))
                 .unwrap_or_else(|| "-".into()),
+            us(r.all_cpu_us()),
             r.rss.map(mib).unwrap_or_else(|| "-".into()),
         );
     }
@@ -336,7 +355,12 @@ pub fn verdicts(rows: &[Row], rss: &[RssResult]) -> Vec<String> {
                 tally(
                     &mut peer,
                     vs > 1.0,
-                    format!("{label} ({vs:.2}× the peer{})", round_spread(r, p)),
+                    format!(
+                        "{label} ({vs:.2}× the peer{}; CPU per request of all processes {} against {})",
+                        round_spread(r, p),
+                        us(r.all_cpu_us()),
+                        us(p.all_cpu_us())
+                    ),
                 );
             }
         }
