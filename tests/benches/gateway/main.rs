@@ -398,6 +398,10 @@ async fn rss_test(args: &Args, bin: &Path, gateway: Target) -> Result<RssResult>
     let idle = procs::rss_of(child.pid()).map_or(0, |(rss, _)| rss);
     let peak = PeakRss::start(child.pid(), Some(args.rss_limit));
     let chunk = payload(MIB);
+    let cpu0 = (
+        procs::cpu_time(child.pid()),
+        procs::cpu_time(std::process::id()),
+    );
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..args.rss_uploads {
@@ -439,6 +443,12 @@ async fn rss_test(args: &Args, bin: &Path, gateway: Target) -> Result<RssResult>
         }
     }
     let elapsed = started.elapsed();
+    let cpu1 = (
+        procs::cpu_time(child.pid()),
+        procs::cpu_time(std::process::id()),
+    );
+    let used = |a: Option<Duration>, b: Option<Duration>| b?.checked_sub(a?);
+    let (gateway_cpu, bench_cpu) = (used(cpu0.0, cpu1.0), used(cpu0.1, cpu1.1));
     let peak = peak.finish();
     drop(tasks);
     if failed > 0 {
@@ -458,6 +468,8 @@ async fn rss_test(args: &Args, bin: &Path, gateway: Target) -> Result<RssResult>
         aborted,
         elapsed,
         received: counters.bytes.load(std::sync::atomic::Ordering::Relaxed),
+        gateway_cpu,
+        bench_cpu,
     })
 }
 

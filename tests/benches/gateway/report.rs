@@ -127,11 +127,29 @@ pub struct RssResult {
     pub aborted: bool,
     pub elapsed: Duration,
     pub received: u64,
+    /// CPU time of the gateway, and of this process (the uploading client and the sink).
+    pub gateway_cpu: Option<Duration>,
+    pub bench_cpu: Option<Duration>,
+}
+
+impl RssResult {
+    /// CPU ms per GB received by the sink.
+    fn ms_per_gb(&self, cpu: Option<Duration>) -> String {
+        cpu.map_or_else(
+            || "-".into(),
+            |c| {
+                format!(
+                    "{:.0}",
+                    c.as_secs_f64() * 1e3 / (self.received as f64 / 1e9).max(1e-9)
+                )
+            },
+        )
+    }
 }
 
 pub fn print_rss(r: &RssResult, limit: u64) {
     println!(
-        "{}: {} uploads x {} at once: peak RSS {} (idle {}), {} completed, {} failed, {:.1} GB received by the sink in {:.1}s ({:.0} MB/s){}{}",
+        "{}: {} uploads x {} at once: peak RSS {} (idle {}), {} completed, {} failed, {:.1} GB received by the sink in {:.1}s ({:.0} MB/s), CPU ms per GB: gateway {}, client and sink {}{}{}",
         r.gateway.name(),
         r.uploads,
         human_size(r.size),
@@ -142,6 +160,8 @@ pub fn print_rss(r: &RssResult, limit: u64) {
         r.received as f64 / 1e9,
         r.elapsed.as_secs_f64(),
         r.received as f64 / 1e6 / r.elapsed.as_secs_f64().max(1e-9),
+        r.ms_per_gb(r.gateway_cpu),
+        r.ms_per_gb(r.bench_cpu),
         if r.aborted {
             format!("; STOPPED when RSS passed the {} guard", mib(limit))
         } else {
@@ -265,7 +285,7 @@ pub fn markdown(rows: &[Row], rss: &[RssResult], args: &Args) -> String {
     for r in rss {
         let _ = writeln!(
             md,
-            "\n{} uploads of {} at once through {}: peak RSS **{}** (idle {}); {} completed, {} failed{}.",
+            "\n{} uploads of {} at once through {}: peak RSS **{}** (idle {}); {} completed, {} failed{}; {:.0} MB/s, CPU per GB: gateway {} ms, client and sink {} ms.",
             r.uploads,
             human_size(r.size),
             r.gateway.name(),
@@ -281,7 +301,10 @@ pub fn markdown(rows: &[Row], rss: &[RssResult], args: &Args) -> String {
                 )
             } else {
                 String::new()
-            }
+            },
+            r.received as f64 / 1e6 / r.elapsed.as_secs_f64().max(1e-9),
+            r.ms_per_gb(r.gateway_cpu),
+            r.ms_per_gb(r.bench_cpu),
         );
     }
     let _ = writeln!(md, "\n{}", verdicts(rows, rss).join("\n"));
