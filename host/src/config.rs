@@ -192,6 +192,11 @@ pub struct ServerConfig {
     /// Largest object accepted by PutObject and UploadPart (S3's own limit). Default 5 GiB.
     #[serde(default = "default_max_object_size")]
     pub max_put_size: u64,
+    /// Bytes of read buffer shared by the client connections: each gets this divided by
+    /// the connections open (64 KiB to 512 KiB). Larger reads cost less CPU per byte of an
+    /// upload; each upload keeps up to about three buffers alive. Default 8 MiB.
+    #[serde(default = "default_read_buffers")]
+    pub read_buffers: u64,
     /// Address of the admin listener (`/metrics`, `/healthz`, `/policies`). Default: off.
     #[serde(default)]
     pub admin_listen: Option<SocketAddr>,
@@ -225,6 +230,9 @@ fn default_part_size() -> u64 {
 fn default_max_object_size() -> u64 {
     5 * 1024 * 1024 * 1024
 }
+fn default_read_buffers() -> u64 {
+    8 * 1024 * 1024
+}
 fn default_drain() -> Duration {
     Duration::from_secs(30)
 }
@@ -240,6 +248,7 @@ impl Default for ServerConfig {
             domains: Vec::new(),
             part_size: default_part_size(),
             max_put_size: default_max_object_size(),
+            read_buffers: default_read_buffers(),
             admin_listen: None,
             shutdown_grace: default_drain(),
             client_timeout: default_client_timeout(),
@@ -631,6 +640,12 @@ impl Config {
                 "must not exceed server.max_put_size",
             ));
         }
+        if self.server.read_buffers < 1 << 20 {
+            return Err(invalid(
+                "server.read_buffers",
+                "must be at least 1 MiB (1048576)",
+            ));
+        }
         // A deadline is an Instant plus this: an unbounded one would overflow the clock.
         if self.server.client_timeout.is_zero()
             || self.server.client_timeout > Duration::from_secs(24 * 3600)
@@ -881,6 +896,8 @@ members = ["a"]
             ));
             assert!(e.starts_with("server.client_timeout: must be"), "{e}");
         }
+        let e = err("version = 1\n[server]\nread_buffers = 65536\n");
+        assert_eq!(e, "server.read_buffers: must be at least 1 MiB (1048576)");
         let e = err(
             "version = 1\n[backends.a]\nkind = \"memory\"\n[buckets.B_ad]\nmembers = [\"a\"]\n",
         );

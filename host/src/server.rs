@@ -46,21 +46,20 @@ pub enum StartError {
 /// cost less CPU per byte (CPU per 64 MiB PUT at concurrency 16: 40-43 ms with 128 KiB,
 /// 38-39 ms with 256 KiB, 33-37 ms with 512 KiB; s3s-proxy, with hyper's default of about
 /// 400 KiB, 32-37 ms). But a busy engine fills every buffer, and each upload keeps its
-/// buffer and a few chunks cut from earlier ones alive (see `s3direct::IN_FLIGHT_CHUNKS`):
+/// buffer and the chunks cut from earlier ones alive (see `s3direct::IN_FLIGHT_CHUNKS`):
 /// with 256 uploads at once, 256 KiB buffers for all took the engine's RSS to 155-346 MiB.
-/// So connections share a budget: the largest buffer while few are open, down to the
-/// smallest as they multiply. The count is taken when a connection's first bytes arrive,
-/// not when it is accepted: sized at accept, the first connections of a burst each took
-/// a buffer meant for few, and 256 uploads at once peaked at 75-193 MiB with 512 KiB as
-/// the largest (75-102 MiB with 256 KiB). Sized at the first bytes: 61-63 MiB with
-/// 512 KiB in three runs.
-const READ_BUFFERS_BUDGET: usize = 8 << 20;
+/// So connections share a budget (`server.read_buffers`, 8 MiB unless configured): the
+/// largest buffer while few are open, down to the smallest as they multiply. The count is
+/// taken when a connection's first bytes arrive, not when it is accepted: sized at accept,
+/// the first connections of a burst each took a buffer meant for few, and 256 uploads at
+/// once peaked at 75-193 MiB with 512 KiB as the largest (75-102 MiB with 256 KiB). Sized
+/// at the first bytes: 61-63 MiB with 512 KiB in three runs.
 const READ_BUFFER_MIN: usize = 64 << 10;
 const READ_BUFFER_MAX: usize = 512 << 10;
 
 /// The read buffer of a connection when `open` are open, itself included.
-fn read_buffer(open: usize) -> usize {
-    (READ_BUFFERS_BUDGET / open.max(1)).clamp(READ_BUFFER_MIN, READ_BUFFER_MAX)
+fn read_buffer(budget: usize, open: usize) -> usize {
+    (budget / open.max(1)).clamp(READ_BUFFER_MIN, READ_BUFFER_MAX)
 }
 
 /// One open client connection, counted while it lives (also when its task is cancelled).
@@ -209,6 +208,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let (stop, mut stopped) = watch::channel(false);
     let grace = config.server.shutdown_grace;
     let client_timeout = config.server.client_timeout;
+    let read_budget = usize::try_from(config.server.read_buffers).unwrap_or(usize::MAX);
     let task = tokio::spawn(async move {
         // The header timer runs from the first read of a request head (here, after the
         // first byte; on a kept-alive connection, from the end of the previous answer).
@@ -283,7 +283,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
                     _ = stopping.changed() => return,
                 }
                 let conn = conn_builder
-                    .max_buf_size(read_buffer(counted.now()))
+                    .max_buf_size(read_buffer(read_budget, counted.now()))
                     .serve_connection(TokioIo::new(WriteDeadline::new(socket, client_timeout)), hs);
                 if let Err(e) = watcher.watch(conn).await {
                     debug!(error = %e, "connection closed with an error");
@@ -559,12 +559,17 @@ mod tests {
 
     #[test]
     fn read_buffers_shrink_as_connections_multiply() {
-        assert_eq!(read_buffer(1), READ_BUFFER_MAX);
-        assert_eq!(read_buffer(16), READ_BUFFER_MAX);
-        assert_eq!(read_buffer(32), 256 << 10);
-        assert_eq!(read_buffer(64), 128 << 10);
-        assert_eq!(read_buffer(128), READ_BUFFER_MIN);
-        assert_eq!(read_buffer(100_000), READ_BUFFER_MIN);
+        let default = 8 << 20;
+        assert_eq!(read_buffer(default, 1), READ_BUFFER_MAX);
+        assert_eq!(read_buffer(default, 16), READ_BUFFER_MAX);
+        assert_eq!(read_buffer(default, 32), 256 << 10);
+        assert_eq!(read_buffer(default, 64), 128 << 10);
+        assert_eq!(read_buffer(default, 128), READ_BUFFER_MIN);
+        assert_eq!(read_buffer(default, 100_000), READ_BUFFER_MIN);
+        // A larger budget keeps reads large for more connections, within the same bounds.
+        assert_eq!(read_buffer(64 << 20, 256), 256 << 10);
+        assert_eq!(read_buffer(64 << 20, 16), READ_BUFFER_MAX);
+        assert_eq!(read_buffer(1 << 20, 1), READ_BUFFER_MAX);
         let count = Arc::new(AtomicUsize::new(0));
         let a = OpenConnection::new(&count);
         assert_eq!(a.now(), 1);
