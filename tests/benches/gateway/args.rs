@@ -46,6 +46,8 @@ pub struct Args {
     pub switchyard_bin: Option<PathBuf>,
     /// `SWITCHYARD_LOG` for the gateways (default: Switchyard's own, `info`).
     pub switchyard_log: Option<String>,
+    /// Lines for the gateways' `[server]` table (`--switchyard-server read_buffers=67108864`).
+    pub switchyard_server: Vec<String>,
     pub markdown: Option<PathBuf>,
 }
 
@@ -72,6 +74,7 @@ impl Default for Args {
             pin: false,
             switchyard_bin: None,
             switchyard_log: None,
+            switchyard_server: Vec::new(),
             markdown: None,
         }
     }
@@ -110,7 +113,7 @@ pub fn list<T>(s: &str, f: impl Fn(&str) -> Result<T>) -> Result<Vec<T>> {
 pub const USAGE: &str = "options: --quick --sizes 4k,1m,64m --concurrency 1,16,64 --ops put,get,list \
 --targets direct,switchyard,s3s-proxy,switchyard-fs --duration 4s --rounds 3 --max-requests N \
 --max-put-bytes 4g --no-rss --rss-only --rss-uploads 256 --rss-size 256m --rss-limit 8g \
---no-rss-peer --data-dir DIR --pin --stock-servers --switchyard-bin PATH --switchyard-log FILTER --markdown FILE";
+--no-rss-peer --data-dir DIR --pin --stock-servers --switchyard-bin PATH --switchyard-log FILTER --switchyard-server KEY=VALUE --markdown FILE";
 
 pub fn parse_args() -> Result<Args> {
     let mut a = Args::default();
@@ -163,6 +166,14 @@ pub fn parse_args() -> Result<Args> {
             "--pin" => a.pin = true,
             "--switchyard-bin" => a.switchyard_bin = Some(value()?.into()),
             "--switchyard-log" => a.switchyard_log = Some(value()?),
+            "--switchyard-server" => {
+                let v = value()?;
+                let (key, val) = v
+                    .split_once('=')
+                    .with_context(|| format!("--switchyard-server {v:?}: KEY=VALUE"))?;
+                a.switchyard_server
+                    .push(format!("{} = {}", key.trim(), val.trim()));
+            }
             "--markdown" => a.markdown = Some(value()?.into()),
             "-h" | "--help" => {
                 println!("{USAGE}");

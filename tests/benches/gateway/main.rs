@@ -387,8 +387,7 @@ async fn rss_test(args: &Args, bin: &Path, gateway: Target) -> Result<RssResult>
                 "switchyard-rss",
                 bin,
                 &work.0,
-                args.switchyard_log.as_deref(),
-                args.gateway_cpus.as_deref(),
+                args,
                 &[("sink", s3_backend(&sink_addr, "sink"))],
             )
             .await?

@@ -125,9 +125,19 @@ pub struct Rig {
     pub origin_pid: u32,
 }
 
-pub fn switchyard_config(listen: std::net::SocketAddr, backends: &[(&str, String)]) -> String {
-    let mut c = format!(
-        "version = 1\n[server]\nlisten = \"{listen}\"\n[[users]]\naccess_key = \"{ACCESS_KEY}\"\nsecret_key = \"{SECRET_KEY}\"\n"
+/// A gateway's configuration; `server` lines (`key = value`) go into its `[server]` table.
+pub fn switchyard_config(
+    listen: std::net::SocketAddr,
+    server: &[String],
+    backends: &[(&str, String)],
+) -> String {
+    let mut c = format!("version = 1\n[server]\nlisten = \"{listen}\"\n");
+    for line in server {
+        let _ = writeln!(c, "{line}");
+    }
+    let _ = write!(
+        c,
+        "[[users]]\naccess_key = \"{ACCESS_KEY}\"\nsecret_key = \"{SECRET_KEY}\"\n"
     );
     for (bucket, backend) in backends {
         let _ = write!(
@@ -144,21 +154,22 @@ pub fn s3_backend(endpoint: &std::net::SocketAddr, bucket: &str) -> String {
     )
 }
 
+/// Starts a gateway with the bench's options for it (log filter, CPUs, `[server]` lines).
 pub async fn start_switchyard(
     name: &str,
     bin: &Path,
     work: &Path,
-    log_filter: Option<&str>,
-    cpus: Option<&[usize]>,
+    args: &Args,
     backends: &[(&str, String)],
 ) -> Result<Child> {
     Child::start(name, work, |port| {
         let config = work.join(format!("{name}.toml"));
         let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        std::fs::write(&config, switchyard_config(listen, backends)).expect("write config");
-        let mut cmd = command(bin, cpus);
+        let text = switchyard_config(listen, &args.switchyard_server, backends);
+        std::fs::write(&config, text).expect("write config");
+        let mut cmd = command(bin, args.gateway_cpus.as_deref());
         cmd.arg("serve").arg("--config").arg(&config);
-        if let Some(f) = log_filter {
+        if let Some(f) = &args.switchyard_log {
             cmd.env("SWITCHYARD_LOG", f);
         }
         cmd
@@ -209,8 +220,7 @@ impl Rig {
                 "switchyard",
                 bin,
                 &work.0,
-                args.switchyard_log.as_deref(),
-                args.gateway_cpus.as_deref(),
+                args,
                 &[
                     ("bench", s3_backend(&s3_addr, "bench")),
                     ("list", s3_backend(&s3_addr, "list")),
@@ -242,8 +252,7 @@ impl Rig {
                 "switchyard-fs",
                 bin,
                 &work.0,
-                args.switchyard_log.as_deref(),
-                args.gateway_cpus.as_deref(),
+                args,
                 &[("bench", fs("bench")), ("list", fs("list"))],
             )
             .await?;
