@@ -227,3 +227,153 @@ async fn newer_client_writes_and_deletes_win_over_the_copy() {
     );
     gw.stop().await;
 }
+
+/// A proxy in front of an S3 server that answers chosen PUTs with `500 InternalError`
+/// once each: `after` ones once the server has stored the object (an answer lost after
+/// the commit, which S3 can give), `before` ones without passing them on.
+async fn failing_once(
+    upstream: String,
+    after: &[&str],
+    before: &[&str],
+) -> (std::net::SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let failed = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let pending: Arc<std::sync::Mutex<Vec<(String, bool)>>> = Arc::new(std::sync::Mutex::new(
+        after
+            .iter()
+            .map(|p| (p.to_string(), true))
+            .chain(before.iter().map(|p| (p.to_string(), false)))
+            .collect(),
+    ));
+    let (http, log) = (reqwest::Client::new(), failed.clone());
+    tokio::spawn(async move {
+        loop {
+            let (sock, _) = listener.accept().await.unwrap();
+            let (http, upstream, pending, log) =
+                (http.clone(), upstream.clone(), pending.clone(), log.clone());
+            let svc = hyper::service::service_fn(
+                move |req: http::Request<hyper::body::Incoming>| {
+                    let (http, upstream, pending, log) =
+                        (http.clone(), upstream.clone(), pending.clone(), log.clone());
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let path = parts.uri.path().to_owned();
+                        let body = body.collect().await?.to_bytes();
+                        let fail = {
+                            let mut p = pending.lock().unwrap();
+                            let hit = (parts.method == http::Method::PUT)
+                                .then(|| p.iter().position(|(k, _)| *k == path))
+                                .flatten();
+                            hit.map(|i| p.remove(i).1)
+                        };
+                        let internal = || {
+                            log.lock().unwrap().push(path.clone());
+                            http::Response::builder()
+                            .status(500)
+                            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                                b"<Error><Code>InternalError</Code><Message>injected</Message></Error>",
+                            )))
+                            .unwrap()
+                        };
+                        if fail == Some(false) {
+                            return Ok::<_, hyper::Error>(internal());
+                        }
+                        let url = format!(
+                            "{upstream}{}",
+                            parts.uri.path_and_query().map_or("/", |p| p.as_str())
+                        );
+                        let mut out = http.request(parts.method.clone(), url).body(body);
+                        for (name, value) in &parts.headers {
+                            if name != http::header::HOST {
+                                out = out.header(name, value);
+                            }
+                        }
+                        let resp = out.send().await.unwrap();
+                        if fail == Some(true) {
+                            return Ok(internal());
+                        }
+                        let mut answer = http::Response::builder().status(resp.status());
+                        for (name, value) in resp.headers() {
+                            answer = answer.header(name, value);
+                        }
+                        let bytes = resp.bytes().await.unwrap();
+                        Ok(answer.body(http_body_util::Full::new(bytes)).unwrap())
+                    }
+                },
+            );
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(sock), svc),
+            );
+        }
+    });
+    (addr, failed)
+}
+
+/// A destination that answers 500 to a copy's write, once after storing it and once
+/// without: the copier retries the whole copy (the body cannot be replayed), ends with
+/// nothing failed, and the destination holds every object as the source had it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_answered_500_is_retried_whether_or_not_it_was_stored() {
+    let moto = Moto::start().await.unwrap();
+    moto.create_bucket("new").await.unwrap();
+    let (proxy, failed) = failing_once(
+        moto.endpoint.clone(),
+        &["/new/obj/0005", "/new/obj/0077"],
+        &["/new/obj/0006", "/new/obj/0100"],
+    )
+    .await;
+    let old = TempDir::new("old");
+    let s3 = |endpoint: &str| {
+        format!(
+            "kind = \"s3\"\nbucket = \"new\"\nendpoint = {endpoint:?}\nallow_http = true\naccess_key_id = \"x\"\nsecret_access_key = \"y\"\n"
+        )
+    };
+    let cfg = format!(
+        "version = 1\n[backends.old]\nkind = \"fs\"\nroot = {:?}\n[backends.new]\n{}[backends.direct]\n{}[buckets.data]\nmembers = [\"new\", \"old\"]\n[buckets.seed]\nmembers = [\"old\"]\n[buckets.check]\nmembers = [\"direct\"]\n",
+        old.0.display().to_string(),
+        s3(&format!("http://{proxy}")),
+        s3(&moto.endpoint),
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
+    seed(&gw).await;
+    let router = gw.server.as_ref().unwrap().router();
+    let p = Arc::new(Progress::default());
+    migrate(&router, &spec(Mode::Move, Shard::ALL), &p)
+        .await
+        .unwrap();
+    let mut injected = failed.lock().unwrap().clone();
+    injected.sort();
+    assert_eq!(
+        injected,
+        [
+            "/new/obj/0005",
+            "/new/obj/0006",
+            "/new/obj/0077",
+            "/new/obj/0100"
+        ]
+    );
+    assert_eq!(p.failed.load(Ordering::Relaxed), 0);
+    let c = gw.client();
+    for i in 0..KEYS {
+        let got = c
+            .get_object()
+            .bucket("check")
+            .key(format!("obj/{i:04}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("obj/{i:04}: {e:?}"));
+        assert_eq!(
+            got.metadata().and_then(|m| m.get("n")),
+            Some(&i.to_string())
+        );
+        let body = got.body.collect().await.unwrap().into_bytes();
+        assert_eq!(body.as_ref(), format!("body of {i}").as_bytes());
+    }
+    // Moved: the source is empty.
+    let left = std::fs::read_dir(old.0.join("obj")).map_or(0, |d| d.count());
+    assert_eq!(left, 0);
+    gw.stop().await;
+}
