@@ -338,10 +338,10 @@ enum CopyEnd {
 /// attributes and the bytes of one version, which go to a conditional write.
 ///
 /// A write that fails as unavailable (a 5xx, a cut connection) cannot be replayed, its
-/// body is spent, so callers retry the whole copy. Such a write may have been committed
-/// all the same (S3 can answer 500 after storing); the retry's conditional write then
-/// finds the key and ends as `DestinationNewer`, which leaves what the first attempt
-/// stored, the source's own bytes.
+/// body is spent, so the whole copy is retried, source read included. Such a write may
+/// have been committed all the same (S3 can answer 500 after storing); the retry's
+/// conditional write then finds the key and ends as `DestinationNewer`, which leaves what
+/// the first attempt stored, the source's own bytes.
 async fn copy_object(
     from: &Backend,
     to: &Backend,
@@ -350,8 +350,20 @@ async fn copy_object(
     part_size: u64,
     limit: Option<Arc<RateLimit>>,
 ) -> Result<CopyEnd> {
+    retry(|| copy_once(from, to, key, cond.clone(), part_size, limit.clone())).await
+}
+
+/// One attempt of [`copy_object`].
+async fn copy_once(
+    from: &Backend,
+    to: &Backend,
+    key: &str,
+    cond: WriteCondition,
+    part_size: u64,
+    limit: Option<Arc<RateLimit>>,
+) -> Result<CopyEnd> {
     let none = ReadConditions::default();
-    let (got, stream) = match retry(|| from.store.get(key, None, &none, false)).await {
+    let (got, stream) = match from.store.get(key, None, &none, false).await {
         Ok(v) => v,
         Err(Error::NotFound) => return Ok(CopyEnd::SourceGone),
         Err(e) => return Err(e),
@@ -503,26 +515,17 @@ async fn migrate_one(
     if spec.dry_run {
         return Ok((MoverOutcome::Copied, work.src.size));
     }
-    let copy = || {
-        copy_object(
-            from,
-            to,
-            key,
-            WriteCondition::IfAbsent,
-            part_size,
-            limit.clone(),
-        )
-    };
-    let (bytes, etag) = match retry(copy).await? {
-        CopyEnd::SourceGone => return Ok((MoverOutcome::Skipped, 0)),
-        // As above: the destination's version is newer.
-        CopyEnd::DestinationNewer if drop_source => {
-            retry(|| from.store.delete(key)).await?;
-            return Ok((MoverOutcome::Deleted, 0));
-        }
-        CopyEnd::DestinationNewer => return Ok((MoverOutcome::Skipped, 0)),
-        CopyEnd::Done { bytes, etag } => (bytes, etag),
-    };
+    let (bytes, etag) =
+        match copy_object(from, to, key, WriteCondition::IfAbsent, part_size, limit).await? {
+            CopyEnd::SourceGone => return Ok((MoverOutcome::Skipped, 0)),
+            // As above: the destination's version is newer.
+            CopyEnd::DestinationNewer if drop_source => {
+                retry(|| from.store.delete(key)).await?;
+                return Ok((MoverOutcome::Deleted, 0));
+            }
+            CopyEnd::DestinationNewer => return Ok((MoverOutcome::Skipped, 0)),
+            CopyEnd::Done { bytes, etag } => (bytes, etag),
+        };
     if undo_if_deleted(from, to, key, etag.as_deref()).await? {
         return Ok((MoverOutcome::Skipped, 0));
     }
@@ -645,17 +648,7 @@ async fn tier_one(
     };
     let mut outcome = (MoverOutcome::Skipped, 0);
     if let Some(cond) = cond {
-        let copy = || {
-            copy_object(
-                current,
-                &to,
-                key,
-                cond.clone(),
-                part_size(router),
-                limit.clone(),
-            )
-        };
-        match retry(copy).await? {
+        match copy_object(current, &to, key, cond, part_size(router), limit).await? {
             CopyEnd::SourceGone | CopyEnd::DestinationNewer => {
                 return Ok((MoverOutcome::Skipped, 0));
             }
