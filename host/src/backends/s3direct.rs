@@ -979,33 +979,19 @@ mod tests {
             .await;
         assert_eq!(ok.len(), 2);
         assert!(ok.iter().all(|r| r.is_ok()));
-        // The error replaces the held-back last chunk: the request never gets all its bytes.
-        let failed: Vec<_> = hold_last(
-            chunks(vec![
-                Ok(b"ab"),
-                Ok(b"cd"),
-                Err(Error::internal("bad digest")),
-            ]),
-            4,
-        )
-        .collect()
-        .await;
-        assert_eq!(failed.len(), 2);
-        assert_eq!(failed[0].as_ref().unwrap().as_ref(), b"ab");
-        assert!(failed[1].is_err());
-        // Bytes past the declared length are held one behind too.
-        let longer: Vec<_> = hold_last(
-            chunks(vec![
-                Ok(b"ab"),
-                Ok(b"cd"),
-                Err(Error::internal("longer than declared")),
-            ]),
-            1,
-        )
-        .collect()
-        .await;
-        assert_eq!(longer.len(), 2);
-        assert!(longer[1].is_err());
+        // The error replaces the held-back last chunk: the request never gets all its
+        // bytes. Bytes past the declared length are held one behind too.
+        for (len, error) in [(4, "bad digest"), (1, "longer than declared")] {
+            let failed: Vec<_> = hold_last(
+                chunks(vec![Ok(b"ab"), Ok(b"cd"), Err(Error::internal(error))]),
+                len,
+            )
+            .collect()
+            .await;
+            assert_eq!(failed.len(), 2, "{error}");
+            assert_eq!(failed[0].as_ref().unwrap().as_ref(), b"ab", "{error}");
+            assert!(failed[1].is_err(), "{error}");
+        }
     }
 
     #[tokio::test]

@@ -133,6 +133,11 @@ pub struct RssResult {
 }
 
 impl RssResult {
+    /// MB/s received by the sink.
+    fn mb_per_s(&self) -> f64 {
+        self.received as f64 / 1e6 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
     /// CPU ms per GB received by the sink.
     fn ms_per_gb(&self, cpu: Option<Duration>) -> String {
         cpu.map_or_else(
@@ -159,7 +164,7 @@ pub fn print_rss(r: &RssResult, limit: u64) {
         r.failed,
         r.received as f64 / 1e9,
         r.elapsed.as_secs_f64(),
-        r.received as f64 / 1e6 / r.elapsed.as_secs_f64().max(1e-9),
+        r.mb_per_s(),
         r.ms_per_gb(r.gateway_cpu),
         r.ms_per_gb(r.bench_cpu),
         if r.aborted {
@@ -302,7 +307,7 @@ pub fn markdown(rows: &[Row], rss: &[RssResult], args: &Args) -> String {
             } else {
                 String::new()
             },
-            r.received as f64 / 1e6 / r.elapsed.as_secs_f64().max(1e-9),
+            r.mb_per_s(),
             r.ms_per_gb(r.gateway_cpu),
             r.ms_per_gb(r.bench_cpu),
         );
