@@ -26,8 +26,10 @@ export PATH="$SWITCHYARD_TOOLS_DIR/bin:$SWITCHYARD_TOOLS_DIR/node_modules/.bin:$
 # checked with `switchyard policy check` / `policy test`; tests/tests/plugins.rs then runs
 # them inside the gateway. SWITCHYARD_SKIP_PLUGINS=1 skips the build (those tests fail).
 if [[ "${SWITCHYARD_SKIP_PLUGINS:-}" != 1 ]]; then
-    echo "==> cargo build -p switchyard --locked (for policy componentize/check/test)"
-    cargo build -p switchyard --locked
+    # The same features as the workspace build of `cargo test` below (the test crate turns
+    # on the crash points), so that the binary is built once.
+    echo "==> cargo build -p switchyard --features failpoints --locked (for policy componentize/check/test)"
+    cargo build -p switchyard --features failpoints --locked
     echo "==> plugins/build-all.sh --test"
     plugins/build-all.sh --test
 fi

@@ -366,7 +366,7 @@ async fn run_job(config: Config, job: Job) -> Result<bool, String> {
         p.kept,
         p.deleted,
         p.failed,
-        (p.copied + p.skipped + p.kept + p.deleted) as f64 / secs,
+        p.finished as f64 / secs,
         p.bytes_copied as f64 / secs / 1e6,
     );
     result.map_err(|e| e.to_string())?;
@@ -397,6 +397,9 @@ fn job_command(config: &std::path::Path, job: impl FnOnce() -> Result<Job, Strin
 }
 
 fn main() -> ExitCode {
+    // Crash points for the torture test, from FAILPOINTS (only in builds with the
+    // `failpoints` feature; a no-op otherwise).
+    let _failpoints = fail::FailScenario::setup();
     let cli = Cli::parse();
     match cli.command {
         Command::Migrate {

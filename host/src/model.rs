@@ -40,6 +40,9 @@ pub struct ObjectInfo {
     /// The MD5 of the content, when the backend states it (an ETag that is one: not a
     /// multipart upload, not SSE-KMS or SSE-C, not Azure).
     pub content_md5: Option<[u8; 16]>,
+    /// Not written through Switchyard: an `fs` file dropped into (or changed in) the
+    /// directory by another tool, served with default attributes and a synthetic ETag.
+    pub foreign: bool,
 }
 
 /// One listing row.
@@ -152,6 +155,8 @@ pub enum Error {
     InvalidRequest(String),
     #[error("key too long: {0}")]
     KeyTooLong(String),
+    #[error("metadata too large: {0}")]
+    MetadataTooLarge(String),
     #[error("Content-MD5 does not match the body")]
     BadDigest,
     #[error("{0} checksum does not match the body")]

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use crate::backends::Backend;
 use crate::metrics::{JobKind, Metrics, MoverLabels, MoverOutcome};
 use crate::model::{
-    Body, ByteStream, Declared, Error, ObjectSummary, ReadConditions, Result, WriteCondition,
+    Attrs, Body, ByteStream, Declared, Error, ObjectSummary, ReadConditions, Result, WriteCondition,
 };
 use crate::policy::{ObjectView, TierAction};
 use crate::router::{Router, VirtualBucket};
@@ -113,6 +113,9 @@ pub struct Progress {
     pub kept: AtomicU64,
     pub deleted: AtomicU64,
     pub failed: AtomicU64,
+    /// Listed objects dealt with, whatever the outcome: a moved object counts once,
+    /// though it is both copied and deleted.
+    pub finished: AtomicU64,
     metrics: Option<(Arc<Metrics>, JobKind)>,
 }
 
@@ -128,6 +131,7 @@ pub struct ProgressSnapshot {
     pub kept: u64,
     pub deleted: u64,
     pub failed: u64,
+    pub finished: u64,
 }
 
 impl Progress {
@@ -154,6 +158,7 @@ impl Progress {
             kept: Self::get(&self.kept),
             deleted: Self::get(&self.deleted),
             failed: Self::get(&self.failed),
+            finished: Self::get(&self.finished),
         }
     }
 
@@ -176,6 +181,12 @@ impl Progress {
                 m.mover_bytes.get_or_create(&labels).inc_by(bytes);
             }
         }
+    }
+
+    /// Counts one object's outcome, and the object as dealt with.
+    fn finish(&self, outcome: MoverOutcome, bytes: u64) {
+        self.count(outcome, bytes);
+        self.finished.fetch_add(1, Ordering::Relaxed);
     }
 
     fn listed(&self, bytes: u64) {
@@ -325,8 +336,12 @@ fn verified(key: &str, body: ByteStream, size: u64, limit: Option<Arc<RateLimit>
 /// How one object copy ended.
 #[derive(Debug, PartialEq, Eq)]
 enum CopyEnd {
-    /// Written and verified; the destination's ETag.
-    Done { bytes: u64, etag: Option<String> },
+    /// Written; the destination's ETag and the attributes written with it.
+    Done {
+        bytes: u64,
+        etag: Option<String>,
+        attrs: Attrs,
+    },
     /// A client deleted the key meanwhile: nothing was written.
     SourceGone,
     /// The destination has the key: a client wrote it meanwhile (or, for an `IfMatch`
@@ -383,6 +398,7 @@ async fn copy_once(
         Ok(out) => Ok(CopyEnd::Done {
             bytes: size,
             etag: out.etag,
+            attrs: got.info.attrs,
         }),
         Err(Error::Precondition(_)) => Ok(CopyEnd::DestinationNewer),
         Err(e) => Err(e),
@@ -413,6 +429,46 @@ async fn undo_if_deleted(
         Err(e) => return Err(e),
     }
     Ok(true)
+}
+
+/// What the destination holds after this run wrote `key` there.
+#[derive(Debug, PartialEq, Eq)]
+enum AtDestination {
+    /// The version this run wrote, whole: bytes, ETag and attributes.
+    Ours,
+    /// Another version: a client wrote (or deleted and wrote) the key since.
+    Newer,
+    /// Nothing: a client deleted the key since.
+    Gone,
+}
+
+/// Reads back what this run wrote before anything relies on it (a source is deleted only
+/// when the destination holds the whole object). A destination that answers with this
+/// run's ETag but another size or other attributes did not keep the object as written
+/// (a backend or emulator that drops attributes): an error, and the source stays.
+async fn verify_copy(
+    to: &Backend,
+    key: &str,
+    etag: Option<&str>,
+    size: u64,
+    attrs: &Attrs,
+) -> Result<AtDestination> {
+    let none = ReadConditions::default();
+    let info = match retry(|| to.store.get(key, None, &none, true)).await {
+        Ok((got, _)) => got.info,
+        Err(Error::NotFound) => return Ok(AtDestination::Gone),
+        Err(e) => return Err(e),
+    };
+    if info.etag.as_deref() != etag {
+        return Ok(AtDestination::Newer);
+    }
+    if info.size != size || info.attrs != *attrs {
+        return Err(Error::internal(format!(
+            "{key}: the destination {} answers with the copy's ETag but not its size or attributes ({} bytes, {:?}; wrote {size} bytes, {attrs:?})",
+            to.name, info.size, info.attrs
+        )));
+    }
+    Ok(AtDestination::Ours)
 }
 
 /// Part size for the mover's writes: the server's, so big objects go up as multipart.
@@ -503,32 +559,61 @@ async fn migrate_one(
 ) -> Result<(MoverOutcome, u64)> {
     let key = work.src.key.as_str();
     let drop_source = spec.mode == Mode::Move && !spec.dry_run;
+    let mut cond = WriteCondition::IfAbsent;
     if work.at_destination {
         // Copied by an earlier run, or written by a client since the migration began
-        // (newer than the source): either way the source copy is no longer needed.
-        if drop_source {
-            retry(|| from.store.delete(key)).await?;
-            return Ok((MoverOutcome::Deleted, 0));
+        // (newer than the source): either way the source copy is no longer needed, once
+        // the destination is known to hold a whole object. Every kind publishes bytes and
+        // attributes at once; an `fs` file without Switchyard's attributes and of the
+        // source's size is the exception: a copy an earlier version published before its
+        // attributes and was killed in between (or a file dropped in by another tool).
+        // It is copied again over exactly that file.
+        let mut whole = true;
+        if to.kind == "fs" {
+            let none = ReadConditions::default();
+            match retry(|| to.store.get(key, None, &none, true)).await {
+                Ok((there, _)) if there.info.foreign && there.info.size == work.src.size => {
+                    whole = false;
+                    cond = WriteCondition::IfMatch(there.info.etag.unwrap_or_default());
+                }
+                Ok(_) => {}
+                // Deleted by a client meanwhile, from every member.
+                Err(Error::NotFound) => return Ok((MoverOutcome::Skipped, 0)),
+                Err(e) => return Err(e),
+            }
         }
-        return Ok((MoverOutcome::Skipped, 0));
+        if whole {
+            if drop_source {
+                fail::fail_point!("mover::before_delete_source", |_| std::process::abort());
+                retry(|| from.store.delete(key)).await?;
+                return Ok((MoverOutcome::Deleted, 0));
+            }
+            return Ok((MoverOutcome::Skipped, 0));
+        }
     }
     if spec.dry_run {
         return Ok((MoverOutcome::Copied, work.src.size));
     }
-    let (bytes, etag) =
-        match copy_object(from, to, key, WriteCondition::IfAbsent, part_size, limit).await? {
-            CopyEnd::SourceGone => return Ok((MoverOutcome::Skipped, 0)),
-            // As above: the destination's version is newer.
-            CopyEnd::DestinationNewer if drop_source => {
-                retry(|| from.store.delete(key)).await?;
-                return Ok((MoverOutcome::Deleted, 0));
-            }
-            CopyEnd::DestinationNewer => return Ok((MoverOutcome::Skipped, 0)),
-            CopyEnd::Done { bytes, etag } => (bytes, etag),
-        };
+    let (bytes, etag, attrs) = match copy_object(from, to, key, cond, part_size, limit).await? {
+        CopyEnd::SourceGone => return Ok((MoverOutcome::Skipped, 0)),
+        // As above: the destination's version is newer.
+        CopyEnd::DestinationNewer if drop_source => {
+            fail::fail_point!("mover::before_delete_source", |_| std::process::abort());
+            retry(|| from.store.delete(key)).await?;
+            return Ok((MoverOutcome::Deleted, 0));
+        }
+        CopyEnd::DestinationNewer => return Ok((MoverOutcome::Skipped, 0)),
+        CopyEnd::Done { bytes, etag, attrs } => (bytes, etag, attrs),
+    };
+    fail::fail_point!("mover::after_copy", |_| std::process::abort());
+    if verify_copy(to, key, etag.as_deref(), bytes, &attrs).await? == AtDestination::Gone {
+        // A client deleted the key (from every member) since the copy.
+        return Ok((MoverOutcome::Skipped, 0));
+    }
     if undo_if_deleted(from, to, key, etag.as_deref()).await? {
         return Ok((MoverOutcome::Skipped, 0));
     }
+    fail::fail_point!("mover::after_verify", |_| std::process::abort());
     if spec.mode == Mode::Move {
         retry(|| from.store.delete(key)).await?;
     }
@@ -560,13 +645,13 @@ pub async fn migrate(router: &Router, spec: &MigrateSpec, progress: &Arc<Progres
                 let moved = spec.mode == Mode::Move && !spec.dry_run;
                 match migrate_one(&from, &to, work, spec, part_size, limit).await {
                     Ok((outcome, bytes)) => {
-                        progress.count(outcome, bytes);
+                        progress.finish(outcome, bytes);
                         if outcome == MoverOutcome::Copied && moved {
                             progress.count(MoverOutcome::Deleted, 0);
                         }
                     }
                     Err(e) => {
-                        progress.count(MoverOutcome::Failed, 0);
+                        progress.finish(MoverOutcome::Failed, 0);
                         tracing::warn!(key = %key, error = %e, "could not migrate");
                     }
                 }
@@ -652,8 +737,11 @@ async fn tier_one(
             CopyEnd::SourceGone | CopyEnd::DestinationNewer => {
                 return Ok((MoverOutcome::Skipped, 0));
             }
-            CopyEnd::Done { bytes, etag } => {
-                if undo_if_deleted(current, &to, key, etag.as_deref()).await? {
+            CopyEnd::Done { bytes, etag, attrs } => {
+                if verify_copy(&to, key, etag.as_deref(), bytes, &attrs).await?
+                    == AtDestination::Gone
+                    || undo_if_deleted(current, &to, key, etag.as_deref()).await?
+                {
                     return Ok((MoverOutcome::Skipped, 0));
                 }
                 outcome = (MoverOutcome::Copied, bytes);
@@ -702,10 +790,10 @@ pub async fn tier(router: &Router, spec: &TierSpec, progress: &Arc<Progress>) ->
                 progress.listed(o.size);
                 match tier_one(router, &vb, &member, &o.key, spec, limit).await {
                     Ok((outcome, bytes)) => {
-                        progress.count(outcome, bytes);
+                        progress.finish(outcome, bytes);
                     }
                     Err(e) => {
-                        progress.count(MoverOutcome::Failed, 0);
+                        progress.finish(MoverOutcome::Failed, 0);
                         tracing::warn!(key = %o.key, member = %member.name, error = %e, "could not tier");
                     }
                 }
@@ -750,6 +838,100 @@ mod tests {
         for bad in ["", "fast", "0", "10 parsecs/s", "-5MB/s"] {
             assert!(parse_rate(bad).is_err(), "{bad:?}");
         }
+    }
+
+    fn router(toml: &str) -> Router {
+        let config = crate::Config::from_toml(toml).unwrap();
+        Router::new(Arc::new(config), None, Arc::new(Metrics::default())).unwrap()
+    }
+
+    fn body(data: &'static [u8]) -> Body {
+        futures::stream::iter(vec![Ok(bytes::Bytes::from_static(data))]).boxed()
+    }
+
+    fn spec(mode: Mode) -> MigrateSpec {
+        MigrateSpec {
+            bucket: "bkt".into(),
+            from: "old".into(),
+            to: "new".into(),
+            mode,
+            shard: Shard::ALL,
+            dry_run: false,
+            concurrency: 4,
+            bandwidth: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_copy_published_without_its_attributes_is_copied_again() {
+        let dir = std::env::temp_dir().join(format!("sy-mover-{}", uuid::Uuid::new_v4()));
+        let r = router(&format!(
+            "version = 1\n[backends.old]\nkind = \"memory\"\n[backends.new]\nkind = \"fs\"\nroot = {:?}\n[buckets.bkt]\nmembers = [\"new\", \"old\"]\n",
+            dir.display().to_string()
+        ));
+        let attrs = Attrs {
+            content_type: Some("image/png".into()),
+            metadata: [("owner".to_owned(), "ann".to_owned())].into(),
+            ..Default::default()
+        };
+        let old = r.backend("old").unwrap().clone();
+        let new = r.backend("new").unwrap().clone();
+        old.store
+            .put(
+                "k",
+                body(b"picture"),
+                Declared::default(),
+                &attrs,
+                &WriteCondition::None,
+                1 << 23,
+            )
+            .await
+            .unwrap();
+        // What a mover of an earlier version left when killed between publishing the
+        // bytes and their attributes: the bytes alone.
+        std::fs::write(dir.join("k"), b"picture").unwrap();
+        let progress = Arc::new(Progress::default());
+        migrate(&r, &spec(Mode::Move), &progress).await.unwrap();
+        let p = progress.snapshot();
+        assert_eq!((p.copied, p.failed), (1, 0), "{p:?}");
+        let (got, _) = new
+            .store
+            .get("k", None, &ReadConditions::default(), true)
+            .await
+            .unwrap();
+        assert_eq!(got.info.attrs, attrs, "the attributes were lost");
+        assert!(matches!(
+            old.store
+                .get("k", None, &ReadConditions::default(), true)
+                .await,
+            Err(Error::NotFound)
+        ));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_moved_object_counts_once() {
+        let r = router(
+            "version = 1\n[backends.old]\nkind = \"memory\"\n[backends.new]\nkind = \"memory\"\n[buckets.bkt]\nmembers = [\"new\", \"old\"]\n",
+        );
+        let old = r.backend("old").unwrap().clone();
+        for k in ["a", "b", "c"] {
+            old.store
+                .put(
+                    k,
+                    body(b"x"),
+                    Declared::default(),
+                    &Attrs::default(),
+                    &WriteCondition::None,
+                    1 << 23,
+                )
+                .await
+                .unwrap();
+        }
+        let progress = Arc::new(Progress::default());
+        migrate(&r, &spec(Mode::Move), &progress).await.unwrap();
+        let p = progress.snapshot();
+        assert_eq!((p.copied, p.deleted, p.finished), (3, 3, 3), "{p:?}");
     }
 
     #[tokio::test(start_paused = true)]

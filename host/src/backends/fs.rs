@@ -1,18 +1,33 @@
 //! The `fs` backend: a directory where each object is a plain file holding exactly the
 //! object's bytes, at the path named by its key.
 //!
-//! Attributes cannot live in the file without changing its bytes, so they are kept in a
-//! JSON sidecar at `.switchyard/meta/<key>.json` beside the data (see docs/configuration.md).
-//! The sidecar records the size and modification time of the data file it describes; a
-//! sidecar that does not match (the file was replaced by another tool) is ignored, so a
-//! file written directly into the directory is served at once, with default attributes.
+//! **One object, one moment.** What S3 says about an object besides its bytes (ETag,
+//! content type, user metadata) lives in one extended attribute of the data file,
+//! `user.switchyard`, set on the temporary file before it is published by a single `rename`
+//! (or `link`, for a conditional create). Bytes and attributes share an inode, so a reader,
+//! a concurrent writer or an engine restarted after `kill -9` sees the old object or the
+//! whole new one, never bytes of one write with attributes of another. The attribute also
+//! records the size and modification time of the bytes it describes: a file changed in
+//! place by another tool no longer matches and is served with default attributes and a
+//! synthetic ETag, like any file dropped into the directory. Objects written by versions
+//! before 0.2 kept their attributes in sidecars (`.switchyard/meta/KEY.json`); those are
+//! still read for files that carry no attribute.
 //!
-//! Writes go to a temporary file first and are renamed into place, so readers never see a
-//! partial object.
+//! **Durability.** A write is acknowledged after the file (bytes and attribute) and the
+//! directory entries that publish it are on disk (`fsync` of the file, then of each
+//! directory whose entries changed).
+//!
+//! **Temporary files** live in a directory of this engine's own under
+//! `.switchyard/tmp/`, beside a lock file the engine holds while it runs. An engine that
+//! opens the backend removes the directories of engines that no longer hold their lock
+//! (killed mid-write), and does so again every few minutes; engines sharing a root never
+//! remove each other's live files.
 
 use std::io::SeekFrom;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -20,6 +35,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use md5::{Digest, Md5};
+use rustix::io::Errno;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::objstore::{check_read_conditions, check_write_condition};
@@ -32,9 +48,22 @@ use crate::model::{
 
 const RESERVED_DIR: &str = ".switchyard";
 const READ_BUFFER: usize = 256 * 1024;
+/// The extended attribute holding a [`Stamp`].
+const XATTR: &str = "user.switchyard";
+/// The longest file name Linux filesystems take (`NAME_MAX`).
+const NAME_MAX: usize = 255;
+/// A temporary file or directory with no live owner and untouched for this long is left
+/// over from a crash (or from a version that did not track owners).
+const ORPHAN_AGE: Duration = Duration::from_secs(3600);
+/// How often a running engine looks for other engines' leftovers.
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
+/// A parent directory removed by a concurrent delete between our `mkdir` and our `rename`
+/// is made again; this bounds how often in a row.
+const PUBLISH_ATTEMPTS: usize = 64;
 
+/// What S3 says about one version of an object, and which bytes it describes.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct Sidecar {
+struct Stamp {
     size: u64,
     mtime_ns: i128,
     etag: String,
@@ -42,11 +71,153 @@ struct Sidecar {
     attrs: Attrs,
 }
 
+impl Stamp {
+    /// The stamp as the object's info, when it still describes the file `meta` is of.
+    fn describe(self, meta: &std::fs::Metadata) -> Option<ObjectInfo> {
+        (self.size == meta.len() && self.mtime_ns == mtime_ns(meta)).then(|| ObjectInfo {
+            size: meta.len(),
+            content_md5: super::etag_md5(&self.etag),
+            etag: Some(self.etag),
+            last_modified: to_datetime(meta),
+            attrs: self.attrs,
+            foreign: false,
+        })
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
+}
+
+/// A file no stamp describes: written or changed by another tool.
+fn foreign_info(meta: &std::fs::Metadata) -> ObjectInfo {
+    ObjectInfo {
+        size: meta.len(),
+        etag: Some(format!("{:x}-{:x}", mtime_ns(meta), meta.len())),
+        last_modified: to_datetime(meta),
+        attrs: Attrs::default(),
+        content_md5: None,
+        foreign: true,
+    }
+}
+
+/// Reads the stamp of an open file (`None` when it has none).
+fn stamp_of_fd(fd: impl AsFd) -> Option<Stamp> {
+    let mut buf = [0u8; 4096];
+    match rustix::fs::fgetxattr(&fd, XATTR, &mut buf) {
+        Ok(n) => Stamp::decode(&buf[..n]),
+        Err(Errno::RANGE) => {
+            let len = rustix::fs::fgetxattr(&fd, XATTR, &mut [0u8; 0][..]).ok()?;
+            let mut big = vec![0u8; len];
+            let n = rustix::fs::fgetxattr(&fd, XATTR, &mut big[..]).ok()?;
+            Stamp::decode(&big[..n])
+        }
+        Err(_) => None,
+    }
+}
+
+/// Reads the stamp of the file at `path` (`None` when it has none).
+fn stamp_of_path(path: &Path) -> Option<Stamp> {
+    let mut buf = [0u8; 4096];
+    match rustix::fs::getxattr(path, XATTR, &mut buf) {
+        Ok(n) => Stamp::decode(&buf[..n]),
+        Err(Errno::RANGE) => std::fs::File::open(path).ok().and_then(stamp_of_fd),
+        Err(_) => None,
+    }
+}
+
+/// This engine's directory of temporary files, and the lock that tells other engines it
+/// is alive. Removed when the store is dropped.
+struct TmpDir {
+    dir: PathBuf,
+    lock_path: PathBuf,
+    _lock: std::fs::File,
+}
+
+impl TmpDir {
+    /// Claims a fresh directory under `parent`. The lock file is locked before it gets the
+    /// name other engines look for, so none of them can take it for a dead engine's.
+    fn claim(parent: &Path) -> std::io::Result<Self> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let staging = parent.join(format!(".{id}.new"));
+        let lock = std::fs::File::create(&staging)?;
+        lock.try_lock().map_err(std::io::Error::other)?;
+        let lock_path = parent.join(format!("{id}.lock"));
+        std::fs::rename(&staging, &lock_path)?;
+        let dir = parent.join(&id);
+        std::fs::create_dir(&dir)?;
+        Ok(Self {
+            dir,
+            lock_path,
+            _lock: lock,
+        })
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_file(&self.lock_path);
+    }
+}
+
+/// Removes what dead engines left under `parent` (the `tmp` directory): the directory of
+/// every lock file nobody holds, and unowned entries older than [`ORPHAN_AGE`].
+fn sweep(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    let old = |p: &Path| {
+        std::fs::symlink_metadata(p)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > ORPHAN_AGE)
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if let Some(id) = name.strip_suffix(".lock") {
+            let Ok(lock) = std::fs::OpenOptions::new().write(true).open(&path) else {
+                continue;
+            };
+            // Held: its engine is alive. Free: the engine is gone, and so is any write of
+            // its that was not published.
+            if lock.try_lock().is_ok() {
+                let dir = parent.join(id);
+                match std::fs::remove_dir_all(&dir) {
+                    Ok(()) => {
+                        tracing::info!(dir = %dir.display(), "removed a dead engine's temporary files")
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        tracing::warn!(dir = %dir.display(), error = %e, "could not remove a dead engine's temporary files")
+                    }
+                }
+                let _ = std::fs::remove_file(&path);
+            }
+        } else if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            if !parent.join(format!("{name}.lock")).exists() && old(&path) {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+        } else if old(&path) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
 pub struct FsStore {
     name: String,
     root: PathBuf,
-    /// Serialises conditional writes within this process (see docs on conditional PUT).
+    tmp: TmpDir,
+    /// Serialises `If-Match` writes within this process (see docs on conditional PUT).
     cond_lock: tokio::sync::Mutex<()>,
+    /// Sidecars of earlier versions exist here (`.switchyard/meta`, seen at start).
+    legacy_meta: bool,
+    /// Seconds since the epoch of the last sweep of other engines' leftovers.
+    last_sweep: AtomicU64,
 }
 
 fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
@@ -62,22 +233,47 @@ fn to_datetime(meta: &std::fs::Metadata) -> DateTime<Utc> {
         .unwrap_or_else(|_| Utc::now())
 }
 
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 impl FsStore {
     pub fn new(root: PathBuf, prefix: Option<String>, name: &str) -> Result<Self, ConfigError> {
         let root = match prefix.filter(|p| !p.is_empty()) {
             Some(p) => root.join(p),
             None => root,
         };
-        std::fs::create_dir_all(root.join(RESERVED_DIR).join("tmp")).map_err(|e| {
-            ConfigError::Invalid {
-                field: format!("backends.{name}.root"),
-                message: format!("cannot create {}: {e}", root.display()),
-            }
+        let fail = |what: &str, e: std::io::Error| ConfigError::Invalid {
+            field: format!("backends.{name}.root"),
+            message: format!("{what} {}: {e}", root.display()),
+        };
+        let tmp_parent = root.join(RESERVED_DIR).join("tmp");
+        std::fs::create_dir_all(&tmp_parent).map_err(|e| fail("cannot create", e))?;
+        let tmp = TmpDir::claim(&tmp_parent).map_err(|e| fail("cannot write in", e))?;
+        // Attributes live in extended attributes: a filesystem without them cannot keep
+        // an object's metadata, so refuse it now rather than lose metadata later.
+        let probe = tmp.dir.join("xattr-probe");
+        let probed = std::fs::File::create(&probe).and_then(|f| {
+            rustix::fs::fsetxattr(&f, XATTR, b"{}", rustix::fs::XattrFlags::empty())
+                .map_err(std::io::Error::from)
+        });
+        let _ = std::fs::remove_file(&probe);
+        probed.map_err(|e| {
+            fail(
+                "the fs backend keeps object attributes in user extended attributes (xattrs), which this filesystem refuses:",
+                e,
+            )
         })?;
+        sweep(&tmp_parent);
         Ok(Self {
             name: name.to_owned(),
+            legacy_meta: root.join(RESERVED_DIR).join("meta").is_dir(),
             root,
+            tmp,
             cond_lock: tokio::sync::Mutex::new(()),
+            last_sweep: AtomicU64::new(now_secs()),
         })
     }
 
@@ -89,48 +285,77 @@ impl FsStore {
         self.root.join(key)
     }
 
-    fn sidecar_path(&self, key: &str) -> PathBuf {
-        sidecar_path(&self.root, key)
-    }
-
     fn internal(&self, rel: &str) -> PathBuf {
         self.root.join(RESERVED_DIR).join(rel)
-    }
-
-    fn tmp_path(&self) -> PathBuf {
-        self.root
-            .join(RESERVED_DIR)
-            .join("tmp")
-            .join(uuid::Uuid::new_v4().simple().to_string())
     }
 
     fn io(&self, e: std::io::Error) -> Error {
         io_error(&self.name, e)
     }
 
-    /// Streams `body` into a new temporary file, returning its path, size and MD5.
-    async fn write_tmp(&self, mut body: Body) -> Result<(PathBuf, u64, String)> {
-        let tmp = self.tmp_path();
-        let mut file = tokio::fs::File::create(&tmp)
-            .await
-            .map_err(|e| self.io(e))?;
+    /// Opens a new temporary file of this engine's.
+    async fn create_tmp(&self) -> Result<(PathBuf, tokio::fs::File)> {
+        let last = self.last_sweep.load(Ordering::Relaxed);
+        let now = now_secs();
+        if now.saturating_sub(last) >= SWEEP_EVERY.as_secs()
+            && self
+                .last_sweep
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let parent = self.root.join(RESERVED_DIR).join("tmp");
+            tokio::task::spawn_blocking(move || sweep(&parent));
+        }
+        let path = self.tmp.dir.join(uuid::Uuid::new_v4().simple().to_string());
+        match tokio::fs::File::create(&path).await {
+            Ok(f) => Ok((path, f)),
+            // The directory is gone: the bucket's directory was removed (DeleteBucket),
+            // or someone cleaned the reserved directory by hand.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.make_dirs_below_root(&self.tmp.dir).await?;
+                let f = tokio::fs::File::create(&path)
+                    .await
+                    .map_err(|e| self.io(e))?;
+                Ok((path, f))
+            }
+            Err(e) => Err(self.io(e)),
+        }
+    }
+
+    /// Streams `body` into a new temporary file, stamps it (when `attrs` are given: a
+    /// part of a multipart upload needs none) and makes it durable. Returns its path,
+    /// size and MD5.
+    async fn write_tmp(
+        &self,
+        mut body: Body,
+        attrs: Option<&Attrs>,
+    ) -> Result<(PathBuf, u64, String)> {
+        let (tmp, mut file) = self.create_tmp().await?;
         let mut md5 = Md5::new();
         let mut size = 0u64;
-        let result: Result<()> = async {
+        let streamed: Result<()> = async {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk?;
                 md5.update(&chunk);
                 size += chunk.len() as u64;
                 file.write_all(&chunk).await.map_err(|e| self.io(e))?;
             }
-            file.flush().await.map_err(|e| self.io(e))?;
-            file.sync_data().await.map_err(|e| self.io(e))?;
-            Ok(())
+            file.flush().await.map_err(|e| self.io(e))
         }
         .await;
-        drop(file);
+        let etag = hex::encode(md5.finalize());
+        let result = match streamed {
+            Ok(()) => {
+                self.seal(
+                    file.into_std().await,
+                    attrs.map(|a| (etag.clone(), a.clone())),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
         match result {
-            Ok(()) => Ok((tmp, size, hex::encode(md5.finalize()))),
+            Ok(()) => Ok((tmp, size, etag)),
             Err(e) => {
                 let _ = tokio::fs::remove_file(&tmp).await;
                 Err(e)
@@ -138,111 +363,217 @@ impl FsStore {
         }
     }
 
-    /// Moves a finished temporary file to `key` and records its attributes.
-    async fn commit(
+    /// Stamps a finished temporary file with `etag` and `attrs` (bytes and attributes are
+    /// then one inode, published together) and flushes both to disk.
+    async fn seal(&self, file: std::fs::File, stamp: Option<(String, Attrs)>) -> Result<()> {
+        let name = self.name.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Some((etag, attrs)) = stamp {
+                fail::fail_point!("fs::before_stamp", |_| std::process::abort());
+                let meta = file.metadata().map_err(|e| io_error(&name, e))?;
+                let stamp = Stamp {
+                    size: meta.len(),
+                    mtime_ns: mtime_ns(&meta),
+                    etag,
+                    attrs,
+                };
+                let json = serde_json::to_vec(&stamp).map_err(Error::internal)?;
+                rustix::fs::fsetxattr(&file, XATTR, &json, rustix::fs::XattrFlags::empty())
+                    .map_err(|e| match e {
+                        // ext4 keeps every attribute of a file in one block.
+                        Errno::TOOBIG | Errno::NOSPC => Error::MetadataTooLarge(format!(
+                            "{} bytes of attributes do not fit in this filesystem's extended attributes",
+                            json.len()
+                        )),
+                        e => io_error(&name, e.into()),
+                    })?;
+            }
+            file.sync_all().map_err(|e| io_error(&name, e))
+        })
+        .await
+        .map_err(Error::internal)?
+    }
+
+    /// Creates the directories of `dir` below the root, one by one: never the root itself,
+    /// so that a write racing the removal of its bucket's directory cannot bring it back.
+    /// Returns the directories whose entries changed (for [`sync_dirs`]).
+    async fn make_dirs_below_root(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        let rel = dir
+            .strip_prefix(&self.root)
+            .map_err(|_| Error::internal("a directory outside the backend's root"))?;
+        let mut changed = Vec::new();
+        let mut at = self.root.clone();
+        for part in rel.components() {
+            let parent = at.clone();
+            at.push(part);
+            match tokio::fs::create_dir(&at).await {
+                Ok(()) => changed.push(parent),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(if self.root.is_dir() {
+                        // A concurrent delete pruned a parent we had just made.
+                        Error::internal("directory removed while being used")
+                    } else {
+                        Error::NoSuchBucket
+                    });
+                }
+                Err(e) => return Err(self.io(e)),
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Refuses, before any byte is read, a key this directory cannot hold as a file: a
+    /// segment longer than the filesystem allows, or a key that is (or is under) another
+    /// key's "directory". One `stat`: the parents are made when the object is published.
+    async fn check_writable(&self, key: &str) -> Result<()> {
+        if let Some(seg) = key.split('/').find(|s| s.len() > NAME_MAX) {
+            return Err(Error::KeyTooLong(format!(
+                "the fs backend {} stores keys as file paths, and a segment of {} bytes is longer than the filesystem allows ({NAME_MAX})",
+                self.name,
+                seg.len()
+            )));
+        }
+        match tokio::fs::symlink_metadata(self.data_path(key)).await {
+            Ok(meta) if meta.is_dir() => Err(self.conflict(key)),
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.key_conflict(key, e)),
+        }
+    }
+
+    fn conflict(&self, key: &str) -> Error {
+        Error::InvalidArgument(format!(
+            "key {key:?} conflicts with an existing key in fs backend {}: a key cannot be both an object and a prefix of other keys there",
+            self.name
+        ))
+    }
+
+    /// Publishes the finished temporary file `tmp` as `key`, under `cond`: one `rename`
+    /// (or `link`, which fails if the key exists, for a conditional create). On any error
+    /// the temporary file is removed and nothing is published.
+    async fn publish(&self, tmp: &Path, key: &str, cond: &WriteCondition) -> Result<()> {
+        let result = self.publish_inner(tmp, key, cond).await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(tmp).await;
+        }
+        result
+    }
+
+    async fn publish_inner(&self, tmp: &Path, key: &str, cond: &WriteCondition) -> Result<()> {
+        let dest = self.data_path(key);
+        let _guard = match cond {
+            WriteCondition::IfMatch(_) => {
+                let guard = self.cond_lock.lock().await;
+                let current = self.current_etag(key).await?;
+                check_write_condition(cond, current.as_ref().map(|e| Some(e.as_str())))?;
+                Some(guard)
+            }
+            _ => None,
+        };
+        fail::fail_point!("fs::before_publish", |_| std::process::abort());
+        let create_only = matches!(cond, WriteCondition::IfAbsent);
+        let changed = self
+            .place(tmp, &dest, create_only, |e| self.key_conflict(key, e))
+            .await?;
+        fail::fail_point!("fs::after_publish", |_| std::process::abort());
+        self.sync_dirs(changed).await?;
+        if self.legacy_meta {
+            // A sidecar of an earlier version no longer describes this key.
+            let _ = tokio::fs::remove_file(sidecar_path(&self.root, key)).await;
+        }
+        Ok(())
+    }
+
+    /// Moves the file `tmp` to `dest` (a `rename`; a `link`, which fails if `dest` exists,
+    /// when `create_only`), making `dest`'s parents as needed, and again when a concurrent
+    /// delete prunes them in between. Returns the directories whose entries changed.
+    async fn place(
         &self,
         tmp: &Path,
-        key: &str,
-        etag: String,
-        attrs: &Attrs,
-        cond: &WriteCondition,
-    ) -> Result<PutOutcome> {
-        let dest = self.data_path(key);
-        if let Some(parent) = dest.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| self.key_conflict(key, e))?;
-        }
-        let _guard = if *cond == WriteCondition::None {
-            None
-        } else {
-            Some(self.cond_lock.lock().await)
-        };
-        match cond {
-            WriteCondition::None => {}
-            WriteCondition::IfAbsent => {
-                // hard_link fails if the destination exists: an atomic create.
-                match tokio::fs::hard_link(tmp, &dest).await {
-                    Ok(()) => {
-                        let _ = tokio::fs::remove_file(tmp).await;
-                        return self.finish_commit(key, &dest, etag, attrs).await;
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        let _ = tokio::fs::remove_file(tmp).await;
-                        return Err(Error::Precondition("the object already exists".into()));
-                    }
-                    Err(e) => {
-                        let _ = tokio::fs::remove_file(tmp).await;
-                        return Err(self.key_conflict(key, e));
-                    }
-                }
-            }
-            WriteCondition::IfMatch(_) => {
-                let current = self.current_etag(key).await?;
-                if let Err(e) =
-                    check_write_condition(cond, current.as_ref().map(|e| Some(e.as_str())))
-                {
-                    let _ = tokio::fs::remove_file(tmp).await;
-                    return Err(e);
-                }
-            }
-        }
-        if let Err(e) = tokio::fs::rename(tmp, &dest).await {
-            let _ = tokio::fs::remove_file(tmp).await;
-            return Err(self.key_conflict(key, e));
-        }
-        self.finish_commit(key, &dest, etag, attrs).await
-    }
-
-    async fn finish_commit(
-        &self,
-        key: &str,
         dest: &Path,
-        etag: String,
-        attrs: &Attrs,
-    ) -> Result<PutOutcome> {
-        let meta = tokio::fs::metadata(dest).await.map_err(|e| self.io(e))?;
-        let sidecar = Sidecar {
-            size: meta.len(),
-            mtime_ns: mtime_ns(&meta),
-            etag: etag.clone(),
-            attrs: attrs.clone(),
-        };
-        let json = serde_json::to_vec(&sidecar).map_err(Error::internal)?;
-        self.write_atomic(&self.sidecar_path(key), &json).await?;
-        Ok(PutOutcome { etag: Some(etag) })
-    }
-
-    async fn write_atomic(&self, path: &Path, data: &[u8]) -> Result<()> {
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| self.io(e))?;
+        create_only: bool,
+        map: impl Fn(std::io::Error) -> Error,
+    ) -> Result<Vec<PathBuf>> {
+        let parent = dest.parent().unwrap_or(&self.root).to_owned();
+        let mut changed = vec![parent.clone()];
+        let mut attempt = 0;
+        loop {
+            let r = if create_only {
+                tokio::fs::hard_link(tmp, dest).await
+            } else {
+                tokio::fs::rename(tmp, dest).await
+            };
+            match r {
+                Ok(()) => break,
+                Err(e) if create_only && e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(Error::Precondition("the object already exists".into()));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if tokio::fs::symlink_metadata(tmp).await.is_err() {
+                        // Our temporary file went with its directory: the bucket's
+                        // directory was removed (DeleteBucket) while we wrote.
+                        return Err(Error::NoSuchBucket);
+                    }
+                    attempt += 1;
+                    if attempt > PUBLISH_ATTEMPTS {
+                        return Err(map(e));
+                    }
+                    // The parents do not exist yet, or a delete pruned them meanwhile.
+                    match self.make_dirs_below_root(&parent).await {
+                        Ok(dirs) => changed.extend(dirs),
+                        Err(Error::Internal(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(map(e)),
+            }
         }
-        let tmp = self.tmp_path();
-        tokio::fs::write(&tmp, data).await.map_err(|e| self.io(e))?;
-        tokio::fs::rename(&tmp, path).await.map_err(|e| self.io(e))
+        if create_only {
+            let _ = tokio::fs::remove_file(tmp).await;
+        }
+        Ok(changed)
     }
 
+    /// Makes changed directory entries durable (`fsync` of each directory).
+    async fn sync_dirs(&self, mut dirs: Vec<PathBuf>) -> Result<()> {
+        dirs.sort();
+        dirs.dedup();
+        let name = self.name.clone();
+        tokio::task::spawn_blocking(move || {
+            for d in dirs {
+                std::fs::File::open(&d)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| io_error(&name, e))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(Error::internal)?
+    }
+
+    /// Maps an error about `key`'s path to the client's fault when it is one.
     fn key_conflict(&self, key: &str, e: std::io::Error) -> Error {
-        match e.raw_os_error() {
-            // ENOTDIR / EISDIR: a key is both an object and a "directory" of other keys.
-            Some(20 | 21) => Error::InvalidArgument(format!(
-                "key {key:?} conflicts with an existing key in fs backend {}: a key cannot be both an object and a prefix of other keys there",
-                self.name
-            )),
-            // ENAMETOOLONG
-            Some(36) => Error::KeyTooLong(format!(
-                "a segment of {key:?} is longer than the filesystem allows (255 bytes)"
+        match Errno::from_io_error(&e) {
+            // A key is both an object and a "directory" of other keys.
+            Some(Errno::NOTDIR | Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST) => {
+                self.conflict(key)
+            }
+            Some(Errno::NAMETOOLONG) => Error::KeyTooLong(format!(
+                "a segment of {key:?} is longer than the filesystem allows ({NAME_MAX} bytes)"
             )),
             _ => self.io(e),
         }
     }
 
     async fn current_etag(&self, key: &str) -> Result<Option<String>> {
-        match tokio::fs::metadata(self.data_path(key)).await {
+        let path = self.data_path(key);
+        match tokio::fs::metadata(&path).await {
             Ok(meta) if meta.is_file() => Ok(Some(
-                self.describe(key, &meta).await.etag.unwrap_or_default(),
+                self.describe_path(key, &meta)
+                    .await
+                    .etag
+                    .unwrap_or_default(),
             )),
             Ok(_) => Ok(None),
             Err(e) if is_missing(&e) => Ok(None),
@@ -250,14 +581,39 @@ impl FsStore {
         }
     }
 
-    /// The object's info from the data file's metadata and, when it still matches, its
-    /// sidecar.
-    async fn describe(&self, key: &str, meta: &std::fs::Metadata) -> ObjectInfo {
-        info_from(tokio::fs::read(self.sidecar_path(key)).await.ok(), meta)
+    /// The info of an open data file: its stamp when the stamp still describes it, else a
+    /// sidecar of an earlier version that does, else that of a foreign file.
+    async fn describe_file(
+        &self,
+        key: &str,
+        file: &tokio::fs::File,
+        meta: &std::fs::Metadata,
+    ) -> ObjectInfo {
+        if let Some(info) = stamp_of_fd(file).and_then(|s| s.describe(meta)) {
+            return info;
+        }
+        self.describe_legacy(key, meta).await
+    }
+
+    async fn describe_path(&self, key: &str, meta: &std::fs::Metadata) -> ObjectInfo {
+        if let Some(info) = stamp_of_path(&self.data_path(key)).and_then(|s| s.describe(meta)) {
+            return info;
+        }
+        self.describe_legacy(key, meta).await
+    }
+
+    async fn describe_legacy(&self, key: &str, meta: &std::fs::Metadata) -> ObjectInfo {
+        if self.legacy_meta
+            && let Ok(bytes) = tokio::fs::read(sidecar_path(&self.root, key)).await
+            && let Some(info) = Stamp::decode(&bytes).and_then(|s| s.describe(meta))
+        {
+            return info;
+        }
+        foreign_info(meta)
     }
 
     /// Removes now-empty directories between `path` and the root, so deleted prefixes do
-    /// not linger as directories.
+    /// not linger as directories. A write racing this makes its parents again.
     async fn prune_dirs(&self, path: &Path, stop: &Path) {
         let mut dir = path.parent();
         while let Some(d) = dir {
@@ -270,12 +626,36 @@ impl FsStore {
             dir = d.parent();
         }
     }
+
+    /// Writes a small bookkeeping file atomically and durably.
+    async fn write_atomic(&self, path: &Path, data: &[u8]) -> Result<()> {
+        let (tmp, mut file) = self.create_tmp().await?;
+        let written: Result<()> = async {
+            file.write_all(data).await.map_err(|e| self.io(e))?;
+            file.flush().await.map_err(|e| self.io(e))?;
+            self.seal(file.into_std().await, None).await?;
+            let changed = self.place(&tmp, path, false, |e| self.io(e)).await?;
+            self.sync_dirs(changed).await
+        }
+        .await;
+        if written.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        written
+    }
 }
 
 fn is_missing(e: &std::io::Error) -> bool {
-    e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(20)
+    e.kind() == std::io::ErrorKind::NotFound
+        || matches!(
+            Errno::from_io_error(e),
+            Some(Errno::NOTDIR | Errno::NAMETOOLONG)
+        )
 }
 
+/// An I/O error as Switchyard's. A path that cannot name a file here (missing, under a
+/// file, too long) is simply not here: it is not a failure of the backend, which must not
+/// be marked unhealthy for what a client asked.
 fn io_error(backend: &str, e: std::io::Error) -> Error {
     if is_missing(&e) {
         return Error::NotFound;
@@ -341,6 +721,9 @@ struct Walk {
     stack: Vec<Level>,
     started: bool,
     name: String,
+    /// Read ETags (stamps, or sidecars when `legacy_meta`); internal walks need none.
+    etags: bool,
+    legacy_meta: bool,
 }
 
 impl Walk {
@@ -353,6 +736,22 @@ impl Walk {
             None => true,
         };
         prefix_ok && offset_ok
+    }
+
+    fn etag(&self, key: &str, path: &Path, meta: &std::fs::Metadata) -> Option<String> {
+        if !self.etags {
+            return None;
+        }
+        if let Some(info) = stamp_of_path(path).and_then(|s| s.describe(meta)) {
+            return info.etag;
+        }
+        if self.legacy_meta
+            && let Ok(bytes) = std::fs::read(sidecar_path(&self.root, key))
+            && let Some(info) = Stamp::decode(&bytes).and_then(|s| s.describe(meta))
+        {
+            return info.etag;
+        }
+        foreign_info(meta).etag
     }
 
     fn next_blocking(&mut self) -> Option<Result<ObjectSummary>> {
@@ -402,9 +801,8 @@ impl Walk {
                 Err(e) if is_missing(&e) => continue,
                 Err(e) => return Some(Err(io_error(&self.name, e))),
             };
-            // The listing ETag is the cheap one; HEAD reads the sidecar for the real one.
             return Some(Ok(ObjectSummary {
-                etag: read_sidecar_etag(&self.root, &key, &meta),
+                etag: self.etag(&key, &path, &meta),
                 key,
                 size: meta.len(),
                 last_modified: to_datetime(&meta),
@@ -413,36 +811,10 @@ impl Walk {
     }
 }
 
-/// An object's info from its data file's metadata and the bytes of its sidecar, which
-/// count only while they still describe that file (same size and modification time).
-fn info_from(sidecar: Option<Vec<u8>>, meta: &std::fs::Metadata) -> ObjectInfo {
-    let mtime = mtime_ns(meta);
-    match sidecar.and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok()) {
-        Some(s) if s.size == meta.len() && s.mtime_ns == mtime => ObjectInfo {
-            size: meta.len(),
-            content_md5: super::etag_md5(&s.etag),
-            etag: Some(s.etag),
-            last_modified: to_datetime(meta),
-            attrs: s.attrs,
-        },
-        _ => ObjectInfo {
-            size: meta.len(),
-            etag: Some(format!("{:x}-{:x}", mtime, meta.len())),
-            last_modified: to_datetime(meta),
-            attrs: Attrs::default(),
-            content_md5: None,
-        },
-    }
-}
-
 fn sidecar_path(root: &Path, key: &str) -> PathBuf {
     root.join(RESERVED_DIR)
         .join("meta")
         .join(format!("{key}.json"))
-}
-
-fn read_sidecar_etag(root: &Path, key: &str, meta: &std::fs::Metadata) -> Option<String> {
-    info_from(std::fs::read(sidecar_path(root, key)).ok(), meta).etag
 }
 
 #[async_trait]
@@ -456,12 +828,13 @@ impl Store for FsStore {
         cond: &WriteCondition,
         _part_size: u64,
     ) -> Result<PutOutcome> {
+        self.check_writable(key).await?;
         if *cond != WriteCondition::None {
             // Fail before reading the body when the answer is already known.
             let current = self.current_etag(key).await?;
             check_write_condition(cond, current.as_ref().map(|e| Some(e.as_str())))?;
         }
-        let (tmp, _size, etag) = self.write_tmp(body).await?;
+        let (tmp, _size, etag) = self.write_tmp(body, Some(attrs)).await?;
         // The ETag is the MD5 already computed: no second hash.
         if let Some(want) = declared.md5
             && etag != hex::encode(want)
@@ -469,7 +842,8 @@ impl Store for FsStore {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(Error::BadDigest);
         }
-        self.commit(&tmp, key, etag, attrs, cond).await
+        self.publish(&tmp, key, cond).await?;
+        Ok(PutOutcome { etag: Some(etag) })
     }
 
     async fn get(
@@ -485,7 +859,9 @@ impl Store for FsStore {
         if !meta.is_file() {
             return Err(Error::NotFound);
         }
-        let info = self.describe(key, &meta).await;
+        // Read from the open file: the bytes served are those the attributes describe,
+        // even if the key is replaced meanwhile.
+        let info = self.describe_file(key, &file, &meta).await;
         check_read_conditions(cond, &info)?;
         let served = if head {
             0..info.size
@@ -513,17 +889,28 @@ impl Store for FsStore {
     async fn delete(&self, key: &str) -> Result<()> {
         let path = self.data_path(key);
         match tokio::fs::remove_file(&path).await {
-            Ok(()) => {}
+            Ok(()) => {
+                // The removal is durable before it is acknowledged. The directory may be
+                // pruned by a concurrent delete already: then it is gone for good too.
+                if let Some(parent) = path.parent() {
+                    match self.sync_dirs(vec![parent.to_owned()]).await {
+                        Ok(()) | Err(Error::NotFound) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
             Err(e) if is_missing(&e) => {}
             // A "directory" key: nothing to delete, as S3 would answer for a missing key.
-            Err(e) if e.raw_os_error() == Some(21) => return Ok(()),
+            Err(e) if Errno::from_io_error(&e) == Some(Errno::ISDIR) => return Ok(()),
             Err(e) => return Err(self.io(e)),
         }
-        let sidecar = self.sidecar_path(key);
-        let _ = tokio::fs::remove_file(&sidecar).await;
         self.prune_dirs(&path, &self.root).await;
-        self.prune_dirs(&sidecar, &self.root.join(RESERVED_DIR).join("meta"))
-            .await;
+        if self.legacy_meta {
+            let sidecar = sidecar_path(&self.root, key);
+            let _ = tokio::fs::remove_file(&sidecar).await;
+            self.prune_dirs(&sidecar, &self.root.join(RESERVED_DIR).join("meta"))
+                .await;
+        }
         Ok(())
     }
 
@@ -539,6 +926,8 @@ impl Store for FsStore {
             stack: Vec::new(),
             started: false,
             name: self.name.clone(),
+            etags: true,
+            legacy_meta: self.legacy_meta,
         };
         // Directory reads block; batches of entries are produced on the blocking pool.
         futures::stream::unfold(Some(walk), |walk| async move {
@@ -571,15 +960,49 @@ impl Store for FsStore {
     }
 
     async fn copy(&self, from: &str, to: &str) -> Result<()> {
-        let src = self.data_path(from);
-        let meta = tokio::fs::metadata(&src).await.map_err(|e| self.io(e))?;
-        let info = self.describe(from, &meta).await;
-        let tmp = self.tmp_path();
-        tokio::fs::copy(&src, &tmp).await.map_err(|e| self.io(e))?;
-        let etag = info.etag.unwrap_or_default();
-        self.commit(&tmp, to, etag, &info.attrs, &WriteCondition::None)
-            .await
-            .map(|_| ())
+        self.check_writable(to).await?;
+        let src = std::fs::File::open(self.data_path(from)).map_err(|e| self.io(e))?;
+        let meta = src.metadata().map_err(|e| self.io(e))?;
+        if !meta.is_file() {
+            return Err(Error::NotFound);
+        }
+        // Attributes and bytes from the same open file: one version, even if `from` is
+        // replaced meanwhile.
+        let attrs = match stamp_of_fd(&src).and_then(|s| s.describe(&meta)) {
+            Some(info) => info.attrs,
+            None => self.describe_legacy(from, &meta).await.attrs,
+        };
+        let (tmp, dst) = self.create_tmp().await?;
+        let dst = dst.into_std().await;
+        let name = self.name.clone();
+        // The copy's ETag is the MD5 of its bytes, as for a copy streamed through.
+        let copied = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let (mut src, mut dst) = (src, dst);
+            let mut md5 = Md5::new();
+            let mut buf = vec![0u8; READ_BUFFER];
+            loop {
+                let n = src.read(&mut buf).map_err(|e| io_error(&name, e))?;
+                if n == 0 {
+                    break;
+                }
+                md5.update(&buf[..n]);
+                dst.write_all(&buf[..n]).map_err(|e| io_error(&name, e))?;
+            }
+            Ok::<_, Error>((dst, hex::encode(md5.finalize())))
+        })
+        .await
+        .map_err(Error::internal)
+        .and_then(|r| r);
+        let sealed = match copied {
+            Ok((dst, etag)) => self.seal(dst, Some((etag, attrs))).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sealed {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
+        }
+        self.publish(&tmp, to, &WriteCondition::None).await
     }
 
     async fn mpu_create(&self, _key: &str, _attrs: &Attrs) -> Result<String> {
@@ -596,16 +1019,18 @@ impl Store for FsStore {
         _len: Option<u64>,
     ) -> Result<PartRef> {
         let rel = format!("uploads/{nonce}/data/{part_idx:05}");
-        let (tmp, _, _) = self.write_tmp(body).await?;
-        let dest = self.internal(&rel);
-        if let Some(parent) = dest.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| self.io(e))?;
-        }
-        tokio::fs::rename(&tmp, &dest)
+        let (tmp, _, _) = self.write_tmp(body, None).await?;
+        let placed = match self
+            .place(&tmp, &self.internal(&rel), false, |e| self.io(e))
             .await
-            .map_err(|e| self.io(e))?;
+        {
+            Ok(changed) => self.sync_dirs(changed).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = placed {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
+        }
         Ok(PartRef { content_id: rel })
     }
 
@@ -617,10 +1042,8 @@ impl Store for FsStore {
         parts: Vec<PartRef>,
         attrs: &Attrs,
     ) -> Result<PutOutcome> {
-        let tmp = self.tmp_path();
-        let mut out = tokio::fs::File::create(&tmp)
-            .await
-            .map_err(|e| self.io(e))?;
+        self.check_writable(key).await?;
+        let (tmp, mut out) = self.create_tmp().await?;
         let mut md5 = Md5::new();
         let mut buf = vec![0u8; READ_BUFFER];
         let result: Result<()> = async {
@@ -642,22 +1065,24 @@ impl Store for FsStore {
                     out.write_all(&buf[..n]).await.map_err(|e| self.io(e))?;
                 }
             }
-            out.flush().await.map_err(|e| self.io(e))?;
-            out.sync_data().await.map_err(|e| self.io(e))?;
-            Ok(())
+            out.flush().await.map_err(|e| self.io(e))
         }
         .await;
-        drop(out);
-        if let Err(e) = result {
+        let etag = format!("{}-{}", hex::encode(md5.finalize()), parts.len());
+        let sealed = match result {
+            Ok(()) => {
+                self.seal(out.into_std().await, Some((etag.clone(), attrs.clone())))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sealed {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(e);
         }
-        let etag = format!("{}-{}", hex::encode(md5.finalize()), parts.len());
-        let outcome = self
-            .commit(&tmp, key, etag, attrs, &WriteCondition::None)
-            .await?;
+        self.publish(&tmp, key, &WriteCondition::None).await?;
         self.mpu_abort(key, upload, nonce).await?;
-        Ok(outcome)
+        Ok(PutOutcome { etag: Some(etag) })
     }
 
     async fn mpu_abort(&self, _key: &str, _upload: &str, nonce: &str) -> Result<()> {
@@ -701,6 +1126,8 @@ impl Store for FsStore {
             stack: Vec::new(),
             started: false,
             name: self.name.clone(),
+            etags: false,
+            legacy_meta: false,
         };
         tokio::task::spawn_blocking(move || {
             let mut walk = walk;
@@ -786,5 +1213,273 @@ mod tests {
         s.delete("a/a/z").await.unwrap();
         assert!(!dir.join("a/a").exists());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod consistency {
+    //! Races and names that broke the fs backend's "one object, one moment" guarantee.
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn temp_root(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sy-fs-{name}-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn bytes_body(data: Vec<u8>) -> Body {
+        futures::stream::iter(vec![Ok(Bytes::from(data))]).boxed()
+    }
+
+    fn attrs_of(tag: &str) -> Attrs {
+        Attrs {
+            content_type: Some(format!("application/x-{tag}")),
+            metadata: [("v".to_owned(), tag.to_owned())].into(),
+            ..Default::default()
+        }
+    }
+
+    async fn put(s: &FsStore, key: &str, data: Vec<u8>, attrs: &Attrs) -> Result<PutOutcome> {
+        s.put(
+            key,
+            bytes_body(data),
+            Declared::default(),
+            attrs,
+            &WriteCondition::None,
+            1 << 23,
+        )
+        .await
+    }
+
+    async fn read(s: &FsStore, key: &str) -> Result<(ObjectInfo, Vec<u8>)> {
+        let (got, stream) = s.get(key, None, &ReadConditions::default(), false).await?;
+        let chunks: Vec<Bytes> = stream.unwrap().map(|c| c.unwrap()).collect().await;
+        Ok((got.info, chunks.concat()))
+    }
+
+    /// Bytes, attributes and ETag of what a reader got all come from one write.
+    fn assert_whole(info: &ObjectInfo, data: &[u8]) {
+        let tag = String::from_utf8_lossy(&data[..data.len().min(8)]).into_owned();
+        assert_eq!(
+            info.attrs.metadata.get("v").map(String::as_str),
+            Some(tag.as_str()),
+            "attributes of another write"
+        );
+        assert_eq!(
+            info.etag.as_deref(),
+            Some(hex::encode(Md5::digest(data)).as_str()),
+            "ETag of another write"
+        );
+        assert_eq!(info.size, data.len() as u64);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writers_of_one_key_never_mix() {
+        let root = temp_root("mix");
+        let s = Arc::new(FsStore::new(root.clone(), None, "t").unwrap());
+        for round in 0..100 {
+            let writers: Vec<_> = ["aaaaaaaa", "bbbbbbbb"]
+                .into_iter()
+                .map(|tag| {
+                    let s = s.clone();
+                    tokio::spawn(async move {
+                        // Different sizes, so a mix-up of sizes shows too.
+                        let len = if tag.starts_with('a') { 1000 } else { 3000 };
+                        let data = format!("{tag}{round:08}").repeat(len).into_bytes();
+                        put(&s, "k", data, &attrs_of(tag)).await.unwrap();
+                    })
+                })
+                .collect();
+            let reader = {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    for _ in 0..5 {
+                        if let Ok((info, data)) = read(&s, "k").await {
+                            assert_whole(&info, &data);
+                        }
+                    }
+                })
+            };
+            for w in writers {
+                w.await.unwrap();
+            }
+            reader.await.unwrap();
+            let (info, data) = read(&s, "k").await.unwrap();
+            assert_whole(&info, &data);
+        }
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[tokio::test]
+    async fn overlapping_and_long_names_are_refused_with_nothing_written() {
+        let root = temp_root("names");
+        let s = FsStore::new(root.clone(), None, "t").unwrap();
+        let a = attrs_of("xxxxxxxx");
+        put(&s, "a", b"xxxxxxxx".to_vec(), &a).await.unwrap();
+        let e = put(&s, "a/b", b"xxxxxxxx".to_vec(), &a).await.unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
+        put(&s, "x/y", b"xxxxxxxx".to_vec(), &a).await.unwrap();
+        let e = put(&s, "x", b"xxxxxxxx".to_vec(), &a).await.unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
+        let e = put(&s, &format!("l/{}", "n".repeat(256)), b"x".to_vec(), &a)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::KeyTooLong(_)), "{e:?}");
+        // Names the backend can hold are stored whole, whatever the gateway's own files
+        // are called.
+        for key in [
+            format!("m/{}", "n".repeat(255)),
+            format!("m/{}", "n".repeat(251)),
+            "q".to_owned(),
+            "q.json/x".to_owned(),
+        ] {
+            put(&s, &key, b"xxxxxxxx".to_vec(), &a).await.unwrap();
+            let (info, data) = read(&s, &key).await.unwrap();
+            assert_whole(&info, &data);
+        }
+        let keys: Vec<String> = s.list("", None).map(|r| r.unwrap().key).collect().await;
+        assert_eq!(
+            keys,
+            [
+                "a".to_owned(),
+                format!("m/{}", "n".repeat(251)),
+                format!("m/{}", "n".repeat(255)),
+                "q".to_owned(),
+                "q.json/x".to_owned(),
+                "x/y".to_owned()
+            ]
+        );
+        // A name that cannot exist here is simply not here (the key may be in another
+        // member): not a failure of the backend.
+        let e = read(&s, &format!("l/{}", "n".repeat(300)))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::NotFound), "{e:?}");
+        s.delete(&format!("l/{}", "n".repeat(300))).await.unwrap();
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn deletes_in_a_prefix_do_not_fail_puts_into_it() {
+        let root = temp_root("prune");
+        let s = Arc::new(FsStore::new(root.clone(), None, "t").unwrap());
+        let deleter = {
+            let s = s.clone();
+            tokio::spawn(async move {
+                for i in 0..6000 {
+                    s.delete(&format!("p/q/k{}/never", i % 300)).await.unwrap();
+                    if i % 50 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        };
+        let puts = futures::stream::iter(0..300)
+            .map(|i| {
+                let s = s.clone();
+                async move {
+                    let key = format!("p/q/k{i}/o");
+                    let r = put(&s, &key, b"xxxxxxxx".to_vec(), &attrs_of("xxxxxxxx")).await;
+                    (key, r)
+                }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<_>>()
+            .await;
+        deleter.await.unwrap();
+        for (key, r) in puts {
+            r.unwrap_or_else(|e| panic!("PUT {key}: {e:?}"));
+            let (info, data) = read(&s, &key).await.unwrap();
+            assert_whole(&info, &data);
+        }
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[tokio::test]
+    async fn sidecars_of_earlier_versions_are_still_read() {
+        let root = temp_root("legacy");
+        std::fs::create_dir_all(root.join("d")).unwrap();
+        std::fs::write(root.join("d/old"), b"legacy bytes").unwrap();
+        let meta = std::fs::metadata(root.join("d/old")).unwrap();
+        let sidecar = sidecar_path(&root, "d/old");
+        std::fs::create_dir_all(sidecar.parent().unwrap()).unwrap();
+        let stamp = Stamp {
+            size: meta.len(),
+            mtime_ns: mtime_ns(&meta),
+            etag: hex::encode(Md5::digest(b"legacy bytes")),
+            attrs: attrs_of("legacy"),
+        };
+        std::fs::write(&sidecar, serde_json::to_vec(&stamp).unwrap()).unwrap();
+        let s = FsStore::new(root.clone(), None, "t").unwrap();
+        let (info, _) = read(&s, "d/old").await.unwrap();
+        assert_eq!(info.attrs, attrs_of("legacy"));
+        assert!(!info.foreign);
+        // Rewritten through the gateway: the stamp rules, and the sidecar is gone.
+        put(&s, "d/old", b"aaaaaaaa".to_vec(), &attrs_of("aaaaaaaa"))
+            .await
+            .unwrap();
+        let (info, data) = read(&s, "d/old").await.unwrap();
+        assert_whole(&info, &data);
+        assert!(!sidecar.exists());
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[tokio::test]
+    async fn temporary_files_do_not_outlive_their_writer() {
+        let root = temp_root("tmp");
+        let tmp_files = |root: &Path| -> Vec<PathBuf> {
+            fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+                for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        walk(&p, out);
+                    } else if p.extension().is_none_or(|x| x != "lock") {
+                        out.push(p);
+                    }
+                }
+            }
+            let mut out = Vec::new();
+            walk(&root.join(RESERVED_DIR).join("tmp"), &mut out);
+            out
+        };
+        {
+            let s = FsStore::new(root.clone(), None, "t").unwrap();
+            // A body that fails half-way leaves nothing.
+            let failing: Body = futures::stream::iter(vec![
+                Ok(Bytes::from_static(b"half")),
+                Err(Error::ClientBody("gone".into())),
+            ])
+            .boxed();
+            s.put(
+                "k",
+                failing,
+                Declared::default(),
+                &Attrs::default(),
+                &WriteCondition::None,
+                1 << 23,
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(tmp_files(&root), Vec::<PathBuf>::new());
+        }
+        // What an engine killed mid-write leaves behind (a partial file of its own) is
+        // removed by the next engine to open the directory, but another live engine's
+        // files are not.
+        let live = FsStore::new(root.clone(), None, "live").unwrap();
+        let (live_tmp, _) = live.create_tmp().await.unwrap();
+        let dead = root.join(RESERVED_DIR).join("tmp").join("dead-engine");
+        std::fs::create_dir_all(&dead).unwrap();
+        std::fs::write(dead.join("partial"), vec![0u8; 4096]).unwrap();
+        std::fs::write(
+            root.join(RESERVED_DIR).join("tmp").join("dead-engine.lock"),
+            b"",
+        )
+        .unwrap();
+        let _next = FsStore::new(root.clone(), None, "next").unwrap();
+        assert!(!dead.exists(), "a dead engine's partial write survived");
+        assert!(live_tmp.exists(), "a live engine's file was removed");
+        std::fs::remove_dir_all(root).unwrap();
     }
 }

@@ -991,6 +991,7 @@ impl Store for ObjectStoreBackend {
             etag,
             last_modified: result.meta.last_modified,
             attrs: from_attributes(&result.attributes, self.escape_meta),
+            foreign: false,
         };
         check_read_conditions(cond, &info)?;
         let range_served = result.range.clone();

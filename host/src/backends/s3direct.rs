@@ -271,6 +271,7 @@ impl S3Direct {
                 last_modified,
                 attrs,
                 content_md5,
+                foreign: false,
             },
             range: served,
         };

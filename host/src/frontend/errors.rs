@@ -33,6 +33,10 @@ pub fn to_s3(e: Error) -> S3Error {
         Error::InvalidArgument(m) => (C::InvalidArgument, m.clone()),
         Error::InvalidRequest(m) => (C::InvalidRequest, m.clone()),
         Error::KeyTooLong(m) => (C::KeyTooLongError, format!("Your key is too long: {m}.")),
+        Error::MetadataTooLarge(m) => (
+            C::MetadataTooLarge,
+            format!("Your metadata headers exceed the maximum allowed metadata size: {m}."),
+        ),
         Error::BadDigest => (
             C::BadDigest,
             "The Content-MD5 you specified did not match what we received.".into(),
