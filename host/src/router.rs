@@ -41,9 +41,43 @@ pub struct VirtualBucket {
     pub created: DateTime<Utc>,
     /// Made by CreateBucket (and so removable by DeleteBucket).
     pub dynamic: bool,
+    /// Writes in flight hold it shared; DeleteBucket takes it alone, so that it sees every
+    /// write this engine acknowledged, and no write starts after it.
+    writes: tokio::sync::RwLock<bool>,
 }
 
 impl VirtualBucket {
+    pub fn new(
+        name: String,
+        members: Vec<Arc<Backend>>,
+        policy: String,
+        failure: FailureMode,
+        anonymous: Anonymous,
+        created: DateTime<Utc>,
+        dynamic: bool,
+    ) -> Self {
+        Self {
+            name,
+            members,
+            policy,
+            failure,
+            anonymous,
+            created,
+            dynamic,
+            writes: tokio::sync::RwLock::new(false),
+        }
+    }
+
+    /// Admits one write, for as long as the guard lives; `NoSuchBucket` once the bucket
+    /// is deleted.
+    async fn admit_write(&self) -> Result<tokio::sync::RwLockReadGuard<'_, bool>> {
+        let guard = self.writes.read().await;
+        if *guard {
+            return Err(Error::NoSuchBucket);
+        }
+        Ok(guard)
+    }
+
     pub fn views(&self) -> Vec<MemberView> {
         self.members.iter().map(|m| m.view()).collect()
     }
@@ -350,15 +384,15 @@ impl Router {
                 .collect();
             buckets.insert(
                 name.clone(),
-                Arc::new(VirtualBucket {
-                    name: name.clone(),
+                Arc::new(VirtualBucket::new(
+                    name.clone(),
                     members,
-                    policy: b.policy.clone(),
-                    failure: b.failure,
-                    anonymous: b.anonymous,
-                    created: now,
-                    dynamic: false,
-                }),
+                    b.policy.clone(),
+                    b.failure,
+                    b.anonymous,
+                    now,
+                    false,
+                )),
             );
         }
         let router = Self {
@@ -377,6 +411,10 @@ impl Router {
         let Some(DynamicBuckets::Fs { root, .. }) = &self.config.dynamic_buckets else {
             return;
         };
+        if self.buckets.read().expect("bucket map lock").is_empty() {
+            // At start: finish what a DeleteBucket cut short by a crash left behind.
+            backends::recover_retired(root);
+        }
         let Ok(dir) = std::fs::read_dir(root) else {
             return;
         };
@@ -402,15 +440,15 @@ impl Router {
             .as_ref()
             .ok_or(Error::NoSuchBucket)?;
         let backend = Arc::new(backends::dynamic_backend(template, name)?);
-        let vb = Arc::new(VirtualBucket {
-            name: name.to_owned(),
-            members: vec![backend],
-            policy: "default".to_owned(),
-            failure: FailureMode::FailOpen,
-            anonymous: Anonymous::None,
-            created: created.map_or_else(Utc::now, DateTime::<Utc>::from),
-            dynamic: true,
-        });
+        let vb = Arc::new(VirtualBucket::new(
+            name.to_owned(),
+            vec![backend],
+            "default".to_owned(),
+            FailureMode::FailOpen,
+            Anonymous::None,
+            created.map_or_else(Utc::now, DateTime::<Utc>::from),
+            true,
+        ));
         self.buckets
             .write()
             .expect("bucket map lock")
@@ -419,27 +457,46 @@ impl Router {
     }
 
     pub fn bucket(&self, name: &str) -> Result<Arc<VirtualBucket>> {
-        if let Some(b) = self.buckets.read().expect("bucket map lock").get(name) {
-            return Ok(b.clone());
+        let fs_root = match &self.config.dynamic_buckets {
+            Some(DynamicBuckets::Fs { root, .. }) => Some(root),
+            _ => None,
+        };
+        let known = self
+            .buckets
+            .read()
+            .expect("bucket map lock")
+            .get(name)
+            .cloned();
+        match (known, fs_root) {
+            // A bucket made by CreateBucket is its directory: another engine may have
+            // deleted it since (one `stat`).
+            (Some(b), Some(root)) if b.dynamic => {
+                if root.join(name).is_dir() {
+                    return Ok(b);
+                }
+                self.buckets.write().expect("bucket map lock").remove(name);
+                Err(Error::NoSuchBucket)
+            }
+            (Some(b), _) => Ok(b),
+            // Another engine may have created it since we looked.
+            (None, Some(root)) if bucket_name_ok(name) && root.join(name).is_dir() => {
+                self.attach_dynamic(name, None)
+            }
+            (None, _) => Err(Error::NoSuchBucket),
         }
-        // Another engine may have created it since we looked.
-        if let Some(DynamicBuckets::Fs { root, .. }) = &self.config.dynamic_buckets
-            && bucket_name_ok(name)
-            && root.join(name).is_dir()
-        {
-            return self.attach_dynamic(name, None);
-        }
-        Err(Error::NoSuchBucket)
     }
 
     pub fn buckets(&self) -> Vec<Arc<VirtualBucket>> {
         self.discover_dynamic();
-        self.buckets
+        let known: Vec<String> = self
+            .buckets
             .read()
             .expect("bucket map lock")
-            .values()
+            .keys()
             .cloned()
-            .collect()
+            .collect();
+        // `bucket` also forgets dynamic buckets that another engine deleted.
+        known.iter().filter_map(|n| self.bucket(n).ok()).collect()
     }
 
     pub fn backend(&self, name: &str) -> Option<&Arc<Backend>> {
@@ -462,6 +519,11 @@ impl Router {
         }
     }
 
+    /// Deletes a bucket made by CreateBucket, and its incomplete multipart uploads, as
+    /// AWS does; `BucketNotEmpty` while it holds objects. A write racing the delete either
+    /// lands first (and the delete is refused) or fails with `NoSuchBucket`: writes in
+    /// this engine are fenced by the bucket's write gate, writes in other engines sharing
+    /// an `fs` root by the way the directory goes (see `retire_bucket_dir`).
     pub async fn delete_bucket(&self, name: &str) -> Result<()> {
         let vb = self.bucket(name)?;
         if !vb.dynamic {
@@ -469,27 +531,33 @@ impl Router {
                 "this bucket is defined in the configuration file; remove it there".into(),
             ));
         }
-        let page = listing::list(
-            &vb.members,
-            &ListRequest {
-                max_keys: 1,
-                ..Default::default()
-            },
-        )
-        .await?;
-        if !page.entries.is_empty() {
-            return Err(Error::BucketNotEmpty);
+        let mut gate = vb.writes.write().await;
+        if *gate {
+            return Err(Error::NoSuchBucket);
         }
-        if !self.list_uploads(name, "").await?.is_empty() {
-            return Err(Error::BucketNotEmpty);
+        match &self.config.dynamic_buckets {
+            Some(DynamicBuckets::Fs { root, .. }) => {
+                let (root, bucket) = (root.clone(), name.to_owned());
+                tokio::task::spawn_blocking(move || backends::retire_bucket_dir(&root, &bucket))
+                    .await
+                    .map_err(Error::internal)??;
+            }
+            _ => {
+                let page = listing::list(
+                    &vb.members,
+                    &ListRequest {
+                        max_keys: 1,
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                if !page.entries.is_empty() {
+                    return Err(Error::BucketNotEmpty);
+                }
+                // An in-memory bucket's uploads go with its store.
+            }
         }
-        if let Some(DynamicBuckets::Fs { root, .. }) = &self.config.dynamic_buckets {
-            let dir = root.join(name);
-            let _ = tokio::fs::remove_dir_all(dir.join(".switchyard")).await;
-            tokio::fs::remove_dir_all(&dir)
-                .await
-                .map_err(Error::internal)?;
-        }
+        *gate = true;
         self.buckets.write().expect("bucket map lock").remove(name);
         Ok(())
     }
@@ -549,6 +617,7 @@ impl Router {
     ) -> Result<(PutOutcome, Vec<Arc<Backend>>)> {
         check_key(key)?;
         let vb = self.bucket(bucket)?;
+        let _admitted = vb.admit_write().await?;
         let obj = object_view(bucket, key, size, attrs);
         let targets = self.decider.place(&vb, req, &obj)?;
         record_targets(&targets);
@@ -676,6 +745,7 @@ impl Router {
             .get(req, src_bucket, src_key, None, src_cond, true)
             .await?;
         let dst = self.bucket(dst_bucket)?;
+        let _admitted = dst.admit_write().await?;
         if src_bucket == dst_bucket && src_key == dst_key && replace_attrs.is_none() {
             return Err(Error::InvalidRequest(
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata".into(),
@@ -739,6 +809,7 @@ impl Router {
     ) -> Result<String> {
         check_key(key)?;
         let vb = self.bucket(bucket)?;
+        let _admitted = vb.admit_write().await?;
         let obj = object_view(bucket, key, None, attrs);
         // A multipart upload lives in one member: the first placement target.
         let member = self
@@ -805,6 +876,8 @@ impl Router {
                 "part number must be between 1 and {MAX_PART_NUMBER}"
             )));
         }
+        let vb = self.bucket(bucket)?;
+        let _admitted = vb.admit_write().await?;
         let (member, id, _) = self.upload(bucket, key, upload_id).await?;
         // The part streams to the member; its size and MD5 (the part's ETag, as S3 makes
         // it) are tallied on the way.
@@ -889,6 +962,8 @@ impl Router {
         upload_id: &str,
         parts: Vec<CompletedPart>,
     ) -> Result<PutOutcome> {
+        let vb = self.bucket(bucket)?;
+        let _admitted = vb.admit_write().await?;
         let (member, id, record) = self.upload(bucket, key, upload_id).await?;
         let uploaded = Self::part_records(&member, &id).await?;
         if parts.is_empty() {

@@ -268,11 +268,14 @@ async fn fs_objects_are_plain_files() {
         .await
         .unwrap();
     assert_eq!(std::fs::read(root.join("a/b.txt")).unwrap(), b"plain bytes");
-    let sidecar: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(root.join(".switchyard/meta/a/b.txt.json")).unwrap())
-            .unwrap();
-    assert_eq!(sidecar["attrs"]["content_type"], "text/plain");
-    assert_eq!(sidecar["attrs"]["metadata"]["owner"], "switchyard");
+    // The attributes travel with the file, in its extended attribute (`getfattr -n
+    // user.switchyard a/b.txt` shows them).
+    let mut buf = vec![0u8; 4096];
+    let n = rustix::fs::getxattr(root.join("a/b.txt"), "user.switchyard", &mut buf[..]).unwrap();
+    let stamp: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+    assert_eq!(stamp["attrs"]["content_type"], "text/plain");
+    assert_eq!(stamp["attrs"]["metadata"]["owner"], "switchyard");
+    assert_eq!(stamp["etag"], "3363ec3cad65d97d39616cf86dff30e4");
 
     std::fs::create_dir_all(root.join("dropped")).unwrap();
     std::fs::write(root.join("dropped/in.bin"), b"from another tool").unwrap();

@@ -1142,6 +1142,104 @@ impl Store for FsStore {
     }
 }
 
+/// The name prefix of a bucket directory being deleted (bucket names cannot start with
+/// `.`, so such a directory is never taken for a bucket).
+const RETIRING: &str = ".deleting-";
+
+/// Whether the directory `dir` holds at least one object (a file outside `.switchyard`).
+fn holds_objects(dir: &Path) -> std::io::Result<bool> {
+    let mut walk = Walk {
+        root: dir.to_owned(),
+        prefix: String::new(),
+        offset: None,
+        stack: Vec::new(),
+        started: false,
+        name: String::new(),
+        etags: false,
+        legacy_meta: false,
+    };
+    match walk.next_blocking() {
+        None => Ok(false),
+        Some(Ok(_)) => Ok(true),
+        Some(Err(e)) => Err(std::io::Error::other(e.to_string())),
+    }
+}
+
+/// Deletes the directory of bucket `name` under `root` (a bucket made by CreateBucket),
+/// with its incomplete multipart uploads, unless it holds objects. Safe against writes
+/// racing it, in this engine or another: the directory is first renamed out of the way in
+/// one step, so a write that had not published by then finds its bucket gone (its
+/// temporary file went with the directory, and parents are never made above a bucket's
+/// root); a write that had is in the renamed directory, which then goes back, and the
+/// answer is `BucketNotEmpty`. No acknowledged write is lost.
+pub fn retire_bucket_dir(root: &Path, name: &str) -> Result<()> {
+    let dir = root.join(name);
+    let away = root.join(format!(
+        "{RETIRING}{name}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    match std::fs::rename(&dir, &away) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NoSuchBucket),
+        Err(e) => return Err(io_error(name, e)),
+    }
+    fail::fail_point!("fs::bucket_retired", |_| std::process::abort());
+    let full = holds_objects(&away).map_err(|e| io_error(name, e));
+    if full.as_ref().is_ok_and(|full| !full) {
+        std::fs::remove_dir_all(&away).map_err(|e| io_error(name, e))?;
+        return Ok(());
+    }
+    restore(&away, &dir)?;
+    full.and(Err(Error::BucketNotEmpty))
+}
+
+/// Puts a bucket directory renamed away by [`retire_bucket_dir`] back. `rename` replaces
+/// an empty directory, so a bucket made again meanwhile (by CreateBucket) and still empty
+/// gives way; one that took objects already cannot, and the directory stays aside, with
+/// an error naming it.
+fn restore(away: &Path, dir: &Path) -> Result<()> {
+    std::fs::rename(away, dir).map_err(|e| {
+        tracing::error!(bucket_dir = %dir.display(), kept_at = %away.display(), error = %e, "a bucket directory could not be put back after a refused DeleteBucket; its objects are kept aside");
+        Error::internal(format!(
+            "the bucket's directory could not be put back; its objects are kept at {}",
+            away.display()
+        ))
+    })
+}
+
+/// Finishes what a DeleteBucket stopped by a crash left under `root`: a bucket directory
+/// renamed away that still holds objects goes back (the delete would have been refused);
+/// an empty one is removed.
+pub fn recover_retired(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let Some(rest) = name.strip_prefix(RETIRING) else {
+            continue;
+        };
+        // `<bucket>-<32 hex digits>`
+        let Some(bucket) = rest.len().checked_sub(33).map(|n| &rest[..n]) else {
+            continue;
+        };
+        let away = entry.path();
+        match holds_objects(&away) {
+            Ok(false) => {
+                let _ = std::fs::remove_dir_all(&away);
+            }
+            Ok(true) => {
+                let _ = restore(&away, &root.join(bucket));
+            }
+            Err(e) => {
+                tracing::warn!(dir = %away.display(), error = %e, "could not look into a bucket directory left by an interrupted DeleteBucket")
+            }
+        }
+    }
+}
+
 // Reserved keys are filtered by the walker's skip of the top-level reserved directory.
 const _: () = assert!(RESERVED_PREFIX.len() == RESERVED_DIR.len() + 1);
 

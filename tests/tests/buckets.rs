@@ -1,0 +1,150 @@
+//! Buckets made and removed through the S3 API (`[dynamic_buckets]`): DeleteBucket as AWS
+//! does it, and what it must never do to writes racing it.
+
+use aws_sdk_s3::primitives::ByteStream;
+use futures::StreamExt;
+use switchyard_tests::harness::{Gateway, TempDir, err_of};
+
+fn fs_config(root: &TempDir) -> String {
+    format!(
+        "version = 1\n[dynamic_buckets]\nkind = \"fs\"\nroot = {:?}\n",
+        root.0.display().to_string()
+    )
+}
+
+const MEMORY_CONFIG: &str = "version = 1\n[dynamic_buckets]\nkind = \"memory\"\n";
+
+/// An incomplete multipart upload does not keep a bucket alive: DeleteBucket aborts it
+/// (every tool's cleanup is "empty the bucket, delete it"); objects still do.
+async fn uploads_do_not_keep_a_bucket(config: &str) {
+    let gw = Gateway::start(config).await.unwrap();
+    let c = gw.client();
+    c.create_bucket().bucket("mpu-only").send().await.unwrap();
+    let up = c
+        .create_multipart_upload()
+        .bucket("mpu-only")
+        .key("big")
+        .send()
+        .await
+        .unwrap();
+    c.upload_part()
+        .bucket("mpu-only")
+        .key("big")
+        .upload_id(up.upload_id().unwrap())
+        .part_number(1)
+        .body(ByteStream::from_static(b"part one"))
+        .send()
+        .await
+        .unwrap();
+    c.delete_bucket().bucket("mpu-only").send().await.unwrap();
+    let e = c.head_bucket().bucket("mpu-only").send().await.unwrap_err();
+    assert_eq!(err_of(&e).0, 404);
+    let e = c
+        .list_multipart_uploads()
+        .bucket("mpu-only")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (404, "NoSuchBucket".into()));
+
+    c.create_bucket().bucket("full").send().await.unwrap();
+    c.put_object()
+        .bucket("full")
+        .key("a/b")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    let e = c.delete_bucket().bucket("full").send().await.unwrap_err();
+    assert_eq!(err_of(&e), (409, "BucketNotEmpty".into()));
+    c.delete_object()
+        .bucket("full")
+        .key("a/b")
+        .send()
+        .await
+        .unwrap();
+    c.delete_bucket().bucket("full").send().await.unwrap();
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_bucket_aborts_uploads_fs() {
+    let root = TempDir::new("dyn-mpu");
+    uploads_do_not_keep_a_bucket(&fs_config(&root)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_bucket_aborts_uploads_memory() {
+    uploads_do_not_keep_a_bucket(MEMORY_CONFIG).await;
+}
+
+/// DeleteBucket racing PUTs into the bucket: a delete that succeeds saw no acknowledged
+/// write (each PUT either landed first, and then the delete is refused, or fails with
+/// NoSuchBucket); a refused delete leaves every acknowledged object readable.
+async fn delete_racing_puts(config: &str) {
+    let gw = Gateway::start(config).await.unwrap();
+    let c = gw.client();
+    let mut deleted_rounds = 0;
+    let mut refused_rounds = 0;
+    for round in 0..40 {
+        let bucket = format!("race-{round}");
+        c.create_bucket().bucket(&bucket).send().await.unwrap();
+        let puts = futures::stream::iter(0..24)
+            .map(|i| {
+                let (c, bucket) = (c.clone(), bucket.clone());
+                async move {
+                    // Spread over the delete's moment; nested keys make directories.
+                    tokio::time::sleep(std::time::Duration::from_micros(2000 + i * 150)).await;
+                    let key = format!("p{}/q/k{i}", i % 3);
+                    let r = c
+                        .put_object()
+                        .bucket(&bucket)
+                        .key(&key)
+                        .body(ByteStream::from(format!("body {i}").into_bytes()))
+                        .send()
+                        .await;
+                    (key, r.is_ok())
+                }
+            })
+            .buffer_unordered(24)
+            .collect::<Vec<_>>();
+        let delete = async {
+            tokio::time::sleep(std::time::Duration::from_micros(round * 150)).await;
+            c.delete_bucket().bucket(&bucket).send().await
+        };
+        let (puts, deleted) = tokio::join!(puts, delete);
+        let acked: Vec<&String> = puts.iter().filter(|(_, ok)| *ok).map(|(k, _)| k).collect();
+        match deleted {
+            Ok(_) => {
+                deleted_rounds += 1;
+                assert!(
+                    acked.is_empty(),
+                    "round {round}: DeleteBucket succeeded, yet PUTs of {acked:?} were acknowledged"
+                );
+                let e = c.head_bucket().bucket(&bucket).send().await.unwrap_err();
+                assert_eq!(err_of(&e).0, 404, "round {round}: the bucket came back");
+            }
+            Err(e) => {
+                refused_rounds += 1;
+                assert_eq!(err_of(&e), (409, "BucketNotEmpty".into()), "round {round}");
+                for key in acked {
+                    let got = c.get_object().bucket(&bucket).key(key).send().await;
+                    assert!(got.is_ok(), "round {round}: acknowledged {key} is gone");
+                }
+            }
+        }
+    }
+    println!("{deleted_rounds} deletes went through, {refused_rounds} were refused");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_bucket_racing_puts_loses_nothing_fs() {
+    let root = TempDir::new("dyn-race");
+    delete_racing_puts(&fs_config(&root)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_bucket_racing_puts_loses_nothing_memory() {
+    delete_racing_puts(MEMORY_CONFIG).await;
+}
