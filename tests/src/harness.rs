@@ -255,6 +255,25 @@ impl Fixture {
     }
 }
 
+/// Temporary files under an fs backend's root: every file below `.switchyard/tmp` but the
+/// engines' lock files (each engine keeps its temporary files in a directory of its own,
+/// beside a lock file it holds while it runs).
+pub fn tmp_files(root: &std::path::Path) -> Vec<PathBuf> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_none_or(|x| x != "lock") {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&root.join(".switchyard/tmp"), &mut out);
+    out
+}
+
 /// The repository root (for scripts under `tests/`).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

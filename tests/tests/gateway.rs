@@ -8,7 +8,9 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use futures::StreamExt;
 use switchyard_tests::emulators::Moto;
-use switchyard_tests::harness::{ACCESS_KEY, Gateway, SECRET_KEY, TempDir, err_of, s3_client};
+use switchyard_tests::harness::{
+    ACCESS_KEY, Gateway, SECRET_KEY, TempDir, err_of, s3_client, tmp_files,
+};
 
 async fn put(c: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &'static [u8]) {
     c.put_object()
@@ -450,10 +452,7 @@ async fn client_gone_mid_upload_leaves_nothing_behind() {
     // Give the gateway a moment to notice, bounded.
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let tmp = std::fs::read_dir(dir.0.join(".switchyard/tmp"))
-            .map(|d| d.count())
-            .unwrap_or(0);
-        if tmp == 0 {
+        if tmp_files(&dir.0).is_empty() {
             break;
         }
     }
@@ -467,10 +466,8 @@ async fn client_gone_mid_upload_leaves_nothing_behind() {
     assert_eq!(err_of(&e).0, 404);
     assert!(!dir.0.join("partial").exists());
     assert_eq!(
-        std::fs::read_dir(dir.0.join(".switchyard/tmp"))
-            .unwrap()
-            .count(),
-        0,
+        tmp_files(&dir.0),
+        Vec::<std::path::PathBuf>::new(),
         "temporary file left behind"
     );
     gw.stop().await;
@@ -765,8 +762,11 @@ async fn stalled_clients_are_cut_off_and_lose_nothing() {
     // A body that stops: 1 MiB declared, 100 KiB sent.
     upload_that_stops(&gw, "local", "kept", 100 * 1024).await;
     assert_eq!(get(&c, "local", "kept").await, b"the old version");
-    let tmp = std::fs::read_dir(dir.0.join(".switchyard/tmp")).map_or(0, |d| d.count());
-    assert_eq!(tmp, 0, "temporary file left behind");
+    assert_eq!(
+        tmp_files(&dir.0),
+        Vec::<std::path::PathBuf>::new(),
+        "temporary file left behind"
+    );
 
     // An XML body that stops: s3s collects CompleteMultipartUpload's part list before
     // the handler runs. The upload stays as it was and completes afterwards.
