@@ -16,6 +16,8 @@ mod condition;
 mod parse;
 mod pattern;
 mod statement;
+#[cfg(test)]
+mod tests;
 
 use statement::{Effect, Statement};
 
