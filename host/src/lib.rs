@@ -9,6 +9,7 @@ pub mod admin;
 pub mod backends;
 pub mod config;
 pub mod frontend;
+pub mod iam;
 pub mod jobs;
 pub mod listing;
 pub mod metrics;
