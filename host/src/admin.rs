@@ -14,6 +14,7 @@ use crate::metrics::Metrics;
 use crate::mover::{MigrateSpec, Mode, Shard, TierSpec, parse_rate};
 use crate::policy::set::PolicySet;
 use crate::server::{StartError, WriteDeadline, first_byte, timed_http1};
+use crate::tls::Acceptor;
 
 type Response = http::Response<http_body_util::Full<bytes::Bytes>>;
 
@@ -224,11 +225,13 @@ fn route(
 /// Starts the admin listener; returns its address and task. Its connections are held to
 /// the S3 listener's client timeout (`server.client_timeout`): a scraper or probe that
 /// connects and stays silent, stops inside a request head, or stops reading an answer
-/// would otherwise keep its connection and task for ever.
+/// would otherwise keep its connection and task for ever. With `tls` it speaks HTTPS, and
+/// the handshake is held to the same timeout.
 pub async fn start(
     addr: SocketAddr,
     state: AdminState,
     client_timeout: std::time::Duration,
+    tls: Option<Acceptor>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), StartError> {
     let listener = TcpListener::bind(addr)
         .await
@@ -236,7 +239,7 @@ pub async fn start(
     let local = listener
         .local_addr()
         .map_err(|source| StartError::Bind { addr, source })?;
-    tracing::info!(listen = %local, "admin listener (metrics, health, jobs) is serving");
+    tracing::info!(listen = %local, tls = tls.is_some(), "admin listener (metrics, health, jobs) is serving");
     let state = Arc::new(state);
     let task = tokio::spawn(async move {
         let conn_builder = timed_http1(client_timeout);
@@ -253,14 +256,29 @@ pub async fn start(
                     async move { Ok::<_, std::convert::Infallible>(resp) }
                 });
             let conn_builder = conn_builder.clone();
+            let tls = tls
+                .clone()
+                .map(|t| (t, tokio::time::Instant::now() + client_timeout));
             tokio::spawn(async move {
                 if !first_byte(&socket, client_timeout).await {
                     return;
                 }
                 let socket = WriteDeadline::new(socket, client_timeout);
-                let _ = conn_builder
-                    .serve_connection(TokioIo::new(socket), svc)
-                    .await;
+                let _ = match tls {
+                    None => {
+                        conn_builder
+                            .serve_connection(TokioIo::new(socket), svc)
+                            .await
+                    }
+                    Some((tls, deadline)) => {
+                        let Some(stream) = tls.handshake(socket, deadline).await else {
+                            return;
+                        };
+                        conn_builder
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await
+                    }
+                };
             });
         }
     });

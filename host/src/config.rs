@@ -216,6 +216,35 @@ pub struct ServerConfig {
     /// is read-only.
     #[serde(default)]
     pub admin_token: Option<Secret>,
+    /// `[server.tls]`: HTTPS. Default: none (plain HTTP only).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: the certificate the listeners present. Without `listen`, the S3
+/// listener (`server.listen`) speaks HTTPS only; with it, HTTPS is served there and plain
+/// HTTP stays on `server.listen`. The files are watched: a renewed pair is served to new
+/// connections once both files parse and the key matches the certificate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, the server's certificate first. Required.
+    pub cert: PathBuf,
+    /// PEM file with the private key: PKCS#8, PKCS#1 (RSA) or SEC1 (EC), unencrypted.
+    /// Required.
+    pub key: PathBuf,
+    /// Address of a separate HTTPS listener, leaving `server.listen` plain HTTP. Default:
+    /// none (`server.listen` is HTTPS).
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// Whether the admin listener (`server.admin_listen`) speaks HTTPS too, with the same
+    /// certificate. Default true.
+    #[serde(default = "default_true")]
+    pub admin: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_listen() -> SocketAddr {
@@ -253,6 +282,7 @@ impl Default for ServerConfig {
             shutdown_grace: default_drain(),
             client_timeout: default_client_timeout(),
             admin_token: None,
+            tls: None,
         }
     }
 }
@@ -446,6 +476,10 @@ pub struct S3Backend {
     /// Allow `http://` endpoints. Default false.
     #[serde(default)]
     pub allow_http: bool,
+    /// PEM file of CA certificates trusted for the endpoint's TLS, in addition to the
+    /// system's (a private CA). Default: none.
+    #[serde(default)]
+    pub ca_bundle: Option<PathBuf>,
     #[serde(default)]
     pub prefix: Option<String>,
     #[serde(default)]
@@ -472,6 +506,10 @@ pub struct AzureBackend {
     /// Allow `http://` endpoints. Default false.
     #[serde(default)]
     pub allow_http: bool,
+    /// PEM file of CA certificates trusted for the endpoint's TLS, in addition to the
+    /// system's (a private CA). Default: none.
+    #[serde(default)]
+    pub ca_bundle: Option<PathBuf>,
     #[serde(default)]
     pub prefix: Option<String>,
     #[serde(default)]
@@ -496,6 +534,10 @@ pub struct GcsBackend {
     /// Allow `http://` endpoints. Default false.
     #[serde(default)]
     pub allow_http: bool,
+    /// PEM file of CA certificates trusted for the endpoint's TLS, in addition to the
+    /// system's (a private CA). Default: none.
+    #[serde(default)]
+    pub ca_bundle: Option<PathBuf>,
     #[serde(default)]
     pub prefix: Option<String>,
     #[serde(default)]
@@ -553,6 +595,16 @@ impl BackendConfig {
             .filter_map(|(n, s)| s.as_ref().map(|s| (n, s)))
             .collect();
         out
+    }
+
+    /// The CA bundle trusted for the backend's endpoint (remote kinds).
+    pub fn ca_bundle(&self) -> Option<&Path> {
+        match self {
+            BackendConfig::S3(b) => b.ca_bundle.as_deref(),
+            BackendConfig::Azure(b) => b.ca_bundle.as_deref(),
+            BackendConfig::Gcs(b) => b.ca_bundle.as_deref(),
+            BackendConfig::Fs(_) | BackendConfig::Memory(_) => None,
+        }
     }
 
     pub fn common(&self) -> BackendCommon {
@@ -678,6 +730,9 @@ impl Config {
                 ));
             }
         }
+        if let Some(tls) = &self.server.tls {
+            validate_tls(&self.server, tls)?;
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, user) in self.users.iter().enumerate() {
             if user.access_key.is_empty() {
@@ -719,6 +774,12 @@ impl Config {
             }
             for (name, secret) in backend.secrets() {
                 secret.resolve(&format!("{field}.{name}"))?;
+            }
+            if let Some(path) = backend.ca_bundle() {
+                // Read now: a bundle that is missing or holds no certificate would
+                // otherwise show only as a backend that fails every handshake.
+                crate::tls::read_ca_bundle(path)
+                    .map_err(|e| invalid(format!("{field}.ca_bundle"), e.to_string()))?;
             }
             match backend {
                 BackendConfig::S3(S3Backend {
@@ -824,6 +885,32 @@ impl Config {
     }
 }
 
+/// `[server.tls]`. The certificate files themselves are read when the engine starts (they
+/// are often provisioned next to the engine, not where the configuration is checked).
+fn validate_tls(server: &ServerConfig, tls: &TlsConfig) -> Result<(), ConfigError> {
+    for (name, path) in [("cert", &tls.cert), ("key", &tls.key)] {
+        if path.as_os_str().is_empty() {
+            return Err(invalid(format!("server.tls.{name}"), "must not be empty"));
+        }
+    }
+    // Port 0 asks for any free port, so two of them never collide.
+    if let Some(listen) = tls.listen.filter(|l| l.port() != 0) {
+        if listen == server.listen {
+            return Err(invalid(
+                "server.tls.listen",
+                "is server.listen's address; leave it out to serve HTTPS on server.listen",
+            ));
+        }
+        if Some(listen) == server.admin_listen {
+            return Err(invalid(
+                "server.tls.listen",
+                "is server.admin_listen's address",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Backend names travel inside upload ids and continuation tokens, so they are kept to a
 /// small alphabet.
 fn check_name(field: &str, name: &str) -> Result<(), ConfigError> {
@@ -902,6 +989,71 @@ members = ["a"]
             "version = 1\n[backends.a]\nkind = \"memory\"\n[buckets.B_ad]\nmembers = [\"a\"]\n",
         );
         assert!(e.starts_with("buckets.B_ad:"), "{e}");
+    }
+
+    #[test]
+    fn tls_settings_are_checked() {
+        let c = Config::from_toml("version = 1\n[server.tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n")
+            .unwrap();
+        let tls = c.server.tls.unwrap();
+        assert!(tls.admin && tls.listen.is_none());
+        let e =
+            err("version = 1\n[server.tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nlisten_on = 1\n");
+        assert!(e.contains("listen_on"), "{e}");
+        let e = err("version = 1\n[server.tls]\ncert = \"c.pem\"\n");
+        assert!(e.contains("missing field `key`"), "{e}");
+        let e = err("version = 1\n[server.tls]\ncert = \"\"\nkey = \"k.pem\"\n");
+        assert_eq!(e, "server.tls.cert: must not be empty");
+        let e = err(
+            "version = 1\n[server]\nlisten = \"127.0.0.1:9443\"\n[server.tls]\ncert = \"c\"\nkey = \"k\"\nlisten = \"127.0.0.1:9443\"\n",
+        );
+        assert!(
+            e.starts_with("server.tls.listen: is server.listen's address"),
+            "{e}"
+        );
+        // Port 0 is any free port: two of them are two listeners.
+        Config::from_toml(
+            "version = 1\n[server]\nlisten = \"127.0.0.1:0\"\n[server.tls]\ncert = \"c\"\nkey = \"k\"\nlisten = \"127.0.0.1:0\"\n",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn ca_bundles_are_read_at_load() {
+        let path = std::env::temp_dir().join(format!("switchyard-ca-{}.pem", std::process::id()));
+        let with = |kind: &str| {
+            let extra = match kind {
+                "s3" => "bucket = \"b\"",
+                "azure" => "account = \"a\"\ncontainer = \"c\"",
+                _ => "bucket = \"b\"",
+            };
+            err(&format!(
+                "version = 1\n[backends.x]\nkind = \"{kind}\"\n{extra}\nca_bundle = {:?}\n",
+                path.display().to_string()
+            ))
+        };
+        for kind in ["s3", "azure", "gcs"] {
+            let e = with(kind);
+            assert!(
+                e.starts_with(&format!(
+                    "backends.x.ca_bundle: cannot read {}",
+                    path.display()
+                )),
+                "{e}"
+            );
+        }
+        std::fs::write(&path, "no certificates here\n").unwrap();
+        let e = with("gcs");
+        assert_eq!(
+            e,
+            format!(
+                "backends.x.ca_bundle: {}: holds no certificate (no -----BEGIN CERTIFICATE----- block)",
+                path.display()
+            )
+        );
+        let _ = std::fs::remove_file(&path);
+        let e = err("version = 1\n[backends.x]\nkind = \"fs\"\nroot = \"r\"\nca_bundle = \"x\"\n");
+        assert!(e.contains("unknown field `ca_bundle`"), "{e}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod mover;
 pub mod policy;
 pub mod router;
 pub mod server;
+pub mod tls;
 
 pub use config::Config;
 pub use server::{Server, StartError, run, start};

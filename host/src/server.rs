@@ -19,12 +19,13 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::admin::AdminState;
-use crate::config::{Config, ConfigError};
-use crate::frontend::{Access, Auth, ClientAddr, Frontend, request_timeout};
+use crate::config::{Config, ConfigError, ServerConfig};
+use crate::frontend::{Access, Auth, ClientAddr, Frontend, SecureTransport, request_timeout};
 use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 use crate::policy::set::PolicySet;
 use crate::router::Router;
+use crate::tls::{Acceptor, CertFiles, ListenerTls, TlsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -39,6 +40,8 @@ pub enum StartError {
     Domain(String),
     #[error("plugins: {0}")]
     Policy(String),
+    #[error("server.tls: {0}")]
+    Tls(TlsError),
 }
 
 /// Read buffers of client connections: each socket read of a streamed body becomes one
@@ -90,6 +93,7 @@ impl Drop for OpenConnection {
 /// A running engine.
 pub struct Server {
     addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     admin_addr: Option<SocketAddr>,
     jobs: Arc<Jobs>,
     background: Vec<tokio::task::JoinHandle<()>>,
@@ -102,6 +106,12 @@ impl Server {
     /// The S3 listener's address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address that speaks HTTPS, with `[server.tls]`: `tls.listen`'s, or the S3
+    /// listener's when it has none.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// The admin listener's address (metrics, health), when configured.
@@ -138,6 +148,16 @@ impl Server {
 /// Builds everything from `config` and starts serving.
 pub async fn start(config: Config) -> Result<Server, StartError> {
     config.validate()?;
+    let tls = match &config.server.tls {
+        Some(t) => Some(
+            ListenerTls::load(CertFiles {
+                cert: t.cert.clone(),
+                key: t.key.clone(),
+            })
+            .map_err(StartError::Tls)?,
+        ),
+        None => None,
+    };
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::default());
     let policies = if config.plugins.dir.is_some() {
@@ -172,7 +192,11 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
                 jobs: jobs.clone(),
                 token,
             };
-            Some(crate::admin::start(addr, state, config.server.client_timeout).await?)
+            let admin_tls = tls
+                .as_ref()
+                .filter(|_| config.server.tls.as_ref().is_some_and(|t| t.admin))
+                .map(ListenerTls::acceptor);
+            Some(crate::admin::start(addr, state, config.server.client_timeout, admin_tls).await?)
         }
         None => None,
     };
@@ -203,35 +227,123 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let local = listener
         .local_addr()
         .map_err(|source| StartError::Bind { addr, source })?;
-    info!(listen = %local, buckets = config.buckets.len(), backends = config.backends.len(), "switchyard is serving S3");
+    // With `tls.listen`, HTTPS is a second listener and `server.listen` stays plain.
+    let (listener_tls, https) = match (&tls, config.server.tls.as_ref().and_then(|t| t.listen)) {
+        (None, _) => (None, None),
+        (Some(t), None) => (Some(t.acceptor()), None),
+        (Some(t), Some(addr)) => {
+            let https = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let local = https
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr, source })?;
+            (None, Some((https, t.acceptor(), local)))
+        }
+    };
+    let tls_addr = match &https {
+        Some((_, _, addr)) => Some(*addr),
+        None => listener_tls.as_ref().map(|_| local),
+    };
+    info!(listen = %local, tls = ?tls_addr, buckets = config.buckets.len(), backends = config.backends.len(), "switchyard is serving S3");
 
-    let (stop, mut stopped) = watch::channel(false);
-    let grace = config.server.shutdown_grace;
-    let client_timeout = config.server.client_timeout;
-    let read_budget = usize::try_from(config.server.read_buffers).unwrap_or(usize::MAX);
-    let task = tokio::spawn(async move {
+    let (stop, stopped) = watch::channel(false);
+    let listeners = Listeners {
+        listener,
+        tls: listener_tls,
+        https: https.map(|(l, t, _)| (l, t)),
+    };
+    let task = serve(listeners, service, &config.server, stopped);
+    let admin_addr = admin.as_ref().map(|(a, _)| *a);
+    let background = admin
+        .map(|(_, t)| t)
+        .into_iter()
+        .chain(watcher)
+        .chain(tls.map(|t| t.watch()))
+        .chain(schedules)
+        .collect();
+    Ok(Server {
+        addr: local,
+        tls_addr,
+        admin_addr,
+        jobs,
+        background,
+        stop,
+        task,
+        router,
+    })
+}
+
+/// The S3 listeners.
+struct Listeners {
+    /// `server.listen`.
+    listener: TcpListener,
+    /// `server.listen` speaks HTTPS: `[server.tls]` without `listen`.
+    tls: Option<Acceptor>,
+    /// The HTTPS listener of `tls.listen`.
+    https: Option<(TcpListener, Acceptor)>,
+}
+
+/// A connection to the `tls.listen` listener, if there is one (never, otherwise).
+async fn accept_https(
+    https: &Option<(TcpListener, Acceptor)>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match https {
+        Some((listener, _)) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Serves the listeners' connections until `stopped` changes, then drains the requests
+/// in flight.
+fn serve(
+    listeners: Listeners,
+    service: s3s::service::S3Service,
+    settings: &ServerConfig,
+    mut stopped: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let Listeners {
+        listener,
+        tls: listener_tls,
+        https,
+    } = listeners;
+    let grace = settings.shutdown_grace;
+    let client_timeout = settings.client_timeout;
+    let read_budget = usize::try_from(settings.read_buffers).unwrap_or(usize::MAX);
+    tokio::spawn(async move {
         // The header timer runs from the first read of a request head (here, after the
-        // first byte; on a kept-alive connection, from the end of the previous answer).
+        // first byte, or after the TLS handshake; on a kept-alive connection, from the
+        // end of the previous answer).
         let conn_builder = timed_http1(client_timeout);
+        // Connections of both listeners: they share `server.read_buffers`.
         let open = Arc::new(AtomicUsize::new(0));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
-            let (socket, peer) = tokio::select! {
-                r = listener.accept() => match r {
-                    Ok(v) => v,
-                    Err(e) => {
-                        warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+            let (accepted, tls) = tokio::select! {
+                r = listener.accept() => (r, listener_tls.as_ref()),
+                r = accept_https(&https) => (r, https.as_ref().map(|(_, t)| t)),
                 _ = stopped.changed() => break,
             };
+            let (socket, peer) = match accepted {
+                Ok(v) => v,
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let secure = tls.is_some();
+            // The handshake must be done within the client timeout of connecting, or the
+            // connection is closed, as one that never speaks is.
+            let tls = tls
+                .cloned()
+                .map(|t| (t, tokio::time::Instant::now() + client_timeout));
             let _ = socket.set_nodelay(true);
             let svc = service.clone();
             let hs =
                 hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ClientAddr(peer));
+                    req.extensions_mut().insert(SecureTransport(secure));
                     let unread_body_possible = may_have_body(req.headers());
                     let (req, stalled) = with_body_deadline(req, client_timeout);
                     let svc = svc.clone();
@@ -282,15 +394,29 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
                     },
                     _ = stopping.changed() => return,
                 }
-                let conn = conn_builder
-                    .max_buf_size(read_buffer(read_budget, counted.now()))
-                    .serve_connection(TokioIo::new(WriteDeadline::new(socket, client_timeout)), hs);
-                if let Err(e) = watcher.watch(conn).await {
+                conn_builder.max_buf_size(read_buffer(read_budget, counted.now()));
+                let socket = WriteDeadline::new(socket, client_timeout);
+                let served = match tls {
+                    None => {
+                        let conn = conn_builder.serve_connection(TokioIo::new(socket), hs);
+                        watcher.watch(conn).await
+                    }
+                    Some((tls, deadline)) => {
+                        let stream = tokio::select! {
+                            stream = tls.handshake(socket, deadline) => stream,
+                            _ = stopping.changed() => None,
+                        };
+                        let Some(stream) = stream else { return };
+                        let conn = conn_builder.serve_connection(TokioIo::new(stream), hs);
+                        watcher.watch(conn).await
+                    }
+                };
+                if let Err(e) = served {
                     debug!(error = %e, "connection closed with an error");
                 }
             });
         }
-        drop(listener);
+        drop((listener, https));
         info!("draining requests in flight");
         if tokio::time::timeout(grace, graceful.shutdown())
             .await
@@ -301,22 +427,6 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
                 "requests still in flight after the shutdown grace period"
             );
         }
-    });
-    let admin_addr = admin.as_ref().map(|(a, _)| *a);
-    let background = admin
-        .map(|(_, t)| t)
-        .into_iter()
-        .chain(watcher)
-        .chain(schedules)
-        .collect();
-    Ok(Server {
-        addr: local,
-        admin_addr,
-        jobs,
-        background,
-        stop,
-        task,
-        router,
     })
 }
 
@@ -581,5 +691,119 @@ mod tests {
         assert_eq!(b.now(), 1);
         drop(b);
         assert_eq!(count.load(Ordering::Relaxed), 0);
+    }
+
+    /// Answers ListBuckets with what the request's `SecureTransport` says, as its prefix.
+    struct Probe;
+
+    #[async_trait::async_trait]
+    impl s3s::S3 for Probe {
+        async fn list_buckets(
+            &self,
+            req: s3s::S3Request<s3s::dto::ListBucketsInput>,
+        ) -> s3s::S3Result<s3s::S3Response<s3s::dto::ListBucketsOutput>> {
+            let secure = req.extensions.get::<SecureTransport>().map(|s| s.0);
+            Ok(s3s::S3Response::new(s3s::dto::ListBucketsOutput {
+                prefix: Some(format!("secure={secure:?}")),
+                ..Default::default()
+            }))
+        }
+    }
+
+    async fn list_buckets<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        // A TLS peer may close without close_notify once the answer is out.
+        let _ = stream.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    #[tokio::test]
+    async fn requests_say_whether_they_came_over_tls() {
+        let dir = std::env::temp_dir().join(format!("switchyard-secure-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["gw.test".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let files = CertFiles {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        };
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        let tls = ListenerTls::load(files).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+
+        let plain = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let secure = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (plain_addr, secure_addr) = (plain.local_addr().unwrap(), secure.local_addr().unwrap());
+        let (stop, stopped) = watch::channel(false);
+        let listeners = Listeners {
+            listener: plain,
+            tls: None,
+            https: Some((secure, tls.acceptor())),
+        };
+        let service = S3ServiceBuilder::new(Probe).build();
+        let serving = serve(listeners, service, &ServerConfig::default(), stopped);
+
+        let answer = list_buckets(tokio::net::TcpStream::connect(plain_addr).await.unwrap()).await;
+        assert!(
+            answer.contains("<Prefix>secure=Some(false)</Prefix>"),
+            "{answer}"
+        );
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+        let over_tls = |addr| {
+            let connector = connector.clone();
+            async move {
+                let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let stream = connector
+                    .connect("gw.test".try_into().unwrap(), tcp)
+                    .await
+                    .unwrap();
+                list_buckets(stream).await
+            }
+        };
+        let answer = over_tls(secure_addr).await;
+        assert!(
+            answer.contains("<Prefix>secure=Some(true)</Prefix>"),
+            "{answer}"
+        );
+        stop.send(true).unwrap();
+        serving.await.unwrap();
+
+        // `server.listen` itself over TLS (no `tls.listen`).
+        let only = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let only_addr = only.local_addr().unwrap();
+        let (stop, stopped) = watch::channel(false);
+        let listeners = Listeners {
+            listener: only,
+            tls: Some(tls.acceptor()),
+            https: None,
+        };
+        let service = S3ServiceBuilder::new(Probe).build();
+        let serving = serve(listeners, service, &ServerConfig::default(), stopped);
+        let answer = over_tls(only_addr).await;
+        assert!(
+            answer.contains("<Prefix>secure=Some(true)</Prefix>"),
+            "{answer}"
+        );
+        stop.send(true).unwrap();
+        serving.await.unwrap();
     }
 }

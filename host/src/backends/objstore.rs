@@ -308,13 +308,28 @@ fn config_error(field: String, e: impl std::fmt::Display) -> ConfigError {
     }
 }
 
-fn client_options(network: &NetworkConfig, allow_http: bool) -> ClientOptions {
-    ClientOptions::new()
+/// `ca_bundle` (with its field name for errors): CA certificates trusted in addition to
+/// the system's.
+fn client_options(
+    network: &NetworkConfig,
+    allow_http: bool,
+    ca_bundle: (Option<&std::path::Path>, String),
+) -> Result<ClientOptions, ConfigError> {
+    let mut options = ClientOptions::new()
         .with_allow_http(allow_http)
         .with_connect_timeout(network.connect_timeout)
         .with_read_timeout(network.read_timeout)
         // A total timeout would cut multi-GiB transfers; the read timeout catches stalls.
-        .with_timeout_disabled()
+        .with_timeout_disabled();
+    let (bundle, field) = ca_bundle;
+    if let Some(path) = bundle {
+        for der in crate::tls::read_ca_bundle(path).map_err(|e| config_error(field.clone(), e))? {
+            let cert = object_store::Certificate::from_der(&der)
+                .map_err(|e| config_error(field.clone(), e))?;
+            options = options.with_root_certificate(cert);
+        }
+    }
+    Ok(options)
 }
 
 fn retry_config(network: &NetworkConfig) -> RetryConfig {
@@ -431,7 +446,11 @@ impl ObjectStoreBackend {
                     .with_bucket_name(&c.bucket)
                     .with_region(&c.region)
                     .with_virtual_hosted_style_request(c.virtual_hosted_style)
-                    .with_client_options(client_options(&c.network, c.allow_http))
+                    .with_client_options(client_options(
+                        &c.network,
+                        c.allow_http,
+                        (c.ca_bundle.as_deref(), field("ca_bundle")),
+                    )?)
                     .with_retry(retry_config(&c.network));
                 if let Some(endpoint) = &c.endpoint {
                     b = b.with_endpoint(endpoint).with_allow_http(c.allow_http);
@@ -455,7 +474,11 @@ impl ObjectStoreBackend {
                 let mut b = object_store::azure::MicrosoftAzureBuilder::new()
                     .with_account(&c.account)
                     .with_container_name(&c.container)
-                    .with_client_options(client_options(&c.network, c.allow_http || c.use_emulator))
+                    .with_client_options(client_options(
+                        &c.network,
+                        c.allow_http || c.use_emulator,
+                        (c.ca_bundle.as_deref(), field("ca_bundle")),
+                    )?)
                     .with_retry(retry_config(&c.network));
                 if let Some(endpoint) = &c.endpoint {
                     b = b
@@ -477,7 +500,11 @@ impl ObjectStoreBackend {
             BackendConfig::Gcs(c) => {
                 let mut b = object_store::gcp::GoogleCloudStorageBuilder::new()
                     .with_bucket_name(&c.bucket)
-                    .with_client_options(client_options(&c.network, c.allow_http))
+                    .with_client_options(client_options(
+                        &c.network,
+                        c.allow_http,
+                        (c.ca_bundle.as_deref(), field("ca_bundle")),
+                    )?)
                     .with_retry(retry_config(&c.network));
                 if let Some(path) = &c.service_account_path {
                     b = b.with_service_account_path(path.to_string_lossy());

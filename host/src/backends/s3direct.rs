@@ -116,15 +116,28 @@ impl S3Direct {
         // No read timeout on the client: reqwest's would run while the body is still being
         // sent (nothing is read until the backend answers), cutting every upload that
         // takes longer. `send` applies an idle timeout instead.
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .connect_timeout(c.network.connect_timeout)
             .tcp_nodelay(true)
-            .https_only(!c.allow_http)
-            .build()
-            .map_err(|e| ConfigError::Invalid {
-                field: field("endpoint"),
-                message: e.to_string(),
-            })?;
+            .https_only(!c.allow_http);
+        if let Some(path) = &c.ca_bundle {
+            // In addition to the system's roots, as object_store's client has them.
+            let invalid = |message: String| ConfigError::Invalid {
+                field: field("ca_bundle"),
+                message,
+            };
+            let certs = crate::tls::read_ca_bundle(path).map_err(|e| invalid(e.to_string()))?;
+            let certs = certs
+                .iter()
+                .map(|der| reqwest::Certificate::from_der(der))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| invalid(e.to_string()))?;
+            http = http.tls_certs_merge(certs);
+        }
+        let http = http.build().map_err(|e| ConfigError::Invalid {
+            field: field("endpoint"),
+            message: e.to_string(),
+        })?;
         Ok(Some(Self {
             backend: name.to_owned(),
             http,

@@ -164,6 +164,11 @@ fn request_view<T>(req: &S3Request<T>, operation: &'static str) -> RequestView {
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub std::net::SocketAddr);
 
+/// Whether the request came over TLS (the `aws:SecureTransport` condition key), put in the
+/// extensions of every request by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct SecureTransport(pub bool);
+
 fn copy_source(src: &CopySource) -> S3Result<(String, String)> {
     match src {
         CopySource::Bucket {
