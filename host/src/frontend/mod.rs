@@ -164,10 +164,11 @@ fn request_view<T>(req: &S3Request<T>, operation: &'static str) -> RequestView {
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub std::net::SocketAddr);
 
-/// Whether the request came over TLS (the `aws:SecureTransport` condition key), put in the
-/// extensions of every request by the server.
+/// The request came over TLS (the `aws:SecureTransport` condition key): put in the
+/// extensions of requests on TLS connections by the server; absent on plain ones. A unit
+/// marker, so that marking a request costs no allocation.
 #[derive(Debug, Clone, Copy)]
-pub struct SecureTransport(pub bool);
+pub struct SecureTransport;
 
 fn copy_source(src: &CopySource) -> S3Result<(String, String)> {
     match src {
