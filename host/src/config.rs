@@ -90,6 +90,69 @@ pub struct Config {
     /// Per-policy settings, by policy name (the component's file stem).
     #[serde(default)]
     pub policies: BTreeMap<String, PolicyConfig>,
+    /// Groups of users, by name: each group's access policy applies to its members.
+    #[serde(default)]
+    pub groups: BTreeMap<String, GroupConfig>,
+}
+
+/// An access policy in AWS's JSON policy language (see docs/access-control-language.md):
+/// the JSON itself, a built-in by name, or a file holding the JSON.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum AccessPolicySource {
+    /// Inline JSON (starts with `{`), or a built-in: `full-access` (every S3 action on
+    /// everything) or `read-only` (`s3:Get*`, `s3:List*` on everything).
+    Text(String),
+    /// `{ file = "policies/app.json" }`, relative to the working directory.
+    File { file: PathBuf },
+}
+
+/// The built-in identity policies, as AWS's managed policies of the same intent.
+pub const BUILTIN_POLICIES: [(&str, &str); 2] = [
+    (
+        "full-access",
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"FullAccess","Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#,
+    ),
+    (
+        "read-only",
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"ReadOnly","Effect":"Allow","Action":["s3:Get*","s3:List*"],"Resource":"*"}]}"#,
+    ),
+];
+
+impl AccessPolicySource {
+    /// The policy's JSON; `field` names it in the error.
+    pub fn json(&self, field: &str) -> Result<String, ConfigError> {
+        match self {
+            AccessPolicySource::Text(t) if t.trim_start().starts_with('{') => Ok(t.clone()),
+            AccessPolicySource::Text(name) => BUILTIN_POLICIES
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, json)| (*json).to_owned())
+                .ok_or_else(|| {
+                    invalid(
+                        field,
+                        format!(
+                            "{name:?} is neither policy JSON (it starts with '{{') nor a built-in policy (full-access, read-only); a file is {{ file = \"PATH\" }}"
+                        ),
+                    )
+                }),
+            AccessPolicySource::File { file } => std::fs::read_to_string(file)
+                .map_err(|e| invalid(field, format!("cannot read {}: {e}", file.display()))),
+        }
+    }
+
+    /// Whether this is the built-in `full-access`.
+    pub fn is_full_access(&self) -> bool {
+        matches!(self, AccessPolicySource::Text(t) if t == "full-access")
+    }
+}
+
+/// `[groups.NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    /// The group's access policy (JSON, a built-in name, or `{ file = ... }`).
+    pub policy: AccessPolicySource,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -294,6 +357,38 @@ pub struct UserConfig {
     pub access_key: String,
     /// Secret key, inline or `{ env = "VAR" }`.
     pub secret_key: Secret,
+    /// The user's name: `aws:username` in policies and the name bucket policies give as
+    /// `Principal` (`{"AWS": "NAME"}` or `arn:aws:iam::ACCOUNT:user/NAME`). Default: the
+    /// access key.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Groups whose policies apply to this user. Default: none.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The user's own access policy (JSON, a built-in name such as `full-access`, or
+    /// `{ file = ... }`). Default: none. A user with neither policy nor group has every
+    /// permission when it is the configuration's only user (and is logged as such at
+    /// start); with several users it has only what bucket policies grant it.
+    #[serde(default)]
+    pub policy: Option<AccessPolicySource>,
+}
+
+impl UserConfig {
+    /// The name policies know the user by.
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.access_key)
+    }
+}
+
+impl Anonymous {
+    /// As the configuration spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Anonymous::None => "none",
+            Anonymous::Read => "read",
+            Anonymous::ReadWrite => "read-write",
+        }
+    }
 }
 
 /// Who may use a virtual bucket without signing.
@@ -318,9 +413,15 @@ pub struct BucketConfig {
     /// first member, read members in order).
     #[serde(default = "default_policy")]
     pub policy: String,
-    /// Unsigned access. Default `none`.
+    /// Unsigned access. Default `none`. `read` and `read-write` are shorthands for bucket
+    /// policy statements allowing `"Principal": "*"` the reads (`s3:GetObject`,
+    /// `s3:ListBucket`, `s3:GetBucketLocation`), or every action, on this bucket.
     #[serde(default)]
     pub anonymous: Anonymous,
+    /// The bucket policy (JSON, or `{ file = ... }`), in AWS's language; its resources must
+    /// lie inside this bucket. Default: none.
+    #[serde(default)]
+    pub bucket_policy: Option<AccessPolicySource>,
     /// When the policy cannot decide: `fail-open` (built-in default) or `fail-closed`
     /// (503). Default `fail-closed`.
     #[serde(default)]
@@ -658,6 +759,9 @@ impl Config {
             users: vec![UserConfig {
                 access_key,
                 secret_key: Secret::Inline(secret_key),
+                name: None,
+                groups: Vec::new(),
+                policy: None,
             }],
             backends: BTreeMap::new(),
             buckets: BTreeMap::new(),
@@ -667,6 +771,7 @@ impl Config {
             }),
             plugins: PluginsConfig::default(),
             policies: BTreeMap::new(),
+            groups: BTreeMap::new(),
         }
     }
 
@@ -754,6 +859,39 @@ impl Config {
                     "must not be empty",
                 ));
             }
+            for (j, g) in user.groups.iter().enumerate() {
+                if !self.groups.contains_key(g) {
+                    return Err(invalid(
+                        format!("users[{i}].groups[{j}]"),
+                        format!("unknown group {g:?}"),
+                    ));
+                }
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, user) in self.users.iter().enumerate() {
+            let name = user.name();
+            // Names appear in ARNs (`arn:aws:iam::ACCOUNT:user/NAME`) and policy variables.
+            let ok = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+            if !ok {
+                return Err(invalid(
+                    format!("users[{i}].name"),
+                    "must be 1-64 characters of [A-Za-z0-9+=,.@_-] (as IAM user names); set `name` when the access key has others",
+                ));
+            }
+            if !names.insert(name) {
+                return Err(invalid(
+                    format!("users[{i}].name"),
+                    format!("duplicate user name {name:?}"),
+                ));
+            }
+        }
+        for name in self.groups.keys() {
+            check_name(&format!("groups.{name}"), name)?;
         }
         for (name, backend) in &self.backends {
             let field = format!("backends.{name}");
@@ -881,6 +1019,150 @@ impl Config {
                 }
             }
         }
+        self.access_policies()?;
+        self.check_overlaps()?;
+        Ok(())
+    }
+
+    /// Parses every access policy of the configuration: users' and groups' identity
+    /// policies, and buckets' policies with the `anonymous` shorthand folded in. The error
+    /// names the field of the first one refused.
+    pub fn access_policies(&self) -> Result<AccessPolicies, ConfigError> {
+        use crate::iam::{PolicyDocument, PolicyKind};
+        let parse = |field: &str, json: &str, kind: PolicyKind| {
+            PolicyDocument::parse(json, kind)
+                .map(std::sync::Arc::new)
+                .map_err(|e| invalid(field, e.to_string()))
+        };
+        let mut groups = BTreeMap::new();
+        for (name, g) in &self.groups {
+            let field = format!("groups.{name}.policy");
+            groups.insert(
+                name.clone(),
+                parse(&field, &g.policy.json(&field)?, PolicyKind::Identity)?,
+            );
+        }
+        let only_user = self.users.len() == 1;
+        let mut users = Vec::with_capacity(self.users.len());
+        for (i, u) in self.users.iter().enumerate() {
+            let mut identity = Vec::new();
+            let mut unrestricted = false;
+            if let Some(p) = &u.policy {
+                let field = format!("users[{i}].policy");
+                identity.push((
+                    format!("user {}", u.name()),
+                    parse(&field, &p.json(&field)?, PolicyKind::Identity)?,
+                ));
+                unrestricted |= p.is_full_access();
+            }
+            for g in &u.groups {
+                if let Some(doc) = groups.get(g) {
+                    identity.push((format!("group {g}"), doc.clone()));
+                    unrestricted |= self.groups[g].policy.is_full_access();
+                }
+            }
+            // Today's behaviour for the configuration with one user and no policies.
+            let implicit = only_user && identity.is_empty();
+            if implicit {
+                let json = AccessPolicySource::Text("full-access".into()).json("")?;
+                identity.push((
+                    format!("user {} (the only user)", u.name()),
+                    parse("", &json, PolicyKind::Identity)?,
+                ));
+                unrestricted = true;
+            }
+            users.push(UserAccess {
+                identity,
+                unrestricted,
+                implicit,
+            });
+        }
+        let mut buckets = BTreeMap::new();
+        for (name, b) in &self.buckets {
+            let field = format!("buckets.{name}.bucket_policy");
+            let configured = b
+                .bucket_policy
+                .as_ref()
+                .map(|p| p.json(&field))
+                .transpose()?;
+            let json = with_anonymous(configured.as_deref(), name, b.anonymous)
+                .map_err(|e| invalid(&field, e))?;
+            let doc = match json {
+                Some(json) => Some(parse(
+                    &field,
+                    &json,
+                    PolicyKind::Bucket {
+                        bucket: name.clone(),
+                    },
+                )?),
+                None => None,
+            };
+            buckets.insert(name.clone(), doc);
+        }
+        Ok(AccessPolicies { users, buckets })
+    }
+
+    /// Refuses two buckets with different access whose members can see each other's
+    /// objects (the same location, or one's prefix inside the other's): otherwise the
+    /// more open bucket serves the other's objects.
+    fn check_overlaps(&self) -> Result<(), ConfigError> {
+        let access = |b: &BucketConfig| {
+            (
+                b.anonymous,
+                b.bucket_policy.as_ref().map(|p| format!("{p:?}")),
+            )
+        };
+        // (what, bucket, access, where): access is the anonymous level and the policy.
+        type Place<'a> = (String, &'a str, (Anonymous, Option<String>), Location);
+        let mut places: Vec<Place<'_>> = Vec::new();
+        for (name, b) in &self.buckets {
+            for m in &b.members {
+                if let Some(loc) = self.backends.get(m).and_then(location) {
+                    places.push((
+                        format!("bucket {name:?} (member {m:?})"),
+                        name,
+                        access(b),
+                        loc,
+                    ));
+                }
+            }
+        }
+        if let Some(DynamicBuckets::Fs { root, .. }) = &self.dynamic_buckets {
+            places.push((
+                "[dynamic_buckets]".to_owned(),
+                "",
+                (Anonymous::None, None),
+                Location {
+                    store: "fs".into(),
+                    path: dir_path(root),
+                },
+            ));
+        }
+        for (i, a) in places.iter().enumerate() {
+            for b in &places[i + 1..] {
+                if a.1 != b.1 && a.2 != b.2 && a.3.overlaps(&b.3) {
+                    let field = if a.1.is_empty() {
+                        format!("buckets.{}", b.1)
+                    } else {
+                        format!("buckets.{}", a.1)
+                    };
+                    return Err(invalid(
+                        field,
+                        format!(
+                            "{} and {} reach the same objects ({} {}) but their access differs (anonymous {} / {}, bucket policy {} / {}): the more open one would serve the other's objects. Give them separate roots, buckets or prefixes.",
+                            a.0,
+                            b.0,
+                            a.3.store,
+                            a.3.path,
+                            a.2.0.name(),
+                            b.2.0.name(),
+                            if a.2.1.is_some() { "set" } else { "none" },
+                            if b.2.1.is_some() { "set" } else { "none" },
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -937,6 +1219,138 @@ fn check_url(field: &str, url: Option<&str>) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// Every access policy of a configuration, parsed (see [`Config::access_policies`]).
+#[derive(Debug, Clone)]
+pub struct AccessPolicies {
+    /// In the order of `users`.
+    pub users: Vec<UserAccess>,
+    /// Each configured bucket's policy, the `anonymous` shorthand folded in.
+    pub buckets: BTreeMap<String, Option<std::sync::Arc<crate::iam::PolicyDocument>>>,
+}
+
+/// One user's identity policies, labelled for decisions (`user alice`, `group readers`).
+#[derive(Debug, Clone)]
+pub struct UserAccess {
+    pub identity: Vec<(String, std::sync::Arc<crate::iam::PolicyDocument>)>,
+    /// Holds the built-in `full-access` (as AWS's account root, it may always read, change
+    /// and delete bucket policies, so a policy cannot lock everyone out).
+    pub unrestricted: bool,
+    /// Unrestricted only because it is the configuration's only user and has no policy.
+    pub implicit: bool,
+}
+
+/// A bucket policy's JSON with the statement the `anonymous` shorthand stands for added.
+fn with_anonymous(
+    configured: Option<&str>,
+    bucket: &str,
+    anonymous: Anonymous,
+) -> Result<Option<String>, String> {
+    let actions = match anonymous {
+        Anonymous::None => return Ok(configured.map(str::to_owned)),
+        Anonymous::Read => {
+            serde_json::json!(["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"])
+        }
+        Anonymous::ReadWrite => serde_json::json!("s3:*"),
+    };
+    let statement = serde_json::json!({
+        "Sid": "SwitchyardAnonymous",
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": actions,
+        "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
+    });
+    let mut doc = match configured {
+        Some(json) => {
+            serde_json::from_str::<serde_json::Value>(json).map_err(|e| format!("not JSON: {e}"))?
+        }
+        None => serde_json::json!({"Version": "2012-10-17", "Statement": []}),
+    };
+    let Some(obj) = doc.as_object_mut() else {
+        return Err("a policy is a JSON object".into());
+    };
+    let statements = match obj.remove("Statement") {
+        Some(serde_json::Value::Array(a)) => a,
+        Some(one) => vec![one],
+        None => Vec::new(),
+    };
+    let mut statements = statements;
+    statements.push(statement);
+    obj.insert("Statement".into(), serde_json::Value::Array(statements));
+    Ok(Some(doc.to_string()))
+}
+
+/// Where a backend keeps objects, for the overlap check: a store (kind and container) and
+/// a path inside it, ending in `/` when not empty.
+#[derive(Debug)]
+struct Location {
+    store: String,
+    path: String,
+}
+
+impl Location {
+    fn overlaps(&self, other: &Location) -> bool {
+        self.store == other.store
+            && (self.path.starts_with(&other.path) || other.path.starts_with(&self.path))
+    }
+}
+
+fn dir_path(p: &Path) -> String {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+    // Resolve what exists (symlinks), keep the rest as written.
+    let abs = abs.canonicalize().unwrap_or(abs);
+    let mut s = abs.display().to_string();
+    if !s.ends_with('/') {
+        s.push('/');
+    }
+    s
+}
+
+fn key_path(prefix: &Option<String>) -> String {
+    match prefix.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) => format!("{p}/"),
+        None => String::new(),
+    }
+}
+
+fn location(b: &BackendConfig) -> Option<Location> {
+    let (store, path) = match b {
+        BackendConfig::Fs(f) => {
+            let root = match f.prefix.as_deref().filter(|p| !p.is_empty()) {
+                Some(p) => f.root.join(p),
+                None => f.root.clone(),
+            };
+            ("fs".to_owned(), dir_path(&root))
+        }
+        BackendConfig::S3(s) => (
+            format!(
+                "s3 {} bucket {}",
+                s.endpoint.as_deref().unwrap_or("aws"),
+                s.bucket
+            ),
+            key_path(&s.prefix),
+        ),
+        BackendConfig::Azure(a) => (
+            format!(
+                "azure {} container {}",
+                a.endpoint.as_deref().unwrap_or(&a.account),
+                a.container
+            ),
+            key_path(&a.prefix),
+        ),
+        BackendConfig::Gcs(g) => (
+            format!(
+                "gcs {} bucket {}",
+                g.endpoint.as_deref().unwrap_or("google"),
+                g.bucket
+            ),
+            key_path(&g.prefix),
+        ),
+        // Each memory backend is a store of its own.
+        BackendConfig::Memory(_) => return None,
+    };
+    Some(Location { store, path })
 }
 
 #[cfg(test)]

@@ -179,6 +179,10 @@ pub enum Error {
     NotImplemented(String),
     #[error("access denied")]
     AccessDenied,
+    #[error("malformed policy: {0}")]
+    MalformedPolicy(String),
+    #[error("the bucket has no policy")]
+    NoSuchBucketPolicy,
     #[error("client body error: {0}")]
     ClientBody(String),
     /// The backend failed or timed out: retryable.

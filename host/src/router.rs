@@ -16,7 +16,8 @@ use md5::{Digest, Md5};
 use tracing::{debug, warn};
 
 use crate::backends::{self, Backend, PartRef, Registry, check_key};
-use crate::config::{Anonymous, Config, ConfigError, DynamicBuckets, FailureMode};
+use crate::config::{Config, ConfigError, DynamicBuckets, FailureMode};
+use crate::iam::{PolicyDocument, PolicyKind};
 use crate::listing::{self, ListPage, ListRequest};
 use crate::metrics::{self, Metrics, Outcome};
 use crate::model::{
@@ -37,7 +38,8 @@ pub struct VirtualBucket {
     /// `default` (built in) or the name of a loaded policy component.
     pub policy: String,
     pub failure: FailureMode,
-    pub anonymous: Anonymous,
+    /// Where the bucket policy comes from.
+    pub access: BucketAccess,
     pub created: DateTime<Utc>,
     /// Made by CreateBucket (and so removable by DeleteBucket).
     pub dynamic: bool,
@@ -52,7 +54,7 @@ impl VirtualBucket {
         members: Vec<Arc<Backend>>,
         policy: String,
         failure: FailureMode,
-        anonymous: Anonymous,
+        access: BucketAccess,
         created: DateTime<Utc>,
         dynamic: bool,
     ) -> Self {
@@ -61,7 +63,7 @@ impl VirtualBucket {
             members,
             policy,
             failure,
-            anonymous,
+            access,
             created,
             dynamic,
             writes: tokio::sync::RwLock::new(false),
@@ -86,6 +88,22 @@ impl VirtualBucket {
         self.members.iter().find(|m| m.name == name)
     }
 }
+
+/// Where a bucket's access policy (AWS's language) comes from.
+pub enum BucketAccess {
+    /// The configuration file, with the `anonymous` shorthand folded in.
+    Configured(Option<Arc<PolicyDocument>>),
+    /// The bucket's own member (`.switchyard/bucket-policy.json`, set by PutBucketPolicy),
+    /// so that every engine sees it; read again once [`POLICY_CACHE`] old.
+    Stored(std::sync::Mutex<Option<(Instant, Option<Arc<PolicyDocument>>)>>),
+}
+
+/// How long an engine keeps a stored bucket policy before reading it again: a change made
+/// through another engine takes effect here within this time (at once through this one).
+pub const POLICY_CACHE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Where PutBucketPolicy keeps a bucket's policy, under the reserved prefix of its member.
+const POLICY_PATH: &str = "bucket-policy.json";
 
 /// The outcome of one policy call, with the answer `check` accepted or the reason it
 /// cannot be used.
@@ -374,6 +392,7 @@ impl Router {
         metrics: Arc<Metrics>,
     ) -> Result<Self, ConfigError> {
         let registry = Registry::build(&config)?;
+        let mut access = config.access_policies()?.buckets;
         let mut buckets = BTreeMap::new();
         let now = Utc::now();
         for (name, b) in &config.buckets {
@@ -389,7 +408,7 @@ impl Router {
                     members,
                     b.policy.clone(),
                     b.failure,
-                    b.anonymous,
+                    BucketAccess::Configured(access.remove(name).flatten()),
                     now,
                     false,
                 )),
@@ -445,7 +464,7 @@ impl Router {
             vec![backend],
             "default".to_owned(),
             FailureMode::FailOpen,
-            Anonymous::None,
+            BucketAccess::Stored(std::sync::Mutex::new(None)),
             created.map_or_else(Utc::now, DateTime::<Utc>::from),
             true,
         ));
@@ -559,6 +578,90 @@ impl Router {
         }
         *gate = true;
         self.buckets.write().expect("bucket map lock").remove(name);
+        Ok(())
+    }
+
+    /// The bucket's access policy, if it has one.
+    pub async fn bucket_policy(&self, bucket: &str) -> Result<Option<Arc<PolicyDocument>>> {
+        let vb = self.bucket(bucket)?;
+        let cache = match &vb.access {
+            BucketAccess::Configured(p) => return Ok(p.clone()),
+            BucketAccess::Stored(cache) => cache,
+        };
+        if let Some((read, p)) = cache.lock().expect("policy cache").as_ref()
+            && read.elapsed() < POLICY_CACHE
+        {
+            return Ok(p.clone());
+        }
+        let member = vb.members.first().ok_or(Error::NoSuchBucket)?;
+        let policy = member
+            .store
+            .get_internal(POLICY_PATH)
+            .await?
+            .map(|raw| Arc::new(Self::stored_policy(bucket, &raw)));
+        *cache.lock().expect("policy cache") = Some((Instant::now(), policy.clone()));
+        Ok(policy)
+    }
+
+    /// A stored policy as written by PutBucketPolicy. One that no longer parses (edited by
+    /// hand, or from a later version) must not open the bucket by losing its Deny
+    /// statements: it stands as a policy that denies everything, which `full-access` users
+    /// may still replace.
+    fn stored_policy(bucket: &str, raw: &[u8]) -> PolicyDocument {
+        let kind = || PolicyKind::Bucket {
+            bucket: bucket.to_owned(),
+        };
+        match std::str::from_utf8(raw)
+            .map_err(|e| e.to_string())
+            .and_then(|json| PolicyDocument::parse(json, kind()).map_err(|e| e.to_string()))
+        {
+            Ok(doc) => doc,
+            Err(e) => {
+                warn!(bucket, error = %e, "the stored bucket policy does not parse: denying every request to the bucket until it is replaced");
+                let deny = format!(
+                    r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"UnreadablePolicy","Effect":"Deny","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::{bucket}","arn:aws:s3:::{bucket}/*"]}}]}}"#
+                );
+                PolicyDocument::parse(&deny, kind()).expect("a well-formed deny-all policy")
+            }
+        }
+    }
+
+    /// PutBucketPolicy (buckets made by CreateBucket; a configured bucket's policy is in
+    /// the configuration file).
+    pub async fn put_bucket_policy(&self, bucket: &str, json: &str) -> Result<()> {
+        let vb = self.bucket(bucket)?;
+        let BucketAccess::Stored(cache) = &vb.access else {
+            return Err(Error::InvalidRequest(format!(
+                "the policy of bucket {bucket} is set in the configuration file (buckets.{bucket}.bucket_policy)"
+            )));
+        };
+        let doc = PolicyDocument::parse(
+            json,
+            PolicyKind::Bucket {
+                bucket: bucket.to_owned(),
+            },
+        )
+        .map_err(|e| Error::MalformedPolicy(e.to_string()))?;
+        let member = vb.members.first().ok_or(Error::NoSuchBucket)?;
+        member
+            .store
+            .put_internal(POLICY_PATH, Bytes::from(json.to_owned()))
+            .await?;
+        *cache.lock().expect("policy cache") = Some((Instant::now(), Some(Arc::new(doc))));
+        Ok(())
+    }
+
+    /// DeleteBucketPolicy; deleting a policy that is not there is not an error.
+    pub async fn delete_bucket_policy(&self, bucket: &str) -> Result<()> {
+        let vb = self.bucket(bucket)?;
+        let BucketAccess::Stored(cache) = &vb.access else {
+            return Err(Error::InvalidRequest(format!(
+                "the policy of bucket {bucket} is set in the configuration file (buckets.{bucket}.bucket_policy)"
+            )));
+        };
+        let member = vb.members.first().ok_or(Error::NoSuchBucket)?;
+        member.store.delete_internal(POLICY_PATH).await?;
+        *cache.lock().expect("policy cache") = Some((Instant::now(), None));
         Ok(())
     }
 

@@ -20,7 +20,9 @@ use tracing::{debug, info, warn};
 
 use crate::admin::AdminState;
 use crate::config::{Config, ConfigError, ServerConfig};
-use crate::frontend::{Access, Auth, ClientAddr, Frontend, SecureTransport, request_timeout};
+use crate::frontend::{
+    Access, AccessHook, Auth, ClientAddr, Frontend, SecureTransport, Users, request_timeout,
+};
 use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 use crate::policy::set::PolicySet;
@@ -210,9 +212,12 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         })
         .collect();
 
-    let mut builder = S3ServiceBuilder::new(Frontend::new(router.clone()));
-    builder.set_auth(Auth::from_config(&config)?);
-    builder.set_access(Access::new(router.clone()));
+    let users = Arc::new(Users::from_config(&config)?);
+    log_unrestricted(&config);
+    let access = Arc::new(Access::new(router.clone(), users.clone()));
+    let mut builder = S3ServiceBuilder::new(Frontend::new(router.clone(), access.clone()));
+    builder.set_auth(Auth::new(users));
+    builder.set_access(AccessHook(access));
     if !config.server.domains.is_empty() {
         let host = s3s::host::MultiDomain::new(config.server.domains.iter().map(String::as_str))
             .map_err(|e| StartError::Domain(e.to_string()))?;
@@ -430,6 +435,27 @@ fn serve(
             );
         }
     })
+}
+
+/// Says at start who may do everything, and who may do only what bucket policies allow:
+/// with several users, a user without a policy is not trusted with everything.
+fn log_unrestricted(config: &Config) {
+    let Ok(access) = config.access_policies() else {
+        return;
+    };
+    let mut unrestricted = Vec::new();
+    for (u, a) in config.users.iter().zip(&access.users) {
+        if a.implicit {
+            info!(user = %u.name(), "the only user, with no policy: it may do everything (give it a policy, or add users, to restrict it)");
+        } else if a.unrestricted {
+            unrestricted.push(u.name());
+        } else if a.identity.is_empty() {
+            warn!(user = %u.name(), "user has no policy and no group: it may do only what bucket policies allow it");
+        }
+    }
+    if !unrestricted.is_empty() {
+        info!(users = ?unrestricted, "users with unrestricted access (policy full-access)");
+    }
 }
 
 /// An HTTP/1.1 connection builder whose header timer is the client timeout: a request

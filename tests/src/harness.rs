@@ -67,6 +67,12 @@ impl Gateway {
         config.users.push(switchyard::config::UserConfig {
             access_key: ACCESS_KEY.into(),
             secret_key: switchyard::config::Secret::Inline(SECRET_KEY.into()),
+            name: None,
+            groups: Vec::new(),
+            // Whatever other users the configuration has, the tests' own may do everything.
+            policy: Some(switchyard::config::AccessPolicySource::Text(
+                "full-access".into(),
+            )),
         });
         let server = switchyard::start(config).await?;
         let endpoint = format!("http://{}", server.local_addr());
@@ -100,6 +106,65 @@ pub fn s3_client(endpoint: &str, access_key: &str, secret_key: &str) -> Client {
         .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
         .build();
     Client::from_conf(config)
+}
+
+/// An aws-sdk-s3 client that sends unsigned (anonymous) requests, as [`s3_client`]
+/// otherwise.
+pub fn anonymous_client(endpoint: &str) -> Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version_latest()
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .allow_no_auth()
+        .force_path_style(true)
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+        .build();
+    Client::from_conf(config)
+}
+
+/// A request presigned in its query with aws-sigv4 (for requests the SDK does not
+/// presign, and for expiries it refuses): the address to send it to, and the path and
+/// query to send. The body is unsigned.
+pub fn presign_query(
+    endpoint: &str,
+    (access_key, secret_key): (&str, &str),
+    method: &str,
+    path_and_query: &str,
+    expires_in: std::time::Duration,
+) -> (String, String) {
+    use aws_sigv4::http_request::{
+        SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+    };
+    let addr = endpoint.trim_start_matches("http://").to_owned();
+    let identity =
+        aws_credential_types::Credentials::new(access_key, secret_key, None, None, "test").into();
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(expires_in);
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("s3")
+        .time(std::time::SystemTime::now())
+        .settings(settings)
+        .build()
+        .expect("signing parameters")
+        .into();
+    let req = SignableRequest::new(
+        method,
+        format!("http://{addr}{path_and_query}"),
+        std::iter::once(("host", addr.as_str())),
+        SignableBody::UnsignedPayload,
+    )
+    .expect("a signable request");
+    let (instructions, _) = sign(req, &params).expect("signed").into_parts();
+    let mut signed = path_and_query.to_owned();
+    for (name, value) in instructions.params() {
+        let value =
+            percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC);
+        signed.push_str(&format!("&{name}={value}"));
+    }
+    (addr, signed)
 }
 
 /// HTTP status and S3 error code of a failed SDK call.

@@ -9,7 +9,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use futures::StreamExt;
 use switchyard_tests::emulators::Moto;
 use switchyard_tests::harness::{
-    ACCESS_KEY, Gateway, SECRET_KEY, TempDir, err_of, s3_client, tmp_files,
+    ACCESS_KEY, Gateway, SECRET_KEY, TempDir, err_of, presign_query, s3_client, tmp_files,
 };
 
 async fn put(c: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &'static [u8]) {
@@ -164,12 +164,14 @@ async fn multi_member_bucket_falls_through_merges_and_deletes_everywhere() {
 async fn authentication_and_anonymous_access() {
     let dir = TempDir::new("auth");
     let cfg = format!(
-        "version = 1\n[backends.d]\nkind = \"fs\"\nroot = {:?}\n[buckets.private]\nmembers = [\"d\"]\n[buckets.public]\nmembers = [\"d\"]\nanonymous = \"read\"\n",
+        "version = 1\n[backends.d]\nkind = \"fs\"\nroot = {:?}\nprefix = \"private\"\n[backends.p]\nkind = \"fs\"\nroot = {:?}\nprefix = \"public\"\n[buckets.private]\nmembers = [\"d\"]\n[buckets.public]\nmembers = [\"p\"]\nanonymous = \"read\"\n",
+        dir.0.display().to_string(),
         dir.0.display().to_string()
     );
     let gw = Gateway::start(&cfg).await.unwrap();
     let c = gw.client();
     put(&c, "private", "k", b"secret").await;
+    put(&c, "public", "k", b"for everyone").await;
 
     let wrong = s3_client(&gw.endpoint, ACCESS_KEY, "not-the-secret");
     let e = wrong
@@ -205,7 +207,7 @@ async fn authentication_and_anonymous_access() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    assert_eq!(r.bytes().await.unwrap().as_ref(), b"secret");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"for everyone");
     let r = http
         .put(format!("{}/public/new", gw.endpoint))
         .body("x")
@@ -581,41 +583,15 @@ async fn presigned(
 }
 
 /// As [`presigned`], for requests the SDK does not presign (those with an XML body):
-/// signed in the query with aws-sigv4, for five minutes, the body unsigned.
+/// signed in the query for five minutes, the body unsigned.
 fn presign_raw(gw: &Gateway, method: &str, path_and_query: &str) -> (String, String) {
-    use aws_sigv4::http_request::{
-        SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
-    };
-    let addr = gw.endpoint.trim_start_matches("http://").to_owned();
-    let identity =
-        aws_credential_types::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test").into();
-    let mut settings = SigningSettings::default();
-    settings.signature_location = SignatureLocation::QueryParams;
-    settings.expires_in = Some(PRESIGNED_FOR);
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("s3")
-        .time(std::time::SystemTime::now())
-        .settings(settings)
-        .build()
-        .unwrap()
-        .into();
-    let req = SignableRequest::new(
+    presign_query(
+        &gw.endpoint,
+        (ACCESS_KEY, SECRET_KEY),
         method,
-        format!("http://{addr}{path_and_query}"),
-        std::iter::once(("host", addr.as_str())),
-        SignableBody::UnsignedPayload,
+        path_and_query,
+        PRESIGNED_FOR,
     )
-    .unwrap();
-    let (instructions, _) = sign(req, &params).unwrap().into_parts();
-    let mut signed = path_and_query.to_owned();
-    for (name, value) in instructions.params() {
-        let value =
-            percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC);
-        signed.push_str(&format!("&{name}={value}"));
-    }
-    (addr, signed)
 }
 
 /// How long test requests are presigned for.

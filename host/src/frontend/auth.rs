@@ -1,6 +1,14 @@
-//! SigV4 users from configuration, and per-bucket anonymous access.
+//! Who sends a request (SigV4 against the configured users) and what they may do: AWS's
+//! policy language, evaluated for every bucket and key a request touches.
+//!
+//! s3s checks the signature with [`Auth`], then asks [`Access`] about the operation's own
+//! bucket and key before anything is read or written. The front end asks the same
+//! [`Access`] about what else a request touches: the source of CopyObject and
+//! UploadPartCopy (`s3:GetObject`), each key of DeleteObjects (`s3:DeleteObject`).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -9,24 +17,64 @@ use s3s::auth::{S3Auth, SecretKey};
 use s3s::path::S3Path;
 use s3s::{S3Result, s3_error};
 
-use crate::config::{Anonymous, Config, ConfigError};
+use crate::config::{Config, ConfigError};
+use crate::iam::{self, Decision, PolicyDocument, Resource};
 use crate::router::Router;
+
+use super::{ClientAddr, SecureTransport};
+
+/// AWS refuses presigned URLs that live longer than a week.
+const MAX_PRESIGNED_EXPIRY_SECS: u64 = 7 * 24 * 3600;
+
+/// One configured user.
+pub struct User {
+    pub name: String,
+    pub access_key: String,
+    secret: String,
+    /// Identity policies (the user's own and its groups'), labelled for decisions.
+    identity: Vec<(String, Arc<PolicyDocument>)>,
+    /// Holds the built-in `full-access`: like AWS's account root it may always read,
+    /// change and delete bucket policies, so that no bucket policy locks everyone out.
+    pub unrestricted: bool,
+}
+
+/// The configured users by access key.
+pub struct Users {
+    by_key: HashMap<String, Arc<User>>,
+}
+
+impl Users {
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        let access = config.access_policies()?;
+        let mut by_key = HashMap::new();
+        for (i, (u, a)) in config.users.iter().zip(access.users).enumerate() {
+            by_key.insert(
+                u.access_key.clone(),
+                Arc::new(User {
+                    name: u.name().to_owned(),
+                    access_key: u.access_key.clone(),
+                    secret: u.secret_key.resolve(&format!("users[{i}].secret_key"))?,
+                    identity: a.identity,
+                    unrestricted: a.unrestricted,
+                }),
+            );
+        }
+        Ok(Self { by_key })
+    }
+
+    pub fn get(&self, access_key: &str) -> Option<&Arc<User>> {
+        self.by_key.get(access_key)
+    }
+}
 
 /// Secret keys by access key. s3s checks header and presigned signatures against them.
 pub struct Auth {
-    users: HashMap<String, String>,
+    users: Arc<Users>,
 }
 
 impl Auth {
-    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
-        let mut users = HashMap::new();
-        for (i, u) in config.users.iter().enumerate() {
-            users.insert(
-                u.access_key.clone(),
-                u.secret_key.resolve(&format!("users[{i}].secret_key"))?,
-            );
-        }
-        Ok(Self { users })
+    pub fn new(users: Arc<Users>) -> Self {
+        Self { users }
     }
 }
 
@@ -34,7 +82,7 @@ impl Auth {
 impl S3Auth for Auth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
         match self.users.get(access_key) {
-            Some(secret) => Ok(SecretKey::from(secret.as_str())),
+            Some(u) => Ok(SecretKey::from(u.secret.as_str())),
             None => {
                 tracing::info!(access_key, "request signed with an unknown access key");
                 Err(s3_error!(
@@ -46,54 +94,289 @@ impl S3Auth for Auth {
     }
 }
 
-/// Signed requests may do anything; unsigned ones only what their bucket allows.
-pub struct Access {
-    router: Arc<ArcSwap<Router>>,
+/// Who sends a request, as policies see it.
+#[derive(Clone, Copy)]
+pub struct Requester<'a> {
+    /// `None`: anonymous (unsigned).
+    pub user: Option<&'a User>,
+    pub source_ip: Option<IpAddr>,
+    pub secure: bool,
 }
 
-impl Access {
-    pub fn new(router: Arc<ArcSwap<Router>>) -> Self {
-        Self { router }
+impl Requester<'_> {
+    fn principal(&self) -> iam::Principal<'_> {
+        match self.user {
+            Some(u) => iam::Principal::User {
+                name: &u.name,
+                access_key: &u.access_key,
+            },
+            None => iam::Principal::Anonymous,
+        }
     }
 }
 
-const READ_OPS: [&str; 6] = [
-    "GetObject",
-    "HeadObject",
-    "ListObjects",
-    "ListObjectsV2",
-    "HeadBucket",
-    "GetBucketLocation",
-];
+/// Decides every request against the users' and buckets' policies.
+pub struct Access {
+    router: Arc<ArcSwap<Router>>,
+    users: Arc<Users>,
+}
 
-#[async_trait::async_trait]
-impl S3Access for Access {
-    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        if cx.credentials().is_some() {
+/// The IAM action of an S3 operation (AWS's table), and whether it acts on the object
+/// named in the path or on the bucket. `None`: decided per key by the front end.
+fn action_of(op: &str) -> Option<(Cow<'static, str>, bool)> {
+    let (action, object) = match op {
+        "ListBuckets" => ("s3:ListAllMyBuckets", false),
+        "HeadBucket" | "ListObjects" | "ListObjectsV2" => ("s3:ListBucket", false),
+        "ListObjectVersions" => ("s3:ListBucketVersions", false),
+        "ListMultipartUploads" => ("s3:ListBucketMultipartUploads", false),
+        "GetObject" | "HeadObject" => ("s3:GetObject", true),
+        "PutObject"
+        | "CopyObject"
+        | "CreateMultipartUpload"
+        | "UploadPart"
+        | "UploadPartCopy"
+        | "CompleteMultipartUpload" => ("s3:PutObject", true),
+        "DeleteObject" => ("s3:DeleteObject", true),
+        "AbortMultipartUpload" => ("s3:AbortMultipartUpload", true),
+        "ListParts" => ("s3:ListMultipartUploadParts", true),
+        // The keys are in the body: each is an s3:DeleteObject of its own.
+        "DeleteObjects" => return None,
+        "GetBucketPolicyStatus" => ("s3:GetBucketPolicyStatus", false),
+        // Everything else is named as S3 names it: s3:GetBucketPolicy, s3:CreateBucket...
+        other => {
+            let object = other.contains("Object");
+            return Some((Cow::Owned(format!("s3:{other}")), object));
+        }
+    };
+    Some((Cow::Borrowed(action), object))
+}
+
+/// The bucket-policy actions that a `full-access` user may always take (see [`User`]).
+fn is_policy_admin(action: &str) -> bool {
+    matches!(
+        action,
+        "s3:GetBucketPolicy" | "s3:PutBucketPolicy" | "s3:DeleteBucketPolicy"
+    )
+}
+
+/// The value of one query parameter (percent-decoded), if present.
+fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<Cow<'a, str>> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+impl Access {
+    pub fn new(router: Arc<ArcSwap<Router>>, users: Arc<Users>) -> Self {
+        Self { router, users }
+    }
+
+    /// The requester of a request whose signature s3s checked (`access_key`: `None` for an
+    /// unsigned one), seen from its extensions.
+    pub fn requester(
+        &self,
+        access_key: Option<&str>,
+        extensions: &http::Extensions,
+    ) -> S3Result<Requester<'_>> {
+        let user = match access_key {
+            Some(k) => Some(
+                self.users
+                    .get(k)
+                    .ok_or_else(|| s3_error!(InvalidAccessKeyId))?
+                    .as_ref(),
+            ),
+            None => None,
+        };
+        Ok(Requester {
+            user,
+            source_ip: extensions.get::<ClientAddr>().map(|a| a.0.ip()),
+            secure: extensions.get::<SecureTransport>().is_some(),
+        })
+    }
+
+    /// Allows `action` on `resource` for `who`, or answers `403 AccessDenied`. `keys` are
+    /// the request's condition keys (`s3:prefix`, ...).
+    pub async fn authorize(
+        &self,
+        who: &Requester<'_>,
+        action: &str,
+        resource: Resource<'_>,
+        keys: &[(&str, &str)],
+    ) -> S3Result<()> {
+        if who.user.is_some_and(|u| u.unrestricted) && is_policy_admin(action) {
             return Ok(());
         }
-        let bucket = match cx.s3_path() {
-            S3Path::Root => {
-                return Err(s3_error!(
-                    AccessDenied,
-                    "Anonymous users cannot list buckets."
-                ));
+        let bucket_policy = match resource {
+            Resource::Bucket(b) | Resource::Object { bucket: b, .. } => {
+                let router = self.router.load_full();
+                match router.bucket_policy(b).await {
+                    Ok(p) => p,
+                    // A missing bucket has no policy; the operation answers NoSuchBucket
+                    // if the requester may know.
+                    Err(crate::model::Error::NoSuchBucket) => None,
+                    Err(e) => return Err(super::errors::to_s3(e)),
+                }
             }
-            S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => bucket.to_string(),
+            Resource::All => None,
         };
-        let router = self.router.load();
-        let Ok(vb) = router.bucket(&bucket) else {
-            return Err(s3_error!(AccessDenied, "Access Denied"));
+        let label = match resource {
+            Resource::Bucket(b) | Resource::Object { bucket: b, .. } => format!("bucket {b}"),
+            Resource::All => String::new(),
         };
-        let allowed = match vb.anonymous {
-            Anonymous::None => false,
-            Anonymous::Read => READ_OPS.contains(&cx.s3_op().name()),
-            Anonymous::ReadWrite => true,
+        let identity: Vec<(&str, &PolicyDocument)> = who
+            .user
+            .map(|u| {
+                u.identity
+                    .iter()
+                    .map(|(l, d)| (l.as_str(), d.as_ref()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let cx = iam::Context {
+            principal: who.principal(),
+            source_ip: who.source_ip,
+            secure_transport: who.secure,
+            keys,
         };
-        if allowed {
-            Ok(())
-        } else {
-            Err(s3_error!(AccessDenied, "Access Denied"))
+        let check = iam::Check { action, resource };
+        let decision = iam::evaluate(
+            &identity,
+            bucket_policy.as_deref().map(|d| (label.as_str(), d)),
+            &cx,
+            &check,
+        );
+        if let Decision::Allow(_) = decision {
+            return Ok(());
         }
+        tracing::info!(
+            target: "switchyard::access",
+            user = who.user.map_or("-", |u| u.name.as_str()),
+            client = ?who.source_ip,
+            %decision,
+            "access denied"
+        );
+        Err(s3_error!(AccessDenied, "Access Denied"))
+    }
+}
+
+/// Refuses presigned URLs valid for more than a week, as AWS does
+/// (`AuthorizationQueryParametersError`); s3s checks only that they have not expired.
+fn check_presigned_expiry(query: Option<&str>) -> S3Result<()> {
+    let Some(expires) = query_param(query, "X-Amz-Expires") else {
+        return Ok(());
+    };
+    match expires.parse::<u64>() {
+        Ok(secs) if secs <= MAX_PRESIGNED_EXPIRY_SECS => Ok(()),
+        Ok(_) => Err(s3_error!(
+            AuthorizationQueryParametersError,
+            "X-Amz-Expires must be less than a week (in seconds) that is 604800"
+        )),
+        Err(_) => Err(s3_error!(
+            AuthorizationQueryParametersError,
+            "X-Amz-Expires should be a number"
+        )),
+    }
+}
+
+/// The `response-*` parameters that rewrite a GET's answer headers.
+const RESPONSE_OVERRIDES: [&str; 6] = [
+    "response-content-type",
+    "response-content-language",
+    "response-expires",
+    "response-cache-control",
+    "response-content-disposition",
+    "response-content-encoding",
+];
+
+/// The [`Access`] s3s asks before each operation (shared with the front end).
+pub struct AccessHook(pub Arc<Access>);
+
+#[async_trait::async_trait]
+impl S3Access for AccessHook {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let signed = cx.credentials().map(|c| c.access_key.clone());
+        let who = self.0.requester(signed.as_deref(), cx.extensions_mut())?;
+        let query = cx.uri().query();
+        check_presigned_expiry(query)?;
+        let op = cx.s3_op().name();
+        // An anonymous bucket must not be made to serve, say, HTML with the gateway's
+        // origin: AWS refuses these for anonymous requests.
+        if signed.is_none()
+            && op == "GetObject"
+            && RESPONSE_OVERRIDES
+                .iter()
+                .any(|p| query_param(query, p).is_some())
+        {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Request specific response headers cannot be used for anonymous GET requests."
+            ));
+        }
+        let Some((action, object)) = action_of(op) else {
+            return Ok(());
+        };
+        let resource = match cx.s3_path() {
+            S3Path::Root => Resource::All,
+            S3Path::Bucket { bucket } => Resource::Bucket(bucket),
+            S3Path::Object { bucket, key } if object => Resource::Object { bucket, key },
+            S3Path::Object { bucket, .. } => Resource::Bucket(bucket),
+        };
+        let list_keys: Vec<(&str, Cow<'_, str>)> = if action == "s3:ListBucket" {
+            [
+                ("s3:prefix", "prefix"),
+                ("s3:delimiter", "delimiter"),
+                ("s3:max-keys", "max-keys"),
+            ]
+            .into_iter()
+            .filter_map(|(k, p)| query_param(query, p).map(|v| (k, v)))
+            .collect()
+        } else {
+            Vec::new()
+        };
+        let keys: Vec<(&str, &str)> = list_keys.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+        self.0.authorize(&who, &action, resource, &keys).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presigned_urls_live_a_week_at_most() {
+        assert!(check_presigned_expiry(None).is_ok());
+        assert!(check_presigned_expiry(Some("X-Amz-Expires=604800&a=b")).is_ok());
+        for bad in [
+            "604801",
+            "2592000",
+            "4294967295",
+            "-1",
+            "1e3",
+            "99999999999999999999",
+        ] {
+            let e = check_presigned_expiry(Some(&format!("X-Amz-Expires={bad}"))).unwrap_err();
+            assert_eq!(
+                e.code().as_str(),
+                "AuthorizationQueryParametersError",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn actions_follow_aws_table() {
+        let a = |op: &str| action_of(op).map(|(a, o)| (a.into_owned(), o));
+        assert_eq!(a("HeadObject"), Some(("s3:GetObject".into(), true)));
+        assert_eq!(a("HeadBucket"), Some(("s3:ListBucket".into(), false)));
+        assert_eq!(a("UploadPartCopy"), Some(("s3:PutObject".into(), true)));
+        assert_eq!(
+            a("PutBucketPolicy"),
+            Some(("s3:PutBucketPolicy".into(), false))
+        );
+        assert_eq!(
+            a("GetObjectTagging"),
+            Some(("s3:GetObjectTagging".into(), true))
+        );
+        assert_eq!(a("DeleteObjects"), None);
     }
 }

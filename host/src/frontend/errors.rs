@@ -77,6 +77,11 @@ pub fn to_s3(e: Error) -> S3Error {
         ),
         Error::NotImplemented(m) => (C::NotImplemented, m.clone()),
         Error::AccessDenied => (C::AccessDenied, "Access Denied".into()),
+        Error::MalformedPolicy(m) => (C::MalformedPolicy, m.clone()),
+        Error::NoSuchBucketPolicy => (
+            C::NoSuchBucketPolicy,
+            "The bucket policy does not exist".into(),
+        ),
         Error::ClientBody(m) => (
             C::IncompleteBody,
             format!("The request body could not be read: {m}"),

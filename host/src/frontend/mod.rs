@@ -15,9 +15,10 @@ use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 use tracing::{Instrument, info, info_span};
 
-pub use auth::{Access, Auth};
+pub use auth::{Access, AccessHook, Auth, Requester, Users};
 pub use body::Expected;
 
+use crate::iam;
 use crate::listing::{self, Entry, ListRequest};
 use crate::model::{self, Attrs, ByteRange, Error, ReadConditions, WriteCondition};
 use crate::policy::RequestView;
@@ -32,11 +33,22 @@ pub fn request_timeout(limit: std::time::Duration) -> s3s::S3Error {
 #[derive(Clone)]
 pub struct Frontend {
     router: Arc<ArcSwap<Router>>,
+    /// Decides what a request touches beyond its own bucket and key (the access hook
+    /// decided those before the operation began).
+    access: Arc<Access>,
 }
 
 impl Frontend {
-    pub fn new(router: Arc<ArcSwap<Router>>) -> Self {
-        Self { router }
+    pub fn new(router: Arc<ArcSwap<Router>>, access: Arc<Access>) -> Self {
+        Self { router, access }
+    }
+
+    /// The requester of a request s3s authenticated.
+    fn requester<T>(&self, req: &S3Request<T>) -> S3Result<Requester<'_>> {
+        self.access.requester(
+            req.credentials.as_ref().map(|c| c.access_key.as_str()),
+            &req.extensions,
+        )
     }
 }
 
@@ -424,6 +436,73 @@ impl S3 for Frontend {
         Ok(S3Response::new(DeleteBucketOutput::default()))
     }
 
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        let router = self.router.load_full();
+        let input = req.input;
+        traced(
+            "PutBucketPolicy",
+            &input.bucket,
+            router.put_bucket_policy(&input.bucket, &input.policy),
+        )
+        .await?;
+        Ok(S3Response::new(PutBucketPolicyOutput::default()))
+    }
+
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        let router = self.router.load_full();
+        let bucket = req.input.bucket;
+        let policy = traced("GetBucketPolicy", &bucket, async {
+            router
+                .bucket_policy(&bucket)
+                .await?
+                .ok_or(Error::NoSuchBucketPolicy)
+        })
+        .await?;
+        Ok(S3Response::new(GetBucketPolicyOutput {
+            policy: Some(policy.source().to_owned()),
+        }))
+    }
+
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        let router = self.router.load_full();
+        let bucket = req.input.bucket;
+        traced(
+            "DeleteBucketPolicy",
+            &bucket,
+            router.delete_bucket_policy(&bucket),
+        )
+        .await?;
+        Ok(S3Response::new(DeleteBucketPolicyOutput::default()))
+    }
+
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        let router = self.router.load_full();
+        let bucket = req.input.bucket;
+        let policy = traced(
+            "GetBucketPolicyStatus",
+            &bucket,
+            router.bucket_policy(&bucket),
+        )
+        .await?;
+        Ok(S3Response::new(GetBucketPolicyStatusOutput {
+            policy_status: Some(PolicyStatus {
+                is_public: Some(policy.is_some_and(|p| p.is_public())),
+            }),
+        }))
+    }
+
     async fn put_object(
         &self,
         req: S3Request<PutObjectInput>,
@@ -612,6 +691,7 @@ impl S3 for Frontend {
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let router = self.router.load_full();
+        let who = self.requester(&req)?;
         let input = req.input;
         if input.delete.objects.len() > 1000 {
             return Err(s3s::s3_error!(
@@ -625,17 +705,33 @@ impl S3 for Frontend {
         .await?;
         let quiet = input.delete.quiet.unwrap_or(false);
         let bucket = input.bucket.clone();
-        let results = futures::stream::iter(input.delete.objects)
-            .map(|o| {
+        // Each key is a DeleteObject of its own: a key the requester may not delete is
+        // answered AccessDenied in the list, and the others go ahead, as in S3.
+        let mut allowed = Vec::with_capacity(input.delete.objects.len());
+        for o in input.delete.objects {
+            let resource = iam::Resource::Object {
+                bucket: &bucket,
+                key: &o.key,
+            };
+            let verdict = self
+                .access
+                .authorize(&who, "s3:DeleteObject", resource, &[])
+                .await;
+            allowed.push((o, verdict));
+        }
+        let results = futures::stream::iter(allowed)
+            .map(|(o, verdict)| {
                 let router = router.clone();
                 let bucket = bucket.clone();
                 async move {
-                    let r = if o.version_id.is_some() {
-                        Err(Error::NotImplemented(
+                    let r = if let Err(denied) = verdict {
+                        Err(denied)
+                    } else if o.version_id.is_some() {
+                        Err(errors::to_s3(Error::NotImplemented(
                             "versioned deletes are not supported".into(),
-                        ))
+                        )))
                     } else {
-                        router.delete(&bucket, &o.key).await
+                        router.delete(&bucket, &o.key).await.map_err(errors::to_s3)
                     };
                     (o.key, r)
                 }
@@ -652,8 +748,7 @@ impl S3 for Frontend {
                     ..Default::default()
                 }),
                 Ok(()) => {}
-                Err(e) => {
-                    let s3 = errors::to_s3(e);
+                Err(s3) => {
                     errs.push(s3s::dto::Error {
                         key: Some(key),
                         code: Some(s3.code().as_str().to_owned()),
@@ -676,8 +771,21 @@ impl S3 for Frontend {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let router = self.router.load_full();
         let view = request_view(&req, "CopyObject");
+        let (src_bucket, src_key) = copy_source(&req.input.copy_source)?;
+        // Reading the source is a GetObject of its own, whoever asks.
+        let who = self.requester(&req)?;
+        self.access
+            .authorize(
+                &who,
+                "s3:GetObject",
+                iam::Resource::Object {
+                    bucket: &src_bucket,
+                    key: &src_key,
+                },
+                &[],
+            )
+            .await?;
         let input = req.input;
-        let (src_bucket, src_key) = copy_source(&input.copy_source)?;
         let src_cond = read_conditions(
             input.copy_source_if_match.as_ref(),
             input.copy_source_if_none_match.as_ref(),
@@ -906,8 +1014,20 @@ impl S3 for Frontend {
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let router = self.router.load_full();
         let view = request_view(&req, "UploadPartCopy");
+        let (src_bucket, src_key) = copy_source(&req.input.copy_source)?;
+        let who = self.requester(&req)?;
+        self.access
+            .authorize(
+                &who,
+                "s3:GetObject",
+                iam::Resource::Object {
+                    bucket: &src_bucket,
+                    key: &src_key,
+                },
+                &[],
+            )
+            .await?;
         let input = req.input;
-        let (src_bucket, src_key) = copy_source(&input.copy_source)?;
         let range = parse_copy_range(input.copy_source_range.as_deref())?;
         let src_cond = read_conditions(
             input.copy_source_if_match.as_ref(),
