@@ -303,8 +303,8 @@ pub struct History {
     pub writes: BTreeMap<String, Vec<Write>>,
     pub reads: Vec<Read>,
     pub listings: Vec<Listing>,
-    /// CopyObject answered NoSuchKey: (source key, start, end).
-    pub copy_misses: Vec<(String, Tick, Tick)>,
+    /// CopyObject answered NoSuchKey: (source key, target key, start, end).
+    pub copy_misses: Vec<(String, String, Tick, Tick)>,
     /// Found while the operations ran (an error answer that no state allows, an ETag the
     /// PUT answered that is not its body's).
     pub violations: Vec<Violation>,
@@ -678,15 +678,16 @@ impl<'a> Checker<'a> {
             (false, false) => "stale-read",
             (false, true) => "stale-listing",
         };
+        let origin = match &v {
+            Some(v) if v.seed && v.key == key => " (the seeded version)".to_owned(),
+            Some(v) if v.seed => format!(" (the seeded version of {:?}, copied)", v.key),
+            Some(v) if v.key != key => format!(" (a version of {:?}, copied)", v.key),
+            _ => String::new(),
+        };
         let detail = format!(
-            "{op} over [{} .. {}] returned v{id}{}, which is no candidate{}{}",
+            "{op} over [{} .. {}] returned v{id}{origin}, which is no candidate{}{}",
             fmt_tick(s),
             fmt_tick(e),
-            if v.as_ref().is_some_and(|v| v.seed) {
-                " (the seeded version)"
-            } else {
-                ""
-            },
             self.describe_cands(a),
             self.history_near(key, s, e)
         );
@@ -735,18 +736,18 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// CopyObject answered NoSuchKey for its source.
-    pub fn check_copy_miss(&mut self, src: &str, s: Tick, e: Tick) {
+    /// CopyObject answered NoSuchKey: allowed only when its source may have been absent.
+    pub fn check_copy_miss(&mut self, src: &str, dst: &str, s: Tick, e: Tick) {
         let a = self.allowed(src, s, e);
         if !a.absent {
             let detail = format!(
-                "CopyObject over [{} .. {}] answered NoSuchKey for its source, but the source was live throughout{}{}",
+                "CopyObject {src:?} -> {dst:?} over [{} .. {}] answered NoSuchKey, but its source was live throughout (the answer names no key: the source's read or the target's write failed as missing){}{}",
                 fmt_tick(s),
                 fmt_tick(e),
                 self.describe_cands(&a),
                 self.history_near(src, s, e)
             );
-            self.violation("false-not-found", src, s, detail);
+            self.violation("copy-not-found", src, s, detail);
         }
     }
 
@@ -910,8 +911,8 @@ impl<'a> Checker<'a> {
         for r in &h.reads {
             self.check_read(r);
         }
-        for (src, s, e) in &h.copy_misses {
-            self.check_copy_miss(src, *s, *e);
+        for (src, dst, s, e) in &h.copy_misses {
+            self.check_copy_miss(src, dst, *s, *e);
         }
         for l in &h.listings {
             self.check_listing(l);

@@ -25,8 +25,10 @@
 //! | `TORTURE_SEEDS`   | seeds per pair                                                 | 1 (unlimited with `TORTURE_MINUTES`) |
 //! | `TORTURE_SEED`    | run exactly this seed (on each pair of `TORTURE_PAIRS`)        | random   |
 //! | `TORTURE_MINUTES` | time budget: no new seed starts after it                       | none     |
-//! | `TORTURE_OPS`     | client operations per seed                                     | 900      |
+//! | `TORTURE_OPS`     | client operations per seed                                     | 1500     |
 //! | `TORTURE_CLIENTS` | concurrent clients                                             | 6        |
+//! | `TORTURE_KEEP`    | `1`: keep each seed's logs (gateway, copiers) and fs directories | off      |
+//! | `TORTURE_VERBOSE` | `1`: print every copier run's summary line                      | off      |
 //! | `TORTURE_STRICT`  | `1`: the window docs/migration.md admits (a just-deleted key read back from the source while the copier's check is pending) fails too | off |
 //!
 //! Seeds run round-robin over the pairs. Each seed prints a line: pair, seed, operations
@@ -64,7 +66,7 @@ use switchyard_tests::torture::{
 };
 use tokio::sync::{Notify, watch};
 
-const DEFAULT_OPS: usize = 900;
+const DEFAULT_OPS: usize = 1500;
 const DEFAULT_CLIENTS: usize = 6;
 /// How long after its client gave up an unacknowledged write may still land (a backend
 /// finishing a request of a gateway that was killed meanwhile).
@@ -452,10 +454,6 @@ impl Counters {
         *self.0.lock().unwrap().entry(what.into()).or_default() += 1;
     }
 
-    fn get(&self, what: &str) -> u64 {
-        self.0.lock().unwrap().get(what).copied().unwrap_or(0)
-    }
-
     fn snapshot(&self) -> BTreeMap<String, u64> {
         self.0.lock().unwrap().clone()
     }
@@ -523,6 +521,8 @@ enum Fail {
     Lost,
     /// The client's time limit: the gateway may still be at it.
     Timeout,
+    /// An error answer that the checker judges on its own (CopyObject's NoSuchKey).
+    Judged,
 }
 
 fn fail_of<E: ProvideErrorMetadata + std::fmt::Debug>(
@@ -603,6 +603,7 @@ impl Run {
                 self.counters.add(format!("{op} lost"));
                 (false, end + GRACE, false)
             }
+            Err(Fail::Judged) => (false, end + GRACE, true),
             Err(Fail::Status(s, code)) => {
                 self.counters.add(format!("{op} {s}"));
                 if *s < 500 {
@@ -762,13 +763,23 @@ impl Run {
             ),
             Err(e) => match fail_of(&e) {
                 Fail::Status(404, code) if code == "NoSuchKey" => {
-                    let end = self.now();
+                    // Fine when the source may have been absent (the checker decides);
+                    // the target may or may not have been written.
+                    self.history.lock().unwrap().copy_misses.push((
+                        src.clone(),
+                        dst.clone(),
+                        start,
+                        self.now(),
+                    ));
                     self.counters.add("COPY 404");
-                    self.history
-                        .lock()
-                        .unwrap()
-                        .copy_misses
-                        .push((src, start, end));
+                    self.record_write::<()>(
+                        "COPY",
+                        who,
+                        &dst,
+                        start,
+                        Effect::Copy { src },
+                        Err(Fail::Judged),
+                    );
                     true
                 }
                 f => {
@@ -1338,6 +1349,8 @@ struct SeedReport {
     seed: u64,
     violations: Vec<Violation>,
     line: String,
+    /// Every violation in full, when there are any.
+    report: Option<PathBuf>,
 }
 
 async fn run_seed(emu: &Emulators, settings: &Settings, pair: Pair, seed: u64) -> SeedReport {
@@ -1684,13 +1697,28 @@ async fn run_seed(emu: &Emulators, settings: &Settings, pair: Pair, seed: u64) -
             println!("  copier: {s}");
         }
     }
-    let _ = counters.get("serve killed");
     drop(serve);
+    let report = (!violations.is_empty()).then(|| {
+        let path = std::env::temp_dir().join(format!("torture-{}-{seed}.txt", pair.name()));
+        let mut text = format!("{line}\n");
+        for v in &violations {
+            text += &format!("{v}\n");
+        }
+        std::fs::write(&path, text).unwrap();
+        println!("  every violation: {}", path.display());
+        path
+    });
+    if env("TORTURE_KEEP").is_some() {
+        let kept = work.0.with_extension("kept");
+        let _ = std::fs::rename(&work.0, &kept);
+        println!("  logs and data kept in {}", kept.display());
+    }
     SeedReport {
         pair,
         seed,
         violations,
         line,
+        report,
     }
 }
 
@@ -1770,6 +1798,9 @@ async fn torture() {
     let mut shown = 0;
     for r in &failing {
         msg += &format!("\n{}\n", r.line);
+        if let Some(p) = &r.report {
+            msg += &format!("  (every violation: {})\n", p.display());
+        }
         for v in &r.violations {
             if !settings.strict && DOCUMENTED.contains(&v.kind) {
                 continue;
