@@ -640,9 +640,6 @@ impl<'a> Checker<'a> {
             "\n      answer: Content-Type {:?}, x-amz-meta-v {:?}, ETag {:?}, size {size:?}, Cache-Control {:?}, Content-Disposition {:?}",
             a.content_type, a.meta_v, a.etag, a.cache_control, a.content_disposition
         );
-        if kind == "mixed-version" && ids.len() < 2 {
-            kind = "bad-attributes";
-        }
         self.violation(kind, key, at, detail);
         None
     }
@@ -652,8 +649,7 @@ impl<'a> Checker<'a> {
     fn stale(
         &mut self,
         key: &str,
-        s: Tick,
-        e: Tick,
+        (s, e): (Tick, Tick),
         op: &str,
         id: Vid,
         a: &Allowed<'_>,
@@ -730,7 +726,7 @@ impl<'a> Checker<'a> {
                 if let Some(id) = self.identify(&r.key, r.start, &r.op, ans)
                     && !a.versions.contains(&id)
                 {
-                    self.stale(&r.key, r.start, r.end, &r.op, id, &a, false);
+                    self.stale(&r.key, (r.start, r.end), &r.op, id, &a, false);
                 }
             }
         }
@@ -865,7 +861,7 @@ impl<'a> Checker<'a> {
                         match any {
                             Some(id) => {
                                 let op = format!("{} page {i}", l.what);
-                                self.stale(key, p.start, p.end, &op, id, &a, true);
+                                self.stale(key, (p.start, p.end), &op, id, &a, true);
                             }
                             None => {
                                 let detail = format!(
