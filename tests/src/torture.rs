@@ -798,6 +798,17 @@ impl<'a> Checker<'a> {
         let mut after: Option<String> = None;
         for (i, p) in l.pages.iter().enumerate() {
             *self.stats.entry("pages").or_default() += 1;
+            if p.truncated && p.entries.is_empty() {
+                // Without a delimiter a truncated page lists something; this one's range
+                // is unknown, so it is not checked (and the next page starts where it did).
+                self.violation(
+                    "listing-order",
+                    &l.prefix,
+                    p.start,
+                    format!("{} page {i}: truncated, yet empty", l.what),
+                );
+                continue;
+            }
             let upper = if p.truncated {
                 p.entries.last().map(|e| e.key.clone())
             } else {

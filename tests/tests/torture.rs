@@ -1763,6 +1763,21 @@ async fn torture() {
         reports.len(),
         started.elapsed().as_secs_f64()
     );
+    let mut kinds: BTreeMap<&str, (usize, BTreeSet<String>)> = BTreeMap::new();
+    for r in &reports {
+        for v in &r.violations {
+            let k = kinds.entry(v.kind).or_default();
+            k.0 += 1;
+            k.1.insert(format!("{} {}", r.pair.name(), r.seed));
+        }
+    }
+    for (kind, (n, seeds)) in &kinds {
+        println!(
+            "torture: {kind}: {n} in {} seeds ({})",
+            seeds.len(),
+            seeds.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
     if !skipped.is_empty() {
         println!(
             "torture: TORTURE_MINUTES ran out before pairs {} had a seed",
