@@ -41,6 +41,26 @@
 //! key absent for the whole page request (no candidate is a version) must not; a listed
 //! entry's size and ETag must be a candidate version's; keys are sorted and unique across
 //! pages.
+//!
+//! # Violation kinds
+//!
+//! | kind | what was seen |
+//! |---|---|
+//! | `mixed-version` | parts of one answer name different versions (bytes of one, attributes or ETag of another; or a size or range that is not the attributes' version's) |
+//! | `missing-attributes` | an object without Content-Type / `x-amz-meta-v` (an fs data file whose sidecar is missing or stale) |
+//! | `bad-etag` | an ETag that no version has (or an opaque one already seen for another version) |
+//! | `corrupt-bytes` | bytes that are no version's |
+//! | `stale-read`, `stale-listing` | a whole version that is no candidate: overwritten or deleted before the read began |
+//! | `resurrected-seed-read`, `resurrected-seed-listed` | the same, for the source's seeded object after nothing but deletes: the window docs/migration.md admits ([`DOCUMENTED`]) |
+//! | `false-not-found` | NoSuchKey for a key live throughout the read |
+//! | `copy-not-found` | CopyObject answered NoSuchKey while its source was live throughout |
+//! | `bad-range-error` | InvalidRange while every candidate is long enough |
+//! | `write-error`, `read-error` | a 4xx that no state explains (a PUT answered 404, a GET 412 without preconditions) |
+//! | `listing-missing` | a page omits a key live for the whole page request |
+//! | `listing-bad-etag`, `listing-bad-entry` | a listed entry whose ETag (size matches a candidate) or size is no candidate's |
+//! | `listing-order`, `listing-unknown-key` | keys unsorted, repeated, outside the prefix, or never written |
+//! | `final-missing`, `final-resurrected`, `final-unknown-key`, `final-left-in-source` | after the final copier passes: `new` lacks a live key, holds a deleted one or an unknown one; `old` is not empty |
+//! | `final-mover-failed` | a final copier pass failed or counted failures |
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
