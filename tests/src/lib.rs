@@ -3,4 +3,5 @@
 
 pub mod emulators;
 pub mod harness;
+pub mod torture;
 pub mod wasm;
