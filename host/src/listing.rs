@@ -4,16 +4,25 @@
 //! The continuation token is the last key or common prefix returned, so any engine can
 //! serve the next page: nothing is remembered between pages.
 //!
-//! **Listing during a move.** A migration copies a key into the higher-priority member
-//! before it deletes it from the lower one. Members are read at different moments, so a
-//! page read from the new member first and the old one after could miss a key copied
-//! after the first read and deleted before the second. For each page, this module reads
-//! the members' entries over a key range in reverse priority order, lowest first, each
-//! member's read complete before the next begins, and emits only entries up to the
-//! smallest point every member was read to. A key live for the whole listing is then in
-//! the old member when it is read, or it left it after being copied, and so is in the
-//! new member when that is read later: every live key is listed at least once, and the
-//! merge lists it once.
+//! **Listing during a move.** Members are read at different moments, one after the other,
+//! and each page emits only entries up to the smallest point every read reached. Two
+//! things can change between two reads:
+//!
+//! * A migration copies a key into a higher-priority member before it deletes it from a
+//!   lower one. Reading the new member before the old could miss a key copied after the
+//!   first read and deleted before the second. So the members are also read in reverse
+//!   priority order, lowest first: a key absent when the old member is read left it after
+//!   being copied, and is in the new member when that is read later. Every key live for
+//!   the whole listing is listed.
+//! * A key can be in both members, the newer copy in the higher one, and be deleted
+//!   (lowest member first, see `Router::delete`). Reading only lowest-first could see the
+//!   old member's stale copy and then not the new one's. So the higher members are read
+//!   before the lowest as well, and a copy seen in a higher member in either read hides
+//!   the lower members' copies. No entry is older than one that was current during the
+//!   listing.
+//!
+//! With members `new, old` a page reads `new`, `old`, `new`; a bucket of one member reads
+//! it once.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -197,52 +206,46 @@ async fn read_member(
 /// Lists `members` (highest priority first) as one sorted, de-duplicated listing.
 pub async fn list(members: &[Arc<Backend>], req: &ListRequest) -> Result<ListPage> {
     let mut page = ListPage::default();
-    if req.max_keys == 0 {
+    if req.max_keys == 0 || members.is_empty() {
         return Ok(page);
     }
-    // Lowest priority first, one member at a time (see the module's doc). `bound` is how
-    // far every member that has more was read.
-    let mut read: Vec<Vec<Entry>> = vec![Vec::new(); members.len()];
+    // The reads of one page, one at a time (see the module's doc): every member but the
+    // last in priority order, the last, then back up in reverse order. `bound` is how far
+    // every read that stopped short went.
+    let last = members.len() - 1;
+    let order = (0..last)
+        .chain(std::iter::once(last))
+        .chain((0..last).rev());
+    let mut earlier: Vec<Option<Vec<Entry>>> = vec![None; members.len()];
+    let mut later: Vec<Vec<Entry>> = vec![Vec::new(); members.len()];
     let mut bound: Option<String> = None;
-    for (i, m) in members.iter().enumerate().rev() {
-        let (entries, exhausted) = read_member(m, req, req.max_keys + 1).await?;
-        if !exhausted && let Some(last) = entries.last() {
-            let end = coverage_end(last);
+    for i in order {
+        let (entries, exhausted) = read_member(&members[i], req, req.max_keys + 1).await?;
+        if !exhausted && let Some(e) = entries.last() {
+            let end = coverage_end(e);
             if bound.as_ref().is_none_or(|b| end < *b) {
                 bound = Some(end);
             }
         }
-        read[i] = entries;
+        if i < last && earlier[i].is_none() {
+            earlier[i] = Some(entries);
+        } else {
+            later[i] = entries;
+        }
     }
-    // Merge: ascending, one entry per key (the highest-priority member's object), within
-    // the bound.
-    let mut next: Vec<usize> = vec![0; members.len()];
-    let mut more = false;
-    loop {
-        let mut best: Option<(usize, &Entry)> = None;
-        for (i, entries) in read.iter().enumerate() {
-            if let Some(e) = entries.get(next[i])
-                && best.is_none_or(|(_, b)| e.key() < b.key())
-            {
-                best = Some((i, e));
-            }
-        }
-        let Some((winner, entry)) = best else { break };
-        if bound.as_ref().is_some_and(|b| coverage_end(entry) > *b) {
-            break;
-        }
-        if page.entries.len() == req.max_keys {
-            more = true;
-            break;
-        }
-        let key = entry.key().to_owned();
-        page.entries.push(read[winner][next[winner]].clone());
-        for (i, entries) in read.iter().enumerate() {
-            if entries.get(next[i]).is_some_and(|e| e.key() == key) {
-                next[i] += 1;
+    // One entry per key: the highest-priority member that had it in either of its reads
+    // wins, its later read before its earlier one.
+    let mut merged: std::collections::BTreeMap<String, Entry> = std::collections::BTreeMap::new();
+    for i in (0..members.len()).rev() {
+        let reads = earlier[i].iter().flatten().chain(&later[i]);
+        for e in reads {
+            if bound.as_ref().is_none_or(|b| coverage_end(e) <= *b) {
+                merged.insert(e.key().to_owned(), e.clone());
             }
         }
     }
+    let more = merged.len() > req.max_keys;
+    page.entries = merged.into_values().take(req.max_keys).collect();
     if more || bound.is_some() {
         page.truncated = true;
         page.next = page.entries.last().map(|e| e.key().to_owned());
@@ -254,109 +257,10 @@ pub async fn list(members: &[Arc<Backend>], req: &ListRequest) -> Result<ListPag
 mod tests {
     use super::*;
 
-    use crate::backends::{ObjectStoreBackend, PartRef, Store};
-    use crate::model::{
-        Attrs, Body, ByteRange, ByteStream, Declared, GetOutcome, PutOutcome, ReadConditions,
-        WriteCondition,
-    };
+    use crate::backends::testing::{Hook, Hooked, Trigger, first, put};
+    use crate::backends::{ObjectStoreBackend, Store};
+    use crate::model::{Attrs, Body, Declared, WriteCondition};
     use bytes::Bytes;
-
-    type Hook = Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>;
-
-    /// A store whose next listing first runs `hook` (a mover's step, at the worst moment).
-    struct Hooked {
-        inner: Arc<dyn Store>,
-        hook: std::sync::Mutex<Option<Hook>>,
-    }
-
-    #[async_trait::async_trait]
-    impl Store for Hooked {
-        async fn put(
-            &self,
-            key: &str,
-            body: Body,
-            d: Declared,
-            a: &Attrs,
-            c: &WriteCondition,
-            p: u64,
-        ) -> Result<PutOutcome> {
-            self.inner.put(key, body, d, a, c, p).await
-        }
-        async fn get(
-            &self,
-            key: &str,
-            r: Option<ByteRange>,
-            c: &ReadConditions,
-            head: bool,
-        ) -> Result<(GetOutcome, Option<ByteStream>)> {
-            self.inner.get(key, r, c, head).await
-        }
-        async fn delete(&self, key: &str) -> Result<()> {
-            self.inner.delete(key).await
-        }
-        fn list(
-            &self,
-            prefix: &str,
-            offset: Option<&str>,
-        ) -> BoxStream<'static, Result<ObjectSummary>> {
-            let hook = self.hook.lock().unwrap().take();
-            let (inner, prefix, offset) = (
-                self.inner.clone(),
-                prefix.to_owned(),
-                offset.map(str::to_owned),
-            );
-            futures::stream::once(async move {
-                if let Some(h) = hook {
-                    h().await;
-                }
-                inner.list(&prefix, offset.as_deref())
-            })
-            .flatten()
-            .boxed()
-        }
-        async fn copy(&self, from: &str, to: &str) -> Result<()> {
-            self.inner.copy(from, to).await
-        }
-        async fn mpu_create(&self, key: &str, attrs: &Attrs) -> Result<String> {
-            self.inner.mpu_create(key, attrs).await
-        }
-        async fn mpu_put_part(
-            &self,
-            key: &str,
-            u: &str,
-            n: &str,
-            i: usize,
-            body: Body,
-            len: Option<u64>,
-        ) -> Result<PartRef> {
-            self.inner.mpu_put_part(key, u, n, i, body, len).await
-        }
-        async fn mpu_complete(
-            &self,
-            key: &str,
-            u: &str,
-            n: &str,
-            parts: Vec<PartRef>,
-            attrs: &Attrs,
-        ) -> Result<PutOutcome> {
-            self.inner.mpu_complete(key, u, n, parts, attrs).await
-        }
-        async fn mpu_abort(&self, key: &str, u: &str, n: &str) -> Result<()> {
-            self.inner.mpu_abort(key, u, n).await
-        }
-        async fn put_internal(&self, path: &str, data: Bytes) -> Result<()> {
-            self.inner.put_internal(path, data).await
-        }
-        async fn get_internal(&self, path: &str) -> Result<Option<Bytes>> {
-            self.inner.get_internal(path).await
-        }
-        async fn delete_internal(&self, path: &str) -> Result<()> {
-            self.inner.delete_internal(path).await
-        }
-        async fn list_internal(&self, prefix: &str) -> Result<Vec<String>> {
-            self.inner.list_internal(prefix).await
-        }
-    }
 
     fn backend(name: &str, store: Arc<dyn Store>) -> Arc<Backend> {
         Arc::new(Backend::new(
@@ -366,21 +270,6 @@ mod tests {
             store,
             std::time::Duration::from_secs(10),
         ))
-    }
-
-    async fn put(store: &dyn Store, key: &str) {
-        let body: Body = futures::stream::iter(vec![Ok(Bytes::from_static(b"x"))]).boxed();
-        store
-            .put(
-                key,
-                body,
-                Declared::default(),
-                &Attrs::default(),
-                &WriteCondition::None,
-                1 << 23,
-            )
-            .await
-            .unwrap();
     }
 
     async fn all_keys(members: &[Arc<Backend>], max_keys: usize) -> Vec<String> {
@@ -420,12 +309,64 @@ mod tests {
                 o.delete("b").await.unwrap();
             })
         });
-        let old: Arc<dyn Store> = Arc::new(Hooked {
-            inner: old_inner,
-            hook: std::sync::Mutex::new(Some(hook)),
-        });
+        let old: Arc<dyn Store> = Arc::new(Hooked::new(old_inner).on_list(first(), hook));
         let members = [backend("new", new), backend("old", old)];
         assert_eq!(all_keys(&members, 1000).await, ["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_key_deleted_between_two_members_reads_shows_no_older_copy() {
+        let new_inner: Arc<dyn Store> = Arc::new(ObjectStoreBackend::memory("new", None));
+        let old_inner: Arc<dyn Store> = Arc::new(ObjectStoreBackend::memory("old", None));
+        // "k" is in both: the source's old copy, and a client's newer write.
+        put(old_inner.as_ref(), "k").await;
+        let body: Body = futures::stream::iter(vec![Ok(Bytes::from_static(b"newer"))]).boxed();
+        new_inner
+            .put(
+                "k",
+                body,
+                Declared::default(),
+                &Attrs::default(),
+                &WriteCondition::None,
+                1 << 23,
+            )
+            .await
+            .unwrap();
+        // A client deletes it (lowest member first) just before the first read of the new
+        // member that follows a read of the old one.
+        let old_read = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = old_read.clone();
+        let mark: Hook = Box::new(move || {
+            Box::pin(async move { flag.store(true, std::sync::atomic::Ordering::Relaxed) })
+        });
+        let old: Arc<dyn Store> = Arc::new(Hooked::new(old_inner.clone()).on_list(first(), mark));
+        let (n, o) = (new_inner.clone(), old_inner);
+        let delete: Hook = Box::new(move || {
+            Box::pin(async move {
+                o.delete("k").await.unwrap();
+                n.delete("k").await.unwrap();
+            })
+        });
+        let after_old: Trigger =
+            Box::new(move || old_read.load(std::sync::atomic::Ordering::Relaxed));
+        let new: Arc<dyn Store> = Arc::new(Hooked::new(new_inner).on_list(after_old, delete));
+        let members = [backend("new", new), backend("old", old)];
+        let page = list(
+            &members,
+            &ListRequest {
+                max_keys: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        // Deleted during the listing: absent, or the newer copy; never the older one.
+        for e in &page.entries {
+            if let Entry::Object(o) = e {
+                // The memory store numbers ETags per store: the sizes tell the copies apart.
+                assert_eq!(o.size, 5, "listed the older copy of {}", o.key);
+            }
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

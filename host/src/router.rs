@@ -280,7 +280,9 @@ impl Decider {
         Ok(names.iter().filter_map(|n| vb.member(n).cloned()).collect())
     }
 
-    /// Read order: the policy's order, healthy members first.
+    /// Read order: the policy's order, then the members it left out. Health does not
+    /// reorder it: the order is also freshness (writes go to the first member, migrations
+    /// copy toward it), and reading a later member first could serve an older copy.
     pub fn route(
         &self,
         vb: &VirtualBucket,
@@ -297,7 +299,6 @@ impl Decider {
                 order.push(m.clone());
             }
         }
-        order.sort_by_key(|m| !m.healthy());
         Ok(order)
     }
 }
@@ -682,19 +683,13 @@ impl Router {
             key: key.to_owned(),
             ..Default::default()
         };
+        let order = self.decider.route(&vb, req, &obj)?;
         let mut failure = None;
-        for member in self.decider.route(&vb, req, &obj)? {
-            let started = Instant::now();
-            let result = member.store.get(key, range, cond, head).await;
-            member.observe(started, &result);
-            match result {
-                Ok((outcome, stream)) => {
-                    let span = tracing::Span::current();
-                    span.record("backend", member.name.as_str());
-                    span.record("bytes", outcome.range.end - outcome.range.start);
-                    return Ok((outcome, stream, member));
-                }
-                Err(Error::NotFound) => continue,
+        let mut missed = Vec::new();
+        for member in &order {
+            match Self::read_member(member, key, range, cond, head).await {
+                Ok((outcome, stream)) => return Ok(Self::served(outcome, stream, member)),
+                Err(Error::NotFound) => missed.push(member),
                 Err(e @ Error::Unavailable { .. }) => {
                     warn!(bucket, backend = %member.name, error = %e, "read failed; trying the next member");
                     failure = Some(e);
@@ -702,8 +697,62 @@ impl Router {
                 Err(e) => return Err(e),
             }
         }
+        // A key that a migration moves (copied into a higher-priority member, then deleted
+        // from the lower one) between this read's look at the first and at the second
+        // member misses both: every member but the last is asked once more. A key leaves
+        // a member only after it is in the one before, so the second look finds it unless
+        // a client deleted it.
+        if failure.is_none() && missed.len() > 1 {
+            for member in &missed[..missed.len() - 1] {
+                match Self::read_member(member, key, range, cond, head).await {
+                    Ok((outcome, stream)) => return Ok(Self::served(outcome, stream, member)),
+                    Err(Error::NotFound) => {}
+                    Err(e @ Error::Unavailable { .. }) => failure = Some(e),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         // A member that failed may hold the key: "not found" would be a lie.
         Err(failure.unwrap_or(Error::NotFound))
+    }
+
+    /// One member's answer for a read. A member marked unhealthy is still asked in its
+    /// place (skipping it could serve an older copy from a member after it), but only for
+    /// as long as its probe allows: a backend that is down costs each read that, not the
+    /// full network timeouts.
+    async fn read_member(
+        member: &Arc<Backend>,
+        key: &str,
+        range: Option<ByteRange>,
+        cond: &ReadConditions,
+        head: bool,
+    ) -> Result<(GetOutcome, Option<ByteStream>)> {
+        let started = Instant::now();
+        let call = member.store.get(key, range, cond, head);
+        let result = if member.healthy() {
+            call.await
+        } else {
+            let probe = member.probe();
+            tokio::time::timeout(probe, call).await.unwrap_or_else(|_| {
+                Err(Error::Unavailable {
+                    backend: member.name.clone(),
+                    message: format!("no answer within {probe:?}, and failing before"),
+                })
+            })
+        };
+        member.observe(started, &result);
+        result
+    }
+
+    fn served(
+        outcome: GetOutcome,
+        stream: Option<ByteStream>,
+        member: &Arc<Backend>,
+    ) -> (GetOutcome, Option<ByteStream>, Arc<Backend>) {
+        let span = tracing::Span::current();
+        span.record("backend", member.name.as_str());
+        span.record("bytes", outcome.range.end - outcome.range.start);
+        (outcome, stream, member.clone())
     }
 
     /// Writes `body` to every placement target; succeeds only when all have it.
@@ -809,18 +858,21 @@ impl Router {
         }
     }
 
-    /// Deletes `key` from every member, since a key may exist in several.
+    /// Deletes `key` from every member, since a key may exist in several: lowest priority
+    /// first, one after the other. A higher-priority member holds the newer copy (writes
+    /// go there, a migration copies toward it), so a delete seen half-done (by a reader
+    /// meanwhile, or for ever when the engine dies in between) leaves the newest copy, not
+    /// an older one that a reader would take for current.
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
         check_key(key)?;
         let vb = self.bucket(bucket)?;
-        let results = futures::future::join_all(vb.members.iter().map(|m| async move {
+        for m in vb.members.iter().rev() {
             let started = Instant::now();
             let r = m.store.delete(key).await;
             m.observe(started, &r);
-            r
-        }))
-        .await;
-        results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
+            r?;
+        }
+        Ok(())
     }
 
     pub async fn list(&self, bucket: &str, req: &ListRequest) -> Result<ListPage> {
@@ -1231,4 +1283,137 @@ fn object_view(bucket: &str, key: &str, size: Option<u64>, attrs: &Attrs) -> Obj
 
 fn tokio_stream_from(mut rx: tokio::sync::mpsc::Receiver<Result<Bytes>>) -> Body {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backends::testing::{Hook, Hooked, first, put};
+    use crate::backends::{ObjectStoreBackend, Store};
+
+    /// A router with one bucket, `bkt`, over `members` (highest priority first).
+    fn router(members: Vec<(&str, Arc<dyn Store>)>) -> Router {
+        let members = members
+            .into_iter()
+            .map(|(name, store)| {
+                Arc::new(Backend::new(
+                    name.to_owned(),
+                    "memory",
+                    &Default::default(),
+                    store,
+                    std::time::Duration::from_secs(10),
+                ))
+            })
+            .collect();
+        let vb = VirtualBucket::new(
+            "bkt".into(),
+            members,
+            "default".into(),
+            FailureMode::FailOpen,
+            BucketAccess::Configured(None),
+            Utc::now(),
+            false,
+        );
+        Router {
+            config: Arc::new(Config::from_toml("version = 1").unwrap()),
+            registry: Registry::default(),
+            buckets: RwLock::new([("bkt".to_owned(), Arc::new(vb))].into()),
+            decider: Decider {
+                policies: None,
+                metrics: Arc::new(Metrics::default()),
+            },
+        }
+    }
+
+    fn memory(name: &str) -> Arc<dyn Store> {
+        Arc::new(ObjectStoreBackend::memory(name, None))
+    }
+
+    fn view() -> RequestView {
+        RequestView {
+            operation: "GetObject",
+            principal: None,
+            source_ip: None,
+        }
+    }
+
+    async fn size_of(r: &Router, key: &str) -> Result<u64> {
+        let (got, _, _) = r
+            .get(&view(), "bkt", key, None, &ReadConditions::default(), true)
+            .await?;
+        Ok(got.info.size)
+    }
+
+    #[tokio::test]
+    async fn a_delete_cut_short_leaves_the_newest_copy() {
+        let new = memory("new");
+        let old_inner = memory("old");
+        // The source's old copy (1 byte) and a client's newer write (5 bytes).
+        put(old_inner.as_ref(), "k").await;
+        let body: Body = futures::stream::iter(vec![Ok(Bytes::from_static(b"newer"))]).boxed();
+        new.put(
+            "k",
+            body,
+            Declared::default(),
+            &Attrs::default(),
+            &WriteCondition::None,
+            1 << 23,
+        )
+        .await
+        .unwrap();
+        // The delete fails part-way (as when the engine dies in the middle).
+        let mut old = Hooked::new(old_inner);
+        old.fail_deletes = true;
+        let r = router(vec![("new", new), ("old", Arc::new(old))]);
+        r.delete("bkt", "k").await.unwrap_err();
+        assert_eq!(
+            size_of(&r, "k").await.unwrap(),
+            5,
+            "the older copy came back"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_read_racing_a_move_finds_the_key() {
+        let new = memory("new");
+        let old_inner = memory("old");
+        put(old_inner.as_ref(), "k").await;
+        // The read misses `new`; just as it looks at `old`, a migration moves the key.
+        let (n, o) = (new.clone(), old_inner.clone());
+        let mover: Hook = Box::new(move || {
+            Box::pin(async move {
+                put(n.as_ref(), "k").await;
+                o.delete("k").await.unwrap();
+            })
+        });
+        let old = Hooked::new(old_inner).on_get(first(), mover);
+        let r = router(vec![("new", new), ("old", Arc::new(old))]);
+        assert_eq!(size_of(&r, "k").await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_member_marked_unhealthy_keeps_its_place_in_reads() {
+        let new = memory("new");
+        let old = memory("old");
+        put(old.as_ref(), "k").await;
+        let body: Body = futures::stream::iter(vec![Ok(Bytes::from_static(b"newer"))]).boxed();
+        new.put(
+            "k",
+            body,
+            Declared::default(),
+            &Attrs::default(),
+            &WriteCondition::None,
+            1 << 23,
+        )
+        .await
+        .unwrap();
+        let r = router(vec![("new", new), ("old", old)]);
+        // One failure a moment ago (a 5xx, a reset connection): `new` answers again.
+        r.bucket("bkt").unwrap().members[0].mark_unhealthy();
+        assert_eq!(size_of(&r, "k").await.unwrap(), 5, "read the older copy");
+        assert!(
+            r.bucket("bkt").unwrap().members[0].healthy(),
+            "an answer heals"
+        );
+    }
 }

@@ -8,6 +8,8 @@ mod fs;
 mod objstore;
 mod s3direct;
 mod sigv4;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -114,6 +116,8 @@ pub struct Backend {
     pub labels: Vec<(String, String)>,
     pub store: Arc<dyn Store>,
     unhealthy_for: Duration,
+    /// How long a read waits for this backend while it is marked unhealthy.
+    probe: Duration,
     epoch: Instant,
     /// Milliseconds since `epoch` until which the backend counts as unhealthy (0: healthy).
     unhealthy_until_ms: AtomicU64,
@@ -144,6 +148,7 @@ impl Backend {
             labels: labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             store,
             unhealthy_for,
+            probe: DEFAULT_PROBE,
             epoch: Instant::now(),
             unhealthy_until_ms: AtomicU64::new(0),
             latency_us: AtomicU64::new(0),
@@ -152,6 +157,17 @@ impl Backend {
 
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Bounds a read's wait for this backend while it is marked unhealthy (its connect
+    /// timeout, for remote kinds).
+    pub fn with_probe(mut self, probe: Duration) -> Self {
+        self.probe = probe;
+        self
+    }
+
+    pub fn probe(&self) -> Duration {
+        self.probe
     }
 
     pub fn healthy(&self) -> bool {
@@ -166,12 +182,15 @@ impl Backend {
             .store(until.max(1), Ordering::Relaxed);
     }
 
-    /// Records the outcome of one call: failures mark the backend unhealthy; successes feed
-    /// the latency estimate policies see.
+    /// Records the outcome of one call: failures of the backend mark it unhealthy; any
+    /// answer of its own (an object, or not-found) marks it healthy again and feeds the
+    /// latency estimate policies see. Errors caused by the request are neither.
     pub fn observe<T>(&self, started: Instant, result: &Result<T>) {
         match result {
             Err(Error::Unavailable { .. }) => self.mark_unhealthy(),
+            Err(e) if !matches!(e, Error::NotFound) => {}
             _ => {
+                self.unhealthy_until_ms.store(0, Ordering::Relaxed);
                 let sample = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                 let old = self.latency_us.load(Ordering::Relaxed);
                 let new = if old == 0 {
@@ -195,6 +214,9 @@ impl Backend {
         }
     }
 }
+
+/// A read's wait for an unhealthy backend without a connect timeout of its own.
+const DEFAULT_PROBE: Duration = Duration::from_secs(5);
 
 /// Every backend by name, built once per configuration snapshot.
 #[derive(Debug, Default)]
@@ -236,7 +258,8 @@ fn build_backend(name: &str, cfg: &BackendConfig) -> Result<Backend, crate::conf
         &common.labels,
         store,
         common.network.unhealthy_for,
-    ))
+    )
+    .with_probe(common.network.connect_timeout))
 }
 
 /// Builds the single-member backend behind a bucket made by CreateBucket.

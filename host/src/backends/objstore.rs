@@ -974,27 +974,35 @@ impl Store for ObjectStoreBackend {
             Err(object_store::Error::NotSupported { .. })
                 if matches!(range, Some(ByteRange::Suffix(_))) && !head =>
             {
-                let meta = self
-                    .store
-                    .head(&self.path(key))
-                    .await
-                    .map_err(|e| self.err(e))?;
                 let Some(ByteRange::Suffix(n)) = range else {
                     unreachable!()
                 };
                 if n == 0 {
                     return Err(Error::InvalidRange);
                 }
-                let opts = GetOptions {
-                    range: (meta.size > 0)
-                        .then(|| GetRange::Bounded(meta.size.saturating_sub(n)..meta.size)),
-                    if_match: meta.e_tag.clone(),
-                    ..Default::default()
-                };
-                self.store
-                    .get_opts(&self.path(key), opts)
-                    .await
-                    .map_err(|e| self.err(e))?
+                // The condition is ours, not the client's: a write landing between the
+                // two requests changes the size, so look again (a few times at most).
+                let mut attempt = 0;
+                loop {
+                    let meta = self
+                        .store
+                        .head(&self.path(key))
+                        .await
+                        .map_err(|e| self.err(e))?;
+                    let opts = GetOptions {
+                        range: (meta.size > 0)
+                            .then(|| GetRange::Bounded(meta.size.saturating_sub(n)..meta.size)),
+                        if_match: meta.e_tag.clone(),
+                        ..Default::default()
+                    };
+                    match self.store.get_opts(&self.path(key), opts).await {
+                        Ok(r) => break r,
+                        Err(object_store::Error::Precondition { .. }) if attempt < 3 => {
+                            attempt += 1;
+                        }
+                        Err(e) => return Err(self.err(e)),
+                    }
+                }
             }
             Err(object_store::Error::NotFound { .. }) => return Err(Error::NotFound),
             Err(e) => {
