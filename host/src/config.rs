@@ -1470,6 +1470,165 @@ members = ["a"]
         assert!(e.contains("unknown field `ca_bundle`"), "{e}");
     }
 
+    /// A configuration of `private` (no anonymous access) over backend `p` and `open`
+    /// (`open_access`) over backend `o`; `extra` adds top-level tables.
+    fn pair(p: &str, o: &str, open_access: &str, extra: &str) -> String {
+        format!(
+            "version = 1\n{extra}\n[backends.p]\n{p}\n[backends.o]\n{o}\n[buckets.private]\nmembers = [\"p\"]\n[buckets.open]\nmembers = [\"o\"]\n{open_access}\n"
+        )
+    }
+
+    fn fs(root: &str, prefix: Option<&str>) -> String {
+        let prefix = prefix
+            .map(|p| format!("prefix = {p:?}\n"))
+            .unwrap_or_default();
+        format!("kind = \"fs\"\nroot = {root:?}\n{prefix}")
+    }
+
+    fn s3(endpoint: &str, bucket: &str, prefix: Option<&str>) -> String {
+        let prefix = prefix
+            .map(|p| format!("prefix = {p:?}\n"))
+            .unwrap_or_default();
+        format!(
+            "kind = \"s3\"\nbucket = {bucket:?}\nendpoint = {endpoint:?}\nallow_http = true\n{prefix}"
+        )
+    }
+
+    #[test]
+    fn buckets_with_different_access_may_not_share_objects() {
+        const READ: &str = "anonymous = \"read\"";
+        const POLICY: &str = r#"bucket_policy = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::open/*"}]}'"#;
+        const MINIO: &str = "http://minio.internal:9000";
+        let refused = [
+            (
+                "the same root",
+                fs("/srv/sy/data", None),
+                fs("/srv/sy/data", None),
+                READ,
+                "",
+            ),
+            (
+                "the same directory spelt two ways",
+                fs("/srv/sy", Some("data")),
+                fs("/srv/sy/data", None),
+                READ,
+                "",
+            ),
+            (
+                "a prefix inside the other's",
+                fs("/srv/sy/data", Some("a")),
+                fs("/srv/sy/data", Some("a/b")),
+                READ,
+                "",
+            ),
+            (
+                "a root around the other's",
+                fs("/srv/sy/data/a/b", None),
+                fs("/srv/sy/data", None),
+                READ,
+                "",
+            ),
+            (
+                "one S3 bucket, one prefix inside the other",
+                s3(MINIO, "shared", Some("a")),
+                s3(MINIO, "shared", Some("a/b")),
+                READ,
+                "",
+            ),
+            (
+                "one S3 bucket, one member without a prefix",
+                s3(MINIO, "shared", Some("a")),
+                s3(MINIO, "shared", None),
+                READ,
+                "",
+            ),
+            (
+                "a bucket policy where the other has none",
+                fs("/srv/sy/data", None),
+                fs("/srv/sy/data", None),
+                POLICY,
+                "",
+            ),
+        ];
+        for (what, p, o, access, extra) in refused {
+            let e = err(&pair(&p, &o, access, extra));
+            assert!(
+                e.starts_with("buckets.")
+                    && e.contains("bucket \"private\" (member \"p\")")
+                    && e.contains("bucket \"open\" (member \"o\")")
+                    && e.contains("reach the same objects"),
+                "{what}: {e}"
+            );
+        }
+        // A configured bucket inside the directory of buckets made by CreateBucket: a
+        // bucket created there under its name would be the same files.
+        let e = err(&format!(
+            "version = 1\n[dynamic_buckets]\nkind = \"fs\"\nroot = \"/srv/sy/dyn\"\n[backends.o]\n{}\n[buckets.open]\nmembers = [\"o\"]\n{READ}\n",
+            fs("/srv/sy/dyn/open", None)
+        ));
+        assert!(
+            e.starts_with("buckets.open: bucket \"open\" (member \"o\") and [dynamic_buckets] reach the same objects"),
+            "{e}"
+        );
+
+        let accepted = [
+            (
+                "equal access",
+                fs("/srv/sy/data", None),
+                fs("/srv/sy/data", None),
+                "",
+                "",
+            ),
+            (
+                "prefixes ab and a/b",
+                fs("/srv/sy/data", Some("ab")),
+                fs("/srv/sy/data", Some("a/b")),
+                READ,
+                "",
+            ),
+            (
+                "roots that only start alike",
+                fs("/srv/sy/a", None),
+                fs("/srv/sy/ab", None),
+                READ,
+                "",
+            ),
+            (
+                "S3 prefixes ab and a/b",
+                s3(MINIO, "shared", Some("ab")),
+                s3(MINIO, "shared", Some("a/b")),
+                READ,
+                "",
+            ),
+            (
+                "one bucket name at two endpoints",
+                s3(MINIO, "shared", None),
+                s3("http://other.internal:9000", "shared", None),
+                READ,
+                "",
+            ),
+            (
+                "two S3 buckets",
+                s3(MINIO, "one", None),
+                s3(MINIO, "two", None),
+                READ,
+                "",
+            ),
+            (
+                "configured buckets beside the dynamic ones",
+                fs("/srv/sy/private", None),
+                fs("/srv/sy/open", None),
+                READ,
+                "[dynamic_buckets]\nkind = \"fs\"\nroot = \"/srv/sy/dyn\"",
+            ),
+        ];
+        for (what, p, o, access, extra) in accepted {
+            if let Err(e) = Config::from_toml(&pair(&p, &o, access, extra)) {
+                panic!("{what}: {e}");
+            }
+        }
+    }
+
     #[test]
     fn secrets_from_env() {
         let e = err(
