@@ -1104,7 +1104,9 @@ impl Config {
 
     /// Refuses two buckets with different access whose members can see each other's
     /// objects (the same location, or one's prefix inside the other's): otherwise the
-    /// more open bucket serves the other's objects.
+    /// more open bucket serves the other's objects. A configured bucket that reaches into
+    /// the `[dynamic_buckets]` root (or holds it) is refused whatever its access: the
+    /// buckets there get their policies through the API, so nothing keeps them alike.
     fn check_overlaps(&self) -> Result<(), ConfigError> {
         let access = |b: &BucketConfig| {
             (
@@ -1140,12 +1142,21 @@ impl Config {
         }
         for (i, a) in places.iter().enumerate() {
             for b in &places[i + 1..] {
-                if a.1 != b.1 && a.2 != b.2 && a.3.overlaps(&b.3) {
-                    let field = if a.1.is_empty() {
-                        format!("buckets.{}", b.1)
-                    } else {
-                        format!("buckets.{}", a.1)
-                    };
+                if a.1 == b.1 || !a.3.overlaps(&b.3) {
+                    continue;
+                }
+                // The dynamic root is pushed last: when it is one of the two, it is `b`.
+                if b.1.is_empty() {
+                    return Err(invalid(
+                        format!("buckets.{}", a.1),
+                        format!(
+                            "{} and [dynamic_buckets] (root {}) reach the same objects ({} {}): each directory there is a bucket of the API's (CreateBucket, DeleteBucket) whose policy is set through the API, so nothing keeps its access like this one's. Give [dynamic_buckets] a root of its own.",
+                            a.0, b.3.path, a.3.store, a.3.path,
+                        ),
+                    ));
+                }
+                if a.2 != b.2 {
+                    let field = format!("buckets.{}", a.1);
                     return Err(invalid(
                         field,
                         format!(
@@ -1560,16 +1571,28 @@ members = ["a"]
                 "{what}: {e}"
             );
         }
-        // A configured bucket inside the directory of buckets made by CreateBucket: a
-        // bucket created there under its name would be the same files.
+        // A configured bucket inside the directory of buckets made by CreateBucket: its
+        // directory there is a bucket of the API's too.
         let e = err(&format!(
             "version = 1\n[dynamic_buckets]\nkind = \"fs\"\nroot = \"/srv/sy/dyn\"\n[backends.o]\n{}\n[buckets.open]\nmembers = [\"o\"]\n{READ}\n",
             fs("/srv/sy/dyn/open", None)
         ));
         assert!(
-            e.starts_with("buckets.open: bucket \"open\" (member \"o\") and [dynamic_buckets] reach the same objects"),
+            e.starts_with("buckets.open: bucket \"open\" (member \"o\") and [dynamic_buckets] (root /srv/sy/dyn/) reach the same objects"),
             "{e}"
         );
+        // Whatever the configured bucket's access: the buckets there get theirs through
+        // the API. Also when the dynamic root lies inside the configured bucket's.
+        for root in ["/srv/sy/dyn/open", "/srv/sy"] {
+            let e = err(&format!(
+                "version = 1\n[dynamic_buckets]\nkind = \"fs\"\nroot = \"/srv/sy/dyn\"\n[backends.o]\n{}\n[buckets.open]\nmembers = [\"o\"]\n",
+                fs(root, None)
+            ));
+            assert!(
+                e.starts_with("buckets.open: bucket \"open\" (member \"o\") and [dynamic_buckets]"),
+                "{root}: {e}"
+            );
+        }
 
         let accepted = [
             (
