@@ -279,9 +279,26 @@ pub struct ServerConfig {
     /// is read-only.
     #[serde(default)]
     pub admin_token: Option<Secret>,
+    /// Which admin requests must carry `admin_token`: `writes` (those that start jobs) or
+    /// `all` (every request but `GET /healthz`, which probes need). Default `writes`.
+    #[serde(default)]
+    pub admin_auth: AdminAuth,
     /// `[server.tls]`: HTTPS. Default: none (plain HTTP only).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+}
+
+/// Which requests to the admin listener need the bearer token (`server.admin_auth`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdminAuth {
+    /// Only those that start jobs (`POST /jobs/...`): metrics, health, policies and job
+    /// progress stay readable by whoever reaches the listener. The default.
+    #[default]
+    Writes,
+    /// Every request but `GET /healthz`: for a listener that others can reach, since
+    /// `/jobs` and `/metrics` name buckets, members and policies.
+    All,
 }
 
 /// `[server.tls]`: the certificate the listeners present. Without `listen`, the S3
@@ -345,6 +362,7 @@ impl Default for ServerConfig {
             shutdown_grace: default_drain(),
             client_timeout: default_client_timeout(),
             admin_token: None,
+            admin_auth: AdminAuth::default(),
             tls: None,
         }
     }
@@ -834,6 +852,12 @@ impl Config {
                     "must be at least 16 characters",
                 ));
             }
+        }
+        if self.server.admin_auth == AdminAuth::All && self.server.admin_token.is_none() {
+            return Err(invalid(
+                "server.admin_auth",
+                "\"all\" needs server.admin_token (the bearer token those requests must carry)",
+            ));
         }
         if let Some(tls) = &self.server.tls {
             validate_tls(&self.server, tls)?;
@@ -1414,6 +1438,26 @@ members = ["a"]
             "version = 1\n[backends.a]\nkind = \"memory\"\n[buckets.B_ad]\nmembers = [\"a\"]\n",
         );
         assert!(e.starts_with("buckets.B_ad:"), "{e}");
+    }
+
+    #[test]
+    fn admin_auth_all_needs_a_token() {
+        let c =
+            Config::from_toml("version = 1\n[server]\nadmin_listen = \"127.0.0.1:0\"\n").unwrap();
+        assert_eq!(c.server.admin_auth, AdminAuth::Writes);
+        let e =
+            err("version = 1\n[server]\nadmin_listen = \"127.0.0.1:0\"\nadmin_auth = \"all\"\n");
+        assert_eq!(
+            e,
+            "server.admin_auth: \"all\" needs server.admin_token (the bearer token those requests must carry)"
+        );
+        let e = err("version = 1\n[server]\nadmin_auth = \"reads\"\n");
+        assert!(e.contains("unknown variant `reads`"), "{e}");
+        let c = Config::from_toml(
+            "version = 1\n[server]\nadmin_listen = \"127.0.0.1:0\"\nadmin_auth = \"all\"\nadmin_token = \"0123456789abcdef\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.server.admin_auth, AdminAuth::All);
     }
 
     #[test]
