@@ -1,6 +1,6 @@
 //! The admin listener, apart from the S3 one: Prometheus metrics, health, the loaded
-//! policies, and mover jobs (migrations and tiering passes: listed by anyone who can reach
-//! the listener, started only with the configured bearer token).
+//! policies, and mover jobs (migrations and tiering passes). Starting a job needs the
+//! configured bearer token; with `admin_auth = "all"` every request but `/healthz` does.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,6 +9,9 @@ use std::sync::Arc;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use sha2::{Digest, Sha256};
+
+use crate::config::AdminAuth;
 use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 use crate::mover::{MigrateSpec, Mode, Shard, TierSpec, parse_rate};
@@ -35,6 +38,8 @@ pub struct AdminState {
     pub jobs: Arc<Jobs>,
     /// Needed (as a bearer token) to start jobs; none: the API is read-only.
     pub token: Option<String>,
+    /// Which requests need `token`.
+    pub auth: AdminAuth,
 }
 
 fn json(status: http::StatusCode, v: &serde_json::Value) -> Response {
@@ -45,17 +50,32 @@ fn error(status: http::StatusCode, message: impl std::fmt::Display) -> Response 
     json(status, &serde_json::json!({ "error": message.to_string() }))
 }
 
-/// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
+/// Compares the SHA-256 digests of the two tokens, every byte of them whatever differs.
+/// Comparing the tokens themselves would leak through timing: their length (a comparison
+/// that stops at a length mismatch) and, byte by byte, their content. Digests always have
+/// the same length, and a timing that still depended on where two digests differ would
+/// tell nothing about the token, since a digest cannot be steered byte by byte.
 fn token_matches(given: &[u8], want: &[u8]) -> bool {
-    given.len() == want.len()
-        && given
-            .iter()
-            .zip(want)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    let (given, want) = (Sha256::digest(given), Sha256::digest(want));
+    let diff = given
+        .iter()
+        .zip(want.iter())
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    std::hint::black_box(diff) == 0
 }
 
-/// The refusal, when the request may not start jobs.
+/// The bearer token of a request: the credentials of `Authorization: Bearer ...` (the
+/// scheme's name is case-insensitive, RFC 9110).
+fn bearer(headers: &http::HeaderMap) -> &str {
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim_start())
+}
+
+/// The refusal, when the request does not carry the configured token.
 fn refusal(state: &AdminState, headers: &http::HeaderMap) -> Option<Response> {
     let Some(want) = &state.token else {
         return Some(error(
@@ -63,19 +83,24 @@ fn refusal(state: &AdminState, headers: &http::HeaderMap) -> Option<Response> {
             "starting jobs needs [server] admin_token in the configuration",
         ));
     };
-    let given = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if token_matches(given.as_bytes(), want.as_bytes()) {
-        None
-    } else {
-        Some(error(
-            http::StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token",
-        ))
+    if token_matches(bearer(headers).as_bytes(), want.as_bytes()) {
+        return None;
     }
+    let mut r = error(
+        http::StatusCode::UNAUTHORIZED,
+        "missing or wrong bearer token",
+    );
+    r.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        http::HeaderValue::from_static("Bearer"),
+    );
+    Some(r)
+}
+
+/// Whether the listener at `addr` can be reached from other hosts with no token to stop
+/// anyone: then anyone there reads the metrics, the jobs and the policies.
+pub fn exposed_without_token(addr: SocketAddr, token: bool) -> bool {
+    !token && !addr.ip().to_canonical().is_loopback()
 }
 
 /// Parameters of `POST /jobs/migrate` and `POST /jobs/tier`, from the query string.
@@ -164,6 +189,13 @@ fn route(
     state: &AdminState,
 ) -> Response {
     let path = uri.path();
+    // Probes (the kubelet's, a load balancer's) carry no token; health tells nothing.
+    if state.auth == AdminAuth::All
+        && path != "/healthz"
+        && let Some(r) = refusal(state, headers)
+    {
+        return r;
+    }
     match (method.as_str(), path) {
         ("GET", "/metrics") => respond(
             http::StatusCode::OK,
@@ -240,6 +272,12 @@ pub async fn start(
         .local_addr()
         .map_err(|source| StartError::Bind { addr, source })?;
     tracing::info!(listen = %local, tls = tls.is_some(), "admin listener (metrics, health, jobs) is serving");
+    if exposed_without_token(local, state.token.is_some()) {
+        tracing::warn!(
+            listen = %local,
+            "the admin listener is not on a loopback address and has no admin_token: whoever reaches it reads /metrics, /jobs and /policies (set [server] admin_token and admin_auth = \"all\", or listen on 127.0.0.1)"
+        );
+    }
     let state = Arc::new(state);
     let task = tokio::spawn(async move {
         let conn_builder = timed_http1(client_timeout);
@@ -283,4 +321,53 @@ pub async fn start(
         }
     });
     Ok((local, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_match_only_whole() {
+        let want = b"0123456789abcdef-secret";
+        assert!(token_matches(want, want));
+        for given in [
+            &b""[..],
+            b"0123456789abcdef",
+            b"0123456789abcdef-secreT",
+            b"0123456789abcdef-secret ",
+            b"0123456789abcdef-secret-and-more",
+        ] {
+            assert!(!token_matches(given, want), "{given:?}");
+        }
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let headers = |v: &'static str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(
+                http::header::AUTHORIZATION,
+                http::HeaderValue::from_static(v),
+            );
+            h
+        };
+        assert_eq!(bearer(&headers("Bearer t0ken")), "t0ken");
+        assert_eq!(bearer(&headers("bearer t0ken")), "t0ken");
+        assert_eq!(bearer(&headers("Basic dTpw")), "");
+        assert_eq!(bearer(&headers("Bearer")), "");
+        assert_eq!(bearer(&http::HeaderMap::new()), "");
+    }
+
+    #[test]
+    fn only_loopback_listeners_go_without_a_token_unwarned() {
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(!exposed_without_token(at("127.0.0.1:9090"), false));
+        assert!(!exposed_without_token(at("[::1]:9090"), false));
+        assert!(!exposed_without_token(at("[::ffff:127.0.0.1]:9090"), false));
+        assert!(exposed_without_token(at("0.0.0.0:9090"), false));
+        assert!(exposed_without_token(at("[::]:9090"), false));
+        assert!(exposed_without_token(at("10.1.2.3:9090"), false));
+        assert!(!exposed_without_token(at("0.0.0.0:9090"), true));
+    }
 }

@@ -279,9 +279,26 @@ pub struct ServerConfig {
     /// is read-only.
     #[serde(default)]
     pub admin_token: Option<Secret>,
+    /// Which admin requests must carry `admin_token`: `writes` (those that start jobs) or
+    /// `all` (every request but `GET /healthz`, which probes need). Default `writes`.
+    #[serde(default)]
+    pub admin_auth: AdminAuth,
     /// `[server.tls]`: HTTPS. Default: none (plain HTTP only).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+}
+
+/// Which requests to the admin listener need the bearer token (`server.admin_auth`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdminAuth {
+    /// Only those that start jobs (`POST /jobs/...`): metrics, health, policies and job
+    /// progress stay readable by whoever reaches the listener. The default.
+    #[default]
+    Writes,
+    /// Every request but `GET /healthz`: for a listener that others can reach, since
+    /// `/jobs` and `/metrics` name buckets, members and policies.
+    All,
 }
 
 /// `[server.tls]`: the certificate the listeners present. Without `listen`, the S3
@@ -345,6 +362,7 @@ impl Default for ServerConfig {
             shutdown_grace: default_drain(),
             client_timeout: default_client_timeout(),
             admin_token: None,
+            admin_auth: AdminAuth::default(),
             tls: None,
         }
     }
@@ -835,6 +853,12 @@ impl Config {
                 ));
             }
         }
+        if self.server.admin_auth == AdminAuth::All && self.server.admin_token.is_none() {
+            return Err(invalid(
+                "server.admin_auth",
+                "\"all\" needs server.admin_token (the bearer token those requests must carry)",
+            ));
+        }
         if let Some(tls) = &self.server.tls {
             validate_tls(&self.server, tls)?;
         }
@@ -1104,7 +1128,9 @@ impl Config {
 
     /// Refuses two buckets with different access whose members can see each other's
     /// objects (the same location, or one's prefix inside the other's): otherwise the
-    /// more open bucket serves the other's objects.
+    /// more open bucket serves the other's objects. A configured bucket that reaches into
+    /// the `[dynamic_buckets]` root (or holds it) is refused whatever its access: the
+    /// buckets there get their policies through the API, so nothing keeps them alike.
     fn check_overlaps(&self) -> Result<(), ConfigError> {
         let access = |b: &BucketConfig| {
             (
@@ -1140,12 +1166,21 @@ impl Config {
         }
         for (i, a) in places.iter().enumerate() {
             for b in &places[i + 1..] {
-                if a.1 != b.1 && a.2 != b.2 && a.3.overlaps(&b.3) {
-                    let field = if a.1.is_empty() {
-                        format!("buckets.{}", b.1)
-                    } else {
-                        format!("buckets.{}", a.1)
-                    };
+                if a.1 == b.1 || !a.3.overlaps(&b.3) {
+                    continue;
+                }
+                // The dynamic root is pushed last: when it is one of the two, it is `b`.
+                if b.1.is_empty() {
+                    return Err(invalid(
+                        format!("buckets.{}", a.1),
+                        format!(
+                            "{} and [dynamic_buckets] (root {}) reach the same objects ({} {}): each directory there is a bucket of the API's (CreateBucket, DeleteBucket) whose policy is set through the API, so nothing keeps its access like this one's. Give [dynamic_buckets] a root of its own.",
+                            a.0, b.3.path, a.3.store, a.3.path,
+                        ),
+                    ));
+                }
+                if a.2 != b.2 {
+                    let field = format!("buckets.{}", a.1);
                     return Err(invalid(
                         field,
                         format!(
@@ -1406,6 +1441,26 @@ members = ["a"]
     }
 
     #[test]
+    fn admin_auth_all_needs_a_token() {
+        let c =
+            Config::from_toml("version = 1\n[server]\nadmin_listen = \"127.0.0.1:0\"\n").unwrap();
+        assert_eq!(c.server.admin_auth, AdminAuth::Writes);
+        let e =
+            err("version = 1\n[server]\nadmin_listen = \"127.0.0.1:0\"\nadmin_auth = \"all\"\n");
+        assert_eq!(
+            e,
+            "server.admin_auth: \"all\" needs server.admin_token (the bearer token those requests must carry)"
+        );
+        let e = err("version = 1\n[server]\nadmin_auth = \"reads\"\n");
+        assert!(e.contains("unknown variant `reads`"), "{e}");
+        let c = Config::from_toml(
+            "version = 1\n[server]\nadmin_listen = \"127.0.0.1:0\"\nadmin_auth = \"all\"\nadmin_token = \"0123456789abcdef\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.server.admin_auth, AdminAuth::All);
+    }
+
+    #[test]
     fn tls_settings_are_checked() {
         let c = Config::from_toml("version = 1\n[server.tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n")
             .unwrap();
@@ -1468,6 +1523,177 @@ members = ["a"]
         let _ = std::fs::remove_file(&path);
         let e = err("version = 1\n[backends.x]\nkind = \"fs\"\nroot = \"r\"\nca_bundle = \"x\"\n");
         assert!(e.contains("unknown field `ca_bundle`"), "{e}");
+    }
+
+    /// A configuration of `private` (no anonymous access) over backend `p` and `open`
+    /// (`open_access`) over backend `o`; `extra` adds top-level tables.
+    fn pair(p: &str, o: &str, open_access: &str, extra: &str) -> String {
+        format!(
+            "version = 1\n{extra}\n[backends.p]\n{p}\n[backends.o]\n{o}\n[buckets.private]\nmembers = [\"p\"]\n[buckets.open]\nmembers = [\"o\"]\n{open_access}\n"
+        )
+    }
+
+    fn fs(root: &str, prefix: Option<&str>) -> String {
+        let prefix = prefix
+            .map(|p| format!("prefix = {p:?}\n"))
+            .unwrap_or_default();
+        format!("kind = \"fs\"\nroot = {root:?}\n{prefix}")
+    }
+
+    fn s3(endpoint: &str, bucket: &str, prefix: Option<&str>) -> String {
+        let prefix = prefix
+            .map(|p| format!("prefix = {p:?}\n"))
+            .unwrap_or_default();
+        format!(
+            "kind = \"s3\"\nbucket = {bucket:?}\nendpoint = {endpoint:?}\nallow_http = true\n{prefix}"
+        )
+    }
+
+    #[test]
+    fn buckets_with_different_access_may_not_share_objects() {
+        const READ: &str = "anonymous = \"read\"";
+        const POLICY: &str = r#"bucket_policy = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::open/*"}]}'"#;
+        const MINIO: &str = "http://minio.internal:9000";
+        let refused = [
+            (
+                "the same root",
+                fs("/srv/sy/data", None),
+                fs("/srv/sy/data", None),
+                READ,
+                "",
+            ),
+            (
+                "the same directory spelt two ways",
+                fs("/srv/sy", Some("data")),
+                fs("/srv/sy/data", None),
+                READ,
+                "",
+            ),
+            (
+                "a prefix inside the other's",
+                fs("/srv/sy/data", Some("a")),
+                fs("/srv/sy/data", Some("a/b")),
+                READ,
+                "",
+            ),
+            (
+                "a root around the other's",
+                fs("/srv/sy/data/a/b", None),
+                fs("/srv/sy/data", None),
+                READ,
+                "",
+            ),
+            (
+                "one S3 bucket, one prefix inside the other",
+                s3(MINIO, "shared", Some("a")),
+                s3(MINIO, "shared", Some("a/b")),
+                READ,
+                "",
+            ),
+            (
+                "one S3 bucket, one member without a prefix",
+                s3(MINIO, "shared", Some("a")),
+                s3(MINIO, "shared", None),
+                READ,
+                "",
+            ),
+            (
+                "a bucket policy where the other has none",
+                fs("/srv/sy/data", None),
+                fs("/srv/sy/data", None),
+                POLICY,
+                "",
+            ),
+        ];
+        for (what, p, o, access, extra) in refused {
+            let e = err(&pair(&p, &o, access, extra));
+            assert!(
+                e.starts_with("buckets.")
+                    && e.contains("bucket \"private\" (member \"p\")")
+                    && e.contains("bucket \"open\" (member \"o\")")
+                    && e.contains("reach the same objects"),
+                "{what}: {e}"
+            );
+        }
+        // A configured bucket inside the directory of buckets made by CreateBucket: its
+        // directory there is a bucket of the API's too.
+        let e = err(&format!(
+            "version = 1\n[dynamic_buckets]\nkind = \"fs\"\nroot = \"/srv/sy/dyn\"\n[backends.o]\n{}\n[buckets.open]\nmembers = [\"o\"]\n{READ}\n",
+            fs("/srv/sy/dyn/open", None)
+        ));
+        assert!(
+            e.starts_with("buckets.open: bucket \"open\" (member \"o\") and [dynamic_buckets] (root /srv/sy/dyn/) reach the same objects"),
+            "{e}"
+        );
+        // Whatever the configured bucket's access: the buckets there get theirs through
+        // the API. Also when the dynamic root lies inside the configured bucket's.
+        for root in ["/srv/sy/dyn/open", "/srv/sy"] {
+            let e = err(&format!(
+                "version = 1\n[dynamic_buckets]\nkind = \"fs\"\nroot = \"/srv/sy/dyn\"\n[backends.o]\n{}\n[buckets.open]\nmembers = [\"o\"]\n",
+                fs(root, None)
+            ));
+            assert!(
+                e.starts_with("buckets.open: bucket \"open\" (member \"o\") and [dynamic_buckets]"),
+                "{root}: {e}"
+            );
+        }
+
+        let accepted = [
+            (
+                "equal access",
+                fs("/srv/sy/data", None),
+                fs("/srv/sy/data", None),
+                "",
+                "",
+            ),
+            (
+                "prefixes ab and a/b",
+                fs("/srv/sy/data", Some("ab")),
+                fs("/srv/sy/data", Some("a/b")),
+                READ,
+                "",
+            ),
+            (
+                "roots that only start alike",
+                fs("/srv/sy/a", None),
+                fs("/srv/sy/ab", None),
+                READ,
+                "",
+            ),
+            (
+                "S3 prefixes ab and a/b",
+                s3(MINIO, "shared", Some("ab")),
+                s3(MINIO, "shared", Some("a/b")),
+                READ,
+                "",
+            ),
+            (
+                "one bucket name at two endpoints",
+                s3(MINIO, "shared", None),
+                s3("http://other.internal:9000", "shared", None),
+                READ,
+                "",
+            ),
+            (
+                "two S3 buckets",
+                s3(MINIO, "one", None),
+                s3(MINIO, "two", None),
+                READ,
+                "",
+            ),
+            (
+                "configured buckets beside the dynamic ones",
+                fs("/srv/sy/private", None),
+                fs("/srv/sy/open", None),
+                READ,
+                "[dynamic_buckets]\nkind = \"fs\"\nroot = \"/srv/sy/dyn\"",
+            ),
+        ];
+        for (what, p, o, access, extra) in accepted {
+            if let Err(e) = Config::from_toml(&pair(&p, &o, access, extra)) {
+                panic!("{what}: {e}");
+            }
+        }
     }
 
     #[test]

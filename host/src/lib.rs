@@ -5,6 +5,7 @@
 //! `policy` / `backends` → `config` / `model`. `main.rs` only parses arguments and calls
 //! [`run`] or [`start`], which tests call too.
 
+pub mod access;
 pub mod admin;
 pub mod backends;
 pub mod config;

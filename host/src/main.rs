@@ -44,11 +44,14 @@ enum Command {
         #[arg(long)]
         log_json: bool,
     },
-    /// Validate a configuration file and exit.
+    /// Validate a configuration file, say who may do what under it, and exit.
     CheckConfig {
         /// Configuration file (TOML).
         file: PathBuf,
     },
+    /// Ask what the access policies decide.
+    #[command(subcommand)]
+    Access(AccessCommand),
     /// Work with policy components.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -98,6 +101,55 @@ struct JobArgs {
     #[arg(long, value_parser = switchyard::mover::parse_rate)]
     bandwidth: Option<u64>,
 }
+
+#[derive(Subcommand)]
+enum AccessCommand {
+    /// Decide one request as the engine would, and print the decision with the statement
+    /// that made it. Exit status: 0 allowed, 1 denied, 2 a bad question or configuration.
+    #[command(after_help = ACCESS_CHECK_EXAMPLES)]
+    Check {
+        /// Configuration file (TOML). Its secrets must resolve, as for `serve`.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The requester: a user's name or access key.
+        #[arg(long, required_unless_present = "anonymous")]
+        user: Option<String>,
+        /// The requester: an unsigned request.
+        #[arg(long, conflicts_with = "user")]
+        anonymous: bool,
+        /// The action, as S3 names it: s3:GetObject (also HeadObject), s3:PutObject (also
+        /// CopyObject, multipart uploads), s3:ListBucket (also HeadBucket), ...; see the
+        /// action table in docs/configuration.md.
+        #[arg(long)]
+        action: String,
+        /// arn:aws:s3:::BUCKET/KEY for object actions, arn:aws:s3:::BUCKET for bucket
+        /// actions, * for s3:ListAllMyBuckets.
+        #[arg(long)]
+        resource: String,
+        /// The client's address (aws:SourceIp); unset, the key is absent.
+        #[arg(long)]
+        source_ip: Option<std::net::IpAddr>,
+        /// The request came over TLS (aws:SecureTransport).
+        #[arg(long)]
+        secure: bool,
+        /// A request condition key, NAME=VALUE (s3:prefix=home/); repeat for several.
+        #[arg(long = "key", value_name = "NAME=VALUE")]
+        keys: Vec<String>,
+    },
+}
+
+const ACCESS_CHECK_EXAMPLES: &str = "Examples:
+  switchyard access check --config switchyard.toml --user alice \\
+      --action s3:GetObject --resource arn:aws:s3:::media/home/alice/notes.txt --secure
+  allow by user alice statement 0 (Sid \"ReadHome\")
+
+  switchyard access check --config switchyard.toml --user alice \\
+      --action s3:ListBucket --resource arn:aws:s3:::media --key s3:prefix=home/alice/
+
+  switchyard access check --config switchyard.toml --anonymous \\
+      --action s3:GetObject --resource arn:aws:s3:::public-assets/logo.png --source-ip 203.0.113.7
+
+The policy of a bucket made by CreateBucket is read from the bucket itself.";
 
 #[derive(Subcommand)]
 enum PolicyCommand {
@@ -396,6 +448,38 @@ fn job_command(config: &std::path::Path, job: impl FnOnce() -> Result<Job, Strin
     }
 }
 
+/// `switchyard access check`: 0 allowed, 1 denied, 2 when there is no decision to give
+/// (as clap's own exit status for bad arguments).
+fn access_check(config: &std::path::Path, question: &switchyard::access::Question) -> ExitCode {
+    let answer = Config::load(config)
+        .map_err(|e| e.to_string())
+        .and_then(|c| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime
+                .block_on(switchyard::access::check(&c, question))
+                .map_err(|e| e.to_string())
+        });
+    match answer {
+        Ok(a) => {
+            println!("{}", a.decision);
+            println!("  requester:     {}", a.requester);
+            println!("  bucket policy: {}", a.bucket_policy);
+            if a.allowed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     // Crash points for the torture test, from FAILPOINTS (only in builds with the
     // `failpoints` feature; a no-op otherwise).
@@ -436,21 +520,45 @@ fn main() -> ExitCode {
             let _logs = init_tracing(false);
             policy_command(cmd)
         }
-        Command::CheckConfig { file } => match Config::load(&file) {
-            Ok(c) => {
-                println!(
-                    "{}: ok ({} backends, {} buckets)",
-                    file.display(),
-                    c.backends.len(),
-                    c.buckets.len()
-                );
-                ExitCode::SUCCESS
+        Command::CheckConfig { file } => {
+            match Config::load(&file).and_then(|c| Ok((switchyard::access::summary(&c)?, c))) {
+                Ok((access, c)) => {
+                    println!(
+                        "{}: ok ({} backends, {} buckets)",
+                        file.display(),
+                        c.backends.len(),
+                        c.buckets.len()
+                    );
+                    print!("{access}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
+        Command::Access(AccessCommand::Check {
+            config,
+            user,
+            anonymous: _,
+            action,
+            resource,
+            source_ip,
+            secure,
+            keys,
+        }) => {
+            let _logs = init_tracing(false);
+            let question = switchyard::access::Question {
+                user,
+                action,
+                resource,
+                source_ip,
+                secure,
+                keys,
+            };
+            access_check(&config, &question)
+        }
         Command::Serve {
             config,
             listen,

@@ -193,6 +193,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
                 policies: policies.clone(),
                 jobs: jobs.clone(),
                 token,
+                auth: config.server.admin_auth,
             };
             let admin_tls = tls
                 .as_ref()

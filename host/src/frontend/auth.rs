@@ -65,6 +65,14 @@ impl Users {
     pub fn get(&self, access_key: &str) -> Option<&Arc<User>> {
         self.by_key.get(access_key)
     }
+
+    /// The user with this access key, or else with this name (names and access keys are
+    /// each unique, but one user's name may be another's access key: the key wins, as it
+    /// does for a signed request).
+    pub fn find(&self, name_or_key: &str) -> Option<&Arc<User>> {
+        self.get(name_or_key)
+            .or_else(|| self.by_key.values().find(|u| u.name == name_or_key))
+    }
 }
 
 /// Secret keys by access key. s3s checks header and presigned signatures against them.
@@ -152,11 +160,81 @@ fn action_of(op: &str) -> Option<(Cow<'static, str>, bool)> {
 }
 
 /// The bucket-policy actions that a `full-access` user may always take (see [`User`]).
+/// Without regard to case, as policies compare actions (`access check` takes them typed).
 fn is_policy_admin(action: &str) -> bool {
-    matches!(
-        action,
-        "s3:GetBucketPolicy" | "s3:PutBucketPolicy" | "s3:DeleteBucketPolicy"
-    )
+    [
+        "s3:GetBucketPolicy",
+        "s3:PutBucketPolicy",
+        "s3:DeleteBucketPolicy",
+    ]
+    .iter()
+    .any(|a| a.eq_ignore_ascii_case(action))
+}
+
+/// Whether `who` may take `action` whatever the policies say: a `full-access` user
+/// managing bucket policies (see [`User::unrestricted`]).
+fn escapes_policies(who: &Requester<'_>, action: &str) -> bool {
+    who.user.is_some_and(|u| u.unrestricted) && is_policy_admin(action)
+}
+
+/// What decides a request: the policies, or the escape hatch of `full-access` users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict<'a> {
+    /// A `full-access` user reading, changing or deleting a bucket policy.
+    PolicyAdmin,
+    Policies(Decision<'a>),
+}
+
+impl Verdict<'_> {
+    pub fn is_allowed(&self) -> bool {
+        match self {
+            Verdict::PolicyAdmin => true,
+            Verdict::Policies(d) => d.is_allowed(),
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::PolicyAdmin => f.write_str(
+                "allow: a full-access user may always read, change and delete bucket policies",
+            ),
+            Verdict::Policies(d) => d.fmt(f),
+        }
+    }
+}
+
+/// Decides `action` on `resource` for `who`, given the bucket's policy and its label
+/// (`bucket NAME`): what [`Access::authorize`] asks of every request, and what
+/// `switchyard access check` shows. `keys` are the request's condition keys.
+pub fn decide<'a>(
+    who: &Requester<'a>,
+    action: &'a str,
+    resource: Resource<'a>,
+    bucket_policy: Option<(&'a str, &'a PolicyDocument)>,
+    keys: &[(&str, &str)],
+) -> Verdict<'a> {
+    if escapes_policies(who, action) {
+        return Verdict::PolicyAdmin;
+    }
+    let identity: Vec<(&str, &PolicyDocument)> = who
+        .user
+        .map(|u| {
+            u.identity
+                .iter()
+                .map(|(l, d)| (l.as_str(), d.as_ref()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let cx = iam::Context {
+        principal: who.principal(),
+        source_ip: who.source_ip,
+        secure_transport: who.secure,
+        keys,
+    };
+    let check = iam::Check { action, resource };
+    Verdict::Policies(iam::evaluate(&identity, bucket_policy, &cx, &check))
 }
 
 /// The value of one query parameter (percent-decoded), if present.
@@ -203,7 +281,8 @@ impl Access {
         resource: Resource<'_>,
         keys: &[(&str, &str)],
     ) -> S3Result<()> {
-        if who.user.is_some_and(|u| u.unrestricted) && is_policy_admin(action) {
+        // Before the bucket policy is read: it need not be.
+        if escapes_policies(who, action) {
             return Ok(());
         }
         let bucket_policy = match resource {
@@ -223,29 +302,14 @@ impl Access {
             Resource::Bucket(b) | Resource::Object { bucket: b, .. } => format!("bucket {b}"),
             Resource::All => String::new(),
         };
-        let identity: Vec<(&str, &PolicyDocument)> = who
-            .user
-            .map(|u| {
-                u.identity
-                    .iter()
-                    .map(|(l, d)| (l.as_str(), d.as_ref()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let cx = iam::Context {
-            principal: who.principal(),
-            source_ip: who.source_ip,
-            secure_transport: who.secure,
-            keys,
-        };
-        let check = iam::Check { action, resource };
-        let decision = iam::evaluate(
-            &identity,
+        let decision = decide(
+            who,
+            action,
+            resource,
             bucket_policy.as_deref().map(|d| (label.as_str(), d)),
-            &cx,
-            &check,
+            keys,
         );
-        if let Decision::Allow(_) = decision {
+        if decision.is_allowed() {
             return Ok(());
         }
         tracing::info!(

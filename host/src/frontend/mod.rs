@@ -15,7 +15,7 @@ use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 use tracing::{Instrument, info, info_span};
 
-pub use auth::{Access, AccessHook, Auth, Requester, Users};
+pub use auth::{Access, AccessHook, Auth, Requester, Users, Verdict, decide};
 pub use body::Expected;
 
 use crate::iam;

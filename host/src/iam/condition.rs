@@ -135,6 +135,14 @@ enum Key {
     Request(Box<str>),
 }
 
+/// See [`super::request_key`].
+pub(super) fn request_key(name: &str) -> Option<String> {
+    match Key::parse(name) {
+        Ok(Key::Request(name)) => Some(name.into()),
+        _ => None,
+    }
+}
+
 impl Key {
     fn parse(name: &str) -> Result<Self, ConditionError> {
         let lower = name.to_ascii_lowercase();

@@ -126,6 +126,22 @@ pub struct Context<'a> {
     pub keys: &'a [(&'a str, &'a str)],
 }
 
+/// The name under which a caller passes the condition key `name` in [`Context::keys`]
+/// (`S3:Prefix` is `s3:prefix`; a tag key keeps its case), or `None` when it is not one
+/// of those keys: the `aws:` keys come from the context's other fields, and others are
+/// unknown.
+pub fn request_key(name: &str) -> Option<String> {
+    condition::request_key(name)
+}
+
+/// The condition keys a caller passes in [`Context::keys`], as policies spell them.
+pub fn request_key_names() -> impl Iterator<Item = &'static str> {
+    condition::KEYS
+        .iter()
+        .copied()
+        .filter(|k| k.starts_with("s3:"))
+}
+
 /// What a request acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resource<'a> {
