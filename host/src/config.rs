@@ -777,7 +777,8 @@ impl Config {
             users: vec![UserConfig {
                 access_key,
                 secret_key: Secret::Inline(secret_key),
-                name: None,
+                // Any access key works here, whatever characters it has.
+                name: Some("default".to_owned()),
                 groups: Vec::new(),
                 policy: None,
             }],

@@ -342,6 +342,24 @@ fn check_presigned_expiry(query: Option<&str>) -> S3Result<()> {
     }
 }
 
+/// `s3:signatureversion` as AWS sets it: `AWS4-HMAC-SHA256` for SigV4 (header or query),
+/// `AWS` for SigV2; absent for anonymous requests.
+fn signature_version(
+    signed: bool,
+    headers: &http::HeaderMap,
+    query: Option<&str>,
+) -> Option<&'static str> {
+    if !signed {
+        return None;
+    }
+    let v4 = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256"))
+        || query_param(query, "X-Amz-Algorithm").is_some();
+    Some(if v4 { "AWS4-HMAC-SHA256" } else { "AWS" })
+}
+
 /// The `response-*` parameters that rewrite a GET's answer headers.
 const RESPONSE_OVERRIDES: [&str; 6] = [
     "response-content-type",
@@ -397,7 +415,13 @@ impl S3Access for AccessHook {
         } else {
             Vec::new()
         };
-        let keys: Vec<(&str, &str)> = list_keys.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+        let mut keys: Vec<(&str, &str)> = list_keys.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+        if let Some(v) = signature_version(signed.is_some(), cx.headers(), query) {
+            keys.push(("s3:signatureversion", v));
+        }
+        if let Some(acl) = cx.headers().get("x-amz-acl").and_then(|v| v.to_str().ok()) {
+            keys.push(("s3:x-amz-acl", acl));
+        }
         self.0.authorize(&who, &action, resource, &keys).await
     }
 }
@@ -425,6 +449,30 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn signature_versions_as_aws_names_them() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(signature_version(false, &h, None), None);
+        assert_eq!(
+            signature_version(
+                true,
+                &h,
+                Some("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=5")
+            ),
+            Some("AWS4-HMAC-SHA256")
+        );
+        h.insert(
+            http::header::AUTHORIZATION,
+            "AWS4-HMAC-SHA256 Credential=a/b".parse().unwrap(),
+        );
+        assert_eq!(signature_version(true, &h, None), Some("AWS4-HMAC-SHA256"));
+        h.insert(
+            http::header::AUTHORIZATION,
+            "AWS akid:c2lnbmF0dXJl".parse().unwrap(),
+        );
+        assert_eq!(signature_version(true, &h, None), Some("AWS"));
     }
 
     #[test]
