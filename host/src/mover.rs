@@ -431,6 +431,21 @@ async fn undo_if_deleted(
     Ok(true)
 }
 
+/// Whether `got` keeps every attribute of `wrote` (a backend may add defaults where none
+/// was written, as S3 does with `binary/octet-stream`).
+fn kept(wrote: &Attrs, got: &Attrs) -> bool {
+    let same = |w: &Option<String>, g: &Option<String>| w.is_none() || w == g;
+    same(&wrote.content_type, &got.content_type)
+        && same(&wrote.cache_control, &got.cache_control)
+        && same(&wrote.content_disposition, &got.content_disposition)
+        && same(&wrote.content_encoding, &got.content_encoding)
+        && same(&wrote.content_language, &got.content_language)
+        && wrote
+            .metadata
+            .iter()
+            .all(|(k, v)| got.metadata.get(k) == Some(v))
+}
+
 /// What the destination holds after this run wrote `key` there.
 #[derive(Debug, PartialEq, Eq)]
 enum AtDestination {
@@ -462,7 +477,7 @@ async fn verify_copy(
     if info.etag.as_deref() != etag {
         return Ok(AtDestination::Newer);
     }
-    if info.size != size || info.attrs != *attrs {
+    if info.size != size || !kept(attrs, &info.attrs) {
         return Err(Error::internal(format!(
             "{key}: the destination {} answers with the copy's ETag but not its size or attributes ({} bytes, {:?}; wrote {size} bytes, {attrs:?})",
             to.name, info.size, info.attrs
@@ -549,17 +564,26 @@ fn receiver_stream<T: Send + 'static>(
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
 }
 
-async fn migrate_one(
-    from: &Backend,
-    to: &Backend,
-    work: Work,
-    spec: &MigrateSpec,
-    part_size: u64,
-    limit: Option<Arc<RateLimit>>,
-) -> Result<(MoverOutcome, u64)> {
+/// What the first look at one source key decided.
+enum Plan {
+    /// Nothing to copy: the outcome, and whether the source copy goes (move mode, with the
+    /// destination holding a whole object as new as the source or newer).
+    Settled {
+        outcome: MoverOutcome,
+        bytes: u64,
+        drop_source: bool,
+    },
+    /// To be copied under this condition.
+    Copy(WriteCondition),
+}
+
+async fn classify(to: &Backend, work: &Work, spec: &MigrateSpec) -> Result<Plan> {
     let key = work.src.key.as_str();
-    let drop_source = spec.mode == Mode::Move && !spec.dry_run;
-    let mut cond = WriteCondition::IfAbsent;
+    let settled = |outcome, bytes, drop_source| Plan::Settled {
+        outcome,
+        bytes,
+        drop_source,
+    };
     if work.at_destination {
         // Copied by an earlier run, or written by a client since the migration began
         // (newer than the source): either way the source copy is no longer needed, once
@@ -568,59 +592,184 @@ async fn migrate_one(
         // source's size is the exception: a copy an earlier version published before its
         // attributes and was killed in between (or a file dropped in by another tool).
         // It is copied again over exactly that file.
-        let mut whole = true;
         if to.kind == "fs" {
             let none = ReadConditions::default();
             match retry(|| to.store.get(key, None, &none, true)).await {
                 Ok((there, _)) if there.info.foreign && there.info.size == work.src.size => {
-                    whole = false;
-                    cond = WriteCondition::IfMatch(there.info.etag.unwrap_or_default());
+                    if spec.dry_run {
+                        return Ok(settled(MoverOutcome::Copied, work.src.size, false));
+                    }
+                    return Ok(Plan::Copy(WriteCondition::IfMatch(
+                        there.info.etag.unwrap_or_default(),
+                    )));
                 }
                 Ok(_) => {}
                 // Deleted by a client meanwhile, from every member.
-                Err(Error::NotFound) => return Ok((MoverOutcome::Skipped, 0)),
+                Err(Error::NotFound) => return Ok(settled(MoverOutcome::Skipped, 0, false)),
                 Err(e) => return Err(e),
             }
         }
-        if whole {
-            if drop_source {
-                fail::fail_point!("mover::before_delete_source", |_| std::process::abort());
-                retry(|| from.store.delete(key)).await?;
-                return Ok((MoverOutcome::Deleted, 0));
-            }
-            return Ok((MoverOutcome::Skipped, 0));
-        }
+        return Ok(if spec.mode == Mode::Move && !spec.dry_run {
+            settled(MoverOutcome::Deleted, 0, true)
+        } else {
+            settled(MoverOutcome::Skipped, 0, false)
+        });
     }
     if spec.dry_run {
-        return Ok((MoverOutcome::Copied, work.src.size));
+        return Ok(settled(MoverOutcome::Copied, work.src.size, false));
     }
+    Ok(Plan::Copy(WriteCondition::IfAbsent))
+}
+
+/// Copies one key, reads the copy back, and checks that a client did not delete the key
+/// meanwhile. Returns the outcome and whether the source copy may go (it goes only after
+/// the batch's journal entry is cleared, see [`Journal`]).
+async fn copy_checked(
+    from: &Backend,
+    to: &Backend,
+    key: &str,
+    cond: WriteCondition,
+    spec: &MigrateSpec,
+    part_size: u64,
+    limit: Option<Arc<RateLimit>>,
+) -> Result<(MoverOutcome, u64, bool)> {
+    let drop_source = spec.mode == Mode::Move;
     let (bytes, etag, attrs) = match copy_object(from, to, key, cond, part_size, limit).await? {
-        CopyEnd::SourceGone => return Ok((MoverOutcome::Skipped, 0)),
-        // As above: the destination's version is newer.
-        CopyEnd::DestinationNewer if drop_source => {
-            fail::fail_point!("mover::before_delete_source", |_| std::process::abort());
-            retry(|| from.store.delete(key)).await?;
-            return Ok((MoverOutcome::Deleted, 0));
-        }
-        CopyEnd::DestinationNewer => return Ok((MoverOutcome::Skipped, 0)),
+        CopyEnd::SourceGone => return Ok((MoverOutcome::Skipped, 0, false)),
+        // The destination's version is newer: the source copy is no longer needed.
+        CopyEnd::DestinationNewer if drop_source => return Ok((MoverOutcome::Deleted, 0, true)),
+        CopyEnd::DestinationNewer => return Ok((MoverOutcome::Skipped, 0, false)),
         CopyEnd::Done { bytes, etag, attrs } => (bytes, etag, attrs),
     };
     fail::fail_point!("mover::after_copy", |_| std::process::abort());
     if verify_copy(to, key, etag.as_deref(), bytes, &attrs).await? == AtDestination::Gone {
         // A client deleted the key (from every member) since the copy.
-        return Ok((MoverOutcome::Skipped, 0));
+        return Ok((MoverOutcome::Skipped, 0, false));
     }
     if undo_if_deleted(from, to, key, etag.as_deref()).await? {
-        return Ok((MoverOutcome::Skipped, 0));
+        return Ok((MoverOutcome::Skipped, 0, false));
     }
     fail::fail_point!("mover::after_verify", |_| std::process::abort());
-    if spec.mode == Mode::Move {
-        retry(|| from.store.delete(key)).await?;
+    Ok((MoverOutcome::Copied, bytes, drop_source))
+}
+
+/// The copies a run has in flight, recorded in the destination (under its reserved
+/// prefix) before they begin and cleared once each is known not to have brought a deleted
+/// key back.
+///
+/// A copy is a conditional create at the destination; a client may delete the key between
+/// the source's read and that create, and the copy then brings it back until the check
+/// after it removes it again. A run killed between the two would leave the key back for
+/// good: no later run could tell such a copy from a key a client wrote. The journal closes
+/// that: a run starts by going through what earlier runs of its shard left, and removes a
+/// copy whose source is gone when the destination still holds the source's version
+/// (same size, and same MD5 where both sides state one). A run deletes source copies only
+/// after clearing the batch's entry, so an entry never outlives a source the mover itself
+/// deleted.
+struct Journal<'a> {
+    from: &'a Backend,
+    to: &'a Backend,
+    dir: String,
+}
+
+/// One journal entry: the keys of a batch, as the source's listing described them.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Intent {
+    started: chrono::DateTime<chrono::Utc>,
+    keys: Vec<IntentKey>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct IntentKey {
+    key: String,
+    size: u64,
+    etag: Option<String>,
+}
+
+impl<'a> Journal<'a> {
+    fn new(from: &'a Backend, to: &'a Backend, shard: Shard) -> Self {
+        Self {
+            from,
+            to,
+            dir: format!(
+                "mover/intents/{}.{}.{}-{}/",
+                from.name, to.name, shard.index, shard.count
+            ),
+        }
     }
-    Ok((MoverOutcome::Copied, bytes))
+
+    /// Settles what earlier runs of this shard left; returns how many copies it removed.
+    async fn recover(&self) -> Result<u64> {
+        let mut removed = 0;
+        for path in self.to.store.list_internal(&self.dir).await? {
+            let Some(raw) = self.to.store.get_internal(&path).await? else {
+                continue;
+            };
+            match serde_json::from_slice::<Intent>(&raw) {
+                Ok(intent) => {
+                    for k in &intent.keys {
+                        removed += u64::from(self.recover_key(k).await?);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path, error = %e, "unreadable mover journal entry, dropped");
+                }
+            }
+            self.to.store.delete_internal(&path).await?;
+        }
+        Ok(removed)
+    }
+
+    async fn recover_key(&self, k: &IntentKey) -> Result<bool> {
+        let none = ReadConditions::default();
+        match retry(|| self.from.store.get(&k.key, None, &none, true)).await {
+            // Still at the source: this run's pass deals with it as with any key.
+            Ok(_) => return Ok(false),
+            Err(Error::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+        let there = match retry(|| self.to.store.get(&k.key, None, &none, true)).await {
+            Ok((there, _)) => there.info,
+            Err(Error::NotFound) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let md5_of = |etag: Option<&str>| etag.and_then(crate::backends::etag_md5);
+        let there_md5 = there.content_md5.or_else(|| md5_of(there.etag.as_deref()));
+        let same = there.size == k.size
+            && match (there_md5, md5_of(k.etag.as_deref())) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            };
+        if !same {
+            // Written again by a client since: theirs stays.
+            return Ok(false);
+        }
+        retry(|| self.to.store.delete(&k.key)).await?;
+        tracing::info!(key = %k.key, "removed a copy of a key deleted while it was being copied, left by a run that stopped before its check");
+        Ok(true)
+    }
+
+    async fn record(&self, keys: Vec<IntentKey>) -> Result<String> {
+        let path = format!("{}{}.json", self.dir, uuid::Uuid::new_v4().simple());
+        let intent = Intent {
+            started: chrono::Utc::now(),
+            keys,
+        };
+        let json = bytes::Bytes::from(serde_json::to_vec(&intent).map_err(Error::internal)?);
+        retry(|| self.to.store.put_internal(&path, json.clone())).await?;
+        Ok(path)
+    }
+
+    async fn clear(&self, path: &str) -> Result<()> {
+        retry(|| self.to.store.delete_internal(path)).await
+    }
 }
 
 /// Copies (or moves) every key of this shard from `spec.from` to `spec.to`.
+///
+/// Keys go in batches: each key is looked at, the batch's copies are recorded in the
+/// [`Journal`], copied and checked, the record is cleared, and only then are source copies
+/// deleted (move mode).
 pub async fn migrate(router: &Router, spec: &MigrateSpec, progress: &Arc<Progress>) -> Result<()> {
     let from = member(router, &spec.bucket, &spec.from)?;
     let to = member(router, &spec.bucket, &spec.to)?;
@@ -633,39 +782,143 @@ pub async fn migrate(router: &Router, spec: &MigrateSpec, progress: &Arc<Progres
     if vb.members.first().map(|m| m.name.as_str()) != Some(to.name.as_str()) && !spec.dry_run {
         tracing::warn!(bucket = %spec.bucket, to = %to.name, "the destination is not the bucket's first member: client writes may keep landing elsewhere, and will need another run (docs/migration.md)");
     }
+    let journal = Journal::new(&from, &to, spec.shard);
+    if !spec.dry_run {
+        let removed = journal.recover().await?;
+        if removed > 0 {
+            tracing::info!(removed, "settled copies an earlier run left unchecked");
+        }
+    }
     let limit = spec.bandwidth.map(|b| Arc::new(RateLimit::new(b)));
     let part_size = part_size(router);
-    let work = receiver_stream(plan(from.clone(), to.clone(), spec.shard, progress.clone()));
-    let results = work
-        .map(|item| {
-            let (from, to, limit) = (from.clone(), to.clone(), limit.clone());
-            async move {
-                let work = item?;
-                let key = work.src.key.clone();
-                let moved = spec.mode == Mode::Move && !spec.dry_run;
-                match migrate_one(&from, &to, work, spec, part_size, limit).await {
-                    Ok((outcome, bytes)) => {
-                        progress.finish(outcome, bytes);
-                        if outcome == MoverOutcome::Copied && moved {
-                            progress.count(MoverOutcome::Deleted, 0);
-                        }
-                    }
-                    Err(e) => {
-                        progress.finish(MoverOutcome::Failed, 0);
-                        tracing::warn!(key = %key, error = %e, "could not migrate");
-                    }
-                }
-                Ok::<(), Error>(())
-            }
-        })
-        .buffer_unordered(spec.concurrency.max(1));
-    futures::pin_mut!(results);
-    while let Some(r) = results.next().await {
+    let concurrency = spec.concurrency.max(1);
+    let work = receiver_stream(plan(from.clone(), to.clone(), spec.shard, progress.clone()))
+        .chunks(BATCH_PER_WORKER * concurrency);
+    futures::pin_mut!(work);
+    let batch = Batch {
+        from: &from,
+        to: &to,
+        journal: &journal,
+        spec,
+        part_size,
+        limit,
+        progress,
+    };
+    while let Some(keys) = work.next().await {
         // A listing failure ends the run (a later run resumes); per-key failures are
         // counted and the run goes on.
-        r?;
+        let keys: Vec<Work> = keys.into_iter().collect::<Result<_>>()?;
+        batch.run(keys).await?;
     }
     Ok(())
+}
+
+/// Source keys per batch, per object in flight: enough that the pause between batches
+/// (waiting for the slowest copy of one) is a small part of a batch.
+const BATCH_PER_WORKER: usize = 8;
+
+/// What every batch of one [`migrate`] run shares.
+struct Batch<'a> {
+    from: &'a Backend,
+    to: &'a Backend,
+    journal: &'a Journal<'a>,
+    spec: &'a MigrateSpec,
+    part_size: u64,
+    limit: Option<Arc<RateLimit>>,
+    progress: &'a Progress,
+}
+
+impl Batch<'_> {
+    async fn run(&self, keys: Vec<Work>) -> Result<()> {
+        let concurrency = self.spec.concurrency.max(1);
+        // Indices rather than references into `keys`: a closure taking a reference does
+        // not prove to the compiler that its future is Send for every lifetime.
+        let keys = &keys;
+        let plans: Vec<Result<Plan>> = futures::stream::iter(0..keys.len())
+            .map(|i| classify(self.to, &keys[i], self.spec))
+            .buffered(concurrency)
+            .collect()
+            .await;
+        let copies: Vec<IntentKey> = keys
+            .iter()
+            .zip(&plans)
+            .filter(|(_, p)| matches!(p, Ok(Plan::Copy(_))))
+            .map(|(w, _)| IntentKey {
+                key: w.src.key.clone(),
+                size: w.src.size,
+                etag: w.src.etag.clone(),
+            })
+            .collect();
+        let recorded = if copies.is_empty() {
+            None
+        } else {
+            Some(self.journal.record(copies).await?)
+        };
+        // (outcome, bytes, whether the source copy goes)
+        let results: Vec<Result<(MoverOutcome, u64, bool)>> =
+            futures::stream::iter(plans.into_iter().enumerate())
+                .map(|(i, plan)| async move {
+                    let w = &keys[i];
+                    match plan? {
+                        Plan::Settled {
+                            outcome,
+                            bytes,
+                            drop_source,
+                        } => Ok((outcome, bytes, drop_source)),
+                        Plan::Copy(cond) => {
+                            let limit = self.limit.clone();
+                            copy_checked(
+                                self.from,
+                                self.to,
+                                &w.src.key,
+                                cond,
+                                self.spec,
+                                self.part_size,
+                                limit,
+                            )
+                            .await
+                        }
+                    }
+                })
+                .buffered(concurrency)
+                .collect()
+                .await;
+        if let Some(path) = recorded {
+            self.journal.clear(&path).await?;
+        }
+        let finished: Vec<Result<(MoverOutcome, u64)>> =
+            futures::stream::iter(results.into_iter().enumerate())
+                .map(|(i, r)| async move {
+                    let w = &keys[i];
+                    let (outcome, bytes, drop_source) = r?;
+                    if drop_source {
+                        fail::fail_point!("mover::before_delete_source", |_| {
+                            std::process::abort()
+                        });
+                        retry(|| self.from.store.delete(&w.src.key)).await?;
+                    }
+                    Ok((outcome, bytes))
+                })
+                .buffered(concurrency)
+                .collect()
+                .await;
+        let moved = self.spec.mode == Mode::Move && !self.spec.dry_run;
+        for (w, r) in keys.iter().zip(finished) {
+            match r {
+                Ok((outcome, bytes)) => {
+                    self.progress.finish(outcome, bytes);
+                    if outcome == MoverOutcome::Copied && moved {
+                        self.progress.count(MoverOutcome::Deleted, 0);
+                    }
+                }
+                Err(e) => {
+                    self.progress.finish(MoverOutcome::Failed, 0);
+                    tracing::warn!(key = %w.src.key, error = %e, "could not migrate");
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Carries out one tiering answer for `key`, held by `current`.
@@ -907,6 +1160,73 @@ mod tests {
             Err(Error::NotFound)
         ));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_copy_left_unchecked_by_a_killed_run_of_a_deleted_key_is_removed() {
+        let r = router(
+            "version = 1\n[backends.old]\nkind = \"memory\"\n[backends.new]\nkind = \"memory\"\n[buckets.bkt]\nmembers = [\"new\", \"old\"]\n",
+        );
+        let old = r.backend("old").unwrap().clone();
+        let new = r.backend("new").unwrap().clone();
+        let put = |store: Arc<Backend>, key: &'static str, data: &'static [u8]| async move {
+            store
+                .store
+                .put(
+                    key,
+                    body(data),
+                    Declared::default(),
+                    &Attrs::default(),
+                    &WriteCondition::None,
+                    1 << 23,
+                )
+                .await
+                .unwrap()
+        };
+        // A run recorded a batch, copied "gone" and "kept", and was killed before its
+        // checks; meanwhile a client deleted "gone" from every member (its delete ran
+        // before the copy landed), and wrote "rewritten" again with other bytes.
+        for (k, data) in [("gone", &b"v1"[..]), ("kept", b"v1"), ("rewritten", b"v1")] {
+            put(old.clone(), k, data).await;
+        }
+        let listed: Vec<ObjectSummary> =
+            old.store.list("", None).map(|o| o.unwrap()).collect().await;
+        let journal = Journal::new(&old, &new, Shard::ALL);
+        journal
+            .record(
+                listed
+                    .iter()
+                    .map(|o| IntentKey {
+                        key: o.key.clone(),
+                        size: o.size,
+                        etag: o.etag.clone(),
+                    })
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        put(new.clone(), "gone", b"v1").await;
+        put(new.clone(), "kept", b"v1").await;
+        old.store.delete("gone").await.unwrap();
+        old.store.delete("rewritten").await.unwrap();
+        put(new.clone(), "rewritten", b"v2 longer").await;
+        let progress = Arc::new(Progress::default());
+        migrate(&r, &spec(Mode::Move), &progress).await.unwrap();
+        let none = ReadConditions::default();
+        assert!(
+            matches!(
+                new.store.get("gone", None, &none, true).await,
+                Err(Error::NotFound)
+            ),
+            "a deleted key came back"
+        );
+        assert!(new.store.get("kept", None, &none, true).await.is_ok());
+        let (got, _) = new.store.get("rewritten", None, &none, true).await.unwrap();
+        assert_eq!(got.info.size, 9, "a client's write was removed");
+        assert!(
+            new.store.list_internal("mover/").await.unwrap().is_empty(),
+            "the journal was left behind"
+        );
     }
 
     #[tokio::test]
