@@ -920,16 +920,27 @@ impl Router {
             src_member.observe(started, &r);
             match r {
                 Ok(()) => {
-                    let (copied, _) = src_member
+                    // The copy's ETag and time, as the backend made them. The copy is done
+                    // whatever this look finds: a client may already have deleted or
+                    // replaced it, and then the source's ETag (equal bytes) answers.
+                    let copied = src_member
                         .store
                         .get(dst_key, None, &ReadConditions::default(), true)
-                        .await?;
-                    return Ok((
-                        PutOutcome {
-                            etag: copied.info.etag,
-                        },
-                        copied.info.last_modified,
-                    ));
+                        .await;
+                    return Ok(match copied {
+                        Ok((copied, _)) => (
+                            PutOutcome {
+                                etag: copied.info.etag,
+                            },
+                            copied.info.last_modified,
+                        ),
+                        Err(_) => (
+                            PutOutcome {
+                                etag: src.info.etag,
+                            },
+                            Utc::now(),
+                        ),
+                    });
                 }
                 // Not in this backend after all: a migration moved it since the look. The
                 // streamed copy below reads it wherever it is now.
@@ -1417,5 +1428,37 @@ mod tests {
             r.bucket("bkt").unwrap().members[0].healthy(),
             "an answer heals"
         );
+    }
+
+    #[tokio::test]
+    async fn a_copy_deleted_as_soon_as_it_is_made_still_succeeded() {
+        let inner = memory("only");
+        put(inner.as_ref(), "src").await;
+        // The look at the copy (the third read: source, source, copy) comes after a
+        // client already deleted it.
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = calls.clone();
+        let (store, victim) = (inner.clone(), inner.clone());
+        let delete: Hook =
+            Box::new(move || Box::pin(async move { victim.delete("dst").await.unwrap() }));
+        let when = Box::new(move || seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 1);
+        let only = Hooked::new(store).on_get(when, delete);
+        let r = router(vec![("only", Arc::new(only))]);
+        let replace = Some(Attrs::default());
+        let (out, _) = r
+            .copy(
+                &view(),
+                "bkt",
+                "src",
+                &ReadConditions::default(),
+                "bkt",
+                "dst",
+                replace,
+                &WriteCondition::None,
+            )
+            .await
+            .expect("the copy was made");
+        assert!(out.etag.is_some());
+        assert!(calls.load(std::sync::atomic::Ordering::Relaxed) >= 2);
     }
 }
