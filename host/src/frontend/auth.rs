@@ -278,6 +278,25 @@ fn check_presigned_expiry(query: Option<&str>) -> S3Result<()> {
     }
 }
 
+/// Refuses a request s3s accepted under AWS's signature version 2 (an `Authorization:
+/// AWS key:signature` header, or a `Signature` query parameter). The gateway speaks SigV4
+/// only, and SigV2 as s3s checks it has no time limit: a header-signed request carries no
+/// clock-skew check (a captured one replays for ever), a presigned URL lives until its
+/// `Expires`, however far ahead. AWS answers the same where SigV2 is retired.
+fn refuse_signature_v2(headers: &http::HeaderMap, query: Option<&str>) -> S3Result<()> {
+    let v2_header = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.starts_with("AWS "));
+    if v2_header || query_param(query, "Signature").is_some() {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
+        ));
+    }
+    Ok(())
+}
+
 /// The `response-*` parameters that rewrite a GET's answer headers.
 const RESPONSE_OVERRIDES: [&str; 6] = [
     "response-content-type",
@@ -297,6 +316,9 @@ impl S3Access for AccessHook {
         let signed = cx.credentials().map(|c| c.access_key.clone());
         let who = self.0.requester(signed.as_deref(), cx.extensions_mut())?;
         let query = cx.uri().query();
+        if signed.is_some() {
+            refuse_signature_v2(cx.headers(), query)?;
+        }
         check_presigned_expiry(query)?;
         let op = cx.s3_op().name();
         // An anonymous bucket must not be made to serve, say, HTML with the gateway's
@@ -361,6 +383,24 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn signature_v2_is_refused_and_v4_is_not() {
+        let auth = |v: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::AUTHORIZATION, v.parse().unwrap());
+            h
+        };
+        let none = http::HeaderMap::new();
+        assert!(refuse_signature_v2(&auth("AWS key:c2ln"), None).is_err());
+        assert!(
+            refuse_signature_v2(&none, Some("AWSAccessKeyId=k&Expires=9&Signature=s")).is_err()
+        );
+        let v4 = "AWS4-HMAC-SHA256 Credential=k/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=ab";
+        assert!(refuse_signature_v2(&auth(v4), None).is_ok());
+        assert!(refuse_signature_v2(&none, Some("X-Amz-Signature=ab&X-Amz-Expires=60")).is_ok());
+        assert!(refuse_signature_v2(&none, None).is_ok());
     }
 
     #[test]
