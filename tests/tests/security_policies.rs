@@ -234,7 +234,8 @@ fn stored_policy_file(root: &TempDir, bucket: &str) -> PathBuf {
 // ---------------------------------------------------------------------------------------
 
 /// Put/Get/Delete/GetBucketPolicyStatus round trip; what PutBucketPolicy refuses leaves
-/// nothing stored; configured buckets refuse the API; the policy takes effect at once.
+/// nothing stored; configured buckets refuse the API; the policy takes effect at once,
+/// and goes with its bucket.
 async fn policy_api(kind: &str) {
     let root = TempDir::new(&format!("policy-api-{kind}"));
     let gw = Gateway::start(&dynamic_config(kind, &root)).await.unwrap();
@@ -334,6 +335,20 @@ async fn policy_api(kind: &str) {
         .await
         .unwrap_err();
     assert_eq!(e, (404, "NoSuchBucket".into()));
+
+    // A policy goes with its bucket: one made again under the same name has none.
+    owner.create_bucket().bucket("reborn").send().await.unwrap();
+    put_policy(&owner, "reborn", &public_read("reborn"))
+        .await
+        .unwrap();
+    owner.delete_bucket().bucket("reborn").send().await.unwrap();
+    owner.create_bucket().bucket("reborn").send().await.unwrap();
+    put(&owner, "reborn", "k", b"private again").await;
+    no_policy(get_policy(&owner, "reborn").await, "a bucket made again");
+    denied(
+        get(&anon, "reborn", "k").await,
+        "anonymous GET, bucket made again",
+    );
     gw.stop().await;
 }
 
