@@ -815,3 +815,94 @@ async fn signature_version_2_is_refused() {
     assert!(exists(&owner, "data", "k").await);
     gw.stop().await;
 }
+
+/// A browser-form upload (`POST /bucket`, multipart/form-data, the key in a form field).
+async fn post_object(endpoint: &str, bucket: &str, fields: &[(&str, &str)], body: &[u8]) -> u16 {
+    let boundary = "switchyard-form-boundary";
+    let mut form = Vec::new();
+    for (name, value) in fields {
+        form.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    form.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\nContent-Type: text/plain\r\n\r\n")
+            .as_bytes(),
+    );
+    form.extend_from_slice(body);
+    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let r = reqwest::Client::new()
+        .post(format!("{endpoint}/{bucket}"))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    r.status().as_u16()
+}
+
+/// Found by this suite: a browser-form upload (POST Object) was decided as
+/// `s3:PostObject` on the bucket, not as AWS decides it, `s3:PutObject` on the object the
+/// form names. So a Deny on keys never applied to it: with a bucket open for anonymous
+/// writes but for `protected/`, an unsigned form upload wrote `protected/...`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn form_uploads_are_decided_on_the_key_they_write() {
+    let root = TempDir::new("security-post");
+    let deny = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Protected","Effect":"Deny","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::pubrw/protected/*"}]}"#;
+    let cfg = format!(
+        "version = 1\n[backends.pub]\nkind = \"fs\"\nroot = {:?}\n[backends.priv]\nkind = \"fs\"\nroot = {:?}\n[buckets.pubrw]\nmembers = [\"pub\"]\nanonymous = \"read-write\"\nbucket_policy = '''{deny}'''\n[buckets.private]\nmembers = [\"priv\"]\n",
+        root.0.join("pub").display().to_string(),
+        root.0.join("priv").display().to_string()
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let owner = gw.client();
+    let anon = anonymous_client(&gw.endpoint);
+    // The Deny holds for PutObject...
+    let e = anon
+        .put_object()
+        .bucket("pubrw")
+        .key("protected/planted")
+        .body(ByteStream::from_static(b"planted"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (403, "AccessDenied".into()));
+    // ...and for the same write as a form upload.
+    let status = post_object(
+        &gw.endpoint,
+        "pubrw",
+        &[("key", "protected/planted")],
+        b"planted",
+    )
+    .await;
+    assert_eq!(status, 403, "form upload into protected/");
+    assert!(!exists(&owner, "pubrw", "protected/planted").await);
+    // Nor into a private bucket.
+    let status = post_object(&gw.endpoint, "private", &[("key", "planted")], b"planted").await;
+    assert_eq!(status, 403, "form upload into a private bucket");
+    assert!(!exists(&owner, "private", "planted").await);
+    // Elsewhere in the open bucket it is a write like any other.
+    let status = post_object(&gw.endpoint, "pubrw", &[("key", "open/posted")], b"posted").await;
+    assert!(
+        (200..300).contains(&status),
+        "form upload into open/: {status}"
+    );
+    let got = owner
+        .get_object()
+        .bucket("pubrw")
+        .key("open/posted")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"posted"
+    );
+    gw.stop().await;
+}

@@ -2,9 +2,10 @@
 //! policy language, evaluated for every bucket and key a request touches.
 //!
 //! s3s checks the signature with [`Auth`], then asks [`Access`] about the operation's own
-//! bucket and key before anything is read or written. The front end asks the same
-//! [`Access`] about what else a request touches: the source of CopyObject and
-//! UploadPartCopy (`s3:GetObject`), each key of DeleteObjects (`s3:DeleteObject`).
+//! bucket and key before anything is read or written (for a form upload, once the form
+//! has named the key). The front end asks the same [`Access`] about what else a request
+//! touches: the source of CopyObject and UploadPartCopy (`s3:GetObject`), each key of
+//! DeleteObjects (`s3:DeleteObject`).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -14,8 +15,9 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
+use s3s::dto::PostObjectInput;
 use s3s::path::S3Path;
-use s3s::{S3Result, s3_error};
+use s3s::{S3Request, S3Result, s3_error};
 
 use crate::config::{Config, ConfigError};
 use crate::iam::{self, Decision, PolicyDocument, Resource};
@@ -141,6 +143,9 @@ fn action_of(op: &str) -> Option<(Cow<'static, str>, bool)> {
         "ListParts" => ("s3:ListMultipartUploadParts", true),
         // The keys are in the body: each is an s3:DeleteObject of its own.
         "DeleteObjects" => return None,
+        // A browser-form upload: the key is a form field, decided as s3:PutObject on it
+        // once s3s has read the form (`AccessHook::post_object`).
+        "PostObject" => return None,
         "GetBucketPolicyStatus" => ("s3:GetBucketPolicyStatus", false),
         // Everything else is named as S3 names it: s3:GetBucketPolicy, s3:CreateBucket...
         other => {
@@ -358,6 +363,19 @@ impl S3Access for AccessHook {
         let keys: Vec<(&str, &str)> = list_keys.iter().map(|(k, v)| (*k, v.as_ref())).collect();
         self.0.authorize(&who, &action, resource, &keys).await
     }
+
+    /// A form upload, as AWS decides it: `s3:PutObject` on the object the form names
+    /// (`check` sees only the bucket in the path; decided there as the bucket, no Deny on
+    /// keys would ever apply to it).
+    async fn post_object(&self, req: &mut S3Request<PostObjectInput>) -> S3Result<()> {
+        let signed = req.credentials.as_ref().map(|c| c.access_key.as_str());
+        let who = self.0.requester(signed, &req.extensions)?;
+        let resource = Resource::Object {
+            bucket: &req.input.bucket,
+            key: &req.input.key,
+        };
+        self.0.authorize(&who, "s3:PutObject", resource, &[]).await
+    }
 }
 
 #[cfg(test)]
@@ -418,5 +436,6 @@ mod tests {
             Some(("s3:GetObjectTagging".into(), true))
         );
         assert_eq!(a("DeleteObjects"), None);
+        assert_eq!(a("PostObject"), None);
     }
 }
