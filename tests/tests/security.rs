@@ -906,3 +906,83 @@ async fn form_uploads_are_decided_on_the_key_they_write() {
     );
     gw.stop().await;
 }
+
+/// How many bytes of an unsigned form upload of `total` bytes (to `bucket`) the gateway
+/// took before it answered, and the answer's status line.
+async fn form_upload_taken(endpoint: &str, bucket: &str, total: usize) -> (usize, String) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = endpoint.trim_start_matches("http://");
+    let boundary = "switchyard-form-boundary";
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nbig\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    );
+    let tail = format!("\r\n--{boundary}--\r\n");
+    let length = head.len() + total + tail.len();
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let sent = sent.clone();
+        let request = format!(
+            "POST /{bucket} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: multipart/form-data; boundary={boundary}\r\ncontent-length: {length}\r\n\r\n{head}"
+        );
+        tokio::spawn(async move {
+            wr.write_all(request.as_bytes()).await?;
+            let chunk = vec![b'x'; 1 << 20];
+            let mut left = total;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                wr.write_all(&chunk[..n]).await?;
+                sent.fetch_add(n, Ordering::SeqCst);
+                left -= n;
+            }
+            wr.write_all(tail.as_bytes()).await?;
+            // Keep the connection open for the answer (hyper drops the request of a
+            // client that half-closes).
+            std::future::pending::<()>().await;
+            std::io::Result::Ok(())
+        })
+    };
+    let mut first = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(60), rd.read(&mut first))
+        .await
+        .expect("an answer within 60 s")
+        .unwrap();
+    let taken = sent.load(Ordering::SeqCst);
+    writer.abort();
+    let answer = String::from_utf8_lossy(&first[..n]);
+    (taken, answer.lines().next().unwrap_or_default().to_owned())
+}
+
+/// Found by this suite: s3s reads a form upload's file whole into memory before anything
+/// decides whether the request may write (up to s3s's default 5 GiB), so one unsigned
+/// request to any bucket could make the gateway hold gigabytes. The file is now capped
+/// (the gateway's form-upload limit), so such a request is answered after a bounded read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unsigned_form_uploads_are_answered_after_a_bounded_read() {
+    let root = TempDir::new("security-form-size");
+    let cfg = format!(
+        "version = 1\n[backends.priv]\nkind = \"fs\"\nroot = {:?}\n[buckets.private]\nmembers = [\"priv\"]\n",
+        root.0.display().to_string()
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
+    const TOTAL: usize = 128 << 20;
+    for bucket in ["private", "no-such-bucket"] {
+        let (taken, answer) = form_upload_taken(&gw.endpoint, bucket, TOTAL).await;
+        println!(
+            "{bucket}: {answer:?} after {} MiB of {}",
+            taken >> 20,
+            TOTAL >> 20
+        );
+        assert!(
+            taken < 64 << 20,
+            "{bucket}: the gateway read {} MiB of an unsigned upload before answering {answer:?}",
+            taken >> 20
+        );
+        assert!(answer.starts_with("HTTP/1.1 4"), "{bucket}: {answer:?}");
+    }
+    assert!(!exists(&gw.client(), "private", "big").await);
+    gw.stop().await;
+}
