@@ -834,7 +834,11 @@ async fn post_object(endpoint: &str, bucket: &str, fields: &[(&str, &str)], body
     );
     form.extend_from_slice(body);
     form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let r = reqwest::Client::new()
+    // The answer as sent: a 303 is not followed.
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
         .post(format!("{endpoint}/{bucket}"))
         .header(
             "content-type",
@@ -984,5 +988,67 @@ async fn unsigned_form_uploads_are_answered_after_a_bounded_read() {
         assert!(answer.starts_with("HTTP/1.1 4"), "{bucket}: {answer:?}");
     }
     assert!(!exists(&gw.client(), "private", "big").await);
+    gw.stop().await;
+}
+
+/// Found by this suite's fuzzer: a form upload whose `success_action_redirect` is not a
+/// URL was answered `400 InvalidArgument` (s3s builds the redirect after the write), yet
+/// the object was written: the client was told a write that happened had failed. It is
+/// refused before the write now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_form_upload_writes_nothing() {
+    let root = TempDir::new("security-post-redirect");
+    let cfg = format!(
+        "version = 1\n[backends.pub]\nkind = \"fs\"\nroot = {:?}\n[buckets.pubrw]\nmembers = [\"pub\"]\nanonymous = \"read-write\"\n",
+        root.0.display().to_string()
+    );
+    let gw = Gateway::start(&cfg).await.unwrap();
+    let owner = gw.client();
+    put(&owner, "pubrw", "k", b"before").await;
+    for redirect in ["true", "/relative/path", ""] {
+        let status = post_object(
+            &gw.endpoint,
+            "pubrw",
+            &[("key", "k"), ("success_action_redirect", redirect)],
+            b"after",
+        )
+        .await;
+        assert_eq!(status, 400, "redirect {redirect:?}");
+        let got = owner
+            .get_object()
+            .bucket("pubrw")
+            .key("k")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            got.body.collect().await.unwrap().into_bytes().as_ref(),
+            b"before",
+            "redirect {redirect:?}: refused, yet written"
+        );
+    }
+    // A URL redirects (303), after the write.
+    let status = post_object(
+        &gw.endpoint,
+        "pubrw",
+        &[
+            ("key", "k"),
+            ("success_action_redirect", "http://127.0.0.1:9/done"),
+        ],
+        b"after",
+    )
+    .await;
+    assert_eq!(status, 303);
+    let got = owner
+        .get_object()
+        .bucket("pubrw")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"after"
+    );
     gw.stop().await;
 }

@@ -302,6 +302,22 @@ fn refuse_signature_v2(headers: &http::HeaderMap, query: Option<&str>) -> S3Resu
     Ok(())
 }
 
+/// A form upload's `success_action_redirect` must be a URL: s3s builds the redirect only
+/// after the object is written, and answers `400 InvalidArgument` for one that is not,
+/// which would tell the client a write that happened had failed. This is the hook s3s
+/// calls last before the write, so the same check is made here, first.
+fn check_redirect(redirect: Option<&str>) -> S3Result<()> {
+    match redirect {
+        Some(r) if r.chars().any(char::is_control) || url::Url::parse(r).is_err() => {
+            Err(s3_error!(
+                InvalidArgument,
+                "success_action_redirect must be an absolute URL"
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The `response-*` parameters that rewrite a GET's answer headers.
 const RESPONSE_OVERRIDES: [&str; 6] = [
     "response-content-type",
@@ -374,7 +390,10 @@ impl S3Access for AccessHook {
             bucket: &req.input.bucket,
             key: &req.input.key,
         };
-        self.0.authorize(&who, "s3:PutObject", resource, &[]).await
+        self.0
+            .authorize(&who, "s3:PutObject", resource, &[])
+            .await?;
+        check_redirect(req.input.success_action_redirect.as_deref())
     }
 }
 
@@ -419,6 +438,21 @@ mod tests {
         assert!(refuse_signature_v2(&auth(v4), None).is_ok());
         assert!(refuse_signature_v2(&none, Some("X-Amz-Signature=ab&X-Amz-Expires=60")).is_ok());
         assert!(refuse_signature_v2(&none, None).is_ok());
+    }
+
+    #[test]
+    fn form_upload_redirects_are_urls() {
+        assert!(check_redirect(None).is_ok());
+        assert!(check_redirect(Some("https://example.com/done?x=1")).is_ok());
+        for bad in [
+            "true",
+            "",
+            "/relative",
+            "https://exa mple.com",
+            "https://a\nb",
+        ] {
+            assert!(check_redirect(Some(bad)).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
