@@ -62,6 +62,13 @@ pub enum StartError {
 const READ_BUFFER_MIN: usize = 64 << 10;
 const READ_BUFFER_MAX: usize = 512 << 10;
 
+/// The largest file a browser-form upload (POST Object) may carry. s3s reads that file
+/// whole into memory before anything decides whether the request may write (its own
+/// default: 5 GiB), so this is what one unsigned request to any bucket can make the
+/// engine hold; a larger one is refused (`EntityTooLarge`) after this much is read. Every
+/// other upload streams, and is decided before its body is read.
+const MAX_FORM_UPLOAD: u64 = 16 << 20;
+
 /// The read buffer of a connection when `open` are open, itself included.
 fn read_buffer(budget: usize, open: usize) -> usize {
     (budget / open.max(1)).clamp(READ_BUFFER_MIN, READ_BUFFER_MAX)
@@ -219,6 +226,11 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let mut builder = S3ServiceBuilder::new(Frontend::new(router.clone(), access.clone()));
     builder.set_auth(Auth::new(users));
     builder.set_access(AccessHook(access));
+    let mut s3s_config = s3s::config::S3Config::default();
+    s3s_config.post_object_max_file_size = MAX_FORM_UPLOAD;
+    builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+        s3s_config,
+    ))));
     if !config.server.domains.is_empty() {
         let host = s3s::host::MultiDomain::new(config.server.domains.iter().map(String::as_str))
             .map_err(|e| StartError::Domain(e.to_string()))?;

@@ -2,9 +2,10 @@
 //! policy language, evaluated for every bucket and key a request touches.
 //!
 //! s3s checks the signature with [`Auth`], then asks [`Access`] about the operation's own
-//! bucket and key before anything is read or written. The front end asks the same
-//! [`Access`] about what else a request touches: the source of CopyObject and
-//! UploadPartCopy (`s3:GetObject`), each key of DeleteObjects (`s3:DeleteObject`).
+//! bucket and key before anything is read or written (for a form upload, once the form
+//! has named the key). The front end asks the same [`Access`] about what else a request
+//! touches: the source of CopyObject and UploadPartCopy (`s3:GetObject`), each key of
+//! DeleteObjects (`s3:DeleteObject`).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -14,8 +15,9 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
+use s3s::dto::PostObjectInput;
 use s3s::path::S3Path;
-use s3s::{S3Result, s3_error};
+use s3s::{S3Request, S3Result, s3_error};
 
 use crate::config::{Config, ConfigError};
 use crate::iam::{self, Decision, PolicyDocument, Resource};
@@ -149,6 +151,9 @@ fn action_of(op: &str) -> Option<(Cow<'static, str>, bool)> {
         "ListParts" => ("s3:ListMultipartUploadParts", true),
         // The keys are in the body: each is an s3:DeleteObject of its own.
         "DeleteObjects" => return None,
+        // A browser-form upload: the key is a form field, decided as s3:PutObject on it
+        // once s3s has read the form (`AccessHook::post_object`).
+        "PostObject" => return None,
         "GetBucketPolicyStatus" => ("s3:GetBucketPolicyStatus", false),
         // Everything else is named as S3 names it: s3:GetBucketPolicy, s3:CreateBucket...
         other => {
@@ -342,22 +347,46 @@ fn check_presigned_expiry(query: Option<&str>) -> S3Result<()> {
     }
 }
 
-/// `s3:signatureversion` as AWS sets it: `AWS4-HMAC-SHA256` for SigV4 (header or query),
-/// `AWS` for SigV2; absent for anonymous requests.
-fn signature_version(
-    signed: bool,
-    headers: &http::HeaderMap,
-    query: Option<&str>,
-) -> Option<&'static str> {
-    if !signed {
-        return None;
-    }
-    let v4 = headers
+/// `s3:signatureversion` as AWS sets it: `AWS4-HMAC-SHA256` on every signed request
+/// (SigV2 is refused before this is asked, see [`refuse_signature_v2`]); absent for
+/// anonymous requests.
+fn signature_version(signed: bool) -> Option<&'static str> {
+    signed.then_some("AWS4-HMAC-SHA256")
+}
+
+/// Refuses a request s3s accepted under AWS's signature version 2 (an `Authorization:
+/// AWS key:signature` header, or a `Signature` query parameter). The gateway speaks SigV4
+/// only, and SigV2 as s3s checks it has no time limit: a header-signed request carries no
+/// clock-skew check (a captured one replays for ever), a presigned URL lives until its
+/// `Expires`, however far ahead. AWS answers the same where SigV2 is retired.
+fn refuse_signature_v2(headers: &http::HeaderMap, query: Option<&str>) -> S3Result<()> {
+    let v2_header = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256"))
-        || query_param(query, "X-Amz-Algorithm").is_some();
-    Some(if v4 { "AWS4-HMAC-SHA256" } else { "AWS" })
+        .is_some_and(|a| a.starts_with("AWS "));
+    if v2_header || query_param(query, "Signature").is_some() {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
+        ));
+    }
+    Ok(())
+}
+
+/// A form upload's `success_action_redirect` must be a URL: s3s builds the redirect only
+/// after the object is written, and answers `400 InvalidArgument` for one that is not,
+/// which would tell the client a write that happened had failed. This is the hook s3s
+/// calls last before the write, so the same check is made here, first.
+fn check_redirect(redirect: Option<&str>) -> S3Result<()> {
+    match redirect {
+        Some(r) if r.chars().any(char::is_control) || url::Url::parse(r).is_err() => {
+            Err(s3_error!(
+                InvalidArgument,
+                "success_action_redirect must be an absolute URL"
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The `response-*` parameters that rewrite a GET's answer headers.
@@ -379,6 +408,9 @@ impl S3Access for AccessHook {
         let signed = cx.credentials().map(|c| c.access_key.clone());
         let who = self.0.requester(signed.as_deref(), cx.extensions_mut())?;
         let query = cx.uri().query();
+        if signed.is_some() {
+            refuse_signature_v2(cx.headers(), query)?;
+        }
         check_presigned_expiry(query)?;
         let op = cx.s3_op().name();
         // An anonymous bucket must not be made to serve, say, HTML with the gateway's
@@ -416,13 +448,29 @@ impl S3Access for AccessHook {
             Vec::new()
         };
         let mut keys: Vec<(&str, &str)> = list_keys.iter().map(|(k, v)| (*k, v.as_ref())).collect();
-        if let Some(v) = signature_version(signed.is_some(), cx.headers(), query) {
+        if let Some(v) = signature_version(signed.is_some()) {
             keys.push(("s3:signatureversion", v));
         }
         if let Some(acl) = cx.headers().get("x-amz-acl").and_then(|v| v.to_str().ok()) {
             keys.push(("s3:x-amz-acl", acl));
         }
         self.0.authorize(&who, &action, resource, &keys).await
+    }
+
+    /// A form upload, as AWS decides it: `s3:PutObject` on the object the form names
+    /// (`check` sees only the bucket in the path; decided there as the bucket, no Deny on
+    /// keys would ever apply to it).
+    async fn post_object(&self, req: &mut S3Request<PostObjectInput>) -> S3Result<()> {
+        let signed = req.credentials.as_ref().map(|c| c.access_key.as_str());
+        let who = self.0.requester(signed, &req.extensions)?;
+        let resource = Resource::Object {
+            bucket: &req.input.bucket,
+            key: &req.input.key,
+        };
+        self.0
+            .authorize(&who, "s3:PutObject", resource, &[])
+            .await?;
+        check_redirect(req.input.success_action_redirect.as_deref())
     }
 }
 
@@ -452,27 +500,36 @@ mod tests {
     }
 
     #[test]
-    fn signature_versions_as_aws_names_them() {
-        let mut h = http::HeaderMap::new();
-        assert_eq!(signature_version(false, &h, None), None);
-        assert_eq!(
-            signature_version(
-                true,
-                &h,
-                Some("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=5")
-            ),
-            Some("AWS4-HMAC-SHA256")
+    fn signature_v2_is_refused_and_v4_is_not() {
+        let auth = |v: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::AUTHORIZATION, v.parse().unwrap());
+            h
+        };
+        let none = http::HeaderMap::new();
+        assert!(refuse_signature_v2(&auth("AWS key:c2ln"), None).is_err());
+        assert!(
+            refuse_signature_v2(&none, Some("AWSAccessKeyId=k&Expires=9&Signature=s")).is_err()
         );
-        h.insert(
-            http::header::AUTHORIZATION,
-            "AWS4-HMAC-SHA256 Credential=a/b".parse().unwrap(),
-        );
-        assert_eq!(signature_version(true, &h, None), Some("AWS4-HMAC-SHA256"));
-        h.insert(
-            http::header::AUTHORIZATION,
-            "AWS akid:c2lnbmF0dXJl".parse().unwrap(),
-        );
-        assert_eq!(signature_version(true, &h, None), Some("AWS"));
+        let v4 = "AWS4-HMAC-SHA256 Credential=k/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=ab";
+        assert!(refuse_signature_v2(&auth(v4), None).is_ok());
+        assert!(refuse_signature_v2(&none, Some("X-Amz-Signature=ab&X-Amz-Expires=60")).is_ok());
+        assert!(refuse_signature_v2(&none, None).is_ok());
+    }
+
+    #[test]
+    fn form_upload_redirects_are_urls() {
+        assert!(check_redirect(None).is_ok());
+        assert!(check_redirect(Some("https://example.com/done?x=1")).is_ok());
+        for bad in [
+            "true",
+            "",
+            "/relative",
+            "https://exa mple.com",
+            "https://a\nb",
+        ] {
+            assert!(check_redirect(Some(bad)).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -490,5 +547,6 @@ mod tests {
             Some(("s3:GetObjectTagging".into(), true))
         );
         assert_eq!(a("DeleteObjects"), None);
+        assert_eq!(a("PostObject"), None);
     }
 }
