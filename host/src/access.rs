@@ -42,6 +42,9 @@ pub struct Answer {
     pub requester: String,
     /// Which bucket policy took part, and where it came from (or why none did).
     pub bucket_policy: String,
+    /// Why the engine refuses a request the policies allow, if it does: a configured
+    /// bucket's policy is changed in the configuration, never through the API.
+    pub refused: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -269,11 +272,25 @@ pub async fn check(config: &Config, q: &Question) -> Result<Answer, CheckError> 
     };
     let ip = q.source_ip.map_or("none".to_owned(), |ip| ip.to_string());
     let transport = if q.secure { "TLS" } else { "plain HTTP" };
+    let refused = match resource {
+        Resource::Bucket(b)
+            if config.buckets.contains_key(b)
+                && ["s3:PutBucketPolicy", "s3:DeleteBucketPolicy"]
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(action)) =>
+        {
+            Some(format!(
+                "400 InvalidRequest: bucket {b} is configured, its policy is changed in the configuration file (buckets.{b}.bucket_policy), not through the API"
+            ))
+        }
+        _ => None,
+    };
     Ok(Answer {
-        allowed: verdict.is_allowed(),
+        allowed: verdict.is_allowed() && refused.is_none(),
         decision: verdict.to_string(),
         requester: format!("{requester}, source IP {ip}, over {transport}"),
         bucket_policy: policy.source,
+        refused,
     })
 }
 
@@ -510,6 +527,27 @@ anonymous = "read"
     }
 
     #[test]
+    fn configured_bucket_policies_are_not_changed_through_the_api() {
+        let c = config(USERS);
+        for action in ["s3:PutBucketPolicy", "s3:deletebucketpolicy"] {
+            let a = ask(&c, Some("bob"), action, "arn:aws:s3:::media", true);
+            assert!(!a.allowed, "{action}: {a:?}");
+            assert!(
+                a.refused.as_deref().unwrap().contains("buckets.media"),
+                "{a:?}"
+            );
+        }
+        let a = ask(
+            &c,
+            Some("bob"),
+            "s3:GetBucketPolicy",
+            "arn:aws:s3:::media",
+            true,
+        );
+        assert!(a.allowed && a.refused.is_none(), "{a:?}");
+    }
+
+    #[test]
     fn decisions_name_their_statement() {
         let c = config(USERS);
         let a = ask(
@@ -550,11 +588,11 @@ anonymous = "read"
             !a.allowed && a.decision.starts_with("implicit deny"),
             "{a:?}"
         );
-        // full-access may always manage bucket policies.
+        // full-access may always manage bucket policies (and read a configured one).
         let a = ask(
             &c,
             Some("bob"),
-            "s3:PutBucketPolicy",
+            "s3:GetBucketPolicy",
             "arn:aws:s3:::media",
             false,
         );

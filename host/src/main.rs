@@ -464,9 +464,15 @@ fn access_check(config: &std::path::Path, question: &switchyard::access::Questio
         });
     match answer {
         Ok(a) => {
-            println!("{}", a.decision);
+            match &a.refused {
+                Some(_) => println!("refused (the policies alone: {})", a.decision),
+                None => println!("{}", a.decision),
+            }
             println!("  requester:     {}", a.requester);
             println!("  bucket policy: {}", a.bucket_policy);
+            if let Some(why) = &a.refused {
+                println!("  refused:       {why}");
+            }
             if a.allowed {
                 ExitCode::SUCCESS
             } else {

@@ -47,6 +47,7 @@ async fn run_suite(kind: Kind) {
     backend_pages(&fx, &c).await;
     copies(&c).await;
     deletes(&c).await;
+    version_ids(&c).await;
     multipart(&c).await;
     integrity(&c).await;
     keys(&c, kind).await;
@@ -756,6 +757,127 @@ async fn deletes(c: &Client) {
         .list_objects_v2()
         .bucket(BUCKET)
         .prefix("del/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.key_count(), Some(0));
+}
+
+/// Without versioning an object's one version is `null`: naming it reads, copies and
+/// deletes the object; naming any other is refused and changes nothing (it used to read
+/// the current object, as if it were the version asked for).
+async fn version_ids(c: &Client) {
+    c.put_object()
+        .bucket(BUCKET)
+        .key("ver/k")
+        .body(ByteStream::from_static(b"current"))
+        .send()
+        .await
+        .unwrap();
+    let got = c
+        .get_object()
+        .bucket(BUCKET)
+        .key("ver/k")
+        .version_id("null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.body.collect().await.unwrap().to_vec(), b"current");
+    c.head_object()
+        .bucket(BUCKET)
+        .key("ver/k")
+        .version_id("null")
+        .send()
+        .await
+        .unwrap();
+    let bogus = "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY";
+    let e = c
+        .get_object()
+        .bucket(BUCKET)
+        .key("ver/k")
+        .version_id(bogus)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (400, "InvalidArgument".into()), "GET");
+    let e = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("ver/k")
+        .version_id(bogus)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e).0, 400, "HEAD");
+    let e = c
+        .copy_object()
+        .bucket(BUCKET)
+        .key("ver/copy")
+        .copy_source(format!("{BUCKET}/ver/k?versionId={bogus}"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (400, "InvalidArgument".into()), "copy");
+    let e = c
+        .delete_object()
+        .bucket(BUCKET)
+        .key("ver/k")
+        .version_id(bogus)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (400, "InvalidArgument".into()), "DELETE");
+    let out = c
+        .delete_objects()
+        .bucket(BUCKET)
+        .delete(
+            Delete::builder()
+                .objects(
+                    ObjectIdentifier::builder()
+                        .key("ver/k")
+                        .version_id(bogus)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.errors().len(), 1);
+    assert_eq!(out.errors()[0].code(), Some("InvalidArgument"));
+    // Nothing changed: the object is there, no copy was made.
+    assert_eq!(body_of(c, "ver/k").await, b"current");
+    let e = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("ver/copy")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e).0, 404);
+    c.copy_object()
+        .bucket(BUCKET)
+        .key("ver/copy")
+        .copy_source(format!("{BUCKET}/ver/k?versionId=null"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body_of(c, "ver/copy").await, b"current");
+    for k in ["ver/k", "ver/copy"] {
+        c.delete_object()
+            .bucket(BUCKET)
+            .key(k)
+            .version_id("null")
+            .send()
+            .await
+            .unwrap();
+    }
+    let left = c
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("ver/")
         .send()
         .await
         .unwrap();

@@ -182,6 +182,20 @@ pub struct ClientAddr(pub std::net::SocketAddr);
 #[derive(Debug, Clone, Copy)]
 pub struct SecureTransport;
 
+/// A request's `versionId` on a gateway without versioning: the one version every object
+/// has is `null` (as AWS names the version of an object in an unversioned bucket), so
+/// `null` is the object itself and any other id names a version that cannot exist. Serving
+/// the current object for it would answer a question the client did not ask.
+fn unversioned(version_id: Option<&str>) -> S3Result<()> {
+    match version_id {
+        None | Some("null") => Ok(()),
+        Some(_) => Err(s3s::s3_error!(
+            InvalidArgument,
+            "Invalid version id specified (this gateway keeps no versions: an object's only version is null)"
+        )),
+    }
+}
+
 fn copy_source(src: &CopySource) -> S3Result<(String, String)> {
     match src {
         CopySource::Bucket {
@@ -189,12 +203,7 @@ fn copy_source(src: &CopySource) -> S3Result<(String, String)> {
             key,
             version_id,
         } => {
-            if version_id.is_some() {
-                return Err(s3s::s3_error!(
-                    NotImplemented,
-                    "versioned copy sources are not supported"
-                ));
-            }
+            unversioned(version_id.as_deref())?;
             Ok((bucket.to_string(), key.to_string()))
         }
         _ => Err(s3s::s3_error!(
@@ -579,6 +588,7 @@ impl S3 for Frontend {
                 "GetObject with partNumber is not supported"
             ));
         }
+        unversioned(input.version_id.as_deref())?;
         let cond = read_conditions(
             input.if_match.as_ref(),
             input.if_none_match.as_ref(),
@@ -637,6 +647,7 @@ impl S3 for Frontend {
                 "HeadObject with partNumber is not supported"
             ));
         }
+        unversioned(input.version_id.as_deref())?;
         let cond = read_conditions(
             input.if_match.as_ref(),
             input.if_none_match.as_ref(),
@@ -671,12 +682,7 @@ impl S3 for Frontend {
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let router = self.router.load_full();
         let input = req.input;
-        if input.version_id.is_some() {
-            return Err(s3s::s3_error!(
-                NotImplemented,
-                "versioned deletes are not supported"
-            ));
-        }
+        unversioned(input.version_id.as_deref())?;
         traced(
             "DeleteObject",
             &input.bucket,
@@ -726,10 +732,8 @@ impl S3 for Frontend {
                 async move {
                     let r = if let Err(denied) = verdict {
                         Err(denied)
-                    } else if o.version_id.is_some() {
-                        Err(errors::to_s3(Error::NotImplemented(
-                            "versioned deletes are not supported".into(),
-                        )))
+                    } else if let Err(e) = unversioned(o.version_id.as_deref()) {
+                        Err(e)
                     } else {
                         router.delete(&bucket, &o.key).await.map_err(errors::to_s3)
                     };
