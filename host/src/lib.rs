@@ -20,6 +20,7 @@ pub mod policy;
 pub mod router;
 pub mod server;
 pub mod tls;
+pub mod watch;
 
 pub use config::Config;
 pub use server::{Server, StartError, run, start};

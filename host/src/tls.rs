@@ -358,7 +358,7 @@ impl ListenerTls {
     pub fn watch(&self) -> tokio::task::JoinHandle<()> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok_and(|e| changes(&e.kind)) {
+            if event.is_ok_and(|e| crate::watch::changes(&e.kind)) {
                 let _ = tx.try_send(());
             }
         });
@@ -406,17 +406,6 @@ impl ListenerTls {
                 }
             }
         })
-    }
-}
-
-/// Whether an event may have changed a file: opening and reading do not (the reload's own
-/// reads would otherwise trigger the next reload, for ever).
-fn changes(kind: &notify::EventKind) -> bool {
-    use notify::event::{AccessKind, AccessMode, EventKind};
-    match kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-        EventKind::Access(_) => false,
-        _ => true,
     }
 }
 
@@ -790,21 +779,5 @@ mod tests {
         std::fs::write(&files.key, key.serialize_pem()).unwrap();
         reloader.check();
         assert_eq!((serial(), count()), ("01".to_owned(), 3));
-    }
-
-    #[test]
-    fn reads_and_opens_are_not_changes() {
-        use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind};
-        assert!(!changes(&EventKind::Access(AccessKind::Open(
-            AccessMode::Any
-        ))));
-        assert!(!changes(&EventKind::Access(AccessKind::Close(
-            AccessMode::Read
-        ))));
-        assert!(changes(&EventKind::Access(AccessKind::Close(
-            AccessMode::Write
-        ))));
-        assert!(changes(&EventKind::Create(CreateKind::File)));
-        assert!(changes(&EventKind::Modify(ModifyKind::Any)));
     }
 }

@@ -25,6 +25,13 @@ pub struct PolicySet {
     metrics: Arc<Metrics>,
     /// One rescan at a time.
     scanning: std::sync::Mutex<()>,
+    /// The version of each policy last rejected (content hash and modification time), so
+    /// that a rescan does not compile, log and count the same rejected file again. A
+    /// rejection can be passing (a probe past its deadline on a loaded machine):
+    /// touching the file has it judged again.
+    rejected: std::sync::Mutex<BTreeMap<String, (String, Option<std::time::SystemTime>)>>,
+    /// Rescans so far: one at start, then one per burst of changes.
+    rescans: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for PolicySet {
@@ -57,6 +64,8 @@ impl PolicySet {
             loaded: ArcSwap::from_pointee(BTreeMap::new()),
             metrics,
             scanning: std::sync::Mutex::new(()),
+            rejected: std::sync::Mutex::new(BTreeMap::new()),
+            rescans: std::sync::atomic::AtomicU64::new(0),
         });
         set.rescan();
         Ok(set)
@@ -93,6 +102,12 @@ impl PolicySet {
     pub fn rescan(&self) {
         let Some(dir) = &self.plugins.dir else { return };
         let _guard = self.scanning.lock();
+        self.rescans
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut rejected = self
+            .rejected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let current = self.loaded.load_full();
         let mut next = (*current).clone();
         let mut seen = Vec::new();
@@ -129,7 +144,14 @@ impl PolicySet {
                 use sha2::Digest;
                 hex::encode(sha2::Sha256::digest(&bytes))
             };
-            if current.get(&name).is_some_and(|p| p.info().hash == hash) {
+            let version = (
+                hash,
+                std::fs::metadata(&path).and_then(|m| m.modified()).ok(),
+            );
+            let hash = &version.0;
+            if current.get(&name).is_some_and(|p| &p.info().hash == hash)
+                || rejected.get(&name) == Some(&version)
+            {
                 continue;
             }
             match self.load_checked(&name, &bytes) {
@@ -142,6 +164,7 @@ impl PolicySet {
                         "policy loaded"
                     );
                     self.metrics.reload(&name, ReloadResult::Loaded);
+                    rejected.remove(&name);
                     next.insert(name, Arc::new(policy));
                 }
                 Err(reason) => {
@@ -153,9 +176,11 @@ impl PolicySet {
                         "policy rejected: {reason}"
                     );
                     self.metrics.reload(&name, ReloadResult::Rejected);
+                    rejected.insert(name, version);
                 }
             }
         }
+        rejected.retain(|name, _| seen.contains(name));
         next.retain(|name, p| {
             let keep = seen.contains(name);
             if !keep {
@@ -184,7 +209,8 @@ impl PolicySet {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(64);
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if event.is_ok() {
+                // Not the rescan's own reads: they would schedule the next rescan.
+                if event.is_ok_and(|e| crate::watch::changes(&e.kind)) {
                     let _ = tx.try_send(());
                 }
             })
@@ -205,6 +231,12 @@ impl PolicySet {
         })))
     }
 
+    /// How many times the directory was read: once at start, then once per burst of
+    /// changes (an idle directory is not read).
+    pub fn rescans(&self) -> u64 {
+        self.rescans.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// How long a rescan waits after the last change.
     pub fn debounce(&self) -> Duration {
         self.plugins.debounce
@@ -217,4 +249,66 @@ fn valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::ReloadLabels;
+
+    fn reloads(m: &Metrics, policy: &str, result: ReloadResult) -> u64 {
+        m.reloads
+            .get_or_create(&ReloadLabels {
+                policy: policy.to_owned(),
+                result,
+            })
+            .get()
+    }
+
+    /// An idle directory is left alone: the watcher's own reads are not changes, and a
+    /// rejected file is judged once per version, not at every rescan. A real change is
+    /// still seen.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_watcher_rests_while_nothing_changes() {
+        let dir = std::env::temp_dir().join(format!("sy-plugins-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("broken.wasm"), b"not a component").unwrap();
+        let config = Config::from_toml(&format!(
+            "version = 1\n[plugins]\ndir = {:?}\ndebounce = \"20ms\"\n",
+            dir.display().to_string()
+        ))
+        .unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let set = PolicySet::new(&config, metrics.clone()).unwrap();
+        let watcher = set.watch().unwrap().unwrap();
+        let rejected = || reloads(&metrics, "broken", ReloadResult::Rejected);
+        assert_eq!(rejected(), 1);
+        // Fifty debounce periods with nothing written.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(rejected(), 1, "an idle directory was rescanned");
+        // A rescan of the same rejected version does not judge it again.
+        let again = set.clone();
+        tokio::task::spawn_blocking(move || again.rescan())
+            .await
+            .unwrap();
+        assert_eq!(rejected(), 1, "the same rejected version was judged again");
+        // A new version is judged, once, and the directory is then left alone.
+        std::fs::write(dir.join("broken.wasm"), b"still not a component").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while rejected() < 2 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(rejected(), 2, "a changed file was not seen");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let scans = set.rescans();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            set.rescans(),
+            scans,
+            "the watcher rescanned an idle directory"
+        );
+        assert_eq!(rejected(), 2);
+        watcher.abort();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
