@@ -220,6 +220,11 @@ pub struct PolicyConfig {
     /// Give the policy the real clocks; otherwise they read zero. Default false.
     #[serde(default)]
     pub allow_clock: bool,
+    /// Give the policy real random numbers (`wasi:random`); otherwise each instance's
+    /// numbers come from one fixed seed, so that its decisions are reproducible.
+    /// Default false.
+    #[serde(default)]
+    pub allow_random: bool,
 }
 
 /// What a bucket does when its policy cannot decide (trap, timeout, memory limit,

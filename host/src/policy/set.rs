@@ -94,6 +94,7 @@ impl PolicySet {
                 env: p.allow_env,
                 dirs: p.allow_dirs,
                 clock: p.allow_clock,
+                random: p.allow_random,
             },
         }
     }

@@ -129,6 +129,8 @@ pub struct Grants {
     pub dirs: Vec<std::path::PathBuf>,
     /// The real wall and monotonic clocks; otherwise both read as zero.
     pub clock: bool,
+    /// Real random numbers; otherwise a generator from a fixed seed (per instance).
+    pub random: bool,
 }
 
 /// Per-policy limits and settings.
@@ -222,6 +224,37 @@ impl bindings::switchyard::policy::host::Host for State {
 }
 
 /// A frozen clock for policies not granted the real one: decisions stay reproducible.
+/// What a policy instance may reach through WASI: what `grants` allow, nothing else.
+/// Without grants its clocks read zero and its random numbers come from a fixed seed, so
+/// that the same inputs give the same decision (what `policy test` relies on).
+fn wasi_ctx(name: &str, grants: &Grants) -> WasiCtx {
+    let mut b = wasmtime_wasi::WasiCtxBuilder::new();
+    for var in &grants.env {
+        if let Ok(v) = std::env::var(var) {
+            b.env(var, v);
+        }
+    }
+    for dir in &grants.dirs {
+        let path = dir.to_string_lossy().to_string();
+        if let Err(e) = b.preopened_dir(dir, &path, wasmtime_wasi::FsPerms::ReadOnly) {
+            tracing::warn!(policy = %name, dir = %path, error = %e, "cannot grant directory");
+        }
+    }
+    if !grants.clock {
+        b.wall_clock(ZeroClock).monotonic_clock(ZeroClock);
+    }
+    if !grants.random {
+        use rand::SeedableRng as _;
+        b.secure_random(rand::rngs::StdRng::seed_from_u64(FIXED_SEED))
+            .insecure_random(rand::rngs::StdRng::seed_from_u64(FIXED_SEED))
+            .insecure_random_seed(u128::from(FIXED_SEED));
+    }
+    b.build()
+}
+
+/// The seed of an ungranted policy's random numbers.
+const FIXED_SEED: u64 = 0x5357_4954_4348_5944;
+
 struct ZeroClock;
 
 impl wasmtime_wasi::HostWallClock for ZeroClock {
@@ -406,22 +439,10 @@ impl WasmPolicy {
             .trap_on_grow_failure(false)
             .build();
         let wasi = self.info.uses_wasi.then(|| {
-            let mut b = wasmtime_wasi::WasiCtxBuilder::new();
-            for var in &self.settings.grants.env {
-                if let Ok(v) = std::env::var(var) {
-                    b.env(var, v);
-                }
-            }
-            for dir in &self.settings.grants.dirs {
-                let path = dir.to_string_lossy().to_string();
-                if let Err(e) = b.preopened_dir(dir, &path, wasmtime_wasi::FsPerms::ReadOnly) {
-                    tracing::warn!(policy = %self.name, dir = %path, error = %e, "cannot grant directory");
-                }
-            }
-            if !self.settings.grants.clock {
-                b.wall_clock(ZeroClock).monotonic_clock(ZeroClock);
-            }
-            (b.build(), ResourceTable::new())
+            (
+                wasi_ctx(&self.name, &self.settings.grants),
+                ResourceTable::new(),
+            )
         });
         let state = State {
             limits: Limiter {
@@ -635,4 +656,36 @@ pub fn componentize(core: &[u8]) -> Result<Vec<u8>, String> {
         .module(core)
         .map_err(|e| format!("{e:#}"))?;
     encoder.encode().map_err(|e| format!("{e:#}"))
+}
+
+#[cfg(test)]
+mod wasi_tests {
+    use super::*;
+    use wasmtime_wasi::p2::bindings::random::{insecure, insecure_seed, random};
+
+    fn draw(grants: &Grants) -> (Vec<u8>, Vec<u8>, (u64, u64)) {
+        let mut ctx = wasi_ctx("t", grants);
+        let r = ctx.random();
+        (
+            random::Host::get_random_bytes(r, 32).unwrap(),
+            insecure::Host::get_insecure_random_bytes(r, 32).unwrap(),
+            insecure_seed::Host::insecure_seed(r).unwrap(),
+        )
+    }
+
+    /// Without `allow_random` a policy draws the same numbers in every instance (it got
+    /// real ones, against the promise of reproducible decisions); with it, real ones.
+    #[test]
+    fn random_numbers_are_fixed_unless_granted() {
+        let none = Grants::default();
+        assert_eq!(draw(&none), draw(&none));
+        let granted = Grants {
+            random: true,
+            ..Grants::default()
+        };
+        let (a, b) = (draw(&granted), draw(&granted));
+        assert_ne!(a.0, b.0);
+        assert_ne!(a.1, b.1);
+        assert_ne!(a.2, b.2);
+    }
 }
