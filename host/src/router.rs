@@ -310,6 +310,11 @@ pub struct UploadRecord {
     pub upload_id: String,
     pub initiated: DateTime<Utc>,
     pub attrs: Attrs,
+    /// The other members placement named when the upload began (a mirror): the parts
+    /// go to the first member only, and the completed object is copied to these before
+    /// the completion is acknowledged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<String>,
 }
 
 /// One uploaded part as recorded in its member.
@@ -979,13 +984,13 @@ impl Router {
         let vb = self.bucket(bucket)?;
         let _admitted = vb.admit_write().await?;
         let obj = object_view(bucket, key, None, attrs);
-        // A multipart upload lives in one member: the first placement target.
-        let member = self
-            .decider
-            .place(&vb, req, &obj)?
-            .into_iter()
+        // A multipart upload lives in one member, the first placement target; the others
+        // (a mirror) get the completed object (`complete_upload`).
+        let mut targets = self.decider.place(&vb, req, &obj)?.into_iter();
+        let member = targets
             .next()
             .ok_or_else(|| Error::internal("no placement target"))?;
+        let mirrors: Vec<String> = targets.map(|t| t.name.clone()).collect();
         let started = Instant::now();
         let r = member.store.mpu_create(key, attrs).await;
         member.observe(started, &r);
@@ -997,6 +1002,7 @@ impl Router {
             upload_id: upload_id.clone(),
             initiated: Utc::now(),
             attrs: attrs.clone(),
+            mirrors,
         };
         let json = serde_json::to_vec(&record).map_err(Error::internal)?;
         member
@@ -1196,7 +1202,62 @@ impl Router {
         member.observe(started, &r);
         let outcome = r?;
         self.forget_upload(&member, &id, &uploaded).await;
+        if !record.mirrors.is_empty() {
+            self.mirror_upload(&vb, &member, key, &record, &outcome)
+                .await?;
+        }
         Ok(outcome)
+    }
+
+    /// Copies a completed multipart upload from its member to the other members its
+    /// placement named, so that a mirror gets every object, large ones too (it used to
+    /// get one copy, and the client 200). The completion is acknowledged when every
+    /// mirror has it; a mirror that fails fails the request, as a mirrored PUT does.
+    /// The object is read at the ETag the completion gave it: a client's newer write of
+    /// the key (mirrored itself) is not overwritten in the mirrors by this older one.
+    async fn mirror_upload(
+        &self,
+        vb: &VirtualBucket,
+        member: &Arc<Backend>,
+        key: &str,
+        record: &UploadRecord,
+        outcome: &PutOutcome,
+    ) -> Result<()> {
+        let mut mirrors = Vec::with_capacity(record.mirrors.len());
+        for name in &record.mirrors {
+            let m = vb.member(name).ok_or_else(|| {
+                Error::internal(format!(
+                    "member {name}, a mirror of this upload, is no longer in bucket {}",
+                    vb.name
+                ))
+            })?;
+            mirrors.push(m.clone());
+        }
+        let cond = ReadConditions {
+            if_match: outcome.etag.clone(),
+            ..ReadConditions::default()
+        };
+        let started = Instant::now();
+        let r = member.store.get(key, None, &cond, false).await;
+        member.observe(started, &r);
+        let (read, stream) = match r {
+            Ok(found) => found,
+            // Replaced or deleted by a client since: that write went to the mirrors.
+            Err(Error::Precondition(_) | Error::NotFound) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let body = stream.ok_or_else(|| Error::internal("no body"))?;
+        self.put_to(
+            &mirrors,
+            key,
+            body,
+            Some(read.info.size),
+            &read.info.attrs,
+            &WriteCondition::None,
+            self.config.server.part_size,
+        )
+        .await?;
+        Ok(())
     }
 
     pub async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {

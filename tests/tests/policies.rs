@@ -165,6 +165,69 @@ async fn decisions_drive_placement_and_routing() {
         .await
         .unwrap();
     assert_eq!(h.content_type(), Some("x/y"));
+    // A multipart upload (every `aws s3 cp` over 8 MiB) is mirrored too: it used to land
+    // in the first member only, and the client got 200.
+    let up = c
+        .create_multipart_upload()
+        .bucket("mirrored")
+        .key("m/parts")
+        .content_type("x/parts")
+        .metadata("k", "v")
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    let mut done = Vec::new();
+    for (n, chunk) in big.chunks(6 * 1024 * 1024).enumerate() {
+        let n = i32::try_from(n + 1).unwrap();
+        let p = c
+            .upload_part()
+            .bucket("mirrored")
+            .key("m/parts")
+            .upload_id(id)
+            .part_number(n)
+            .body(ByteStream::from(chunk.to_vec()))
+            .send()
+            .await
+            .unwrap();
+        done.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(n)
+                .e_tag(p.e_tag().unwrap())
+                .build(),
+        );
+    }
+    c.complete_multipart_upload()
+        .bucket("mirrored")
+        .key("m/parts")
+        .upload_id(id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    for member in [&a.0, &b.0] {
+        assert!(
+            std::fs::read(member.join("m/parts")).unwrap() == big,
+            "{}",
+            member.display()
+        );
+    }
+    let h = c
+        .head_object()
+        .bucket("mirrored")
+        .key("m/parts")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h.content_type(), Some("x/parts"));
+    assert_eq!(
+        h.metadata().and_then(|m| m.get("k")).map(String::as_str),
+        Some("v")
+    );
 
     let m = metrics(&gw).await;
     assert!(
