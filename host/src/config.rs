@@ -211,6 +211,11 @@ pub struct PolicyConfig {
     /// (strict isolation between calls, at several times the cost per decision).
     #[serde(default)]
     pub warm_instances: Option<usize>,
+    /// Calls of the policy running at once, each on a thread of its own off the request
+    /// threads. Default: half the cores, at least one. A call waits at most `timeout`
+    /// for a free slot.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
     /// Environment variables the policy may read. Default: none.
     #[serde(default)]
     pub allow_env: Vec<String>,

@@ -953,7 +953,7 @@ async fn tier_one(
             .collect(),
         age_seconds: Some(age as u64),
     };
-    let action = router.decider.tier(vb, &obj, &current.name)?;
+    let action = router.decider.tier(vb, &obj, &current.name).await?;
     let (target, keep_source) = match &action {
         TierAction::Keep => return Ok((MoverOutcome::Kept, 0)),
         TierAction::Delete => {

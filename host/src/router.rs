@@ -114,6 +114,13 @@ fn classify<T>(
     match r {
         Err(CallError::Trap(m)) => (Outcome::Trap, Err(format!("trapped: {m}"))),
         Err(CallError::Timeout) => (Outcome::Timeout, Err("ran past its deadline".to_owned())),
+        Err(CallError::Busy) => (
+            Outcome::Timeout,
+            Err(
+                "found no free slot within its deadline (its running calls use them all)"
+                    .to_owned(),
+            ),
+        ),
         Err(CallError::Memory(m)) => (
             Outcome::MemoryLimit,
             Err(format!("hit its memory limit: {m}")),
@@ -134,7 +141,7 @@ pub struct Decider {
 }
 
 impl Decider {
-    fn call(
+    async fn call(
         &self,
         vb: &VirtualBucket,
         call: metrics::Call,
@@ -158,10 +165,14 @@ impl Decider {
                 Err("the policy is not loaded".to_owned()),
             ),
             Some(p) => {
-                let r = match call {
-                    metrics::Call::Route => p.route(req, obj, &views),
-                    _ => p.place(req, obj, &views),
-                };
+                let (req, obj, members) = (req.clone(), obj.clone(), views.clone());
+                let r = p
+                    .clone()
+                    .call_off_thread(move |p| match call {
+                        metrics::Call::Route => p.route(&req, &obj, &members),
+                        _ => p.place(&req, &obj, &members),
+                    })
+                    .await;
                 self.observe_call(&vb.policy, started);
                 classify(r, |answer| {
                     validate_answer(answer, &views).map_err(|e| e.to_string())
@@ -223,7 +234,12 @@ impl Decider {
     /// keeps everything. An answer naming the current member, or one outside the bucket,
     /// is invalid; any failure is an error the pass counts, and the object stays put: a
     /// tiering pass never acts on a policy that could not decide.
-    pub fn tier(&self, vb: &VirtualBucket, obj: &ObjectView, current: &str) -> Result<TierAction> {
+    pub async fn tier(
+        &self,
+        vb: &VirtualBucket,
+        obj: &ObjectView,
+        current: &str,
+    ) -> Result<TierAction> {
         if vb.policy == "default" {
             return Ok(TierAction::Keep);
         }
@@ -236,7 +252,11 @@ impl Decider {
                 Err("the policy is not loaded".to_owned()),
             ),
             Some(p) => {
-                let r = p.tier(obj, current, &views);
+                let (o, c, members) = (obj.clone(), current.to_owned(), views.clone());
+                let r = p
+                    .clone()
+                    .call_off_thread(move |p| p.tier(&o, &c, &members))
+                    .await;
                 self.observe_call(&vb.policy, started);
                 classify(r, |action| match &action {
                     TierAction::MoveTo(m) | TierAction::CopyTo(m)
@@ -270,26 +290,26 @@ impl Decider {
     }
 
     /// Write targets for one object.
-    pub fn place(
+    pub async fn place(
         &self,
         vb: &VirtualBucket,
         req: &RequestView,
         obj: &ObjectView,
     ) -> Result<Vec<Arc<Backend>>> {
-        let names = self.call(vb, metrics::Call::Place, req, obj)?;
+        let names = self.call(vb, metrics::Call::Place, req, obj).await?;
         Ok(names.iter().filter_map(|n| vb.member(n).cloned()).collect())
     }
 
     /// Read order: the policy's order, then the members it left out. Health does not
     /// reorder it: the order is also freshness (writes go to the first member, migrations
     /// copy toward it), and reading a later member first could serve an older copy.
-    pub fn route(
+    pub async fn route(
         &self,
         vb: &VirtualBucket,
         req: &RequestView,
         obj: &ObjectView,
     ) -> Result<Vec<Arc<Backend>>> {
-        let names = self.call(vb, metrics::Call::Route, req, obj)?;
+        let names = self.call(vb, metrics::Call::Route, req, obj).await?;
         let mut order: Vec<Arc<Backend>> =
             names.iter().filter_map(|n| vb.member(n).cloned()).collect();
         // A key may live in a member the policy left out (written before a policy change):
@@ -688,7 +708,7 @@ impl Router {
             key: key.to_owned(),
             ..Default::default()
         };
-        let order = self.decider.route(&vb, req, &obj)?;
+        let order = self.decider.route(&vb, req, &obj).await?;
         let mut failure = None;
         let mut missed = Vec::new();
         for member in &order {
@@ -776,7 +796,7 @@ impl Router {
         let vb = self.bucket(bucket)?;
         let _admitted = vb.admit_write().await?;
         let obj = object_view(bucket, key, size, attrs);
-        let targets = self.decider.place(&vb, req, &obj)?;
+        let targets = self.decider.place(&vb, req, &obj).await?;
         record_targets(&targets);
         let part_size = self.config.server.part_size;
         let outcome = self
@@ -914,7 +934,7 @@ impl Router {
         let keep_attrs = replace_attrs.is_none();
         let attrs = replace_attrs.unwrap_or_else(|| src.info.attrs.clone());
         let obj = object_view(dst_bucket, dst_key, Some(src.info.size), &attrs);
-        let targets = self.decider.place(&dst, req, &obj)?;
+        let targets = self.decider.place(&dst, req, &obj).await?;
         let server_side = targets.len() == 1
             && Arc::ptr_eq(&targets[0], &src_member)
             && attrs == src.info.attrs
@@ -986,7 +1006,7 @@ impl Router {
         let obj = object_view(bucket, key, None, attrs);
         // A multipart upload lives in one member, the first placement target; the others
         // (a mirror) get the completed object (`complete_upload`).
-        let mut targets = self.decider.place(&vb, req, &obj)?.into_iter();
+        let mut targets = self.decider.place(&vb, req, &obj).await?.into_iter();
         let member = targets
             .next()
             .ok_or_else(|| Error::internal("no placement target"))?;

@@ -527,3 +527,83 @@ async fn fixed_policies_pass_the_policy_check() {
     let e = WasmPolicy::load(&engine, "g", b"garbage", CallSettings::default()).unwrap_err();
     assert!(e.to_string().contains("not a WebAssembly component"), "{e}");
 }
+
+/// A policy that loops until its deadline holds its own slots, not the engine: while
+/// several requests of its bucket wait on it, another bucket's requests are served. Policy
+/// calls ran on the request threads, and four looping calls stopped every bucket until
+/// their deadlines passed. The check is an order, not a time: the other bucket's requests
+/// must be answered while every looping request is still waiting for its policy (each
+/// waits up to its 3 s deadline, twice over in the queue).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_looping_policy_does_not_hold_other_buckets() {
+    let (plugins, a, b) = (
+        TempDir::new("plugins"),
+        TempDir::new("a"),
+        TempDir::new("b"),
+    );
+    write_atomic(
+        &plugins.0,
+        "looper.wasm",
+        &fixed_policy("b", Misbehaviour::Loop),
+    );
+    let buckets = "[policies.looper]\ntimeout = \"3s\"\n\
+        [buckets.slow]\nmembers = [\"a\", \"b\"]\npolicy = \"looper\"\nfailure = \"fail-open\"\n\
+        [buckets.other]\nmembers = [\"a\"]\n";
+    let gw = Gateway::start(&config(&plugins.0, &a.0, &b.0, buckets))
+        .await
+        .unwrap();
+    let c = gw.client();
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut slow = Vec::new();
+    for i in 0..6 {
+        let (c, finished) = (c.clone(), finished.clone());
+        slow.push(tokio::spawn(async move {
+            let r = c
+                .put_object()
+                .bucket("slow")
+                .key(format!("evil-{i}"))
+                .body(ByteStream::from_static(b"x"))
+                .send()
+                .await;
+            finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            r
+        }));
+    }
+    // Let the looping calls start.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..20 {
+        let key = format!("k{i}");
+        c.put_object()
+            .bucket("other")
+            .key(&key)
+            .body(ByteStream::from(key.clone().into_bytes()))
+            .send()
+            .await
+            .unwrap();
+        let got = c
+            .get_object()
+            .bucket("other")
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.body.collect().await.unwrap().to_vec(), key.as_bytes());
+    }
+    assert_eq!(
+        finished.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the other bucket waited for the looping policy"
+    );
+    // Fail-open: each looping request is answered, by the built-in placement, once its
+    // call ran past the deadline or found no free slot in time.
+    for t in slow {
+        t.await.unwrap().unwrap();
+    }
+    let m = metrics(&gw).await;
+    assert!(
+        m.contains(
+            r#"switchyard_policy_decisions_total{policy="looper",call="Place",outcome="Timeout"} 6"#
+        ),
+        "{m}"
+    );
+}

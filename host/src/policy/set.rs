@@ -90,6 +90,7 @@ impl PolicySet {
             memory_bytes: p.memory_limit.unwrap_or(self.plugins.memory_limit),
             config: Arc::from(p.config.unwrap_or_default()),
             warm_instances: p.warm_instances,
+            concurrency: p.concurrency,
             grants: Grants {
                 env: p.allow_env,
                 dirs: p.allow_dirs,

@@ -142,6 +142,10 @@ pub struct CallSettings {
     pub config: Arc<str>,
     /// Warm instances kept for reuse; 0: a fresh instance per call; none: 4.
     pub warm_instances: Option<usize>,
+    /// Calls of this policy running at once (each on a thread of its own, off the
+    /// request threads); none: half the cores, at least one. A call waits for a free
+    /// slot at most `timeout`.
+    pub concurrency: Option<usize>,
     pub grants: Grants,
 }
 
@@ -152,9 +156,24 @@ impl Default for CallSettings {
             memory_bytes: 64 * 1024 * 1024,
             config: Arc::from(""),
             warm_instances: None,
+            concurrency: None,
             grants: Grants::default(),
         }
     }
+}
+
+fn slots(settings: &CallSettings) -> Arc<tokio::sync::Semaphore> {
+    let n = settings
+        .concurrency
+        .unwrap_or_else(default_concurrency)
+        .max(1);
+    Arc::new(tokio::sync::Semaphore::new(n))
+}
+
+/// Calls of one policy running at once unless configured: half the cores, so that a
+/// policy that loops until its deadline leaves the other half to everything else.
+fn default_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 /// The store's limits, remembering whether a growth was refused so that the trap that
@@ -190,6 +209,8 @@ impl ResourceLimiter for Limiter {
 
 struct State {
     limits: Limiter,
+    /// When the running call must end, in wall-clock time (see `new_store`).
+    deadline: Instant,
     config: Arc<str>,
     name: Arc<str>,
     wasi: Option<(WasiCtx, ResourceTable)>,
@@ -307,6 +328,8 @@ pub struct WasmPolicy {
     settings: CallSettings,
     warm_cap: usize,
     warm: std::sync::Mutex<Vec<(Store<State>, bindings::Policy)>>,
+    /// One permit per call allowed to run at once ([`WasmPolicy::call_off_thread`]).
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for WasmPolicy {
@@ -323,8 +346,11 @@ impl std::fmt::Debug for WasmPolicy {
 pub enum CallError {
     /// The guest trapped (a policy bug).
     Trap(String),
-    /// The epoch deadline passed.
+    /// The deadline passed (wall-clock time, checked at every epoch tick).
     Timeout,
+    /// No slot freed up within the deadline: the policy's calls already running use them
+    /// all (a policy slower than its traffic, or looping).
+    Busy,
     /// The memory limit was hit (the guest trapped because growth was refused).
     Memory(String),
 }
@@ -393,6 +419,7 @@ impl WasmPolicy {
         let warm_cap = settings.warm_instances.unwrap_or(DEFAULT_WARM);
         Ok(Self {
             warm_cap,
+            slots: slots(&settings),
             name: Arc::from(name),
             info,
             pre,
@@ -411,9 +438,32 @@ impl WasmPolicy {
             pre: self.pre.clone(),
             engine: self.engine.clone(),
             warm_cap: settings.warm_instances.unwrap_or(DEFAULT_WARM),
+            slots: slots(&settings),
             settings,
             warm: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// Runs `call` (a [`WasmPolicy::place`], `route` or `tier`) on a blocking thread,
+    /// once one of this policy's slots is free, waiting at most its timeout for one.
+    /// Policy calls run neither on the request threads nor without bound: a policy that
+    /// loops until its deadline occupies its own slots only, and the requests of other
+    /// buckets (and of buckets with the built-in policy) go on meanwhile.
+    pub async fn call_off_thread<R: Send + 'static>(
+        self: Arc<Self>,
+        call: impl FnOnce(&WasmPolicy) -> Result<R, CallError> + Send + 'static,
+    ) -> Result<R, CallError> {
+        let permit =
+            tokio::time::timeout(self.settings.timeout, self.slots.clone().acquire_owned())
+                .await
+                .map_err(|_| CallError::Busy)?
+                .map_err(|_| CallError::Busy)?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            call(&self)
+        })
+        .await
+        .map_err(|e| CallError::Trap(format!("the call's thread failed: {e}")))?
     }
 
     pub fn settings(&self) -> &CallSettings {
@@ -445,6 +495,7 @@ impl WasmPolicy {
             )
         });
         let state = State {
+            deadline: Instant::now(),
             limits: Limiter {
                 inner: limits,
                 refused: false,
@@ -455,6 +506,16 @@ impl WasmPolicy {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
+        // The epoch ticks (every millisecond) only prompt a look at the clock: the
+        // deadline is the wall-clock time in the store, so a call ends on time even when
+        // ticks come late on a busy machine, and a warm instance starts each call afresh.
+        store.epoch_deadline_callback(|cx| {
+            if Instant::now() >= cx.data().deadline {
+                Err(wasmtime::Trap::Interrupt.into())
+            } else {
+                Ok(wasmtime::UpdateDeadline::Continue(1))
+            }
+        });
         store
     }
 
@@ -472,7 +533,8 @@ impl WasmPolicy {
             Some(pair) => pair,
             None => {
                 let mut store = self.new_store();
-                store.set_epoch_deadline(self.deadline_ticks());
+                store.data_mut().deadline = Instant::now() + self.settings.timeout;
+                store.set_epoch_deadline(1);
                 let instance = self
                     .pre
                     .instantiate(&mut store)
@@ -480,7 +542,8 @@ impl WasmPolicy {
                 (store, instance)
             }
         };
-        store.set_epoch_deadline(self.deadline_ticks());
+        store.data_mut().deadline = Instant::now() + self.settings.timeout;
+        store.set_epoch_deadline(1);
         let result = f(&mut store, &instance).map_err(|e| classify(&e, &store));
         if result.is_ok()
             && self.warm_cap > 0
@@ -490,11 +553,6 @@ impl WasmPolicy {
             w.push((store, instance));
         }
         result
-    }
-
-    fn deadline_ticks(&self) -> u64 {
-        let ms = u64::try_from(self.settings.timeout.as_millis()).unwrap_or(u64::MAX);
-        ms.saturating_mul(TICKS_PER_SECOND) / 1000 + 1
     }
 
     pub fn place(
@@ -591,6 +649,7 @@ pub fn describe_call_error(e: &CallError) -> String {
     match e {
         CallError::Trap(m) => format!("trapped: {m}"),
         CallError::Timeout => "ran past its deadline".into(),
+        CallError::Busy => "found no free slot within its deadline".into(),
         CallError::Memory(m) => format!("hit its memory limit: {m}"),
     }
 }
