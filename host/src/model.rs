@@ -159,6 +159,9 @@ pub enum Error {
     MetadataTooLarge(String),
     #[error("Content-MD5 does not match the body")]
     BadDigest,
+    /// A Content-MD5 that is not a base64-encoded 128-bit digest.
+    #[error("Content-MD5 is malformed")]
+    InvalidDigest,
     #[error("{0} checksum does not match the body")]
     ChecksumMismatch(&'static str),
     #[error("body is larger than the {0}-byte limit")]

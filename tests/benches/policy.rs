@@ -216,6 +216,68 @@ async fn put_throughput(
     (objects as f64) / secs
 }
 
+/// GET latencies (sorted) of 4 KiB objects in a bucket with the built-in policy, with
+/// `loopers` clients meanwhile writing to another bucket whose policy loops until its
+/// deadline (fail-open, so each of their writes waits for a timeout, then lands).
+async fn neighbour_latency(policy_dir: &Path, loopers: usize, gets: usize) -> Vec<Duration> {
+    let config = format!(
+        "version = 1\n[plugins]\ndir = {:?}\n[policies.looper]\ntimeout = \"50ms\"\n[backends.m]\nkind = \"memory\"\n[backends.n]\nkind = \"memory\"\n[buckets.calm]\nmembers = [\"m\"]\n[buckets.looping]\nmembers = [\"n\"]\npolicy = \"looper\"\nfailure = \"fail-open\"\n",
+        policy_dir.display().to_string()
+    );
+    let gw = Gateway::start(&config).await.expect("gateway");
+    let c = gw.client();
+    let body = bytes::Bytes::from(vec![7u8; 4096]);
+    for i in 0..16 {
+        c.put_object()
+            .bucket("calm")
+            .key(format!("k{i}"))
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .expect("put");
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut noise = tokio::task::JoinSet::new();
+    for w in 0..loopers {
+        let (c, stop) = (c.clone(), stop.clone());
+        noise.spawn(async move {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Keys starting with `evil` make the policy loop.
+                let _ = c
+                    .put_object()
+                    .bucket("looping")
+                    .key(format!("evil-{w}-{i}"))
+                    .body(ByteStream::from_static(b"x"))
+                    .send()
+                    .await;
+                i += 1;
+            }
+        });
+    }
+    if loopers > 0 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut lat = Vec::with_capacity(gets);
+    for i in 0..gets {
+        let t = Instant::now();
+        let got = c
+            .get_object()
+            .bucket("calm")
+            .key(format!("k{}", i % 16))
+            .send()
+            .await
+            .expect("get");
+        got.body.collect().await.expect("body");
+        lat.push(t.elapsed());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    while noise.join_next().await.is_some() {}
+    gw.stop().await;
+    lat.sort();
+    lat
+}
+
 fn policy_settings(p: &WasmPolicy) -> CallSettings {
     p.settings().clone()
 }
@@ -262,4 +324,38 @@ fn main() {
         on
     );
     println!("ratio on/off: {:.3} (target >= 0.97)", on / off);
+
+    println!();
+    println!(
+        "## Isolation: 4 KiB GETs on a bucket with the built-in policy, while 4 clients write to a bucket whose policy loops until its 50 ms deadline"
+    );
+    let looper = TempDir::new("bench-looper");
+    std::fs::write(
+        looper.0.join("looper.wasm"),
+        fixed_policy("n", Misbehaviour::Loop),
+    )
+    .unwrap();
+    let (mut calm, mut noisy) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        calm.push(rt.block_on(neighbour_latency(&looper.0, 0, 400)));
+        noisy.push(rt.block_on(neighbour_latency(&looper.0, 4, 400)));
+    }
+    let pick = |runs: &[Vec<Duration>], p: f64| {
+        let mut v: Vec<Duration> = runs.iter().map(|r| percentile(r, p)).collect();
+        v.sort();
+        v[1]
+    };
+    let (calm50, calm99) = (pick(&calm, 0.5), pick(&calm, 0.99));
+    let (noisy50, noisy99) = (pick(&noisy, 0.5), pick(&noisy, 0.99));
+    println!("{:<34} {:>12} {:>12}", "", "median", "p99");
+    println!("{:<34} {calm50:>12?} {calm99:>12?}", "no looping neighbour");
+    println!(
+        "{:<34} {noisy50:>12?} {noisy99:>12?}",
+        "4 clients on the looping bucket"
+    );
+    println!(
+        "ratio p99 noisy/calm: {:.2} (target < 2), median {:.2}",
+        noisy99.as_secs_f64() / calm99.as_secs_f64().max(1e-9),
+        noisy50.as_secs_f64() / calm50.as_secs_f64().max(1e-9)
+    );
 }

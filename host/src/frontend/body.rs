@@ -85,11 +85,7 @@ impl Expected {
         if let Some(md5) = &self.content_md5 {
             match STANDARD.decode(md5) {
                 Ok(v) if v.len() == 16 => {}
-                _ => {
-                    return Err(Error::InvalidArgument(
-                        "Content-MD5 is not a base64-encoded 128-bit digest".into(),
-                    ));
-                }
+                _ => return Err(Error::InvalidDigest),
             }
         }
         Ok(())

@@ -37,6 +37,10 @@ pub fn to_s3(e: Error) -> S3Error {
             C::MetadataTooLarge,
             format!("Your metadata headers exceed the maximum allowed metadata size: {m}."),
         ),
+        Error::InvalidDigest => (
+            C::InvalidDigest,
+            "The Content-MD5 you specified was invalid.".into(),
+        ),
         Error::BadDigest => (
             C::BadDigest,
             "The Content-MD5 you specified did not match what we received.".into(),
