@@ -1461,11 +1461,15 @@ mod consistency {
             tokio::spawn(async move {
                 let mut i = 0usize;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let tag = if i % 2 == 0 { "aaaaaaaa" } else { "bbbbbbbb" };
+                    let tag = if i.is_multiple_of(2) {
+                        "aaaaaaaa"
+                    } else {
+                        "bbbbbbbb"
+                    };
                     put(&s, "d/k", tag.repeat(100).into_bytes(), &attrs_of(tag))
                         .await
                         .unwrap();
-                    if i % 3 == 0 {
+                    if i.is_multiple_of(3) {
                         s.delete("d/k").await.unwrap();
                     }
                     i += 1;
