@@ -621,8 +621,8 @@ async fn classify(to: &Backend, work: &Work, spec: &MigrateSpec) -> Result<Plan>
     Ok(Plan::Copy(WriteCondition::IfAbsent))
 }
 
-/// Copies one key, reads the copy back, and checks that a client did not delete the key
-/// meanwhile. Returns the outcome and whether the source copy may go (it goes only after
+/// Copies one key, reads the copy back (in move mode, where the source's deletion relies
+/// on it), and checks that a client did not delete the key meanwhile. Returns the outcome and whether the source copy may go (it goes only after
 /// the batch's journal entry is cleared, see [`Journal`]).
 async fn copy_checked(
     from: &Backend,

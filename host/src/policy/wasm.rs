@@ -244,7 +244,6 @@ impl bindings::switchyard::policy::host::Host for State {
     }
 }
 
-/// A frozen clock for policies not granted the real one: decisions stay reproducible.
 /// What a policy instance may reach through WASI: what `grants` allow, nothing else.
 /// Without grants its clocks read zero and its random numbers come from a fixed seed, so
 /// that the same inputs give the same decision (what `policy test` relies on).
@@ -276,6 +275,7 @@ fn wasi_ctx(name: &str, grants: &Grants) -> WasiCtx {
 /// The seed of an ungranted policy's random numbers.
 const FIXED_SEED: u64 = 0x5357_4954_4348_5944;
 
+/// A frozen clock for policies not granted the real one: decisions stay reproducible.
 struct ZeroClock;
 
 impl wasmtime_wasi::HostWallClock for ZeroClock {
@@ -533,8 +533,7 @@ impl WasmPolicy {
             Some(pair) => pair,
             None => {
                 let mut store = self.new_store();
-                store.data_mut().deadline = Instant::now() + self.settings.timeout;
-                store.set_epoch_deadline(1);
+                self.start_deadline(&mut store);
                 let instance = self
                     .pre
                     .instantiate(&mut store)
@@ -542,8 +541,7 @@ impl WasmPolicy {
                 (store, instance)
             }
         };
-        store.data_mut().deadline = Instant::now() + self.settings.timeout;
-        store.set_epoch_deadline(1);
+        self.start_deadline(&mut store);
         let result = f(&mut store, &instance).map_err(|e| classify(&e, &store));
         if result.is_ok()
             && self.warm_cap > 0
@@ -553,6 +551,13 @@ impl WasmPolicy {
             w.push((store, instance));
         }
         result
+    }
+
+    /// Gives the next run of guest code in `store` (an instantiation, a call) the
+    /// policy's timeout from now; the epoch callback (`new_store`) enforces it.
+    fn start_deadline(&self, store: &mut Store<State>) {
+        store.data_mut().deadline = Instant::now() + self.settings.timeout;
+        store.set_epoch_deadline(1);
     }
 
     pub fn place(
