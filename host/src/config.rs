@@ -27,6 +27,35 @@ pub enum ConfigError {
     Invalid { field: String, message: String },
 }
 
+/// A policy's `headers`: few, valid lower-case names, no credentials.
+fn check_policy_headers(field: &str, headers: &[String]) -> Result<(), ConfigError> {
+    use crate::policy::{MAX_POLICY_HEADERS, WITHHELD_HEADERS};
+    if headers.len() > MAX_POLICY_HEADERS {
+        return Err(invalid(
+            field,
+            format!("at most {MAX_POLICY_HEADERS} headers"),
+        ));
+    }
+    for h in headers {
+        if h.is_empty()
+            || h.to_ascii_lowercase() != *h
+            || http::header::HeaderName::from_bytes(h.as_bytes()).is_err()
+        {
+            return Err(invalid(
+                field,
+                format!("{h:?} is not a lower-case header name"),
+            ));
+        }
+        if WITHHELD_HEADERS.contains(&h.as_str()) {
+            return Err(invalid(
+                field,
+                format!("{h:?} carries credentials, which policies are never given"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         field: field.into(),
@@ -230,6 +259,12 @@ pub struct PolicyConfig {
     /// Default false.
     #[serde(default)]
     pub allow_random: bool,
+    /// Request headers a 0.2 policy sees (`request.headers`), lower-case names, at most
+    /// 16. Default: none. Credentials (`authorization`, `x-amz-security-token`, SSE-C
+    /// keys, cookies) are refused here: a policy never needs them, and its logs would
+    /// carry them.
+    #[serde(default)]
+    pub headers: Vec<String>,
 }
 
 /// What a bucket does when its policy cannot decide (trap, timeout, memory limit,
@@ -847,8 +882,9 @@ impl Config {
         if self.plugins.timeout.is_zero() {
             return Err(invalid("plugins.timeout", "must be more than zero"));
         }
-        for name in self.policies.keys() {
+        for (name, p) in &self.policies {
             check_name(&format!("policies.{name}"), name)?;
+            check_policy_headers(&format!("policies.{name}.headers"), &p.headers)?;
         }
         if let Some(token) = &self.server.admin_token {
             if self.server.admin_listen.is_none() {

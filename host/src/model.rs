@@ -193,6 +193,12 @@ pub enum Error {
     Unavailable { backend: String, message: String },
     #[error("policy {policy} failed: {message}")]
     PolicyFailed { policy: String, message: String },
+    /// The bucket's policy refused the request (WIT 0.2 admission).
+    #[error("refused by the bucket's policy: {message}")]
+    Denied {
+        code: crate::policy::DenyCode,
+        message: String,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }

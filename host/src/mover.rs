@@ -984,6 +984,7 @@ async fn tier_one(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         age_seconds: Some(age as u64),
+        tags: Vec::new(),
     };
     let action = router.decider.tier(vb, &obj, &current.name).await?;
     let (target, keep_source) = match &action {

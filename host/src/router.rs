@@ -26,7 +26,10 @@ use crate::model::{
 };
 use crate::policy::set::PolicySet;
 use crate::policy::wasm::CallError;
-use crate::policy::{DefaultPolicy, ObjectView, Policy, RequestView, TierAction, validate_answer};
+use crate::policy::{
+    DefaultPolicy, ObjectView, Policy, RequestView, RouteAnswer, TierAction, Verdict,
+    validate_answer,
+};
 
 /// S3's smallest allowed part, except the last.
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -147,11 +150,17 @@ impl Decider {
         call: metrics::Call,
         req: &RequestView,
         obj: &ObjectView,
-    ) -> Result<Vec<String>> {
+    ) -> Result<RouteAnswer> {
         let views = vb.views();
-        let builtin = || match call {
-            metrics::Call::Route => DefaultPolicy.route(req, obj, &views),
-            _ => DefaultPolicy.place(req, obj, &views),
+        let builtin = || {
+            match call {
+                metrics::Call::Route => DefaultPolicy.route(req, obj, &views),
+                _ => DefaultPolicy.place(req, obj, &views),
+            }
+            .map(|members| RouteAnswer {
+                members,
+                strict: false,
+            })
         };
         if vb.policy == "default" {
             return builtin().map_err(|e| Error::internal(e.to_string()));
@@ -159,7 +168,7 @@ impl Decider {
         let started = Instant::now();
         let loaded = self.policies.as_ref().and_then(|s| s.get(&vb.policy));
         let hash = loaded.as_ref().map_or("-", |p| p.short_hash()).to_owned();
-        let (outcome, result): (Outcome, Result<Vec<String>, String>) = match &loaded {
+        let (outcome, result): (Outcome, Result<RouteAnswer, String>) = match &loaded {
             None => (
                 Outcome::NotLoaded,
                 Err("the policy is not loaded".to_owned()),
@@ -170,12 +179,21 @@ impl Decider {
                     .clone()
                     .call_off_thread(move |p| match call {
                         metrics::Call::Route => p.route(&req, &obj, &members),
-                        _ => p.place(&req, &obj, &members),
+                        _ => p.place(&req, &obj, &members).map(|r| {
+                            r.map(|members| RouteAnswer {
+                                members,
+                                strict: false,
+                            })
+                        }),
                     })
                     .await;
                 self.observe_call(&vb.policy, started);
                 classify(r, |answer| {
-                    validate_answer(answer, &views).map_err(|e| e.to_string())
+                    Ok(RouteAnswer {
+                        members: validate_answer(answer.members, &views)
+                            .map_err(|e| e.to_string())?,
+                        strict: answer.strict,
+                    })
                 })
             }
         };
@@ -289,6 +307,81 @@ impl Decider {
         })
     }
 
+    /// Whether the bucket's policy serves this request: `Ok` to go on, or the S3 error
+    /// it answers. Without a call unless the policy is a loaded 0.2 component (0.1 and the
+    /// built-in policy have no admission); a policy that cannot decide gets the bucket's
+    /// failure mode: fail-open admits, fail-closed answers 503.
+    pub async fn admit(
+        &self,
+        vb: &VirtualBucket,
+        req: &RequestView,
+        obj: &ObjectView,
+    ) -> Result<()> {
+        if vb.policy == "default" {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let loaded = self.policies.as_ref().and_then(|s| s.get(&vb.policy));
+        let (outcome, result) = match &loaded {
+            // 0.1 components have no say.
+            Some(p) if !p.admits() => return Ok(()),
+            // Not knowing whether the missing policy admits, a fail-closed bucket refuses
+            // (an access rule must not lapse because its policy failed to load).
+            None => (
+                Outcome::NotLoaded,
+                Err("the policy is not loaded".to_owned()),
+            ),
+            Some(p) => {
+                let (req2, obj2) = (req.clone(), obj.clone());
+                let r = p
+                    .clone()
+                    .call_off_thread(move |p| p.admit(&req2, &obj2))
+                    .await;
+                self.observe_call(&vb.policy, started);
+                classify(r, Ok)
+            }
+        };
+        self.metrics
+            .decision(&vb.policy, metrics::Call::Admit, outcome);
+        tracing::info!(
+            target: "switchyard::decisions",
+            policy = %vb.policy,
+            hash = %loaded.as_ref().map_or("-", |p| p.short_hash()),
+            call = ?metrics::Call::Admit,
+            operation = %req.operation,
+            bucket = %obj.bucket,
+            key = %obj.key,
+            principal = ?req.principal,
+            answer = ?result,
+            outcome = ?outcome,
+            duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "decision"
+        );
+        match result {
+            Ok(Verdict::Allow) => Ok(()),
+            Ok(Verdict::Deny { code, message }) => Err(Error::Denied { code, message }),
+            Err(reason) => match vb.failure {
+                FailureMode::FailOpen => {
+                    self.metrics
+                        .fallbacks
+                        .get_or_create(&metrics::PolicyLabels {
+                            policy: vb.policy.clone(),
+                        })
+                        .inc();
+                    warn!(bucket = %vb.name, policy = %vb.policy, "policy could not admit ({reason}); fail-open: admitting the request");
+                    Ok(())
+                }
+                FailureMode::FailClosed => {
+                    warn!(bucket = %vb.name, policy = %vb.policy, "policy could not admit ({reason}); fail-closed: refusing the request");
+                    Err(Error::PolicyFailed {
+                        policy: vb.policy.clone(),
+                        message: reason,
+                    })
+                }
+            },
+        }
+    }
+
     /// Write targets for one object.
     pub async fn place(
         &self,
@@ -296,22 +389,33 @@ impl Decider {
         req: &RequestView,
         obj: &ObjectView,
     ) -> Result<Vec<Arc<Backend>>> {
-        let names = self.call(vb, metrics::Call::Place, req, obj).await?;
-        Ok(names.iter().filter_map(|n| vb.member(n).cloned()).collect())
+        let answer = self.call(vb, metrics::Call::Place, req, obj).await?;
+        Ok(answer
+            .members
+            .iter()
+            .filter_map(|n| vb.member(n).cloned())
+            .collect())
     }
 
-    /// Read order: the policy's order, then the members it left out. Health does not
-    /// reorder it: the order is also freshness (writes go to the first member, migrations
-    /// copy toward it), and reading a later member first could serve an older copy.
+    /// Read order: the policy's order, then the members it left out unless its answer is
+    /// strict. Health does not reorder it: the order is also freshness (writes go to the
+    /// first member, migrations copy toward it), and reading a later member first could
+    /// serve an older copy.
     pub async fn route(
         &self,
         vb: &VirtualBucket,
         req: &RequestView,
         obj: &ObjectView,
     ) -> Result<Vec<Arc<Backend>>> {
-        let names = self.call(vb, metrics::Call::Route, req, obj).await?;
-        let mut order: Vec<Arc<Backend>> =
-            names.iter().filter_map(|n| vb.member(n).cloned()).collect();
+        let answer = self.call(vb, metrics::Call::Route, req, obj).await?;
+        let mut order: Vec<Arc<Backend>> = answer
+            .members
+            .iter()
+            .filter_map(|n| vb.member(n).cloned())
+            .collect();
+        if answer.strict {
+            return Ok(order);
+        }
         // A key may live in a member the policy left out (written before a policy change):
         // those are tried last so that no object becomes unreadable.
         for m in &vb.members {
@@ -528,6 +632,32 @@ impl Router {
                 self.attach_dynamic(name, None)
             }
             (None, _) => Err(Error::NoSuchBucket),
+        }
+    }
+
+    /// The bucket, if its policy is not the built-in one (only those may admit requests);
+    /// read without I/O, for every request. Buckets made by CreateBucket have the
+    /// built-in policy.
+    pub fn with_policy(&self, bucket: &str) -> Option<Arc<VirtualBucket>> {
+        self.buckets
+            .read()
+            .expect("bucket map lock")
+            .get(bucket)
+            .filter(|vb| vb.policy != "default")
+            .cloned()
+    }
+
+    /// The request headers the policy of `bucket` asks for (`[policies.NAME] headers`):
+    /// empty for most buckets, and read without I/O, for every request.
+    pub fn policy_headers(&self, bucket: &str) -> &[String] {
+        let map = self.buckets.read().expect("bucket map lock");
+        match map.get(bucket) {
+            Some(vb) if vb.policy != "default" => self
+                .config
+                .policies
+                .get(&vb.policy)
+                .map_or(&[], |p| p.headers.as_slice()),
+            _ => &[],
         }
     }
 
@@ -795,7 +925,7 @@ impl Router {
         check_key(key)?;
         let vb = self.bucket(bucket)?;
         let _admitted = vb.admit_write().await?;
-        let obj = object_view(bucket, key, size, attrs);
+        let obj = object_view(req, bucket, key, size, attrs);
         let targets = self.decider.place(&vb, req, &obj).await?;
         record_targets(&targets);
         let part_size = self.config.server.part_size;
@@ -933,7 +1063,7 @@ impl Router {
         }
         let keep_attrs = replace_attrs.is_none();
         let attrs = replace_attrs.unwrap_or_else(|| src.info.attrs.clone());
-        let obj = object_view(dst_bucket, dst_key, Some(src.info.size), &attrs);
+        let obj = object_view(req, dst_bucket, dst_key, Some(src.info.size), &attrs);
         let targets = self.decider.place(&dst, req, &obj).await?;
         let server_side = targets.len() == 1
             && Arc::ptr_eq(&targets[0], &src_member)
@@ -1003,7 +1133,7 @@ impl Router {
         check_key(key)?;
         let vb = self.bucket(bucket)?;
         let _admitted = vb.admit_write().await?;
-        let obj = object_view(bucket, key, None, attrs);
+        let obj = object_view(req, bucket, key, None, attrs);
         // A multipart upload lives in one member, the first placement target; the others
         // (a mirror) get the completed object (`complete_upload`).
         let mut targets = self.decider.place(&vb, req, &obj).await?.into_iter();
@@ -1360,7 +1490,13 @@ fn record_targets(targets: &[Arc<Backend>]) {
     tracing::Span::current().record("backend", names.join(",").as_str());
 }
 
-fn object_view(bucket: &str, key: &str, size: Option<u64>, attrs: &Attrs) -> ObjectView {
+fn object_view(
+    req: &RequestView,
+    bucket: &str,
+    key: &str,
+    size: Option<u64>,
+    attrs: &Attrs,
+) -> ObjectView {
     ObjectView {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
@@ -1372,6 +1508,7 @@ fn object_view(bucket: &str, key: &str, size: Option<u64>, attrs: &Attrs) -> Obj
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         age_seconds: None,
+        tags: req.tags.clone(),
     }
 }
 
@@ -1425,9 +1562,8 @@ mod tests {
 
     fn view() -> RequestView {
         RequestView {
-            operation: "GetObject",
-            principal: None,
-            source_ip: None,
+            operation: "GetObject".into(),
+            ..RequestView::default()
         }
     }
 

@@ -58,9 +58,10 @@ fn members() -> Vec<MemberView> {
 
 fn inputs() -> (RequestView, ObjectView) {
     let req = RequestView {
-        operation: "PutObject",
+        operation: "PutObject".into(),
         principal: Some("app".into()),
         source_ip: Some("10.0.0.7".into()),
+        ..RequestView::default()
     };
     let obj = ObjectView {
         bucket: "data".into(),
@@ -69,6 +70,7 @@ fn inputs() -> (RequestView, ObjectView) {
         content_type: Some("application/pdf".into()),
         metadata: vec![("owner".into(), "finance".into())],
         age_seconds: None,
+        tags: Vec::new(),
     };
     (req, obj)
 }

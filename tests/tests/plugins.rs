@@ -193,3 +193,250 @@ policy = "latency-routing"
     }
     gw.stop().await;
 }
+
+/// A `PutObject`/`GetObject`/... request builder's customisation that adds the tenant header.
+fn tenant_header(
+    tenant: &'static str,
+) -> impl Fn(&mut aws_smithy_runtime_api::client::orchestrator::HttpRequest) + Send + Sync + 'static
+{
+    move |r| {
+        r.headers_mut().insert("x-tenant", tenant);
+    }
+}
+
+/// The WIT 0.2 example (tenant-gate) in the gateway: admission by code on the header it asked
+/// for (refusals are the S3 errors it chose, and write nothing), strict routing that keeps
+/// reads off a foreign region even when that region holds the key, per-key admission in
+/// DeleteObjects, the source of a copy admitted too, and the policy's own counters on
+/// `/metrics`. A fail-closed bucket whose policy cannot admit refuses even listings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_0_2_policy_admits_by_header_and_routes_strictly() {
+    use switchyard_tests::harness::{err_of, s3_client};
+    let plugins = TempDir::new("gate-plugins");
+    install(&plugins.0, "tenant-gate");
+    let (eu, us) = (TempDir::new("gate-eu"), TempDir::new("gate-us"));
+    let config = format!(
+        r#"version = 1
+[server]
+admin_listen = "127.0.0.1:0"
+[plugins]
+dir = {plugins:?}
+timeout = "2s"
+
+[[users]]
+access_key = "ALICEKEY"
+secret_key = "alice-secret-key-0123"
+policy = "full-access"
+[[users]]
+access_key = "BOBKEY"
+secret_key = "bob-secret-key-0123456"
+policy = "full-access"
+
+[policies.tenant-gate]
+config = '{{"tenants": {{"acme": {{"region": "eu", "principals": ["ALICEKEY"], "max_object_bytes": 1000}}, "globex": {{"region": "us", "principals": ["BOBKEY"]}}}}}}'
+headers = ["x-tenant"]
+[policies.broken-gate]
+config = 'not json'
+
+[backends.eu]
+kind = "fs"
+root = {eu:?}
+labels = {{ region = "eu" }}
+[backends.us]
+kind = "fs"
+root = {us:?}
+labels = {{ region = "us" }}
+
+[buckets.shared]
+members = ["us", "eu"]
+policy = "tenant-gate"
+[buckets.closed]
+members = ["us"]
+policy = "broken-gate"
+"#,
+        plugins = plugins.0.display().to_string(),
+        eu = eu.0.display().to_string(),
+        us = us.0.display().to_string(),
+    );
+    std::fs::copy(
+        plugins.0.join("tenant-gate.wasm"),
+        plugins.0.join("broken-gate.wasm"),
+    )
+    .unwrap();
+    let gw = Gateway::start(&config).await.unwrap();
+    let alice = s3_client(&gw.endpoint, "ALICEKEY", "alice-secret-key-0123");
+    let bob = s3_client(&gw.endpoint, "BOBKEY", "bob-secret-key-0123456");
+
+    // Admitted: written to the tenant's region, whatever the bucket's member order.
+    alice
+        .put_object()
+        .bucket("shared")
+        .key("acme/a.txt")
+        .body(ByteStream::from_static(b"acme data"))
+        .customize()
+        .mutate_request(tenant_header("acme"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(eu.0.join("acme/a.txt")).unwrap(),
+        b"acme data"
+    );
+    assert!(!us.0.join("acme/a.txt").exists());
+
+    // Refused with the error the policy chose, before anything is written.
+    let refusals = [
+        (
+            "ALICEKEY",
+            Some("acme"),
+            "globex/x.txt",
+            10,
+            (403, "AccessDenied"),
+        ),
+        (
+            "ALICEKEY",
+            Some("globex"),
+            "globex/x.txt",
+            10,
+            (403, "AccessDenied"),
+        ),
+        ("ALICEKEY", None, "acme/y.txt", 10, (400, "InvalidRequest")),
+        (
+            "ALICEKEY",
+            Some("acme"),
+            "acme/big.bin",
+            1001,
+            (400, "EntityTooLarge"),
+        ),
+        (
+            "BOBKEY",
+            Some("acme"),
+            "acme/z.txt",
+            10,
+            (403, "AccessDenied"),
+        ),
+    ];
+    for (who, tenant, key, size, want) in refusals {
+        let client = if who == "ALICEKEY" { &alice } else { &bob };
+        let req = client
+            .put_object()
+            .bucket("shared")
+            .key(key)
+            .body(ByteStream::from(vec![7u8; size]));
+        let e = match tenant {
+            Some(t) => {
+                req.customize()
+                    .mutate_request(tenant_header(t))
+                    .send()
+                    .await
+            }
+            None => req.send().await,
+        }
+        .expect_err(key);
+        let (status, code) = err_of(&e);
+        assert_eq!((status, code.as_str()), want, "{who} {tenant:?} {key}");
+        assert!(
+            !eu.0.join(key).exists() && !us.0.join(key).exists(),
+            "{key} written"
+        );
+    }
+
+    // Strict routing: a copy of globex's key in the eu member (put there behind the
+    // gateway's back) is never read; globex reads from us only.
+    std::fs::create_dir_all(eu.0.join("globex")).unwrap();
+    std::fs::write(eu.0.join("globex/only-in-eu.txt"), b"foreign copy").unwrap();
+    let e = bob
+        .get_object()
+        .bucket("shared")
+        .key("globex/only-in-eu.txt")
+        .customize()
+        .mutate_request(tenant_header("globex"))
+        .send()
+        .await
+        .expect_err("a strict route must not read another region");
+    assert_eq!(err_of(&e), (404, "NoSuchKey".to_owned()));
+    // Bob writes his own key, and reads it from us.
+    bob.put_object()
+        .bucket("shared")
+        .key("globex/b.txt")
+        .body(ByteStream::from_static(b"globex data"))
+        .customize()
+        .mutate_request(tenant_header("globex"))
+        .send()
+        .await
+        .unwrap();
+    assert!(us.0.join("globex/b.txt").exists());
+
+    // The source of a copy is admitted too: alice cannot copy globex's object into acme/.
+    let e = alice
+        .copy_object()
+        .bucket("shared")
+        .key("acme/stolen.txt")
+        .copy_source("shared/globex/b.txt")
+        .customize()
+        .mutate_request(tenant_header("acme"))
+        .send()
+        .await
+        .expect_err("copy from another tenant");
+    assert_eq!(err_of(&e), (403, "AccessDenied".to_owned()));
+    assert!(!eu.0.join("acme/stolen.txt").exists());
+
+    // DeleteObjects admits each key: acme's goes, globex's is refused in the answer.
+    let delete = aws_sdk_s3::types::Delete::builder()
+        .objects(
+            aws_sdk_s3::types::ObjectIdentifier::builder()
+                .key("acme/a.txt")
+                .build()
+                .unwrap(),
+        )
+        .objects(
+            aws_sdk_s3::types::ObjectIdentifier::builder()
+                .key("globex/b.txt")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let out = alice
+        .delete_objects()
+        .bucket("shared")
+        .delete(delete)
+        .customize()
+        .mutate_request(tenant_header("acme"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.deleted().len(), 1, "{out:?}");
+    assert_eq!(out.errors().len(), 1, "{out:?}");
+    assert_eq!(out.errors()[0].key(), Some("globex/b.txt"));
+    assert_eq!(out.errors()[0].code(), Some("AccessDenied"));
+    assert!(!eu.0.join("acme/a.txt").exists());
+    assert!(us.0.join("globex/b.txt").exists());
+
+    // A fail-closed bucket whose policy cannot admit (its configuration does not parse)
+    // refuses everything, listings included.
+    let e = alice
+        .list_objects_v2()
+        .bucket("closed")
+        .send()
+        .await
+        .expect_err("fail-closed admission");
+    assert_eq!(err_of(&e), (503, "ServiceUnavailable".to_owned()));
+
+    let addr = gw.server.as_ref().unwrap().admin_addr().unwrap();
+    let m = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for want in [
+        r#"switchyard_policy_counter_total{policy="tenant-gate",counter="admissions",tenant="acme",verdict="allow"}"#,
+        r#"switchyard_policy_counter_total{policy="tenant-gate",counter="admissions",tenant="acme",verdict="deny"}"#,
+        r#"switchyard_policy_decisions_total{policy="tenant-gate",call="Admit",outcome="Ok"}"#,
+        r#"switchyard_policy_decisions_total{policy="broken-gate",call="Admit",outcome="Refused"}"#,
+    ] {
+        assert!(m.contains(want), "{want} missing:\n{m}");
+    }
+    gw.stop().await;
+}

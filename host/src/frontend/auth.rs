@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use s3s::access::{S3Access, S3AccessContext};
+
+use crate::policy::ObjectView;
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto::PostObjectInput;
 use s3s::path::S3Path;
@@ -254,6 +256,42 @@ impl Access {
         Self { router, users }
     }
 
+    /// Asks the policy of `bucket` whether it serves `operation` on `key` (empty: the
+    /// bucket itself), once access control allowed it and before any backend is touched.
+    /// Buckets whose policy has no admission (the built-in one, 0.1 components) answer
+    /// without a call; see [`crate::router::Decider::admit`].
+    pub async fn admit(
+        &self,
+        operation: &str,
+        bucket: &str,
+        key: &str,
+        headers: &http::HeaderMap,
+        source_ip: Option<std::net::IpAddr>,
+        principal: Option<&str>,
+    ) -> S3Result<()> {
+        let router = self.router.load_full();
+        let Some(vb) = router.with_policy(bucket) else {
+            return Ok(());
+        };
+        // A copy's headers describe what it writes, not its source.
+        let obj = if operation == "CopySource" {
+            ObjectView {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                ..ObjectView::default()
+            }
+        } else {
+            object_from_headers(bucket, key, headers)
+        };
+        let operation = Cow::Owned(operation.to_owned());
+        let req = super::request_view(&router, bucket, headers, source_ip, principal, operation);
+        router
+            .decider
+            .admit(&vb, &req, &obj)
+            .await
+            .map_err(super::errors::to_s3)
+    }
+
     /// The requester of a request whose signature s3s checked (`access_key`: `None` for an
     /// unsigned one), seen from its extensions.
     pub fn requester(
@@ -325,6 +363,31 @@ impl Access {
             "access denied"
         );
         Err(s3_error!(AccessDenied, "Access Denied"))
+    }
+}
+
+/// What a request tells of the object it writes, from its headers alone: admission is
+/// decided before the body is read.
+fn object_from_headers(bucket: &str, key: &str, headers: &http::HeaderMap) -> ObjectView {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let size = text("x-amz-decoded-content-length")
+        .or_else(|| text("content-length"))
+        .and_then(|v| v.parse().ok());
+    let metadata = headers
+        .iter()
+        .filter_map(|(name, v)| {
+            let short = name.as_str().strip_prefix("x-amz-meta-")?;
+            Some((short.to_owned(), v.to_str().ok()?.to_owned()))
+        })
+        .collect();
+    ObjectView {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        size,
+        content_type: text("content-type").map(str::to_owned),
+        metadata,
+        age_seconds: None,
+        tags: crate::policy::parse_tagging(text("x-amz-tagging")),
     }
 }
 
@@ -454,7 +517,16 @@ impl S3Access for AccessHook {
         if let Some(acl) = cx.headers().get("x-amz-acl").and_then(|v| v.to_str().ok()) {
             keys.push(("s3:x-amz-acl", acl));
         }
-        self.0.authorize(&who, &action, resource, &keys).await
+        self.0.authorize(&who, &action, resource, &keys).await?;
+        let (bucket, key) = match cx.s3_path() {
+            S3Path::Root => return Ok(()),
+            S3Path::Bucket { bucket } => (bucket.as_ref(), ""),
+            S3Path::Object { bucket, key } => (bucket.as_ref(), key.as_ref()),
+        };
+        let source_ip = who.source_ip;
+        self.0
+            .admit(op, bucket, key, cx.headers(), source_ip, signed.as_deref())
+            .await
     }
 
     /// A form upload, as AWS decides it: `s3:PutObject` on the object the form names
@@ -470,7 +542,17 @@ impl S3Access for AccessHook {
         self.0
             .authorize(&who, "s3:PutObject", resource, &[])
             .await?;
-        check_redirect(req.input.success_action_redirect.as_deref())
+        check_redirect(req.input.success_action_redirect.as_deref())?;
+        self.0
+            .admit(
+                "PostObject",
+                &req.input.bucket,
+                &req.input.key,
+                &req.headers,
+                who.source_ip,
+                signed,
+            )
+            .await
     }
 }
 

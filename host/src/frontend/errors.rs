@@ -104,6 +104,18 @@ pub fn to_s3(e: Error) -> S3Error {
                 format!("Policy {policy} could not decide; please retry."),
             )
         }
+        Error::Denied { code, message } => {
+            use crate::policy::DenyCode as D;
+            let code = match code {
+                D::AccessDenied => C::AccessDenied,
+                D::InvalidRequest => C::InvalidRequest,
+                D::InvalidArgument => C::InvalidArgument,
+                D::EntityTooLarge => C::EntityTooLarge,
+                D::SlowDown => C::SlowDown,
+                D::ServiceUnavailable => C::ServiceUnavailable,
+            };
+            (code, message.clone())
+        }
         Error::Internal(m) => {
             tracing::error!(error = %m, "internal error");
             (

@@ -21,7 +21,7 @@ pub use body::Expected;
 use crate::iam;
 use crate::listing::{self, Entry, ListRequest};
 use crate::model::{self, Attrs, ByteRange, Error, ReadConditions, WriteCondition};
-use crate::policy::RequestView;
+use crate::policy::{Phase, RequestView};
 use crate::router::{CompletedPart as RouterPart, Router};
 
 /// The S3 error for a client that kept a request waiting for `limit`.
@@ -161,15 +161,48 @@ fn metadata(a: &Attrs) -> Option<Metadata> {
     })
 }
 
-fn request_view<T>(req: &S3Request<T>, operation: &'static str) -> RequestView {
+/// The request as the policy of `bucket` sees it: with the headers its configuration asks
+/// for, and the tags it sets.
+fn request_view(
+    router: &Router,
+    bucket: &str,
+    headers: &http::HeaderMap,
+    source_ip: Option<std::net::IpAddr>,
+    principal: Option<&str>,
+    operation: std::borrow::Cow<'static, str>,
+) -> RequestView {
+    let wanted = router.policy_headers(bucket);
     RequestView {
+        phase: Phase::of(&operation),
         operation,
-        principal: req.credentials.as_ref().map(|c| c.access_key.clone()),
-        source_ip: req
-            .extensions
-            .get::<ClientAddr>()
-            .map(|a| a.0.ip().to_string()),
+        principal: principal.map(str::to_owned),
+        source_ip: source_ip.map(|ip| ip.to_string()),
+        headers: if wanted.is_empty() {
+            Vec::new()
+        } else {
+            crate::policy::select_headers(headers, wanted)
+        },
+        tags: crate::policy::parse_tagging(
+            headers.get("x-amz-tagging").and_then(|v| v.to_str().ok()),
+        ),
     }
+}
+
+/// [`request_view`] of an S3 request on `bucket`.
+fn view_of<T>(
+    router: &Router,
+    req: &S3Request<T>,
+    bucket: &str,
+    operation: &'static str,
+) -> RequestView {
+    request_view(
+        router,
+        bucket,
+        &req.headers,
+        req.extensions.get::<ClientAddr>().map(|a| a.0.ip()),
+        req.credentials.as_ref().map(|c| c.access_key.as_str()),
+        operation.into(),
+    )
 }
 
 /// The client's address, put in request extensions by the server.
@@ -517,7 +550,7 @@ impl S3 for Frontend {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let router = self.router.load_full();
-        let view = request_view(&req, "PutObject");
+        let view = view_of(&router, &req, &req.input.bucket, "PutObject");
         let headers = req.headers;
         let trailers = req.trailing_headers;
         let input = req.input;
@@ -580,7 +613,7 @@ impl S3 for Frontend {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let router = self.router.load_full();
-        let view = request_view(&req, "GetObject");
+        let view = view_of(&router, &req, &req.input.bucket, "GetObject");
         let input = req.input;
         if input.part_number.is_some() {
             return Err(s3s::s3_error!(
@@ -639,7 +672,7 @@ impl S3 for Frontend {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let router = self.router.load_full();
-        let view = request_view(&req, "HeadObject");
+        let view = view_of(&router, &req, &req.input.bucket, "HeadObject");
         let input = req.input;
         if input.part_number.is_some() {
             return Err(s3s::s3_error!(
@@ -698,6 +731,7 @@ impl S3 for Frontend {
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let router = self.router.load_full();
         let who = self.requester(&req)?;
+        let principal = req.credentials.as_ref().map(|c| c.access_key.as_str());
         let input = req.input;
         if input.delete.objects.len() > 1000 {
             return Err(s3s::s3_error!(
@@ -719,10 +753,25 @@ impl S3 for Frontend {
                 bucket: &bucket,
                 key: &o.key,
             };
-            let verdict = self
+            let verdict = match self
                 .access
                 .authorize(&who, "s3:DeleteObject", resource, &[])
-                .await;
+                .await
+            {
+                Ok(()) => {
+                    self.access
+                        .admit(
+                            "DeleteObjects",
+                            &bucket,
+                            &o.key,
+                            &req.headers,
+                            who.source_ip,
+                            principal,
+                        )
+                        .await
+                }
+                Err(denied) => Err(denied),
+            };
             allowed.push((o, verdict));
         }
         let results = futures::stream::iter(allowed)
@@ -774,7 +823,7 @@ impl S3 for Frontend {
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let router = self.router.load_full();
-        let view = request_view(&req, "CopyObject");
+        let view = view_of(&router, &req, &req.input.bucket, "CopyObject");
         let (src_bucket, src_key) = copy_source(&req.input.copy_source)?;
         // Reading the source is a GetObject of its own, whoever asks.
         let who = self.requester(&req)?;
@@ -787,6 +836,16 @@ impl S3 for Frontend {
                     key: &src_key,
                 },
                 &[],
+            )
+            .await?;
+        self.access
+            .admit(
+                "CopySource",
+                &src_bucket,
+                &src_key,
+                &req.headers,
+                who.source_ip,
+                req.credentials.as_ref().map(|c| c.access_key.as_str()),
             )
             .await?;
         let input = req.input;
@@ -936,7 +995,7 @@ impl S3 for Frontend {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let router = self.router.load_full();
-        let view = request_view(&req, "CreateMultipartUpload");
+        let view = view_of(&router, &req, &req.input.bucket, "CreateMultipartUpload");
         let input = req.input;
         let a = attrs(
             input.content_type,
@@ -1017,7 +1076,7 @@ impl S3 for Frontend {
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let router = self.router.load_full();
-        let view = request_view(&req, "UploadPartCopy");
+        let view = view_of(&router, &req, &req.input.bucket, "UploadPartCopy");
         let (src_bucket, src_key) = copy_source(&req.input.copy_source)?;
         let who = self.requester(&req)?;
         self.access
@@ -1029,6 +1088,16 @@ impl S3 for Frontend {
                     key: &src_key,
                 },
                 &[],
+            )
+            .await?;
+        self.access
+            .admit(
+                "CopySource",
+                &src_bucket,
+                &src_key,
+                &req.headers,
+                who.source_ip,
+                req.credentials.as_ref().map(|c| c.access_key.as_str()),
             )
             .await?;
         let input = req.input;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::wasm::{CallSettings, WasmEngine, WasmPolicy, describe_call_error};
-use super::{ObjectView, PolicyError, RequestView, TierAction};
+use super::{DenyCode, ObjectView, Phase, PolicyError, RequestView, TierAction, Verdict};
 use crate::model::MemberView;
 
 #[derive(Debug, Deserialize)]
@@ -47,6 +47,7 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Call {
+    Admit,
     Place,
     Route,
     Tier,
@@ -68,6 +69,9 @@ pub struct Case {
     pub current: Option<String>,
     #[serde(default)]
     pub expect: Option<Expect>,
+    /// For `route`: whether the answer must be strict (0.2); unchecked when absent.
+    #[serde(default)]
+    pub strict: Option<bool>,
     #[serde(default)]
     pub expect_error: Option<String>,
 }
@@ -80,6 +84,9 @@ pub struct RequestSpec {
     pub principal: Option<String>,
     #[serde(default)]
     pub source_ip: Option<String>,
+    /// Request headers (0.2 policies see them); names lower-case.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,10 +102,13 @@ pub struct ObjectSpec {
     pub metadata: BTreeMap<String, String>,
     #[serde(default)]
     pub age_seconds: Option<u64>,
+    /// Tags the request sets (0.2 policies see them).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// `["a", "b"]` for place/route; `"keep"`, `"delete"`, `{ move-to = "m" }` or
-/// `{ copy-to = "m" }` for tier.
+/// `{ copy-to = "m" }` for tier; `"allow"` or `{ deny = "access-denied" }` for admit.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum Expect {
@@ -198,15 +208,20 @@ pub fn run(
         let req = case
             .request
             .as_ref()
-            .map(|r| RequestView {
-                operation: leak_operation(&r.operation),
-                principal: r.principal.clone(),
-                source_ip: r.source_ip.clone(),
+            .map(|r| {
+                let operation = leak_operation(&r.operation);
+                RequestView {
+                    operation: operation.into(),
+                    principal: r.principal.clone(),
+                    source_ip: r.source_ip.clone(),
+                    headers: pairs(&r.headers),
+                    phase: Phase::of(operation),
+                    tags: Vec::new(),
+                }
             })
             .unwrap_or(RequestView {
-                operation: "GetObject",
-                principal: None,
-                source_ip: None,
+                operation: "GetObject".into(),
+                ..RequestView::default()
             });
         let o = &case.object;
         let obj = ObjectView {
@@ -214,39 +229,46 @@ pub fn run(
             key: o.key.clone(),
             size: o.size,
             content_type: o.content_type.clone(),
-            metadata: o
-                .metadata
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            metadata: pairs(&o.metadata),
             age_seconds: o.age_seconds,
+            tags: pairs(&o.tags),
+        };
+        let failed = |e: super::wasm::CallError| {
+            (
+                Err(PolicyError::Failed(describe_call_error(&e))),
+                String::new(),
+            )
         };
         let (outcome, shown): (Result<Option<Expectable>, PolicyError>, String) = match case.call {
-            Call::Place | Call::Route => {
-                let r = if case.call == Call::Place {
-                    policy.place(&req, &obj, &members)
-                } else {
-                    policy.route(&req, &obj, &members)
-                };
-                match r {
-                    Err(e) => (
-                        Err(PolicyError::Failed(describe_call_error(&e))),
-                        String::new(),
-                    ),
-                    Ok(Ok(v)) => {
-                        let shown = format!("{v:?}");
-                        (Ok(Some(Expectable::Members(v))), shown)
-                    }
-                    Ok(Err(e)) => (Err(e), String::new()),
+            Call::Admit => match policy.admit(&req, &obj) {
+                Err(e) => failed(e),
+                Ok(Ok(v)) => (Ok(Some(Expectable::Verdict(v.clone()))), show_verdict(&v)),
+                Ok(Err(e)) => (Err(e), String::new()),
+            },
+            Call::Place => match policy.place(&req, &obj, &members) {
+                Err(e) => failed(e),
+                Ok(Ok(v)) => {
+                    let shown = format!("{v:?}");
+                    (Ok(Some(Expectable::Members(v, None))), shown)
                 }
-            }
+                Ok(Err(e)) => (Err(e), String::new()),
+            },
+            Call::Route => match policy.route(&req, &obj, &members) {
+                Err(e) => failed(e),
+                Ok(Ok(v)) => {
+                    let shown =
+                        format!("{:?}{}", v.members, if v.strict { " (strict)" } else { "" });
+                    (
+                        Ok(Some(Expectable::Members(v.members, Some(v.strict)))),
+                        shown,
+                    )
+                }
+                Ok(Err(e)) => (Err(e), String::new()),
+            },
             Call::Tier => {
                 let current = case.current.clone().unwrap_or_default();
                 match policy.tier(&obj, &current, &members) {
-                    Err(e) => (
-                        Err(PolicyError::Failed(describe_call_error(&e))),
-                        String::new(),
-                    ),
+                    Err(e) => failed(e),
                     Ok(Ok(a)) => {
                         let shown = show_tier(&a);
                         (Ok(Some(Expectable::Tier(a))), shown)
@@ -266,8 +288,45 @@ pub fn run(
 }
 
 enum Expectable {
-    Members(Vec<String>),
+    /// Members, and for a route whether the answer was strict.
+    Members(Vec<String>, Option<bool>),
     Tier(TierAction),
+    Verdict(Verdict),
+}
+
+fn pairs(m: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// The WIT name of a deny code, as cases write it.
+fn deny_code_name(c: DenyCode) -> &'static str {
+    match c {
+        DenyCode::AccessDenied => "access-denied",
+        DenyCode::InvalidRequest => "invalid-request",
+        DenyCode::InvalidArgument => "invalid-argument",
+        DenyCode::EntityTooLarge => "entity-too-large",
+        DenyCode::SlowDown => "slow-down",
+        DenyCode::ServiceUnavailable => "service-unavailable",
+    }
+}
+
+fn show_verdict(v: &Verdict) -> String {
+    match v {
+        Verdict::Allow => "allow".into(),
+        Verdict::Deny { code, message } => format!("deny {} ({message})", deny_code_name(*code)),
+    }
+}
+
+/// Whether an admission answer is the one `e` expects; none when `e` is not a verdict.
+fn verdict_matches(e: &Expect, got: &Verdict) -> Option<bool> {
+    match (e, got) {
+        (Expect::Word(w), v) if w == "allow" => Some(*v == Verdict::Allow),
+        (Expect::Target(m), v) if m.len() == 1 && m.contains_key("deny") => Some(match v {
+            Verdict::Deny { code, .. } => m["deny"] == deny_code_name(*code),
+            Verdict::Allow => false,
+        }),
+        _ => None,
+    }
 }
 
 fn judge(
@@ -297,13 +356,25 @@ fn judge(
         (None, Err(e)) => (false, e.to_string()),
         (None, Ok(got)) => match (&case.expect, got) {
             (None, _) => (false, "the case has neither expect nor expect_error".into()),
-            (Some(Expect::Members(want)), Some(Expectable::Members(got))) => {
-                if *want == got {
-                    (true, String::new())
+            (Some(Expect::Members(want)), Some(Expectable::Members(got, strict))) => {
+                if *want != got {
+                    (false, format!("expected {want:?}, got {shown}"))
+                } else if let (Some(w), Some(g)) = (case.strict, strict)
+                    && w != g
+                {
+                    (false, format!("expected strict = {w}, got {shown}"))
                 } else {
-                    (false, format!("expected {want:?}, got {got:?}"))
+                    (true, String::new())
                 }
             }
+            (Some(e), Some(Expectable::Verdict(got))) => match verdict_matches(e, &got) {
+                Some(true) => (true, String::new()),
+                Some(false) => (false, format!("expected {e:?}, got {shown}")),
+                None => (
+                    false,
+                    format!("expect = {e:?} is not a verdict (\"allow\" or {{ deny = \"code\" }})"),
+                ),
+            },
             (Some(e), Some(Expectable::Tier(got))) => match tier_expectation(e) {
                 Some(want) if want == got => (true, String::new()),
                 Some(want) => (
@@ -330,17 +401,25 @@ fn judge(
 
 /// Operations are a closed set in the host's own types.
 fn leak_operation(op: &str) -> &'static str {
-    const OPS: [&str; 12] = [
+    const OPS: [&str; 20] = [
         "PutObject",
         "GetObject",
         "HeadObject",
         "CopyObject",
+        "CopySource",
         "DeleteObject",
+        "DeleteObjects",
         "CreateMultipartUpload",
         "UploadPart",
+        "UploadPartCopy",
         "CompleteMultipartUpload",
+        "AbortMultipartUpload",
+        "ListParts",
+        "ListMultipartUploads",
         "ListObjectsV2",
         "ListObjects",
+        "HeadBucket",
+        "PostObject",
         "Tier",
         "Migrate",
     ];

@@ -15,9 +15,109 @@ use crate::model::MemberView;
 /// Who is asking, as a policy sees it.
 #[derive(Debug, Clone, Default)]
 pub struct RequestView {
-    pub operation: &'static str,
+    pub operation: std::borrow::Cow<'static, str>,
     pub principal: Option<String>,
     pub source_ip: Option<String>,
+    /// The headers the policy's `headers` setting names (0.2 policies only; see
+    /// [`select_headers`]).
+    pub headers: Vec<(String, String)>,
+    pub phase: Phase,
+    /// The tags the request sets (`x-amz-tagging`): the router gives them to the policy
+    /// with the object it writes (`object.tags`).
+    pub tags: Vec<(String, String)>,
+}
+
+/// Which step of a write a request is (`phase` in WIT 0.2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Phase {
+    #[default]
+    Single,
+    MultipartStart,
+    MultipartPart,
+    MultipartEnd,
+}
+
+impl Phase {
+    /// The phase of an S3 operation, by its name.
+    pub fn of(operation: &str) -> Self {
+        match operation {
+            "CreateMultipartUpload" => Phase::MultipartStart,
+            "UploadPart" | "UploadPartCopy" => Phase::MultipartPart,
+            "CompleteMultipartUpload" | "AbortMultipartUpload" => Phase::MultipartEnd,
+            _ => Phase::Single,
+        }
+    }
+}
+
+/// Most header names a policy may ask for, and the longest value it is given: the
+/// headers are copied into the guest on every call, so both stay small.
+pub const MAX_POLICY_HEADERS: usize = 16;
+pub const MAX_POLICY_HEADER_VALUE: usize = 1024;
+
+/// Headers a policy never sees, whatever its setting: they carry credentials (a signature
+/// replays, a token or an SSE-C key is a secret).
+pub const WITHHELD_HEADERS: [&str; 6] = [
+    "authorization",
+    "cookie",
+    "x-amz-security-token",
+    "x-amz-server-side-encryption-customer-key",
+    "x-amz-copy-source-server-side-encryption-customer-key",
+    "proxy-authorization",
+];
+
+/// The headers of `headers` named in `wanted` (lower-case names), in the request's order:
+/// values that are not text or longer than [`MAX_POLICY_HEADER_VALUE`] are left out, and so
+/// are [`WITHHELD_HEADERS`].
+pub fn select_headers(headers: &http::HeaderMap, wanted: &[String]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for name in wanted {
+        if WITHHELD_HEADERS.contains(&name.as_str()) {
+            continue;
+        }
+        for v in headers.get_all(name.as_str()) {
+            if let Ok(v) = v.to_str()
+                && v.len() <= MAX_POLICY_HEADER_VALUE
+            {
+                out.push((name.clone(), v.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// The tags of an `x-amz-tagging` header (`k1=v1&k2=v2`, URL-encoded).
+pub fn parse_tagging(header: Option<&str>) -> Vec<(String, String)> {
+    header.map_or_else(Vec::new, |h| {
+        url::form_urlencoded::parse(h.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    })
+}
+
+/// A route answer: the members to try, in order, and whether the others may be tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteAnswer {
+    pub members: Vec<String>,
+    /// The members left out must not be tried (WIT 0.2 `strict`).
+    pub strict: bool,
+}
+
+/// The S3 errors an admission policy may refuse a request with (`deny-code`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyCode {
+    AccessDenied,
+    InvalidRequest,
+    InvalidArgument,
+    EntityTooLarge,
+    SlowDown,
+    ServiceUnavailable,
+}
+
+/// An admission answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    Deny { code: DenyCode, message: String },
 }
 
 /// The object a decision is about. A policy never sees the body.
@@ -29,6 +129,8 @@ pub struct ObjectView {
     pub content_type: Option<String>,
     pub metadata: Vec<(String, String)>,
     pub age_seconds: Option<u64>,
+    /// Tags the request sets (`x-amz-tagging`), for 0.2 policies.
+    pub tags: Vec<(String, String)>,
 }
 
 /// The kinds of `policy-error` a policy can answer with.

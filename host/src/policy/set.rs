@@ -197,8 +197,9 @@ impl PolicySet {
     fn load_checked(&self, name: &str, bytes: &[u8]) -> Result<WasmPolicy, String> {
         let policy = WasmPolicy::load(&self.engine, name, bytes, self.call_settings(name))
             .map_err(|e| e.to_string())?;
+        // The probe's counters are not the policy's traffic: metrics come after it.
         policy.probe().map_err(|e| e.to_string())?;
-        Ok(policy)
+        Ok(policy.with_metrics(self.metrics.clone()))
     }
 
     /// Watches the plugins directory and rescans after each burst of changes. The task

@@ -16,22 +16,30 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::{ObjectView, PolicyError, Refusal, RequestView, TierAction};
+use super::{ObjectView, PolicyError, RequestView, RouteAnswer, TierAction, Verdict};
+use crate::metrics::Metrics;
 use crate::model::MemberView;
 
-mod bindings {
+mod v1 {
     wasmtime::component::bindgen!({
         path: "../wit/switchyard-policy@0.1.0",
         world: "policy",
     });
 }
 
-use bindings::exports::switchyard::policy::tiering::TierAction as WitTierAction;
-use bindings::switchyard::policy::host::LogLevel;
-use bindings::switchyard::policy::types::{Member, Object, PolicyError as WitPolicyError, Request};
+mod v2 {
+    wasmtime::component::bindgen!({
+        path: "../wit/switchyard-policy@0.2.0",
+        world: "policy",
+    });
+}
 
-/// The WIT package this host implements, as components name it.
-pub const WIT_PACKAGE: &str = "switchyard:policy@0.1.0";
+/// The WIT packages this host implements, oldest first; components built against any of
+/// them load.
+pub const WIT_PACKAGES: [&str; 2] = ["switchyard:policy@0.1.0", "switchyard:policy@0.2.0"];
+
+/// The newest WIT package, the one new policies are written against.
+pub const WIT_PACKAGE: &str = WIT_PACKAGES[1];
 
 /// Warm instances kept per policy unless configured. Measured (docs/benchmarks.md): a
 /// fresh instance per call costs a Rust policy about 24 µs against 4-5 µs warm, and a
@@ -214,6 +222,8 @@ struct State {
     config: Arc<str>,
     name: Arc<str>,
     wasi: Option<(WasiCtx, ResourceTable)>,
+    /// Where `counter-add` counts (0.2); none in `policy check` and `policy test`.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl WasiView for State {
@@ -226,20 +236,58 @@ impl WasiView for State {
     }
 }
 
-impl bindings::switchyard::policy::types::Host for State {}
+impl State {
+    fn log(&self, level: tracing::Level, message: &str) {
+        let policy = &*self.name;
+        match level {
+            tracing::Level::ERROR => tracing::error!(policy, "{message}"),
+            tracing::Level::WARN => tracing::warn!(policy, "{message}"),
+            tracing::Level::INFO => tracing::info!(policy, "{message}"),
+            _ => tracing::debug!(policy, "{message}"),
+        }
+    }
+}
 
-impl bindings::switchyard::policy::host::Host for State {
+impl v1::switchyard::policy::types::Host for State {}
+
+impl v1::switchyard::policy::host::Host for State {
     fn config(&mut self) -> String {
         self.config.to_string()
     }
 
-    fn log(&mut self, level: LogLevel, message: String) {
-        let policy = &*self.name;
-        match level {
-            LogLevel::Debug => tracing::debug!(policy, "{message}"),
-            LogLevel::Info => tracing::info!(policy, "{message}"),
-            LogLevel::Warn => tracing::warn!(policy, "{message}"),
-            LogLevel::Error => tracing::error!(policy, "{message}"),
+    fn log(&mut self, level: v1::switchyard::policy::host::LogLevel, message: String) {
+        use v1::switchyard::policy::host::LogLevel as L;
+        let level = match level {
+            L::Debug => tracing::Level::DEBUG,
+            L::Info => tracing::Level::INFO,
+            L::Warn => tracing::Level::WARN,
+            L::Error => tracing::Level::ERROR,
+        };
+        State::log(self, level, &message);
+    }
+}
+
+impl v2::switchyard::policy::types::Host for State {}
+
+impl v2::switchyard::policy::host::Host for State {
+    fn config(&mut self) -> String {
+        self.config.to_string()
+    }
+
+    fn log(&mut self, level: v2::switchyard::policy::host::LogLevel, message: String) {
+        use v2::switchyard::policy::host::LogLevel as L;
+        let level = match level {
+            L::Debug => tracing::Level::DEBUG,
+            L::Info => tracing::Level::INFO,
+            L::Warn => tracing::Level::WARN,
+            L::Error => tracing::Level::ERROR,
+        };
+        State::log(self, level, &message);
+    }
+
+    fn counter_add(&mut self, name: String, labels: Vec<(String, String)>, value: u64) {
+        if let Some(m) = &self.metrics {
+            m.policy_counter_add(&self.name, &name, &labels, value);
         }
     }
 }
@@ -301,7 +349,7 @@ impl wasmtime_wasi::HostMonotonicClock for ZeroClock {
 pub enum LoadError {
     #[error("not a WebAssembly component: {0}")]
     NotAComponent(String),
-    #[error("does not implement the {WIT_PACKAGE} world `policy`: {0}")]
+    #[error("does not implement the world `policy` of switchyard:policy@0.1.0 or @0.2.0: {0}")]
     WrongWorld(String),
     #[error("imports {0}, which Switchyard does not provide")]
     UnknownImport(String),
@@ -317,17 +365,41 @@ pub struct ComponentInfo {
     pub imports: Vec<String>,
     pub exports: Vec<String>,
     pub uses_wasi: bool,
+    /// The WIT package the component was built against (one of [`WIT_PACKAGES`]).
+    pub package: &'static str,
+}
+
+/// A linked component, ready to instantiate, in the WIT version it was built against.
+#[derive(Clone)]
+enum Pre {
+    V1(v1::PolicyPre<State>),
+    V2(v2::PolicyPre<State>),
+}
+
+enum Instance {
+    V1(v1::Policy),
+    V2(v2::Policy),
+}
+
+impl Pre {
+    fn instantiate(&self, store: &mut Store<State>) -> wasmtime::Result<Instance> {
+        Ok(match self {
+            Pre::V1(p) => Instance::V1(p.instantiate(store)?),
+            Pre::V2(p) => Instance::V2(p.instantiate(store)?),
+        })
+    }
 }
 
 /// One loaded policy component.
 pub struct WasmPolicy {
     name: Arc<str>,
     info: ComponentInfo,
-    pre: bindings::PolicyPre<State>,
+    pre: Pre,
     engine: Engine,
     settings: CallSettings,
+    metrics: Option<Arc<Metrics>>,
     warm_cap: usize,
-    warm: std::sync::Mutex<Vec<(Store<State>, bindings::Policy)>>,
+    warm: std::sync::Mutex<Vec<(Store<State>, Instance)>>,
     /// One permit per call allowed to run at once ([`WasmPolicy::call_off_thread`]).
     slots: Arc<tokio::sync::Semaphore>,
 }
@@ -389,32 +461,63 @@ impl WasmPolicy {
             .map(|(n, _)| n.to_owned())
             .collect();
         let uses_wasi = imports.iter().any(|i| i.starts_with("wasi:"));
+        // The version is the one the component's exports name; its imports must be that
+        // version's host interfaces (or WASI).
+        let package = WIT_PACKAGES
+            .iter()
+            .rev()
+            .find(|p| {
+                let version = p.rsplit_once('@').map_or("", |(_, v)| v);
+                exports.iter().any(|e| {
+                    e.starts_with("switchyard:policy/") && e.ends_with(&format!("@{version}"))
+                })
+            })
+            .copied()
+            .ok_or_else(|| {
+                LoadError::WrongWorld(format!(
+                    "it exports {}",
+                    if exports.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        exports.join(", ")
+                    }
+                ))
+            })?;
+        let version = package.rsplit_once('@').map_or("", |(_, v)| v);
         for import in &imports {
-            if !import.starts_with("wasi:")
-                && import != "switchyard:policy/host@0.1.0"
-                && import != "switchyard:policy/types@0.1.0"
-            {
+            let ours = import == &format!("switchyard:policy/host@{version}")
+                || import == &format!("switchyard:policy/types@{version}");
+            if !import.starts_with("wasi:") && !ours {
                 return Err(LoadError::UnknownImport(import.clone()));
             }
         }
         let mut linker: Linker<State> = Linker::new(&engine.engine);
-        bindings::Policy::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
-            .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let wrong = |e: wasmtime::Error| LoadError::WrongWorld(format!("{e:#}"));
+        if package == WIT_PACKAGES[0] {
+            v1::Policy::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+                .map_err(wrong)?;
+        } else {
+            v2::Policy::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+                .map_err(wrong)?;
+        }
         if uses_wasi {
-            wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-                .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+            wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wrong)?;
         }
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::UnknownImport(format!("{e:#}")))?;
-        let pre = bindings::PolicyPre::new(instance_pre)
-            .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let pre = if package == WIT_PACKAGES[0] {
+            Pre::V1(v1::PolicyPre::new(instance_pre).map_err(wrong)?)
+        } else {
+            Pre::V2(v2::PolicyPre::new(instance_pre).map_err(wrong)?)
+        };
         let info = ComponentInfo {
             hash,
             size: bytes.len(),
             imports,
             exports,
             uses_wasi,
+            package,
         };
         let warm_cap = settings.warm_instances.unwrap_or(DEFAULT_WARM);
         Ok(Self {
@@ -425,8 +528,23 @@ impl WasmPolicy {
             pre,
             engine: engine.engine.clone(),
             settings,
+            metrics: None,
             warm: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Counts the policy's `counter-add` calls in `metrics` (they are dropped otherwise).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        // Warm instances (the probe's) count nowhere: their stores were made before.
+        self.warm = std::sync::Mutex::new(Vec::new());
+        self
+    }
+
+    /// Whether requests are admitted by the policy (a 0.2 component) rather than without
+    /// a call (0.1, which has no `admission`).
+    pub fn admits(&self) -> bool {
+        matches!(self.pre, Pre::V2(_))
     }
 
     /// The same compiled component with other settings (another configuration string):
@@ -437,6 +555,7 @@ impl WasmPolicy {
             info: self.info.clone(),
             pre: self.pre.clone(),
             engine: self.engine.clone(),
+            metrics: self.metrics.clone(),
             warm_cap: settings.warm_instances.unwrap_or(DEFAULT_WARM),
             slots: slots(&settings),
             settings,
@@ -503,6 +622,7 @@ impl WasmPolicy {
             config: self.settings.config.clone(),
             name: self.name.clone(),
             wasi,
+            metrics: self.metrics.clone(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -522,7 +642,7 @@ impl WasmPolicy {
     /// Runs `f` against an instance, fresh or warm, under the deadline.
     fn with_instance<R>(
         &self,
-        f: impl FnOnce(&mut Store<State>, &bindings::Policy) -> wasmtime::Result<R>,
+        f: impl FnOnce(&mut Store<State>, &Instance) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         let warm = if self.warm_cap > 0 {
             self.warm.lock().ok().and_then(|mut w| w.pop())
@@ -566,12 +686,28 @@ impl WasmPolicy {
         obj: &ObjectView,
         members: &[MemberView],
     ) -> Result<Result<Vec<String>, PolicyError>, CallError> {
-        let (req, obj, members) = (to_request(req), to_object(obj), to_members(members));
-        self.with_instance(|store, p| {
-            p.switchyard_policy_placement()
-                .call_place(store, &req, &obj, &members)
+        self.with_instance(|store, p| match p {
+            Instance::V1(p) => {
+                let (req, obj, ms) = (
+                    conv1::request(req),
+                    conv1::object(obj),
+                    conv1::members(members),
+                );
+                Ok(p.switchyard_policy_placement()
+                    .call_place(store, &req, &obj, &ms)?
+                    .map_err(conv1::policy_error))
+            }
+            Instance::V2(p) => {
+                let (req, obj, ms) = (
+                    conv2::request(req),
+                    conv2::object(obj),
+                    conv2::members(members),
+                );
+                Ok(p.switchyard_policy_placement()
+                    .call_place(store, &req, &obj, &ms)?
+                    .map_err(conv2::policy_error))
+            }
         })
-        .map(|r| r.map_err(from_policy_error))
     }
 
     pub fn route(
@@ -579,13 +715,59 @@ impl WasmPolicy {
         req: &RequestView,
         obj: &ObjectView,
         members: &[MemberView],
-    ) -> Result<Result<Vec<String>, PolicyError>, CallError> {
-        let (req, obj, members) = (to_request(req), to_object(obj), to_members(members));
-        self.with_instance(|store, p| {
-            p.switchyard_policy_routing()
-                .call_route(store, &req, &obj, &members)
+    ) -> Result<Result<RouteAnswer, PolicyError>, CallError> {
+        self.with_instance(|store, p| match p {
+            Instance::V1(p) => {
+                let (req, obj, ms) = (
+                    conv1::request(req),
+                    conv1::object(obj),
+                    conv1::members(members),
+                );
+                Ok(p.switchyard_policy_routing()
+                    .call_route(store, &req, &obj, &ms)?
+                    .map(|members| RouteAnswer {
+                        members,
+                        strict: false,
+                    })
+                    .map_err(conv1::policy_error))
+            }
+            Instance::V2(p) => {
+                let (req, obj, ms) = (
+                    conv2::request(req),
+                    conv2::object(obj),
+                    conv2::members(members),
+                );
+                Ok(p.switchyard_policy_routing()
+                    .call_route(store, &req, &obj, &ms)?
+                    .map(|r| RouteAnswer {
+                        members: r.members,
+                        strict: r.strict,
+                    })
+                    .map_err(conv2::policy_error))
+            }
         })
-        .map(|r| r.map_err(from_policy_error))
+    }
+
+    /// Whether the request is served. A 0.1 component has no say: it is admitted without
+    /// a call.
+    pub fn admit(
+        &self,
+        req: &RequestView,
+        obj: &ObjectView,
+    ) -> Result<Result<Verdict, PolicyError>, CallError> {
+        if !self.admits() {
+            return Ok(Ok(Verdict::Allow));
+        }
+        self.with_instance(|store, p| match p {
+            Instance::V1(_) => Ok(Ok(Verdict::Allow)),
+            Instance::V2(p) => {
+                let (req, obj) = (conv2::request(req), conv2::object(obj));
+                Ok(p.switchyard_policy_admission()
+                    .call_admit(store, &req, &obj)?
+                    .map(conv2::verdict)
+                    .map_err(conv2::policy_error))
+            }
+        })
     }
 
     pub fn tier(
@@ -594,19 +776,21 @@ impl WasmPolicy {
         current: &str,
         members: &[MemberView],
     ) -> Result<Result<TierAction, PolicyError>, CallError> {
-        let (obj, members) = (to_object(obj), to_members(members));
-        self.with_instance(|store, p| {
-            p.switchyard_policy_tiering()
-                .call_tier(store, &obj, current, &members)
-        })
-        .map(|r| {
-            r.map(|a| match a {
-                WitTierAction::Keep => TierAction::Keep,
-                WitTierAction::MoveTo(m) => TierAction::MoveTo(m),
-                WitTierAction::CopyTo(m) => TierAction::CopyTo(m),
-                WitTierAction::Delete => TierAction::Delete,
-            })
-            .map_err(from_policy_error)
+        self.with_instance(|store, p| match p {
+            Instance::V1(p) => {
+                let (obj, ms) = (conv1::object(obj), conv1::members(members));
+                Ok(p.switchyard_policy_tiering()
+                    .call_tier(store, &obj, current, &ms)?
+                    .map(conv1::tier_action)
+                    .map_err(conv1::policy_error))
+            }
+            Instance::V2(p) => {
+                let (obj, ms) = (conv2::object(obj), conv2::members(members));
+                Ok(p.switchyard_policy_tiering()
+                    .call_tier(store, &obj, current, &ms)?
+                    .map(conv2::tier_action)
+                    .map_err(conv2::policy_error))
+            }
         })
     }
 
@@ -631,9 +815,10 @@ impl WasmPolicy {
             },
         ];
         let req = RequestView {
-            operation: "PutObject",
+            operation: "PutObject".into(),
             principal: Some("probe".into()),
             source_ip: Some("127.0.0.1".into()),
+            ..Default::default()
         };
         let obj = ObjectView {
             bucket: "probe".into(),
@@ -643,6 +828,7 @@ impl WasmPolicy {
         };
         let started = Instant::now();
         let describe = |e: CallError| LoadError::ProbeFailed(describe_call_error(&e));
+        self.admit(&req, &obj).map_err(describe)?.ok();
         self.place(&req, &obj, &members).map_err(describe)?.ok();
         self.route(&req, &obj, &members).map_err(describe)?.ok();
         self.tier(&obj, "probe-a", &members).map_err(describe)?.ok();
@@ -672,44 +858,123 @@ fn classify(e: &wasmtime::Error, store: &Store<State>) -> CallError {
     CallError::Trap(text)
 }
 
-fn to_request(r: &RequestView) -> Request {
-    Request {
-        operation: r.operation.to_owned(),
-        principal: r.principal.clone(),
-        source_ip: r.source_ip.clone(),
-    }
-}
+/// Conversions between the host's views and one WIT version's types: the same for every
+/// version where the types did not change.
+macro_rules! common_conversions {
+    ($v:ident) => {
+        use super::$v::switchyard::policy::types::{
+            Member, PolicyError as WitPolicyError, TierAction as WitTierAction,
+        };
+        use crate::model::MemberView;
+        use crate::policy::{PolicyError, Refusal, TierAction};
 
-fn to_object(o: &ObjectView) -> Object {
-    Object {
-        bucket: o.bucket.clone(),
-        key: o.key.clone(),
-        size: o.size,
-        content_type: o.content_type.clone(),
-        metadata: o.metadata.clone(),
-        age_seconds: o.age_seconds,
-    }
-}
+        pub(super) fn members(ms: &[MemberView]) -> Vec<Member> {
+            ms.iter()
+                .map(|m| Member {
+                    name: m.name.clone(),
+                    kind: m.kind.to_owned(),
+                    labels: m.labels.clone(),
+                    healthy: m.healthy,
+                    latency_us: m.latency_us,
+                })
+                .collect()
+        }
 
-fn to_members(ms: &[MemberView]) -> Vec<Member> {
-    ms.iter()
-        .map(|m| Member {
-            name: m.name.clone(),
-            kind: m.kind.to_owned(),
-            labels: m.labels.clone(),
-            healthy: m.healthy,
-            latency_us: m.latency_us,
-        })
-        .collect()
-}
+        pub(super) fn policy_error(e: WitPolicyError) -> PolicyError {
+            let (kind, message) = match e {
+                WitPolicyError::InvalidInput(m) => (Refusal::InvalidInput, m),
+                WitPolicyError::Unavailable(m) => (Refusal::Unavailable, m),
+                WitPolicyError::Other(m) => (Refusal::Other, m),
+            };
+            PolicyError::Refused { kind, message }
+        }
 
-fn from_policy_error(e: WitPolicyError) -> PolicyError {
-    let (kind, message) = match e {
-        WitPolicyError::InvalidInput(m) => (Refusal::InvalidInput, m),
-        WitPolicyError::Unavailable(m) => (Refusal::Unavailable, m),
-        WitPolicyError::Other(m) => (Refusal::Other, m),
+        pub(super) fn tier_action(a: WitTierAction) -> TierAction {
+            match a {
+                WitTierAction::Keep => TierAction::Keep,
+                WitTierAction::MoveTo(m) => TierAction::MoveTo(m),
+                WitTierAction::CopyTo(m) => TierAction::CopyTo(m),
+                WitTierAction::Delete => TierAction::Delete,
+            }
+        }
     };
-    PolicyError::Refused { kind, message }
+}
+
+mod conv1 {
+    common_conversions!(v1);
+    use super::v1::switchyard::policy::types::{Object, Request};
+    use crate::policy::{ObjectView, RequestView};
+
+    pub(super) fn request(r: &RequestView) -> Request {
+        Request {
+            operation: r.operation.to_string(),
+            principal: r.principal.clone(),
+            source_ip: r.source_ip.clone(),
+        }
+    }
+
+    pub(super) fn object(o: &ObjectView) -> Object {
+        Object {
+            bucket: o.bucket.clone(),
+            key: o.key.clone(),
+            size: o.size,
+            content_type: o.content_type.clone(),
+            metadata: o.metadata.clone(),
+            age_seconds: o.age_seconds,
+        }
+    }
+}
+
+mod conv2 {
+    common_conversions!(v2);
+    use super::v2::switchyard::policy::types::{
+        DenyCode as WitDenyCode, Object, Phase as WitPhase, Request, Verdict as WitVerdict,
+    };
+    use crate::policy::{DenyCode, ObjectView, Phase, RequestView, Verdict};
+
+    pub(super) fn request(r: &RequestView) -> Request {
+        Request {
+            operation: r.operation.to_string(),
+            principal: r.principal.clone(),
+            source_ip: r.source_ip.clone(),
+            headers: r.headers.clone(),
+            phase: match r.phase {
+                Phase::Single => WitPhase::Single,
+                Phase::MultipartStart => WitPhase::MultipartStart,
+                Phase::MultipartPart => WitPhase::MultipartPart,
+                Phase::MultipartEnd => WitPhase::MultipartEnd,
+            },
+        }
+    }
+
+    pub(super) fn object(o: &ObjectView) -> Object {
+        Object {
+            bucket: o.bucket.clone(),
+            key: o.key.clone(),
+            size: o.size,
+            content_type: o.content_type.clone(),
+            metadata: o.metadata.clone(),
+            age_seconds: o.age_seconds,
+            tags: o.tags.clone(),
+        }
+    }
+
+    pub(super) fn verdict(v: WitVerdict) -> Verdict {
+        match v {
+            WitVerdict::Allow => Verdict::Allow,
+            WitVerdict::Deny(d) => Verdict::Deny {
+                code: match d.code {
+                    WitDenyCode::AccessDenied => DenyCode::AccessDenied,
+                    WitDenyCode::InvalidRequest => DenyCode::InvalidRequest,
+                    WitDenyCode::InvalidArgument => DenyCode::InvalidArgument,
+                    WitDenyCode::EntityTooLarge => DenyCode::EntityTooLarge,
+                    WitDenyCode::SlowDown => DenyCode::SlowDown,
+                    WitDenyCode::ServiceUnavailable => DenyCode::ServiceUnavailable,
+                },
+                message: d.message,
+            },
+        }
+    }
 }
 
 /// Turns a core module with an embedded `component-type` section (what wit-bindgen emits)
