@@ -1459,6 +1459,33 @@ members = ["a"]
         assert_eq!(c.buckets["bkt"].policy, "default");
     }
 
+    /// A policy sees the headers it names, never credentials, and only a few.
+    #[test]
+    fn policy_headers_are_checked() {
+        let with = |h: &str| {
+            Config::from_toml(&format!(
+                "version = 1\n[plugins]\ndir = \"/tmp\"\n[policies.p]\nheaders = {h}\n[backends.a]\nkind = \"memory\"\n[buckets.bkt]\nmembers = [\"a\"]\npolicy = \"p\"\n"
+            ))
+        };
+        assert_eq!(
+            with(r#"["x-tenant", "user-agent"]"#).unwrap().policies["p"].headers,
+            ["x-tenant", "user-agent"]
+        );
+        for (bad, says) in [
+            (r#"["authorization"]"#, "credentials"),
+            (r#"["x-amz-security-token"]"#, "credentials"),
+            (r#"["X-Tenant"]"#, "lower-case"),
+            (r#"["bad header"]"#, "lower-case"),
+            (r#"[""]"#, "lower-case"),
+        ] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.starts_with("policies.p.headers: ") && e.contains(says), "{bad}: {e}");
+        }
+        let many: Vec<String> = (0..17).map(|i| format!("\"x-h{i}\"")).collect();
+        let e = with(&format!("[{}]", many.join(","))).unwrap_err().to_string();
+        assert!(e.contains("at most 16"), "{e}");
+    }
+
     #[test]
     fn unknown_fields_are_named() {
         let e = err("version = 1\n[server]\nlisten = \"127.0.0.1:1\"\nlistne = 3\n");
