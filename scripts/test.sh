@@ -22,7 +22,7 @@ fi
 py_bin="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
 export PATH="$SWITCHYARD_TOOLS_DIR/bin:$SWITCHYARD_TOOLS_DIR/node_modules/.bin:$py_bin:$PATH"
 
-# The example policies (Rust, JavaScript, Python) are built from the registries and
+# The example policies (Rust, C, JavaScript, Python) are built from the registries and
 # checked with `switchyard policy check` / `policy test`; tests/tests/plugins.rs then runs
 # them inside the gateway. SWITCHYARD_SKIP_PLUGINS=1 skips the build (those tests fail).
 if [[ "${SWITCHYARD_SKIP_PLUGINS:-}" != 1 ]]; then
