@@ -2,8 +2,9 @@
 # Builds every plugin folder that has a build.sh, whatever its language.
 #   build-all.sh          build them all; stop at the first failure
 #   build-all.sh --test   then run `switchyard policy check` and `policy test` on each
-#                         NAME/NAME.wasm that has a CASES.toml beside it, and fail if any
-#                         of them fails
+#                         NAME/NAME.wasm that has a CASES.toml beside it, and on a
+#                         `switchyard policy new` scaffold in each language, and fail if
+#                         any of them fails
 # SWITCHYARD_BIN overrides the gateway binary (default: the repository's target/debug/switchyard).
 set -euo pipefail
 
@@ -41,6 +42,25 @@ if $test; then
             failed+=("$name")
         fi
     done
+    # `switchyard policy new` in every language must build and pass its own cases. The
+    # scaffolds borrow the tools the examples just installed (jco, componentize-py, the C
+    # bindgen, the Rust guests' target directory with its std), so this takes seconds.
+    scaffolds=$(mktemp -d)
+    for lang in rust c js python; do
+        echo "== scaffold $lang" >&2
+        if ! "$bin" policy new "starter-$lang" --lang "$lang" --dir "$scaffolds/$lang" >/dev/null ||
+            ! (cd "$scaffolds/$lang" &&
+                SWITCHYARD_BIN=$bin CARGO_TARGET_DIR=$plugins/target \
+                C_BINDGEN=$plugins/target/debug/c-bindgen \
+                JCO=$plugins/latency-routing/node_modules/.bin/jco \
+                COMPONENTIZE_PY=$plugins/size-placement/.venv/bin/componentize-py \
+                ./build.sh >&2) ||
+            ! "$bin" policy check "$scaffolds/$lang/starter-$lang.wasm" >/dev/null ||
+            ! "$bin" policy test "$scaffolds/$lang/starter-$lang.wasm" "$scaffolds/$lang/CASES.toml"; then
+            failed+=("scaffold-$lang")
+        fi
+    done
+    rm -rf "$scaffolds"
     if [ ${#failed[@]} != 0 ]; then
         echo "== failed: ${failed[*]}" >&2
         exit 1

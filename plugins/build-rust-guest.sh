@@ -7,8 +7,9 @@
 #      from `rust-web-src`) and `lld-22` (wasm-ld) when missing;
 #   2. builds the core module with `-Zbuild-std` into plugins/target;
 #   3. turns it into a component with `switchyard policy componentize` ($SWITCHYARD_BIN, else
-#      the repository's target/debug/switchyard, built with `cargo build -p switchyard` when
-#      missing or too old to have the command).
+#      the repository's target/release/switchyard, target/debug/switchyard or `switchyard` on
+#      PATH, whichever exists first and has the command; only when none does is one built,
+#      with `cargo build -p switchyard`).
 set -euo pipefail
 
 name=${1:?usage: build-rust-guest.sh PLUGIN-NAME}
@@ -74,20 +75,28 @@ switchyard_bin() {
         echo "$SWITCHYARD_BIN"
         return
     fi
-    local bin="$root/target/debug/switchyard"
+    # An existing binary first (release, then debug, then PATH): only the in-process
+    # componentizer is needed, and building the server for it takes minutes.
+    local bin candidate
+    for candidate in "$root/target/release/switchyard" "$root/target/debug/switchyard" \
+        "$(command -v switchyard || true)"; do
+        if [ -n "$candidate" ] && [ -x "$candidate" ] && has_componentize "$candidate"; then
+            echo "$candidate"
+            return
+        fi
+    done
+    bin="$root/target/debug/switchyard"
+    say "no switchyard binary with \`policy componentize\`: building one (cargo build -p switchyard)"
+    # The host workspace builds with whichever cargo is first in PATH (Debian's or
+    # rustup's), with none of the guest build's settings.
+    if ! (cd "$root" && env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO_TARGET_DIR \
+        cargo build -p switchyard >&2); then
+        say "cargo build -p switchyard failed in $root"
+        exit 1
+    fi
     if ! has_componentize "$bin"; then
-        say "building switchyard (cargo build -p switchyard) for \`policy componentize\`"
-        # The host workspace builds with whichever cargo is first in PATH (Debian's or
-        # rustup's), with none of the guest build's settings.
-        if ! (cd "$root" && env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO_TARGET_DIR \
-            cargo build -p switchyard >&2); then
-            say "cargo build -p switchyard failed in $root"
-            exit 1
-        fi
-        if ! has_componentize "$bin"; then
-            say "$bin has no \`policy componentize\` command"
-            exit 1
-        fi
+        say "$bin has no \`policy componentize\` command"
+        exit 1
     fi
     echo "$bin"
 }

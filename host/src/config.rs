@@ -1479,10 +1479,15 @@ members = ["a"]
             (r#"[""]"#, "lower-case"),
         ] {
             let e = with(bad).unwrap_err().to_string();
-            assert!(e.starts_with("policies.p.headers: ") && e.contains(says), "{bad}: {e}");
+            assert!(
+                e.starts_with("policies.p.headers: ") && e.contains(says),
+                "{bad}: {e}"
+            );
         }
         let many: Vec<String> = (0..17).map(|i| format!("\"x-h{i}\"")).collect();
-        let e = with(&format!("[{}]", many.join(","))).unwrap_err().to_string();
+        let e = with(&format!("[{}]", many.join(",")))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("at most 16"), "{e}");
     }
 

@@ -168,6 +168,21 @@ enum PolicyCommand {
         /// The cases (see docs/policies.md).
         cases: PathBuf,
     },
+    /// Write a starter policy (WIT 0.2) that builds with its build.sh and passes its
+    /// CASES.toml: admission, placement, routing and tiering, ready to change.
+    #[command(
+        after_help = "Example:\n  switchyard policy new residency --lang rust\n  cd residency && ./build.sh && switchyard policy test residency.wasm CASES.toml"
+    )]
+    New {
+        /// The policy's name: its file is NAME.wasm, buckets name it in the configuration.
+        name: String,
+        /// The language.
+        #[arg(long, value_enum)]
+        lang: switchyard::policy::scaffold::Lang,
+        /// The folder to write (default: ./NAME); it must not exist or be empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Turn a core module built with wit-bindgen into a component.
     Componentize {
         /// The core module (.wasm) with an embedded component-type section.
@@ -183,6 +198,18 @@ fn policy_command(cmd: PolicyCommand) -> ExitCode {
     let read =
         |p: &PathBuf| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
     let result: Result<bool, String> = (|| match cmd {
+        PolicyCommand::New { name, lang, dir } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let files = switchyard::policy::scaffold::scaffold(&name, lang, &dir)?;
+            for f in &files {
+                println!("wrote {}", f.display());
+            }
+            println!(
+                "next: cd {} && ./build.sh && switchyard policy test {name}.wasm CASES.toml",
+                dir.display()
+            );
+            Ok(true)
+        }
         PolicyCommand::Componentize { core, output } => {
             let component = switchyard::policy::wasm::componentize(&read(&core)?)?;
             std::fs::write(&output, &component)

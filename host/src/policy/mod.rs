@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 
 pub mod cases;
+pub mod scaffold;
 pub mod set;
 pub mod wasm;
 
