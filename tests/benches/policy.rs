@@ -128,6 +128,7 @@ fn decision_latency() {
             r#"{"cold_after_seconds": 86400}"#,
             5_000,
         ),
+        ("prefix-placement", "C", "eu/ = eu-s3\n* = tier=hot", 5_000),
         ("latency-routing", "JavaScript", "", 2_000),
         ("size-placement", "Python", "", 500),
     ] {
@@ -280,6 +281,75 @@ async fn neighbour_latency(policy_dir: &Path, loopers: usize, gets: usize) -> Ve
     lat
 }
 
+/// A decision as a request makes it: through the router's decider (a slot of the
+/// policy's, a thread of its own, the answer's checks, the decision's log line and
+/// metrics), sequentially, against the same component called directly in a loop.
+async fn in_server(rt_label: &str, wasm: &Path, name: &str, config: &str, admit: bool, n: usize) {
+    use std::sync::Arc;
+    let dir = TempDir::new("bench-in-server");
+    std::fs::copy(wasm, dir.0.join(format!("{name}.wasm"))).unwrap();
+    let toml = format!(
+        r#"version = 1
+[plugins]
+dir = {dir:?}
+timeout = "1s"
+[policies.{name}]
+config = {config:?}
+headers = ["x-tenant"]
+[backends.us-s3]
+kind = "memory"
+labels = {{ region = "us", tier = "hot" }}
+[backends.eu-s3]
+kind = "memory"
+labels = {{ region = "eu", tier = "hot" }}
+[backends.cold]
+kind = "memory"
+labels = {{ tier = "cold" }}
+[buckets.data]
+members = ["us-s3", "eu-s3", "cold"]
+policy = "{name}"
+"#,
+        dir = dir.0.display().to_string(),
+    );
+    let config = Arc::new(switchyard::Config::from_toml(&toml).expect("bench config"));
+    let metrics = Arc::new(switchyard::metrics::Metrics::default());
+    let policies = switchyard::policy::set::PolicySet::new(&config, metrics.clone()).unwrap();
+    let router = switchyard::router::Router::new(config, Some(policies.clone()), metrics).unwrap();
+    let vb = router.bucket("data").unwrap();
+    let (mut req, mut obj) = inputs();
+    if admit {
+        req.principal = Some("alice".into());
+        req.headers = vec![("x-tenant".into(), "acme".into())];
+        obj.key = "acme/report.pdf".into();
+    }
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n + n / 10 {
+        let t = Instant::now();
+        if admit {
+            router.decider.admit(&vb, &req, &obj).await.unwrap();
+        } else {
+            router.decider.place(&vb, &req, &obj).await.unwrap();
+        }
+        if i >= n / 10 {
+            times.push(t.elapsed());
+        }
+    }
+    times.sort();
+    let policy = policies.get(name).unwrap();
+    let (direct50, direct99) = measure(n, || {
+        let _ = std::hint::black_box(if admit {
+            policy.admit(&req, &obj).map(|_| ())
+        } else {
+            policy.place(&req, &obj, &members()).map(|_| ())
+        });
+    });
+    println!(
+        "{rt_label:<34} {:>12?} {:>12?} {direct50:>12?} {direct99:>12?}",
+        percentile(&times, 0.5),
+        percentile(&times, 0.99)
+    );
+}
+
 fn policy_settings(p: &WasmPolicy) -> CallSettings {
     p.settings().clone()
 }
@@ -304,6 +374,42 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    println!();
+    println!(
+        "## In the server: decisions through the router's decider, sequential, warm instances"
+    );
+    println!(
+        "{:<34} {:>12} {:>12} {:>12} {:>12}",
+        "policy", "median", "p99", "direct med", "direct p99"
+    );
+    for (label, name, config, admit) in [
+        (
+            "tenant-residency place (Rust)",
+            "tenant-residency",
+            r#"{"prefixes": {"eu": "eu"}, "default": "us"}"#,
+            false,
+        ),
+        (
+            "prefix-placement place (C)",
+            "prefix-placement",
+            "eu/ = eu-s3\n* = tier=hot",
+            false,
+        ),
+        (
+            "tenant-gate admit (Rust, 0.2)",
+            "tenant-gate",
+            r#"{"tenants": {"acme": {"region": "eu", "principals": ["alice"]}}}"#,
+            true,
+        ),
+    ] {
+        let wasm = repo_root().join(format!("plugins/{name}/{name}.wasm"));
+        if wasm.exists() {
+            rt.block_on(in_server(label, &wasm, name, config, admit, 5_000));
+        } else {
+            println!("{name}: not built (run plugins/build-all.sh); skipped");
+        }
+    }
+
     println!();
     println!("## Gateway PUT throughput, 1 MiB objects, memory backends, concurrency 16");
     // Alternate the two configurations so drift on a shared machine hits both alike.

@@ -1,4 +1,4 @@
-//! The example policies in `plugins/` (Rust, JavaScript, Python), built by
+//! The example policies in `plugins/` (Rust, C, JavaScript, Python), built by
 //! `plugins/build-all.sh` (which `scripts/test.sh` runs first), inside the gateway against
 //! real backends: objects land where each policy says, checked in the backends directly.
 
@@ -44,6 +44,7 @@ async fn example_policies_place_objects_in_real_backends() {
         "age-tiering",
         "latency-routing",
         "size-placement",
+        "prefix-placement",
     ] {
         install(&plugins.0, name);
     }
@@ -67,6 +68,11 @@ config = '{{"prefixes": {{"eu": "eu", "us": "us"}}, "default": "us"}}'
 config = '{{"threshold_bytes": 4096}}'
 [policies.age-tiering]
 config = '{{"cold_after_seconds": 86400}}'
+[policies.prefix-placement]
+config = """
+logs/ = tier=cold
+* = tier=hot
+"""
 
 [backends.eu]
 kind = "s3"
@@ -101,6 +107,9 @@ policy = "age-tiering"
 [buckets.fast]
 members = ["hot", "cold"]
 policy = "latency-routing"
+[buckets.prefixed]
+members = ["hot", "cold"]
+policy = "prefix-placement"
 "#,
         plugins = plugins.0.display().to_string(),
         moto = moto.endpoint,
@@ -159,6 +168,19 @@ policy = "latency-routing"
     put(&c, "aged", "fresh.log", b"new".to_vec(), "fresh").await;
     assert!(hot.0.join("fresh.log").exists() && !cold.0.join("fresh.log").exists());
 
+    // C: placement by key prefix rules naming labels.
+    put(
+        &c,
+        "prefixed",
+        "logs/app.log",
+        b"log line".to_vec(),
+        "logs prefix",
+    )
+    .await;
+    put(&c, "prefixed", "img/a.png", b"png".to_vec(), "catch-all").await;
+    assert!(cold.0.join("logs/app.log").exists() && !hot.0.join("logs/app.log").exists());
+    assert!(hot.0.join("img/a.png").exists() && !cold.0.join("img/a.png").exists());
+
     // JavaScript: latency routing decides reads (and places on the fastest member).
     put(&c, "fast", "routed.txt", b"route me".to_vec(), "fast").await;
     let got = c
@@ -185,6 +207,7 @@ policy = "latency-routing"
         ("size-placement", "Place"),
         ("age-tiering", "Place"),
         ("latency-routing", "Route"),
+        ("prefix-placement", "Place"),
     ] {
         assert!(
             m.contains(&format!(r#"switchyard_policy_decisions_total{{policy="{policy}",call="{call}",outcome="Ok"}}"#)),

@@ -264,6 +264,59 @@ mod tests {
         }
     }
 
+    /// A policy gets the headers it named, in order, repeated ones twice; never a
+    /// credential, a long value or one that is not text; and the tags of x-amz-tagging.
+    #[test]
+    fn headers_and_tags_reach_policies_within_bounds() {
+        let mut h = http::HeaderMap::new();
+        h.append("x-tenant", "acme".parse().unwrap());
+        h.append("x-tenant", "second".parse().unwrap());
+        h.append("user-agent", "sdk/1".parse().unwrap());
+        h.append(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=k".parse().unwrap(),
+        );
+        h.append(
+            "x-long",
+            "a".repeat(MAX_POLICY_HEADER_VALUE + 1).parse().unwrap(),
+        );
+        h.append("x-bin", http::HeaderValue::from_bytes(b"\xff\xfe").unwrap());
+        let wanted: Vec<String> = [
+            "user-agent",
+            "x-tenant",
+            "authorization",
+            "x-long",
+            "x-bin",
+            "absent",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        let got = select_headers(&h, &wanted);
+        let pairs: Vec<(&str, &str)> = got.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            pairs,
+            [
+                ("user-agent", "sdk/1"),
+                ("x-tenant", "acme"),
+                ("x-tenant", "second")
+            ]
+        );
+        assert_eq!(
+            parse_tagging(Some("project=blue%20sky&empty=&a%26b=c")),
+            [
+                ("project".to_owned(), "blue sky".to_owned()),
+                ("empty".to_owned(), String::new()),
+                ("a&b".to_owned(), "c".to_owned()),
+            ]
+        );
+        assert!(parse_tagging(None).is_empty());
+        assert_eq!(Phase::of("CreateMultipartUpload"), Phase::MultipartStart);
+        assert_eq!(Phase::of("UploadPartCopy"), Phase::MultipartPart);
+        assert_eq!(Phase::of("AbortMultipartUpload"), Phase::MultipartEnd);
+        assert_eq!(Phase::of("PutObject"), Phase::Single);
+    }
+
     #[test]
     fn answers_are_validated() {
         let members = [member("a"), member("b")];
