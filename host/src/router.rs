@@ -1343,9 +1343,32 @@ impl Router {
         range: Option<ByteRange>,
         src_cond: &ReadConditions,
     ) -> Result<(String, DateTime<Utc>)> {
-        let (src, stream, _) = self
+        // A copy range must lie within the source, as S3 requires: a GET's range is cut
+        // to the object, a part's must not be, or the part would be shorter than asked and
+        // the assembled object silently wrong.
+        let out_of_range = |size: u64| {
+            Error::InvalidArgument(format!(
+                "Range specified is not valid for source object of size: {size}"
+            ))
+        };
+        let read = match self
             .get(req, src_bucket, src_key, range, src_cond, false)
-            .await?;
+            .await
+        {
+            Err(Error::InvalidRange) => {
+                let (src, _, _) = self
+                    .get(req, src_bucket, src_key, None, src_cond, true)
+                    .await?;
+                return Err(out_of_range(src.info.size));
+            }
+            other => other?,
+        };
+        let (src, stream, _) = read;
+        if let Some(ByteRange::Bounded { last, .. }) = range
+            && last >= src.info.size
+        {
+            return Err(out_of_range(src.info.size));
+        }
         let body = stream.ok_or_else(|| Error::internal("no body"))?;
         let len = src.range.end - src.range.start;
         let etag = self

@@ -1080,6 +1080,36 @@ async fn multipart(c: &Client) {
         .await
         .unwrap();
     let id2 = up.upload_id().unwrap().to_owned();
+    // A range reaching past the source's end is refused, as S3 refuses it, not clipped:
+    // the part would be shorter than asked, and the assembled object silently wrong.
+    let size = part1.len() + part2.len();
+    for range in [
+        format!("bytes=0-{size}"),
+        format!("bytes={}-{}", size - 10, size + 10),
+        format!("bytes={size}-{}", size + 10),
+    ] {
+        let e = c
+            .upload_part_copy()
+            .bucket(BUCKET)
+            .key("mpu/copy")
+            .upload_id(&id2)
+            .part_number(1)
+            .copy_source(format!("{BUCKET}/{key}"))
+            .copy_source_range(&range)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), (400, "InvalidArgument".into()), "{range}");
+    }
+    let parts = c
+        .list_parts()
+        .bucket(BUCKET)
+        .key("mpu/copy")
+        .upload_id(&id2)
+        .send()
+        .await
+        .unwrap();
+    assert!(parts.parts().is_empty(), "a refused copy left a part");
     let cp = c
         .upload_part_copy()
         .bucket(BUCKET)
