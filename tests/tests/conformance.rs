@@ -7,7 +7,9 @@ use aws_sdk_s3::types::{
     CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier,
 };
 use futures::StreamExt;
-use switchyard_tests::harness::{ACCESS_KEY, Fixture, Gateway, Kind, SECRET_KEY, err_of};
+use switchyard_tests::harness::{
+    ACCESS_KEY, Fixture, Gateway, Kind, SECRET_KEY, anonymous_client, err_of,
+};
 
 const BUCKET: &str = "conformance";
 
@@ -52,6 +54,7 @@ async fn run_suite(kind: Kind) {
     integrity(&c).await;
     keys(&c, kind).await;
     buckets(&c).await;
+    checked_before_not_implemented(&gw, &c).await;
     gw.stop().await;
     declared_digest(&fx.single_bucket_config(BUCKET)).await;
     if kind == Kind::S3 {
@@ -1398,6 +1401,189 @@ async fn buckets(c: &Client) {
         .await
         .unwrap_err();
     assert_eq!(err_of(&e).0, 501);
+}
+
+/// What the gateway does not implement answers `501 NotImplemented` only after what S3
+/// checks first: the requester may (403 otherwise), the bucket exists (404), the key or
+/// upload named exists (404).
+async fn checked_before_not_implemented(gw: &Gateway, c: &Client) {
+    const MISSING: &str = "no-such-bucket";
+    c.put_object()
+        .bucket(BUCKET)
+        .key("ni/k")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    // Operations the gateway does not have: ACLs, tagging, versioning, lifecycle.
+    for (bucket, want) in [
+        (MISSING, (404, "NoSuchBucket")),
+        (BUCKET, (501, "NotImplemented")),
+    ] {
+        let want = (want.0, want.1.to_owned());
+        let e = c.get_bucket_acl().bucket(bucket).send().await.unwrap_err();
+        assert_eq!(err_of(&e), want, "GetBucketAcl on {bucket}");
+        let e = c
+            .get_object_tagging()
+            .bucket(bucket)
+            .key("ni/k")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), want, "GetObjectTagging on {bucket}");
+        let e = c
+            .list_object_versions()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), want, "ListObjectVersions on {bucket}");
+        let e = c
+            .get_bucket_lifecycle_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err_of(&e),
+            want,
+            "GetBucketLifecycleConfiguration on {bucket}"
+        );
+        let e = c
+            .put_bucket_versioning()
+            .bucket(bucket)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), want, "PutBucketVersioning on {bucket}");
+    }
+    // Denied comes first, whether the bucket exists or not.
+    let anonymous = anonymous_client(&gw.endpoint);
+    for bucket in [MISSING, BUCKET] {
+        let e = anonymous
+            .get_bucket_acl()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), (403, "AccessDenied".into()), "{bucket}");
+        let e = anonymous
+            .get_object()
+            .bucket(bucket)
+            .key("ni/k")
+            .part_number(1)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), (403, "AccessDenied".into()), "{bucket}");
+    }
+    // Operations the gateway has, with an argument it does not support.
+    for (bucket, key, want) in [
+        (MISSING, "ni/k", (404, "NoSuchBucket")),
+        (BUCKET, "ni/missing", (404, "NoSuchKey")),
+        (BUCKET, "ni/k", (501, "NotImplemented")),
+    ] {
+        let want = (want.0, want.1.to_owned());
+        let e = c
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .part_number(1)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), want, "GetObject partNumber {bucket}/{key}");
+        let e = c
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .part_number(1)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e).0, want.0, "HeadObject partNumber {bucket}/{key}");
+    }
+    let e = c
+        .put_object()
+        .bucket(MISSING)
+        .key("ni/k")
+        .if_match("\"abc\"")
+        .if_none_match("*")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (404, "NoSuchBucket".into()), "conditional PUT");
+    let e = c
+        .put_object()
+        .bucket(MISSING)
+        .key("ni/k")
+        .if_none_match("\"abc\"")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err_of(&e),
+        (404, "NoSuchBucket".into()),
+        "If-None-Match: etag"
+    );
+    let up = c
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("ni/mpu")
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    for (bucket, upload, want) in [
+        (MISSING, id, (404, "NoSuchBucket")),
+        (BUCKET, "garbage", (404, "NoSuchUpload")),
+        (BUCKET, id, (501, "NotImplemented")),
+    ] {
+        let e = c
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key("ni/mpu")
+            .upload_id(upload)
+            .if_none_match("*")
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .parts(
+                        CompletedPart::builder()
+                            .part_number(1)
+                            .e_tag("\"x\"")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err_of(&e),
+            (want.0, want.1.to_owned()),
+            "conditional CompleteMultipartUpload {bucket} {upload}"
+        );
+    }
+    c.abort_multipart_upload()
+        .bucket(BUCKET)
+        .key("ni/mpu")
+        .upload_id(id)
+        .send()
+        .await
+        .unwrap();
+    c.delete_object()
+        .bucket(BUCKET)
+        .key("ni/k")
+        .send()
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -454,7 +454,19 @@ impl S3Access for AccessHook {
         if let Some(acl) = cx.headers().get("x-amz-acl").and_then(|v| v.to_str().ok()) {
             keys.push(("s3:x-amz-acl", acl));
         }
-        self.0.authorize(&who, &action, resource, &keys).await
+        self.0.authorize(&who, &action, resource, &keys).await?;
+        // s3s answers the operations the front end does not implement with 501 without
+        // looking further; S3 would first say that the bucket does not exist.
+        if !super::implements(op)
+            && let S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } = cx.s3_path()
+        {
+            self.0
+                .router
+                .load()
+                .bucket(bucket)
+                .map_err(super::errors::to_s3)?;
+        }
+        Ok(())
     }
 
     /// A form upload, as AWS decides it: `s3:PutObject` on the object the form names
