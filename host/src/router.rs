@@ -1103,7 +1103,10 @@ impl Router {
             let md5 = std::mem::replace(&mut t.0, Md5::new());
             (hex::encode(md5.finalize()), t.1)
         };
-        let PartRef { content_id } = r?;
+        let PartRef { content_id } = match r {
+            Ok(part) => part,
+            Err(e) => return Err(self.upload_gone_or(bucket, key, upload_id, e).await),
+        };
         let record = PartRecord {
             part_number,
             etag: etag.clone(),
@@ -1112,14 +1115,29 @@ impl Router {
             content_id,
         };
         let json = serde_json::to_vec(&record).map_err(Error::internal)?;
-        member
+        let recorded = member
             .store
             .put_internal(
                 &format!("uploads/{}/parts/{part_number:05}.json", id.nonce),
                 Bytes::from(json),
             )
-            .await?;
+            .await;
+        if let Err(e) = recorded {
+            return Err(self.upload_gone_or(bucket, key, upload_id, e).await);
+        }
         Ok(etag)
+    }
+
+    /// The answer for an upload whose part or completion failed in its member: the
+    /// upload's own `NoSuchUpload` or `NoSuchBucket` when it is gone meanwhile (aborted,
+    /// or taken with its bucket by a DeleteBucket, perhaps through another engine, whose
+    /// rename of an `fs` bucket's directory makes the member's files vanish mid-way), as
+    /// S3 answers for an upload a DeleteBucket aborted; `e` otherwise.
+    async fn upload_gone_or(&self, bucket: &str, key: &str, upload_id: &str, e: Error) -> Error {
+        match self.upload(bucket, key, upload_id).await {
+            Err(gone @ (Error::NoSuchUpload | Error::NoSuchBucket)) => gone,
+            _ => e,
+        }
     }
 
     pub async fn list_parts(
@@ -1158,6 +1176,27 @@ impl Router {
     ) -> Result<PutOutcome> {
         let vb = self.bucket(bucket)?;
         let _admitted = vb.admit_write().await?;
+        let (member, record, outcome) =
+            match self.complete_in_member(bucket, key, upload_id, parts).await {
+                Ok(done) => done,
+                Err(e @ (Error::NoSuchUpload | Error::NoSuchBucket)) => return Err(e),
+                Err(e) => return Err(self.upload_gone_or(bucket, key, upload_id, e).await),
+            };
+        if !record.mirrors.is_empty() {
+            self.mirror_upload(&vb, &member, key, &record, &outcome)
+                .await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Assembles an upload's parts into the object in the upload's member.
+    async fn complete_in_member(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+    ) -> Result<(Arc<Backend>, UploadRecord, PutOutcome)> {
         let (member, id, record) = self.upload(bucket, key, upload_id).await?;
         let uploaded = Self::part_records(&member, &id).await?;
         if parts.is_empty() {
@@ -1222,11 +1261,7 @@ impl Router {
         member.observe(started, &r);
         let outcome = r?;
         self.forget_upload(&member, &id, &uploaded).await;
-        if !record.mirrors.is_empty() {
-            self.mirror_upload(&vb, &member, key, &record, &outcome)
-                .await?;
-        }
-        Ok(outcome)
+        Ok((member, record, outcome))
     }
 
     /// Copies a completed multipart upload from its member to the other members its

@@ -8,7 +8,7 @@ use aws_sdk_s3::types::{
 };
 use futures::StreamExt;
 use switchyard_tests::harness::{
-    ACCESS_KEY, Fixture, Gateway, Kind, SECRET_KEY, anonymous_client, err_of,
+    ACCESS_KEY, Fixture, Gateway, Kind, SECRET_KEY, TempDir, anonymous_client, err_of,
 };
 
 const BUCKET: &str = "conformance";
@@ -56,6 +56,9 @@ async fn run_suite(kind: Kind) {
     buckets(&c).await;
     checked_before_not_implemented(&gw, &c).await;
     gw.stop().await;
+    if matches!(kind, Kind::Fs | Kind::Memory) {
+        dynamic_buckets(kind).await;
+    }
     declared_digest(&fx.single_bucket_config(BUCKET)).await;
     if kind == Kind::S3 {
         content_md5_of_encrypted_objects(&fx).await;
@@ -1584,6 +1587,79 @@ async fn checked_before_not_implemented(gw: &Gateway, c: &Client) {
         .send()
         .await
         .unwrap();
+}
+
+/// Buckets made by CreateBucket (`[dynamic_buckets]`, `fs` and `memory`): DeleteBucket as
+/// AWS does it.
+async fn dynamic_buckets(kind: Kind) {
+    let dir = TempDir::new("dyn-conformance");
+    let template = match kind {
+        Kind::Fs => format!("kind = \"fs\"\nroot = {:?}\n", dir.0.display().to_string()),
+        _ => "kind = \"memory\"\n".to_owned(),
+    };
+    let config = format!(
+        "version = 1\n[[users]]\naccess_key = \"other\"\nsecret_key = \"other-secret\"\npolicy = \"full-access\"\n[dynamic_buckets]\n{template}[backends.mem]\nkind = \"memory\"\n[buckets.configured]\nmembers = [\"mem\"]\n"
+    );
+    let gw = Gateway::start(&config).await.unwrap();
+    let c = gw.client();
+    // An incomplete multipart upload does not keep a bucket: DeleteBucket aborts it.
+    c.create_bucket().bucket("mpu-only").send().await.unwrap();
+    let up = c
+        .create_multipart_upload()
+        .bucket("mpu-only")
+        .key("big")
+        .send()
+        .await
+        .unwrap();
+    c.upload_part()
+        .bucket("mpu-only")
+        .key("big")
+        .upload_id(up.upload_id().unwrap())
+        .part_number(1)
+        .body(ByteStream::from_static(b"part one"))
+        .send()
+        .await
+        .unwrap();
+    c.delete_bucket().bucket("mpu-only").send().await.unwrap();
+    let e = c
+        .list_multipart_uploads()
+        .bucket("mpu-only")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (404, "NoSuchBucket".into()));
+    // Made again, the bucket has no upload of the old one's.
+    c.create_bucket().bucket("mpu-only").send().await.unwrap();
+    let uploads = c
+        .list_multipart_uploads()
+        .bucket("mpu-only")
+        .send()
+        .await
+        .unwrap();
+    assert!(uploads.uploads().is_empty());
+    // Objects do keep it.
+    c.put_object()
+        .bucket("mpu-only")
+        .key("a/b")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    let e = c
+        .delete_bucket()
+        .bucket("mpu-only")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (409, "BucketNotEmpty".into()));
+    c.delete_object()
+        .bucket("mpu-only")
+        .key("a/b")
+        .send()
+        .await
+        .unwrap();
+    c.delete_bucket().bucket("mpu-only").send().await.unwrap();
+    gw.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
