@@ -105,6 +105,10 @@ pub const POLICY_CACHE: std::time::Duration = std::time::Duration::from_secs(2);
 /// Where PutBucketPolicy keeps a bucket's policy, under the reserved prefix of its member.
 const POLICY_PATH: &str = "bucket-policy.json";
 
+/// Where CreateBucket records who made a bucket (the user's name), under the reserved
+/// prefix of its member.
+const OWNER_PATH: &str = "bucket-creator";
+
 /// The outcome of one policy call, with the answer `check` accepted or the reason it
 /// cannot be used.
 fn classify<T>(
@@ -479,13 +483,27 @@ impl Router {
         name: &str,
         created: Option<std::time::SystemTime>,
     ) -> Result<Arc<VirtualBucket>> {
+        let vb = self.dynamic_bucket(name, created)?;
+        self.buckets
+            .write()
+            .expect("bucket map lock")
+            .insert(name.to_owned(), vb.clone());
+        Ok(vb)
+    }
+
+    /// A bucket of the `[dynamic_buckets]` template, not yet known to the router.
+    fn dynamic_bucket(
+        &self,
+        name: &str,
+        created: Option<std::time::SystemTime>,
+    ) -> Result<Arc<VirtualBucket>> {
         let template = self
             .config
             .dynamic_buckets
             .as_ref()
             .ok_or(Error::NoSuchBucket)?;
         let backend = Arc::new(backends::dynamic_backend(template, name)?);
-        let vb = Arc::new(VirtualBucket::new(
+        Ok(Arc::new(VirtualBucket::new(
             name.to_owned(),
             vec![backend],
             "default".to_owned(),
@@ -493,12 +511,7 @@ impl Router {
             BucketAccess::Stored(std::sync::Mutex::new(None)),
             created.map_or_else(Utc::now, DateTime::<Utc>::from),
             true,
-        ));
-        self.buckets
-            .write()
-            .expect("bucket map lock")
-            .insert(name.to_owned(), vb.clone());
-        Ok(vb)
+        )))
     }
 
     pub fn bucket(&self, name: &str) -> Result<Arc<VirtualBucket>> {
@@ -548,19 +561,78 @@ impl Router {
         self.registry.get(name)
     }
 
-    pub async fn create_bucket(&self, name: &str) -> Result<()> {
-        if self.bucket(name).is_ok() {
-            return Err(Error::BucketExists);
+    /// CreateBucket: a bucket of the `[dynamic_buckets]` template, made by `creator` (a
+    /// user's name; `None` for an anonymous request), who is recorded in it. Of two
+    /// requests making one name at once, through one engine or several, exactly one
+    /// succeeds; the other, like any request for a bucket that exists, gets
+    /// [`Error::BucketExists`], owned when its requester made the bucket.
+    pub async fn create_bucket(&self, name: &str, creator: Option<&str>) -> Result<()> {
+        if let Ok(vb) = self.bucket(name) {
+            return Err(Self::exists(&vb, creator).await);
         }
+        let record = creator.unwrap_or_default().as_bytes();
         match &self.config.dynamic_buckets {
             None => Err(Error::NotImplemented(
                 "buckets are defined in the configuration file; this gateway has no [dynamic_buckets]".into(),
             )),
             Some(DynamicBuckets::Fs { root, .. }) => {
-                tokio::fs::create_dir_all(root.join(name)).await.map_err(Error::internal)?;
+                let (root, bucket, record) = (root.clone(), name.to_owned(), record.to_vec());
+                let made = tokio::task::spawn_blocking(move || {
+                    backends::create_bucket_dir(&root, &bucket, OWNER_PATH, &record)
+                })
+                .await
+                .map_err(Error::internal)??;
+                if !made {
+                    let existing = self.bucket(name)?;
+                    return Err(Self::exists(&existing, creator).await);
+                }
                 self.attach_dynamic(name, None).map(|_| ())
             }
-            Some(DynamicBuckets::Memory { .. }) => self.attach_dynamic(name, None).map(|_| ()),
+            Some(DynamicBuckets::Memory { .. }) => {
+                let vb = self.dynamic_bucket(name, None)?;
+                let member = vb.members.first().ok_or(Error::NoSuchBucket)?;
+                member
+                    .store
+                    .put_internal(OWNER_PATH, Bytes::copy_from_slice(record))
+                    .await?;
+                let existing = {
+                    let mut buckets = self.buckets.write().expect("bucket map lock");
+                    match buckets.get(name) {
+                        Some(existing) => Some(existing.clone()),
+                        None => {
+                            buckets.insert(name.to_owned(), vb);
+                            None
+                        }
+                    }
+                };
+                match existing {
+                    Some(existing) => Err(Self::exists(&existing, creator).await),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// The answer to CreateBucket of `vb`, which exists, from `requester`: owned when
+    /// the requester made it. A configured bucket is the gateway's, given to its users
+    /// by the operator: every user owns it. A dynamic bucket made before creators were
+    /// recorded (or a directory made by hand) counts as every user's too.
+    async fn exists(vb: &VirtualBucket, requester: Option<&str>) -> Error {
+        let Some(requester) = requester else {
+            return Error::BucketExists { owned: false };
+        };
+        if !vb.dynamic {
+            return Error::BucketExists { owned: true };
+        }
+        let Some(member) = vb.members.first() else {
+            return Error::NoSuchBucket;
+        };
+        match member.store.get_internal(OWNER_PATH).await {
+            Ok(Some(creator)) => Error::BucketExists {
+                owned: creator == requester.as_bytes(),
+            },
+            Ok(None) => Error::BucketExists { owned: true },
+            Err(e) => e,
         }
     }
 

@@ -255,3 +255,41 @@ async fn delete_bucket_racing_a_completion_memory() {
     complete_racing_delete(&gw, &gw).await;
     gw.stop().await;
 }
+
+/// Two engines sharing an fs root making one bucket at once: exactly one makes it, the
+/// other answers as for a bucket that exists (the same user: BucketAlreadyOwnedByYou).
+/// Was: both made it, and each answered 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn create_bucket_racing_across_engines_fs() {
+    let root = TempDir::new("dyn-create-race");
+    let config = fs_config(&root);
+    let (a, b) = (
+        Gateway::start(&config).await.unwrap(),
+        Gateway::start(&config).await.unwrap(),
+    );
+    let (ca, cb) = (a.client(), b.client());
+    for round in 0..20 {
+        let name = format!("both-{round}");
+        let (ra, rb) = tokio::join!(
+            ca.create_bucket().bucket(&name).send(),
+            cb.create_bucket().bucket(&name).send()
+        );
+        let lost = match (ra, rb) {
+            (Ok(_), Err(e)) | (Err(e), Ok(_)) => e,
+            (ra, rb) => panic!("round {round}: {ra:?} / {rb:?}"),
+        };
+        assert_eq!(
+            err_of(&lost),
+            (409, "BucketAlreadyOwnedByYou".into()),
+            "round {round}"
+        );
+    }
+    let names: Vec<_> = std::fs::read_dir(&root.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(names.is_empty(), "left beside the buckets: {names:?}");
+    a.stop().await;
+    b.stop().await;
+}

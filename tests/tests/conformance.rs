@@ -1404,6 +1404,10 @@ async fn buckets(c: &Client) {
         .await
         .unwrap_err();
     assert_eq!(err_of(&e).0, 501);
+    // A configured bucket is the gateway's, given to its users: creating it again is
+    // what S3 answers its owner.
+    let e = c.create_bucket().bucket(BUCKET).send().await.unwrap_err();
+    assert_eq!(err_of(&e), (409, "BucketAlreadyOwnedByYou".into()));
 }
 
 /// What the gateway does not implement answers `501 NotImplemented` only after what S3
@@ -1589,8 +1593,8 @@ async fn checked_before_not_implemented(gw: &Gateway, c: &Client) {
         .unwrap();
 }
 
-/// Buckets made by CreateBucket (`[dynamic_buckets]`, `fs` and `memory`): DeleteBucket as
-/// AWS does it.
+/// Buckets made by CreateBucket (`[dynamic_buckets]`, `fs` and `memory`): who owns one,
+/// and DeleteBucket as AWS does it.
 async fn dynamic_buckets(kind: Kind) {
     let dir = TempDir::new("dyn-conformance");
     let template = match kind {
@@ -1602,6 +1606,83 @@ async fn dynamic_buckets(kind: Kind) {
     );
     let gw = Gateway::start(&config).await.unwrap();
     let c = gw.client();
+    let other = switchyard_tests::harness::s3_client(&gw.endpoint, "other", "other-secret");
+    let anonymous = anonymous_client(&gw.endpoint);
+
+    // CreateBucket on a bucket that exists: its creator owns it; another user may not
+    // have the name (us-east-1's answers). A configured bucket is every user's.
+    c.create_bucket().bucket("owned").send().await.unwrap();
+    let e = c.create_bucket().bucket("owned").send().await.unwrap_err();
+    assert_eq!(err_of(&e), (409, "BucketAlreadyOwnedByYou".into()));
+    let e = other
+        .create_bucket()
+        .bucket("owned")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (409, "BucketAlreadyExists".into()));
+    for client in [&c, &other] {
+        let e = client
+            .create_bucket()
+            .bucket("configured")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), (409, "BucketAlreadyOwnedByYou".into()));
+    }
+    let e = anonymous
+        .create_bucket()
+        .bucket("owned")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e).0, 403);
+    // Ownership goes with the bucket: deleted and made again by the other user, it is
+    // theirs.
+    c.delete_bucket().bucket("owned").send().await.unwrap();
+    other.create_bucket().bucket("owned").send().await.unwrap();
+    let e = other
+        .create_bucket()
+        .bucket("owned")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (409, "BucketAlreadyOwnedByYou".into()));
+    let e = c.create_bucket().bucket("owned").send().await.unwrap_err();
+    assert_eq!(err_of(&e), (409, "BucketAlreadyExists".into()));
+    other.delete_bucket().bucket("owned").send().await.unwrap();
+
+    // Two users creating one name at once: one gets it, the other is told whose it is.
+    for round in 0..10 {
+        let name = format!("contended-{round}");
+        let (a, b) = tokio::join!(
+            c.create_bucket().bucket(&name).send(),
+            other.create_bucket().bucket(&name).send()
+        );
+        let (winner, loser) = match (a.is_ok(), b.is_ok()) {
+            (true, false) => (&c, b.unwrap_err()),
+            (false, true) => (&other, a.unwrap_err()),
+            both => panic!("round {round}: both or neither created it: {both:?}"),
+        };
+        assert_eq!(
+            err_of(&loser),
+            (409, "BucketAlreadyExists".into()),
+            "round {round}"
+        );
+        let e = winner
+            .create_bucket()
+            .bucket(&name)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err_of(&e),
+            (409, "BucketAlreadyOwnedByYou".into()),
+            "round {round}"
+        );
+        winner.delete_bucket().bucket(&name).send().await.unwrap();
+    }
+
     // An incomplete multipart upload does not keep a bucket: DeleteBucket aborts it.
     c.create_bucket().bucket("mpu-only").send().await.unwrap();
     let up = c

@@ -481,8 +481,15 @@ impl S3 for Frontend {
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let router = self.router.load_full();
+        let who = self.requester(&req)?;
+        let creator = who.user.map(|u| u.name.as_str());
         let bucket = req.input.bucket;
-        traced("CreateBucket", &bucket, router.create_bucket(&bucket)).await?;
+        traced(
+            "CreateBucket",
+            &bucket,
+            router.create_bucket(&bucket, creator),
+        )
+        .await?;
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{bucket}")),
         }))
