@@ -365,7 +365,8 @@ fn serve(
                         req.extensions_mut().insert(SecureTransport);
                     }
                     let unread_body_possible = may_have_body(req.headers());
-                    let (req, stalled) = with_body_deadline(req, client_timeout);
+                    let unsized_body = chunked_unsigned(req.headers());
+                    let (req, stalled) = with_body_deadline(req, client_timeout, unsized_body);
                     let svc = svc.clone();
                     async move {
                         let mut resp = svc.call(req).await?;
@@ -598,6 +599,8 @@ struct BodyDeadline {
     patience: Patience,
     stalled: Arc<AtomicBool>,
     done: bool,
+    /// Claims a length for a body of unknown length (see [`chunked_unsigned`]).
+    claims_length: bool,
 }
 
 impl hyper::body::Body for BodyDeadline {
@@ -625,6 +628,9 @@ impl hyper::body::Body for BodyDeadline {
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
+        if self.claims_length {
+            return hyper::body::SizeHint::with_exact(UNSIZED_BODY_CLAIM);
+        }
         self.inner.size_hint()
     }
 }
@@ -673,10 +679,37 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
     }
 }
 
+/// The length a body of unknown length claims when [`chunked_unsigned`] (no body is
+/// this long: the front end takes lengths from Content-Length, never from this claim).
+const UNSIZED_BODY_CLAIM: u64 = u64::MAX;
+
+/// Whether a request streams a body of unknown length: `Transfer-Encoding: chunked`
+/// (plain HTTP chunking, not aws-chunked) with no Content-Length, signed with
+/// `x-amz-content-sha256: UNSIGNED-PAYLOAD`, as clients piping a stream send a PutObject
+/// or UploadPart. s3s refuses such a request (`411 MissingContentLength`) unless its body
+/// states a length, so the body claims one ([`UNSIZED_BODY_CLAIM`]); the front end
+/// stores it as any body of unknown length (PutObject in parts, `max_put_size` counted as
+/// it streams). A signed payload hash needs the length to be checked, so only unsigned
+/// payloads are let through; an XML body without Content-Length is still refused.
+fn chunked_unsigned(headers: &http::HeaderMap) -> bool {
+    let chunked = headers
+        .get(http::header::TRANSFER_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+    chunked
+        && !headers.contains_key(http::header::CONTENT_LENGTH)
+        && headers
+            .get("x-amz-content-sha256")
+            .is_some_and(|v| v.as_bytes() == b"UNSIGNED-PAYLOAD")
+}
+
 /// Puts a deadline on the request's body, if it has one; the flag says whether it ran out.
+/// `claims_length`: see [`chunked_unsigned`].
 fn with_body_deadline(
     req: http::Request<hyper::body::Incoming>,
     limit: Duration,
+    claims_length: bool,
 ) -> (http::Request<s3s::Body>, Option<Arc<AtomicBool>>) {
     use hyper::body::Body as _;
     if req.body().is_end_stream() {
@@ -689,6 +722,7 @@ fn with_body_deadline(
             patience: Patience::new(limit),
             stalled: stalled.clone(),
             done: false,
+            claims_length,
         })
     });
     (req, Some(stalled))

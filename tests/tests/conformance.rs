@@ -9,6 +9,7 @@ use aws_sdk_s3::types::{
 use futures::StreamExt;
 use switchyard_tests::harness::{
     ACCESS_KEY, Fixture, Gateway, Kind, SECRET_KEY, TempDir, anonymous_client, err_of,
+    sign_unsigned_payload,
 };
 
 const BUCKET: &str = "conformance";
@@ -54,6 +55,7 @@ async fn run_suite(kind: Kind) {
     integrity(&c).await;
     keys(&c, kind).await;
     buckets(&c).await;
+    chunked_bodies(&gw.endpoint, &c).await;
     checked_before_not_implemented(&gw, &c).await;
     gw.stop().await;
     if matches!(kind, Kind::Fs | Kind::Memory) {
@@ -1408,6 +1410,93 @@ async fn buckets(c: &Client) {
     // what S3 answers its owner.
     let e = c.create_bucket().bucket(BUCKET).send().await.unwrap_err();
     assert_eq!(err_of(&e), (409, "BucketAlreadyOwnedByYou".into()));
+}
+
+/// A body sent with `Transfer-Encoding: chunked` and no Content-Length (plain HTTP
+/// chunking, not aws-chunked), signed with UNSIGNED-PAYLOAD as streaming clients do:
+/// stored whole, by PutObject and by UploadPart.
+async fn chunked_bodies(endpoint: &str, c: &Client) {
+    let send = |path: String, body: Vec<u8>| async move {
+        let headers = sign_unsigned_payload(endpoint, (ACCESS_KEY, SECRET_KEY), "PUT", &path);
+        let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = body
+            .chunks(100_000)
+            .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+            .collect();
+        let mut req = reqwest::Client::new()
+            .put(format!("{endpoint}{path}"))
+            .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)));
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let etag = resp
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = resp.text().await.unwrap_or_default();
+        assert_eq!(status, 200, "PUT {path} (chunked): {text}");
+        etag.unwrap_or_else(|| panic!("PUT {path} (chunked): no ETag"))
+    };
+    // Larger than `part_size`: of unknown length, it goes to most backends in parts.
+    let body = data(9_000_000, 11);
+    send(format!("/{BUCKET}/chunked/put"), body.clone()).await;
+    assert!(body_of(c, "chunked/put").await == body);
+
+    let up = c
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("chunked/mpu")
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    let encoded = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
+    let part = data(700_000, 12);
+    let etag = send(
+        format!("/{BUCKET}/chunked/mpu?partNumber=1&uploadId={encoded}"),
+        part.clone(),
+    )
+    .await;
+    c.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("chunked/mpu")
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(CompletedPart::builder().part_number(1).e_tag(etag).build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(body_of(c, "chunked/mpu").await == part);
+    for k in ["chunked/put", "chunked/mpu"] {
+        c.delete_object()
+            .bucket(BUCKET)
+            .key(k)
+            .send()
+            .await
+            .unwrap();
+    }
+    // A request whose XML body s3s reads whole still needs its length (as on S3).
+    let path = format!("/{BUCKET}?delete");
+    let headers = sign_unsigned_payload(endpoint, (ACCESS_KEY, SECRET_KEY), "POST", &path);
+    let xml = b"<Delete><Object><Key>chunked/put</Key></Object></Delete>".to_vec();
+    let mut req = reqwest::Client::new()
+        .post(format!("{endpoint}{path}"))
+        .body(reqwest::Body::wrap_stream(futures::stream::iter([Ok::<
+            _,
+            std::io::Error,
+        >(
+            bytes::Bytes::from(xml),
+        )])));
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 411, "DeleteObjects (chunked)");
 }
 
 /// What the gateway does not implement answers `501 NotImplemented` only after what S3
