@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 
 use crate::admin::AdminState;
 use crate::config::{Config, ConfigError, ServerConfig};
+use crate::frontend::request_id::{self, RequestId};
 use crate::frontend::{
     Access, AccessHook, Auth, ClientAddr, Frontend, SecureTransport, Users, request_timeout,
 };
@@ -263,7 +264,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         Some((_, _, addr)) => Some(*addr),
         None => listener_tls.as_ref().map(|_| local),
     };
-    info!(listen = %local, tls = ?tls_addr, buckets = config.buckets.len(), backends = config.backends.len(), "switchyard is serving S3");
+    info!(listen = %local, tls = ?tls_addr, buckets = config.buckets.len(), backends = config.backends.len(), host_id = request_id::host_id(), "switchyard is serving S3");
 
     let (stop, stopped) = watch::channel(false);
     let listeners = Listeners {
@@ -368,8 +369,9 @@ fn serve(
                     let unsized_body = chunked_unsigned(req.headers());
                     let (req, stalled) = with_body_deadline(req, client_timeout, unsized_body);
                     let svc = svc.clone();
+                    let id = RequestId::next();
                     async move {
-                        let mut resp = svc.call(req).await?;
+                        let mut resp = request_id::scope(id, svc.call(req)).await?;
                         // s3s answers a stall inside an XML body with 500 (and logs it
                         // as an error), an upload's handler with its own error: either
                         // way it was the client's silence, and S3 says so.
@@ -378,6 +380,7 @@ fn serve(
                         {
                             info!(
                                 client = %peer,
+                                request_id = %id,
                                 status = resp.status().as_u16(),
                                 "a request body stalled: answered 400 RequestTimeout"
                             );
@@ -394,6 +397,7 @@ fn serve(
                                 http::HeaderValue::from_static("close"),
                             );
                         }
+                        request_id::stamp(id, &mut resp);
                         Ok::<_, s3s::HttpError>(resp)
                     }
                 });

@@ -55,6 +55,7 @@ async fn run_suite(kind: Kind) {
     integrity(&c).await;
     keys(&c, kind).await;
     buckets(&c).await;
+    request_ids(&gw, &c).await;
     chunked_bodies(&gw.endpoint, &c).await;
     checked_before_not_implemented(&gw, &c).await;
     gw.stop().await;
@@ -1410,6 +1411,131 @@ async fn buckets(c: &Client) {
     // what S3 answers its owner.
     let e = c.create_bucket().bucket(BUCKET).send().await.unwrap_err();
     assert_eq!(err_of(&e), (409, "BucketAlreadyOwnedByYou".into()));
+}
+
+/// The request id of an answer: its `x-amz-request-id`, which must be 16 hex digits, and
+/// must be the `<RequestId>` of its error body, if it has one. The `x-amz-id-2` too.
+fn request_id_of(raw: &aws_smithy_runtime_api::http::Response, what: &str) -> String {
+    let header = |name: &str| {
+        raw.headers()
+            .get(name)
+            .unwrap_or_else(|| panic!("{what}: no {name} (status {})", raw.status()))
+            .to_owned()
+    };
+    let id = header("x-amz-request-id");
+    assert!(
+        id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{what}: request id {id:?}"
+    );
+    assert!(!header("x-amz-id-2").is_empty(), "{what}: empty x-amz-id-2");
+    if let Some(body) = raw.body().bytes().filter(|b| !b.is_empty()) {
+        let body = String::from_utf8_lossy(body);
+        let in_body = body
+            .split_once("<RequestId>")
+            .and_then(|(_, rest)| rest.split_once("</RequestId>"))
+            .map(|(id, _)| id.to_owned());
+        assert_eq!(in_body.as_deref(), Some(id.as_str()), "{what}: {body}");
+    }
+    id
+}
+
+/// Every answer carries `x-amz-request-id` and `x-amz-id-2`, success or error, whoever
+/// made the error (an operation, the access check, the signature check, an operation
+/// not implemented); an error body names the same id. Ids are not reused.
+async fn request_ids(gw: &Gateway, c: &Client) {
+    use aws_sdk_s3::operation::{RequestId, RequestIdExt};
+    let mut ids = std::collections::HashSet::new();
+    let mut seen = |id: String, what: &str| assert!(ids.insert(id), "{what}: id seen before");
+
+    let put = c
+        .put_object()
+        .bucket(BUCKET)
+        .key("ids/k")
+        .body(ByteStream::from_static(b"id"))
+        .send()
+        .await
+        .unwrap();
+    let id = put
+        .request_id()
+        .expect("PutObject: no request id")
+        .to_owned();
+    assert!(put.extended_request_id().is_some_and(|h| !h.is_empty()));
+    seen(id, "PutObject");
+    for _ in 0..3 {
+        let got = c
+            .head_object()
+            .bucket(BUCKET)
+            .key("ids/k")
+            .send()
+            .await
+            .unwrap();
+        seen(
+            got.request_id().expect("HeadObject: no id").to_owned(),
+            "HeadObject",
+        );
+    }
+    let listed = c.list_buckets().send().await.unwrap();
+    seen(
+        listed.request_id().expect("ListBuckets: no id").to_owned(),
+        "ListBuckets",
+    );
+
+    fn error_id<E>(
+        e: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+        what: &str,
+    ) -> String {
+        let raw = e
+            .raw_response()
+            .unwrap_or_else(|| panic!("{what}: no response"));
+        assert!(raw.status().as_u16() >= 400, "{what}: {}", raw.status());
+        request_id_of(raw, what)
+    }
+    let what = "GetObject of a missing key";
+    let e = c
+        .get_object()
+        .bucket(BUCKET)
+        .key("ids/missing")
+        .send()
+        .await
+        .unwrap_err();
+    seen(error_id(&e, what), what);
+    let what = "HeadObject of a missing key";
+    let e = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("ids/missing")
+        .send()
+        .await
+        .unwrap_err();
+    seen(error_id(&e, what), what);
+    let what = "a wrong signature";
+    let wrong = switchyard_tests::harness::s3_client(&gw.endpoint, ACCESS_KEY, "wrong-secret");
+    let e = wrong
+        .get_object()
+        .bucket(BUCKET)
+        .key("ids/k")
+        .send()
+        .await
+        .unwrap_err();
+    seen(error_id(&e, what), what);
+    let what = "an anonymous request denied";
+    let e = anonymous_client(&gw.endpoint)
+        .get_object()
+        .bucket(BUCKET)
+        .key("ids/k")
+        .send()
+        .await
+        .unwrap_err();
+    seen(error_id(&e, what), what);
+    let what = "an operation not implemented";
+    let e = c.get_bucket_acl().bucket(BUCKET).send().await.unwrap_err();
+    seen(error_id(&e, what), what);
+    c.delete_object()
+        .bucket(BUCKET)
+        .key("ids/k")
+        .send()
+        .await
+        .unwrap();
 }
 
 /// A body sent with `Transfer-Encoding: chunked` and no Content-Length (plain HTTP

@@ -319,6 +319,7 @@ impl Access {
         }
         tracing::info!(
             target: "switchyard::access",
+            request_id = super::request_id::RequestId::current().map(tracing::field::display),
             user = who.user.map_or("-", |u| u.name.as_str()),
             client = ?who.source_ip,
             %decision,

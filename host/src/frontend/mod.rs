@@ -4,6 +4,7 @@
 mod auth;
 mod body;
 mod errors;
+pub mod request_id;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -258,6 +259,7 @@ async fn traced<T>(
         "s3",
         op,
         bucket,
+        request_id = request_id::RequestId::current().map(tracing::field::display),
         backend = tracing::field::Empty,
         bytes = tracing::field::Empty,
         status = tracing::field::Empty,
