@@ -139,8 +139,10 @@ pub enum Error {
     NotFound,
     #[error("no such bucket")]
     NoSuchBucket,
+    /// CreateBucket of a bucket that exists; `owned` when the requester made it (or it is
+    /// a configured bucket, which is every user's).
     #[error("bucket already exists")]
-    BucketExists,
+    BucketExists { owned: bool },
     #[error("bucket not empty")]
     BucketNotEmpty,
     #[error("precondition failed: {0}")]

@@ -108,6 +108,10 @@ pub const POLICY_CACHE: std::time::Duration = std::time::Duration::from_secs(2);
 /// Where PutBucketPolicy keeps a bucket's policy, under the reserved prefix of its member.
 const POLICY_PATH: &str = "bucket-policy.json";
 
+/// Where CreateBucket records who made a bucket (the user's name), under the reserved
+/// prefix of its member.
+const OWNER_PATH: &str = "bucket-creator";
+
 /// The outcome of one policy call, with the answer `check` accepted or the reason it
 /// cannot be used.
 fn classify<T>(
@@ -583,13 +587,27 @@ impl Router {
         name: &str,
         created: Option<std::time::SystemTime>,
     ) -> Result<Arc<VirtualBucket>> {
+        let vb = self.dynamic_bucket(name, created)?;
+        self.buckets
+            .write()
+            .expect("bucket map lock")
+            .insert(name.to_owned(), vb.clone());
+        Ok(vb)
+    }
+
+    /// A bucket of the `[dynamic_buckets]` template, not yet known to the router.
+    fn dynamic_bucket(
+        &self,
+        name: &str,
+        created: Option<std::time::SystemTime>,
+    ) -> Result<Arc<VirtualBucket>> {
         let template = self
             .config
             .dynamic_buckets
             .as_ref()
             .ok_or(Error::NoSuchBucket)?;
         let backend = Arc::new(backends::dynamic_backend(template, name)?);
-        let vb = Arc::new(VirtualBucket::new(
+        Ok(Arc::new(VirtualBucket::new(
             name.to_owned(),
             vec![backend],
             "default".to_owned(),
@@ -597,12 +615,7 @@ impl Router {
             BucketAccess::Stored(std::sync::Mutex::new(None)),
             created.map_or_else(Utc::now, DateTime::<Utc>::from),
             true,
-        ));
-        self.buckets
-            .write()
-            .expect("bucket map lock")
-            .insert(name.to_owned(), vb.clone());
-        Ok(vb)
+        )))
     }
 
     pub fn bucket(&self, name: &str) -> Result<Arc<VirtualBucket>> {
@@ -678,19 +691,78 @@ impl Router {
         self.registry.get(name)
     }
 
-    pub async fn create_bucket(&self, name: &str) -> Result<()> {
-        if self.bucket(name).is_ok() {
-            return Err(Error::BucketExists);
+    /// CreateBucket: a bucket of the `[dynamic_buckets]` template, made by `creator` (a
+    /// user's name; `None` for an anonymous request), who is recorded in it. Of two
+    /// requests making one name at once, through one engine or several, exactly one
+    /// succeeds; the other, like any request for a bucket that exists, gets
+    /// [`Error::BucketExists`], owned when its requester made the bucket.
+    pub async fn create_bucket(&self, name: &str, creator: Option<&str>) -> Result<()> {
+        if let Ok(vb) = self.bucket(name) {
+            return Err(Self::exists(&vb, creator).await);
         }
+        let record = creator.unwrap_or_default().as_bytes();
         match &self.config.dynamic_buckets {
             None => Err(Error::NotImplemented(
                 "buckets are defined in the configuration file; this gateway has no [dynamic_buckets]".into(),
             )),
             Some(DynamicBuckets::Fs { root, .. }) => {
-                tokio::fs::create_dir_all(root.join(name)).await.map_err(Error::internal)?;
+                let (root, bucket, record) = (root.clone(), name.to_owned(), record.to_vec());
+                let made = tokio::task::spawn_blocking(move || {
+                    backends::create_bucket_dir(&root, &bucket, OWNER_PATH, &record)
+                })
+                .await
+                .map_err(Error::internal)??;
+                if !made {
+                    let existing = self.bucket(name)?;
+                    return Err(Self::exists(&existing, creator).await);
+                }
                 self.attach_dynamic(name, None).map(|_| ())
             }
-            Some(DynamicBuckets::Memory { .. }) => self.attach_dynamic(name, None).map(|_| ()),
+            Some(DynamicBuckets::Memory { .. }) => {
+                let vb = self.dynamic_bucket(name, None)?;
+                let member = vb.members.first().ok_or(Error::NoSuchBucket)?;
+                member
+                    .store
+                    .put_internal(OWNER_PATH, Bytes::copy_from_slice(record))
+                    .await?;
+                let existing = {
+                    let mut buckets = self.buckets.write().expect("bucket map lock");
+                    match buckets.get(name) {
+                        Some(existing) => Some(existing.clone()),
+                        None => {
+                            buckets.insert(name.to_owned(), vb);
+                            None
+                        }
+                    }
+                };
+                match existing {
+                    Some(existing) => Err(Self::exists(&existing, creator).await),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// The answer to CreateBucket of `vb`, which exists, from `requester`: owned when
+    /// the requester made it. A configured bucket is the gateway's, given to its users
+    /// by the operator: every user owns it. A dynamic bucket made before creators were
+    /// recorded (or a directory made by hand) counts as every user's too.
+    async fn exists(vb: &VirtualBucket, requester: Option<&str>) -> Error {
+        let Some(requester) = requester else {
+            return Error::BucketExists { owned: false };
+        };
+        if !vb.dynamic {
+            return Error::BucketExists { owned: true };
+        }
+        let Some(member) = vb.members.first() else {
+            return Error::NoSuchBucket;
+        };
+        match member.store.get_internal(OWNER_PATH).await {
+            Ok(Some(creator)) => Error::BucketExists {
+                owned: creator == requester.as_bytes(),
+            },
+            Ok(None) => Error::BucketExists { owned: true },
+            Err(e) => e,
         }
     }
 
@@ -1233,7 +1305,10 @@ impl Router {
             let md5 = std::mem::replace(&mut t.0, Md5::new());
             (hex::encode(md5.finalize()), t.1)
         };
-        let PartRef { content_id } = r?;
+        let PartRef { content_id } = match r {
+            Ok(part) => part,
+            Err(e) => return Err(self.upload_gone_or(bucket, key, upload_id, e).await),
+        };
         let record = PartRecord {
             part_number,
             etag: etag.clone(),
@@ -1242,14 +1317,29 @@ impl Router {
             content_id,
         };
         let json = serde_json::to_vec(&record).map_err(Error::internal)?;
-        member
+        let recorded = member
             .store
             .put_internal(
                 &format!("uploads/{}/parts/{part_number:05}.json", id.nonce),
                 Bytes::from(json),
             )
-            .await?;
+            .await;
+        if let Err(e) = recorded {
+            return Err(self.upload_gone_or(bucket, key, upload_id, e).await);
+        }
         Ok(etag)
+    }
+
+    /// The answer for an upload whose part or completion failed in its member: the
+    /// upload's own `NoSuchUpload` or `NoSuchBucket` when it is gone meanwhile (aborted,
+    /// or taken with its bucket by a DeleteBucket, perhaps through another engine, whose
+    /// rename of an `fs` bucket's directory makes the member's files vanish mid-way), as
+    /// S3 answers for an upload a DeleteBucket aborted; `e` otherwise.
+    async fn upload_gone_or(&self, bucket: &str, key: &str, upload_id: &str, e: Error) -> Error {
+        match self.upload(bucket, key, upload_id).await {
+            Err(gone @ (Error::NoSuchUpload | Error::NoSuchBucket)) => gone,
+            _ => e,
+        }
     }
 
     pub async fn list_parts(
@@ -1288,6 +1378,27 @@ impl Router {
     ) -> Result<PutOutcome> {
         let vb = self.bucket(bucket)?;
         let _admitted = vb.admit_write().await?;
+        let (member, record, outcome) =
+            match self.complete_in_member(bucket, key, upload_id, parts).await {
+                Ok(done) => done,
+                Err(e @ (Error::NoSuchUpload | Error::NoSuchBucket)) => return Err(e),
+                Err(e) => return Err(self.upload_gone_or(bucket, key, upload_id, e).await),
+            };
+        if !record.mirrors.is_empty() {
+            self.mirror_upload(&vb, &member, key, &record, &outcome)
+                .await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Assembles an upload's parts into the object in the upload's member.
+    async fn complete_in_member(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+    ) -> Result<(Arc<Backend>, UploadRecord, PutOutcome)> {
         let (member, id, record) = self.upload(bucket, key, upload_id).await?;
         let uploaded = Self::part_records(&member, &id).await?;
         if parts.is_empty() {
@@ -1352,11 +1463,7 @@ impl Router {
         member.observe(started, &r);
         let outcome = r?;
         self.forget_upload(&member, &id, &uploaded).await;
-        if !record.mirrors.is_empty() {
-            self.mirror_upload(&vb, &member, key, &record, &outcome)
-                .await?;
-        }
-        Ok(outcome)
+        Ok((member, record, outcome))
     }
 
     /// Copies a completed multipart upload from its member to the other members its
@@ -1473,9 +1580,32 @@ impl Router {
         range: Option<ByteRange>,
         src_cond: &ReadConditions,
     ) -> Result<(String, DateTime<Utc>)> {
-        let (src, stream, _) = self
+        // A copy range must lie within the source, as S3 requires: a GET's range is cut
+        // to the object, a part's must not be, or the part would be shorter than asked and
+        // the assembled object silently wrong.
+        let out_of_range = |size: u64| {
+            Error::InvalidArgument(format!(
+                "Range specified is not valid for source object of size: {size}"
+            ))
+        };
+        let read = match self
             .get(req, src_bucket, src_key, range, src_cond, false)
-            .await?;
+            .await
+        {
+            Err(Error::InvalidRange) => {
+                let (src, _, _) = self
+                    .get(req, src_bucket, src_key, None, src_cond, true)
+                    .await?;
+                return Err(out_of_range(src.info.size));
+            }
+            other => other?,
+        };
+        let (src, stream, _) = read;
+        if let Some(ByteRange::Bounded { last, .. }) = range
+            && last >= src.info.size
+        {
+            return Err(out_of_range(src.info.size));
+        }
         let body = stream.ok_or_else(|| Error::internal("no body"))?;
         let len = src.range.end - src.range.start;
         let etag = self

@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 
 use crate::admin::AdminState;
 use crate::config::{Config, ConfigError, ServerConfig};
+use crate::frontend::request_id::{self, RequestId};
 use crate::frontend::{
     Access, AccessHook, Auth, ClientAddr, Frontend, SecureTransport, Users, request_timeout,
 };
@@ -263,7 +264,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         Some((_, _, addr)) => Some(*addr),
         None => listener_tls.as_ref().map(|_| local),
     };
-    info!(listen = %local, tls = ?tls_addr, buckets = config.buckets.len(), backends = config.backends.len(), "switchyard is serving S3");
+    info!(listen = %local, tls = ?tls_addr, buckets = config.buckets.len(), backends = config.backends.len(), host_id = request_id::host_id(), "switchyard is serving S3");
 
     let (stop, stopped) = watch::channel(false);
     let listeners = Listeners {
@@ -365,10 +366,12 @@ fn serve(
                         req.extensions_mut().insert(SecureTransport);
                     }
                     let unread_body_possible = may_have_body(req.headers());
-                    let (req, stalled) = with_body_deadline(req, client_timeout);
+                    let unsized_body = chunked_unsigned(req.headers());
+                    let (req, stalled) = with_body_deadline(req, client_timeout, unsized_body);
                     let svc = svc.clone();
+                    let id = RequestId::next();
                     async move {
-                        let mut resp = svc.call(req).await?;
+                        let mut resp = request_id::scope(id, svc.call(req)).await?;
                         // s3s answers a stall inside an XML body with 500 (and logs it
                         // as an error), an upload's handler with its own error: either
                         // way it was the client's silence, and S3 says so.
@@ -377,6 +380,7 @@ fn serve(
                         {
                             info!(
                                 client = %peer,
+                                request_id = %id,
                                 status = resp.status().as_u16(),
                                 "a request body stalled: answered 400 RequestTimeout"
                             );
@@ -393,6 +397,7 @@ fn serve(
                                 http::HeaderValue::from_static("close"),
                             );
                         }
+                        request_id::stamp(id, &mut resp);
                         Ok::<_, s3s::HttpError>(resp)
                     }
                 });
@@ -598,6 +603,8 @@ struct BodyDeadline {
     patience: Patience,
     stalled: Arc<AtomicBool>,
     done: bool,
+    /// Claims a length for a body of unknown length (see [`chunked_unsigned`]).
+    claims_length: bool,
 }
 
 impl hyper::body::Body for BodyDeadline {
@@ -625,6 +632,9 @@ impl hyper::body::Body for BodyDeadline {
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
+        if self.claims_length {
+            return hyper::body::SizeHint::with_exact(UNSIZED_BODY_CLAIM);
+        }
         self.inner.size_hint()
     }
 }
@@ -673,10 +683,37 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
     }
 }
 
+/// The length a body of unknown length claims when [`chunked_unsigned`] (no body is
+/// this long: the front end takes lengths from Content-Length, never from this claim).
+const UNSIZED_BODY_CLAIM: u64 = u64::MAX;
+
+/// Whether a request streams a body of unknown length: `Transfer-Encoding: chunked`
+/// (plain HTTP chunking, not aws-chunked) with no Content-Length, signed with
+/// `x-amz-content-sha256: UNSIGNED-PAYLOAD`, as clients piping a stream send a PutObject
+/// or UploadPart. s3s refuses such a request (`411 MissingContentLength`) unless its body
+/// states a length, so the body claims one ([`UNSIZED_BODY_CLAIM`]); the front end
+/// stores it as any body of unknown length (PutObject in parts, `max_put_size` counted as
+/// it streams). A signed payload hash needs the length to be checked, so only unsigned
+/// payloads are let through; an XML body without Content-Length is still refused.
+fn chunked_unsigned(headers: &http::HeaderMap) -> bool {
+    let chunked = headers
+        .get(http::header::TRANSFER_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+    chunked
+        && !headers.contains_key(http::header::CONTENT_LENGTH)
+        && headers
+            .get("x-amz-content-sha256")
+            .is_some_and(|v| v.as_bytes() == b"UNSIGNED-PAYLOAD")
+}
+
 /// Puts a deadline on the request's body, if it has one; the flag says whether it ran out.
+/// `claims_length`: see [`chunked_unsigned`].
 fn with_body_deadline(
     req: http::Request<hyper::body::Incoming>,
     limit: Duration,
+    claims_length: bool,
 ) -> (http::Request<s3s::Body>, Option<Arc<AtomicBool>>) {
     use hyper::body::Body as _;
     if req.body().is_end_stream() {
@@ -689,6 +726,7 @@ fn with_body_deadline(
             patience: Patience::new(limit),
             stalled: stalled.clone(),
             done: false,
+            claims_length,
         })
     });
     (req, Some(stalled))

@@ -520,6 +520,58 @@ def t_head_bucket():
     eq(resp["ResponseMetadata"]["HTTPStatusCode"], 200, "head_bucket status")
 
 
+def request_id_of(meta: dict, what: str) -> str:
+    """The request id boto3 read from an answer: 16 hex digits, in the x-amz-request-id
+    header (and, for an error, in its body: botocore takes both), with an x-amz-id-2."""
+    rid = meta.get("RequestId", "")
+    check(len(rid) == 16 and all(c in "0123456789ABCDEFabcdef" for c in rid), f"{what}: request id {rid!r}")
+    eq(meta.get("HTTPHeaders", {}).get("x-amz-request-id"), rid, f"{what}: x-amz-request-id")
+    check(meta.get("HostId"), f"{what}: no x-amz-id-2 (HostId)")
+    return rid
+
+
+def t_request_ids():
+    k = key("ids/obj")
+    ids = [request_id_of(s3.put_object(Bucket=BUCKET, Key=k, Body=b"id")["ResponseMetadata"], "put_object")]
+    ids.append(request_id_of(s3.head_object(Bucket=BUCKET, Key=k)["ResponseMetadata"], "head_object"))
+    e = expect_error(lambda: s3.get_object(Bucket=BUCKET, Key=key("ids/missing")), 404, "NoSuchKey", "get_object")
+    ids.append(request_id_of(e.response["ResponseMetadata"], "get_object of a missing key"))
+    e = expect_error(lambda: s3.get_bucket_acl(Bucket=BUCKET), 501, "NotImplemented", "get_bucket_acl")
+    ids.append(request_id_of(e.response["ResponseMetadata"], "get_bucket_acl"))
+    eq(len(set(ids)), len(ids), f"request ids are not distinct: {ids}")
+
+
+def t_create_existing_bucket():
+    expect_error(lambda: s3.create_bucket(Bucket=BUCKET), 409, "BucketAlreadyOwnedByYou",
+                 "create_bucket of the suite's own bucket")
+
+
+def t_not_implemented_after_checks():
+    bucket = f"no-such-bucket-{uuid.uuid4().hex[:10]}"
+    expect_error(lambda: s3.get_bucket_acl(Bucket=bucket), 404, "NoSuchBucket", "get_bucket_acl of a missing bucket")
+    expect_error(lambda: s3.get_object_tagging(Bucket=bucket, Key="x"), 404, "NoSuchBucket",
+                 "get_object_tagging in a missing bucket")
+    expect_error(lambda: s3.get_object(Bucket=BUCKET, Key=key("ni/missing"), PartNumber=1), 404, "NoSuchKey",
+                 "get_object PartNumber=1 of a missing key")
+
+
+def t_upload_part_copy_range_past_the_end():
+    src = key("upc/src")
+    s3.put_object(Bucket=BUCKET, Key=src, Body=random_bytes(1000))
+    dst = key("upc/dst")
+    upload_id = s3.create_multipart_upload(Bucket=BUCKET, Key=dst)["UploadId"]
+    try:
+        expect_error(lambda: s3.upload_part_copy(Bucket=BUCKET, Key=dst, UploadId=upload_id, PartNumber=1,
+                                                 CopySource={"Bucket": BUCKET, "Key": src},
+                                                 CopySourceRange="bytes=0-1000"),
+                     400, "InvalidArgument", "upload_part_copy with a range past the end")
+        part = s3.upload_part_copy(Bucket=BUCKET, Key=dst, UploadId=upload_id, PartNumber=1,
+                                   CopySource={"Bucket": BUCKET, "Key": src}, CopySourceRange="bytes=0-999")
+        check(part["CopyPartResult"].get("ETag"), "upload_part_copy of the whole source returned no ETag")
+    finally:
+        s3.abort_multipart_upload(Bucket=BUCKET, Key=dst, UploadId=upload_id)
+
+
 # ---------------------------------------------------------------------------------------
 # presigned URLs and authentication
 
@@ -617,6 +669,10 @@ def main() -> None:
     no_auth = "SKIP_AUTH_CHECKS=1" if env_flag("SKIP_AUTH_CHECKS") else None
     try:
         r.run("head_bucket", t_head_bucket)
+        r.run("request_ids", t_request_ids)
+        r.run("create_existing_bucket", t_create_existing_bucket)
+        r.run("not_implemented_after_checks", t_not_implemented_after_checks)
+        r.run("upload_part_copy_range_past_the_end", t_upload_part_copy_range_past_the_end)
         r.run("put_get_head_attributes", t_put_get_head_attributes)
         r.run("content_encoding_gzip", t_content_encoding_gzip)
         r.run("empty_object", t_empty_object)

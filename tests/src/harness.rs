@@ -167,6 +167,49 @@ pub fn presign_query(
     (addr, signed)
 }
 
+/// The headers that sign a request in its `Authorization` header with aws-sigv4, its body
+/// unsigned (`x-amz-content-sha256: UNSIGNED-PAYLOAD`), as a client streaming a body of
+/// unknown length signs it. `path_and_query` is sent as given (percent-encoded already).
+pub fn sign_unsigned_payload(
+    endpoint: &str,
+    (access_key, secret_key): (&str, &str),
+    method: &str,
+    path_and_query: &str,
+) -> Vec<(String, String)> {
+    use aws_sigv4::http_request::{
+        PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+        UriPathNormalizationMode, sign,
+    };
+    let addr = endpoint.trim_start_matches("http://");
+    let identity =
+        aws_credential_types::Credentials::new(access_key, secret_key, None, None, "test").into();
+    let mut settings = SigningSettings::default();
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("s3")
+        .time(std::time::SystemTime::now())
+        .settings(settings)
+        .build()
+        .expect("signing parameters")
+        .into();
+    let req = SignableRequest::new(
+        method,
+        format!("http://{addr}{path_and_query}"),
+        std::iter::once(("host", addr)),
+        SignableBody::UnsignedPayload,
+    )
+    .expect("a signable request");
+    let (instructions, _) = sign(req, &params).expect("signed").into_parts();
+    instructions
+        .headers()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
 /// HTTP status and S3 error code of a failed SDK call.
 pub fn err_of<E: ProvideErrorMetadata>(
     e: &SdkError<E, aws_smithy_runtime_api::http::Response>,

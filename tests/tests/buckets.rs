@@ -148,3 +148,148 @@ async fn delete_bucket_racing_puts_loses_nothing_fs() {
 async fn delete_bucket_racing_puts_loses_nothing_memory() {
     delete_racing_puts(MEMORY_CONFIG).await;
 }
+
+/// CompleteMultipartUpload racing DeleteBucket, from two engines (`a` deletes, `b`
+/// completes; in one engine the bucket's write gate orders them): either the upload
+/// completes first and the delete is refused (the object stays readable), or the delete
+/// goes first, taking the upload with it, and the completion fails with 404
+/// (NoSuchUpload or NoSuchBucket) leaving nothing. Never both acknowledged, never a 500.
+async fn complete_racing_delete(a: &Gateway, b: &Gateway) {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let (ca, cb) = (a.client(), b.client());
+    let (mut completed, mut deleted) = (0, 0);
+    for round in 0..30u64 {
+        let bucket = format!("mpu-race-{round}");
+        ca.create_bucket().bucket(&bucket).send().await.unwrap();
+        let up = cb
+            .create_multipart_upload()
+            .bucket(&bucket)
+            .key("k/obj")
+            .send()
+            .await
+            .unwrap();
+        let id = up.upload_id().unwrap().to_owned();
+        let part = cb
+            .upload_part()
+            .bucket(&bucket)
+            .key("k/obj")
+            .upload_id(&id)
+            .part_number(1)
+            .body(ByteStream::from(vec![7u8; 300_000]))
+            .send()
+            .await
+            .unwrap();
+        // The delete comes at a moment anywhere from before the completion starts to
+        // after it ends.
+        let complete = async {
+            tokio::time::sleep(std::time::Duration::from_micros(1000)).await;
+            cb.complete_multipart_upload()
+                .bucket(&bucket)
+                .key("k/obj")
+                .upload_id(&id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .parts(
+                            CompletedPart::builder()
+                                .part_number(1)
+                                .e_tag(part.e_tag().unwrap())
+                                .build(),
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+        };
+        let delete = async {
+            tokio::time::sleep(std::time::Duration::from_micros(round * 500)).await;
+            ca.delete_bucket().bucket(&bucket).send().await
+        };
+        let (completion, deletion) = tokio::join!(complete, delete);
+        match (&completion, &deletion) {
+            (Ok(_), Err(e)) => {
+                completed += 1;
+                assert_eq!(err_of(e), (409, "BucketNotEmpty".into()), "round {round}");
+                let got = ca.get_object().bucket(&bucket).key("k/obj").send().await;
+                assert!(got.is_ok(), "round {round}: the completed object is gone");
+                ca.delete_object()
+                    .bucket(&bucket)
+                    .key("k/obj")
+                    .send()
+                    .await
+                    .unwrap();
+                ca.delete_bucket().bucket(&bucket).send().await.unwrap();
+            }
+            (Err(e), Ok(_)) => {
+                deleted += 1;
+                let (status, code) = err_of(e);
+                assert!(
+                    status == 404 && (code == "NoSuchUpload" || code == "NoSuchBucket"),
+                    "round {round}: the completion of an upload whose bucket was deleted answered {status} {code}"
+                );
+                let e = ca.head_bucket().bucket(&bucket).send().await.unwrap_err();
+                assert_eq!(err_of(&e).0, 404, "round {round}: the bucket came back");
+            }
+            (c, d) => panic!("round {round}: completion {c:?}, deletion {d:?}"),
+        }
+    }
+    println!("{completed} completions went first, {deleted} deletes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_bucket_racing_a_completion_fs() {
+    let root = TempDir::new("dyn-mpu-race");
+    let config = fs_config(&root);
+    let (a, b) = (
+        Gateway::start(&config).await.unwrap(),
+        Gateway::start(&config).await.unwrap(),
+    );
+    complete_racing_delete(&a, &a).await;
+    complete_racing_delete(&a, &b).await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_bucket_racing_a_completion_memory() {
+    let gw = Gateway::start(MEMORY_CONFIG).await.unwrap();
+    complete_racing_delete(&gw, &gw).await;
+    gw.stop().await;
+}
+
+/// Two engines sharing an fs root making one bucket at once: exactly one makes it, the
+/// other answers as for a bucket that exists (the same user: BucketAlreadyOwnedByYou).
+/// Was: both made it, and each answered 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn create_bucket_racing_across_engines_fs() {
+    let root = TempDir::new("dyn-create-race");
+    let config = fs_config(&root);
+    let (a, b) = (
+        Gateway::start(&config).await.unwrap(),
+        Gateway::start(&config).await.unwrap(),
+    );
+    let (ca, cb) = (a.client(), b.client());
+    for round in 0..20 {
+        let name = format!("both-{round}");
+        let (ra, rb) = tokio::join!(
+            ca.create_bucket().bucket(&name).send(),
+            cb.create_bucket().bucket(&name).send()
+        );
+        let lost = match (ra, rb) {
+            (Ok(_), Err(e)) | (Err(e), Ok(_)) => e,
+            (ra, rb) => panic!("round {round}: {ra:?} / {rb:?}"),
+        };
+        assert_eq!(
+            err_of(&lost),
+            (409, "BucketAlreadyOwnedByYou".into()),
+            "round {round}"
+        );
+    }
+    let names: Vec<_> = std::fs::read_dir(&root.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(names.is_empty(), "left beside the buckets: {names:?}");
+    a.stop().await;
+    b.stop().await;
+}

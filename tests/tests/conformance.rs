@@ -7,7 +7,10 @@ use aws_sdk_s3::types::{
     CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier,
 };
 use futures::StreamExt;
-use switchyard_tests::harness::{ACCESS_KEY, Fixture, Gateway, Kind, SECRET_KEY, err_of};
+use switchyard_tests::harness::{
+    ACCESS_KEY, Fixture, Gateway, Kind, SECRET_KEY, TempDir, anonymous_client, err_of,
+    sign_unsigned_payload,
+};
 
 const BUCKET: &str = "conformance";
 
@@ -52,7 +55,13 @@ async fn run_suite(kind: Kind) {
     integrity(&c).await;
     keys(&c, kind).await;
     buckets(&c).await;
+    request_ids(&gw, &c).await;
+    chunked_bodies(&gw.endpoint, &c).await;
+    checked_before_not_implemented(&gw, &c).await;
     gw.stop().await;
+    if matches!(kind, Kind::Fs | Kind::Memory) {
+        dynamic_buckets(kind).await;
+    }
     declared_digest(&fx.single_bucket_config(BUCKET)).await;
     if kind == Kind::S3 {
         content_md5_of_encrypted_objects(&fx).await;
@@ -1080,6 +1089,36 @@ async fn multipart(c: &Client) {
         .await
         .unwrap();
     let id2 = up.upload_id().unwrap().to_owned();
+    // A range reaching past the source's end is refused, as S3 refuses it, not clipped:
+    // the part would be shorter than asked, and the assembled object silently wrong.
+    let size = part1.len() + part2.len();
+    for range in [
+        format!("bytes=0-{size}"),
+        format!("bytes={}-{}", size - 10, size + 10),
+        format!("bytes={size}-{}", size + 10),
+    ] {
+        let e = c
+            .upload_part_copy()
+            .bucket(BUCKET)
+            .key("mpu/copy")
+            .upload_id(&id2)
+            .part_number(1)
+            .copy_source(format!("{BUCKET}/{key}"))
+            .copy_source_range(&range)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), (400, "InvalidArgument".into()), "{range}");
+    }
+    let parts = c
+        .list_parts()
+        .bucket(BUCKET)
+        .key("mpu/copy")
+        .upload_id(&id2)
+        .send()
+        .await
+        .unwrap();
+    assert!(parts.parts().is_empty(), "a refused copy left a part");
     let cp = c
         .upload_part_copy()
         .bucket(BUCKET)
@@ -1368,6 +1407,555 @@ async fn buckets(c: &Client) {
         .await
         .unwrap_err();
     assert_eq!(err_of(&e).0, 501);
+    // A configured bucket is the gateway's, given to its users: creating it again is
+    // what S3 answers its owner.
+    let e = c.create_bucket().bucket(BUCKET).send().await.unwrap_err();
+    assert_eq!(err_of(&e), (409, "BucketAlreadyOwnedByYou".into()));
+}
+
+/// The request id of an answer: its `x-amz-request-id`, which must be 16 hex digits, and
+/// must be the `<RequestId>` of its error body, if it has one. The `x-amz-id-2` too.
+fn request_id_of(raw: &aws_smithy_runtime_api::http::Response, what: &str) -> String {
+    let header = |name: &str| {
+        raw.headers()
+            .get(name)
+            .unwrap_or_else(|| panic!("{what}: no {name} (status {})", raw.status()))
+            .to_owned()
+    };
+    let id = header("x-amz-request-id");
+    assert!(
+        id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{what}: request id {id:?}"
+    );
+    assert!(!header("x-amz-id-2").is_empty(), "{what}: empty x-amz-id-2");
+    if let Some(body) = raw.body().bytes().filter(|b| !b.is_empty()) {
+        let body = String::from_utf8_lossy(body);
+        let in_body = body
+            .split_once("<RequestId>")
+            .and_then(|(_, rest)| rest.split_once("</RequestId>"))
+            .map(|(id, _)| id.to_owned());
+        assert_eq!(in_body.as_deref(), Some(id.as_str()), "{what}: {body}");
+    }
+    id
+}
+
+/// Every answer carries `x-amz-request-id` and `x-amz-id-2`, success or error, whoever
+/// made the error (an operation, the access check, the signature check, an operation
+/// not implemented); an error body names the same id. Ids are not reused.
+async fn request_ids(gw: &Gateway, c: &Client) {
+    use aws_sdk_s3::operation::{RequestId, RequestIdExt};
+    let mut ids = std::collections::HashSet::new();
+    let mut seen = |id: String, what: &str| assert!(ids.insert(id), "{what}: id seen before");
+
+    let put = c
+        .put_object()
+        .bucket(BUCKET)
+        .key("ids/k")
+        .body(ByteStream::from_static(b"id"))
+        .send()
+        .await
+        .unwrap();
+    let id = put
+        .request_id()
+        .expect("PutObject: no request id")
+        .to_owned();
+    assert!(put.extended_request_id().is_some_and(|h| !h.is_empty()));
+    seen(id, "PutObject");
+    for _ in 0..3 {
+        let got = c
+            .head_object()
+            .bucket(BUCKET)
+            .key("ids/k")
+            .send()
+            .await
+            .unwrap();
+        seen(
+            got.request_id().expect("HeadObject: no id").to_owned(),
+            "HeadObject",
+        );
+    }
+    let listed = c.list_buckets().send().await.unwrap();
+    seen(
+        listed.request_id().expect("ListBuckets: no id").to_owned(),
+        "ListBuckets",
+    );
+
+    fn error_id<E>(
+        e: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+        what: &str,
+    ) -> String {
+        let raw = e
+            .raw_response()
+            .unwrap_or_else(|| panic!("{what}: no response"));
+        assert!(raw.status().as_u16() >= 400, "{what}: {}", raw.status());
+        request_id_of(raw, what)
+    }
+    let what = "GetObject of a missing key";
+    let e = c
+        .get_object()
+        .bucket(BUCKET)
+        .key("ids/missing")
+        .send()
+        .await
+        .unwrap_err();
+    seen(error_id(&e, what), what);
+    let what = "HeadObject of a missing key";
+    let e = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("ids/missing")
+        .send()
+        .await
+        .unwrap_err();
+    seen(error_id(&e, what), what);
+    let what = "a wrong signature";
+    let wrong = switchyard_tests::harness::s3_client(&gw.endpoint, ACCESS_KEY, "wrong-secret");
+    let e = wrong
+        .get_object()
+        .bucket(BUCKET)
+        .key("ids/k")
+        .send()
+        .await
+        .unwrap_err();
+    seen(error_id(&e, what), what);
+    let what = "an anonymous request denied";
+    let e = anonymous_client(&gw.endpoint)
+        .get_object()
+        .bucket(BUCKET)
+        .key("ids/k")
+        .send()
+        .await
+        .unwrap_err();
+    seen(error_id(&e, what), what);
+    let what = "an operation not implemented";
+    let e = c.get_bucket_acl().bucket(BUCKET).send().await.unwrap_err();
+    seen(error_id(&e, what), what);
+    c.delete_object()
+        .bucket(BUCKET)
+        .key("ids/k")
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A body sent with `Transfer-Encoding: chunked` and no Content-Length (plain HTTP
+/// chunking, not aws-chunked), signed with UNSIGNED-PAYLOAD as streaming clients do:
+/// stored whole, by PutObject and by UploadPart.
+async fn chunked_bodies(endpoint: &str, c: &Client) {
+    let send = |path: String, body: Vec<u8>| async move {
+        let headers = sign_unsigned_payload(endpoint, (ACCESS_KEY, SECRET_KEY), "PUT", &path);
+        let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = body
+            .chunks(100_000)
+            .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+            .collect();
+        let mut req = reqwest::Client::new()
+            .put(format!("{endpoint}{path}"))
+            .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)));
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let etag = resp
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = resp.text().await.unwrap_or_default();
+        assert_eq!(status, 200, "PUT {path} (chunked): {text}");
+        etag.unwrap_or_else(|| panic!("PUT {path} (chunked): no ETag"))
+    };
+    // Larger than `part_size`: of unknown length, it goes to most backends in parts.
+    let body = data(9_000_000, 11);
+    send(format!("/{BUCKET}/chunked/put"), body.clone()).await;
+    assert!(body_of(c, "chunked/put").await == body);
+
+    let up = c
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("chunked/mpu")
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    let encoded = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
+    let part = data(700_000, 12);
+    let etag = send(
+        format!("/{BUCKET}/chunked/mpu?partNumber=1&uploadId={encoded}"),
+        part.clone(),
+    )
+    .await;
+    c.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("chunked/mpu")
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(CompletedPart::builder().part_number(1).e_tag(etag).build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(body_of(c, "chunked/mpu").await == part);
+    for k in ["chunked/put", "chunked/mpu"] {
+        c.delete_object()
+            .bucket(BUCKET)
+            .key(k)
+            .send()
+            .await
+            .unwrap();
+    }
+    // A request whose XML body s3s reads whole still needs its length (as on S3).
+    let path = format!("/{BUCKET}?delete");
+    let headers = sign_unsigned_payload(endpoint, (ACCESS_KEY, SECRET_KEY), "POST", &path);
+    let xml = b"<Delete><Object><Key>chunked/put</Key></Object></Delete>".to_vec();
+    let mut req = reqwest::Client::new()
+        .post(format!("{endpoint}{path}"))
+        .body(reqwest::Body::wrap_stream(futures::stream::iter([Ok::<
+            _,
+            std::io::Error,
+        >(
+            bytes::Bytes::from(xml),
+        )])));
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 411, "DeleteObjects (chunked)");
+}
+
+/// What the gateway does not implement answers `501 NotImplemented` only after what S3
+/// checks first: the requester may (403 otherwise), the bucket exists (404), the key or
+/// upload named exists (404).
+async fn checked_before_not_implemented(gw: &Gateway, c: &Client) {
+    const MISSING: &str = "no-such-bucket";
+    c.put_object()
+        .bucket(BUCKET)
+        .key("ni/k")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    // Operations the gateway does not have: ACLs, tagging, versioning, lifecycle.
+    for (bucket, want) in [
+        (MISSING, (404, "NoSuchBucket")),
+        (BUCKET, (501, "NotImplemented")),
+    ] {
+        let want = (want.0, want.1.to_owned());
+        let e = c.get_bucket_acl().bucket(bucket).send().await.unwrap_err();
+        assert_eq!(err_of(&e), want, "GetBucketAcl on {bucket}");
+        let e = c
+            .get_object_tagging()
+            .bucket(bucket)
+            .key("ni/k")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), want, "GetObjectTagging on {bucket}");
+        let e = c
+            .list_object_versions()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), want, "ListObjectVersions on {bucket}");
+        let e = c
+            .get_bucket_lifecycle_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err_of(&e),
+            want,
+            "GetBucketLifecycleConfiguration on {bucket}"
+        );
+        let e = c
+            .put_bucket_versioning()
+            .bucket(bucket)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), want, "PutBucketVersioning on {bucket}");
+    }
+    // Denied comes first, whether the bucket exists or not.
+    let anonymous = anonymous_client(&gw.endpoint);
+    for bucket in [MISSING, BUCKET] {
+        let e = anonymous
+            .get_bucket_acl()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), (403, "AccessDenied".into()), "{bucket}");
+        let e = anonymous
+            .get_object()
+            .bucket(bucket)
+            .key("ni/k")
+            .part_number(1)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), (403, "AccessDenied".into()), "{bucket}");
+    }
+    // Operations the gateway has, with an argument it does not support.
+    for (bucket, key, want) in [
+        (MISSING, "ni/k", (404, "NoSuchBucket")),
+        (BUCKET, "ni/missing", (404, "NoSuchKey")),
+        (BUCKET, "ni/k", (501, "NotImplemented")),
+    ] {
+        let want = (want.0, want.1.to_owned());
+        let e = c
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .part_number(1)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), want, "GetObject partNumber {bucket}/{key}");
+        let e = c
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .part_number(1)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e).0, want.0, "HeadObject partNumber {bucket}/{key}");
+    }
+    let e = c
+        .put_object()
+        .bucket(MISSING)
+        .key("ni/k")
+        .if_match("\"abc\"")
+        .if_none_match("*")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (404, "NoSuchBucket".into()), "conditional PUT");
+    let e = c
+        .put_object()
+        .bucket(MISSING)
+        .key("ni/k")
+        .if_none_match("\"abc\"")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err_of(&e),
+        (404, "NoSuchBucket".into()),
+        "If-None-Match: etag"
+    );
+    let up = c
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("ni/mpu")
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    for (bucket, upload, want) in [
+        (MISSING, id, (404, "NoSuchBucket")),
+        (BUCKET, "garbage", (404, "NoSuchUpload")),
+        (BUCKET, id, (501, "NotImplemented")),
+    ] {
+        let e = c
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key("ni/mpu")
+            .upload_id(upload)
+            .if_none_match("*")
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .parts(
+                        CompletedPart::builder()
+                            .part_number(1)
+                            .e_tag("\"x\"")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err_of(&e),
+            (want.0, want.1.to_owned()),
+            "conditional CompleteMultipartUpload {bucket} {upload}"
+        );
+    }
+    c.abort_multipart_upload()
+        .bucket(BUCKET)
+        .key("ni/mpu")
+        .upload_id(id)
+        .send()
+        .await
+        .unwrap();
+    c.delete_object()
+        .bucket(BUCKET)
+        .key("ni/k")
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Buckets made by CreateBucket (`[dynamic_buckets]`, `fs` and `memory`): who owns one,
+/// and DeleteBucket as AWS does it.
+async fn dynamic_buckets(kind: Kind) {
+    let dir = TempDir::new("dyn-conformance");
+    let template = match kind {
+        Kind::Fs => format!("kind = \"fs\"\nroot = {:?}\n", dir.0.display().to_string()),
+        _ => "kind = \"memory\"\n".to_owned(),
+    };
+    let config = format!(
+        "version = 1\n[[users]]\naccess_key = \"other\"\nsecret_key = \"other-secret\"\npolicy = \"full-access\"\n[dynamic_buckets]\n{template}[backends.mem]\nkind = \"memory\"\n[buckets.configured]\nmembers = [\"mem\"]\n"
+    );
+    let gw = Gateway::start(&config).await.unwrap();
+    let c = gw.client();
+    let other = switchyard_tests::harness::s3_client(&gw.endpoint, "other", "other-secret");
+    let anonymous = anonymous_client(&gw.endpoint);
+
+    // CreateBucket on a bucket that exists: its creator owns it; another user may not
+    // have the name (us-east-1's answers). A configured bucket is every user's.
+    c.create_bucket().bucket("owned").send().await.unwrap();
+    let e = c.create_bucket().bucket("owned").send().await.unwrap_err();
+    assert_eq!(err_of(&e), (409, "BucketAlreadyOwnedByYou".into()));
+    let e = other
+        .create_bucket()
+        .bucket("owned")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (409, "BucketAlreadyExists".into()));
+    for client in [&c, &other] {
+        let e = client
+            .create_bucket()
+            .bucket("configured")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), (409, "BucketAlreadyOwnedByYou".into()));
+    }
+    let e = anonymous
+        .create_bucket()
+        .bucket("owned")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e).0, 403);
+    // Ownership goes with the bucket: deleted and made again by the other user, it is
+    // theirs.
+    c.delete_bucket().bucket("owned").send().await.unwrap();
+    other.create_bucket().bucket("owned").send().await.unwrap();
+    let e = other
+        .create_bucket()
+        .bucket("owned")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (409, "BucketAlreadyOwnedByYou".into()));
+    let e = c.create_bucket().bucket("owned").send().await.unwrap_err();
+    assert_eq!(err_of(&e), (409, "BucketAlreadyExists".into()));
+    other.delete_bucket().bucket("owned").send().await.unwrap();
+
+    // Two users creating one name at once: one gets it, the other is told whose it is.
+    for round in 0..10 {
+        let name = format!("contended-{round}");
+        let (a, b) = tokio::join!(
+            c.create_bucket().bucket(&name).send(),
+            other.create_bucket().bucket(&name).send()
+        );
+        let (winner, loser) = match (a.is_ok(), b.is_ok()) {
+            (true, false) => (&c, b.unwrap_err()),
+            (false, true) => (&other, a.unwrap_err()),
+            both => panic!("round {round}: both or neither created it: {both:?}"),
+        };
+        assert_eq!(
+            err_of(&loser),
+            (409, "BucketAlreadyExists".into()),
+            "round {round}"
+        );
+        let e = winner
+            .create_bucket()
+            .bucket(&name)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err_of(&e),
+            (409, "BucketAlreadyOwnedByYou".into()),
+            "round {round}"
+        );
+        winner.delete_bucket().bucket(&name).send().await.unwrap();
+    }
+
+    // An incomplete multipart upload does not keep a bucket: DeleteBucket aborts it.
+    c.create_bucket().bucket("mpu-only").send().await.unwrap();
+    let up = c
+        .create_multipart_upload()
+        .bucket("mpu-only")
+        .key("big")
+        .send()
+        .await
+        .unwrap();
+    c.upload_part()
+        .bucket("mpu-only")
+        .key("big")
+        .upload_id(up.upload_id().unwrap())
+        .part_number(1)
+        .body(ByteStream::from_static(b"part one"))
+        .send()
+        .await
+        .unwrap();
+    c.delete_bucket().bucket("mpu-only").send().await.unwrap();
+    let e = c
+        .list_multipart_uploads()
+        .bucket("mpu-only")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (404, "NoSuchBucket".into()));
+    // Made again, the bucket has no upload of the old one's.
+    c.create_bucket().bucket("mpu-only").send().await.unwrap();
+    let uploads = c
+        .list_multipart_uploads()
+        .bucket("mpu-only")
+        .send()
+        .await
+        .unwrap();
+    assert!(uploads.uploads().is_empty());
+    // Objects do keep it.
+    c.put_object()
+        .bucket("mpu-only")
+        .key("a/b")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    let e = c
+        .delete_bucket()
+        .bucket("mpu-only")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (409, "BucketNotEmpty".into()));
+    c.delete_object()
+        .bucket("mpu-only")
+        .key("a/b")
+        .send()
+        .await
+        .unwrap();
+    c.delete_bucket().bucket("mpu-only").send().await.unwrap();
+    gw.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

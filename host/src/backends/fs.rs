@@ -1240,9 +1240,84 @@ fn restore(away: &Path, dir: &Path) -> Result<()> {
     })
 }
 
+/// The name prefix of a bucket directory being made by CreateBucket, before it is
+/// renamed to the bucket's name (never taken for a bucket, as [`RETIRING`]).
+const CREATING: &str = ".creating-";
+
+/// Makes the directory of a bucket made by CreateBucket, under `root`, with `record`
+/// (the bucket's creator) at `record_path` in its reserved directory. The directory is
+/// prepared aside and renamed into place in one step that replaces nothing, so that of
+/// two engines making one name at once exactly one does, and no one sees the bucket
+/// without its record. False when a bucket of that name exists already.
+pub fn create_bucket_dir(
+    root: &Path,
+    name: &str,
+    record_path: &str,
+    record: &[u8],
+) -> Result<bool> {
+    let fail = |e: std::io::Error| io_error(name, e);
+    std::fs::create_dir_all(root).map_err(fail)?;
+    let staging = root.join(format!(
+        "{CREATING}{name}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let prepared = (|| {
+        let reserved = staging.join(RESERVED_DIR);
+        std::fs::create_dir_all(&reserved)?;
+        let mut f = std::fs::File::create(reserved.join(record_path))?;
+        std::io::Write::write_all(&mut f, record)?;
+        f.sync_all()
+    })();
+    if let Err(e) = prepared {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(fail(e));
+    }
+    let dir = root.join(name);
+    let renamed = rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        &staging,
+        rustix::fs::CWD,
+        &dir,
+        rustix::fs::RenameFlags::NOREPLACE,
+    );
+    let made = match renamed {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::EXIST | rustix::io::Errno::NOTEMPTY) => Ok(false),
+        // A filesystem without renameat2's no-replace: `mkdir` is just as exclusive,
+        // and the record follows it (a CreateBucket of the same name meanwhile may find
+        // no record, and take the bucket for every user's).
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS | rustix::io::Errno::NOTSUP) => {
+            match std::fs::create_dir(&dir) {
+                Ok(()) => std::fs::rename(staging.join(RESERVED_DIR), dir.join(RESERVED_DIR))
+                    .map(|()| true)
+                    .map_err(fail),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(fail(e)),
+            }
+        }
+        Err(e) => Err(fail(e.into())),
+    };
+    if !matches!(made, Ok(true)) || staging.exists() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    if matches!(made, Ok(true)) {
+        // The new name is durable once its parent is.
+        if let Ok(parent) = std::fs::File::open(root) {
+            let _ = parent.sync_all();
+        }
+    }
+    made
+}
+
+/// How old a directory left by a CreateBucket that never finished (a crash between its
+/// preparation and its rename) must be before an engine starting removes it: any
+/// CreateBucket still running is much younger.
+const STALE_CREATION: Duration = Duration::from_secs(600);
+
 /// Finishes what a DeleteBucket stopped by a crash left under `root`: a bucket directory
 /// renamed away that still holds objects goes back (the delete would have been refused);
-/// an empty one is removed.
+/// an empty one is removed. A CreateBucket's directory prepared and never renamed into
+/// place is removed.
 pub fn recover_retired(root: &Path) {
     let Ok(entries) = std::fs::read_dir(root) else {
         return;
@@ -1251,6 +1326,18 @@ pub fn recover_retired(root: &Path) {
         let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
+        if name.starts_with(CREATING) {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_CREATION);
+            if stale {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+            continue;
+        }
         let Some(rest) = name.strip_prefix(RETIRING) else {
             continue;
         };

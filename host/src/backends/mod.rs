@@ -27,7 +27,7 @@ use crate::model::{
     PutOutcome, RESERVED_PREFIX, ReadConditions, Result, WriteCondition,
 };
 
-pub use fs::{FsStore, recover_retired, retire_bucket_dir};
+pub use fs::{FsStore, create_bucket_dir, recover_retired, retire_bucket_dir};
 pub use objstore::ObjectStoreBackend;
 
 /// One part of a multipart upload as the backend knows it.

@@ -357,6 +357,7 @@ impl Access {
         }
         tracing::info!(
             target: "switchyard::access",
+            request_id = super::request_id::RequestId::current().map(tracing::field::display),
             user = who.user.map_or("-", |u| u.name.as_str()),
             client = ?who.source_ip,
             %decision,
@@ -518,6 +519,17 @@ impl S3Access for AccessHook {
             keys.push(("s3:x-amz-acl", acl));
         }
         self.0.authorize(&who, &action, resource, &keys).await?;
+        // s3s answers the operations the front end does not implement with 501 without
+        // looking further; S3 would first say that the bucket does not exist.
+        if !super::implements(op)
+            && let S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } = cx.s3_path()
+        {
+            self.0
+                .router
+                .load()
+                .bucket(bucket)
+                .map_err(super::errors::to_s3)?;
+        }
         let (bucket, key) = match cx.s3_path() {
             S3Path::Root => return Ok(()),
             S3Path::Bucket { bucket } => (bucket.as_ref(), ""),

@@ -12,9 +12,14 @@ pub fn to_s3(e: Error) -> S3Error {
             C::NoSuchBucket,
             "The specified bucket does not exist.".into(),
         ),
-        Error::BucketExists => (
+        Error::BucketExists { owned: true } => (
             C::BucketAlreadyOwnedByYou,
             "Your previous request to create the named bucket succeeded and you already own it."
+                .into(),
+        ),
+        Error::BucketExists { owned: false } => (
+            C::BucketAlreadyExists,
+            "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again."
                 .into(),
         ),
         Error::BucketNotEmpty => (

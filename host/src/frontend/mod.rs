@@ -4,6 +4,7 @@
 mod auth;
 mod body;
 mod errors;
+pub mod request_id;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -89,16 +90,14 @@ fn read_conditions(
 fn write_condition(
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
-) -> S3Result<WriteCondition> {
+) -> model::Result<WriteCondition> {
     match (if_match, if_none_match) {
-        (Some(_), Some(_)) => Err(s3s::s3_error!(
-            NotImplemented,
-            "If-Match and If-None-Match together are not supported"
+        (Some(_), Some(_)) => Err(Error::NotImplemented(
+            "If-Match and If-None-Match together are not supported".into(),
         )),
         (None, Some(ETagCondition::Any)) => Ok(WriteCondition::IfAbsent),
-        (None, Some(_)) => Err(s3s::s3_error!(
-            NotImplemented,
-            "If-None-Match on PUT only supports '*'"
+        (None, Some(_)) => Err(Error::NotImplemented(
+            "If-None-Match on PUT only supports '*'".into(),
         )),
         (Some(c), None) => Ok(WriteCondition::IfMatch(cond_etag(c))),
         (None, None) => Ok(WriteCondition::None),
@@ -229,7 +228,9 @@ fn unversioned(version_id: Option<&str>) -> S3Result<()> {
     }
 }
 
-fn copy_source(src: &CopySource) -> S3Result<(String, String)> {
+/// A copy's source bucket and key; `None` for an access point or outpost source, which
+/// the gateway does not support.
+fn copy_source(src: &CopySource) -> S3Result<Option<(String, String)>> {
     match src {
         CopySource::Bucket {
             bucket,
@@ -237,14 +238,13 @@ fn copy_source(src: &CopySource) -> S3Result<(String, String)> {
             version_id,
         } => {
             unversioned(version_id.as_deref())?;
-            Ok((bucket.to_string(), key.to_string()))
+            Ok(Some((bucket.to_string(), key.to_string())))
         }
-        _ => Err(s3s::s3_error!(
-            NotImplemented,
-            "access point and outpost copy sources are not supported"
-        )),
+        _ => Ok(None),
     }
 }
+
+const UNSUPPORTED_COPY_SOURCE: &str = "access point and outpost copy sources are not supported";
 
 fn parse_copy_range(r: Option<&str>) -> S3Result<Option<ByteRange>> {
     let Some(r) = r else { return Ok(None) };
@@ -292,6 +292,7 @@ async fn traced<T>(
         "s3",
         op,
         bucket,
+        request_id = request_id::RequestId::current().map(tracing::field::display),
         backend = tracing::field::Empty,
         bytes = tracing::field::Empty,
         status = tracing::field::Empty,
@@ -322,6 +323,60 @@ async fn traced<T>(
             Err(s3)
         }
     }
+}
+
+/// `501 NotImplemented` for `unsupported`, once `checks` have passed: what S3 looks at
+/// before it gets to the request's arguments (the bucket exists, the key or upload named
+/// does), so that a client asking about a missing bucket hears that, as from S3.
+async fn unsupported(
+    op: &'static str,
+    bucket: &str,
+    checks: impl Future<Output = model::Result<()>>,
+    unsupported: Error,
+) -> s3s::S3Error {
+    let answer: S3Result<std::convert::Infallible> = traced(op, bucket, async {
+        checks.await?;
+        Err(unsupported)
+    })
+    .await;
+    match answer {
+        Err(e) => e,
+        Ok(never) => match never {},
+    }
+}
+
+/// The operations [`Frontend`] answers itself. s3s answers every other one `501
+/// NotImplemented` (the `S3` trait's defaults) without looking at the request, so the
+/// access hook first checks the bucket such a request names ([`AccessHook`]).
+pub fn implements(op: &str) -> bool {
+    matches!(
+        op,
+        "ListBuckets"
+            | "HeadBucket"
+            | "GetBucketLocation"
+            | "CreateBucket"
+            | "DeleteBucket"
+            | "PutBucketPolicy"
+            | "GetBucketPolicy"
+            | "DeleteBucketPolicy"
+            | "GetBucketPolicyStatus"
+            | "PutObject"
+            | "PostObject"
+            | "GetObject"
+            | "HeadObject"
+            | "DeleteObject"
+            | "DeleteObjects"
+            | "CopyObject"
+            | "ListObjectsV2"
+            | "ListObjects"
+            | "CreateMultipartUpload"
+            | "UploadPart"
+            | "UploadPartCopy"
+            | "CompleteMultipartUpload"
+            | "AbortMultipartUpload"
+            | "ListParts"
+            | "ListMultipartUploads"
+    )
 }
 
 fn summary_to_object(o: model::ObjectSummary) -> Object {
@@ -461,8 +516,15 @@ impl S3 for Frontend {
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let router = self.router.load_full();
+        let who = self.requester(&req)?;
+        let creator = who.user.map(|u| u.name.as_str());
         let bucket = req.input.bucket;
-        traced("CreateBucket", &bucket, router.create_bucket(&bucket)).await?;
+        traced(
+            "CreateBucket",
+            &bucket,
+            router.create_bucket(&bucket, creator),
+        )
+        .await?;
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{bucket}")),
         }))
@@ -554,7 +616,16 @@ impl S3 for Frontend {
         let headers = req.headers;
         let trailers = req.trailing_headers;
         let input = req.input;
-        let cond = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+        let cond = match write_condition(input.if_match.as_ref(), input.if_none_match.as_ref()) {
+            Ok(cond) => cond,
+            Err(e) => {
+                let checks = async {
+                    router.bucket(&input.bucket)?;
+                    crate::backends::check_key(&input.key)
+                };
+                return Err(unsupported("PutObject", &input.bucket, checks, e).await);
+            }
+        };
         let checksums = Checksum {
             checksum_crc32: input.checksum_crc32.clone(),
             checksum_crc32c: input.checksum_crc32c.clone(),
@@ -615,12 +686,6 @@ impl S3 for Frontend {
         let router = self.router.load_full();
         let view = view_of(&router, &req, &req.input.bucket, "GetObject");
         let input = req.input;
-        if input.part_number.is_some() {
-            return Err(s3s::s3_error!(
-                NotImplemented,
-                "GetObject with partNumber is not supported"
-            ));
-        }
         unversioned(input.version_id.as_deref())?;
         let cond = read_conditions(
             input.if_match.as_ref(),
@@ -628,6 +693,14 @@ impl S3 for Frontend {
             input.if_modified_since.as_ref(),
             input.if_unmodified_since.as_ref(),
         );
+        if input.part_number.is_some() {
+            let checks = async {
+                let head = router.get(&view, &input.bucket, &input.key, None, &cond, true);
+                head.await.map(|_| ())
+            };
+            let e = Error::NotImplemented("GetObject with partNumber is not supported".into());
+            return Err(unsupported("GetObject", &input.bucket, checks, e).await);
+        }
         let range = byte_range(input.range.as_ref());
         let (outcome, stream, _member) = traced(
             "GetObject",
@@ -674,12 +747,6 @@ impl S3 for Frontend {
         let router = self.router.load_full();
         let view = view_of(&router, &req, &req.input.bucket, "HeadObject");
         let input = req.input;
-        if input.part_number.is_some() {
-            return Err(s3s::s3_error!(
-                NotImplemented,
-                "HeadObject with partNumber is not supported"
-            ));
-        }
         unversioned(input.version_id.as_deref())?;
         let cond = read_conditions(
             input.if_match.as_ref(),
@@ -687,6 +754,14 @@ impl S3 for Frontend {
             input.if_modified_since.as_ref(),
             input.if_unmodified_since.as_ref(),
         );
+        if input.part_number.is_some() {
+            let checks = async {
+                let head = router.get(&view, &input.bucket, &input.key, None, &cond, true);
+                head.await.map(|_| ())
+            };
+            let e = Error::NotImplemented("HeadObject with partNumber is not supported".into());
+            return Err(unsupported("HeadObject", &input.bucket, checks, e).await);
+        }
         let (outcome, _, _) = traced(
             "HeadObject",
             &input.bucket,
@@ -824,7 +899,12 @@ impl S3 for Frontend {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let router = self.router.load_full();
         let view = view_of(&router, &req, &req.input.bucket, "CopyObject");
-        let (src_bucket, src_key) = copy_source(&req.input.copy_source)?;
+        let Some((src_bucket, src_key)) = copy_source(&req.input.copy_source)? else {
+            let bucket = &req.input.bucket;
+            let checks = async { router.bucket(bucket).map(|_| ()) };
+            let e = Error::NotImplemented(UNSUPPORTED_COPY_SOURCE.into());
+            return Err(unsupported("CopyObject", bucket, checks, e).await);
+        };
         // Reading the source is a GetObject of its own, whoever asks.
         let who = self.requester(&req)?;
         self.access
@@ -1077,7 +1157,15 @@ impl S3 for Frontend {
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let router = self.router.load_full();
         let view = view_of(&router, &req, &req.input.bucket, "UploadPartCopy");
-        let (src_bucket, src_key) = copy_source(&req.input.copy_source)?;
+        let Some((src_bucket, src_key)) = copy_source(&req.input.copy_source)? else {
+            let input = &req.input;
+            let checks = async {
+                let upload = router.list_parts(&input.bucket, &input.key, &input.upload_id);
+                upload.await.map(|_| ())
+            };
+            let e = Error::NotImplemented(UNSUPPORTED_COPY_SOURCE.into());
+            return Err(unsupported("UploadPartCopy", &input.bucket, checks, e).await);
+        };
         let who = self.requester(&req)?;
         self.access
             .authorize(
@@ -1141,10 +1229,14 @@ impl S3 for Frontend {
         let router = self.router.load_full();
         let input = req.input;
         if input.if_match.is_some() || input.if_none_match.is_some() {
-            return Err(s3s::s3_error!(
-                NotImplemented,
-                "conditional CompleteMultipartUpload is not supported"
-            ));
+            let checks = async {
+                let upload = router.list_parts(&input.bucket, &input.key, &input.upload_id);
+                upload.await.map(|_| ())
+            };
+            let e = Error::NotImplemented(
+                "conditional CompleteMultipartUpload is not supported".into(),
+            );
+            return Err(unsupported("CompleteMultipartUpload", &input.bucket, checks, e).await);
         }
         let parts = input
             .multipart_upload
