@@ -336,17 +336,40 @@ policy = "{name}"
     }
     times.sort();
     let policy = policies.get(name).unwrap();
+    let ms = members();
     let (direct50, direct99) = measure(n, || {
         let _ = std::hint::black_box(if admit {
             policy.admit(&req, &obj).map(|_| ())
         } else {
-            policy.place(&req, &obj, &members()).map(|_| ())
+            policy.place(&req, &obj, &ms).map(|_| ())
         });
     });
     println!(
         "{rt_label:<34} {:>12?} {:>12?} {direct50:>12?} {direct99:>12?}",
         percentile(&times, 0.5),
         percentile(&times, 0.99)
+    );
+    // The same call on this thread, with the runtime told it blocks (block_in_place),
+    // against the decider's path: what the hop to a policy thread costs.
+    let mut inline = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let r = tokio::task::block_in_place(|| {
+            if admit {
+                policy.admit(&req, &obj).map(|_| ())
+            } else {
+                policy.place(&req, &obj, &ms).map(|_| ())
+            }
+        });
+        std::hint::black_box(r).ok();
+        inline.push(t.elapsed());
+    }
+    inline.sort();
+    println!(
+        "{:<34} {:>12?} {:>12?}",
+        "  same, block_in_place",
+        percentile(&inline, 0.5),
+        percentile(&inline, 0.99)
     );
 }
 
