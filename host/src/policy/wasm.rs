@@ -563,8 +563,8 @@ impl WasmPolicy {
         }
     }
 
-    /// Runs `call` (a [`WasmPolicy::place`], `route` or `tier`) on a blocking thread,
-    /// once one of this policy's slots is free, waiting at most its timeout for one.
+    /// Runs `call` (a [`WasmPolicy::place`], `route` or `tier`) as blocking work, once one
+    /// of this policy's slots is free, waiting at most its timeout for one.
     /// Policy calls run neither on the request threads nor without bound: a policy that
     /// loops until its deadline occupies its own slots only, and the requests of other
     /// buckets (and of buckets with the built-in policy) go on meanwhile.
@@ -577,6 +577,16 @@ impl WasmPolicy {
                 .await
                 .map_err(|_| CallError::Busy)?
                 .map_err(|_| CallError::Busy)?;
+        // On a multi-threaded runtime the call runs right here, the runtime told that this
+        // thread blocks (block_in_place hands its other tasks to another thread): no hop
+        // to a thread of its own, which cost a warm Rust decision 15-25 µs on top of its
+        // 5 (docs/benchmarks.md). Elsewhere (a current-thread runtime) it hops.
+        if tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            let _permit = permit;
+            return tokio::task::block_in_place(|| call(&self));
+        }
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             call(&self)
