@@ -240,8 +240,8 @@ pub struct PolicyConfig {
     /// (strict isolation between calls, at several times the cost per decision).
     #[serde(default)]
     pub warm_instances: Option<usize>,
-    /// Calls of the policy running at once, each on a thread of its own off the request
-    /// threads. Default: half the cores, at least one. A call waits at most `timeout`
+    /// Calls of the policy running at once, each as blocking work the runtime moves other
+    /// requests away from. Default: half the cores, at least one. A call waits at most `timeout`
     /// for a free slot.
     #[serde(default)]
     pub concurrency: Option<usize>,

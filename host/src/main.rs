@@ -235,10 +235,7 @@ fn policy_command(cmd: PolicyCommand) -> ExitCode {
                 .probe()
                 .map_err(|e| format!("{}: {e}", file.display()))?;
             println!("{}: ok", file.display());
-            println!(
-                "  implements: {} world policy",
-                switchyard::policy::wasm::WIT_PACKAGE
-            );
+            println!("  implements: {} world policy", info.package);
             println!("  sha256:     {}", info.hash);
             println!("  size:       {} bytes", info.size);
             println!("  imports:    {}", info.imports.join(", "));

@@ -150,8 +150,8 @@ pub struct CallSettings {
     pub config: Arc<str>,
     /// Warm instances kept for reuse; 0: a fresh instance per call; none: 4.
     pub warm_instances: Option<usize>,
-    /// Calls of this policy running at once (each on a thread of its own, off the
-    /// request threads); none: half the cores, at least one. A call waits for a free
+    /// Calls of this policy running at once (each as blocking work, see
+    /// [`WasmPolicy::call_off_thread`]); none: half the cores, at least one. A call waits for a free
     /// slot at most `timeout`.
     pub concurrency: Option<usize>,
     pub grants: Grants,
