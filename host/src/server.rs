@@ -366,6 +366,7 @@ fn serve(
                         req.extensions_mut().insert(SecureTransport);
                     }
                     let unread_body_possible = may_have_body(req.headers());
+                    let head = req.method() == http::Method::HEAD;
                     let unsized_body = chunked_unsigned(req.headers());
                     let (req, stalled) = with_body_deadline(req, client_timeout, unsized_body);
                     let svc = svc.clone();
@@ -397,7 +398,7 @@ fn serve(
                                 http::HeaderValue::from_static("close"),
                             );
                         }
-                        request_id::stamp(id, &mut resp);
+                        request_id::stamp(id, &mut resp, head);
                         Ok::<_, s3s::HttpError>(resp)
                     }
                 });

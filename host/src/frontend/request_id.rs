@@ -100,10 +100,14 @@ pub async fn scope<F: Future>(id: RequestId, f: F) -> F::Output {
     CURRENT.scope(id, f).await
 }
 
-/// Puts `id` on an answer: its headers, and an error's XML body.
-pub fn stamp(id: RequestId, resp: &mut http::Response<s3s::Body>) {
+/// Puts `id` on an answer: its headers, and an error's XML body when the body is sent
+/// (`head`: the answer to a HEAD request, whose body never is; a `304` has none either).
+pub fn stamp(id: RequestId, resp: &mut http::Response<s3s::Body>, head: bool) {
     let engine = engine();
-    if !resp.status().is_success()
+    let status = resp.status();
+    if !head
+        && !status.is_success()
+        && status != http::StatusCode::NOT_MODIFIED
         && let Some(body) = error_body(resp.body(), id, engine.host_id.as_bytes())
     {
         *resp.body_mut() = body;
