@@ -248,42 +248,36 @@ impl State {
     }
 }
 
+/// `config` and `log`, the same in every WIT version; only the `log-level` type differs.
+macro_rules! host_config_and_log {
+    ($v:ident) => {
+        fn config(&mut self) -> String {
+            self.config.to_string()
+        }
+
+        fn log(&mut self, level: $v::switchyard::policy::host::LogLevel, message: String) {
+            use $v::switchyard::policy::host::LogLevel as L;
+            let level = match level {
+                L::Debug => tracing::Level::DEBUG,
+                L::Info => tracing::Level::INFO,
+                L::Warn => tracing::Level::WARN,
+                L::Error => tracing::Level::ERROR,
+            };
+            State::log(self, level, &message);
+        }
+    };
+}
+
 impl v1::switchyard::policy::types::Host for State {}
 
 impl v1::switchyard::policy::host::Host for State {
-    fn config(&mut self) -> String {
-        self.config.to_string()
-    }
-
-    fn log(&mut self, level: v1::switchyard::policy::host::LogLevel, message: String) {
-        use v1::switchyard::policy::host::LogLevel as L;
-        let level = match level {
-            L::Debug => tracing::Level::DEBUG,
-            L::Info => tracing::Level::INFO,
-            L::Warn => tracing::Level::WARN,
-            L::Error => tracing::Level::ERROR,
-        };
-        State::log(self, level, &message);
-    }
+    host_config_and_log!(v1);
 }
 
 impl v2::switchyard::policy::types::Host for State {}
 
 impl v2::switchyard::policy::host::Host for State {
-    fn config(&mut self) -> String {
-        self.config.to_string()
-    }
-
-    fn log(&mut self, level: v2::switchyard::policy::host::LogLevel, message: String) {
-        use v2::switchyard::policy::host::LogLevel as L;
-        let level = match level {
-            L::Debug => tracing::Level::DEBUG,
-            L::Info => tracing::Level::INFO,
-            L::Warn => tracing::Level::WARN,
-            L::Error => tracing::Level::ERROR,
-        };
-        State::log(self, level, &message);
-    }
+    host_config_and_log!(v2);
 
     fn counter_add(&mut self, name: String, labels: Vec<(String, String)>, value: u64) {
         if let Some(m) = &self.metrics {
