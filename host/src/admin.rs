@@ -182,6 +182,40 @@ fn start_job(kind: &str, query: Option<&str>, state: &AdminState) -> Result<Resp
     Ok(json(http::StatusCode::ACCEPTED, &job.to_json()))
 }
 
+/// `GET /policies`: the policies in service, each with its hash, size and imports and,
+/// while the file on disk is a version that failed to load or to answer its probe, that
+/// version under `rejected` (null otherwise): its hash, size, modification time, when it
+/// was judged and why it was rejected. A policy with no version in service is not listed
+/// (whoever waits for a policy to be listed before naming it in a bucket relies on
+/// that); its rejections are in the log and in `switchyard_policy_reloads_total`.
+fn policies(set: &PolicySet) -> Vec<serde_json::Value> {
+    let time = |t: std::time::SystemTime| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339();
+    let rejected = set.rejected();
+    set.names()
+        .into_iter()
+        .filter_map(|name| set.get(&name))
+        .map(|w| {
+            let info = w.info();
+            let rejected = rejected.get(w.name()).map(|r| {
+                serde_json::json!({
+                    "sha256": r.hash,
+                    "size": r.size,
+                    "modified": r.modified.map(time),
+                    "seen": time(r.seen),
+                    "reason": r.reason,
+                })
+            });
+            serde_json::json!({
+                "name": w.name(),
+                "sha256": info.hash,
+                "size": info.size,
+                "imports": info.imports,
+                "rejected": rejected,
+            })
+        })
+        .collect()
+}
+
 fn route(
     method: &http::Method,
     uri: &http::Uri,
@@ -204,25 +238,7 @@ fn route(
         ),
         ("GET", "/healthz") => respond(http::StatusCode::OK, "text/plain", "ok\n".into()),
         ("GET", "/policies") => {
-            let list: Vec<serde_json::Value> = state
-                .policies
-                .as_ref()
-                .map(|p| {
-                    p.names()
-                        .into_iter()
-                        .filter_map(|n| p.get(&n))
-                        .map(|w| {
-                            let info = w.info();
-                            serde_json::json!({
-                                "name": w.name(),
-                                "sha256": info.hash,
-                                "size": info.size,
-                                "imports": info.imports,
-                            })
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let list = state.policies.as_deref().map(policies).unwrap_or_default();
             json(http::StatusCode::OK, &serde_json::Value::Array(list))
         }
         ("GET", "/jobs") => {

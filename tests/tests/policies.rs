@@ -505,6 +505,108 @@ async fn hot_reload_swaps_under_load_without_losing_a_request() {
     gw.stop().await;
 }
 
+/// The entry of policy `name` in `/policies`, once `ready` holds for it (or after 10 s).
+async fn entry_when(
+    gw: &Gateway,
+    name: &str,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = loaded(gw).await;
+        let entry = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_default();
+        if ready(&entry) || Instant::now() > deadline {
+            return entry;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `/policies` shows, beside the version in service, the version on disk that was
+/// rejected: its hash, size, modification time, when it was judged and why. It showed
+/// the version in service only, so nothing there said that a new version had been
+/// written and refused. Once the file is the version in service again, the rejected one
+/// is no longer shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_show_the_rejected_version_beside_the_kept_one() {
+    let (plugins, a, b) = (
+        TempDir::new("plugins"),
+        TempDir::new("a"),
+        TempDir::new("b"),
+    );
+    let good = fixed_policy("b", Misbehaviour::None);
+    write_atomic(&plugins.0, "pick.wasm", &good);
+    let gw = Gateway::start(&config(
+        &plugins.0,
+        &a.0,
+        &b.0,
+        "[buckets.data]\nmembers = [\"a\", \"b\"]\npolicy = \"pick\"\n",
+    ))
+    .await
+    .unwrap();
+    let kept = entry_when(&gw, "pick", |e| e["sha256"].is_string()).await;
+    assert!(kept["rejected"].is_null(), "{kept}");
+    let kept_hash = kept["sha256"].clone();
+
+    let broken = wrong_world();
+    let before = std::time::SystemTime::now();
+    write_atomic(&plugins.0, "pick.wasm", &broken);
+    let entry = entry_when(&gw, "pick", |e| !e["rejected"].is_null()).await;
+    assert_eq!(
+        entry["sha256"], kept_hash,
+        "the version in service: {entry}"
+    );
+    let rejected = &entry["rejected"];
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(&broken);
+    let hash: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(rejected["sha256"], hash, "{entry}");
+    assert_eq!(rejected["size"], broken.len(), "{entry}");
+    assert!(
+        rejected["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("does not implement")),
+        "{entry}"
+    );
+    let time = |v: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{v} is not an RFC 3339 time: {e}"))
+            .to_utc()
+    };
+    let on_disk: chrono::DateTime<chrono::Utc> = std::fs::metadata(plugins.0.join("pick.wasm"))
+        .unwrap()
+        .modified()
+        .unwrap()
+        .into();
+    assert_eq!(time(&rejected["modified"]), on_disk, "{entry}");
+    let seen = time(&rejected["seen"]);
+    assert!(
+        seen >= chrono::DateTime::<chrono::Utc>::from(before) && seen <= chrono::Utc::now(),
+        "{entry}"
+    );
+    // The version in service still decides.
+    gw.client()
+        .put_object()
+        .bucket("data")
+        .key("k")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    assert!(b.0.join("k").exists());
+
+    write_atomic(&plugins.0, "pick.wasm", &good);
+    let entry = entry_when(&gw, "pick", |e| e["rejected"].is_null()).await;
+    assert!(entry["rejected"].is_null(), "{entry}");
+    assert_eq!(entry["sha256"], kept_hash, "{entry}");
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn fixed_policies_pass_the_policy_check() {
     use switchyard::policy::wasm::{CallSettings, EngineSettings, WasmEngine, WasmPolicy};

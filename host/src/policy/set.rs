@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use tracing::{info, warn};
@@ -16,6 +16,28 @@ use tracing::{info, warn};
 use super::wasm::{CallSettings, EngineSettings, Grants, WasmEngine, WasmPolicy};
 use crate::config::{Config, PluginsConfig, PolicyConfig};
 use crate::metrics::{Metrics, ReloadResult};
+
+/// A version of a policy's file that failed to load or to answer its probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// SHA-256 of the file's content, in hex.
+    pub hash: String,
+    /// The file's size in bytes.
+    pub size: u64,
+    /// The file's modification time, when the filesystem gives one.
+    pub modified: Option<SystemTime>,
+    /// When a rescan judged it.
+    pub seen: SystemTime,
+    /// Why it was rejected.
+    pub reason: String,
+}
+
+impl Rejected {
+    /// Whether this is the version with content `hash` modified at `modified`.
+    fn is(&self, hash: &str, modified: Option<SystemTime>) -> bool {
+        self.hash == hash && self.modified == modified
+    }
+}
 
 pub struct PolicySet {
     engine: WasmEngine,
@@ -25,11 +47,12 @@ pub struct PolicySet {
     metrics: Arc<Metrics>,
     /// One rescan at a time.
     scanning: std::sync::Mutex<()>,
-    /// The version of each policy last rejected (content hash and modification time), so
-    /// that a rescan does not compile, log and count the same rejected file again. A
-    /// rejection can be passing (a probe past its deadline on a loaded machine):
-    /// touching the file has it judged again.
-    rejected: std::sync::Mutex<BTreeMap<String, (String, Option<std::time::SystemTime>)>>,
+    /// The version of each policy last rejected, while it is the one on disk: so that a
+    /// rescan does not compile, log and count the same rejected file again (it is known
+    /// by its content hash and modification time), and so that `/policies` can show it
+    /// beside the version kept in service. A rejection can be passing (a probe past its
+    /// deadline on a loaded machine): touching the file has it judged again.
+    rejected: std::sync::Mutex<BTreeMap<String, Rejected>>,
     /// Rescans so far: one at start, then one per burst of changes.
     rescans: std::sync::atomic::AtomicU64,
 }
@@ -79,25 +102,17 @@ impl PolicySet {
         self.loaded.load().keys().cloned().collect()
     }
 
-    pub fn dir(&self) -> Option<&Path> {
-        self.plugins.dir.as_deref()
+    /// The rejected version of each policy whose file on disk failed to load or to
+    /// answer its probe (the version in service, if any, is [`PolicySet::get`]'s).
+    pub fn rejected(&self) -> BTreeMap<String, Rejected> {
+        self.rejected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
-    fn call_settings(&self, name: &str) -> CallSettings {
-        let p = self.settings.get(name).cloned().unwrap_or_default();
-        CallSettings {
-            timeout: p.timeout.unwrap_or(self.plugins.timeout),
-            memory_bytes: p.memory_limit.unwrap_or(self.plugins.memory_limit),
-            config: Arc::from(p.config.unwrap_or_default()),
-            warm_instances: p.warm_instances,
-            concurrency: p.concurrency,
-            grants: Grants {
-                env: p.allow_env,
-                dirs: p.allow_dirs,
-                clock: p.allow_clock,
-                random: p.allow_random,
-            },
-        }
+    pub fn dir(&self) -> Option<&Path> {
+        self.plugins.dir.as_deref()
     }
 
     /// Loads new and changed components, unloads removed ones. Blocking: it compiles.
@@ -146,14 +161,13 @@ impl PolicySet {
                 use sha2::Digest;
                 hex::encode(sha2::Sha256::digest(&bytes))
             };
-            let version = (
-                hash,
-                std::fs::metadata(&path).and_then(|m| m.modified()).ok(),
-            );
-            let hash = &version.0;
-            if current.get(&name).is_some_and(|p| &p.info().hash == hash)
-                || rejected.get(&name) == Some(&version)
-            {
+            let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+            if current.get(&name).is_some_and(|p| p.info().hash == hash) {
+                // Back to the version in service: nothing rejected is on disk any more.
+                rejected.remove(&name);
+                continue;
+            }
+            if rejected.get(&name).is_some_and(|r| r.is(&hash, modified)) {
                 continue;
             }
             match self.load_checked(&name, &bytes) {
@@ -178,7 +192,16 @@ impl PolicySet {
                         "policy rejected: {reason}"
                     );
                     self.metrics.reload(&name, ReloadResult::Rejected);
-                    rejected.insert(name, version);
+                    rejected.insert(
+                        name,
+                        Rejected {
+                            hash,
+                            size: bytes.len() as u64,
+                            modified,
+                            seen: SystemTime::now(),
+                            reason,
+                        },
+                    );
                 }
             }
         }
@@ -195,8 +218,13 @@ impl PolicySet {
     }
 
     fn load_checked(&self, name: &str, bytes: &[u8]) -> Result<WasmPolicy, String> {
-        let policy = WasmPolicy::load(&self.engine, name, bytes, self.call_settings(name))
-            .map_err(|e| e.to_string())?;
+        let policy = WasmPolicy::load(
+            &self.engine,
+            name,
+            bytes,
+            call_settings(&self.plugins, self.settings.get(name)),
+        )
+        .map_err(|e| e.to_string())?;
         // The probe's counters are not the policy's traffic: metrics come after it.
         policy.probe().map_err(|e| e.to_string())?;
         Ok(policy.with_metrics(self.metrics.clone()))
@@ -246,6 +274,24 @@ impl PolicySet {
     }
 }
 
+/// The settings a policy runs with: its `[policies.NAME]` entry over `[plugins]`.
+pub fn call_settings(plugins: &PluginsConfig, policy: Option<&PolicyConfig>) -> CallSettings {
+    let p = policy.cloned().unwrap_or_default();
+    CallSettings {
+        timeout: p.timeout.unwrap_or(plugins.timeout),
+        memory_bytes: p.memory_limit.unwrap_or(plugins.memory_limit),
+        config: Arc::from(p.config.unwrap_or_default()),
+        warm_instances: p.warm_instances,
+        concurrency: p.concurrency,
+        grants: Grants {
+            env: p.allow_env,
+            dirs: p.allow_dirs,
+            clock: p.allow_clock,
+            random: p.allow_random,
+        },
+    }
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
@@ -266,6 +312,52 @@ mod tests {
                 result,
             })
             .get()
+    }
+
+    /// A rejected version is remembered with what `/policies` shows of it: its hash,
+    /// size and modification time, when it was judged and why. A new version replaces it;
+    /// a removed file takes it away.
+    #[test]
+    fn rejected_versions_are_described() {
+        let dir = std::env::temp_dir().join(format!("sy-plugins-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("broken.wasm");
+        std::fs::write(&file, b"not a component").unwrap();
+        let config = Config::from_toml(&format!(
+            "version = 1\n[plugins]\ndir = {:?}\n",
+            dir.display().to_string()
+        ))
+        .unwrap();
+        let before = SystemTime::now();
+        let set = PolicySet::new(&config, Arc::new(Metrics::default())).unwrap();
+        let r = set.rejected().remove("broken").unwrap();
+        use sha2::Digest as _;
+        assert_eq!(
+            r.hash,
+            hex::encode(sha2::Sha256::digest(b"not a component"))
+        );
+        assert_eq!(r.size, 15);
+        assert_eq!(
+            r.modified,
+            std::fs::metadata(&file).unwrap().modified().ok()
+        );
+        assert!(r.seen >= before && r.seen <= SystemTime::now());
+        assert_eq!(
+            r.reason,
+            "not a WebAssembly component: the file does not start with the WebAssembly magic number"
+        );
+        assert!(set.get("broken").is_none());
+
+        std::fs::write(&file, b"\0asm\x01\0\0\0").unwrap();
+        set.rescan();
+        let r = set.rejected().remove("broken").unwrap();
+        assert_eq!(r.size, 8);
+        assert!(r.reason.contains("core module"), "{}", r.reason);
+
+        std::fs::remove_file(&file).unwrap();
+        set.rescan();
+        assert!(set.rejected().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// An idle directory is left alone: the watcher's own reads are not changes, and a
