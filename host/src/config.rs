@@ -1275,6 +1275,39 @@ fn validate_tls(server: &ServerConfig, tls: &TlsConfig) -> Result<(), ConfigErro
     Ok(())
 }
 
+/// Parses a duration as the configuration file writes them: `50ms`, `2s`, `1m 30s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime_serde::re::humantime::parse_duration(s.trim()).map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// Parses a number of bytes such as `64MiB`, `200MB`, `1.5 GiB` or `4096`: binary units
+/// `KiB`, `MiB`, `GiB`, decimal `k`/`KB`, `M`/`MB`, `G`/`GB`, any case. At least one byte.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a size such as 64MiB"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("{s:?}: unknown unit {other:?}")),
+    };
+    let bytes = n * mult;
+    if !(bytes >= 1.0 && bytes.is_finite()) {
+        return Err(format!("{s:?}: must be at least 1 byte"));
+    }
+    Ok(bytes as u64)
+}
+
 /// Backend names travel inside upload ids and continuation tokens, so they are kept to a
 /// small alphabet.
 fn check_name(field: &str, name: &str) -> Result<(), ConfigError> {
@@ -1773,6 +1806,33 @@ members = ["a"]
                 panic!("{what}: {e}");
             }
         }
+    }
+
+    #[test]
+    fn sizes_and_durations_parse() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size(" 1.5 GiB "), Ok(1_610_612_736));
+        assert_eq!(parse_size("200MB"), Ok(200_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(
+            parse_size("lots").unwrap_err(),
+            "\"lots\": expected a size such as 64MiB"
+        );
+        assert_eq!(
+            parse_size("3 parsecs").unwrap_err(),
+            "\"3 parsecs\": unknown unit \"parsecs\""
+        );
+        assert_eq!(
+            parse_size("0").unwrap_err(),
+            "\"0\": must be at least 1 byte"
+        );
+        assert_eq!(parse_duration("50ms"), Ok(Duration::from_millis(50)));
+        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+        assert!(
+            parse_duration("soon")
+                .unwrap_err()
+                .starts_with("\"soon\": ")
+        );
     }
 
     #[test]

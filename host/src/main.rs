@@ -153,13 +153,34 @@ The policy of a bucket made by CreateBucket is read from the bucket itself.";
 
 #[derive(Subcommand)]
 enum PolicyCommand {
-    /// Check that a component implements the policy world, and probe it.
+    /// Check that a component implements the policy world and answers its probe, then
+    /// ask it for decisions on sample inputs and judge each answer as the server would.
+    /// Exit status 1 when it cannot be loaded, an answer would be refused (an unknown
+    /// member, an empty list, a tier move to nowhere) or a call trapped or ran out of time
+    /// or memory. A `policy-error` is an answer: it is shown, and passes.
+    #[command(after_help = POLICY_CHECK_EXAMPLES)]
     Check {
         /// The policy component (.wasm).
         file: PathBuf,
-        /// The policy configuration string passed to the probe.
-        #[arg(long, default_value = "")]
-        config: String,
+        /// Configuration file (TOML): the policy runs with its [plugins] and
+        /// [policies.NAME] settings (NAME: the policy of --bucket, else the file's name
+        /// without .wasm). Its secrets must resolve, as for `serve`.
+        #[arg(long, short)]
+        config: Option<String>,
+        /// A bucket of --config: ask with its members (all healthy, each down, all down)
+        /// instead of made-up ones.
+        #[arg(long, requires = "config")]
+        bucket: Option<String>,
+        /// The policy's configuration string (what its `config()` returns); overrides the
+        /// one in --config.
+        #[arg(long)]
+        policy_config: Option<String>,
+        /// Deadline of one call, e.g. 50ms or 2s; overrides --config (default 50ms).
+        #[arg(long, value_parser = switchyard::config::parse_duration)]
+        timeout: Option<std::time::Duration>,
+        /// Memory one instance may use, e.g. 64MiB; overrides --config (default 64 MiB).
+        #[arg(long, value_parser = switchyard::config::parse_size)]
+        memory_limit: Option<u64>,
     },
     /// Run a policy against the cases of a CASES.toml file and report each.
     Test {
@@ -193,8 +214,69 @@ enum PolicyCommand {
     },
 }
 
+const POLICY_CHECK_EXAMPLES: &str = "Examples:
+  switchyard policy check policy.wasm
+  switchyard policy check policy.wasm --policy-config '{\"default\": \"eu\"}' --timeout 10ms
+  switchyard policy check policy.wasm --config switchyard.toml --bucket data";
+
+/// Whether `--config VALUE` is a policy's configuration string, as `--config` was before
+/// it named the Switchyard configuration: it names no file and reads as JSON (or is empty).
+fn is_old_policy_config(value: &str) -> bool {
+    let t = value.trim_start();
+    !std::path::Path::new(value).exists()
+        && (t.is_empty() || t.starts_with('{') || t.starts_with('['))
+}
+
+/// The report of `policy check`: what was loaded, how it ran, and every answer.
+fn print_check(file: &std::path::Path, c: &switchyard::policy::check::Checked) {
+    use switchyard::policy::check::{describe_member, describe_settings};
+    let [valid, refused, invalid, failed] = c.report.counts();
+    if c.report.passed() {
+        println!("{}: ok", file.display());
+    } else {
+        println!(
+            "{}: FAILED: {invalid} invalid answers, {failed} failed calls",
+            file.display()
+        );
+    }
+    println!("  implements: {} world policy", c.info.package);
+    println!("  sha256:     {}", c.info.hash);
+    println!("  size:       {} bytes", c.info.size);
+    println!("  imports:    {}", c.info.imports.join(", "));
+    println!("  exports:    {}", c.info.exports.join(", "));
+    println!(
+        "  probe:      {} µs (place, route and tier in fresh instances)",
+        c.probe.as_micros()
+    );
+    println!(
+        "  settings:   {} (from {})",
+        describe_settings(&c.settings),
+        c.settings_from
+    );
+    for (i, set) in c.members.iter().enumerate() {
+        let members: Vec<String> = set.members.iter().map(describe_member).collect();
+        println!(
+            "  {:<11} {}: {}",
+            if i == 0 { "members:" } else { "" },
+            set.name,
+            members.join(", ")
+        );
+    }
+    println!(
+        "  answers:    {valid} valid, {refused} refused (policy-error), {invalid} invalid, {failed} failed"
+    );
+    println!();
+    print!("{}", c.report);
+    for call in c.report.always_refused() {
+        println!(
+            "note: every {} call was refused: with these inputs, every such request would fail (or fall back to the built-in default)",
+            call.as_str()
+        );
+    }
+}
+
 fn policy_command(cmd: PolicyCommand) -> ExitCode {
-    use switchyard::policy::wasm::{CallSettings, EngineSettings, WasmEngine, WasmPolicy};
+    use switchyard::policy::wasm::{CallSettings, EngineSettings, WasmEngine};
     let read =
         |p: &PathBuf| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
     let result: Result<bool, String> = (|| match cmd {
@@ -221,30 +303,56 @@ fn policy_command(cmd: PolicyCommand) -> ExitCode {
             );
             Ok(true)
         }
-        PolicyCommand::Check { file, config } => {
-            let engine = WasmEngine::new(&EngineSettings::default())?;
-            let bytes = read(&file)?;
-            let settings = CallSettings {
-                config: config.into(),
-                ..CallSettings::default()
+        PolicyCommand::Check {
+            file,
+            config,
+            bucket,
+            policy_config,
+            timeout,
+            memory_limit,
+        } => {
+            let (config, policy_config) = match config {
+                Some(c) if is_old_policy_config(&c) => {
+                    if bucket.is_some() || policy_config.is_some() {
+                        return Err(format!(
+                            "--config {c:?} names no configuration file"
+                        ));
+                    }
+                    eprintln!(
+                        "warning: --config names the Switchyard configuration file; {c:?} names no file and is taken as the policy's configuration string, as before: pass it with --policy-config"
+                    );
+                    (None, Some(c))
+                }
+                Some(c) => (
+                    Some(Config::load(std::path::Path::new(&c)).map_err(|e| match e {
+                        switchyard::config::ConfigError::Read { .. } => format!(
+                            "{e} (--config is the Switchyard configuration file; the policy's own configuration string is --policy-config)"
+                        ),
+                        e => e.to_string(),
+                    })?),
+                    policy_config,
+                ),
+                None => (None, policy_config),
             };
-            let policy = WasmPolicy::load(&engine, "check", &bytes, settings)
-                .map_err(|e| format!("{}: {e}", file.display()))?;
-            let info = policy.info().clone();
-            let probe = policy
-                .probe()
-                .map_err(|e| format!("{}: {e}", file.display()))?;
-            println!("{}: ok", file.display());
-            println!("  implements: {} world policy", info.package);
-            println!("  sha256:     {}", info.hash);
-            println!("  size:       {} bytes", info.size);
-            println!("  imports:    {}", info.imports.join(", "));
-            println!("  exports:    {}", info.exports.join(", "));
-            println!(
-                "  probe:      {} µs (place, route and tier in fresh instances)",
-                probe.as_micros()
-            );
-            Ok(true)
+            let name = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let overrides = switchyard::policy::check::Overrides {
+                policy_config,
+                timeout,
+                memory_limit,
+            };
+            let checked = switchyard::policy::check::check(
+                &read(&file)?,
+                &name,
+                config.as_ref(),
+                bucket.as_deref(),
+                &overrides,
+            )
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+            print_check(&file, &checked);
+            Ok(checked.report.passed())
         }
         PolicyCommand::Test { file, cases } => {
             let engine = WasmEngine::new(&EngineSettings::default())?;

@@ -230,29 +230,8 @@ impl RateLimit {
 /// second.
 pub fn parse_rate(s: &str) -> std::result::Result<u64, String> {
     let t = s.trim();
-    let t = t.strip_suffix("/s").unwrap_or(t).trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a rate such as 50MiB/s"))?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "m" | "mb" => 1e6,
-        "g" | "gb" => 1e9,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        other => return Err(format!("{s:?}: unknown unit {other:?}")),
-    };
-    let rate = n * mult;
-    if !(rate >= 1.0 && rate.is_finite()) {
-        return Err(format!("{s:?}: a rate must be at least 1 byte per second"));
-    }
-    Ok(rate as u64)
+    crate::config::parse_size(t.strip_suffix("/s").unwrap_or(t))
+        .map_err(|e| format!("{e} (a rate is bytes per second, such as 50MiB/s)"))
 }
 
 fn member(router: &Router, bucket: &str, name: &str) -> Result<Arc<Backend>> {

@@ -28,7 +28,7 @@ use crate::policy::set::PolicySet;
 use crate::policy::wasm::CallError;
 use crate::policy::{
     DefaultPolicy, ObjectView, Policy, RequestView, RouteAnswer, TierAction, Verdict,
-    validate_answer,
+    validate_answer, validate_tier,
 };
 
 /// S3's smallest allowed part, except the last.
@@ -280,13 +280,8 @@ impl Decider {
                     .call_off_thread(move |p| p.tier(&o, &c, &members))
                     .await;
                 self.observe_call(&vb.policy, started);
-                classify(r, |action| match &action {
-                    TierAction::MoveTo(m) | TierAction::CopyTo(m)
-                        if m == current || vb.member(m).is_none() =>
-                    {
-                        Err(format!("invalid answer: cannot tier {current:?} to {m:?}"))
-                    }
-                    _ => Ok(action),
+                classify(r, |action| {
+                    validate_tier(action, current, &views).map_err(|e| e.to_string())
                 })
             }
         };

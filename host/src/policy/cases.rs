@@ -53,6 +53,17 @@ pub enum Call {
     Tier,
 }
 
+impl Call {
+    /// As CASES.toml and `policy check` write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Call::Place => "place",
+            Call::Route => "route",
+            Call::Tier => "tier",
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Case {

@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 
 pub mod cases;
+pub mod check;
 pub mod scaffold;
 pub mod set;
 pub mod wasm;
@@ -250,6 +251,28 @@ pub fn validate_answer(
     Ok(answer)
 }
 
+/// Checks a tiering answer for an object held by `current`: a move or a copy must name
+/// another member of the bucket.
+pub fn validate_tier(
+    action: TierAction,
+    current: &str,
+    members: &[MemberView],
+) -> Result<TierAction, PolicyError> {
+    if let TierAction::MoveTo(to) | TierAction::CopyTo(to) = &action {
+        let why = if to == current {
+            "it already holds the object"
+        } else if !members.iter().any(|m| m.name == *to) {
+            "no such member"
+        } else {
+            return Ok(action);
+        };
+        return Err(PolicyError::InvalidAnswer(format!(
+            "cannot tier {current:?} to {to:?}: {why}"
+        )));
+    }
+    Ok(action)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,5 +355,28 @@ mod tests {
         let o = ObjectView::default();
         assert_eq!(p.place(&r, &o, &members).unwrap(), ["a"]);
         assert_eq!(p.route(&r, &o, &members).unwrap(), ["a", "b"]);
+    }
+
+    #[test]
+    fn tier_answers_name_another_member() {
+        let members = [member("a"), member("b")];
+        for ok in [
+            TierAction::Keep,
+            TierAction::Delete,
+            TierAction::MoveTo("b".into()),
+            TierAction::CopyTo("b".into()),
+        ] {
+            assert_eq!(validate_tier(ok.clone(), "a", &members).unwrap(), ok);
+        }
+        let e = validate_tier(TierAction::MoveTo("a".into()), "a", &members).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid answer: cannot tier \"a\" to \"a\": it already holds the object"
+        );
+        let e = validate_tier(TierAction::CopyTo("c".into()), "a", &members).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid answer: cannot tier \"a\" to \"c\": no such member"
+        );
     }
 }
