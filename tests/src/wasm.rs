@@ -68,6 +68,14 @@ pub fn fixed_policy(answer: &str, misbehave: Misbehaviour) -> Vec<u8> {
     policy_component(&names, &TierAnswer::Keep, misbehave, 0)
 }
 
+/// A [`fixed_policy`] answering `answer` whose memory starts with `data_bytes` of data in
+/// it (above its first 128 KiB): a component of about that size that needs about that
+/// much memory before its first call, as one that carries a preloaded heap does.
+pub fn heavy_policy(answer: &str, data_bytes: usize) -> Vec<u8> {
+    let names: Vec<&str> = answer.split(',').collect();
+    policy_component(&names, &TierAnswer::Keep, Misbehaviour::None, data_bytes)
+}
+
 /// What [`answering_policy`] answers to `tier`.
 #[derive(Debug, Clone, Copy)]
 pub enum TierAnswer<'a> {

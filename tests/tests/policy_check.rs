@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use switchyard_tests::harness::{CliRun, TempDir, run_switchyard};
 use switchyard_tests::wasm::{
-    Misbehaviour, TierAnswer, answering_policy, first_member_policy, fixed_policy,
+    Misbehaviour, TierAnswer, answering_policy, first_member_policy, fixed_policy, heavy_policy,
 };
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -256,4 +256,75 @@ async fn traps_and_timeouts_fail_the_check() {
             output(&run)
         );
     }
+}
+
+/// A 105 MB component whose memory starts with 100 MiB of data in it (a preloaded heap)
+/// needs more than the default 64 MiB memory limit. The server refused it as "not a
+/// WebAssembly component" (the pooling allocator's refusal while compiling it, its slots
+/// being sized for the limit), and `policy check`, whose slots were larger, as a probe
+/// that hit its memory limit. Both say now that it is over the memory limit, by how much,
+/// how large the file is and how to raise the limit; raised, it loads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_over_the_memory_limit_is_named_as_such() {
+    use std::sync::Arc;
+    let dir = TempDir::new("policy-check-heavy");
+    let plugins = dir.0.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let heavy = heavy_policy("a", 105_000_000);
+    assert!(heavy.len() > 105_000_000, "{}", heavy.len());
+    let path = write(&plugins, "heavy.wasm", &heavy);
+    let size = heavy.len().to_string();
+    // 131072 bytes below the data, then 105000000 of it, in 64 KiB pages.
+    let needed = (105_000_000usize + 131_072).div_ceil(65536) * 65536;
+    let needed = needed.to_string();
+
+    // The server's way: the plugins directory, [plugins] memory_limit at its default.
+    let config = |extra: &str| {
+        switchyard::Config::from_toml(&format!(
+            "version = 1\n[plugins]\ndir = {:?}\n{extra}",
+            plugins.display().to_string()
+        ))
+        .unwrap()
+    };
+    let metrics = Arc::new(switchyard::metrics::Metrics::default());
+    let set = tokio::task::spawn_blocking({
+        let (config, metrics) = (config(""), metrics.clone());
+        move || switchyard::policy::set::PolicySet::new(&config, metrics).unwrap()
+    })
+    .await
+    .unwrap();
+    let reason = set.rejected().remove("heavy").map(|r| r.reason);
+    let reason = reason.as_deref().unwrap_or("not rejected");
+    for want in [
+        "over its memory limit",
+        &needed,
+        "67108864 bytes (64.0 MiB)",
+        &size,
+        "[policies.heavy]",
+    ] {
+        assert!(reason.contains(want), "{want:?} missing: {reason}");
+    }
+    let set = tokio::task::spawn_blocking({
+        let config = config("[policies.heavy]\nmemory_limit = 134217728\n");
+        move || switchyard::policy::set::PolicySet::new(&config, metrics).unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(set.get("heavy").is_some(), "{:?}", set.rejected());
+
+    let run = check(&[path.to_str().unwrap()]).await;
+    assert!(!run.status.success(), "{}", output(&run));
+    for want in ["over its memory limit", &needed, &size, "--memory-limit"] {
+        assert!(
+            run.stderr.contains(want),
+            "{want:?} missing:\n{}",
+            output(&run)
+        );
+    }
+    let run = check(&[path.to_str().unwrap(), "--memory-limit", "128MiB"]).await;
+    assert!(
+        run.stdout.contains("memory limit 128 MiB") && !run.stderr.contains("over its memory"),
+        "{}",
+        output(&run)
+    );
 }

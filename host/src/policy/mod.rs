@@ -8,6 +8,7 @@ use std::collections::HashSet;
 
 pub mod cases;
 pub mod check;
+pub mod footprint;
 pub mod scaffold;
 pub mod set;
 pub mod wasm;

@@ -16,7 +16,8 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::{ObjectView, PolicyError, RequestView, RouteAnswer, TierAction, Verdict};
+use super::footprint::mib;
+use super::{ObjectView, PolicyError, Refusal, RequestView, RouteAnswer, TierAction, Verdict};
 use crate::metrics::Metrics;
 use crate::model::MemberView;
 
@@ -349,6 +350,16 @@ pub enum LoadError {
     UnknownImport(String),
     #[error("failed its probe call: {0}")]
     ProbeFailed(String),
+    #[error(
+        "over its memory limit: it needs {needed} bytes ({}) of memory to start and may use {limit} bytes ({}); the file is {size} bytes ({}). Raise `memory_limit` in [policies.{policy}] or [plugins] (`policy check`: --memory-limit)",
+        mib(*needed), mib(*limit), mib(*size as u64)
+    )]
+    OverMemoryLimit {
+        policy: String,
+        needed: u64,
+        limit: u64,
+        size: usize,
+    },
 }
 
 /// What `policy check` reports.
@@ -442,6 +453,18 @@ impl WasmPolicy {
                     "the file does not start with the WebAssembly magic number".into(),
                 ));
             }
+        }
+        // Before compiling: the pooling allocator refuses such a component while
+        // compiling it, in words that read as a broken file.
+        if let Some(needed) =
+            super::footprint::initial_memory(bytes).filter(|n| *n > settings.memory_bytes)
+        {
+            return Err(LoadError::OverMemoryLimit {
+                policy: name.to_owned(),
+                needed,
+                limit: settings.memory_bytes,
+                size: bytes.len(),
+            });
         }
         let component = Component::new(&engine.engine, bytes)
             .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
