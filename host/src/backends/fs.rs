@@ -322,14 +322,15 @@ impl FsStore {
         }
     }
 
-    /// Streams `body` into a new temporary file, stamps it (when `attrs` are given: a
-    /// part of a multipart upload needs none) and makes it durable. Returns its path,
-    /// size and MD5.
+    /// Streams `body` into a new temporary file, stamps it (when `stamp` is given: a part
+    /// of a multipart upload needs none) and makes it durable. The stamp's ETag is the
+    /// MD5 of the bytes, or the declared multipart ETag of a copy of a multipart upload.
+    /// Returns its path, size, MD5 (hex) and the ETag stamped.
     async fn write_tmp(
         &self,
         mut body: Body,
-        attrs: Option<&Attrs>,
-    ) -> Result<(PathBuf, u64, String)> {
+        stamp: Option<(&Attrs, &Declared)>,
+    ) -> Result<(PathBuf, u64, String, String)> {
         let (tmp, mut file) = self.create_tmp().await?;
         let mut md5 = Md5::new();
         let mut size = 0u64;
@@ -343,19 +344,23 @@ impl FsStore {
             file.flush().await.map_err(|e| self.io(e))
         }
         .await;
-        let etag = hex::encode(md5.finalize());
+        let md5: [u8; 16] = md5.finalize().into();
+        let etag = match stamp {
+            Some((_, declared)) => super::etag_to_keep(declared, &md5),
+            None => hex::encode(md5),
+        };
         let result = match streamed {
             Ok(()) => {
                 self.seal(
                     file.into_std().await,
-                    attrs.map(|a| (etag.clone(), a.clone())),
+                    stamp.map(|(a, _)| (etag.clone(), a.clone())),
                 )
                 .await
             }
             Err(e) => Err(e),
         };
         match result {
-            Ok(()) => Ok((tmp, size, etag)),
+            Ok(()) => Ok((tmp, size, hex::encode(md5), etag)),
             Err(e) => {
                 let _ = tokio::fs::remove_file(&tmp).await;
                 Err(e)
@@ -867,10 +872,10 @@ impl Store for FsStore {
             let current = self.current_etag(key).await?;
             check_write_condition(cond, current.as_ref().map(|e| Some(e.as_str())))?;
         }
-        let (tmp, _size, etag) = self.write_tmp(body, Some(attrs)).await?;
-        // The ETag is the MD5 already computed: no second hash.
+        let (tmp, _size, md5, etag) = self.write_tmp(body, Some((attrs, &declared))).await?;
+        // The MD5 was computed on the way: no second hash.
         if let Some(want) = declared.md5
-            && etag != hex::encode(want)
+            && md5 != hex::encode(want)
         {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(Error::BadDigest);
@@ -1052,7 +1057,7 @@ impl Store for FsStore {
         _len: Option<u64>,
     ) -> Result<PartRef> {
         let rel = format!("uploads/{nonce}/data/{part_idx:05}");
-        let (tmp, _, _) = self.write_tmp(body, None).await?;
+        let (tmp, _, _, _) = self.write_tmp(body, None).await?;
         let placed = match self
             .place(&tmp, &self.internal(&rel), false, |e| self.io(e))
             .await
@@ -1074,10 +1079,10 @@ impl Store for FsStore {
         nonce: &str,
         parts: Vec<PartRef>,
         attrs: &Attrs,
+        etag: &str,
     ) -> Result<PutOutcome> {
         self.check_writable(key).await?;
         let (tmp, mut out) = self.create_tmp().await?;
-        let mut md5 = Md5::new();
         let mut buf = vec![0u8; READ_BUFFER];
         let result: Result<()> = async {
             for part in &parts {
@@ -1094,14 +1099,14 @@ impl Store for FsStore {
                     if n == 0 {
                         break;
                     }
-                    md5.update(&buf[..n]);
                     out.write_all(&buf[..n]).await.map_err(|e| self.io(e))?;
                 }
             }
             out.flush().await.map_err(|e| self.io(e))
         }
         .await;
-        let etag = format!("{}-{}", hex::encode(md5.finalize()), parts.len());
+        // S3's multipart ETag (the MD5 of the part MD5s), as the router computed it.
+        let etag = etag.to_owned();
         let sealed = match result {
             Ok(()) => {
                 self.seal(out.into_std().await, Some((etag.clone(), attrs.clone())))
@@ -1629,6 +1634,64 @@ mod consistency {
             .unwrap_err();
         assert!(matches!(e, Error::NotFound), "{e:?}");
         s.delete(&format!("l/{}", "n".repeat(300))).await.unwrap();
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    /// A multipart upload's ETag is S3's (given by the router), and a copy of such an
+    /// object keeps it when declared.
+    #[tokio::test]
+    async fn multipart_etags_are_kept() {
+        let root = temp_root("mpu-etag");
+        let s = FsStore::new(root.clone(), None, "t").unwrap();
+        let part = s
+            .mpu_put_part("k", "", "n1", 0, bytes_body(b"abc".to_vec()), None)
+            .await
+            .unwrap();
+        let etag = "96e024ba2074fe77e8e965ba43a704be-1";
+        let out = s
+            .mpu_complete("k", "", "n1", vec![part], &Attrs::default(), etag)
+            .await
+            .unwrap();
+        assert_eq!(out.etag.as_deref(), Some(etag));
+        let (info, _) = read(&s, "k").await.unwrap();
+        assert_eq!(info.etag.as_deref(), Some(etag));
+        assert_eq!(info.content_md5, None);
+        let declared = Declared {
+            etag: Some(format!("\"{etag}\"")),
+            ..Declared::default()
+        };
+        let out = s
+            .put(
+                "copy",
+                bytes_body(b"abc".to_vec()),
+                declared,
+                &Attrs::default(),
+                &WriteCondition::None,
+                1 << 23,
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.etag.as_deref(), Some(etag));
+        // Anything but a multipart ETag is not kept: the MD5 of the bytes is the ETag.
+        let declared = Declared {
+            etag: Some("0123456789abcdef0123456789abcdef".into()),
+            ..Declared::default()
+        };
+        let out = s
+            .put(
+                "other",
+                bytes_body(b"abc".to_vec()),
+                declared,
+                &Attrs::default(),
+                &WriteCondition::None,
+                1 << 23,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            out.etag.as_deref(),
+            Some("900150983cd24fb0d6963f7d28e17f72")
+        );
         std::fs::remove_dir_all(root).unwrap();
     }
 

@@ -4,8 +4,11 @@
 //! implementation because `object_store`'s local store keeps no attributes and has no
 //! resumable multipart API. The registry also tracks health and latency per backend.
 
+mod azure;
 mod fs;
+mod gcs;
 mod objstore;
+mod rest;
 mod s3direct;
 mod sigv4;
 #[cfg(test)]
@@ -90,7 +93,9 @@ pub trait Store: Send + Sync + 'static {
         body: Body,
         len: Option<u64>,
     ) -> Result<PartRef>;
-    /// Completes with parts in order; `attrs` are the ones given at creation.
+    /// Completes with parts in order; `attrs` are the ones given at creation, `etag` the
+    /// S3 ETag of the upload (`<md5 of the part md5s>-<parts>`), which a store whose own
+    /// multipart ETag differs keeps with the object.
     async fn mpu_complete(
         &self,
         key: &str,
@@ -98,6 +103,7 @@ pub trait Store: Send + Sync + 'static {
         nonce: &str,
         parts: Vec<PartRef>,
         attrs: &Attrs,
+        etag: &str,
     ) -> Result<PutOutcome>;
     async fn mpu_abort(&self, key: &str, upload: &str, nonce: &str) -> Result<()>;
 
@@ -361,6 +367,58 @@ pub(crate) fn etag_md5(etag: &str) -> Option<[u8; 16]> {
     (e.len() == 32 && hex::decode_to_slice(e, &mut md5).is_ok()).then_some(md5)
 }
 
+/// Whether `key` is a folder marker: a key ending in `/`, which object_store paths cannot
+/// name (they drop a trailing `/`).
+pub(crate) fn is_marker(key: &str) -> bool {
+    key.ends_with('/')
+}
+
+/// Whether `etag` has the form S3 gives a multipart upload: 32 hex digits, `-`, a count.
+pub(crate) fn is_multipart_etag(etag: &str) -> bool {
+    let e = etag.trim_matches('"');
+    e.split_once('-').is_some_and(|(md5, n)| {
+        md5.len() == 32
+            && md5.bytes().all(|b| b.is_ascii_hexdigit())
+            && !n.is_empty()
+            && n.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// The S3 ETag of a multipart upload of parts with these MD5s (hex, as the parts'
+/// ETags): the MD5 of their binary MD5s, `-`, their number.
+pub fn multipart_etag<'a>(part_md5s: impl IntoIterator<Item = &'a str>) -> Result<String> {
+    use md5::{Digest, Md5};
+    let mut all = Md5::new();
+    let mut n = 0usize;
+    for hex_md5 in part_md5s {
+        let md5 = etag_md5(hex_md5)
+            .ok_or_else(|| Error::internal(format!("part ETag {hex_md5:?} is not an MD5")))?;
+        all.update(md5);
+        n += 1;
+    }
+    Ok(format!("{}-{n}", hex::encode(all.finalize())))
+}
+
+/// The ETag a store keeps for a write whose bytes have MD5 `md5`: the declared multipart
+/// ETag of a copy of a multipart upload, else the MD5.
+pub(crate) fn etag_to_keep(declared: &Declared, md5: &[u8; 16]) -> String {
+    match declared.etag.as_deref().map(unquote_etag) {
+        Some(e) if is_multipart_etag(&e) => e,
+        _ => hex::encode(md5),
+    }
+}
+
+/// Refuses attributes that name Switchyard's own metadata.
+pub fn check_attrs(attrs: &Attrs) -> Result<()> {
+    if attrs.metadata.contains_key(crate::model::ETAG_META) {
+        return Err(Error::InvalidArgument(format!(
+            "x-amz-meta-{} is reserved by Switchyard",
+            crate::model::ETAG_META
+        )));
+    }
+    Ok(())
+}
+
 /// ETags travel quoted in HTTP and bare inside Switchyard.
 pub fn unquote_etag(s: &str) -> String {
     objstore::unquote(s.to_owned())
@@ -369,6 +427,20 @@ pub fn unquote_etag(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multipart_etags() {
+        // Two parts "a" and "b": the MD5 of their MD5s.
+        let a = hex::encode(<md5::Md5 as md5::Digest>::digest(b"a"));
+        let b = hex::encode(<md5::Md5 as md5::Digest>::digest(b"b"));
+        let e = multipart_etag([a.as_str(), b.as_str()]).unwrap();
+        assert_eq!(e, "96e024ba2074fe77e8e965ba43a704be-2");
+        assert!(is_multipart_etag(&e));
+        assert!(is_multipart_etag(&format!("\"{e}\"")));
+        assert!(!is_multipart_etag(&a));
+        assert!(!is_multipart_etag("0x8D9-2"));
+        assert!(multipart_etag(["nope"]).is_err());
+    }
 
     #[test]
     fn keys() {
