@@ -205,8 +205,6 @@ def t_range_get():
 # ---------------------------------------------------------------------------------------
 # listings
 
-# No "folder marker" keys ending in "/": Switchyard refuses them (see
-# t_directory_marker_refused), because object_store cannot represent them.
 LIST_KEYS = ["a/1", "a/2", "a/b/3", "b/1", "c", "d", "e/f"]
 
 
@@ -239,9 +237,33 @@ def t_list_objects_v2_prefix_delimiter():
     eq([o["Key"] for o in resp.get("Contents", [])], [base + "c", base + "d", base + "e/f"], "StartAfter")
 
 
-def t_directory_marker_refused():
-    expect_error(lambda: s3.put_object(Bucket=BUCKET, Key=key("folder/"), Body=b""), 400, "InvalidArgument",
-                 "a key ending in '/'")
+def t_folder_markers():
+    """Keys ending in '/' as the AWS console's "Create folder" writes them: keys like any
+    other, listed as the common prefix they name, deleted without what is under them."""
+    base = key("folders/")
+    put = s3.put_object(Bucket=BUCKET, Key=base + "docs/", Body=b"", ContentType="application/x-directory")
+    eq(put["ETag"], md5_etag(b""), "marker ETag")
+    head = s3.head_object(Bucket=BUCKET, Key=base + "docs/")
+    eq(head["ContentLength"], 0, "marker ContentLength")
+    eq(head.get("ContentType"), "application/x-directory", "marker ContentType")
+    resp = s3.list_objects_v2(Bucket=BUCKET, Prefix=base, Delimiter="/")
+    eq([p["Prefix"] for p in resp.get("CommonPrefixes", [])], [base + "docs/"], "marker alone as CommonPrefix")
+    eq(resp.get("Contents", []), [], "no Contents beside the marker's CommonPrefix")
+    s3.put_object(Bucket=BUCKET, Key=base + "docs/a.txt", Body=b"a")
+    resp = s3.list_objects_v2(Bucket=BUCKET, Prefix=base, Delimiter="/")
+    eq([p["Prefix"] for p in resp.get("CommonPrefixes", [])], [base + "docs/"], "one CommonPrefix for marker and key")
+    resp = s3.list_objects_v2(Bucket=BUCKET, Prefix=base + "docs/", Delimiter="/")
+    eq([o["Key"] for o in resp.get("Contents", [])], [base + "docs/", base + "docs/a.txt"],
+       "a listing of the folder starts with its marker")
+    eq(resp["Contents"][0]["ETag"], md5_etag(b""), "listed marker ETag")
+    s3.delete_object(Bucket=BUCKET, Key=base + "docs/")
+    resp = s3.list_objects_v2(Bucket=BUCKET, Prefix=base)
+    eq([o["Key"] for o in resp.get("Contents", [])], [base + "docs/a.txt"], "deleting the marker keeps the key under it")
+    s3.put_object(Bucket=BUCKET, Key=base + "docs/", Body=b"")
+    s3.delete_object(Bucket=BUCKET, Key=base + "docs/a.txt")
+    resp = s3.list_objects_v2(Bucket=BUCKET, Prefix=base)
+    eq([o["Key"] for o in resp.get("Contents", [])], [base + "docs/"], "deleting the last key keeps the marker")
+    s3.delete_object(Bucket=BUCKET, Key=base + "docs/")
 
 
 def t_etags_are_md5s():
@@ -719,7 +741,7 @@ def main() -> None:
         r.run("checksum_sha256", t_checksum_sha256)
         r.run("range_get", t_range_get)
         r.run("list_objects_v2_prefix_delimiter", t_list_objects_v2_prefix_delimiter)
-        r.run("directory_marker_refused", t_directory_marker_refused)
+        r.run("folder_markers", t_folder_markers)
         r.run("etags_are_md5s", t_etags_are_md5s)
         r.run("list_objects_v2_max_keys_and_paginator", t_list_objects_v2_max_keys_and_paginator)
         r.run("list_objects_v1_marker", t_list_objects_v1_marker)

@@ -55,6 +55,7 @@ async fn run_suite(kind: Kind) {
     integrity(&c).await;
     keys(&c, kind).await;
     etags(&fx, &c).await;
+    folder_markers(&c).await;
     buckets(&c).await;
     request_ids(&gw, &c).await;
     chunked_bodies(&gw.endpoint, &c).await;
@@ -1632,6 +1633,176 @@ async fn etags(fx: &Fixture, c: &Client) {
             .unwrap();
         let native = head.e_tag().unwrap().to_owned();
         assert_etag_everywhere(c, "etag/foreign-blocks", &native, "foreign blocks").await;
+    }
+}
+
+/// Keys ending in `/` ("folder markers", as the AWS console's Create folder, rclone
+/// mkdir, Hadoop s3a and s3fs write them) are keys like any other: written (empty or
+/// not), read, listed with and without a delimiter, copied and deleted, without touching
+/// the keys under them.
+async fn folder_markers(c: &Client) {
+    let put = |key: &'static str, body: &'static [u8]| async move {
+        c.put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .content_type("application/x-directory")
+            .body(ByteStream::from_static(body))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PUT {key}: {e:?}"))
+    };
+    let keys = |prefix: &'static str, delimiter: Option<&'static str>| async move {
+        list_all_v2(c, prefix, delimiter, 1000).await
+    };
+    let out = put("fold/", b"").await;
+    assert_eq!(out.e_tag(), Some(md5_etag(b"").as_str()));
+    let head = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("fold/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_length(), Some(0));
+    assert_eq!(head.content_type(), Some("application/x-directory"));
+    assert_eq!(body_of(c, "fold/").await, b"");
+    // Before any key under it, and after.
+    assert_eq!(keys("fold/", None).await.0, ["fold/"]);
+    assert_eq!(
+        keys("fold", Some("/")).await,
+        (vec![], vec!["fold/".to_owned()], 1)
+    );
+    put("fold/a", b"a").await;
+    put("fold/sub/b", b"b").await;
+    put("fold/sub/", b"").await;
+    put("folder-sibling", b"s").await;
+    assert_eq!(
+        keys("fold/", None).await.0,
+        ["fold/", "fold/a", "fold/sub/", "fold/sub/b"]
+    );
+    // A common prefix once, whether a marker, keys under it, or both make it.
+    let (objs, prefixes, _) = keys("fold", Some("/")).await;
+    assert_eq!(objs, ["folder-sibling"]);
+    assert_eq!(prefixes, ["fold/"]);
+    let (objs, prefixes, _) = keys("fold/", Some("/")).await;
+    assert_eq!(objs, ["fold/", "fold/a"]);
+    assert_eq!(prefixes, ["fold/sub/"]);
+    let (objs, prefixes, _) = keys("fold/sub/", Some("/")).await;
+    assert_eq!(objs, ["fold/sub/", "fold/sub/b"]);
+    assert!(prefixes.is_empty());
+    // Pages that end on the marker go on after it.
+    let (objs, _, pages) = list_all_v2(c, "fold/", None, 1).await;
+    assert_eq!(objs, ["fold/", "fold/a", "fold/sub/", "fold/sub/b"]);
+    assert_eq!(pages, 4);
+    let after = c
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("fold/")
+        .start_after("fold/")
+        .send()
+        .await
+        .unwrap();
+    let got: Vec<_> = after.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(got, ["fold/a", "fold/sub/", "fold/sub/b"]);
+
+    // A marker may hold bytes, as in S3.
+    put("withdata/", b"not empty").await;
+    assert_eq!(body_of(c, "withdata/").await, b"not empty");
+    let listed = c
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("withdata/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.contents()[0].size(), Some(9));
+    assert_eq!(
+        listed.contents()[0].e_tag(),
+        Some(md5_etag(b"not empty").as_str())
+    );
+    let e = c
+        .put_object()
+        .bucket(BUCKET)
+        .key("withdata/")
+        .if_none_match("*")
+        .body(ByteStream::from_static(b""))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e).0, 412, "a marker that exists");
+
+    // Copied, to a marker and from one.
+    c.copy_object()
+        .bucket(BUCKET)
+        .key("copied-fold/")
+        .copy_source(format!("{BUCKET}/withdata/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body_of(c, "copied-fold/").await, b"not empty");
+    c.copy_object()
+        .bucket(BUCKET)
+        .key("copied-from-marker")
+        .copy_source(format!("{BUCKET}/fold/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body_of(c, "copied-from-marker").await, b"");
+
+    // Deleting the marker leaves the keys under it; deleting them leaves the marker.
+    c.delete_object()
+        .bucket(BUCKET)
+        .key("fold/")
+        .send()
+        .await
+        .unwrap();
+    let e = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("fold/")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e).0, 404);
+    assert_eq!(
+        keys("fold/", None).await.0,
+        ["fold/a", "fold/sub/", "fold/sub/b"]
+    );
+    c.delete_object()
+        .bucket(BUCKET)
+        .key("fold/sub/b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keys("fold/", None).await.0, ["fold/a", "fold/sub/"]);
+    assert_eq!(body_of(c, "fold/sub/").await, b"");
+    let (_, prefixes, _) = keys("fold/", Some("/")).await;
+    assert_eq!(prefixes, ["fold/sub/"]);
+    // DeleteObjects takes markers too.
+    let ids = ["fold/sub/", "fold/a", "withdata/", "copied-fold/"]
+        .map(|k| ObjectIdentifier::builder().key(k).build().unwrap());
+    let out = c
+        .delete_objects()
+        .bucket(BUCKET)
+        .delete(
+            Delete::builder()
+                .set_objects(Some(ids.to_vec()))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(out.errors().is_empty(), "{:?}", out.errors());
+    assert!(keys("fold/", None).await.0.is_empty());
+    assert!(keys("withdata/", None).await.0.is_empty());
+    for k in ["folder-sibling", "copied-from-marker"] {
+        c.delete_object()
+            .bucket(BUCKET)
+            .key(k)
+            .send()
+            .await
+            .unwrap();
     }
 }
 

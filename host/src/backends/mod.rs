@@ -30,7 +30,7 @@ use crate::model::{
     PutOutcome, RESERVED_PREFIX, ReadConditions, Result, WriteCondition,
 };
 
-pub use fs::{FsStore, create_bucket_dir, recover_retired, retire_bucket_dir};
+pub use fs::{FsStore, MARKER_FILE, create_bucket_dir, recover_retired, retire_bucket_dir};
 pub use objstore::ObjectStoreBackend;
 
 /// One part of a multipart upload as the backend knows it.
@@ -296,8 +296,9 @@ pub fn dynamic_backend(template: &DynamicBuckets, bucket: &str) -> Result<Backen
 }
 
 /// Checks that a client key can be stored faithfully in every backend kind: object_store
-/// paths and filesystem names cannot hold empty, `.` or `..` segments, a trailing `/`, or
-/// control characters, and the reserved namespace is not the client's.
+/// paths and filesystem names cannot hold empty, `.` or `..` segments or control
+/// characters, and the reserved namespace is not the client's. A trailing `/` (a folder
+/// marker) is a key like another: each store gives it a representation of its own.
 pub fn check_key(key: &str) -> Result<()> {
     if key.is_empty() {
         return Err(Error::InvalidArgument("the key must not be empty".into()));
@@ -313,13 +314,12 @@ pub fn check_key(key: &str) -> Result<()> {
             "keys under {RESERVED_PREFIX} are reserved by Switchyard"
         )));
     }
-    if key.starts_with('/') || key.ends_with('/') || key.contains("//") {
+    if key.starts_with('/') || key.contains("//") {
         return Err(Error::InvalidArgument(
-            "keys with a leading or trailing '/' or an empty segment ('//') are not supported"
-                .into(),
+            "keys with a leading '/' or an empty segment ('//') are not supported".into(),
         ));
     }
-    for segment in key.split('/') {
+    for segment in key.strip_suffix('/').unwrap_or(key).split('/') {
         if segment == "." || segment == ".." {
             return Err(Error::InvalidArgument(
                 "keys with '.' or '..' segments are not supported".into(),
@@ -447,6 +447,9 @@ mod tests {
         assert!(check_key("a/b/c.txt").is_ok());
         assert!(check_key("ünïcødé/日本語 key+with spaces").is_ok());
         assert!(check_key(&"k".repeat(1024)).is_ok());
+        // Folder markers.
+        assert!(check_key("a/").is_ok());
+        assert!(check_key("a/b/").is_ok());
         assert!(matches!(
             check_key(&"k".repeat(1025)),
             Err(Error::KeyTooLong(_))
@@ -458,8 +461,11 @@ mod tests {
             "./a",
             "a//b",
             "/a",
-            "a/",
+            "/",
+            "a//",
+            "a/../",
             ".switchyard/x",
+            ".switchyard/",
             "a\u{0}b",
             "a\nb",
         ] {
