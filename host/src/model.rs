@@ -12,6 +12,13 @@ use futures::stream::BoxStream;
 /// write keys under it.
 pub const RESERVED_PREFIX: &str = ".switchyard/";
 
+/// User metadata name under which a backend keeps an object's S3 ETag when its own ETag
+/// is not that one and it has no native place for it (a multipart upload's
+/// `<md5 of part md5s>-<parts>` on Azure, GCS and memory members; every ETag on memory
+/// members, whose own ETags are counters). Reserved: clients cannot set it, and it is not
+/// shown to them as metadata.
+pub const ETAG_META: &str = "switchyard-etag";
+
 /// The object attributes S3 clients set and expect back, stored natively by each backend.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Attrs {
@@ -91,15 +98,24 @@ pub enum WriteCondition {
 /// having the backend check it (S3's `Content-MD5`) or, where it cannot, by hashing the
 /// bytes itself. Declaring the MD5 lets a caller that already knows it (the mover, from the
 /// source's ETag) skip hashing when the backend checks anyway.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Declared {
     pub len: Option<u64>,
     pub md5: Option<[u8; 16]>,
+    /// The S3 ETag the written object is to answer when it is not the MD5 of its bytes: a
+    /// multipart upload's (`<hex>-<parts>`), for a copy of one (a mirror, a migration).
+    /// Kept by stores that keep an ETag of their own (fs, memory, Azure, GCS); an S3
+    /// backend gives its own. Anything but a multipart ETag is ignored: the MD5 of what
+    /// was written is the ETag then.
+    pub etag: Option<String>,
 }
 
 impl Declared {
     pub fn of_len(len: Option<u64>) -> Self {
-        Self { len, md5: None }
+        Self {
+            len,
+            ..Self::default()
+        }
     }
 }
 

@@ -365,9 +365,16 @@ async fn copy_once(
     let body = stream.ok_or_else(|| Error::internal("the source gave no body"))?;
     let size = got.info.size;
     let body = verified(key, body, size, limit);
+    // A multipart upload's ETag stays the object's where the destination can keep it, so
+    // that clients (sync tools) see the same object after the move.
     let declared = Declared {
         len: Some(size),
         md5: got.info.content_md5,
+        etag: got
+            .info
+            .etag
+            .clone()
+            .filter(|e| crate::backends::is_multipart_etag(e)),
     };
     match to
         .store

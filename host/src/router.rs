@@ -15,7 +15,7 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 use tracing::{debug, warn};
 
-use crate::backends::{self, Backend, PartRef, Registry, check_key};
+use crate::backends::{self, Backend, PartRef, Registry, check_attrs, check_key};
 use crate::config::{Config, ConfigError, DynamicBuckets, FailureMode};
 use crate::iam::{PolicyDocument, PolicyKind};
 use crate::listing::{self, ListPage, ListRequest};
@@ -990,6 +990,7 @@ impl Router {
         cond: &WriteCondition,
     ) -> Result<(PutOutcome, Vec<Arc<Backend>>)> {
         check_key(key)?;
+        check_attrs(attrs)?;
         let vb = self.bucket(bucket)?;
         let _admitted = vb.admit_write().await?;
         let obj = object_view(req, bucket, key, size, attrs);
@@ -997,7 +998,15 @@ impl Router {
         record_targets(&targets);
         let part_size = self.config.server.part_size;
         let outcome = self
-            .put_to(&targets, key, body, size, attrs, cond, part_size)
+            .put_to(
+                &targets,
+                key,
+                body,
+                Declared::of_len(size),
+                attrs,
+                cond,
+                part_size,
+            )
             .await?;
         Ok((outcome, targets))
     }
@@ -1008,7 +1017,7 @@ impl Router {
         targets: &[Arc<Backend>],
         key: &str,
         body: Body,
-        len: Option<u64>,
+        declared: Declared,
         attrs: &Attrs,
         cond: &WriteCondition,
         part_size: u64,
@@ -1017,7 +1026,7 @@ impl Router {
             let started = Instant::now();
             let r = target
                 .store
-                .put(key, body, Declared::of_len(len), attrs, cond, part_size)
+                .put(key, body, declared, attrs, cond, part_size)
                 .await;
             target.observe(started, &r);
             return r;
@@ -1034,18 +1043,12 @@ impl Router {
             let attrs = attrs.clone();
             let cond = cond.clone();
             let key = key.to_owned();
+            let declared = declared.clone();
             writes.push(async move {
                 let started = Instant::now();
                 let r = target
                     .store
-                    .put(
-                        &key,
-                        stream,
-                        Declared::of_len(len),
-                        &attrs,
-                        &cond,
-                        part_size,
-                    )
+                    .put(&key, stream, declared, &attrs, &cond, part_size)
                     .await;
                 target.observe(started, &r);
                 r
@@ -1117,6 +1120,9 @@ impl Router {
         cond: &WriteCondition,
     ) -> Result<(PutOutcome, DateTime<Utc>)> {
         check_key(dst_key)?;
+        if let Some(a) = &replace_attrs {
+            check_attrs(a)?;
+        }
         // Look before reading: a copy inside one backend never moves the bytes.
         let (src, _, src_member) = self
             .get(req, src_bucket, src_key, None, src_cond, true)
@@ -1181,7 +1187,7 @@ impl Router {
                 &targets,
                 dst_key,
                 body,
-                Some(read.info.size),
+                Declared::of_len(Some(read.info.size)),
                 &attrs,
                 cond,
                 self.config.server.part_size,
@@ -1198,6 +1204,7 @@ impl Router {
         attrs: &Attrs,
     ) -> Result<String> {
         check_key(key)?;
+        check_attrs(attrs)?;
         let vb = self.bucket(bucket)?;
         let _admitted = vb.admit_write().await?;
         let obj = object_view(req, bucket, key, None, attrs);
@@ -1408,6 +1415,7 @@ impl Router {
             return Err(Error::InvalidPartOrder);
         }
         let mut refs = Vec::with_capacity(parts.len());
+        let mut md5s = Vec::with_capacity(parts.len());
         for (i, p) in parts.iter().enumerate() {
             let want = crate::backends::unquote_etag(&p.etag);
             let found = uploaded
@@ -1431,7 +1439,10 @@ impl Router {
                     content_id: found.content_id.clone(),
                 },
             ));
+            md5s.push(found.etag.as_str());
         }
+        // The upload's ETag as S3 makes it, whatever the member's own multipart ETag.
+        let etag = backends::multipart_etag(md5s)?;
         // Native multipart APIs number parts by position (object_store's part_idx).
         if !id.backend_id.is_empty()
             && refs
@@ -1453,6 +1464,7 @@ impl Router {
                 &id.nonce,
                 refs.into_iter().map(|(_, r)| r).collect(),
                 &record.attrs,
+                &etag,
             )
             .await;
         member.observe(started, &r);
@@ -1499,11 +1511,18 @@ impl Router {
             Err(e) => return Err(e),
         };
         let body = stream.ok_or_else(|| Error::internal("no body"))?;
+        // The mirrors keep the upload's ETag where they can (not S3, which gives a
+        // single-request write its MD5).
+        let declared = Declared {
+            len: Some(read.info.size),
+            etag: outcome.etag.clone(),
+            ..Declared::default()
+        };
         self.put_to(
             &mirrors,
             key,
             body,
-            Some(read.info.size),
+            declared,
             &read.info.attrs,
             &WriteCondition::None,
             self.config.server.part_size,

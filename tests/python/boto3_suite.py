@@ -53,6 +53,18 @@ def key(name: str) -> str:
     return PREFIX + name
 
 
+def md5_etag(data: bytes) -> str:
+    """The ETag S3 gives an object written in one request: its quoted hex MD5."""
+    return '"' + hashlib.md5(data).hexdigest() + '"'
+
+
+def multipart_etag(parts) -> str:
+    """The ETag S3 gives a multipart upload: the MD5 of the parts' MD5s, '-', their count
+    (what SDKs that check ETags, and sync tools, compute)."""
+    digest = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest()
+    return f'"{digest}-{len(parts)}"'
+
+
 def body_of(resp) -> bytes:
     return resp["Body"].read()
 
@@ -112,7 +124,7 @@ def t_put_get_head_attributes():
     data = b"hello switchyard\n" * 100
     k = key("attrs/plain.txt")
     put = s3.put_object(Bucket=BUCKET, Key=k, Body=data, Metadata=META, **ATTRS)
-    check(put.get("ETag"), "put_object returned no ETag")
+    eq(put.get("ETag"), md5_etag(data), "put_object ETag (the content's MD5)")
     got = s3.get_object(Bucket=BUCKET, Key=k)
     same_bytes(body_of(got), data, "get_object")
     eq(got["ContentLength"], len(data), "get_object ContentLength")
@@ -193,8 +205,6 @@ def t_range_get():
 # ---------------------------------------------------------------------------------------
 # listings
 
-# No "folder marker" keys ending in "/": Switchyard refuses them (see
-# t_directory_marker_refused), because object_store cannot represent them.
 LIST_KEYS = ["a/1", "a/2", "a/b/3", "b/1", "c", "d", "e/f"]
 
 
@@ -227,9 +237,60 @@ def t_list_objects_v2_prefix_delimiter():
     eq([o["Key"] for o in resp.get("Contents", [])], [base + "c", base + "d", base + "e/f"], "StartAfter")
 
 
-def t_directory_marker_refused():
-    expect_error(lambda: s3.put_object(Bucket=BUCKET, Key=key("folder/"), Body=b""), 400, "InvalidArgument",
-                 "a key ending in '/'")
+def t_folder_markers():
+    """Keys ending in '/' as the AWS console's "Create folder" writes them: keys like any
+    other, listed as the common prefix they name, deleted without what is under them."""
+    base = key("folders/")
+    put = s3.put_object(Bucket=BUCKET, Key=base + "docs/", Body=b"", ContentType="application/x-directory")
+    eq(put["ETag"], md5_etag(b""), "marker ETag")
+    head = s3.head_object(Bucket=BUCKET, Key=base + "docs/")
+    eq(head["ContentLength"], 0, "marker ContentLength")
+    eq(head.get("ContentType"), "application/x-directory", "marker ContentType")
+    resp = s3.list_objects_v2(Bucket=BUCKET, Prefix=base, Delimiter="/")
+    eq([p["Prefix"] for p in resp.get("CommonPrefixes", [])], [base + "docs/"], "marker alone as CommonPrefix")
+    eq(resp.get("Contents", []), [], "no Contents beside the marker's CommonPrefix")
+    s3.put_object(Bucket=BUCKET, Key=base + "docs/a.txt", Body=b"a")
+    resp = s3.list_objects_v2(Bucket=BUCKET, Prefix=base, Delimiter="/")
+    eq([p["Prefix"] for p in resp.get("CommonPrefixes", [])], [base + "docs/"], "one CommonPrefix for marker and key")
+    resp = s3.list_objects_v2(Bucket=BUCKET, Prefix=base + "docs/", Delimiter="/")
+    eq([o["Key"] for o in resp.get("Contents", [])], [base + "docs/", base + "docs/a.txt"],
+       "a listing of the folder starts with its marker")
+    eq(resp["Contents"][0]["ETag"], md5_etag(b""), "listed marker ETag")
+    s3.delete_object(Bucket=BUCKET, Key=base + "docs/")
+    resp = s3.list_objects_v2(Bucket=BUCKET, Prefix=base)
+    eq([o["Key"] for o in resp.get("Contents", [])], [base + "docs/a.txt"], "deleting the marker keeps the key under it")
+    s3.put_object(Bucket=BUCKET, Key=base + "docs/", Body=b"")
+    s3.delete_object(Bucket=BUCKET, Key=base + "docs/a.txt")
+    resp = s3.list_objects_v2(Bucket=BUCKET, Prefix=base)
+    eq([o["Key"] for o in resp.get("Contents", [])], [base + "docs/"], "deleting the last key keeps the marker")
+    s3.delete_object(Bucket=BUCKET, Key=base + "docs/")
+
+
+def t_etags_are_md5s():
+    """ETags as S3 gives them: the MD5 for a single PUT (also one larger than the gateway's
+    part size), MD5 of part MD5s and part count for a multipart upload; the same in
+    HEAD, GET and listings."""
+    for name, data in [("etag/small", random_bytes(1000)), ("etag/large", random_bytes(9 * MiB))]:
+        k = key(name)
+        put = s3.put_object(Bucket=BUCKET, Key=k, Body=data)
+        eq(put["ETag"], md5_etag(data), f"{name}: put_object ETag")
+        eq(s3.head_object(Bucket=BUCKET, Key=k)["ETag"], md5_etag(data), f"{name}: head_object ETag")
+        listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=k)["Contents"]
+        eq(listed[0]["ETag"], md5_etag(data), f"{name}: listed ETag")
+    k = key("etag/multipart")
+    parts = [random_bytes(5 * MiB), random_bytes(100)]
+    upload_id = s3.create_multipart_upload(Bucket=BUCKET, Key=k)["UploadId"]
+    done_parts = []
+    for n, p in enumerate(parts, start=1):
+        r = s3.upload_part(Bucket=BUCKET, Key=k, UploadId=upload_id, PartNumber=n, Body=p)
+        eq(r["ETag"], md5_etag(p), f"part {n} ETag")
+        done_parts.append({"PartNumber": n, "ETag": r["ETag"]})
+    done = s3.complete_multipart_upload(Bucket=BUCKET, Key=k, UploadId=upload_id,
+                                        MultipartUpload={"Parts": done_parts})
+    eq(done["ETag"], multipart_etag(parts), "complete_multipart_upload ETag")
+    eq(s3.head_object(Bucket=BUCKET, Key=k)["ETag"], multipart_etag(parts), "multipart head_object ETag")
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=k)["Contents"]
+    eq(listed[0]["ETag"], multipart_etag(parts), "multipart listed ETag")
 
 
 def t_list_objects_v2_max_keys_and_paginator():
@@ -680,7 +741,8 @@ def main() -> None:
         r.run("checksum_sha256", t_checksum_sha256)
         r.run("range_get", t_range_get)
         r.run("list_objects_v2_prefix_delimiter", t_list_objects_v2_prefix_delimiter)
-        r.run("directory_marker_refused", t_directory_marker_refused)
+        r.run("folder_markers", t_folder_markers)
+        r.run("etags_are_md5s", t_etags_are_md5s)
         r.run("list_objects_v2_max_keys_and_paginator", t_list_objects_v2_max_keys_and_paginator)
         r.run("list_objects_v1_marker", t_list_objects_v1_marker)
         r.run("copy_object_copy_directive", t_copy_object_copy_directive)

@@ -417,6 +417,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if "chunked" in (self.header("Transfer-Encoding") or "").lower():
             while True:
                 line = self.rfile.readline(65537)
+                if not line:
+                    # A client that stops before the last chunk sent no whole body: GCS
+                    # commits nothing (a cut body is not an empty last chunk).
+                    raise ConnectionResetError("client closed mid-body")
                 n = int(line.split(b";", 1)[0].strip() or b"0", 16)
                 if n == 0:
                     while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):

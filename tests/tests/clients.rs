@@ -167,7 +167,8 @@ async fn eject_round_trip(kind: Kind) {
         .send()
         .await
         .unwrap();
-    c.complete_multipart_upload()
+    let done = c
+        .complete_multipart_upload()
         .bucket("eject")
         .key("via-gateway/mpu.bin")
         .upload_id(id)
@@ -190,18 +191,25 @@ async fn eject_round_trip(kind: Kind) {
         .send()
         .await
         .unwrap();
-    native.eject(
-        "read",
-        "via-gateway/mpu.bin",
-        &big_file,
-        &[
-            "--content-type",
-            "application/x-eject",
-            "--meta",
-            "owner=switchyard",
-            "--exact-meta",
-        ],
-    );
+    // Azure and GCS keep the upload's S3 ETag (their own is not one) beside the
+    // client's metadata, where their tools see it.
+    let etag = done.e_tag().unwrap().trim_matches('"').to_owned();
+    let kept = match kind {
+        Kind::Azure => Some(format!("switchyard_2detag={etag}")),
+        Kind::Gcs => Some(format!("switchyard-etag={etag}")),
+        _ => None,
+    };
+    let mut mpu_args = vec![
+        "--content-type",
+        "application/x-eject",
+        "--meta",
+        "owner=switchyard",
+    ];
+    if let Some(kept) = &kept {
+        mpu_args.extend(["--meta", kept.as_str()]);
+    }
+    mpu_args.push("--exact-meta");
+    native.eject("read", "via-gateway/mpu.bin", &big_file, &mpu_args);
 
     // Written natively, served by the gateway at once.
     native.eject("write", "native/obj.bin", &file, &ATTR_ARGS);

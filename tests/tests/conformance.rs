@@ -54,6 +54,8 @@ async fn run_suite(kind: Kind) {
     multipart(&c).await;
     integrity(&c).await;
     keys(&c, kind).await;
+    etags(&fx, &c).await;
+    folder_markers(&c).await;
     buckets(&c).await;
     request_ids(&gw, &c).await;
     chunked_bodies(&gw.endpoint, &c).await;
@@ -159,6 +161,7 @@ async fn declared_digest(config: &str) {
             let bad = Declared {
                 len,
                 md5: Some(wrong),
+                ..Declared::default()
             };
             let put = store.put(&key, body(), bad, &attrs, &WriteCondition::None, part_size);
             let put = put.await;
@@ -172,6 +175,7 @@ async fn declared_digest(config: &str) {
             let good = Declared {
                 len,
                 md5: Some(md5),
+                ..Declared::default()
             };
             store
                 .put(
@@ -1372,6 +1376,433 @@ async fn keys(c: &Client, kind: Kind) {
             .await
             .unwrap_err();
         assert_eq!(err_of(&e), (400, "InvalidArgument".into()), "{bad}");
+    }
+}
+
+/// The ETag an S3 client expects for `body` written in one request: the quoted hex MD5.
+fn md5_etag(body: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    let digest = Md5::digest(body);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// The ETag S3 gives a multipart upload of `parts`: the MD5 of the parts' binary MD5s,
+/// then `-` and their number.
+fn multipart_etag(parts: &[&[u8]]) -> String {
+    use md5::{Digest, Md5};
+    let mut all = Md5::new();
+    for p in parts {
+        all.update(Md5::digest(p));
+    }
+    let hex: String = all.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}-{}\"", parts.len())
+}
+
+/// The ETag of `key` in a listing of exactly that key.
+async fn listed_etag(c: &Client, key: &str) -> Option<String> {
+    let out = c
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix(key)
+        .send()
+        .await
+        .unwrap();
+    out.contents()
+        .iter()
+        .find(|o| o.key() == Some(key))
+        .and_then(|o| o.e_tag().map(str::to_owned))
+}
+
+/// Asserts that PUT (or completion), HEAD, GET and LIST all answer `want` for `key`.
+async fn assert_etag_everywhere(c: &Client, key: &str, want: &str, what: &str) {
+    let head = c
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.e_tag(), Some(want), "{what}: HEAD");
+    let get = c.get_object().bucket(BUCKET).key(key).send().await.unwrap();
+    assert_eq!(get.e_tag(), Some(want), "{what}: GET");
+    let ranged = c
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .range("bytes=0-0")
+        .send()
+        .await;
+    if let Ok(ranged) = ranged {
+        assert_eq!(ranged.e_tag(), Some(want), "{what}: ranged GET");
+    }
+    assert_eq!(
+        listed_etag(c, key).await.as_deref(),
+        Some(want),
+        "{what}: LIST"
+    );
+}
+
+/// ETags as S3 gives them, whatever the member: the hex MD5 of a single-request PUT's
+/// content (small, larger than a part, empty), the MD5 of the part MD5s and the part
+/// count for a multipart upload, the same in PUT, HEAD, GET, LIST, CopyObject and
+/// CompleteMultipartUpload answers, and conditional requests compare against it.
+async fn etags(fx: &Fixture, c: &Client) {
+    // One request; larger than `part_size` (8 MiB), which object_store streams as a
+    // multipart upload of its own; empty.
+    for (key, body) in [
+        ("etag/small", data(3000, 11)),
+        ("etag/large", data((8 << 20) + 123_457, 12)),
+        ("etag/empty", Vec::new()),
+    ] {
+        let want = md5_etag(&body);
+        let put = c
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.e_tag(), Some(want.as_str()), "{key}: PUT");
+        assert_etag_everywhere(c, key, &want, key).await;
+    }
+    let small = md5_etag(&data(3000, 11));
+
+    // Conditional reads and writes compare against that ETag.
+    c.get_object()
+        .bucket(BUCKET)
+        .key("etag/small")
+        .if_match(&small)
+        .send()
+        .await
+        .unwrap();
+    let e = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("etag/small")
+        .if_none_match(&small)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e).0, 304, "HEAD If-None-Match: <its MD5>");
+    let replaced = data(500, 13);
+    let put = c
+        .put_object()
+        .bucket(BUCKET)
+        .key("etag/small")
+        .if_match(&small)
+        .body(ByteStream::from(replaced.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.e_tag(), Some(md5_etag(&replaced).as_str()));
+    let e = c
+        .put_object()
+        .bucket(BUCKET)
+        .key("etag/small")
+        .if_match(&small)
+        .body(ByteStream::from_static(b"stale"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err_of(&e).0,
+        412,
+        "PUT If-Match: the replaced version's MD5"
+    );
+
+    // CopyObject: the copy's ETag in the answer is the one it is read and listed with,
+    // and the source's MD5 names the source version.
+    let copied = c
+        .copy_object()
+        .bucket(BUCKET)
+        .key("etag/copy")
+        .copy_source(format!("{BUCKET}/etag/small"))
+        .copy_source_if_match(md5_etag(&replaced))
+        .send()
+        .await
+        .unwrap();
+    let copy_etag = copied.copy_object_result().unwrap().e_tag().unwrap();
+    assert_eq!(copy_etag, md5_etag(&replaced), "CopyObject");
+    assert_etag_everywhere(c, "etag/copy", copy_etag, "copy").await;
+    let copied = c
+        .copy_object()
+        .bucket(BUCKET)
+        .key("etag/copy-replaced")
+        .copy_source(format!("{BUCKET}/etag/small"))
+        .metadata_directive(MetadataDirective::Replace)
+        .content_type("text/x-other")
+        .send()
+        .await
+        .unwrap();
+    let copy_etag = copied.copy_object_result().unwrap().e_tag().unwrap();
+    assert_eq!(
+        copy_etag,
+        md5_etag(&replaced),
+        "CopyObject, attributes replaced"
+    );
+    assert_etag_everywhere(c, "etag/copy-replaced", copy_etag, "copy, replaced").await;
+    let e = c
+        .copy_object()
+        .bucket(BUCKET)
+        .key("etag/copy-stale")
+        .copy_source(format!("{BUCKET}/etag/small"))
+        .copy_source_if_match(&small)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err_of(&e).0,
+        412,
+        "copy-source If-Match: a replaced version"
+    );
+
+    // Multipart: MD5 of the part MD5s, dash, part count.
+    let part1 = data(5 << 20, 14);
+    let part2 = data(777, 15);
+    let key = "etag/multipart";
+    let up = c
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    let mut completed = CompletedMultipartUpload::builder();
+    for (n, part) in [(1, &part1), (2, &part2)] {
+        let p = c
+            .upload_part()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(id)
+            .part_number(n)
+            .body(ByteStream::from(part.clone()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(p.e_tag(), Some(md5_etag(part).as_str()), "part {n}");
+        completed = completed.parts(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(p.e_tag().unwrap())
+                .build(),
+        );
+    }
+    let done = c
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(completed.build())
+        .send()
+        .await
+        .unwrap();
+    let want = multipart_etag(&[&part1, &part2]);
+    assert_eq!(done.e_tag(), Some(want.as_str()), "CompleteMultipartUpload");
+    assert_etag_everywhere(c, key, &want, "multipart").await;
+    c.get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .if_match(&want)
+        .send()
+        .await
+        .unwrap();
+
+    // Objects written behind the gateway's back answer what their backend stored: the
+    // MD5 where the backend has one (Azure computes Content-MD5 for a blob put in one
+    // request), else their native ETag, the same in HEAD and LIST.
+    if let Some(store) = fx.direct.clone() {
+        use object_store::ObjectStoreExt as _;
+        let body = data(2000, 16);
+        let path = object_store::path::Path::from("etag/foreign-single");
+        store.put(&path, body.clone().into()).await.unwrap();
+        let want = md5_etag(&body);
+        assert_etag_everywhere(c, "etag/foreign-single", &want, "foreign single").await;
+        let path = object_store::path::Path::from("etag/foreign-blocks");
+        let mut up = store.put_multipart(&path).await.unwrap();
+        up.put_part(body.clone().into()).await.unwrap();
+        up.complete().await.unwrap();
+        let head = c
+            .head_object()
+            .bucket(BUCKET)
+            .key("etag/foreign-blocks")
+            .send()
+            .await
+            .unwrap();
+        let native = head.e_tag().unwrap().to_owned();
+        assert_etag_everywhere(c, "etag/foreign-blocks", &native, "foreign blocks").await;
+    }
+}
+
+/// Keys ending in `/` ("folder markers", as the AWS console's Create folder, rclone
+/// mkdir, Hadoop s3a and s3fs write them) are keys like any other: written (empty or
+/// not), read, listed with and without a delimiter, copied and deleted, without touching
+/// the keys under them.
+async fn folder_markers(c: &Client) {
+    let put = |key: &'static str, body: &'static [u8]| async move {
+        c.put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .content_type("application/x-directory")
+            .body(ByteStream::from_static(body))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PUT {key}: {e:?}"))
+    };
+    let keys = |prefix: &'static str, delimiter: Option<&'static str>| async move {
+        list_all_v2(c, prefix, delimiter, 1000).await
+    };
+    let out = put("fold/", b"").await;
+    assert_eq!(out.e_tag(), Some(md5_etag(b"").as_str()));
+    let head = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("fold/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_length(), Some(0));
+    assert_eq!(head.content_type(), Some("application/x-directory"));
+    assert_eq!(body_of(c, "fold/").await, b"");
+    // Before any key under it, and after.
+    assert_eq!(keys("fold/", None).await.0, ["fold/"]);
+    assert_eq!(
+        keys("fold", Some("/")).await,
+        (vec![], vec!["fold/".to_owned()], 1)
+    );
+    put("fold/a", b"a").await;
+    put("fold/sub/b", b"b").await;
+    put("fold/sub/", b"").await;
+    put("folder-sibling", b"s").await;
+    assert_eq!(
+        keys("fold/", None).await.0,
+        ["fold/", "fold/a", "fold/sub/", "fold/sub/b"]
+    );
+    // A common prefix once, whether a marker, keys under it, or both make it.
+    let (objs, prefixes, _) = keys("fold", Some("/")).await;
+    assert_eq!(objs, ["folder-sibling"]);
+    assert_eq!(prefixes, ["fold/"]);
+    let (objs, prefixes, _) = keys("fold/", Some("/")).await;
+    assert_eq!(objs, ["fold/", "fold/a"]);
+    assert_eq!(prefixes, ["fold/sub/"]);
+    let (objs, prefixes, _) = keys("fold/sub/", Some("/")).await;
+    assert_eq!(objs, ["fold/sub/", "fold/sub/b"]);
+    assert!(prefixes.is_empty());
+    // Pages that end on the marker go on after it.
+    let (objs, _, pages) = list_all_v2(c, "fold/", None, 1).await;
+    assert_eq!(objs, ["fold/", "fold/a", "fold/sub/", "fold/sub/b"]);
+    assert_eq!(pages, 4);
+    let after = c
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("fold/")
+        .start_after("fold/")
+        .send()
+        .await
+        .unwrap();
+    let got: Vec<_> = after.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(got, ["fold/a", "fold/sub/", "fold/sub/b"]);
+
+    // A marker may hold bytes, as in S3.
+    put("withdata/", b"not empty").await;
+    assert_eq!(body_of(c, "withdata/").await, b"not empty");
+    let listed = c
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("withdata/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.contents()[0].size(), Some(9));
+    assert_eq!(
+        listed.contents()[0].e_tag(),
+        Some(md5_etag(b"not empty").as_str())
+    );
+    let e = c
+        .put_object()
+        .bucket(BUCKET)
+        .key("withdata/")
+        .if_none_match("*")
+        .body(ByteStream::from_static(b""))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e).0, 412, "a marker that exists");
+
+    // Copied, to a marker and from one.
+    c.copy_object()
+        .bucket(BUCKET)
+        .key("copied-fold/")
+        .copy_source(format!("{BUCKET}/withdata/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body_of(c, "copied-fold/").await, b"not empty");
+    c.copy_object()
+        .bucket(BUCKET)
+        .key("copied-from-marker")
+        .copy_source(format!("{BUCKET}/fold/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body_of(c, "copied-from-marker").await, b"");
+
+    // Deleting the marker leaves the keys under it; deleting them leaves the marker.
+    c.delete_object()
+        .bucket(BUCKET)
+        .key("fold/")
+        .send()
+        .await
+        .unwrap();
+    let e = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("fold/")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e).0, 404);
+    assert_eq!(
+        keys("fold/", None).await.0,
+        ["fold/a", "fold/sub/", "fold/sub/b"]
+    );
+    c.delete_object()
+        .bucket(BUCKET)
+        .key("fold/sub/b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keys("fold/", None).await.0, ["fold/a", "fold/sub/"]);
+    assert_eq!(body_of(c, "fold/sub/").await, b"");
+    let (_, prefixes, _) = keys("fold/", Some("/")).await;
+    assert_eq!(prefixes, ["fold/sub/"]);
+    // DeleteObjects takes markers too.
+    let ids = ["fold/sub/", "fold/a", "withdata/", "copied-fold/"]
+        .map(|k| ObjectIdentifier::builder().key(k).build().unwrap());
+    let out = c
+        .delete_objects()
+        .bucket(BUCKET)
+        .delete(
+            Delete::builder()
+                .set_objects(Some(ids.to_vec()))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(out.errors().is_empty(), "{:?}", out.errors());
+    assert!(keys("fold/", None).await.0.is_empty());
+    assert!(keys("withdata/", None).await.0.is_empty());
+    for k in ["folder-sibling", "copied-from-marker"] {
+        c.delete_object()
+            .bucket(BUCKET)
+            .key(k)
+            .send()
+            .await
+            .unwrap();
     }
 }
 

@@ -17,6 +17,13 @@
 //! directory entries that publish it are on disk (`fsync` of the file, then of each
 //! directory whose entries changed).
 //!
+//! **Folder markers.** A key ending in `/` (`photos/`, as the AWS console's "Create
+//! folder" writes it) is the file [`MARKER_FILE`] inside the directory of that name
+//! (`photos/.switchyard-folder`), with the marker's bytes (usually none) and attributes
+//! like any object's. The directory then holds the marker: deleting the last object under
+//! it leaves it (and the marker), deleting the marker leaves the objects under it. Keys
+//! with a segment of that name are refused here: the name is the marker's.
+//!
 //! **Temporary files** live in a directory of this engine's own under
 //! `.switchyard/tmp/`, beside a lock file the engine holds while it runs. An engine that
 //! opens the backend removes the directories of engines that no longer hold their lock
@@ -47,6 +54,8 @@ use crate::model::{
 };
 
 const RESERVED_DIR: &str = ".switchyard";
+/// The file inside a directory that is the folder marker `DIR/` (see the module's doc).
+pub const MARKER_FILE: &str = ".switchyard-folder";
 const READ_BUFFER: usize = 256 * 1024;
 /// The extended attribute holding a [`Stamp`].
 const XATTR: &str = "user.switchyard";
@@ -281,8 +290,19 @@ impl FsStore {
         &self.root
     }
 
+    /// The file holding `key`: the file at the key's path, or for a folder marker
+    /// (`dir/`) the [`MARKER_FILE`] in its directory.
     fn data_path(&self, key: &str) -> PathBuf {
-        self.root.join(key)
+        match key.strip_suffix('/') {
+            Some(dir) => self.root.join(dir).join(MARKER_FILE),
+            None => self.root.join(key),
+        }
+    }
+
+    /// Whether `key` names a marker's file itself (or a path under one), which is not a
+    /// key here.
+    fn names_marker_file(key: &str) -> bool {
+        key.split('/').any(|s| s == MARKER_FILE)
     }
 
     fn internal(&self, rel: &str) -> PathBuf {
@@ -322,14 +342,15 @@ impl FsStore {
         }
     }
 
-    /// Streams `body` into a new temporary file, stamps it (when `attrs` are given: a
-    /// part of a multipart upload needs none) and makes it durable. Returns its path,
-    /// size and MD5.
+    /// Streams `body` into a new temporary file, stamps it (when `stamp` is given: a part
+    /// of a multipart upload needs none) and makes it durable. The stamp's ETag is the
+    /// MD5 of the bytes, or the declared multipart ETag of a copy of a multipart upload.
+    /// Returns its path, size, MD5 (hex) and the ETag stamped.
     async fn write_tmp(
         &self,
         mut body: Body,
-        attrs: Option<&Attrs>,
-    ) -> Result<(PathBuf, u64, String)> {
+        stamp: Option<(&Attrs, &Declared)>,
+    ) -> Result<(PathBuf, u64, String, String)> {
         let (tmp, mut file) = self.create_tmp().await?;
         let mut md5 = Md5::new();
         let mut size = 0u64;
@@ -343,19 +364,23 @@ impl FsStore {
             file.flush().await.map_err(|e| self.io(e))
         }
         .await;
-        let etag = hex::encode(md5.finalize());
+        let md5: [u8; 16] = md5.finalize().into();
+        let etag = match stamp {
+            Some((_, declared)) => super::etag_to_keep(declared, &md5),
+            None => hex::encode(md5),
+        };
         let result = match streamed {
             Ok(()) => {
                 self.seal(
                     file.into_std().await,
-                    attrs.map(|a| (etag.clone(), a.clone())),
+                    stamp.map(|(a, _)| (etag.clone(), a.clone())),
                 )
                 .await
             }
             Err(e) => Err(e),
         };
         match result {
-            Ok(()) => Ok((tmp, size, etag)),
+            Ok(()) => Ok((tmp, size, hex::encode(md5), etag)),
             Err(e) => {
                 let _ = tokio::fs::remove_file(&tmp).await;
                 Err(e)
@@ -427,6 +452,12 @@ impl FsStore {
     /// segment longer than the filesystem allows, or a key that is (or is under) another
     /// key's "directory". One `stat`: the parents are made when the object is published.
     async fn check_writable(&self, key: &str) -> Result<()> {
+        if Self::names_marker_file(key) {
+            return Err(Error::InvalidArgument(format!(
+                "the fs backend {} keeps folder markers (keys ending in '/') as files named {MARKER_FILE}: keys with a segment of that name are refused",
+                self.name
+            )));
+        }
         if let Some(seg) = key.split('/').find(|s| s.len() > NAME_MAX) {
             return Err(Error::KeyTooLong(format!(
                 "the fs backend {} stores keys as file paths, and a segment of {} bytes is longer than the filesystem allows ({NAME_MAX})",
@@ -478,7 +509,7 @@ impl FsStore {
             .await?;
         fail::fail_point!("fs::after_publish", |_| std::process::abort());
         self.sync_dirs(changed).await?;
-        if self.legacy_meta {
+        if self.legacy_meta && !super::is_marker(key) {
             // A sidecar of an earlier version no longer describes this key.
             let _ = tokio::fs::remove_file(sidecar_path(&self.root, key)).await;
         }
@@ -604,6 +635,7 @@ impl FsStore {
 
     async fn describe_legacy(&self, key: &str, meta: &std::fs::Metadata) -> ObjectInfo {
         if self.legacy_meta
+            && !super::is_marker(key)
             && let Ok(bytes) = tokio::fs::read(sidecar_path(&self.root, key)).await
             && let Some(info) = Stamp::decode(&bytes).and_then(|s| s.describe(meta))
         {
@@ -684,12 +716,17 @@ struct Level {
     dir: PathBuf,
     key_prefix: String,
     entries: std::vec::IntoIter<(String, bool)>,
+    /// The directory holds its folder marker (the key `key_prefix`), not yet yielded: it
+    /// sorts before every key inside the directory.
+    marker: bool,
 }
 
 /// Reads one directory, sorted so that the walk yields keys in byte order: a directory
-/// sorts as its name followed by `/`, because every key inside it does.
-fn read_sorted(dir: &Path, skip_reserved: bool) -> std::io::Result<Vec<(String, bool)>> {
+/// sorts as its name followed by `/`, because every key inside it does. A folder marker's
+/// file is not an entry: whether the directory holds one is returned beside them.
+fn read_sorted(dir: &Path, skip_reserved: bool) -> std::io::Result<(Vec<(String, bool)>, bool)> {
     let mut entries = Vec::new();
+    let mut marker = false;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let Ok(name) = entry.file_name().into_string() else {
@@ -704,6 +741,10 @@ fn read_sorted(dir: &Path, skip_reserved: bool) -> std::io::Result<Vec<(String, 
         } else {
             ft.is_dir()
         };
+        if name == MARKER_FILE {
+            marker |= !is_dir;
+            continue;
+        }
         entries.push((name, is_dir));
     }
     entries.sort_by(|(a, ad), (b, bd)| {
@@ -711,7 +752,7 @@ fn read_sorted(dir: &Path, skip_reserved: bool) -> std::io::Result<Vec<(String, 
         let b = if *bd { format!("{b}/") } else { b.clone() };
         a.as_bytes().cmp(b.as_bytes())
     });
-    Ok(entries)
+    Ok((entries, marker))
 }
 
 struct Walk {
@@ -765,6 +806,7 @@ impl Walk {
             }
         }
         if self.legacy_meta
+            && !super::is_marker(key)
             && let Ok(bytes) = std::fs::read(sidecar_path(&self.root, key))
             && let Some(info) = Stamp::decode(&bytes).and_then(|s| s.describe(&meta))
         {
@@ -774,14 +816,43 @@ impl Walk {
         Ok(Some((meta, etag)))
     }
 
+    /// The listing row of `key`, held in the file at `path`: `None` when the file went
+    /// away (or the key is not wanted).
+    fn row(&self, key: String, path: &Path) -> Option<Result<ObjectSummary>> {
+        if !key.starts_with(&self.prefix)
+            || self.offset.as_deref().is_some_and(|o| key.as_str() <= o)
+        {
+            return None;
+        }
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if is_missing(&e) => return None,
+            Err(e) => return Some(Err(io_error(&self.name, e))),
+        };
+        let (meta, etag) = match self.etag(&key, path, meta) {
+            Ok(Some(found)) => found,
+            // Deleted since the directory was read.
+            Ok(None) => return None,
+            Err(e) => return Some(Err(io_error(&self.name, e))),
+        };
+        Some(Ok(ObjectSummary {
+            etag,
+            key,
+            size: meta.len(),
+            last_modified: to_datetime(&meta),
+        }))
+    }
+
     fn next_blocking(&mut self) -> Option<Result<ObjectSummary>> {
         if !self.started {
             self.started = true;
             match read_sorted(&self.root, true) {
-                Ok(entries) => self.stack.push(Level {
+                Ok((entries, _)) => self.stack.push(Level {
                     dir: self.root.clone(),
                     key_prefix: String::new(),
                     entries: entries.into_iter(),
+                    // A marker at the root would be the key "/": none.
+                    marker: false,
                 }),
                 Err(e) if is_missing(&e) => return None,
                 Err(e) => return Some(Err(io_error(&self.name, e))),
@@ -789,6 +860,14 @@ impl Walk {
         }
         loop {
             let level = self.stack.last_mut()?;
+            if std::mem::take(&mut level.marker) {
+                let key = level.key_prefix.clone();
+                let path = level.dir.join(MARKER_FILE);
+                match self.row(key, &path) {
+                    Some(row) => return Some(row),
+                    None => continue,
+                }
+            }
             let Some((name, is_dir)) = level.entries.next() else {
                 self.stack.pop();
                 continue;
@@ -801,38 +880,20 @@ impl Walk {
                     continue;
                 }
                 match read_sorted(&path, false) {
-                    Ok(entries) => self.stack.push(Level {
+                    Ok((entries, marker)) => self.stack.push(Level {
                         dir: path,
                         key_prefix: dir_key,
                         entries: entries.into_iter(),
+                        marker,
                     }),
                     Err(e) if is_missing(&e) => continue,
                     Err(e) => return Some(Err(io_error(&self.name, e))),
                 }
                 continue;
             }
-            if !key.starts_with(&self.prefix)
-                || self.offset.as_deref().is_some_and(|o| key.as_str() <= o)
-            {
-                continue;
+            if let Some(row) = self.row(key, &path) {
+                return Some(row);
             }
-            let meta = match std::fs::metadata(&path) {
-                Ok(m) => m,
-                Err(e) if is_missing(&e) => continue,
-                Err(e) => return Some(Err(io_error(&self.name, e))),
-            };
-            let (meta, etag) = match self.etag(&key, &path, meta) {
-                Ok(Some(found)) => found,
-                // Deleted since the directory was read.
-                Ok(None) => continue,
-                Err(e) => return Some(Err(io_error(&self.name, e))),
-            };
-            return Some(Ok(ObjectSummary {
-                etag,
-                key,
-                size: meta.len(),
-                last_modified: to_datetime(&meta),
-            }));
         }
     }
 }
@@ -867,10 +928,10 @@ impl Store for FsStore {
             let current = self.current_etag(key).await?;
             check_write_condition(cond, current.as_ref().map(|e| Some(e.as_str())))?;
         }
-        let (tmp, _size, etag) = self.write_tmp(body, Some(attrs)).await?;
-        // The ETag is the MD5 already computed: no second hash.
+        let (tmp, _size, md5, etag) = self.write_tmp(body, Some((attrs, &declared))).await?;
+        // The MD5 was computed on the way: no second hash.
         if let Some(want) = declared.md5
-            && etag != hex::encode(want)
+            && md5 != hex::encode(want)
         {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(Error::BadDigest);
@@ -886,6 +947,9 @@ impl Store for FsStore {
         cond: &ReadConditions,
         head: bool,
     ) -> Result<(GetOutcome, Option<ByteStream>)> {
+        if Self::names_marker_file(key) {
+            return Err(Error::NotFound);
+        }
         let path = self.data_path(key);
         let mut file = tokio::fs::File::open(&path).await.map_err(|e| self.io(e))?;
         let meta = file.metadata().await.map_err(|e| self.io(e))?;
@@ -920,6 +984,10 @@ impl Store for FsStore {
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
+        if Self::names_marker_file(key) {
+            // Not a key here (a marker's file): nothing to delete, as for a missing key.
+            return Ok(());
+        }
         let path = self.data_path(key);
         match tokio::fs::remove_file(&path).await {
             Ok(()) => {
@@ -938,7 +1006,7 @@ impl Store for FsStore {
             Err(e) => return Err(self.io(e)),
         }
         self.prune_dirs(&path, &self.root).await;
-        if self.legacy_meta {
+        if self.legacy_meta && !super::is_marker(key) {
             let sidecar = sidecar_path(&self.root, key);
             let _ = tokio::fs::remove_file(&sidecar).await;
             self.prune_dirs(&sidecar, &self.root.join(RESERVED_DIR).join("meta"))
@@ -993,6 +1061,9 @@ impl Store for FsStore {
     }
 
     async fn copy(&self, from: &str, to: &str) -> Result<()> {
+        if Self::names_marker_file(from) {
+            return Err(Error::NotFound);
+        }
         self.check_writable(to).await?;
         let src = std::fs::File::open(self.data_path(from)).map_err(|e| self.io(e))?;
         let meta = src.metadata().map_err(|e| self.io(e))?;
@@ -1052,7 +1123,7 @@ impl Store for FsStore {
         _len: Option<u64>,
     ) -> Result<PartRef> {
         let rel = format!("uploads/{nonce}/data/{part_idx:05}");
-        let (tmp, _, _) = self.write_tmp(body, None).await?;
+        let (tmp, _, _, _) = self.write_tmp(body, None).await?;
         let placed = match self
             .place(&tmp, &self.internal(&rel), false, |e| self.io(e))
             .await
@@ -1074,10 +1145,10 @@ impl Store for FsStore {
         nonce: &str,
         parts: Vec<PartRef>,
         attrs: &Attrs,
+        etag: &str,
     ) -> Result<PutOutcome> {
         self.check_writable(key).await?;
         let (tmp, mut out) = self.create_tmp().await?;
-        let mut md5 = Md5::new();
         let mut buf = vec![0u8; READ_BUFFER];
         let result: Result<()> = async {
             for part in &parts {
@@ -1094,14 +1165,14 @@ impl Store for FsStore {
                     if n == 0 {
                         break;
                     }
-                    md5.update(&buf[..n]);
                     out.write_all(&buf[..n]).await.map_err(|e| self.io(e))?;
                 }
             }
             out.flush().await.map_err(|e| self.io(e))
         }
         .await;
-        let etag = format!("{}-{}", hex::encode(md5.finalize()), parts.len());
+        // S3's multipart ETag (the MD5 of the part MD5s), as the router computed it.
+        let etag = etag.to_owned();
         let sealed = match result {
             Ok(()) => {
                 self.seal(out.into_std().await, Some((etag.clone(), attrs.clone())))
@@ -1629,6 +1700,124 @@ mod consistency {
             .unwrap_err();
         assert!(matches!(e, Error::NotFound), "{e:?}");
         s.delete(&format!("l/{}", "n".repeat(300))).await.unwrap();
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    /// A folder marker `d/` is the file `d/.switchyard-folder`: listed before the keys
+    /// under it, kept when they go, and gone without them.
+    #[tokio::test]
+    async fn folder_markers_are_files_in_their_directory() {
+        let root = temp_root("markers");
+        let s = FsStore::new(root.clone(), None, "t").unwrap();
+        let a = attrs_of("xxxxxxxx");
+        put(&s, "d/", b"xxxxxxxx".to_vec(), &a).await.unwrap();
+        assert!(root.join("d").join(MARKER_FILE).is_file());
+        let (info, data) = read(&s, "d/").await.unwrap();
+        assert_whole(&info, &data);
+        for k in ["d/x", "d-e", "d/sub/y", "d0"] {
+            put(&s, k, b"xxxxxxxx".to_vec(), &a).await.unwrap();
+        }
+        let keys = |p: &'static str, o: Option<&'static str>| {
+            s.list(p, o)
+                .map(|r| r.unwrap().key)
+                .collect::<Vec<String>>()
+        };
+        assert_eq!(keys("", None).await, ["d-e", "d/", "d/sub/y", "d/x", "d0"]);
+        assert_eq!(keys("d/", None).await, ["d/", "d/sub/y", "d/x"]);
+        assert_eq!(keys("d/", Some("d/")).await, ["d/sub/y", "d/x"]);
+        assert_eq!(keys("d", Some("d-e")).await, ["d/", "d/sub/y", "d/x", "d0"]);
+        let listed: Vec<ObjectSummary> = futures::TryStreamExt::try_collect(s.list("d/", None))
+            .await
+            .unwrap();
+        assert_eq!(listed[0].etag, info.etag);
+        // The last keys under it go: the directory stays, with its marker.
+        s.delete("d/x").await.unwrap();
+        s.delete("d/sub/y").await.unwrap();
+        assert!(!root.join("d/sub").exists());
+        assert_eq!(keys("d/", None).await, ["d/"]);
+        // The marker goes: the keys under it stay; then the directory goes with the last.
+        put(&s, "d/z", b"xxxxxxxx".to_vec(), &a).await.unwrap();
+        s.delete("d/").await.unwrap();
+        assert!(matches!(read(&s, "d/").await, Err(Error::NotFound)));
+        assert_eq!(keys("d/", None).await, ["d/z"]);
+        s.delete("d/z").await.unwrap();
+        assert!(!root.join("d").exists());
+        // The marker's file name is not a key; a marker cannot sit beside an object of
+        // its name.
+        let e = put(&s, &format!("e/{MARKER_FILE}"), b"x".to_vec(), &a)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
+        put(&s, "f/", b"".to_vec(), &a).await.unwrap();
+        let marker_file = format!("f/{MARKER_FILE}");
+        assert!(matches!(read(&s, &marker_file).await, Err(Error::NotFound)));
+        s.delete(&marker_file).await.unwrap();
+        assert!(
+            read(&s, "f/").await.is_ok(),
+            "deleting the file's name deleted the marker"
+        );
+        let e = put(&s, "f", b"x".to_vec(), &a).await.unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
+        let e = put(&s, "d0/", b"x".to_vec(), &a).await.unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    /// A multipart upload's ETag is S3's (given by the router), and a copy of such an
+    /// object keeps it when declared.
+    #[tokio::test]
+    async fn multipart_etags_are_kept() {
+        let root = temp_root("mpu-etag");
+        let s = FsStore::new(root.clone(), None, "t").unwrap();
+        let part = s
+            .mpu_put_part("k", "", "n1", 0, bytes_body(b"abc".to_vec()), None)
+            .await
+            .unwrap();
+        let etag = "96e024ba2074fe77e8e965ba43a704be-1";
+        let out = s
+            .mpu_complete("k", "", "n1", vec![part], &Attrs::default(), etag)
+            .await
+            .unwrap();
+        assert_eq!(out.etag.as_deref(), Some(etag));
+        let (info, _) = read(&s, "k").await.unwrap();
+        assert_eq!(info.etag.as_deref(), Some(etag));
+        assert_eq!(info.content_md5, None);
+        let declared = Declared {
+            etag: Some(format!("\"{etag}\"")),
+            ..Declared::default()
+        };
+        let out = s
+            .put(
+                "copy",
+                bytes_body(b"abc".to_vec()),
+                declared,
+                &Attrs::default(),
+                &WriteCondition::None,
+                1 << 23,
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.etag.as_deref(), Some(etag));
+        // Anything but a multipart ETag is not kept: the MD5 of the bytes is the ETag.
+        let declared = Declared {
+            etag: Some("0123456789abcdef0123456789abcdef".into()),
+            ..Declared::default()
+        };
+        let out = s
+            .put(
+                "other",
+                bytes_body(b"abc".to_vec()),
+                declared,
+                &Attrs::default(),
+                &WriteCondition::None,
+                1 << 23,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            out.etag.as_deref(),
+            Some("900150983cd24fb0d6963f7d28e17f72")
+        );
         std::fs::remove_dir_all(root).unwrap();
     }
 

@@ -4,8 +4,11 @@
 //! implementation because `object_store`'s local store keeps no attributes and has no
 //! resumable multipart API. The registry also tracks health and latency per backend.
 
+mod azure;
 mod fs;
+mod gcs;
 mod objstore;
+mod rest;
 mod s3direct;
 mod sigv4;
 #[cfg(test)]
@@ -27,7 +30,7 @@ use crate::model::{
     PutOutcome, RESERVED_PREFIX, ReadConditions, Result, WriteCondition,
 };
 
-pub use fs::{FsStore, create_bucket_dir, recover_retired, retire_bucket_dir};
+pub use fs::{FsStore, MARKER_FILE, create_bucket_dir, recover_retired, retire_bucket_dir};
 pub use objstore::ObjectStoreBackend;
 
 /// One part of a multipart upload as the backend knows it.
@@ -90,7 +93,9 @@ pub trait Store: Send + Sync + 'static {
         body: Body,
         len: Option<u64>,
     ) -> Result<PartRef>;
-    /// Completes with parts in order; `attrs` are the ones given at creation.
+    /// Completes with parts in order; `attrs` are the ones given at creation, `etag` the
+    /// S3 ETag of the upload (`<md5 of the part md5s>-<parts>`), which a store whose own
+    /// multipart ETag differs keeps with the object.
     async fn mpu_complete(
         &self,
         key: &str,
@@ -98,6 +103,7 @@ pub trait Store: Send + Sync + 'static {
         nonce: &str,
         parts: Vec<PartRef>,
         attrs: &Attrs,
+        etag: &str,
     ) -> Result<PutOutcome>;
     async fn mpu_abort(&self, key: &str, upload: &str, nonce: &str) -> Result<()>;
 
@@ -290,8 +296,9 @@ pub fn dynamic_backend(template: &DynamicBuckets, bucket: &str) -> Result<Backen
 }
 
 /// Checks that a client key can be stored faithfully in every backend kind: object_store
-/// paths and filesystem names cannot hold empty, `.` or `..` segments, a trailing `/`, or
-/// control characters, and the reserved namespace is not the client's.
+/// paths and filesystem names cannot hold empty, `.` or `..` segments or control
+/// characters, and the reserved namespace is not the client's. A trailing `/` (a folder
+/// marker) is a key like another: each store gives it a representation of its own.
 pub fn check_key(key: &str) -> Result<()> {
     if key.is_empty() {
         return Err(Error::InvalidArgument("the key must not be empty".into()));
@@ -307,13 +314,12 @@ pub fn check_key(key: &str) -> Result<()> {
             "keys under {RESERVED_PREFIX} are reserved by Switchyard"
         )));
     }
-    if key.starts_with('/') || key.ends_with('/') || key.contains("//") {
+    if key.starts_with('/') || key.contains("//") {
         return Err(Error::InvalidArgument(
-            "keys with a leading or trailing '/' or an empty segment ('//') are not supported"
-                .into(),
+            "keys with a leading '/' or an empty segment ('//') are not supported".into(),
         ));
     }
-    for segment in key.split('/') {
+    for segment in key.strip_suffix('/').unwrap_or(key).split('/') {
         if segment == "." || segment == ".." {
             return Err(Error::InvalidArgument(
                 "keys with '.' or '..' segments are not supported".into(),
@@ -361,6 +367,58 @@ pub(crate) fn etag_md5(etag: &str) -> Option<[u8; 16]> {
     (e.len() == 32 && hex::decode_to_slice(e, &mut md5).is_ok()).then_some(md5)
 }
 
+/// Whether `key` is a folder marker: a key ending in `/`, which object_store paths cannot
+/// name (they drop a trailing `/`).
+pub(crate) fn is_marker(key: &str) -> bool {
+    key.ends_with('/')
+}
+
+/// Whether `etag` has the form S3 gives a multipart upload: 32 hex digits, `-`, a count.
+pub(crate) fn is_multipart_etag(etag: &str) -> bool {
+    let e = etag.trim_matches('"');
+    e.split_once('-').is_some_and(|(md5, n)| {
+        md5.len() == 32
+            && md5.bytes().all(|b| b.is_ascii_hexdigit())
+            && !n.is_empty()
+            && n.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// The S3 ETag of a multipart upload of parts with these MD5s (hex, as the parts'
+/// ETags): the MD5 of their binary MD5s, `-`, their number.
+pub fn multipart_etag<'a>(part_md5s: impl IntoIterator<Item = &'a str>) -> Result<String> {
+    use md5::{Digest, Md5};
+    let mut all = Md5::new();
+    let mut n = 0usize;
+    for hex_md5 in part_md5s {
+        let md5 = etag_md5(hex_md5)
+            .ok_or_else(|| Error::internal(format!("part ETag {hex_md5:?} is not an MD5")))?;
+        all.update(md5);
+        n += 1;
+    }
+    Ok(format!("{}-{n}", hex::encode(all.finalize())))
+}
+
+/// The ETag a store keeps for a write whose bytes have MD5 `md5`: the declared multipart
+/// ETag of a copy of a multipart upload, else the MD5.
+pub(crate) fn etag_to_keep(declared: &Declared, md5: &[u8; 16]) -> String {
+    match declared.etag.as_deref().map(unquote_etag) {
+        Some(e) if is_multipart_etag(&e) => e,
+        _ => hex::encode(md5),
+    }
+}
+
+/// Refuses attributes that name Switchyard's own metadata.
+pub fn check_attrs(attrs: &Attrs) -> Result<()> {
+    if attrs.metadata.contains_key(crate::model::ETAG_META) {
+        return Err(Error::InvalidArgument(format!(
+            "x-amz-meta-{} is reserved by Switchyard",
+            crate::model::ETAG_META
+        )));
+    }
+    Ok(())
+}
+
 /// ETags travel quoted in HTTP and bare inside Switchyard.
 pub fn unquote_etag(s: &str) -> String {
     objstore::unquote(s.to_owned())
@@ -371,10 +429,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn multipart_etags() {
+        // Two parts "a" and "b": the MD5 of their MD5s.
+        let a = hex::encode(<md5::Md5 as md5::Digest>::digest(b"a"));
+        let b = hex::encode(<md5::Md5 as md5::Digest>::digest(b"b"));
+        let e = multipart_etag([a.as_str(), b.as_str()]).unwrap();
+        assert_eq!(e, "96e024ba2074fe77e8e965ba43a704be-2");
+        assert!(is_multipart_etag(&e));
+        assert!(is_multipart_etag(&format!("\"{e}\"")));
+        assert!(!is_multipart_etag(&a));
+        assert!(!is_multipart_etag("0x8D9-2"));
+        assert!(multipart_etag(["nope"]).is_err());
+    }
+
+    #[test]
     fn keys() {
         assert!(check_key("a/b/c.txt").is_ok());
         assert!(check_key("ünïcødé/日本語 key+with spaces").is_ok());
         assert!(check_key(&"k".repeat(1024)).is_ok());
+        // Folder markers.
+        assert!(check_key("a/").is_ok());
+        assert!(check_key("a/b/").is_ok());
         assert!(matches!(
             check_key(&"k".repeat(1025)),
             Err(Error::KeyTooLong(_))
@@ -386,8 +461,11 @@ mod tests {
             "./a",
             "a//b",
             "/a",
-            "a/",
+            "/",
+            "a//",
+            "a/../",
             ".switchyard/x",
+            ".switchyard/",
             "a\u{0}b",
             "a\nb",
         ] {

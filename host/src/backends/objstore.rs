@@ -1,4 +1,10 @@
 //! Backends reached through `object_store`: S3, Azure Blob, GCS and in-memory.
+//!
+//! Where object_store hides what an S3 client must be answered, requests bypass it:
+//! `s3direct.rs` (S3 with static credentials), `azure.rs` and `gcs.rs` (object reads,
+//! writes and listings, for the S3 ETag and folder markers). Memory members keep every
+//! object's S3 ETag as the metadata [`ETAG_META`] (object_store's in-memory ETags are
+//! counters), and folder markers in a second in-memory store.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
@@ -15,11 +21,13 @@ use object_store::{
     UpdateVersion, WriteMultipart,
 };
 
-use super::{PartRef, Store};
+use super::azure::AzureDirect;
+use super::gcs::GcsDirect;
+use super::{PartRef, Store, is_marker};
 use crate::config::{BackendConfig, ConfigError, NetworkConfig};
 use crate::model::{
-    Attrs, Body, ByteRange, ByteStream, Declared, Error, GetOutcome, ObjectInfo, ObjectSummary,
-    PutOutcome, RESERVED_PREFIX, ReadConditions, Result, WriteCondition,
+    Attrs, Body, ByteRange, ByteStream, Declared, ETAG_META, Error, GetOutcome, ObjectInfo,
+    ObjectSummary, PutOutcome, RESERVED_PREFIX, ReadConditions, Result, WriteCondition,
 };
 
 use super::s3direct::{MAX_SINGLE_PUT, S3Direct};
@@ -250,10 +258,12 @@ async fn part_buffer_room(len: Option<u64>) -> tokio::sync::SemaphorePermit<'sta
 
 /// Block size of a staged multipart part (Azure) that is streamed rather than sent whole.
 const STAGED_BLOCK: u64 = 4 << 20;
+/// Block size of the write that assembles a staged multipart upload (Azure).
+const STAGED_ASSEMBLY_BLOCK: u64 = 8 << 20;
 
 /// Reads `body` until at least `limit` bytes have come or it ends: the chunks, and
 /// whether the body ended (then they are all of it).
-async fn read_up_to(body: &mut Body, limit: u64) -> Result<(Vec<Bytes>, bool)> {
+pub(crate) async fn read_up_to(body: &mut Body, limit: u64) -> Result<(Vec<Bytes>, bool)> {
     let mut chunks = Vec::new();
     let mut len = 0u64;
     while len < limit {
@@ -271,10 +281,11 @@ async fn read_up_to(body: &mut Body, limit: u64) -> Result<(Vec<Bytes>, bool)> {
 
 /// How multipart uploads reach the backend.
 enum Multipart {
-    /// The backend's own multipart API keeps attributes given at creation (S3, GCS, memory).
+    /// The backend's own multipart API keeps attributes given at creation (S3, GCS).
     Native(Arc<dyn MultipartStore>),
     /// Parts are staged as reserved objects and assembled at completion, for stores whose
-    /// multipart API cannot carry attributes (Azure's block lists in object_store 0.14).
+    /// multipart API cannot carry attributes (Azure's block lists in object_store 0.14),
+    /// or the upload's ETag (memory): the completing write sets them.
     Staged,
 }
 
@@ -289,6 +300,14 @@ pub struct ObjectStoreBackend {
     /// S3 with static credentials: streaming single-request PUTs, GETs and listings
     /// without object_store (see [`S3Direct`]).
     direct: Option<Arc<S3Direct>>,
+    /// Azure: object reads, writes and listings (see [`AzureDirect`]).
+    azure: Option<Arc<AzureDirect>>,
+    /// GCS: object reads, writes and listings (see [`GcsDirect`]).
+    gcs: Option<Arc<GcsDirect>>,
+    /// Memory: folder markers (keys ending in `/`, which object_store paths cannot
+    /// name), in a store of their own under the key without its `/`. Its presence also
+    /// says that every object's S3 ETag is kept as [`ETAG_META`].
+    markers: Option<Arc<object_store::memory::InMemory>>,
     /// Whether the S3 server refuses a body that does not match its `Content-MD5`:
     /// [`MD5_UNKNOWN`] until a probe has told.
     checks_md5: AtomicU8,
@@ -343,7 +362,9 @@ fn retry_config(network: &NetworkConfig) -> RetryConfig {
 impl ObjectStoreBackend {
     pub fn memory(name: &str, prefix: Option<String>) -> Self {
         let store = Arc::new(object_store::memory::InMemory::new());
-        Self::new(name, store.clone(), Multipart::Native(store), prefix)
+        let mut backend = Self::new(name, store, Multipart::Staged, prefix);
+        backend.markers = Some(Arc::new(object_store::memory::InMemory::new()));
+        backend
     }
 
     fn new(
@@ -363,6 +384,9 @@ impl ObjectStoreBackend {
             prefix,
             escape_meta: false,
             direct: None,
+            azure: None,
+            gcs: None,
+            markers: None,
             checks_md5: AtomicU8::new(MD5_UNKNOWN),
             md5_probe_failures: AtomicU32::new(0),
             md5_probe: tokio::sync::Mutex::new(()),
@@ -487,14 +511,20 @@ impl ObjectStoreBackend {
                 } else if c.use_emulator {
                     b = b.with_use_emulator(true);
                 }
-                match &c.access_key {
-                    Some(k) => b = b.with_access_key(k.resolve(&field("access_key"))?),
-                    None if c.use_emulator => b = b.with_access_key(AZURITE_KEY),
-                    None => {}
+                let key = match &c.access_key {
+                    Some(k) => Some(k.resolve(&field("access_key"))?),
+                    None if c.use_emulator => Some(AZURITE_KEY.to_owned()),
+                    None => None,
+                };
+                if let Some(k) = &key {
+                    b = b.with_access_key(k);
                 }
-                let store = Arc::new(b.build().map_err(|e| config_error(field("kind"), e))?);
-                let mut backend = Self::new(name, store, Multipart::Staged, common.prefix);
+                let store = b.build().map_err(|e| config_error(field("kind"), e))?;
+                let azure = AzureDirect::from_config(name, c, store.credentials().clone(), key)?;
+                let mut backend =
+                    Self::new(name, Arc::new(store), Multipart::Staged, common.prefix);
                 backend.escape_meta = true;
+                backend.azure = Some(Arc::new(azure));
                 Ok(backend)
             }
             BackendConfig::Gcs(c) => {
@@ -523,13 +553,13 @@ impl ObjectStoreBackend {
                         b = b.with_service_account_key(key.to_string());
                     }
                 }
-                let store = Arc::new(b.build().map_err(|e| config_error(field("kind"), e))?);
-                Ok(Self::new(
-                    name,
-                    store.clone(),
-                    Multipart::Native(store),
-                    common.prefix,
-                ))
+                let store = b.build().map_err(|e| config_error(field("kind"), e))?;
+                let gcs = GcsDirect::from_config(name, c, store.credentials().clone())?;
+                let store = Arc::new(store);
+                let mut backend =
+                    Self::new(name, store.clone(), Multipart::Native(store), common.prefix);
+                backend.gcs = Some(Arc::new(gcs));
+                Ok(backend)
             }
             BackendConfig::Memory(_) => Ok(Self::memory(name, common.prefix)),
             BackendConfig::Fs(_) => unreachable!("fs backends are built by FsStore"),
@@ -799,7 +829,10 @@ pub(crate) fn from_attributes(attrs: &Attributes, escape_meta: bool) -> Attrs {
                 } else {
                     name.to_ascii_lowercase()
                 };
-                a.metadata.insert(name, v);
+                // Switchyard's own, not the client's.
+                if name != ETAG_META {
+                    a.metadata.insert(name, v);
+                }
             }
             _ => {}
         }
@@ -852,6 +885,321 @@ pub(crate) fn check_read_conditions(cond: &ReadConditions, info: &ObjectInfo) ->
     Ok(())
 }
 
+impl ObjectStoreBackend {
+    /// The key's name in the backend: the backend's prefix and the key, as it is (a
+    /// checked key is a valid object_store path, but for a folder marker's `/`).
+    fn full(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Where a memory member keeps `key`: folder markers in their own store, under the
+    /// key without its `/`.
+    fn memory_location(&self, key: &str) -> (Arc<dyn ObjectStore>, Path) {
+        match (&self.markers, key.strip_suffix('/')) {
+            (Some(m), Some(dir)) => (m.clone(), self.path(dir)),
+            _ => (self.store.clone(), self.path(key)),
+        }
+    }
+
+    fn marker_refused(&self) -> Error {
+        Error::NotImplemented(format!(
+            "keys ending in '/' (folder markers) need static credentials on S3 member {} (object_store cannot name them)",
+            self.name
+        ))
+    }
+
+    /// A memory member's write: the body is held whole (it is kept in memory anyway), so
+    /// its MD5, the object's S3 ETag, is known before the object is, and goes with it.
+    async fn put_memory(
+        &self,
+        key: &str,
+        body: Body,
+        declared: &Declared,
+        attrs: &Attrs,
+        cond: &WriteCondition,
+    ) -> Result<PutOutcome> {
+        use md5::{Digest, Md5};
+        let data: Vec<Bytes> = body.try_collect().await?;
+        let mut md5 = Md5::new();
+        for chunk in &data {
+            md5.update(chunk);
+        }
+        let md5: [u8; 16] = md5.finalize().into();
+        if declared.md5.is_some_and(|want| want != md5) {
+            return Err(Error::BadDigest);
+        }
+        let etag = super::etag_to_keep(declared, &md5);
+        let (store, path) = self.memory_location(key);
+        let mode = match cond {
+            WriteCondition::None => PutMode::Overwrite,
+            WriteCondition::IfAbsent => PutMode::Create,
+            WriteCondition::IfMatch(_) => {
+                let head = GetOptions {
+                    head: true,
+                    ..Default::default()
+                };
+                let current = match store.get_opts(&path, head).await {
+                    Ok(r) => r,
+                    Err(object_store::Error::NotFound { .. }) => return Err(Error::NotFound),
+                    Err(e) => return Err(self.err(e)),
+                };
+                let s3 = kept_etag(&current.attributes).or_else(|| current.meta.e_tag.clone());
+                check_write_condition(cond, Some(s3.as_deref()))?;
+                PutMode::Update(UpdateVersion {
+                    e_tag: current.meta.e_tag,
+                    version: current.meta.version,
+                })
+            }
+        };
+        let mut attributes = to_attributes(attrs, false);
+        attributes.insert(
+            Attribute::Metadata(ETAG_META.into()),
+            AttributeValue::from(etag.clone()),
+        );
+        let opts = PutOptions {
+            mode,
+            attributes,
+            ..Default::default()
+        };
+        match store
+            .put_opts(&path, PutPayload::from_iter(data), opts)
+            .await
+        {
+            Ok(_) => Ok(PutOutcome { etag: Some(etag) }),
+            Err(object_store::Error::NotFound { .. })
+                if matches!(cond, WriteCondition::IfMatch(_)) =>
+            {
+                Err(Error::NotFound)
+            }
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    /// A folder marker to an S3 member with static credentials: held whole first (a
+    /// marker is small), so that a body failing its checksum never reaches S3, then one
+    /// request naming the key with its `/`.
+    async fn put_s3_marker(
+        &self,
+        key: &str,
+        mut body: Body,
+        declared: &Declared,
+        attrs: &Attrs,
+        cond: &WriteCondition,
+        part_size: u64,
+    ) -> Result<PutOutcome> {
+        let Some(direct) = &self.direct else {
+            return Err(self.marker_refused());
+        };
+        let (data, whole) = read_up_to(&mut body, part_size).await?;
+        if !whole {
+            return Err(Error::NotImplemented(format!(
+                "a folder marker (a key ending in '/') larger than part_size ({part_size} bytes) on S3 member {}",
+                self.name
+            )));
+        }
+        if matches!(cond, WriteCondition::IfMatch(_)) {
+            let current = match direct.get(&self.full(key), None, true).await {
+                Ok((found, _)) => Some(found.info.etag),
+                Err(Error::NotFound) => None,
+                Err(e) => return Err(e),
+            };
+            check_write_condition(cond, current.as_ref().map(|e| e.as_deref()))?;
+        }
+        let direct_cond = match cond {
+            WriteCondition::IfAbsent => WriteCondition::IfAbsent,
+            _ => WriteCondition::None,
+        };
+        let len: u64 = data.iter().map(|c| c.len() as u64).sum();
+        let body = futures::stream::iter(data.into_iter().map(Ok)).boxed();
+        let body = super::md5_checked(body, declared.md5);
+        direct
+            .put(&self.full(key), body, len, None, attrs, &direct_cond)
+            .await
+    }
+
+    /// A GET through object_store (memory members, and S3 members without static
+    /// credentials).
+    async fn get_via_object_store(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        path: &Path,
+        range: Option<ByteRange>,
+        cond: &ReadConditions,
+        head: bool,
+    ) -> Result<(GetOutcome, Option<ByteStream>)> {
+        let opts = GetOptions {
+            range: if head { None } else { range.map(to_get_range) },
+            head,
+            ..Default::default()
+        };
+        let result = match store.get_opts(path, opts).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Err(Error::NotFound),
+            Err(e) => {
+                // Stores word an unsatisfiable range differently; the size settles it.
+                if let (Some(r), false) = (range, head)
+                    && let Ok(meta) = store.head(path).await
+                    && range_unsatisfiable(r, meta.size)
+                {
+                    return Err(Error::InvalidRange);
+                }
+                return Err(self.err(e));
+            }
+        };
+        // A memory member keeps the S3 ETag with the object; an S3 ETag is S3's own.
+        let etag = match &self.markers {
+            Some(_) => kept_etag(&result.attributes),
+            None => None,
+        }
+        .or_else(|| result.meta.e_tag.clone().map(unquote));
+        let info = ObjectInfo {
+            size: result.meta.size,
+            // An SSE-KMS object on S3 has an ETag of an MD5's form without being one,
+            // which only the direct path (static credentials) can tell from the answer's
+            // headers.
+            content_md5: etag.as_deref().and_then(super::etag_md5),
+            etag,
+            last_modified: result.meta.last_modified,
+            attrs: from_attributes(&result.attributes, self.escape_meta),
+            foreign: false,
+        };
+        check_read_conditions(cond, &info)?;
+        let range_served = result.range.clone();
+        let outcome = GetOutcome {
+            info,
+            range: range_served,
+        };
+        if head {
+            return Ok((outcome, None));
+        }
+        let name = self.name.clone();
+        let stream = result
+            .into_stream()
+            .map_err(move |e| map_error(&name, e))
+            .boxed();
+        let body = gathered(stream, &outcome);
+        Ok((outcome, Some(body)))
+    }
+
+    /// A memory member's listing: the objects with the ETags kept with them, merged with
+    /// the folder markers (full keys, the backend's prefix included).
+    fn list_memory(
+        &self,
+        markers: &Arc<object_store::memory::InMemory>,
+        prefix: &str,
+        offset: Option<&str>,
+    ) -> BoxStream<'static, Result<ObjectSummary>> {
+        let store = self.store.clone();
+        let name = self.name.clone();
+        let objects = self
+            .list_through_object_store(prefix, offset)
+            .try_filter_map(move |mut row| {
+                let store = store.clone();
+                let name = name.clone();
+                async move {
+                    let head = GetOptions {
+                        head: true,
+                        ..Default::default()
+                    };
+                    // The listed name as it is (`Path::from` would escape it again).
+                    let path = Path::parse(row.key.as_str())
+                        .unwrap_or_else(|_| Path::from(row.key.as_str()));
+                    match store.get_opts(&path, head).await {
+                        Ok(r) => {
+                            row.etag = kept_etag(&r.attributes).or(row.etag);
+                            Ok(Some(row))
+                        }
+                        // Deleted since the listing saw it.
+                        Err(object_store::Error::NotFound { .. }) => Ok(None),
+                        Err(e) => Err(map_error(&name, e)),
+                    }
+                }
+            })
+            .boxed();
+        let markers = markers.clone();
+        let full_prefix = self.full(prefix);
+        let full_offset = offset.map(|o| self.full(o));
+        let name = self.name.clone();
+        // Markers are few: all of those under the prefix, sorted by their key (with its
+        // `/`, which sorts differently from the path without it).
+        let marker_rows = async move {
+            let store = markers.clone();
+            let mut rows: Vec<ObjectSummary> = markers
+                .list(None)
+                .map_err(|e| map_error(&name, e))
+                .try_filter_map(move |meta| {
+                    let store = store.clone();
+                    async move {
+                        let key = format!("{}/", meta.location);
+                        let head = GetOptions {
+                            head: true,
+                            ..Default::default()
+                        };
+                        let etag = match store.get_opts(&meta.location, head).await {
+                            Ok(r) => kept_etag(&r.attributes),
+                            // Deleted since the listing saw it.
+                            Err(_) => return Ok(None),
+                        };
+                        Ok(Some(ObjectSummary {
+                            key,
+                            size: meta.size,
+                            etag: etag.or(meta.e_tag),
+                            last_modified: meta.last_modified,
+                        }))
+                    }
+                })
+                .try_filter(|row| {
+                    futures::future::ready(
+                        row.key.starts_with(&full_prefix)
+                            && full_offset.as_deref().is_none_or(|o| row.key.as_str() > o),
+                    )
+                })
+                .try_collect()
+                .await?;
+            rows.sort_by(|a, b| a.key.as_bytes().cmp(b.key.as_bytes()));
+            Ok::<_, Error>(rows)
+        };
+        futures::stream::once(async move {
+            let rows = marker_rows.await?;
+            Ok::<_, Error>(merge_sorted(objects, rows))
+        })
+        .try_flatten()
+        .boxed()
+    }
+}
+
+/// The S3 ETag kept with an object as [`ETAG_META`].
+fn kept_etag(attrs: &Attributes) -> Option<String> {
+    attrs
+        .get(&Attribute::Metadata(ETAG_META.into()))
+        .map(|v| v.as_ref().to_owned())
+}
+
+/// Two listings in key order, as one.
+fn merge_sorted(
+    a: BoxStream<'static, Result<ObjectSummary>>,
+    b: Vec<ObjectSummary>,
+) -> BoxStream<'static, Result<ObjectSummary>> {
+    let b = b.into_iter().peekable();
+    futures::stream::unfold((a.peekable(), b), |(mut a, mut b)| async move {
+        let next_a = std::pin::Pin::new(&mut a).peek().await;
+        let take_b = match (next_a, b.peek()) {
+            (None, None) => return None,
+            (None, Some(_)) => true,
+            (Some(Err(_)), _) => false,
+            (Some(Ok(x)), Some(y)) => y.key.as_bytes() < x.key.as_bytes(),
+            (Some(Ok(_)), None) => false,
+        };
+        let item = if take_b {
+            Ok(b.next().expect("peeked"))
+        } else {
+            a.next().await.expect("peeked")
+        };
+        Some((item, (a, b)))
+    })
+    .boxed()
+}
+
 #[async_trait]
 impl Store for ObjectStoreBackend {
     async fn put(
@@ -863,6 +1211,22 @@ impl Store for ObjectStoreBackend {
         cond: &WriteCondition,
         part_size: u64,
     ) -> Result<PutOutcome> {
+        if self.markers.is_some() {
+            return self.put_memory(key, body, &declared, attrs, cond).await;
+        }
+        if let Some(azure) = &self.azure {
+            return azure
+                .put(&self.full(key), body, &declared, attrs, cond, part_size)
+                .await;
+        }
+        if let Some(gcs) = &self.gcs {
+            return gcs.put(&self.full(key), body, &declared, attrs, cond).await;
+        }
+        if is_marker(key) {
+            return self
+                .put_s3_marker(key, body, &declared, attrs, cond, part_size)
+                .await;
+        }
         let path = self.path(key);
         // If-Match stays on object_store's path, which checks the version itself: not
         // every S3-compatible server honours If-Match on PUT.
@@ -895,8 +1259,8 @@ impl Store for ObjectStoreBackend {
             WriteCondition::IfAbsent => PutMode::Create,
             WriteCondition::IfMatch(_) => {
                 // Look up the version the client names, then make the write
-                // conditional on exactly that version (ETag, or generation on
-                // GCS), so a concurrent writer still loses atomically.
+                // conditional on exactly that version, so a concurrent writer still
+                // loses atomically.
                 let meta = match self.store.head(&path).await {
                     Ok(m) => m,
                     Err(object_store::Error::NotFound { .. }) => {
@@ -957,97 +1321,52 @@ impl Store for ObjectStoreBackend {
         cond: &ReadConditions,
         head: bool,
     ) -> Result<(GetOutcome, Option<ByteStream>)> {
-        if let Some(direct) = &self.direct {
-            let (outcome, body) = direct.get(self.path(key).as_ref(), range, head).await?;
-            check_read_conditions(cond, &outcome.info)?;
-            let body = body.map(|b| gathered(b, &outcome));
-            return Ok((outcome, body));
-        }
-        let opts = GetOptions {
-            range: if head { None } else { range.map(to_get_range) },
-            head,
-            ..Default::default()
+        let (outcome, body) = if let Some(azure) = &self.azure {
+            let (outcome, body, _) = azure.get(&self.full(key), range, head).await?;
+            (outcome, body)
+        } else if let Some(gcs) = &self.gcs {
+            let (outcome, body, _) = gcs.get(&self.full(key), range, head).await?;
+            (outcome, body)
+        } else if let Some(direct) = &self.direct {
+            direct.get(&self.full(key), range, head).await?
+        } else if self.markers.is_some() {
+            let (store, path) = self.memory_location(key);
+            return self
+                .get_via_object_store(&store, &path, range, cond, head)
+                .await;
+        } else if is_marker(key) {
+            // This member cannot hold one written through the gateway; another member of
+            // the bucket may.
+            return Err(Error::NotFound);
+        } else {
+            let store = self.store.clone();
+            return self
+                .get_via_object_store(&store, &self.path(key), range, cond, head)
+                .await;
         };
-        let result = match self.store.get_opts(&self.path(key), opts).await {
-            Ok(r) => r,
-            // Azure has no suffix ranges: find the size, then ask for that version's tail.
-            Err(object_store::Error::NotSupported { .. })
-                if matches!(range, Some(ByteRange::Suffix(_))) && !head =>
-            {
-                let Some(ByteRange::Suffix(n)) = range else {
-                    unreachable!()
-                };
-                if n == 0 {
-                    return Err(Error::InvalidRange);
-                }
-                // The condition is ours, not the client's: a write landing between the
-                // two requests changes the size, so look again (a few times at most).
-                let mut attempt = 0;
-                loop {
-                    let meta = self
-                        .store
-                        .head(&self.path(key))
-                        .await
-                        .map_err(|e| self.err(e))?;
-                    let opts = GetOptions {
-                        range: (meta.size > 0)
-                            .then(|| GetRange::Bounded(meta.size.saturating_sub(n)..meta.size)),
-                        if_match: meta.e_tag.clone(),
-                        ..Default::default()
-                    };
-                    match self.store.get_opts(&self.path(key), opts).await {
-                        Ok(r) => break r,
-                        Err(object_store::Error::Precondition { .. }) if attempt < 3 => {
-                            attempt += 1;
-                        }
-                        Err(e) => return Err(self.err(e)),
-                    }
-                }
-            }
-            Err(object_store::Error::NotFound { .. }) => return Err(Error::NotFound),
-            Err(e) => {
-                // Stores word an unsatisfiable range differently; the size settles it.
-                if let (Some(r), false) = (range, head)
-                    && let Ok(meta) = self.store.head(&self.path(key)).await
-                    && range_unsatisfiable(r, meta.size)
-                {
-                    return Err(Error::InvalidRange);
-                }
-                return Err(self.err(e));
-            }
-        };
-        let etag = result.meta.e_tag.clone().map(unquote);
-        let info = ObjectInfo {
-            size: result.meta.size,
-            // Azure's and the memory store's ETags never have the form of an MD5; an
-            // SSE-KMS object on S3 does without being one, which only the direct path
-            // (static credentials) can tell from the answer's headers.
-            content_md5: etag.as_deref().and_then(super::etag_md5),
-            etag,
-            last_modified: result.meta.last_modified,
-            attrs: from_attributes(&result.attributes, self.escape_meta),
-            foreign: false,
-        };
-        check_read_conditions(cond, &info)?;
-        let range_served = result.range.clone();
-        let outcome = GetOutcome {
-            info,
-            range: range_served,
-        };
-        if head {
-            return Ok((outcome, None));
-        }
-        let name = self.name.clone();
-        let stream = result
-            .into_stream()
-            .map_err(move |e| map_error(&name, e))
-            .boxed();
-        let body = gathered(stream, &outcome);
-        Ok((outcome, Some(body)))
+        check_read_conditions(cond, &outcome.info)?;
+        let body = body.map(|b| gathered(b, &outcome));
+        Ok((outcome, body))
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        match self.store.delete(&self.path(key)).await {
+        if is_marker(key) {
+            if let Some(azure) = &self.azure {
+                return azure.delete(&self.full(key)).await;
+            }
+            if let Some(gcs) = &self.gcs {
+                return gcs.delete(&self.full(key)).await;
+            }
+            if let Some(direct) = &self.direct {
+                return direct.delete(&self.full(key)).await;
+            }
+            if self.markers.is_none() {
+                // Nothing the gateway could have written here; deletes go to every member.
+                return Ok(());
+            }
+        }
+        let (store, path) = self.memory_location(key);
+        match store.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.err(e)),
         }
@@ -1058,13 +1377,22 @@ impl Store for ObjectStoreBackend {
         prefix: &str,
         offset: Option<&str>,
     ) -> BoxStream<'static, Result<ObjectSummary>> {
-        let rows = match &self.direct {
-            // The exact prefix and offset: S3 itself has no notion of directories.
-            Some(direct) => direct.clone().list(
-                format!("{}{prefix}", self.prefix),
-                offset.map(|o| format!("{}{o}", self.prefix)),
-            ),
-            None => self.list_through_object_store(prefix, offset),
+        // Every path but object_store's takes the exact prefix and offset (none of the
+        // stores has a notion of directories).
+        let exact = || (self.full(prefix), offset.map(|o| self.full(o)));
+        let rows = if let Some(azure) = &self.azure {
+            let (p, o) = exact();
+            azure.clone().list(p, o)
+        } else if let Some(gcs) = &self.gcs {
+            let (p, o) = exact();
+            gcs.clone().list(p, o)
+        } else if let Some(direct) = &self.direct {
+            let (p, o) = exact();
+            direct.clone().list(p, o)
+        } else if let Some(markers) = &self.markers {
+            self.list_memory(markers, prefix, offset)
+        } else {
+            self.list_through_object_store(prefix, offset)
         };
         let strip = self.prefix.clone();
         let prefix_owned = prefix.to_owned();
@@ -1082,6 +1410,12 @@ impl Store for ObjectStoreBackend {
     }
 
     async fn copy(&self, from: &str, to: &str) -> Result<()> {
+        if is_marker(from) || is_marker(to) {
+            // object_store cannot name it: the router streams the copy instead.
+            return Err(Error::NotImplemented(
+                "server-side copy of a folder marker".into(),
+            ));
+        }
         self.store
             .copy(&self.path(from), &self.path(to))
             .await
@@ -1090,6 +1424,10 @@ impl Store for ObjectStoreBackend {
 
     async fn mpu_create(&self, key: &str, attrs: &Attrs) -> Result<String> {
         match &self.multipart {
+            Multipart::Native(_) if is_marker(key) => Err(Error::NotImplemented(format!(
+                "multipart uploads of a folder marker (a key ending in '/') on member {}",
+                self.name
+            ))),
             Multipart::Native(mp) => {
                 let opts = PutMultipartOptions {
                     attributes: to_attributes(attrs, self.escape_meta),
@@ -1167,6 +1505,7 @@ impl Store for ObjectStoreBackend {
         nonce: &str,
         parts: Vec<PartRef>,
         attrs: &Attrs,
+        etag: &str,
     ) -> Result<PutOutcome> {
         match &self.multipart {
             Multipart::Native(mp) => {
@@ -1180,9 +1519,24 @@ impl Store for ObjectStoreBackend {
                     .complete_multipart(&self.path(key), &upload.to_owned(), parts)
                     .await
                     .map_err(|e| self.err(e))?;
-                Ok(PutOutcome {
-                    etag: r.e_tag.map(unquote),
-                })
+                let native = r.e_tag.map(unquote);
+                // S3's own multipart ETag is the one; GCS's is not an MD5 of anything:
+                // the upload's is kept with the object it made.
+                if let (Some(gcs), Some(generation)) = (&self.gcs, &r.version) {
+                    return match gcs
+                        .keep_etag(&self.full(key), generation, etag, &attrs.metadata)
+                        .await
+                    {
+                        Ok(()) => Ok(PutOutcome {
+                            etag: Some(etag.to_owned()),
+                        }),
+                        Err(e) => {
+                            tracing::warn!(backend = %self.name, key, error = %e, "could not keep a multipart upload's ETag with its object: it answers GCS's own");
+                            Ok(PutOutcome { etag: native })
+                        }
+                    };
+                }
+                Ok(PutOutcome { etag: native })
             }
             Multipart::Staged => {
                 let store = self.store.clone();
@@ -1203,8 +1557,20 @@ impl Store for ObjectStoreBackend {
                     })
                     .try_flatten()
                     .boxed();
+                // The completing write sets the attributes and the upload's ETag.
+                let declared = Declared {
+                    etag: Some(etag.to_owned()),
+                    ..Declared::default()
+                };
                 let out = self
-                    .put_streaming(&self.path(key), Vec::new(), body, attrs, 8 * 1024 * 1024)
+                    .put(
+                        key,
+                        body,
+                        declared,
+                        attrs,
+                        &WriteCondition::None,
+                        STAGED_ASSEMBLY_BLOCK,
+                    )
                     .await?;
                 self.mpu_abort(key, upload, nonce).await?;
                 Ok(out)
@@ -1459,6 +1825,134 @@ mod tests {
         );
         drop(tx);
         assert!(out.next().await.is_none());
+    }
+
+    /// Memory members answer S3's ETags (their store's own are counters) and keep folder
+    /// markers beside the objects.
+    #[tokio::test]
+    async fn memory_members_answer_s3_etags_and_keep_markers() {
+        let m = ObjectStoreBackend::memory("m", Some("pre".into()));
+        let body = |b: &'static [u8]| -> Body {
+            futures::stream::iter(vec![Ok(Bytes::from_static(b))]).boxed()
+        };
+        let put = |k: &'static str, b: &'static [u8], cond: WriteCondition| {
+            let m = &m;
+            async move {
+                m.put(
+                    k,
+                    body(b),
+                    Declared::default(),
+                    &Attrs::default(),
+                    &cond,
+                    1 << 23,
+                )
+                .await
+            }
+        };
+        let keys = |p: &'static str, o: Option<&'static str>| {
+            let m = &m;
+            async move {
+                let rows: Vec<ObjectSummary> = m.list(p, o).try_collect().await.unwrap();
+                rows.into_iter()
+                    .map(|r| (r.key, r.etag.unwrap_or_default()))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let abc = "900150983cd24fb0d6963f7d28e17f72";
+        let empty = "d41d8cd98f00b204e9800998ecf8427e";
+        let out = put("a", b"abc", WriteCondition::None).await.unwrap();
+        assert_eq!(out.etag.as_deref(), Some(abc));
+        let none = ReadConditions::default();
+        let (got, _) = m.get("a", None, &none, true).await.unwrap();
+        assert_eq!(got.info.etag.as_deref(), Some(abc));
+        assert_eq!(got.info.content_md5.map(hex::encode).as_deref(), Some(abc));
+        assert!(got.info.attrs.metadata.is_empty(), "{:?}", got.info.attrs);
+        for k in ["d/", "d/x/", "d-e"] {
+            put(k, b"", WriteCondition::None).await.unwrap();
+        }
+        put("d/x/y", b"abc", WriteCondition::None).await.unwrap();
+        let all = keys("", None).await;
+        let names: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["a", "d-e", "d/", "d/x/", "d/x/y"]);
+        assert!(
+            all.iter()
+                .all(|(k, e)| e == if k == "a" || k == "d/x/y" { abc } else { empty })
+        );
+        let names: Vec<String> = keys("d/", Some("d/"))
+            .await
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(names, ["d/x/", "d/x/y"]);
+        // Conditions compare against the S3 ETag.
+        let e = put("d/", b"x", WriteCondition::IfAbsent).await.unwrap_err();
+        assert!(matches!(e, Error::Precondition(_)), "{e:?}");
+        let e = put("a", b"x", WriteCondition::IfMatch(empty.into()))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Precondition(_)), "{e:?}");
+        put("a", b"abc", WriteCondition::IfMatch(abc.into()))
+            .await
+            .unwrap();
+        let cond = ReadConditions {
+            if_match: Some(format!("\"{abc}\"")),
+            ..Default::default()
+        };
+        m.get("a", None, &cond, true).await.unwrap();
+        // A marker goes alone.
+        m.delete("d/").await.unwrap();
+        let names: Vec<String> = keys("d", None).await.into_iter().map(|(k, _)| k).collect();
+        assert_eq!(names, ["d-e", "d/x/", "d/x/y"]);
+        // A multipart upload answers the ETag the router gives it.
+        let id = m.mpu_create("mp", &Attrs::default()).await.unwrap();
+        let part = m
+            .mpu_put_part("mp", &id, "n1", 0, body(b"abc"), Some(3))
+            .await
+            .unwrap();
+        let etag = "96e024ba2074fe77e8e965ba43a704be-1";
+        let out = m
+            .mpu_complete("mp", &id, "n1", vec![part], &Attrs::default(), etag)
+            .await
+            .unwrap();
+        assert_eq!(out.etag.as_deref(), Some(etag));
+        let (got, _) = m.get("mp", None, &none, true).await.unwrap();
+        assert_eq!(got.info.etag.as_deref(), Some(etag));
+        assert_eq!(got.info.content_md5, None);
+        assert_eq!(keys("mp", None).await, [("mp".to_owned(), etag.to_owned())]);
+    }
+
+    /// S3 members without static credentials go through object_store, which cannot name
+    /// a folder marker: writing one is refused, and reads and deletes (which go to every
+    /// member of a bucket) find nothing there, without a request.
+    #[tokio::test]
+    async fn folder_markers_on_s3_without_static_credentials() {
+        let config = crate::Config::from_toml(
+            "version = 1\n[backends.s]\nkind = \"s3\"\nbucket = \"b\"\nendpoint = \"http://127.0.0.1:9\"\nallow_http = true\n[buckets.xyz]\nmembers = [\"s\"]\n",
+        )
+        .unwrap();
+        let s = ObjectStoreBackend::from_config("s", &config.backends["s"]).unwrap();
+        assert!(s.direct.is_none());
+        let body: Body = futures::stream::iter(vec![Ok(Bytes::new())]).boxed();
+        let e = s
+            .put(
+                "d/",
+                body,
+                Declared::default(),
+                &Attrs::default(),
+                &WriteCondition::None,
+                1 << 23,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::NotImplemented(_)), "{e:?}");
+        let none = ReadConditions::default();
+        assert!(matches!(
+            s.get("d/", None, &none, true).await,
+            Err(Error::NotFound)
+        ));
+        s.delete("d/").await.unwrap();
+        let e = s.mpu_create("d/", &Attrs::default()).await.unwrap_err();
+        assert!(matches!(e, Error::NotImplemented(_)), "{e:?}");
     }
 
     #[test]

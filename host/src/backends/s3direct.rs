@@ -430,6 +430,22 @@ impl S3Direct {
             .to_owned()
     }
 
+    /// Deletes `full_key`; a missing key is not an error. For folder markers, which
+    /// object_store cannot name.
+    pub async fn delete(&self, full_key: &str) -> Result<()> {
+        let url = self.url(full_key, "");
+        let resp = self
+            .send_retrying(reqwest::Method::DELETE, &url, &[])
+            .await?;
+        match resp.status().as_u16() {
+            200..=299 | 404 => Ok(()),
+            s => {
+                let code = self.error_code(resp).await;
+                Err(self.unavailable(format!("DELETE answered {s} {code}")))
+            }
+        }
+    }
+
     /// PUTs `len` bytes of `body` to `full_key` (the key with the backend's prefix).
     pub async fn put(
         &self,
@@ -788,7 +804,7 @@ fn windowed(body: Body, window: usize) -> Body {
 /// error and the request is cut short. Only that chunk waits: holding every chunk until
 /// the next arrives kept one more read buffer alive per upload for the whole transfer.
 /// Bytes past `len` (a body longer than declared) are held the same way, one behind.
-fn hold_last(body: Body, len: u64) -> Body {
+pub(super) fn hold_last(body: Body, len: u64) -> Body {
     struct State {
         body: Body,
         seen: u64,

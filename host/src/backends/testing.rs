@@ -156,8 +156,9 @@ impl Store for Hooked {
         n: &str,
         parts: Vec<PartRef>,
         attrs: &Attrs,
+        etag: &str,
     ) -> Result<PutOutcome> {
-        self.inner.mpu_complete(key, u, n, parts, attrs).await
+        self.inner.mpu_complete(key, u, n, parts, attrs, etag).await
     }
     async fn mpu_abort(&self, key: &str, u: &str, n: &str) -> Result<()> {
         self.inner.mpu_abort(key, u, n).await
