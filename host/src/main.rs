@@ -181,6 +181,10 @@ enum PolicyCommand {
         /// Memory one instance may use, e.g. 64MiB; overrides --config (default 64 MiB).
         #[arg(long, value_parser = switchyard::config::parse_size)]
         memory_limit: Option<u64>,
+        /// A request header every sample request carries, NAME=VALUE (a 0.2 policy's
+        /// `headers`, e.g. x-tenant=acme); repeat for several.
+        #[arg(long = "header", value_name = "NAME=VALUE", value_parser = parse_header)]
+        headers: Vec<(String, String)>,
     },
     /// Run a policy against the cases of a CASES.toml file and report each.
     Test {
@@ -225,6 +229,18 @@ fn is_old_policy_config(value: &str) -> bool {
     let t = value.trim_start();
     !std::path::Path::new(value).exists()
         && (t.is_empty() || t.starts_with('{') || t.starts_with('['))
+}
+
+/// `--header NAME=VALUE`: the name lower-cased, as policies see header names.
+fn parse_header(v: &str) -> Result<(String, String), String> {
+    let (name, value) = v
+        .split_once('=')
+        .ok_or_else(|| format!("{v:?} is not NAME=VALUE"))?;
+    let name = name.trim().to_ascii_lowercase();
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(format!("{name:?} is not a header name"));
+    }
+    Ok((name, value.to_owned()))
 }
 
 /// The report of `policy check`: what was loaded, how it ran, and every answer.
@@ -310,6 +326,7 @@ fn policy_command(cmd: PolicyCommand) -> ExitCode {
             policy_config,
             timeout,
             memory_limit,
+            headers,
         } => {
             let (config, policy_config) = match config {
                 Some(c) if is_old_policy_config(&c) => {
@@ -342,6 +359,7 @@ fn policy_command(cmd: PolicyCommand) -> ExitCode {
                 policy_config,
                 timeout,
                 memory_limit,
+                headers,
             };
             let checked = switchyard::policy::check::check(
                 &read(&file)?,

@@ -463,3 +463,56 @@ policy = "broken-gate"
     }
     gw.stop().await;
 }
+
+/// `policy check` asks a 0.2 policy for admissions too, with the headers given by
+/// `--header`: tenant-gate admits its tenant's principal on the tenant's keys only and
+/// denies the rest with the S3 errors it chose, and each answer is printed.
+#[tokio::test]
+async fn policy_check_asks_a_0_2_policy_for_admissions_with_headers() {
+    let config = r#"{"tenants": {"acme": {"region": "eu", "principals": ["alice"]}}}"#;
+    let wasm = plugin("tenant-gate");
+    let wasm = wasm.to_str().unwrap();
+    let run = switchyard_tests::harness::run_switchyard(
+        &[
+            "policy",
+            "check",
+            wasm,
+            "--policy-config",
+            config,
+            "--header",
+            "X-Tenant=acme",
+        ],
+        &[],
+        std::time::Duration::from_secs(120),
+    )
+    .await
+    .unwrap();
+    let out = format!("{}\n{}", run.stdout, run.stderr);
+    assert!(run.status.success(), "{out}");
+    assert!(out.contains("switchyard:policy@0.2.0 world policy"), "{out}");
+    assert!(out.contains("--header"), "{out}");
+    // Six sample requests, one admission each; none is by alice on an acme/ key, so the
+    // tenant's header reached the policy and each is denied with its own reason.
+    let admits: Vec<&str> = out.lines().filter(|l| l.contains(" admit ")).collect();
+    assert_eq!(admits.len(), 6, "{out}");
+    assert!(
+        admits
+            .iter()
+            .all(|l| l.trim_start().starts_with("ok") && l.contains("deny access-denied")),
+        "{out}"
+    );
+    assert!(
+        out.contains("is outside tenant acme's prefix acme/"),
+        "the header named the tenant: {out}"
+    );
+    // Without the header, the policy cannot name a tenant.
+    let run = switchyard_tests::harness::run_switchyard(
+        &["policy", "check", wasm, "--policy-config", config],
+        &[],
+        std::time::Duration::from_secs(120),
+    )
+    .await
+    .unwrap();
+    assert!(run.status.success(), "{}", run.stdout);
+    assert!(!run.stdout.contains("outside tenant acme"), "{}", run.stdout);
+}

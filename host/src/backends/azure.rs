@@ -197,6 +197,32 @@ impl AzureDirect {
     }
 
     /// The error an answer of `status` means for a write.
+    /// PUTs `data` (held whole, so that a retry can send it again) with `headers` and a
+    /// Content-Length; an answer other than 2xx is the error [`Self::write_error`] names.
+    async fn put_bytes(
+        &self,
+        what: &str,
+        url: &str,
+        mut headers: Vec<(String, String)>,
+        data: Bytes,
+    ) -> Result<()> {
+        headers.push(("content-length".into(), data.len().to_string()));
+        let resp = self
+            .rest
+            .send_retrying(what, || async {
+                Ok(self
+                    .request(reqwest::Method::PUT, url, headers.clone())
+                    .await?
+                    .header(reqwest::header::CONTENT_LENGTH, data.len())
+                    .body(data.clone()))
+            })
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.write_error(what, resp).await);
+        }
+        Ok(())
+    }
+
     async fn write_error(&self, what: &str, resp: reqwest::Response) -> Error {
         let status = resp.status().as_u16();
         let code = rest::header(resp.headers(), "x-ms-error-code").unwrap_or_default();
@@ -292,66 +318,20 @@ impl AzureDirect {
                 self.request(method.clone(), &url, headers.clone())
             })
             .await?;
+        let resp = self.rest.got(resp, head).await?;
         let status = resp.status().as_u16();
-        match status {
-            200 | 206 => {}
-            404 => return Err(Error::NotFound),
-            412 => return Err(Error::Precondition("the blob changed".into())),
-            416 => return Err(Error::InvalidRange),
-            s => {
-                let text = if head {
-                    String::new()
-                } else {
-                    self.rest.error_text(resp).await
-                };
-                return Err(self.rest.unavailable(format!("GET answered {s} {text}")));
-            }
-        }
         let h = resp.headers();
         let text = |name: &str| rest::header(h, name);
         let length = text("content-length").and_then(|v| v.parse::<u64>().ok());
-        let (size, served) = match (status, text("content-range")) {
-            (206, Some(cr)) => match rest::content_range(&cr) {
-                Some(found) => found,
-                None if rest::past_end(&cr) => return Err(Error::InvalidRange),
-                None => {
-                    return Err(self.rest.unavailable(format!("bad Content-Range {cr:?}")));
-                }
-            },
-            (206, None) => {
-                return Err(self
-                    .rest
-                    .unavailable("a partial answer without Content-Range"));
-            }
-            _ => {
-                let size = length
-                    .ok_or_else(|| self.rest.unavailable("an answer without Content-Length"))?;
-                (size, 0..size)
-            }
-        };
-        let last_modified = text("last-modified")
-            .and_then(|v| rest::http_date(&v))
-            .ok_or_else(|| self.rest.unavailable("an answer without Last-Modified"))?;
-        let mut attrs = Attrs {
-            content_type: text("content-type"),
-            cache_control: text("cache-control"),
-            content_disposition: text("content-disposition"),
-            content_encoding: text("content-encoding"),
-            content_language: text("content-language"),
-            ..Attrs::default()
-        };
-        let mut kept_etag = None;
-        for (name, value) in h {
-            if let Some(meta) = name.as_str().strip_prefix("x-ms-meta-") {
-                let name = decode_meta_name(meta);
-                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-                if name == ETAG_META {
-                    kept_etag = Some(value);
-                } else {
-                    attrs.metadata.insert(name, value);
-                }
-            }
-        }
+        let rest::Answered {
+            size,
+            served,
+            last_modified,
+            attrs,
+            kept_etag,
+        } = self
+            .rest
+            .answered(status, h, length, "x-ms-meta-", decode_meta_name)?;
         // A ranged answer's Content-MD5 would be the range's: the blob's is
         // x-ms-blob-content-md5 then. A HEAD's Content-MD5 is the blob's.
         let md5 = text("x-ms-blob-content-md5").or_else(|| {
@@ -430,23 +410,10 @@ impl AzureDirect {
             }
             let etag = self.commit_headers(&mut headers, declared, &md5);
             headers.push(("x-ms-blob-type".into(), "BlockBlob".into()));
-            headers.push(("content-length".into(), data.len().to_string()));
             // Also the request's own digest: Azure checks the bytes it got against it.
             headers.push(("content-md5".into(), STANDARD.encode(md5)));
             let url = self.url(full_name, "");
-            let resp = self
-                .rest
-                .send_retrying("Put Blob", || async {
-                    Ok(self
-                        .request(reqwest::Method::PUT, &url, headers.clone())
-                        .await?
-                        .header(reqwest::header::CONTENT_LENGTH, data.len())
-                        .body(data.clone()))
-                })
-                .await?;
-            if !resp.status().is_success() {
-                return Err(self.write_error("Put Blob", resp).await);
-            }
+            self.put_bytes("Put Blob", &url, headers, data).await?;
             return Ok(PutOutcome { etag: Some(etag) });
         }
         // Block ids of one blob must all have the same length.
@@ -493,21 +460,8 @@ impl AzureDirect {
         }
         xml.push_str("</BlockList>");
         let xml = Bytes::from(xml);
-        headers.push(("content-length".into(), xml.len().to_string()));
         let url = self.url(full_name, "?comp=blocklist");
-        let resp = self
-            .rest
-            .send_retrying("Put Block List", || async {
-                Ok(self
-                    .request(reqwest::Method::PUT, &url, headers.clone())
-                    .await?
-                    .header(reqwest::header::CONTENT_LENGTH, xml.len())
-                    .body(xml.clone()))
-            })
-            .await?;
-        if !resp.status().is_success() {
-            return Err(self.write_error("Put Block List", resp).await);
-        }
+        self.put_bytes("Put Block List", &url, headers, xml).await?;
         Ok(PutOutcome { etag: Some(etag) })
     }
 
@@ -543,23 +497,7 @@ impl AzureDirect {
                 utf8_percent_encode(&id, QUERY_VALUE)
             ),
         );
-        async move {
-            let headers = vec![("content-length".to_owned(), data.len().to_string())];
-            let resp = self
-                .rest
-                .send_retrying("Put Block", || async {
-                    Ok(self
-                        .request(reqwest::Method::PUT, &url, headers.clone())
-                        .await?
-                        .header(reqwest::header::CONTENT_LENGTH, data.len())
-                        .body(data.clone()))
-                })
-                .await?;
-            if !resp.status().is_success() {
-                return Err(self.write_error("Put Block", resp).await);
-            }
-            Ok(())
-        }
+        async move { self.put_bytes("Put Block", &url, Vec::new(), data).await }
     }
 
     /// Deletes `full_name`; a missing blob is not an error.
@@ -632,14 +570,7 @@ impl AzureDirect {
                 self.request(reqwest::Method::GET, &url, Vec::new())
             })
             .await?;
-        if !resp.status().is_success() {
-            let status = resp.status();
-            let text = self.rest.error_text(resp).await;
-            return Err(self
-                .rest
-                .unavailable(format!("List Blobs answered {status} {text}")));
-        }
-        let xml = self.rest.read_all(resp, LIST_PAGE_MAX).await?;
+        let xml = self.rest.read_ok("List Blobs", resp, LIST_PAGE_MAX).await?;
         parse_list_page(&xml).map_err(|e| {
             self.rest
                 .unavailable(format!("unreadable List Blobs answer: {e}"))
@@ -649,21 +580,17 @@ impl AzureDirect {
 
 /// The `x-ms-blob-*` and `x-ms-meta-*` headers that set a blob's attributes.
 fn blob_headers(attrs: &Attrs) -> Vec<(String, String)> {
-    let mut headers = Vec::new();
-    let mut add = |name: &str, v: &Option<String>| {
-        if let Some(v) = v {
-            headers.push((name.to_owned(), v.clone()));
-        }
-    };
-    add("x-ms-blob-content-type", &attrs.content_type);
-    add("x-ms-blob-cache-control", &attrs.cache_control);
-    add("x-ms-blob-content-disposition", &attrs.content_disposition);
-    add("x-ms-blob-content-encoding", &attrs.content_encoding);
-    add("x-ms-blob-content-language", &attrs.content_language);
-    for (k, v) in &attrs.metadata {
-        headers.push((format!("x-ms-meta-{}", encode_meta_name(k)), v.clone()));
-    }
-    headers
+    super::attr_headers(
+        attrs,
+        [
+            "x-ms-blob-content-type",
+            "x-ms-blob-cache-control",
+            "x-ms-blob-content-disposition",
+            "x-ms-blob-content-encoding",
+            "x-ms-blob-content-language",
+        ],
+        |k| format!("x-ms-meta-{}", encode_meta_name(k)),
+    )
 }
 
 /// HMAC-SHA256 (RFC 2104).
@@ -785,16 +712,7 @@ fn parse_list_page(
             Event::Text(t) => {
                 text.push_str(&t.decode().map_err(|e| e.to_string())?);
             }
-            Event::GeneralRef(r) => match r.resolve_char_ref().map_err(|e| e.to_string())? {
-                Some(c) => text.push(c),
-                None => {
-                    let name = r.decode().map_err(|e| e.to_string())?;
-                    text.push_str(
-                        quick_xml::escape::resolve_predefined_entity(&name)
-                            .ok_or_else(|| format!("unknown entity &{name};"))?,
-                    );
-                }
-            },
+            Event::GeneralRef(r) => rest::push_xml_ref(&mut text, &r)?,
             Event::CData(t) => text.push_str(&String::from_utf8_lossy(&t)),
             Event::End(_) => {
                 let value = std::mem::take(&mut text);

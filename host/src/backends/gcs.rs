@@ -161,67 +161,23 @@ impl GcsDirect {
             .rest
             .send_retrying("GET", || self.request(method.clone(), &url, &headers))
             .await?;
+        let resp = self.rest.got(resp, head).await?;
         let status = resp.status().as_u16();
-        match status {
-            200 | 206 => {}
-            404 => return Err(Error::NotFound),
-            416 => return Err(Error::InvalidRange),
-            s => {
-                let text = if head {
-                    String::new()
-                } else {
-                    self.rest.error_text(resp).await
-                };
-                return Err(self.rest.unavailable(format!("GET answered {s} {text}")));
-            }
-        }
         let h = resp.headers();
         let text = |name: &str| rest::header(h, name);
         let stored = text("x-goog-stored-content-length").and_then(|v| v.parse::<u64>().ok());
         let length = text("content-length")
             .and_then(|v| v.parse::<u64>().ok())
             .or(stored);
-        let (size, served) = match (status, text("content-range")) {
-            (206, Some(cr)) => match rest::content_range(&cr) {
-                Some(found) => found,
-                None if rest::past_end(&cr) => return Err(Error::InvalidRange),
-                None => {
-                    return Err(self.rest.unavailable(format!("bad Content-Range {cr:?}")));
-                }
-            },
-            (206, None) => {
-                return Err(self
-                    .rest
-                    .unavailable("a partial answer without Content-Range"));
-            }
-            _ => {
-                let size = length
-                    .ok_or_else(|| self.rest.unavailable("an answer without Content-Length"))?;
-                (size, 0..size)
-            }
-        };
-        let last_modified = text("last-modified")
-            .and_then(|v| rest::http_date(&v))
-            .ok_or_else(|| self.rest.unavailable("an answer without Last-Modified"))?;
-        let mut attrs = Attrs {
-            content_type: text("content-type"),
-            cache_control: text("cache-control"),
-            content_disposition: text("content-disposition"),
-            content_encoding: text("content-encoding"),
-            content_language: text("content-language"),
-            ..Attrs::default()
-        };
-        let mut kept = None;
-        for (name, value) in h {
-            if let Some(meta) = name.as_str().strip_prefix("x-goog-meta-") {
-                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-                if meta == ETAG_META {
-                    kept = Some(value);
-                } else {
-                    attrs.metadata.insert(meta.to_owned(), value);
-                }
-            }
-        }
+        let rest::Answered {
+            size,
+            served,
+            last_modified,
+            attrs,
+            kept_etag: kept,
+        } = self
+            .rest
+            .answered(status, h, length, "x-goog-meta-", str::to_owned)?;
         // `x-goog-hash: crc32c=…,md5=…`: the MD5 is there for objects that have one.
         let content_md5 = h
             .get_all("x-goog-hash")
@@ -270,20 +226,9 @@ impl GcsDirect {
         attrs: &Attrs,
         cond: &WriteCondition,
     ) -> Result<PutOutcome> {
-        let mut headers = Vec::new();
-        let mut add = |name: &str, v: &Option<String>| {
-            if let Some(v) = v {
-                headers.push((name.to_owned(), v.clone()));
-            }
-        };
-        add("content-type", &attrs.content_type);
-        add("cache-control", &attrs.cache_control);
-        add("content-disposition", &attrs.content_disposition);
-        add("content-encoding", &attrs.content_encoding);
-        add("content-language", &attrs.content_language);
-        for (k, v) in &attrs.metadata {
-            headers.push((format!("x-goog-meta-{k}"), v.clone()));
-        }
+        let mut headers = super::attr_headers(attrs, super::STANDARD_ATTR_HEADERS, |k| {
+            format!("x-goog-meta-{k}")
+        });
         let kept = declared
             .etag
             .as_deref()
@@ -344,15 +289,8 @@ impl GcsDirect {
             let body = futures::stream::iter(first.into_iter().map(Ok))
                 .chain(counted)
                 .boxed();
-            let mut req = self.request(reqwest::Method::PUT, &url, &headers).await?;
-            let body = match declared.len {
-                Some(len) => {
-                    req = req.header(reqwest::header::CONTENT_LENGTH, len);
-                    super::s3direct::hold_last(body, len)
-                }
-                None => body,
-            };
-            self.rest.send_streaming(req, body).await?
+            let req = self.request(reqwest::Method::PUT, &url, &headers).await?;
+            self.rest.send_streaming(req, body, declared.len).await?
         };
         let status = resp.status().as_u16();
         if !(200..300).contains(&status) {
@@ -519,14 +457,10 @@ impl GcsDirect {
             .rest
             .send_retrying("list", || self.request(reqwest::Method::GET, &url, &[]))
             .await?;
-        if !resp.status().is_success() {
-            let status = resp.status();
-            let text = self.rest.error_text(resp).await;
-            return Err(self
-                .rest
-                .unavailable(format!("the listing answered {status} {text}")));
-        }
-        let json = self.rest.read_all(resp, LIST_PAGE_MAX).await?;
+        let json = self
+            .rest
+            .read_ok("the listing", resp, LIST_PAGE_MAX)
+            .await?;
         parse_list_page(&json).map_err(|e| {
             self.rest
                 .unavailable(format!("unreadable listing answer: {e}"))

@@ -419,6 +419,39 @@ pub fn check_attrs(attrs: &Attrs) -> Result<()> {
     Ok(())
 }
 
+/// The request headers that set an object's attributes: `standard` names the headers of
+/// Content-Type, Cache-Control, Content-Disposition, Content-Encoding and
+/// Content-Language, in that order; `meta` makes a metadata header's name.
+pub(crate) fn attr_headers(
+    attrs: &Attrs,
+    standard: [&str; 5],
+    meta: impl Fn(&str) -> String,
+) -> Vec<(String, String)> {
+    let values = [
+        &attrs.content_type,
+        &attrs.cache_control,
+        &attrs.content_disposition,
+        &attrs.content_encoding,
+        &attrs.content_language,
+    ];
+    let mut headers: Vec<(String, String)> = standard
+        .iter()
+        .zip(values)
+        .filter_map(|(name, v)| Some(((*name).to_owned(), v.clone()?)))
+        .collect();
+    headers.extend(attrs.metadata.iter().map(|(k, v)| (meta(k), v.clone())));
+    headers
+}
+
+/// The standard attributes' header names in S3 and GCS.
+pub(crate) const STANDARD_ATTR_HEADERS: [&str; 5] = [
+    "content-type",
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+];
+
 /// ETags travel quoted in HTTP and bare inside Switchyard.
 pub fn unquote_etag(s: &str) -> String {
     objstore::unquote(s.to_owned())

@@ -12,6 +12,8 @@
 use futures::StreamExt;
 
 use crate::config::{ConfigError, NetworkConfig};
+use bytes::Bytes;
+
 use crate::model::{Body, ByteStream, Error, Result};
 
 pub struct Rest {
@@ -130,36 +132,41 @@ impl Rest {
         }
     }
 
+    /// The body of a 2xx answer to `what`, up to `max` bytes; any other answer is the
+    /// backend's failure.
+    pub async fn read_ok(
+        &self,
+        what: &str,
+        resp: reqwest::Response,
+        max: usize,
+    ) -> Result<Vec<u8>> {
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let text = self.error_text(resp).await;
+            return Err(self.unavailable(format!("{what} answered {status} {text}")));
+        }
+        self.read_all(resp, max).await
+    }
+
     /// An answer's body as a stream that fails when the backend sends nothing for the idle
     /// timeout.
     pub fn body_stream(&self, resp: reqwest::Response) -> ByteStream {
-        let backend = self.backend.clone();
-        let idle = self.idle_timeout;
-        futures::stream::unfold(Some(resp.bytes_stream()), move |stream| {
-            let backend = backend.clone();
-            async move {
-                let mut stream = stream?;
-                let unavailable = |message: String| Error::Unavailable { backend, message };
-                match tokio::time::timeout(idle, stream.next()).await {
-                    Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(stream))),
-                    Ok(Some(Err(e))) => Some((Err(unavailable(e.to_string())), None)),
-                    Ok(None) => None,
-                    Err(_) => Some((Err(unavailable(format!("no data for {idle:?}"))), None)),
-                }
-            }
-        })
-        .boxed()
+        idle_limited(resp, self.backend.clone(), self.idle_timeout)
     }
 
-    /// Sends `req` with `body` streamed as its body (chunked: nothing is buffered), and
-    /// fails when neither a chunk went out nor an answer came for the idle timeout. Time
-    /// spent waiting for the client's next bytes is not the backend's silence: the
-    /// client's own timeout bounds it. An error item in `body` aborts the request (the
-    /// backend sees a cut body and commits nothing) and is the error returned.
+    /// Sends `req` with `body` streamed as its body, of `len` bytes when known (else
+    /// chunked), and fails when neither a chunk went out nor an answer came for the idle
+    /// timeout. Progress is a body chunk handed to the connection; the clock starts over
+    /// at each. Time spent waiting for the client's next bytes is not the backend's
+    /// silence: it counts as progress here, and the client's own timeout
+    /// (`server.client_timeout`, in the verifying body) bounds it. An error item in
+    /// `body` aborts the request (the backend sees a cut body and commits nothing, see
+    /// [`hold_last`]) and is the error returned.
     pub async fn send_streaming(
         &self,
-        req: reqwest::RequestBuilder,
+        mut req: reqwest::RequestBuilder,
         body: Body,
+        len: Option<u64>,
     ) -> Result<reqwest::Response> {
         use std::sync::Arc;
         use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -170,15 +177,22 @@ impl Rest {
         let body = {
             let progress = progress.clone();
             let reading = reading_client.clone();
-            let mut body = body;
-            futures::stream::poll_fn(move |cx| {
+            let mut body = match len {
+                Some(len) => {
+                    req = req.header(reqwest::header::CONTENT_LENGTH, len);
+                    hold_last(body, len)
+                }
+                None => body,
+            };
+            let body = futures::stream::poll_fn(move |cx| {
                 let r = body.poll_next_unpin(cx);
                 reading.store(r.is_pending(), Ordering::Relaxed);
-                if r.is_ready() {
-                    progress.store(elapsed_ms(), Ordering::Relaxed);
-                }
                 r
             })
+            .boxed();
+            windowed(body, IN_FLIGHT_CHUNKS)
+                .inspect(move |_| progress.store(elapsed_ms(), Ordering::Relaxed))
+                .boxed()
         };
         let send = req.body(reqwest::Body::wrap_stream(body)).send();
         tokio::pin!(send);
@@ -215,6 +229,227 @@ impl Rest {
             self.unavailable(e)
         })
     }
+}
+
+/// Chunks of an upload handed to the HTTP client and not yet written to its socket.
+///
+/// hyper queues up to 16 chunks (or about 400 KiB) per connection while the backend reads
+/// slower than the client sends, and a chunk keeps alive the whole read buffer it was cut
+/// from, however few bytes it holds: an upload could pin 16 of its connection's read
+/// buffers. With the window, its live memory is the read buffer and two chunks (and, at
+/// the end, the last one `hold_last` keeps back). The socket's own buffer, which the kernel
+/// sizes to megabytes, keeps the stream flowing; two chunks beside it are enough.
+const IN_FLIGHT_CHUNKS: usize = 2;
+
+/// Passes `body` on with at most `window` chunks alive downstream: each chunk holds a
+/// permit until the consumer drops it (hyper does once the bytes are on the socket), and
+/// the next chunk is not even read from the client before a permit is free, so the
+/// backpressure reaches the client's socket.
+pub(super) fn windowed(body: Body, window: usize) -> Body {
+    /// A chunk and its permit, as the owner of the `Bytes` handed on.
+    struct Held {
+        chunk: Bytes,
+        _permit: tokio::sync::OwnedSemaphorePermit,
+    }
+    impl AsRef<[u8]> for Held {
+        fn as_ref(&self) -> &[u8] {
+            &self.chunk
+        }
+    }
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(window));
+    futures::stream::unfold((body, permits), |(mut body, permits)| async move {
+        // The semaphore is never closed.
+        let permit = permits.clone().acquire_owned().await.ok()?;
+        let item = body.next().await?.map(|chunk| {
+            Bytes::from_owner(Held {
+                chunk,
+                _permit: permit,
+            })
+        });
+        Some((item, (body, permits)))
+    })
+    .boxed()
+}
+
+/// Passes chunks on as they come, except the one that completes the declared `len`
+/// bytes, which leaves only when the body has ended well. The HTTP client ends the request
+/// as soon as `content-length` bytes are out and never looks at the stream again: a
+/// checksum failure reported after the last byte (as the verifying bodies do) would be too
+/// late, and the object would be committed. Held back, the last bytes are replaced by the
+/// error and the request is cut short. Only that chunk waits: holding every chunk until
+/// the next arrives kept one more read buffer alive per upload for the whole transfer.
+/// Bytes past `len` (a body longer than declared) are held the same way, one behind.
+pub(super) fn hold_last(body: Body, len: u64) -> Body {
+    struct State {
+        body: Body,
+        seen: u64,
+        held: Option<Bytes>,
+        done: bool,
+    }
+    let state = State {
+        body,
+        seen: 0,
+        held: None,
+        done: false,
+    };
+    futures::stream::unfold(state, move |mut st| async move {
+        if st.done {
+            return None;
+        }
+        loop {
+            match st.body.next().await {
+                Some(Ok(chunk)) if chunk.is_empty() => {}
+                Some(Ok(chunk)) => {
+                    st.seen = st.seen.saturating_add(chunk.len() as u64);
+                    if st.seen < len {
+                        return Some((Ok(chunk), st));
+                    }
+                    if let Some(prev) = st.held.replace(chunk) {
+                        return Some((Ok(prev), st));
+                    }
+                }
+                Some(Err(e)) => {
+                    st.done = true;
+                    st.held = None;
+                    return Some((Err(e), st));
+                }
+                None => {
+                    st.done = true;
+                    return st.held.take().map(|h| (Ok(h), st));
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+/// What a GET or HEAD answer's headers say of the object, read alike from Azure and GCS.
+pub struct Answered {
+    pub size: u64,
+    /// The bytes of the object the body holds.
+    pub served: std::ops::Range<u64>,
+    pub last_modified: chrono::DateTime<chrono::Utc>,
+    /// The standard attributes, and the user metadata but the kept ETag.
+    pub attrs: crate::model::Attrs,
+    /// [`ETAG_META`](crate::model::ETAG_META), when the object carries it.
+    pub kept_etag: Option<String>,
+}
+
+impl Rest {
+    /// A GET's or HEAD's answer when it is 200 or 206; 404, 412 and 416 are their errors,
+    /// anything else the backend's failure.
+    pub async fn got(&self, resp: reqwest::Response, head: bool) -> Result<reqwest::Response> {
+        match resp.status().as_u16() {
+            200 | 206 => Ok(resp),
+            404 => Err(Error::NotFound),
+            412 => Err(Error::Precondition("the object changed".into())),
+            416 => Err(Error::InvalidRange),
+            s => {
+                // A HEAD's answer has no body to explain it.
+                let text = if head {
+                    String::new()
+                } else {
+                    self.error_text(resp).await
+                };
+                Err(self.unavailable(format!("GET answered {s} {text}")))
+            }
+        }
+    }
+
+    /// Reads a 200 or 206 answer's headers. `length` is the body's length when whole;
+    /// user metadata is under `meta_prefix`, its names as `meta_name` decodes them.
+    pub fn answered(
+        &self,
+        status: u16,
+        h: &reqwest::header::HeaderMap,
+        length: Option<u64>,
+        meta_prefix: &str,
+        meta_name: impl Fn(&str) -> String,
+    ) -> Result<Answered> {
+        let text = |name: &str| header(h, name);
+        let (size, served) = match (status, text("content-range")) {
+            (206, Some(cr)) => match content_range(&cr) {
+                Some(found) => found,
+                None if past_end(&cr) => return Err(Error::InvalidRange),
+                None => return Err(self.unavailable(format!("bad Content-Range {cr:?}"))),
+            },
+            (206, None) => return Err(self.unavailable("a partial answer without Content-Range")),
+            _ => {
+                let size =
+                    length.ok_or_else(|| self.unavailable("an answer without Content-Length"))?;
+                (size, 0..size)
+            }
+        };
+        let last_modified = text("last-modified")
+            .and_then(|v| http_date(&v))
+            .ok_or_else(|| self.unavailable("an answer without Last-Modified"))?;
+        let mut attrs = crate::model::Attrs {
+            content_type: text("content-type"),
+            cache_control: text("cache-control"),
+            content_disposition: text("content-disposition"),
+            content_encoding: text("content-encoding"),
+            content_language: text("content-language"),
+            ..Default::default()
+        };
+        let mut kept_etag = None;
+        for (name, value) in h {
+            if let Some(meta) = name.as_str().strip_prefix(meta_prefix) {
+                let name = meta_name(meta);
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                if name == crate::model::ETAG_META {
+                    kept_etag = Some(value);
+                } else {
+                    attrs.metadata.insert(name, value);
+                }
+            }
+        }
+        Ok(Answered {
+            size,
+            served,
+            last_modified,
+            attrs,
+            kept_etag,
+        })
+    }
+}
+
+/// `resp`'s body as a stream that fails (the backend unavailable) when `backend` sends
+/// nothing for `idle`.
+pub fn idle_limited(
+    resp: reqwest::Response,
+    backend: String,
+    idle: std::time::Duration,
+) -> ByteStream {
+    futures::stream::unfold(Some(resp.bytes_stream()), move |stream| {
+        let backend = backend.clone();
+        async move {
+            let mut stream = stream?;
+            let unavailable = |message: String| Error::Unavailable { backend, message };
+            match tokio::time::timeout(idle, stream.next()).await {
+                Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(stream))),
+                Ok(Some(Err(e))) => Some((Err(unavailable(e.to_string())), None)),
+                Ok(None) => None,
+                Err(_) => Some((Err(unavailable(format!("no data for {idle:?}"))), None)),
+            }
+        }
+    })
+    .boxed()
+}
+
+/// Appends the text an XML character or entity reference (`&#233;`, `&amp;`) stands
+/// for: quick-xml hands references apart from the text around them.
+pub fn push_xml_ref(text: &mut String, r: &quick_xml::events::BytesRef<'_>) -> Result<(), String> {
+    match r.resolve_char_ref().map_err(|e| e.to_string())? {
+        Some(c) => text.push(c),
+        None => {
+            let name = r.decode().map_err(|e| e.to_string())?;
+            text.push_str(
+                quick_xml::escape::resolve_predefined_entity(&name)
+                    .ok_or_else(|| format!("unknown entity &{name};"))?,
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The text of header `name`, if present.
@@ -261,4 +496,109 @@ pub fn past_end(v: &str) -> bool {
         .split_once('-')
         .and_then(|(a, _)| a.parse::<u64>().ok());
     matches!((first, size.parse::<u64>()), (Some(a), Ok(size)) if a >= size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_ranges_parse_and_nonsense_does_not() {
+        assert_eq!(content_range("bytes 0-0/1"), Some((1, 0..1)));
+        assert_eq!(content_range("bytes 10-19/100"), Some((100, 10..20)));
+        for bad in [
+            "bytes 5-4/10",
+            "bytes 0-10/10",
+            "bytes */10",
+            "bytes 0-9/*",
+            "items 0-9/10",
+            "bytes 0-9",
+            "",
+        ] {
+            assert_eq!(content_range(bad), None, "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn no_more_than_the_window_is_alive_downstream() {
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let source = {
+            let read = read.clone();
+            futures::stream::iter(0..5u8).map(move |i| {
+                read.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(Bytes::from(vec![i; 3]))
+            })
+        };
+        let mut body = windowed(source.boxed(), 2);
+        let a = body.next().await.unwrap().unwrap();
+        let b = body.next().await.unwrap().unwrap();
+        // Both permits are out: the third chunk is not even read from the source.
+        let blocked = tokio::time::timeout(std::time::Duration::from_millis(50), body.next()).await;
+        assert!(blocked.is_err());
+        assert_eq!(read.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // A slice keeps its chunk alive; dropping all of it frees the permit.
+        let tail = a.slice(1..);
+        drop(a);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), body.next())
+                .await
+                .is_err()
+        );
+        drop(tail);
+        let c = body.next().await.unwrap().unwrap();
+        assert_eq!((b.as_ref(), c.as_ref()), (&[1u8; 3][..], &[2u8; 3][..]));
+        drop((b, c));
+        // A consumer that drops what it took reads to the end (the end, too, waits for a
+        // permit: a consumer keeping the whole window would wait forever, as hyper never
+        // does, since it drops each chunk once written).
+        let mut rest = 0;
+        while let Some(chunk) = body.next().await {
+            chunk.unwrap();
+            rest += 1;
+        }
+        assert_eq!(rest, 2);
+    }
+
+    #[tokio::test]
+    async fn the_last_chunk_waits_for_the_end_of_the_body() {
+        let chunks = |v: Vec<Result<&'static [u8]>>| -> Body {
+            futures::stream::iter(v.into_iter().map(|r| r.map(Bytes::from_static))).boxed()
+        };
+        let ok: Vec<_> = hold_last(chunks(vec![Ok(b"ab"), Ok(b""), Ok(b"cd")]), 4)
+            .collect()
+            .await;
+        assert_eq!(ok.len(), 2);
+        assert!(ok.iter().all(|r| r.is_ok()));
+        // The error replaces the held-back last chunk: the request never gets all its
+        // bytes. Bytes past the declared length are held one behind too.
+        for (len, error) in [(4, "bad digest"), (1, "longer than declared")] {
+            let failed: Vec<_> = hold_last(
+                chunks(vec![Ok(b"ab"), Ok(b"cd"), Err(Error::internal(error))]),
+                len,
+            )
+            .collect()
+            .await;
+            assert_eq!(failed.len(), 2, "{error}");
+            assert_eq!(failed[0].as_ref().unwrap().as_ref(), b"ab", "{error}");
+            assert!(failed[1].is_err(), "{error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn chunks_before_the_last_are_not_held() {
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes>>();
+        let mut body = hold_last(rx.boxed(), 6);
+        let wait = || std::time::Duration::from_millis(50);
+        tx.unbounded_send(Ok(Bytes::from_static(b"ab"))).unwrap();
+        // Handed on before the source has anything more: the upload keeps no chunk back.
+        let first = tokio::time::timeout(wait(), body.next()).await;
+        assert_eq!(first.unwrap().unwrap().unwrap().as_ref(), b"ab");
+        tx.unbounded_send(Ok(Bytes::from_static(b"cdef"))).unwrap();
+        // This one completes the body: it waits for the source to end.
+        assert!(tokio::time::timeout(wait(), body.next()).await.is_err());
+        drop(tx);
+        let last = body.next().await.unwrap().unwrap();
+        assert_eq!(last.as_ref(), b"cdef");
+        assert!(body.next().await.is_none());
+    }
 }

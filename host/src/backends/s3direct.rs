@@ -23,11 +23,11 @@ use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use super::rest::Rest;
 use super::sigv4::Signer;
 use crate::config::{ConfigError, S3Backend};
 use crate::model::{
@@ -52,8 +52,11 @@ pub const MAX_SINGLE_PUT: u64 = 5 * 1024 * 1024 * 1024;
 const KEY: &AsciiSet = &QUERY_VALUE.remove(b'/');
 
 pub struct S3Direct {
-    backend: String,
-    http: reqwest::Client,
+    /// The client, its timeouts and retries (`network.*`): a request fails when neither a
+    /// body chunk went out nor the answer came in for `network.read_timeout`; GETs and
+    /// HEADs that failed before an answer, or with a 5xx, are retried with backoff, as
+    /// object_store would.
+    rest: Rest,
     signer: Signer,
     /// `scheme://host[:port]`.
     origin: String,
@@ -61,13 +64,6 @@ pub struct S3Direct {
     host: String,
     /// Path before the key: `/bucket/` (path style) or `/` (virtual-hosted).
     base_path: String,
-    /// A request fails when neither a body chunk went out nor the answer came in for
-    /// this long (`network.read_timeout`).
-    idle_timeout: std::time::Duration,
-    /// GETs and HEADs that failed before an answer, or with a 5xx, are retried this many
-    /// times with backoff, within `retry_timeout` (`network.*`), as object_store would.
-    max_retries: usize,
-    retry_timeout: std::time::Duration,
 }
 
 impl S3Direct {
@@ -113,49 +109,25 @@ impl S3Direct {
             (Some(h), None) => h.to_owned(),
             (None, _) => return Ok(None),
         };
-        // No read timeout on the client: reqwest's would run while the body is still being
-        // sent (nothing is read until the backend answers), cutting every upload that
-        // takes longer. `send` applies an idle timeout instead.
-        let mut http = reqwest::Client::builder()
-            .connect_timeout(c.network.connect_timeout)
-            .tcp_nodelay(true)
-            .https_only(!c.allow_http);
-        if let Some(path) = &c.ca_bundle {
-            // In addition to the system's roots, as object_store's client has them.
-            let invalid = |message: String| ConfigError::Invalid {
-                field: field("ca_bundle"),
-                message,
-            };
-            let certs = crate::tls::read_ca_bundle(path).map_err(|e| invalid(e.to_string()))?;
-            let certs = certs
-                .iter()
-                .map(|der| reqwest::Certificate::from_der(der))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| invalid(e.to_string()))?;
-            http = http.tls_certs_merge(certs);
-        }
-        let http = http.build().map_err(|e| ConfigError::Invalid {
-            field: field("endpoint"),
-            message: e.to_string(),
-        })?;
+        // In addition to the system's roots, as object_store's client has them.
+        let rest = Rest::new(
+            name,
+            &c.network,
+            c.allow_http,
+            c.ca_bundle.as_deref(),
+            &field("ca_bundle"),
+        )?;
         Ok(Some(Self {
-            backend: name.to_owned(),
-            http,
+            rest,
             signer,
             origin,
             host,
             base_path,
-            idle_timeout: c.network.read_timeout,
-            max_retries: c.network.max_retries,
-            retry_timeout: c.network.retry_timeout,
         }))
     }
 
     fn unavailable(&self, message: impl std::fmt::Display) -> Error {
-        Error::Unavailable {
-            backend: self.backend.clone(),
-            message: message.to_string(),
-        }
+        self.rest.unavailable(message)
     }
 
     fn url(&self, full_key: &str, query: &str) -> String {
@@ -177,7 +149,7 @@ impl S3Direct {
         let signed = self
             .signer
             .sign(method.as_str(), path_and_query, &headers, SystemTime::now());
-        let mut req = self.http.request(method, url);
+        let mut req = self.rest.http.request(method, url);
         // reqwest sets host and content-length itself (from the URL and the body).
         for (k, v) in headers
             .iter()
@@ -239,7 +211,7 @@ impl S3Direct {
         };
         let length = text("content-length").and_then(|v| v.parse::<u64>().ok());
         let (size, served) = match (status, text("content-range")) {
-            (206, Some(cr)) => parse_content_range(&cr)
+            (206, Some(cr)) => super::rest::content_range(&cr)
                 .ok_or_else(|| self.unavailable(format!("bad Content-Range {cr:?}")))?,
             (206, None) => return Err(self.unavailable("a partial answer without Content-Range")),
             _ => {
@@ -291,23 +263,7 @@ impl S3Direct {
         if head {
             return Ok((outcome, None));
         }
-        let backend = self.backend.clone();
-        let idle = self.idle_timeout;
-        let stream = resp.bytes_stream();
-        let body = futures::stream::unfold(Some(stream), move |stream| {
-            let backend = backend.clone();
-            async move {
-                let mut stream = stream?;
-                let unavailable = |message: String| Error::Unavailable { backend, message };
-                match tokio::time::timeout(idle, stream.next()).await {
-                    Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(stream))),
-                    Ok(Some(Err(e))) => Some((Err(unavailable(e.to_string())), None)),
-                    Ok(None) => None,
-                    Err(_) => Some((Err(unavailable(format!("no data for {idle:?}"))), None)),
-                }
-            }
-        })
-        .boxed();
+        let body = self.rest.body_stream(resp);
         Ok((outcome, Some(body)))
     }
 
@@ -320,25 +276,12 @@ impl S3Direct {
         url: &str,
         headers: &[(String, String)],
     ) -> Result<reqwest::Response> {
-        let started = tokio::time::Instant::now();
-        let mut backoff = std::time::Duration::from_millis(100);
-        let mut attempt = 0;
-        loop {
-            // Signed anew each time: the signature carries the time.
-            let req = self.signed(method.clone(), url, headers.to_vec())?;
-            let failure = match tokio::time::timeout(self.idle_timeout, req.send()).await {
-                Ok(Ok(r)) if !r.status().is_server_error() => return Ok(r),
-                Ok(Ok(r)) => format!("{method} answered {}", r.status()),
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => format!("no answer for {:?}", self.idle_timeout),
-            };
-            attempt += 1;
-            if attempt > self.max_retries || started.elapsed() + backoff > self.retry_timeout {
-                return Err(self.unavailable(failure));
-            }
-            tokio::time::sleep(backoff).await;
-            backoff *= 2;
-        }
+        // Signed anew each time: the signature carries the time.
+        self.rest
+            .send_retrying(method.as_str(), || async {
+                self.signed(method.clone(), url, headers.to_vec())
+            })
+            .await
     }
 
     /// Keys under `full_prefix` (the backend's prefix included) after `start_after`, in
@@ -394,24 +337,13 @@ impl S3Direct {
             p => p,
         };
         let url = format!("{}{bucket_path}{query}", self.origin);
-        let mut resp = self.send_retrying(reqwest::Method::GET, &url, &[]).await?;
+        let resp = self.send_retrying(reqwest::Method::GET, &url, &[]).await?;
         let status = resp.status();
         if !status.is_success() {
             let code = self.error_code(resp).await;
             return Err(self.unavailable(format!("ListObjectsV2 answered {status} {code}")));
         }
-        let mut xml = Vec::new();
-        loop {
-            let chunk = tokio::time::timeout(self.idle_timeout, resp.chunk())
-                .await
-                .map_err(|_| self.unavailable(format!("no data for {:?}", self.idle_timeout)))?
-                .map_err(|e| self.unavailable(e))?;
-            let Some(chunk) = chunk else { break };
-            if xml.len() + chunk.len() > LIST_PAGE_MAX {
-                return Err(self.unavailable("a ListObjectsV2 page larger than 16 MiB"));
-            }
-            xml.extend_from_slice(&chunk);
-        }
+        let xml = self.rest.read_all(resp, LIST_PAGE_MAX).await?;
         parse_list_page(&xml)
             .map_err(|e| self.unavailable(format!("unreadable ListObjectsV2 answer: {e}")))
     }
@@ -419,11 +351,7 @@ impl S3Direct {
     /// The `<Code>` of an S3 error answer's body ("" when it has none, or takes longer
     /// than the idle timeout to arrive).
     async fn error_code(&self, resp: reqwest::Response) -> String {
-        let text = tokio::time::timeout(self.idle_timeout, resp.text())
-            .await
-            .ok()
-            .and_then(|t| t.ok())
-            .unwrap_or_default();
+        let text = self.rest.error_text(resp).await;
         text.split_once("<Code>")
             .and_then(|(_, r)| r.split_once("</Code>"))
             .map_or("", |(c, _)| c)
@@ -456,22 +384,11 @@ impl S3Direct {
         attrs: &Attrs,
         cond: &WriteCondition,
     ) -> Result<PutOutcome> {
-        let mut headers: Vec<(String, String)> = Vec::new();
+        let mut headers = super::attr_headers(attrs, super::STANDARD_ATTR_HEADERS, |k| {
+            format!("x-amz-meta-{k}")
+        });
         if let Some(md5) = md5 {
             headers.push(("content-md5".into(), STANDARD.encode(md5)));
-        }
-        let mut add = |name: &str, v: &Option<String>| {
-            if let Some(v) = v {
-                headers.push((name.to_owned(), v.clone()));
-            }
-        };
-        add("content-type", &attrs.content_type);
-        add("cache-control", &attrs.cache_control);
-        add("content-disposition", &attrs.content_disposition);
-        add("content-encoding", &attrs.content_encoding);
-        add("content-language", &attrs.content_language);
-        for (k, v) in &attrs.metadata {
-            headers.push((format!("x-amz-meta-{k}"), v.clone()));
         }
         match cond {
             WriteCondition::None => {}
@@ -517,73 +434,7 @@ impl S3Direct {
         let url = self.url(full_key, query);
         headers.push(("content-length".into(), len.to_string()));
         let req = self.signed(reqwest::Method::PUT, &url, headers)?;
-        // Progress is a body chunk handed to the connection; the clock starts over at each.
-        // Time spent waiting for the client's next bytes is not the backend's silence: it
-        // counts as progress here, and the client's own timeout (`server.client_timeout`,
-        // in the verifying body) bounds it.
-        let clock = tokio::time::Instant::now();
-        let elapsed_ms = move || u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let reading_client = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let body = {
-            let progress = progress.clone();
-            let reading = reading_client.clone();
-            let mut body = hold_last(body, len);
-            let body = futures::stream::poll_fn(move |cx| {
-                let r = body.poll_next_unpin(cx);
-                reading.store(r.is_pending(), std::sync::atomic::Ordering::Relaxed);
-                r
-            })
-            .boxed();
-            windowed(body, IN_FLIGHT_CHUNKS)
-                .inspect(move |_| {
-                    progress.store(elapsed_ms(), std::sync::atomic::Ordering::Relaxed);
-                })
-                .boxed()
-        };
-        let body = reqwest::Body::wrap_stream(body);
-        let req = req.header(reqwest::header::CONTENT_LENGTH, len).body(body);
-        let send = req.send();
-        tokio::pin!(send);
-        let sent = loop {
-            let last = std::time::Duration::from_millis(
-                progress.load(std::sync::atomic::Ordering::Relaxed),
-            );
-            let deadline = clock + last + self.idle_timeout;
-            tokio::select! {
-                r = &mut send => break r,
-                _ = tokio::time::sleep_until(deadline) => {
-                    if reading_client.load(std::sync::atomic::Ordering::Relaxed) {
-                        progress.store(elapsed_ms(), std::sync::atomic::Ordering::Relaxed);
-                        continue;
-                    }
-                    let now = std::time::Duration::from_millis(
-                        progress.load(std::sync::atomic::Ordering::Relaxed),
-                    );
-                    if now == last {
-                        return Err(self.unavailable(format!(
-                            "no progress for {:?}",
-                            self.idle_timeout
-                        )));
-                    }
-                }
-            }
-        };
-        let resp = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                // The body's own error (checksum mismatch, client gone, too long) is the
-                // cause to report, not the transport's view of it.
-                let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-                while let Some(s) = source {
-                    if let Some(own) = s.downcast_ref::<Error>() {
-                        return Err(own.clone());
-                    }
-                    source = s.source();
-                }
-                return Err(self.unavailable(e));
-            }
-        };
+        let resp = self.rest.send_streaming(req, body, Some(len)).await?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp
@@ -679,18 +530,7 @@ fn parse_list_page(xml: &[u8]) -> std::result::Result<ListedPage, String> {
             Event::Text(t) if field.is_some() => {
                 text.push_str(&t.decode().map_err(|e| e.to_string())?);
             }
-            Event::GeneralRef(r) if field.is_some() => {
-                match r.resolve_char_ref().map_err(|e| e.to_string())? {
-                    Some(c) => text.push(c),
-                    None => {
-                        let name = r.decode().map_err(|e| e.to_string())?;
-                        text.push_str(
-                            quick_xml::escape::resolve_predefined_entity(&name)
-                                .ok_or_else(|| format!("unknown entity &{name};"))?,
-                        );
-                    }
-                }
-            }
+            Event::GeneralRef(r) if field.is_some() => super::rest::push_xml_ref(&mut text, &r)?,
             Event::End(_) => {
                 match field.take() {
                     Some(ListField::Key) => key = Some(std::mem::take(&mut text)),
@@ -742,110 +582,6 @@ fn parse_list_page(xml: &[u8]) -> std::result::Result<ListedPage, String> {
         page.next = None;
     }
     Ok(page)
-}
-
-/// `bytes FIRST-LAST/SIZE` as the total size and the served range (end exclusive).
-fn parse_content_range(v: &str) -> Option<(u64, std::ops::Range<u64>)> {
-    let (range, size) = v.strip_prefix("bytes ")?.split_once('/')?;
-    let (first, last) = range.split_once('-')?;
-    let (first, last, size) = (
-        first.parse::<u64>().ok()?,
-        last.parse::<u64>().ok()?,
-        size.parse().ok()?,
-    );
-    (first <= last && last < size).then_some((size, first..last + 1))
-}
-
-/// Chunks of an upload handed to the HTTP client and not yet written to its socket.
-///
-/// hyper queues up to 16 chunks (or about 400 KiB) per connection while the backend reads
-/// slower than the client sends, and a chunk keeps alive the whole read buffer it was cut
-/// from, however few bytes it holds: an upload could pin 16 of its connection's read
-/// buffers. With the window, its live memory is the read buffer and two chunks (and, at
-/// the end, the last one `hold_last` keeps back). The socket's own buffer, which the kernel
-/// sizes to megabytes, keeps the stream flowing; two chunks beside it are enough.
-const IN_FLIGHT_CHUNKS: usize = 2;
-
-/// Passes `body` on with at most `window` chunks alive downstream: each chunk holds a
-/// permit until the consumer drops it (hyper does once the bytes are on the socket), and
-/// the next chunk is not even read from the client before a permit is free, so the
-/// backpressure reaches the client's socket.
-fn windowed(body: Body, window: usize) -> Body {
-    /// A chunk and its permit, as the owner of the `Bytes` handed on.
-    struct Held {
-        chunk: Bytes,
-        _permit: tokio::sync::OwnedSemaphorePermit,
-    }
-    impl AsRef<[u8]> for Held {
-        fn as_ref(&self) -> &[u8] {
-            &self.chunk
-        }
-    }
-    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(window));
-    futures::stream::unfold((body, permits), |(mut body, permits)| async move {
-        // The semaphore is never closed.
-        let permit = permits.clone().acquire_owned().await.ok()?;
-        let item = body.next().await?.map(|chunk| {
-            Bytes::from_owner(Held {
-                chunk,
-                _permit: permit,
-            })
-        });
-        Some((item, (body, permits)))
-    })
-    .boxed()
-}
-
-/// Passes chunks on as they come, except the one that completes the declared `len`
-/// bytes, which leaves only when the body has ended well. The HTTP client ends the request
-/// as soon as `content-length` bytes are out and never looks at the stream again: a
-/// checksum failure reported after the last byte (as the verifying bodies do) would be too
-/// late, and the object would be committed. Held back, the last bytes are replaced by the
-/// error and the request is cut short. Only that chunk waits: holding every chunk until
-/// the next arrives kept one more read buffer alive per upload for the whole transfer.
-/// Bytes past `len` (a body longer than declared) are held the same way, one behind.
-pub(super) fn hold_last(body: Body, len: u64) -> Body {
-    struct State {
-        body: Body,
-        seen: u64,
-        held: Option<Bytes>,
-        done: bool,
-    }
-    let state = State {
-        body,
-        seen: 0,
-        held: None,
-        done: false,
-    };
-    futures::stream::unfold(state, move |mut st| async move {
-        if st.done {
-            return None;
-        }
-        loop {
-            match st.body.next().await {
-                Some(Ok(chunk)) if chunk.is_empty() => {}
-                Some(Ok(chunk)) => {
-                    st.seen = st.seen.saturating_add(chunk.len() as u64);
-                    if st.seen < len {
-                        return Some((Ok(chunk), st));
-                    }
-                    if let Some(prev) = st.held.replace(chunk) {
-                        return Some((Ok(prev), st));
-                    }
-                }
-                Some(Err(e)) => {
-                    st.done = true;
-                    st.held = None;
-                    return Some((Err(e), st));
-                }
-                None => {
-                    st.done = true;
-                    return st.held.take().map(|h| (Ok(h), st));
-                }
-            }
-        }
-    })
-    .boxed()
 }
 
 #[cfg(test)]
@@ -940,105 +676,5 @@ mod tests {
             let err = parse_list_page(xml.as_bytes()).expect_err(xml);
             assert!(err.contains(want), "{xml}: {err}");
         }
-    }
-
-    #[test]
-    fn content_ranges_parse_and_nonsense_does_not() {
-        assert_eq!(parse_content_range("bytes 0-0/1"), Some((1, 0..1)));
-        assert_eq!(parse_content_range("bytes 10-19/100"), Some((100, 10..20)));
-        for bad in [
-            "bytes 5-4/10",
-            "bytes 0-10/10",
-            "bytes */10",
-            "bytes 0-9/*",
-            "items 0-9/10",
-            "bytes 0-9",
-            "",
-        ] {
-            assert_eq!(parse_content_range(bad), None, "{bad:?}");
-        }
-    }
-
-    #[tokio::test]
-    async fn no_more_than_the_window_is_alive_downstream() {
-        let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let source = {
-            let read = read.clone();
-            futures::stream::iter(0..5u8).map(move |i| {
-                read.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                Ok(Bytes::from(vec![i; 3]))
-            })
-        };
-        let mut body = windowed(source.boxed(), 2);
-        let a = body.next().await.unwrap().unwrap();
-        let b = body.next().await.unwrap().unwrap();
-        // Both permits are out: the third chunk is not even read from the source.
-        let blocked = tokio::time::timeout(std::time::Duration::from_millis(50), body.next()).await;
-        assert!(blocked.is_err());
-        assert_eq!(read.load(std::sync::atomic::Ordering::SeqCst), 2);
-        // A slice keeps its chunk alive; dropping all of it frees the permit.
-        let tail = a.slice(1..);
-        drop(a);
-        assert!(
-            tokio::time::timeout(std::time::Duration::from_millis(50), body.next())
-                .await
-                .is_err()
-        );
-        drop(tail);
-        let c = body.next().await.unwrap().unwrap();
-        assert_eq!((b.as_ref(), c.as_ref()), (&[1u8; 3][..], &[2u8; 3][..]));
-        drop((b, c));
-        // A consumer that drops what it took reads to the end (the end, too, waits for a
-        // permit: a consumer keeping the whole window would wait forever, as hyper never
-        // does, since it drops each chunk once written).
-        let mut rest = 0;
-        while let Some(chunk) = body.next().await {
-            chunk.unwrap();
-            rest += 1;
-        }
-        assert_eq!(rest, 2);
-    }
-
-    #[tokio::test]
-    async fn the_last_chunk_waits_for_the_end_of_the_body() {
-        let chunks = |v: Vec<Result<&'static [u8]>>| -> Body {
-            futures::stream::iter(v.into_iter().map(|r| r.map(Bytes::from_static))).boxed()
-        };
-        let ok: Vec<_> = hold_last(chunks(vec![Ok(b"ab"), Ok(b""), Ok(b"cd")]), 4)
-            .collect()
-            .await;
-        assert_eq!(ok.len(), 2);
-        assert!(ok.iter().all(|r| r.is_ok()));
-        // The error replaces the held-back last chunk: the request never gets all its
-        // bytes. Bytes past the declared length are held one behind too.
-        for (len, error) in [(4, "bad digest"), (1, "longer than declared")] {
-            let failed: Vec<_> = hold_last(
-                chunks(vec![Ok(b"ab"), Ok(b"cd"), Err(Error::internal(error))]),
-                len,
-            )
-            .collect()
-            .await;
-            assert_eq!(failed.len(), 2, "{error}");
-            assert_eq!(failed[0].as_ref().unwrap().as_ref(), b"ab", "{error}");
-            assert!(failed[1].is_err(), "{error}");
-        }
-    }
-
-    #[tokio::test]
-    async fn chunks_before_the_last_are_not_held() {
-        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes>>();
-        let mut body = hold_last(rx.boxed(), 6);
-        let wait = || std::time::Duration::from_millis(50);
-        tx.unbounded_send(Ok(Bytes::from_static(b"ab"))).unwrap();
-        // Handed on before the source has anything more: the upload keeps no chunk back.
-        let first = tokio::time::timeout(wait(), body.next()).await;
-        assert_eq!(first.unwrap().unwrap().unwrap().as_ref(), b"ab");
-        tx.unbounded_send(Ok(Bytes::from_static(b"cdef"))).unwrap();
-        // This one completes the body: it waits for the source to end.
-        assert!(tokio::time::timeout(wait(), body.next()).await.is_err());
-        drop(tx);
-        let last = body.next().await.unwrap().unwrap();
-        assert_eq!(last.as_ref(), b"cdef");
-        assert!(body.next().await.is_none());
     }
 }

@@ -57,6 +57,7 @@ impl Call {
     /// As CASES.toml and `policy check` write it.
     pub fn as_str(self) -> &'static str {
         match self {
+            Call::Admit => "admit",
             Call::Place => "place",
             Call::Route => "route",
             Call::Tier => "tier",
@@ -321,7 +322,7 @@ fn deny_code_name(c: DenyCode) -> &'static str {
     }
 }
 
-fn show_verdict(v: &Verdict) -> String {
+pub(crate) fn show_verdict(v: &Verdict) -> String {
     match v {
         Verdict::Allow => "allow".into(),
         Verdict::Deny { code, message } => format!("deny {} ({message})", deny_code_name(*code)),

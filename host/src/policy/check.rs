@@ -13,11 +13,15 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 pub use super::cases::Call;
+use super::cases::show_verdict;
 use super::wasm::{
     CallError, CallSettings, ComponentInfo, EngineSettings, LoadError, WasmEngine, WasmPolicy,
     describe_call_error,
 };
-use super::{ObjectView, PolicyError, RequestView, TierAction, validate_answer, validate_tier};
+use super::{
+    ObjectView, Phase, PolicyError, RequestView, RouteAnswer, TierAction, validate_answer,
+    validate_tier,
+};
 use crate::config::Config;
 use crate::model::MemberView;
 
@@ -86,7 +90,7 @@ impl Report {
     /// The calls every one of whose answers was a refusal: with these inputs, every such
     /// request would fail (or fall back).
     pub fn always_refused(&self) -> Vec<Call> {
-        [Call::Place, Call::Route, Call::Tier]
+        [Call::Admit, Call::Place, Call::Route, Call::Tier]
             .into_iter()
             .filter(|c| {
                 let mut of_call = self.lines.iter().filter(|l| l.call == *c).peekable();
@@ -275,7 +279,7 @@ pub fn describe_member(m: &MemberView) -> String {
 
 /// The sample requests: operations, principals (and none), keys, sizes (and none), a
 /// content type and metadata, in `bucket`.
-fn requests(bucket: &str) -> Vec<(Call, RequestView, ObjectView)> {
+fn requests(bucket: &str, headers: &[(String, String)]) -> Vec<(Call, RequestView, ObjectView)> {
     let obj = |key: &str, size: Option<u64>| ObjectView {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
@@ -283,9 +287,12 @@ fn requests(bucket: &str) -> Vec<(Call, RequestView, ObjectView)> {
         ..ObjectView::default()
     };
     let req = |operation: &'static str, principal: Option<&str>| RequestView {
-        operation,
+        operation: operation.into(),
         principal: principal.map(str::to_owned),
         source_ip: Some("192.0.2.10".into()),
+        phase: Phase::of(operation),
+        headers: headers.to_vec(),
+        ..RequestView::default()
     };
     vec![
         (
@@ -298,8 +305,14 @@ fn requests(bucket: &str) -> Vec<(Call, RequestView, ObjectView)> {
         ),
         (
             Call::Place,
-            req("PutObject", None),
-            obj("eu/reports/2026.pdf", Some(5 * 1024 * 1024 * 1024)),
+            RequestView {
+                tags: vec![("project".into(), "atlas".into())],
+                ..req("PutObject", None)
+            },
+            ObjectView {
+                tags: vec![("project".into(), "atlas".into())],
+                ..obj("eu/reports/2026.pdf", Some(5 * 1024 * 1024 * 1024))
+            },
         ),
         (
             Call::Place,
@@ -382,6 +395,14 @@ pub fn show_bytes(n: u64) -> String {
     format!("{n} B")
 }
 
+fn show_route(a: &RouteAnswer) -> String {
+    if a.strict {
+        format!("{:?} strict", a.members)
+    } else {
+        format!("{:?}", a.members)
+    }
+}
+
 fn show_tier(a: &TierAction) -> String {
     match a {
         TierAction::Keep => "keep".into(),
@@ -416,20 +437,44 @@ fn judge<T>(
 
 /// Asks `policy` every sample question with each set of members, objects in `bucket`.
 /// Tiering is asked for an object on the first member and on the last.
-pub fn run(policy: &WasmPolicy, sets: &[MemberSet], bucket: &str) -> Report {
+/// `headers` go with every request (`--header`), as if the policy's `headers` setting
+/// named them.
+pub fn run(
+    policy: &WasmPolicy,
+    sets: &[MemberSet],
+    bucket: &str,
+    headers: &[(String, String)],
+) -> Report {
     let mut lines = Vec::new();
+    // Admission sees no members: asked once per request, for policies that admit (0.2).
+    if policy.admits() {
+        for (_, req, obj) in requests(bucket, headers) {
+            let (answer, verdict) = judge(policy.admit(&req, &obj), show_verdict, Ok);
+            lines.push(Line {
+                call: Call::Admit,
+                members: "-".into(),
+                input: describe_request(&req, &obj),
+                answer,
+                verdict,
+            });
+        }
+    }
     for set in sets {
         let members = &set.members;
-        for (call, req, obj) in requests(bucket) {
-            let result = match call {
-                Call::Route => policy.route(&req, &obj, members),
-                _ => policy.place(&req, &obj, members),
+        for (call, req, obj) in requests(bucket, headers) {
+            let (answer, verdict) = match call {
+                Call::Route => judge(policy.route(&req, &obj, members), show_route, |a| {
+                    validate_answer(a.members, members).map(|m| RouteAnswer {
+                        members: m,
+                        strict: a.strict,
+                    })
+                }),
+                _ => judge(
+                    policy.place(&req, &obj, members),
+                    |names| format!("{names:?}"),
+                    |names| validate_answer(names, members),
+                ),
             };
-            let (answer, verdict) = judge(
-                result,
-                |names| format!("{names:?}"),
-                |names| validate_answer(names, members),
-            );
             lines.push(Line {
                 call,
                 members: set.name.clone(),
@@ -551,6 +596,7 @@ pub fn check(
             .then_some("--policy-config"),
         overrides.timeout.is_some().then_some("--timeout"),
         overrides.memory_limit.is_some().then_some("--memory-limit"),
+        (!overrides.headers.is_empty()).then_some("--header"),
     ]
     .into_iter()
     .flatten()
@@ -567,7 +613,7 @@ pub fn check(
     .map_err(CheckError::Engine)?;
     let policy = WasmPolicy::load(&engine, policy_name, bytes, settings.clone())?;
     let probe = policy.probe()?;
-    let report = run(&policy, &members, bucket_name);
+    let report = run(&policy, &members, bucket_name, &overrides.headers);
     Ok(Checked {
         info: policy.info().clone(),
         probe,
@@ -585,6 +631,8 @@ pub struct Overrides {
     pub policy_config: Option<String>,
     pub timeout: Option<Duration>,
     pub memory_limit: Option<u64>,
+    /// Request headers every sample request carries (lower-case names).
+    pub headers: Vec<(String, String)>,
 }
 
 #[cfg(test)]
@@ -657,6 +705,7 @@ policy = "pick"
                 policy_config: Some("y=2".into()),
                 timeout: Some(Duration::from_secs(2)),
                 memory_limit: Some(64 << 20),
+                ..Overrides::default()
             },
         );
         assert_eq!(

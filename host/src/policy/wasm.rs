@@ -17,7 +17,7 @@ use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::footprint::mib;
-use super::{ObjectView, PolicyError, Refusal, RequestView, RouteAnswer, TierAction, Verdict};
+use super::{ObjectView, PolicyError, RequestView, RouteAnswer, TierAction, Verdict};
 use crate::metrics::Metrics;
 use crate::model::MemberView;
 
