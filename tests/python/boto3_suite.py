@@ -291,6 +291,15 @@ def t_etags_are_md5s():
     eq(s3.head_object(Bucket=BUCKET, Key=k)["ETag"], multipart_etag(parts), "multipart head_object ETag")
     listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=k)["Contents"]
     eq(listed[0]["ETag"], multipart_etag(parts), "multipart listed ETag")
+    attrs = s3.get_object_attributes(Bucket=BUCKET, Key=k,
+                                     ObjectAttributes=["ETag", "ObjectSize", "ObjectParts", "StorageClass"])
+    eq(attrs.get("ETag", "").strip('"'), multipart_etag(parts).strip('"'), "get_object_attributes ETag")
+    eq(attrs.get("ObjectSize"), sum(len(p) for p in parts), "get_object_attributes ObjectSize")
+    eq(attrs.get("ObjectParts", {}).get("TotalPartsCount"), 2, "get_object_attributes TotalPartsCount")
+    eq(attrs.get("StorageClass"), "STANDARD", "get_object_attributes StorageClass")
+    expect_error(lambda: s3.get_object_attributes(Bucket=BUCKET, Key=key("etag/none"),
+                                                   ObjectAttributes=["ETag"]),
+                 404, "NoSuchKey", "get_object_attributes of a missing key")
 
 
 def t_list_objects_v2_max_keys_and_paginator():

@@ -55,6 +55,7 @@ async fn run_suite(kind: Kind) {
     integrity(&c).await;
     keys(&c, kind).await;
     etags(&fx, &c).await;
+    object_attributes(&c, &gw.endpoint).await;
     folder_markers(&c).await;
     buckets(&c).await;
     request_ids(&gw, &c).await;
@@ -1441,6 +1442,158 @@ async fn assert_etag_everywhere(c: &Client, key: &str, want: &str, what: &str) {
         Some(want),
         "{what}: LIST"
     );
+}
+
+/// GetObjectAttributes: what was asked, as HEAD knows it; a multipart upload's part count;
+/// the errors of S3 for an unknown attribute, a missing key, a version that cannot exist
+/// and a client without access.
+async fn object_attributes(c: &Client, endpoint: &str) {
+    use aws_sdk_s3::types::{ObjectAttributes as A, StorageClass};
+    let body = data(3000, 4);
+    c.put_object()
+        .bucket(BUCKET)
+        .key("attrs/single")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    let all = [A::Etag, A::ObjectSize, A::StorageClass, A::ObjectParts];
+    let got = c
+        .get_object_attributes()
+        .bucket(BUCKET)
+        .key("attrs/single")
+        .set_object_attributes(Some(all.to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.e_tag().map(|e| e.trim_matches('"')),
+        Some(md5_etag(&body).trim_matches('"'))
+    );
+    assert_eq!(got.object_size(), Some(3000));
+    assert_eq!(got.storage_class(), Some(&StorageClass::Standard));
+    assert!(got.object_parts().is_none(), "a single PUT has no parts");
+    assert!(got.last_modified().is_some());
+    // Only what was asked.
+    let got = c
+        .get_object_attributes()
+        .bucket(BUCKET)
+        .key("attrs/single")
+        .object_attributes(A::ObjectSize)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.object_size(), Some(3000));
+    assert_eq!(got.e_tag(), None);
+    assert_eq!(got.storage_class(), None);
+
+    // A multipart upload of two parts.
+    let (p1, p2) = (data(5 << 20, 1), data(1024, 2));
+    let up = c
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("attrs/multi")
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    let mut done = Vec::new();
+    for (n, p) in [(1, &p1), (2, &p2)] {
+        let part = c
+            .upload_part()
+            .bucket(BUCKET)
+            .key("attrs/multi")
+            .upload_id(id)
+            .part_number(n)
+            .body(ByteStream::from(p.clone()))
+            .send()
+            .await
+            .unwrap();
+        done.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(part.e_tag().unwrap())
+                .build(),
+        );
+    }
+    c.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("attrs/multi")
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let got = c
+        .get_object_attributes()
+        .bucket(BUCKET)
+        .key("attrs/multi")
+        .set_object_attributes(Some(all.to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.e_tag().map(|e| e.trim_matches('"')),
+        Some(multipart_etag(&[&p1, &p2]).trim_matches('"'))
+    );
+    assert_eq!(got.object_size(), Some((5 << 20) + 1024));
+    assert_eq!(
+        got.object_parts().and_then(|p| p.total_parts_count()),
+        Some(2)
+    );
+
+    // Errors, as S3 gives them.
+    let e = c
+        .get_object_attributes()
+        .bucket(BUCKET)
+        .key("attrs/none")
+        .object_attributes(A::Etag)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (404, "NoSuchKey".into()));
+    let e = c
+        .get_object_attributes()
+        .bucket(BUCKET)
+        .key("attrs/single")
+        .object_attributes(A::from("Colour"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (400, "InvalidArgument".into()));
+    let e = c
+        .get_object_attributes()
+        .bucket(BUCKET)
+        .key("attrs/single")
+        .version_id("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY")
+        .object_attributes(A::Etag)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e).0, 400);
+    let e = c
+        .get_object_attributes()
+        .bucket("no-such-bucket-here")
+        .key("attrs/single")
+        .object_attributes(A::Etag)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (404, "NoSuchBucket".into()));
+    let anon = anonymous_client(endpoint);
+    let e = anon
+        .get_object_attributes()
+        .bucket(BUCKET)
+        .key("attrs/single")
+        .object_attributes(A::Etag)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (403, "AccessDenied".into()));
 }
 
 /// ETags as S3 gives them, whatever the member: the hex MD5 of a single-request PUT's

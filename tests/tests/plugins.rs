@@ -489,7 +489,10 @@ async fn policy_check_asks_a_0_2_policy_for_admissions_with_headers() {
     .unwrap();
     let out = format!("{}\n{}", run.stdout, run.stderr);
     assert!(run.status.success(), "{out}");
-    assert!(out.contains("switchyard:policy@0.2.0 world policy"), "{out}");
+    assert!(
+        out.contains("switchyard:policy@0.2.0 world policy"),
+        "{out}"
+    );
     assert!(out.contains("--header"), "{out}");
     // Six sample requests, one admission each; none is by alice on an acme/ key, so the
     // tenant's header reached the policy and each is denied with its own reason.
@@ -514,5 +517,9 @@ async fn policy_check_asks_a_0_2_policy_for_admissions_with_headers() {
     .await
     .unwrap();
     assert!(run.status.success(), "{}", run.stdout);
-    assert!(!run.stdout.contains("outside tenant acme"), "{}", run.stdout);
+    assert!(
+        !run.stdout.contains("outside tenant acme"),
+        "{}",
+        run.stdout
+    );
 }
