@@ -220,25 +220,42 @@ impl Decider {
         );
         match result {
             Ok(a) => Ok(a),
-            Err(reason) => match vb.failure {
-                FailureMode::FailOpen => {
-                    self.metrics
-                        .fallbacks
-                        .get_or_create(&metrics::PolicyLabels {
-                            policy: vb.policy.clone(),
-                        })
-                        .inc();
-                    warn!(bucket = %vb.name, policy = %vb.policy, hash = %hash, "policy could not decide ({reason}); fail-open: using the built-in default");
-                    builtin().map_err(|e| Error::internal(e.to_string()))
-                }
-                FailureMode::FailClosed => {
-                    warn!(bucket = %vb.name, policy = %vb.policy, hash = %hash, "policy could not decide ({reason}); fail-closed: refusing the request");
-                    Err(Error::PolicyFailed {
+            Err(reason) => {
+                self.fail(vb, &hash, "decide", "using the built-in default", reason)?;
+                builtin().map_err(|e| Error::internal(e.to_string()))
+            }
+        }
+    }
+
+    /// A policy that could not answer (`reason`): under fail-open, counted as a fallback
+    /// and `Ok` (the caller does `fallback` instead); under fail-closed, the request's
+    /// error.
+    fn fail(
+        &self,
+        vb: &VirtualBucket,
+        hash: &str,
+        what: &str,
+        fallback: &str,
+        reason: String,
+    ) -> Result<()> {
+        match vb.failure {
+            FailureMode::FailOpen => {
+                self.metrics
+                    .fallbacks
+                    .get_or_create(&metrics::PolicyLabels {
                         policy: vb.policy.clone(),
-                        message: reason,
                     })
-                }
-            },
+                    .inc();
+                warn!(bucket = %vb.name, policy = %vb.policy, hash = %hash, "policy could not {what} ({reason}); fail-open: {fallback}");
+                Ok(())
+            }
+            FailureMode::FailClosed => {
+                warn!(bucket = %vb.name, policy = %vb.policy, hash = %hash, "policy could not {what} ({reason}); fail-closed: refusing the request");
+                Err(Error::PolicyFailed {
+                    policy: vb.policy.clone(),
+                    message: reason,
+                })
+            }
         }
     }
 
@@ -321,6 +338,7 @@ impl Decider {
         }
         let started = Instant::now();
         let loaded = self.policies.as_ref().and_then(|s| s.get(&vb.policy));
+        let hash = loaded.as_ref().map_or("-", |p| p.short_hash());
         let (outcome, result) = match &loaded {
             // 0.1 components have no say.
             Some(p) if !p.admits() => return Ok(()),
@@ -345,7 +363,7 @@ impl Decider {
         tracing::info!(
             target: "switchyard::decisions",
             policy = %vb.policy,
-            hash = %loaded.as_ref().map_or("-", |p| p.short_hash()),
+            hash = %hash,
             call = ?metrics::Call::Admit,
             operation = %req.operation,
             bucket = %obj.bucket,
@@ -359,25 +377,7 @@ impl Decider {
         match result {
             Ok(Verdict::Allow) => Ok(()),
             Ok(Verdict::Deny { code, message }) => Err(Error::Denied { code, message }),
-            Err(reason) => match vb.failure {
-                FailureMode::FailOpen => {
-                    self.metrics
-                        .fallbacks
-                        .get_or_create(&metrics::PolicyLabels {
-                            policy: vb.policy.clone(),
-                        })
-                        .inc();
-                    warn!(bucket = %vb.name, policy = %vb.policy, "policy could not admit ({reason}); fail-open: admitting the request");
-                    Ok(())
-                }
-                FailureMode::FailClosed => {
-                    warn!(bucket = %vb.name, policy = %vb.policy, "policy could not admit ({reason}); fail-closed: refusing the request");
-                    Err(Error::PolicyFailed {
-                        policy: vb.policy.clone(),
-                        message: reason,
-                    })
-                }
-            },
+            Err(reason) => self.fail(vb, hash, "admit", "admitting the request", reason),
         }
     }
 
