@@ -7,6 +7,7 @@ use aws_sdk_s3::types::{
     CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier,
 };
 use futures::StreamExt;
+use switchyard_tests::compat;
 use switchyard_tests::harness::{
     ACCESS_KEY, Fixture, Gateway, Kind, SECRET_KEY, TempDir, anonymous_client, err_of,
     sign_unsigned_payload,
@@ -41,34 +42,60 @@ async fn run_suite(kind: Kind) {
         .await
         .unwrap();
     let c = gw.client();
+    // The steps run, by name, for the compatibility table (tests/src/compat.rs).
+    let mut ran: Vec<&str> = Vec::new();
+    macro_rules! step {
+        ($name:ident($($arg:expr),*)) => {{
+            $name($($arg),*).await;
+            ran.push(stringify!($name));
+        }};
+    }
 
-    put_get_attributes(&c).await;
-    ranges(&c).await;
-    conditional_reads(&c).await;
-    conditional_writes(&c).await;
-    listing(&c).await;
-    backend_pages(&fx, &c).await;
-    copies(&c).await;
-    deletes(&c).await;
-    version_ids(&c).await;
-    multipart(&c).await;
-    integrity(&c).await;
-    keys(&c, kind).await;
-    etags(&fx, &c).await;
-    object_attributes(&c, &gw.endpoint).await;
-    folder_markers(&c).await;
-    buckets(&c).await;
-    request_ids(&gw, &c).await;
-    chunked_bodies(&gw.endpoint, &c).await;
-    checked_before_not_implemented(&gw, &c).await;
+    step!(put_get_attributes(&c));
+    step!(ranges(&c));
+    step!(conditional_reads(&c));
+    step!(conditional_writes(&c));
+    step!(listing(&c));
+    step!(backend_pages(&fx, &c));
+    step!(copies(&c));
+    step!(deletes(&c));
+    step!(version_ids(&c));
+    step!(multipart(&c));
+    step!(integrity(&c));
+    step!(keys(&c, kind));
+    step!(etags(&fx, &c));
+    step!(object_attributes(&c, &gw.endpoint));
+    step!(folder_markers(&c));
+    step!(buckets(&c));
+    step!(request_ids(&gw, &c));
+    step!(chunked_bodies(&gw.endpoint, &c));
+    step!(checked_before_not_implemented(&gw, &c));
     gw.stop().await;
     if matches!(kind, Kind::Fs | Kind::Memory) {
-        dynamic_buckets(kind).await;
+        step!(dynamic_buckets(kind));
     }
-    declared_digest(&fx.single_bucket_config(BUCKET)).await;
+    step!(declared_digest(&fx.single_bucket_config(BUCKET)));
     if kind == Kind::S3 {
-        content_md5_of_encrypted_objects(&fx).await;
+        step!(content_md5_of_encrypted_objects(&fx));
     }
+    compat::check_ran(kind, &ran);
+}
+
+/// docs/compatibility.md is the table of tests/src/compat.rs, rendered; `UPDATE_DOCS=1`
+/// writes it.
+#[test]
+fn compatibility_table_in_the_docs_is_current() {
+    let path = switchyard_tests::harness::repo_root().join("docs/compatibility.md");
+    let want = compat::render();
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &want).unwrap();
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "{} differs from the table in tests/src/compat.rs: run `UPDATE_DOCS=1 cargo test -p switchyard-tests --test conformance compatibility`",
+        path.display()
+    );
 }
 
 /// An SSE-KMS object's ETag is not the MD5 of its content (on AWS; moto keeps the MD5,

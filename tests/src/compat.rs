@@ -1,0 +1,284 @@
+//! The compatibility table (operation × member kind) of `docs/compatibility.md`.
+//!
+//! Each row is one step of the conformance suite (`tests/tests/conformance.rs`) and says,
+//! per kind, how the gateway provides what the step tests: with the backend's own feature,
+//! by building it from the backend's primitives, the same way in front of every kind, or
+//! not at all. The suite checks the table against what it ran: for each kind, the steps it
+//! ran are exactly the rows that kind supports, so a row cannot claim support that no test
+//! exercises, nor hide a step that passes. `docs/compatibility.md` is this table rendered
+//! ([`render`]); a test fails when the two differ.
+
+use crate::harness::Kind;
+
+/// How one kind provides one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The backend's own API does it (S3's multipart upload, GCS's MD5).
+    Native,
+    /// Switchyard builds it from the backend's primitives (an `fs` attribute, a staged
+    /// blob, a marker file).
+    Emulated,
+    /// Switchyard does it in front of the member, alike for every kind (conditions,
+    /// checksums, request ids).
+    Gateway,
+    /// Not available on this kind.
+    No,
+}
+
+impl Mode {
+    fn cell(self) -> &'static str {
+        match self {
+            Mode::Native => "native",
+            Mode::Emulated => "emulated",
+            Mode::Gateway => "gateway",
+            Mode::No => "not supported",
+        }
+    }
+}
+
+/// One row: the conformance step, what it covers, the mode per kind (in [`KINDS`] order),
+/// and why, where the modes need a word.
+pub struct Row {
+    pub step: &'static str,
+    pub what: &'static str,
+    pub modes: [Mode; 5],
+    pub note: &'static str,
+}
+
+/// The column order of [`Row::modes`].
+pub const KINDS: [Kind; 5] = [Kind::Fs, Kind::Memory, Kind::S3, Kind::Azure, Kind::Gcs];
+
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Fs => "fs",
+        Kind::Memory => "memory",
+        Kind::S3 => "s3",
+        Kind::Azure => "azure",
+        Kind::Gcs => "gcs",
+    }
+}
+
+use Mode::{Emulated as E, Gateway as G, Native as N, No};
+
+pub const ROWS: &[Row] = &[
+    Row {
+        step: "put_get_attributes",
+        what: "PutObject, GetObject, HeadObject with Content-Type, Cache-Control, Content-Disposition, Content-Encoding, Content-Language and user metadata",
+        modes: [E, N, N, N, N],
+        note: "`fs` keeps the attributes in an extended attribute of the file",
+    },
+    Row {
+        step: "ranges",
+        what: "GetObject with `Range` (first-last, open-ended, suffix; 416 past the end)",
+        modes: [N, N, N, N, N],
+        note: "",
+    },
+    Row {
+        step: "conditional_reads",
+        what: "GetObject and HeadObject with If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since",
+        modes: [G, G, G, G, G],
+        note: "compared with the S3 ETag and Last-Modified the member answers",
+    },
+    Row {
+        step: "conditional_writes",
+        what: "PutObject with `If-None-Match: *` and `If-Match`",
+        modes: [E, N, N, N, N],
+        note: "`fs`: creates are atomic across engines (a hard link), `If-Match` replaces within one engine; Azure and GCS: the committing request carries the condition (Azure ETag, GCS generation); S3 members without static credentials check before a multipart write (see limitations.md)",
+    },
+    Row {
+        step: "listing",
+        what: "ListObjectsV2 and ListObjects: prefix, delimiter, start-after, marker, max-keys, continuation, `encoding-type=url`",
+        modes: [E, N, N, N, N],
+        note: "`fs` walks the directory tree in S3's order; a listing of several members is merged by the gateway",
+    },
+    Row {
+        step: "copies",
+        what: "CopyObject (COPY and REPLACE directives, conditions on the source)",
+        modes: [E, N, N, N, N],
+        note: "within one member the backend copies; across members the gateway streams the bytes",
+    },
+    Row {
+        step: "deletes",
+        what: "DeleteObject and DeleteObjects (quiet and verbose, missing keys)",
+        modes: [N, N, N, N, N],
+        note: "",
+    },
+    Row {
+        step: "version_ids",
+        what: "`versionId=null` on GET, HEAD, DELETE and copy sources; any other version id refused (400)",
+        modes: [G, G, G, G, G],
+        note: "versioning is not built yet: every object has the one version `null`",
+    },
+    Row {
+        step: "multipart",
+        what: "CreateMultipartUpload, UploadPart, UploadPartCopy, CompleteMultipartUpload, AbortMultipartUpload, ListParts, ListMultipartUploads",
+        modes: [E, E, N, E, N],
+        note: "`fs` and memory stage parts under the gateway's reserved prefix; Azure stages them as blobs and assembles them at completion (one more copy of the data)",
+    },
+    Row {
+        step: "integrity",
+        what: "Content-MD5 and `x-amz-checksum-*` (header or aws-chunked trailer) checked while the body streams; a mismatch stores nothing",
+        modes: [G, G, G, G, G],
+        note: "",
+    },
+    Row {
+        step: "keys",
+        what: "Keys with spaces, Unicode, `+`, up to 1024 bytes; unsupported keys refused (400)",
+        modes: [N, N, N, N, N],
+        note: "keys with `//`, `.` or `..` segments or control characters are refused on every kind",
+    },
+    Row {
+        step: "etags",
+        what: "ETags as S3 gives them: MD5 of the content, `<md5 of part md5s>-N` for multipart uploads, in PUT, HEAD, GET, LIST, copy and completion answers",
+        modes: [E, E, N, E, N],
+        note: "`fs` keeps the ETag in its attribute, memory with the object, Azure in `Content-MD5` (a multipart ETag in metadata); GCS computes the MD5 (a multipart ETag goes in metadata)",
+    },
+    Row {
+        step: "object_attributes",
+        what: "GetObjectAttributes: ETag, ObjectSize, StorageClass, TotalPartsCount",
+        modes: [G, G, G, G, G],
+        note: "checksums and part lists are not kept",
+    },
+    Row {
+        step: "folder_markers",
+        what: "Keys ending in `/` (folder markers): written, read, listed with and without delimiter, deleted",
+        modes: [E, N, N, N, N],
+        note: "`fs` stores a marker as the file `.switchyard-folder` in the directory; S3 members need static credentials",
+    },
+    Row {
+        step: "buckets",
+        what: "ListBuckets, HeadBucket, GetBucketLocation; CreateBucket of an existing bucket (BucketAlreadyOwnedByYou / BucketAlreadyExists)",
+        modes: [G, G, G, G, G],
+        note: "",
+    },
+    Row {
+        step: "request_ids",
+        what: "`x-amz-request-id` and `x-amz-id-2` on every answer, equal to `RequestId` in error bodies",
+        modes: [G, G, G, G, G],
+        note: "",
+    },
+    Row {
+        step: "chunked_bodies",
+        what: "PutObject and UploadPart with `Transfer-Encoding: chunked` and no Content-Length",
+        modes: [G, G, G, G, G],
+        note: "",
+    },
+    Row {
+        step: "checked_before_not_implemented",
+        what: "Requests for what is not supported answer 403 or 404 first where S3 would, then 501",
+        modes: [G, G, G, G, G],
+        note: "",
+    },
+    Row {
+        step: "dynamic_buckets",
+        what: "CreateBucket and DeleteBucket (with incomplete uploads), Put/Get/DeleteBucketPolicy on created buckets",
+        modes: [E, E, No, No, No],
+        note: "`[dynamic_buckets]` templates exist for `fs` (a directory per bucket) and memory; buckets on S3, Azure and GCS members are defined in the configuration file",
+    },
+];
+
+/// Steps that check what the table does not show (the mover's digest path, pages of a
+/// backend listing, encrypted S3 objects): run where they apply, not rows.
+pub const INTERNAL_STEPS: &[&str] = &[
+    "backend_pages",
+    "declared_digest",
+    "content_md5_of_encrypted_objects",
+];
+
+/// The steps a conformance run on `kind` must have run: the rows `kind` supports.
+pub fn supported_steps(kind: Kind) -> Vec<&'static str> {
+    let col = KINDS.iter().position(|k| *k == kind).expect("a known kind");
+    ROWS.iter()
+        .filter(|r| r.modes[col] != Mode::No)
+        .map(|r| r.step)
+        .collect()
+}
+
+/// Checks the steps a conformance run on `kind` ran (internal steps aside) against the
+/// table: the same steps, each once.
+pub fn check_ran(kind: Kind, ran: &[&str]) {
+    let mut ran: Vec<&str> = ran
+        .iter()
+        .copied()
+        .filter(|s| !INTERNAL_STEPS.contains(s))
+        .collect();
+    ran.sort_unstable();
+    let mut want = supported_steps(kind);
+    want.sort_unstable();
+    assert_eq!(
+        ran,
+        want,
+        "the conformance steps run on {} differ from the compatibility table (tests/src/compat.rs)",
+        kind_name(kind)
+    );
+}
+
+/// The table as `docs/compatibility.md` has it.
+pub fn render() -> String {
+    let mut out = String::from(
+        "# Compatibility: S3 operations by member kind\n\n\
+         <!-- Generated from tests/src/compat.rs by `UPDATE_DOCS=1 cargo test -p switchyard-tests --test conformance compatibility`; do not edit. -->\n\n\
+         Each row is one step of the conformance suite (`tests/tests/conformance.rs`), which\n\
+         runs through the gateway against every member kind on every CI run: `fs`, memory, an\n\
+         S3 server (moto), Azure (Azurite) and GCS (fake-gcs-server), with aws-sdk-s3 (boto3\n\
+         and the aws CLI run their own suites on the side). The suite checks this table: on\n\
+         each kind it runs exactly the rows that kind supports, and each of those passes.\n\n\
+         - **native**: the backend's own feature does it.\n\
+         - **emulated**: Switchyard builds it from the backend's primitives (an attribute, a\n\
+         \x20 staged object, a marker file); what it stores stays readable without the gateway\n\
+         \x20 (see [configuration.md](configuration.md) for each kind's layout).\n\
+         - **gateway**: Switchyard does it in front of the member, alike for every kind.\n\
+         - **not supported**: see [limitations.md](limitations.md).\n\n",
+    );
+    out.push_str("| what | step |");
+    for k in KINDS {
+        out.push_str(&format!(" {} |", kind_name(k)));
+    }
+    out.push_str(" notes |\n|---|---|");
+    out.push_str(&"---|".repeat(KINDS.len()));
+    out.push_str("---|\n");
+    for r in ROWS {
+        out.push_str(&format!("| {} | `{}` |", r.what, r.step));
+        for m in r.modes {
+            out.push_str(&format!(" {} |", m.cell()));
+        }
+        out.push_str(&format!(" {} |\n", r.note));
+    }
+    out.push_str(
+        "\nWhat the gateway does not offer on any kind yet (versioning, tagging, ACLs, object\n\
+         lock, SSE-C, lifecycle) answers `501 NotImplemented`: see\n\
+         [limitations.md](limitations.md).\n",
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_step_is_named_once() {
+        let mut steps: Vec<&str> = ROWS.iter().map(|r| r.step).collect();
+        steps.extend(INTERNAL_STEPS);
+        let n = steps.len();
+        steps.sort_unstable();
+        steps.dedup();
+        assert_eq!(steps.len(), n);
+    }
+
+    /// A kind that ran a step the table says it does not support fails the check, and so
+    /// does one that skipped a step the table says it supports.
+    #[test]
+    #[should_panic(expected = "differ from the compatibility table")]
+    fn a_step_run_where_the_table_says_no_fails() {
+        check_ran(Kind::S3, &supported_steps(Kind::Fs));
+    }
+
+    #[test]
+    #[should_panic(expected = "differ from the compatibility table")]
+    fn a_supported_step_left_out_fails() {
+        let mut ran = supported_steps(Kind::Fs);
+        ran.retain(|s| *s != "multipart");
+        check_ran(Kind::Fs, &ran);
+    }
+}
