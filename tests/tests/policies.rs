@@ -709,3 +709,70 @@ async fn a_looping_policy_does_not_hold_other_buckets() {
         "{m}"
     );
 }
+
+/// A fast policy decides on the request's thread (no hop: a few µs a decision); once one
+/// of its calls is slow (here: looping until its deadline), its calls hop to threads of
+/// their own, so that it cannot hold request threads. With every call on the request
+/// threads, a looping neighbour raised another bucket's p99 about sixfold (policy bench).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_policy_moves_off_the_request_threads() {
+    use std::sync::Arc;
+    use switchyard::model::MemberView;
+    use switchyard::policy::wasm::{
+        CallError, CallSettings, EngineSettings, WasmEngine, WasmPolicy,
+    };
+    use switchyard::policy::{ObjectView, RequestView};
+    let engine = WasmEngine::new(&EngineSettings::default()).unwrap();
+    let settings = CallSettings {
+        timeout: Duration::from_millis(30),
+        ..CallSettings::default()
+    };
+    let p = Arc::new(
+        WasmPolicy::load(
+            &engine,
+            "sometimes-loops",
+            &fixed_policy("a", Misbehaviour::Loop),
+            settings,
+        )
+        .unwrap(),
+    );
+    let members = vec![MemberView {
+        name: "a".into(),
+        kind: "memory",
+        labels: vec![],
+        healthy: true,
+        latency_us: None,
+    }];
+    // Where a call ran: the caller's thread or another.
+    let call = |key: &'static str| {
+        let (p, members) = (p.clone(), members.clone());
+        async move {
+            let caller = std::thread::current().id();
+            p.call_off_thread(move |p| {
+                let obj = ObjectView {
+                    bucket: "b".into(),
+                    key: key.into(),
+                    ..ObjectView::default()
+                };
+                let r = p.place(&RequestView::default(), &obj, &members);
+                Ok((std::thread::current().id() == caller, r))
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let (same, answer) = call("fine").await;
+    assert!(same, "a fast policy decides on the request's thread");
+    assert_eq!(answer.unwrap().unwrap(), ["a"]);
+    assert!(!p.runs_off_thread());
+    // Keys starting with `evil` loop until the deadline.
+    let (_, looped) = call("evil").await;
+    assert!(matches!(looped, Err(CallError::Timeout)), "{looped:?}");
+    assert!(p.runs_off_thread());
+    let (same, answer) = call("fine").await;
+    assert!(
+        !same,
+        "after a slow call, calls hop to a thread of their own"
+    );
+    assert_eq!(answer.unwrap().unwrap(), ["a"]);
+}

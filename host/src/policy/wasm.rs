@@ -407,7 +407,19 @@ pub struct WasmPolicy {
     warm: std::sync::Mutex<Vec<(Store<State>, Instance)>>,
     /// One permit per call allowed to run at once ([`WasmPolicy::call_off_thread`]).
     slots: Arc<tokio::sync::Semaphore>,
+    /// Calls run on threads of their own until this time (ms after `born`): set by a
+    /// slow call ([`SLOW_CALL`]).
+    slow_until: std::sync::atomic::AtomicU64,
+    born: Instant,
 }
+
+/// A call that takes longer than this moves the policy's calls to threads of their own
+/// for [`SLOW_WINDOW`]. A decision takes a few µs; a policy that loops, or computes for
+/// long, must not hold request threads (even handed over with `block_in_place`, a
+/// request thread blocked for tens of ms delayed other buckets' answers: p99 of 4 KiB
+/// GETs 3.6-3.8 ms against 0.6 ms alone, docs/benchmarks.md).
+const SLOW_CALL: Duration = Duration::from_millis(1);
+const SLOW_WINDOW: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for WasmPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -547,6 +559,8 @@ impl WasmPolicy {
             settings,
             metrics: None,
             warm: std::sync::Mutex::new(Vec::new()),
+            slow_until: std::sync::atomic::AtomicU64::new(0),
+            born: Instant::now(),
         })
     }
 
@@ -577,39 +591,65 @@ impl WasmPolicy {
             slots: slots(&settings),
             settings,
             warm: std::sync::Mutex::new(Vec::new()),
+            slow_until: std::sync::atomic::AtomicU64::new(0),
+            born: Instant::now(),
         }
     }
 
     /// Runs `call` (a [`WasmPolicy::place`], `route` or `tier`) as blocking work, once one
     /// of this policy's slots is free, waiting at most its timeout for one.
-    /// Policy calls run neither on the request threads nor without bound: a policy that
-    /// loops until its deadline occupies its own slots only, and the requests of other
-    /// buckets (and of buckets with the built-in policy) go on meanwhile.
+    /// Policy calls never run without bound: a policy that loops until its deadline
+    /// occupies its own slots only, and the requests of other buckets (and of buckets
+    /// with the built-in policy) go on meanwhile.
+    ///
+    /// Where: a fast policy's call runs right on the request's thread, the runtime told
+    /// that it blocks (`block_in_place` hands the thread's other tasks to another): no hop
+    /// to a thread of its own, which cost a warm Rust decision 15-25 µs on top of its 5.
+    /// Once a call has taken longer than [`SLOW_CALL`], the policy's calls hop to the
+    /// blocking pool for [`SLOW_WINDOW`], so that a looping policy does not hold request
+    /// threads. A current-thread runtime always hops.
     pub async fn call_off_thread<R: Send + 'static>(
         self: Arc<Self>,
         call: impl FnOnce(&WasmPolicy) -> Result<R, CallError> + Send + 'static,
     ) -> Result<R, CallError> {
+        use std::sync::atomic::Ordering;
         let permit =
             tokio::time::timeout(self.settings.timeout, self.slots.clone().acquire_owned())
                 .await
                 .map_err(|_| CallError::Busy)?
                 .map_err(|_| CallError::Busy)?;
-        // On a multi-threaded runtime the call runs right here, the runtime told that this
-        // thread blocks (block_in_place hands its other tasks to another thread): no hop
-        // to a thread of its own, which cost a warm Rust decision 15-25 µs on top of its
-        // 5 (docs/benchmarks.md). Elsewhere (a current-thread runtime) it hops.
-        if tokio::runtime::Handle::current().runtime_flavor()
-            == tokio::runtime::RuntimeFlavor::MultiThread
+        let timed = move |p: &WasmPolicy| {
+            let started = Instant::now();
+            let r = call(p);
+            if started.elapsed() > SLOW_CALL {
+                let until = p.born.elapsed() + SLOW_WINDOW;
+                p.slow_until.store(
+                    u64::try_from(until.as_millis()).unwrap_or(u64::MAX),
+                    Ordering::Relaxed,
+                );
+            }
+            r
+        };
+        let now = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if now >= self.slow_until.load(Ordering::Relaxed)
+            && tokio::runtime::Handle::current().runtime_flavor()
+                == tokio::runtime::RuntimeFlavor::MultiThread
         {
             let _permit = permit;
-            return tokio::task::block_in_place(|| call(&self));
+            return tokio::task::block_in_place(|| timed(&self));
         }
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            call(&self)
+            timed(&self)
         })
         .await
         .map_err(|e| CallError::Trap(format!("the call's thread failed: {e}")))?
+    }
+
+    /// Whether the policy's calls hop to threads of their own now (a recent call was slow).
+    pub fn runs_off_thread(&self) -> bool {
+        let now = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        now < self.slow_until.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn settings(&self) -> &CallSettings {
