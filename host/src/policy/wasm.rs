@@ -613,11 +613,17 @@ impl WasmPolicy {
         call: impl FnOnce(&WasmPolicy) -> Result<R, CallError> + Send + 'static,
     ) -> Result<R, CallError> {
         use std::sync::atomic::Ordering;
-        let permit =
-            tokio::time::timeout(self.settings.timeout, self.slots.clone().acquire_owned())
-                .await
-                .map_err(|_| CallError::Busy)?
-                .map_err(|_| CallError::Busy)?;
+        // A free slot is taken without a timer (most calls); else wait for one, at most
+        // the deadline.
+        let permit = match self.slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                tokio::time::timeout(self.settings.timeout, self.slots.clone().acquire_owned())
+                    .await
+                    .map_err(|_| CallError::Busy)?
+                    .map_err(|_| CallError::Busy)?
+            }
+        };
         let timed = move |p: &WasmPolicy| {
             let started = Instant::now();
             let r = call(p);
