@@ -1335,6 +1335,46 @@ async fn integrity(c: &Client) {
         .await
         .unwrap();
     assert_eq!(body_of(c, "integrity/crc32c").await, data(100_000, 5));
+    // The answer carries the checksum the body was checked against, from the trailer too,
+    // with its type (a single PUT's checksum is of the full object), for every algorithm.
+    use aws_sdk_s3::types::{ChecksumAlgorithm as Alg, ChecksumType};
+    for alg in [
+        Alg::Crc32,
+        Alg::Crc32C,
+        Alg::Sha1,
+        Alg::Sha256,
+        Alg::Crc64Nvme,
+    ] {
+        let put = c
+            .put_object()
+            .bucket(BUCKET)
+            .key("integrity/answered")
+            .checksum_algorithm(alg.clone())
+            .body(ByteStream::from(data(10_000, 6)))
+            .send()
+            .await
+            .unwrap();
+        let answered = match alg {
+            Alg::Crc32 => put.checksum_crc32(),
+            Alg::Crc32C => put.checksum_crc32_c(),
+            Alg::Sha1 => put.checksum_sha1(),
+            Alg::Sha256 => put.checksum_sha256(),
+            _ => put.checksum_crc64_nvme(),
+        };
+        assert!(answered.is_some(), "{alg:?}: no checksum in the answer");
+        assert_eq!(
+            put.checksum_type(),
+            Some(&ChecksumType::FullObject),
+            "{alg:?}"
+        );
+        if alg == Alg::Sha256 {
+            use base64::Engine as _;
+            use sha2::Digest as _;
+            let want = base64::engine::general_purpose::STANDARD
+                .encode(sha2::Sha256::digest(data(10_000, 6)));
+            assert_eq!(answered, Some(want.as_str()));
+        }
+    }
 }
 
 async fn keys(c: &Client, kind: Kind) {

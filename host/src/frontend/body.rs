@@ -28,6 +28,9 @@ pub struct Expected {
     /// Algorithms whose value arrives in the trailer (`x-amz-trailer`).
     pub trailer: Vec<String>,
     pub declared_len: Option<u64>,
+    /// Filled once the whole body has passed its checks: the checksums it was checked
+    /// against (header or trailer), which the answer carries as S3's does.
+    pub verified: std::sync::Arc<std::sync::Mutex<Option<Checksum>>>,
 }
 
 const ALGORITHMS: [&str; 5] = ["crc32", "crc32c", "sha1", "sha256", "crc64nvme"];
@@ -217,5 +220,20 @@ fn finish(st: &mut State) -> Result<()> {
             return Err(Error::ChecksumMismatch(alg_label(alg)));
         }
     }
+    let mut checked = Checksum::default();
+    for alg in &st.algs {
+        let v = checksum_value(&computed, alg).cloned();
+        match alg.as_str() {
+            "crc32" => checked.checksum_crc32 = v,
+            "crc32c" => checked.checksum_crc32c = v,
+            "sha1" => checked.checksum_sha1 = v,
+            "sha256" => checked.checksum_sha256 = v,
+            _ => checked.checksum_crc64nvme = v,
+        }
+    }
+    *st.expected
+        .verified
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = Some(checked);
     Ok(())
 }

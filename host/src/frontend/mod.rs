@@ -275,6 +275,24 @@ fn parse_copy_range(r: Option<&str>) -> S3Result<Option<ByteRange>> {
     Ok(Some(ByteRange::Bounded { first, last }))
 }
 
+/// The checksums a body was verified against (trailer ones included), else the ones its
+/// headers declared.
+fn take_verified(verified: &std::sync::Mutex<Option<Checksum>>, declared: Checksum) -> Checksum {
+    verified
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .unwrap_or(declared)
+}
+
+fn has_checksum(c: &Checksum) -> bool {
+    c.checksum_crc32.is_some()
+        || c.checksum_crc32c.is_some()
+        || c.checksum_sha1.is_some()
+        || c.checksum_sha256.is_some()
+        || c.checksum_crc64nvme.is_some()
+}
+
 fn expected(
     content_md5: Option<String>,
     checksums: Checksum,
@@ -286,6 +304,7 @@ fn expected(
         checksums,
         trailer: Vec::new(),
         declared_len: declared_len.and_then(|l| u64::try_from(l).ok()),
+        verified: Default::default(),
     }
     .with_trailer(headers);
     e.check_format().map_err(errors::to_s3)?;
@@ -671,6 +690,7 @@ impl S3 for Frontend {
             StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
         });
         let size = expected.declared_len;
+        let verified = expected.verified.clone();
         let body = body::verified(blob, expected, trailers, &router.config.server);
         let bucket = input.bucket;
         let key = input.key;
@@ -680,13 +700,18 @@ impl S3 for Frontend {
             router.put(&view, &bucket, &key, body, size, &a, &cond),
         )
         .await?;
+        // The checksums the body was checked against, from headers or the trailer; a
+        // single PUT's checksum is of the whole object.
+        let checked = take_verified(&verified, checksums);
+        let any = has_checksum(&checked);
         Ok(S3Response::new(PutObjectOutput {
             e_tag: etag(out.etag),
-            checksum_crc32: checksums.checksum_crc32,
-            checksum_crc32c: checksums.checksum_crc32c,
-            checksum_sha1: checksums.checksum_sha1,
-            checksum_sha256: checksums.checksum_sha256,
-            checksum_crc64nvme: checksums.checksum_crc64nvme,
+            checksum_crc32: checked.checksum_crc32,
+            checksum_crc32c: checked.checksum_crc32c,
+            checksum_sha1: checked.checksum_sha1,
+            checksum_sha256: checked.checksum_sha256,
+            checksum_crc64nvme: checked.checksum_crc64nvme,
+            checksum_type: any.then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
             ..Default::default()
         }))
     }
@@ -1218,6 +1243,7 @@ impl S3 for Frontend {
             StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
         });
         let len = expected.declared_len;
+        let verified = expected.verified.clone();
         let body = body::verified(blob, expected, trailers, &router.config.server);
         let e = traced(
             "UploadPart",
@@ -1232,13 +1258,14 @@ impl S3 for Frontend {
             ),
         )
         .await?;
+        let checked = take_verified(&verified, checksums);
         Ok(S3Response::new(UploadPartOutput {
             e_tag: Some(ETag::Strong(e)),
-            checksum_crc32: checksums.checksum_crc32,
-            checksum_crc32c: checksums.checksum_crc32c,
-            checksum_sha1: checksums.checksum_sha1,
-            checksum_sha256: checksums.checksum_sha256,
-            checksum_crc64nvme: checksums.checksum_crc64nvme,
+            checksum_crc32: checked.checksum_crc32,
+            checksum_crc32c: checked.checksum_crc32c,
+            checksum_sha1: checked.checksum_sha1,
+            checksum_sha256: checked.checksum_sha256,
+            checksum_crc64nvme: checked.checksum_crc64nvme,
             ..Default::default()
         }))
     }
