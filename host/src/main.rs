@@ -237,7 +237,8 @@ fn parse_header(v: &str) -> Result<(String, String), String> {
         .split_once('=')
         .ok_or_else(|| format!("{v:?} is not NAME=VALUE"))?;
     let name = name.trim().to_ascii_lowercase();
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+    // The rule the configuration's `headers` follow: any valid HTTP header name.
+    if name.is_empty() || http::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
         return Err(format!("{name:?} is not a header name"));
     }
     Ok((name, value.to_owned()))

@@ -387,16 +387,8 @@ impl AzureDirect {
             WriteCondition::None => {}
             WriteCondition::IfAbsent => headers.push(("if-none-match".into(), "*".into())),
             WriteCondition::IfMatch(want) => {
-                // The client names the version by its S3 ETag; the write is made
-                // conditional on that version's Azure ETag, so a concurrent writer still
-                // loses atomically.
-                let Some((s3, native)) = self.versions(full_name).await? else {
-                    return Err(Error::NotFound);
-                };
-                if want != "*" && *want != s3 {
-                    return Err(Error::Precondition("the ETag does not match".into()));
-                }
-                headers.push(("if-match".into(), native));
+                let current = self.versions(full_name).await?;
+                headers.push(("if-match".into(), rest::if_match_token(want, current)?));
             }
         }
         let (first, whole) = super::objstore::read_up_to(&mut body, block).await?;

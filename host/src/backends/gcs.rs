@@ -243,15 +243,7 @@ impl GcsDirect {
                 headers.push(("x-goog-if-generation-match".into(), "0".into()));
             }
             WriteCondition::IfMatch(want) => {
-                // The client names the version by its S3 ETag; the write is made
-                // conditional on that version's generation, so a concurrent writer
-                // still loses atomically.
-                let Some((s3, generation)) = self.versions(full_name).await? else {
-                    return Err(Error::NotFound);
-                };
-                if want != "*" && *want != s3 {
-                    return Err(Error::Precondition("the ETag does not match".into()));
-                }
+                let generation = rest::if_match_token(want, self.versions(full_name).await?)?;
                 headers.push(("x-goog-if-generation-match".into(), generation));
             }
         }

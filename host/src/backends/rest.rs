@@ -323,6 +323,20 @@ pub(super) fn hold_last(body: Body, len: u64) -> Body {
     .boxed()
 }
 
+/// The backend's own version token (Azure ETag, GCS generation) of the object whose S3
+/// ETag an `If-Match: want` names, given the object's `current` (S3 ETag, token): the
+/// write is then made conditional on that token, so a concurrent writer still loses
+/// atomically.
+pub fn if_match_token(want: &str, current: Option<(String, String)>) -> Result<String> {
+    let Some((s3, token)) = current else {
+        return Err(Error::NotFound);
+    };
+    if want != "*" && want != s3 {
+        return Err(Error::Precondition("the ETag does not match".into()));
+    }
+    Ok(token)
+}
+
 /// What a GET or HEAD answer's headers say of the object, read alike from Azure and GCS.
 pub struct Answered {
     pub size: u64,

@@ -176,12 +176,7 @@ impl S3Direct {
         let url = self.url(full_key, "");
         let mut headers = Vec::new();
         if let (Some(r), false) = (range, head) {
-            let spec = match r {
-                ByteRange::Bounded { first, last } => format!("bytes={first}-{last}"),
-                ByteRange::From(first) => format!("bytes={first}-"),
-                ByteRange::Suffix(n) => format!("bytes=-{n}"),
-            };
-            headers.push(("range".into(), spec));
+            headers.push(("range".into(), super::rest::range_header(r)));
         }
         let method = if head {
             reqwest::Method::HEAD
@@ -205,41 +200,19 @@ impl S3Direct {
             }
         }
         let h = resp.headers();
-        let text = |name: &str| {
-            h.get(name)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        };
+        let text = |name: &str| super::rest::header(h, name);
         let length = text("content-length").and_then(|v| v.parse::<u64>().ok());
-        let (size, served) = match (status, text("content-range")) {
-            (206, Some(cr)) => super::rest::content_range(&cr)
-                .ok_or_else(|| self.unavailable(format!("bad Content-Range {cr:?}")))?,
-            (206, None) => return Err(self.unavailable("a partial answer without Content-Range")),
-            _ => {
-                let size =
-                    length.ok_or_else(|| self.unavailable("an answer without Content-Length"))?;
-                (size, 0..size)
-            }
-        };
-        let last_modified = text("last-modified")
-            .and_then(|v| chrono::DateTime::parse_from_rfc2822(&v).ok())
-            .map(|d| d.with_timezone(&chrono::Utc))
-            .ok_or_else(|| self.unavailable("an answer without Last-Modified"))?;
-        let mut attrs = Attrs {
-            content_type: text("content-type"),
-            cache_control: text("cache-control"),
-            content_disposition: text("content-disposition"),
-            content_encoding: text("content-encoding"),
-            content_language: text("content-language"),
-            ..Attrs::default()
-        };
-        for (name, value) in h {
-            if let Some(meta) = name.as_str().strip_prefix("x-amz-meta-") {
-                attrs.metadata.insert(
-                    meta.to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                );
-            }
-        }
+        // The kept ETag of other kinds means nothing here: S3 makes its own ETags (and
+        // clients cannot write the reserved metadata name).
+        let super::rest::Answered {
+            size,
+            served,
+            last_modified,
+            attrs,
+            kept_etag: _,
+        } = self
+            .rest
+            .answered(status, h, length, "x-amz-meta-", str::to_owned)?;
         let etag = text("etag").map(super::objstore::unquote);
         // SSE-KMS and SSE-C objects have ETags that are not the MD5 of their content.
         let encrypted = text("x-amz-server-side-encryption").is_some_and(|v| v.contains("kms"))

@@ -229,15 +229,13 @@ fn unversioned(version_id: Option<&str>) -> S3Result<()> {
 }
 
 /// The attributes GetObjectAttributes can be asked for.
-fn object_attribute_names() -> [&'static str; 5] {
-    [
-        ObjectAttributes::CHECKSUM,
-        ObjectAttributes::ETAG,
-        ObjectAttributes::OBJECT_PARTS,
-        ObjectAttributes::OBJECT_SIZE,
-        ObjectAttributes::STORAGE_CLASS,
-    ]
-}
+const OBJECT_ATTRIBUTE_NAMES: [&str; 5] = [
+    ObjectAttributes::CHECKSUM,
+    ObjectAttributes::ETAG,
+    ObjectAttributes::OBJECT_PARTS,
+    ObjectAttributes::OBJECT_SIZE,
+    ObjectAttributes::STORAGE_CLASS,
+];
 
 /// A copy's source bucket and key; `None` for an access point or outpost source, which
 /// the gateway does not support.
@@ -283,14 +281,6 @@ fn take_verified(verified: &std::sync::Mutex<Option<Checksum>>, declared: Checks
         .unwrap_or_else(|e| e.into_inner())
         .take()
         .unwrap_or(declared)
-}
-
-fn has_checksum(c: &Checksum) -> bool {
-    c.checksum_crc32.is_some()
-        || c.checksum_crc32c.is_some()
-        || c.checksum_sha1.is_some()
-        || c.checksum_sha256.is_some()
-        || c.checksum_crc64nvme.is_some()
 }
 
 fn expected(
@@ -703,7 +693,7 @@ impl S3 for Frontend {
         // The checksums the body was checked against, from headers or the trailer; a
         // single PUT's checksum is of the whole object.
         let checked = take_verified(&verified, checksums);
-        let any = has_checksum(&checked);
+        let any = body::any_checksum(&checked);
         Ok(S3Response::new(PutObjectOutput {
             e_tag: etag(out.etag),
             checksum_crc32: checked.checksum_crc32,
@@ -837,7 +827,7 @@ impl S3 for Frontend {
         for a in &input.object_attributes {
             // One header may list several, comma-separated.
             for name in a.as_str().split(',').map(str::trim) {
-                if !object_attribute_names().contains(&name) {
+                if !OBJECT_ATTRIBUTE_NAMES.contains(&name) {
                     return Err(s3s::s3_error!(
                         InvalidArgument,
                         "Invalid attribute name specified: {name:?}"

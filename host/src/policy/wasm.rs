@@ -612,7 +612,6 @@ impl WasmPolicy {
         self: Arc<Self>,
         call: impl FnOnce(&WasmPolicy) -> Result<R, CallError> + Send + 'static,
     ) -> Result<R, CallError> {
-        use std::sync::atomic::Ordering;
         // A free slot is taken without a timer (most calls); else wait for one, at most
         // the deadline.
         let permit = match self.slots.clone().try_acquire_owned() {
@@ -636,8 +635,7 @@ impl WasmPolicy {
             }
             r
         };
-        let now = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
-        if now >= self.slow_until.load(Ordering::Relaxed)
+        if !self.runs_off_thread()
             && tokio::runtime::Handle::current().runtime_flavor()
                 == tokio::runtime::RuntimeFlavor::MultiThread
         {
@@ -655,7 +653,7 @@ impl WasmPolicy {
     /// Whether the policy's calls hop to threads of their own now (a recent call was slow).
     pub fn runs_off_thread(&self) -> bool {
         let now = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
-        now < self.slow_until.load(std::sync::atomic::Ordering::Relaxed)
+        now < self.slow_until.load(Ordering::Relaxed)
     }
 
     pub fn settings(&self) -> &CallSettings {
