@@ -110,7 +110,11 @@ fn params(query: Option<&str>) -> HashMap<String, String> {
         .collect()
 }
 
-fn start_job(kind: &str, query: Option<&str>, state: &AdminState) -> Result<Response, String> {
+async fn start_job(
+    kind: &str,
+    query: Option<&str>,
+    state: &AdminState,
+) -> Result<Response, String> {
     let p = params(query);
     let known: &[&str] = match kind {
         "migrate" => &[
@@ -168,15 +172,18 @@ fn start_job(kind: &str, query: Option<&str>, state: &AdminState) -> Result<Resp
         if spec.from == spec.to {
             return Err("from and to name the same member".into());
         }
-        state.jobs.migrate(spec)
+        state.jobs.migrate(spec).await
     } else {
-        state.jobs.tier(TierSpec {
-            bucket,
-            shard,
-            dry_run,
-            concurrency,
-            bandwidth,
-        })
+        state
+            .jobs
+            .tier(TierSpec {
+                bucket,
+                shard,
+                dry_run,
+                concurrency,
+                bandwidth,
+            })
+            .await
     }
     .map_err(|e| e.to_string())?;
     Ok(json(http::StatusCode::ACCEPTED, &job.to_json()))
@@ -216,7 +223,7 @@ fn policies(set: &PolicySet) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn route(
+async fn route(
     method: &http::Method,
     uri: &http::Uri,
     headers: &http::HeaderMap,
@@ -251,6 +258,7 @@ fn route(
             }
             let kind = path.trim_start_matches("/jobs/");
             start_job(kind, uri.query(), state)
+                .await
                 .unwrap_or_else(|e| error(http::StatusCode::BAD_REQUEST, e))
         }
         ("GET", p) if p.starts_with("/jobs/") => {
@@ -306,8 +314,11 @@ pub async fn start(
             let state = state.clone();
             let svc =
                 hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let resp = route(req.method(), req.uri(), req.headers(), &state);
-                    async move { Ok::<_, std::convert::Infallible>(resp) }
+                    let state = state.clone();
+                    async move {
+                        let resp = route(req.method(), req.uri(), req.headers(), &state).await;
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
                 });
             let conn_builder = conn_builder.clone();
             let tls = tls

@@ -537,6 +537,34 @@ pub enum DynamicBuckets {
         #[serde(default)]
         labels: BTreeMap<String, String>,
     },
+    /// A prefix per bucket (`<prefix>/<bucket>/`) inside one S3 bucket: the table is an
+    /// `s3` backend's, whose `prefix` is where the buckets' prefixes go.
+    S3(S3Backend),
+    /// A prefix per bucket inside one Azure container.
+    Azure(AzureBackend),
+    /// A prefix per bucket inside one GCS bucket.
+    Gcs(GcsBackend),
+}
+
+impl DynamicBuckets {
+    /// The backend holding every bucket of a remote template (its `prefix` the root of
+    /// theirs); `None` for `fs` and memory, whose buckets are stores of their own.
+    pub fn remote(&self) -> Option<BackendConfig> {
+        match self {
+            DynamicBuckets::S3(b) => Some(BackendConfig::S3(b.clone())),
+            DynamicBuckets::Azure(b) => Some(BackendConfig::Azure(b.clone())),
+            DynamicBuckets::Gcs(b) => Some(BackendConfig::Gcs(b.clone())),
+            DynamicBuckets::Fs { .. } | DynamicBuckets::Memory { .. } => None,
+        }
+    }
+
+    /// The `fs` template's root directory.
+    pub fn fs_root(&self) -> Option<&Path> {
+        match self {
+            DynamicBuckets::Fs { root, .. } => Some(root),
+            _ => None,
+        }
+    }
 }
 
 /// Network behaviour shared by the remote backend kinds.
@@ -731,6 +759,24 @@ pub struct MemoryBackend {
 }
 
 impl BackendConfig {
+    /// The same backend one level down: `child` below its prefix (a bucket of a remote
+    /// `[dynamic_buckets]` template).
+    pub fn below(&self, child: &str) -> BackendConfig {
+        let mut out = self.clone();
+        let prefix = match &mut out {
+            BackendConfig::S3(b) => &mut b.prefix,
+            BackendConfig::Azure(b) => &mut b.prefix,
+            BackendConfig::Gcs(b) => &mut b.prefix,
+            BackendConfig::Fs(b) => &mut b.prefix,
+            BackendConfig::Memory(b) => &mut b.prefix,
+        };
+        *prefix = Some(match prefix.as_deref().filter(|p| !p.is_empty()) {
+            Some(p) => format!("{p}/{child}"),
+            None => child.to_owned(),
+        });
+        out
+    }
+
     pub fn kind_name(&self) -> &'static str {
         match self {
             BackendConfig::S3(_) => "s3",
@@ -967,67 +1013,14 @@ impl Config {
         for (name, backend) in &self.backends {
             let field = format!("backends.{name}");
             check_name(&field, name)?;
-            let common = backend.common();
-            if let Some(prefix) = &common.prefix
-                && (prefix.starts_with('/') || prefix.ends_with('/') || prefix.contains("//"))
-            {
-                return Err(invalid(
-                    format!("{field}.prefix"),
-                    "must not start or end with '/' nor contain '//'",
-                ));
-            }
-            if let Some(prefix) = &common.prefix
-                && let Err(e) = object_store::path::Path::parse(prefix)
-            {
-                return Err(invalid(format!("{field}.prefix"), e.to_string()));
-            }
-            for (name, secret) in backend.secrets() {
-                secret.resolve(&format!("{field}.{name}"))?;
-            }
-            if let Some(path) = backend.ca_bundle() {
-                // Read now: a bundle that is missing or holds no certificate would
-                // otherwise show only as a backend that fails every handshake.
-                crate::tls::read_ca_bundle(path)
-                    .map_err(|e| invalid(format!("{field}.ca_bundle"), e.to_string()))?;
-            }
-            match backend {
-                BackendConfig::S3(S3Backend {
-                    bucket, endpoint, ..
-                }) => {
-                    if bucket.is_empty() {
-                        return Err(invalid(format!("{field}.bucket"), "must not be empty"));
-                    }
-                    check_url(&format!("{field}.endpoint"), endpoint.as_deref())?;
-                }
-                BackendConfig::Azure(AzureBackend {
-                    account,
-                    container,
-                    endpoint,
-                    ..
-                }) => {
-                    if account.is_empty() {
-                        return Err(invalid(format!("{field}.account"), "must not be empty"));
-                    }
-                    if container.is_empty() {
-                        return Err(invalid(format!("{field}.container"), "must not be empty"));
-                    }
-                    check_url(&format!("{field}.endpoint"), endpoint.as_deref())?;
-                }
-                BackendConfig::Gcs(GcsBackend {
-                    bucket, endpoint, ..
-                }) => {
-                    if bucket.is_empty() {
-                        return Err(invalid(format!("{field}.bucket"), "must not be empty"));
-                    }
-                    check_url(&format!("{field}.endpoint"), endpoint.as_deref())?;
-                }
-                BackendConfig::Fs(FsBackend { root, .. }) => {
-                    if root.as_os_str().is_empty() {
-                        return Err(invalid(format!("{field}.root"), "must not be empty"));
-                    }
-                }
-                BackendConfig::Memory(_) => {}
-            }
+            validate_backend(&field, backend)?;
+        }
+        if let Some(remote) = self
+            .dynamic_buckets
+            .as_ref()
+            .and_then(DynamicBuckets::remote)
+        {
+            validate_backend("dynamic_buckets", &remote)?;
         }
         for (name, bucket) in &self.buckets {
             let field = format!("buckets.{name}");
@@ -1200,15 +1193,20 @@ impl Config {
                 }
             }
         }
-        if let Some(DynamicBuckets::Fs { root, .. }) = &self.dynamic_buckets {
+        let dynamic = match &self.dynamic_buckets {
+            Some(DynamicBuckets::Fs { root, .. }) => Some(Location {
+                store: "fs".into(),
+                path: dir_path(root),
+            }),
+            Some(t) => t.remote().as_ref().and_then(location),
+            None => None,
+        };
+        if let Some(loc) = dynamic {
             places.push((
                 "[dynamic_buckets]".to_owned(),
                 "",
                 (Anonymous::None, None),
-                Location {
-                    store: "fs".into(),
-                    path: dir_path(root),
-                },
+                loc,
             ));
         }
         for (i, a) in places.iter().enumerate() {
@@ -1221,7 +1219,7 @@ impl Config {
                     return Err(invalid(
                         format!("buckets.{}", a.1),
                         format!(
-                            "{} and [dynamic_buckets] (root {}) reach the same objects ({} {}): each directory there is a bucket of the API's (CreateBucket, DeleteBucket) whose policy is set through the API, so nothing keeps its access like this one's. Give [dynamic_buckets] a root of its own.",
+                            "{} and [dynamic_buckets] (root {}) reach the same objects ({} {}): each directory or prefix there is a bucket of the API's (CreateBucket, DeleteBucket) whose policy is set through the API, so nothing keeps its access like this one's. Give [dynamic_buckets] a root of its own.",
                             a.0, b.3.path, a.3.store, a.3.path,
                         ),
                     ));
@@ -1247,6 +1245,73 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// One backend's table (`field` names it in errors): the checks that need no I/O but
+/// reading its secrets and CA bundle.
+fn validate_backend(field: &str, backend: &BackendConfig) -> Result<(), ConfigError> {
+    let common = backend.common();
+    if let Some(prefix) = &common.prefix
+        && (prefix.starts_with('/') || prefix.ends_with('/') || prefix.contains("//"))
+    {
+        return Err(invalid(
+            format!("{field}.prefix"),
+            "must not start or end with '/' nor contain '//'",
+        ));
+    }
+    if let Some(prefix) = &common.prefix
+        && let Err(e) = object_store::path::Path::parse(prefix)
+    {
+        return Err(invalid(format!("{field}.prefix"), e.to_string()));
+    }
+    for (name, secret) in backend.secrets() {
+        secret.resolve(&format!("{field}.{name}"))?;
+    }
+    if let Some(path) = backend.ca_bundle() {
+        // Read now: a bundle that is missing or holds no certificate would
+        // otherwise show only as a backend that fails every handshake.
+        crate::tls::read_ca_bundle(path)
+            .map_err(|e| invalid(format!("{field}.ca_bundle"), e.to_string()))?;
+    }
+    match backend {
+        BackendConfig::S3(S3Backend {
+            bucket, endpoint, ..
+        }) => {
+            if bucket.is_empty() {
+                return Err(invalid(format!("{field}.bucket"), "must not be empty"));
+            }
+            check_url(&format!("{field}.endpoint"), endpoint.as_deref())?;
+        }
+        BackendConfig::Azure(AzureBackend {
+            account,
+            container,
+            endpoint,
+            ..
+        }) => {
+            if account.is_empty() {
+                return Err(invalid(format!("{field}.account"), "must not be empty"));
+            }
+            if container.is_empty() {
+                return Err(invalid(format!("{field}.container"), "must not be empty"));
+            }
+            check_url(&format!("{field}.endpoint"), endpoint.as_deref())?;
+        }
+        BackendConfig::Gcs(GcsBackend {
+            bucket, endpoint, ..
+        }) => {
+            if bucket.is_empty() {
+                return Err(invalid(format!("{field}.bucket"), "must not be empty"));
+            }
+            check_url(&format!("{field}.endpoint"), endpoint.as_deref())?;
+        }
+        BackendConfig::Fs(FsBackend { root, .. }) => {
+            if root.as_os_str().is_empty() {
+                return Err(invalid(format!("{field}.root"), "must not be empty"));
+            }
+        }
+        BackendConfig::Memory(_) => {}
+    }
+    Ok(())
 }
 
 /// `[server.tls]`. The certificate files themselves are read when the engine starts (they

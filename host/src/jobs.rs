@@ -149,10 +149,10 @@ impl Jobs {
     }
 
     /// Starts a migration in the background.
-    pub fn migrate(self: &Arc<Self>, spec: MigrateSpec) -> crate::model::Result<Arc<Job>> {
+    pub async fn migrate(self: &Arc<Self>, spec: MigrateSpec) -> crate::model::Result<Arc<Job>> {
         let router = self.router.load_full();
         // Refuse a bad request now rather than as a failed job.
-        let vb = router.bucket(&spec.bucket)?;
+        let vb = router.bucket(&spec.bucket).await?;
         for m in [&spec.from, &spec.to] {
             if vb.member(m).is_none() {
                 return Err(crate::model::Error::InvalidArgument(format!(
@@ -177,9 +177,9 @@ impl Jobs {
     }
 
     /// Starts a tiering pass in the background.
-    pub fn tier(self: &Arc<Self>, spec: TierSpec) -> crate::model::Result<Arc<Job>> {
+    pub async fn tier(self: &Arc<Self>, spec: TierSpec) -> crate::model::Result<Arc<Job>> {
         let router = self.router.load_full();
-        router.bucket(&spec.bucket)?;
+        router.bucket(&spec.bucket).await?;
         let params = serde_json::json!({
             "shard": format!("{}/{}", spec.shard.index, spec.shard.count),
             "dry_run": spec.dry_run, "concurrency": spec.concurrency, "bandwidth": spec.bandwidth,
@@ -228,7 +228,7 @@ impl Jobs {
                     concurrency: cfg.concurrency,
                     bandwidth,
                 };
-                match jobs.tier(spec) {
+                match jobs.tier(spec).await {
                     Ok(j) => last = Some(j),
                     Err(e) => {
                         tracing::warn!(bucket = %bucket, error = %e, "cannot start a tiering pass")

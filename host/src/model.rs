@@ -161,6 +161,9 @@ pub enum Error {
     BucketExists { owned: bool },
     #[error("bucket not empty")]
     BucketNotEmpty,
+    /// A bucket operation that meets a state it must not resolve alone (409).
+    #[error("operation aborted: {0}")]
+    OperationAborted(String),
     #[error("precondition failed: {0}")]
     Precondition(String),
     #[error("not modified")]

@@ -234,8 +234,8 @@ pub fn parse_rate(s: &str) -> std::result::Result<u64, String> {
         .map_err(|e| format!("{e} (a rate is bytes per second, such as 50MiB/s)"))
 }
 
-fn member(router: &Router, bucket: &str, name: &str) -> Result<Arc<Backend>> {
-    let vb = router.bucket(bucket)?;
+async fn member(router: &Router, bucket: &str, name: &str) -> Result<Arc<Backend>> {
+    let vb = router.bucket(bucket).await?;
     vb.member(name).cloned().ok_or_else(|| {
         Error::InvalidArgument(format!("{name:?} is not a member of bucket {bucket:?}"))
     })
@@ -761,14 +761,14 @@ impl<'a> Journal<'a> {
 /// [`Journal`], copied and checked, the record is cleared, and only then are source copies
 /// deleted (move mode).
 pub async fn migrate(router: &Router, spec: &MigrateSpec, progress: &Arc<Progress>) -> Result<()> {
-    let from = member(router, &spec.bucket, &spec.from)?;
-    let to = member(router, &spec.bucket, &spec.to)?;
+    let from = member(router, &spec.bucket, &spec.from).await?;
+    let to = member(router, &spec.bucket, &spec.to).await?;
     if from.name == to.name {
         return Err(Error::InvalidArgument(
             "--from and --to name the same member".into(),
         ));
     }
-    let vb = router.bucket(&spec.bucket)?;
+    let vb = router.bucket(&spec.bucket).await?;
     if vb.members.first().map(|m| m.name.as_str()) != Some(to.name.as_str()) && !spec.dry_run {
         tracing::warn!(bucket = %spec.bucket, to = %to.name, "the destination is not the bucket's first member: client writes may keep landing elsewhere, and will need another run (docs/migration.md)");
     }
@@ -1036,7 +1036,7 @@ async fn tier_one(
 
 /// Runs one tiering pass over every member of `spec.bucket` (this shard only).
 pub async fn tier(router: &Router, spec: &TierSpec, progress: &Arc<Progress>) -> Result<()> {
-    let vb = router.bucket(&spec.bucket)?;
+    let vb = router.bucket(&spec.bucket).await?;
     let limit = spec.bandwidth.map(|b| Arc::new(RateLimit::new(b)));
     let shard = spec.shard;
     // Members one after another, each in key order.

@@ -22,7 +22,7 @@ use crate::listing::{self, ListPage, ListRequest};
 use crate::metrics::{self, Metrics, Outcome};
 use crate::model::{
     Attrs, Body, ByteRange, ByteStream, Declared, Error, GetOutcome, MemberView, PutOutcome,
-    ReadConditions, Result, WriteCondition,
+    RESERVED_PREFIX, ReadConditions, Result, WriteCondition,
 };
 use crate::policy::set::PolicySet;
 use crate::policy::wasm::CallError;
@@ -49,6 +49,13 @@ pub struct VirtualBucket {
     /// Writes in flight hold it shared; DeleteBucket takes it alone, so that it sees every
     /// write this engine acknowledged, and no write starts after it.
     writes: tokio::sync::RwLock<bool>,
+    /// When this engine last found the bucket's record (buckets of a remote
+    /// `[dynamic_buckets]` template, which another engine may delete).
+    checked: std::sync::Mutex<Instant>,
+    /// The ETag of that record: each `CreateBucket` writes one of its own, so a bucket
+    /// deleted and made again under the name (through another engine) is told from the
+    /// one this engine knew.
+    record: Option<String>,
 }
 
 impl VirtualBucket {
@@ -70,7 +77,25 @@ impl VirtualBucket {
             created,
             dynamic,
             writes: tokio::sync::RwLock::new(false),
+            checked: std::sync::Mutex::new(Instant::now()),
+            record: None,
         }
+    }
+
+    /// Whether the bucket's record is to be looked up again, [`DYNAMIC_RECHECK`] after
+    /// the last look. The first request to find it due takes the look on itself; the
+    /// others meanwhile go on as before.
+    fn recheck_due(&self) -> bool {
+        let mut checked = self.checked.lock().expect("bucket check lock");
+        if checked.elapsed() < DYNAMIC_RECHECK {
+            return false;
+        }
+        *checked = Instant::now();
+        true
+    }
+
+    fn checked_now(&self) {
+        *self.checked.lock().expect("bucket check lock") = Instant::now();
     }
 
     /// Admits one write, for as long as the guard lives; `NoSuchBucket` once the bucket
@@ -109,8 +134,38 @@ pub const POLICY_CACHE: std::time::Duration = std::time::Duration::from_secs(2);
 const POLICY_PATH: &str = "bucket-policy.json";
 
 /// Where CreateBucket records who made a bucket (the user's name), under the reserved
-/// prefix of its member.
+/// prefix of its member. On a remote `[dynamic_buckets]` template this record is what
+/// makes a prefix a bucket.
 const OWNER_PATH: &str = "bucket-creator";
+
+/// How long an engine serves a bucket of a remote `[dynamic_buckets]` template before it
+/// looks again for the bucket's record: a DeleteBucket through another engine takes
+/// effect here within this time (at once through this one). An `fs` bucket is looked up
+/// on every request instead (a `stat`), a remote one would cost a request to the cloud.
+const DYNAMIC_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A point where a test stops an operation on `bucket` as a crash there would (the
+/// steps after it never run): set in-process with `fail::cfg(name, "return(BUCKET)")`,
+/// it stops that bucket's operation only, so tests running beside it go on.
+fn crash_point(name: &str, bucket: &str) -> Result<()> {
+    #[cfg(feature = "failpoints")]
+    if fail::eval(name, |arg| arg).flatten().as_deref() == Some(bucket) {
+        return Err(Error::internal(format!("stopped at {name}")));
+    }
+    let _ = (name, bucket);
+    Ok(())
+}
+
+/// What an engine reads of a bucket's record on a remote template.
+struct Record {
+    made: DateTime<Utc>,
+    etag: Option<String>,
+}
+
+/// The record of bucket `name` in the store of a remote template (its prefix below).
+fn record_key(name: &str) -> String {
+    format!("{name}/{RESERVED_PREFIX}{OWNER_PATH}")
+}
 
 /// The outcome of one policy call, with the answer `check` accepted or the reason it
 /// cannot be used.
@@ -499,6 +554,9 @@ pub struct Router {
     pub config: Arc<Config>,
     registry: Registry,
     buckets: RwLock<BTreeMap<String, Arc<VirtualBucket>>>,
+    /// The store under a remote `[dynamic_buckets]` template, where the buckets' records
+    /// are looked up.
+    dynamic_root: Option<Backend>,
     pub decider: Decider,
 }
 
@@ -543,10 +601,15 @@ impl Router {
                 )),
             );
         }
+        let dynamic_root = match &config.dynamic_buckets {
+            Some(t) => backends::dynamic_root(t)?,
+            None => None,
+        };
         let router = Self {
             config,
             registry,
             buckets: RwLock::new(buckets),
+            dynamic_root,
             decider: Decider { policies, metrics },
         };
         router.discover_dynamic();
@@ -571,8 +634,8 @@ impl Router {
                 && let Ok(name) = entry.file_name().into_string()
                 && bucket_name_ok(&name)
             {
-                let _ = self
-                    .attach_dynamic(&name, entry.metadata().ok().and_then(|m| m.created().ok()));
+                let created = entry.metadata().ok().and_then(|m| m.created().ok());
+                let _ = self.attach_dynamic(&name, created.map(DateTime::<Utc>::from), None);
             }
         }
     }
@@ -580,9 +643,10 @@ impl Router {
     fn attach_dynamic(
         &self,
         name: &str,
-        created: Option<std::time::SystemTime>,
+        created: Option<DateTime<Utc>>,
+        record: Option<String>,
     ) -> Result<Arc<VirtualBucket>> {
-        let vb = self.dynamic_bucket(name, created)?;
+        let vb = self.dynamic_bucket(name, created, record)?;
         self.buckets
             .write()
             .expect("bucket map lock")
@@ -594,7 +658,8 @@ impl Router {
     fn dynamic_bucket(
         &self,
         name: &str,
-        created: Option<std::time::SystemTime>,
+        created: Option<DateTime<Utc>>,
+        record: Option<String>,
     ) -> Result<Arc<VirtualBucket>> {
         let template = self
             .config
@@ -602,28 +667,34 @@ impl Router {
             .as_ref()
             .ok_or(Error::NoSuchBucket)?;
         let backend = Arc::new(backends::dynamic_backend(template, name)?);
-        Ok(Arc::new(VirtualBucket::new(
+        let mut vb = VirtualBucket::new(
             name.to_owned(),
             vec![backend],
             "default".to_owned(),
             FailureMode::FailOpen,
             BucketAccess::Stored(std::sync::Mutex::new(None)),
-            created.map_or_else(Utc::now, DateTime::<Utc>::from),
+            created.unwrap_or_else(Utc::now),
             true,
-        )))
+        );
+        vb.record = record;
+        Ok(Arc::new(vb))
     }
 
-    pub fn bucket(&self, name: &str) -> Result<Arc<VirtualBucket>> {
-        let fs_root = match &self.config.dynamic_buckets {
-            Some(DynamicBuckets::Fs { root, .. }) => Some(root),
-            _ => None,
-        };
+    pub async fn bucket(&self, name: &str) -> Result<Arc<VirtualBucket>> {
         let known = self
             .buckets
             .read()
             .expect("bucket map lock")
             .get(name)
             .cloned();
+        if let Some(root) = &self.dynamic_root {
+            return self.remote_bucket(root, name, known).await;
+        }
+        let fs_root = self
+            .config
+            .dynamic_buckets
+            .as_ref()
+            .and_then(DynamicBuckets::fs_root);
         match (known, fs_root) {
             // A bucket made by CreateBucket is its directory: another engine may have
             // deleted it since (one `stat`).
@@ -631,15 +702,76 @@ impl Router {
                 if root.join(name).is_dir() {
                     return Ok(b);
                 }
-                self.buckets.write().expect("bucket map lock").remove(name);
+                self.forget(&b);
                 Err(Error::NoSuchBucket)
             }
             (Some(b), _) => Ok(b),
             // Another engine may have created it since we looked.
             (None, Some(root)) if bucket_name_ok(name) && root.join(name).is_dir() => {
-                self.attach_dynamic(name, None)
+                self.attach_dynamic(name, None, None)
             }
             (None, _) => Err(Error::NoSuchBucket),
+        }
+    }
+
+    /// [`Router::bucket`] over a remote template: a bucket is its record, looked up when
+    /// this engine does not know the name (another engine may have made it) and again
+    /// every [`DYNAMIC_RECHECK`] while it serves it (another engine may have deleted it).
+    async fn remote_bucket(
+        &self,
+        root: &Backend,
+        name: &str,
+        known: Option<Arc<VirtualBucket>>,
+    ) -> Result<Arc<VirtualBucket>> {
+        match known {
+            Some(b) if b.dynamic && b.recheck_due() => match Self::find_record(root, name).await {
+                Ok(Some(r)) if r.etag == b.record => Ok(b),
+                // Deleted and made again through another engine: a bucket of its own.
+                Ok(Some(r)) => {
+                    self.forget(&b);
+                    self.attach_dynamic(name, Some(r.made), r.etag)
+                }
+                Ok(None) => {
+                    self.forget(&b);
+                    Err(Error::NoSuchBucket)
+                }
+                // A store that does not answer now fails the request that reaches it,
+                // not every request to a bucket known to exist.
+                Err(e) => {
+                    debug!(bucket = name, error = %e, "could not look up a bucket's record");
+                    Ok(b)
+                }
+            },
+            Some(b) => Ok(b),
+            None if bucket_name_ok(name) => match Self::find_record(root, name).await? {
+                Some(r) => self.attach_dynamic(name, Some(r.made), r.etag),
+                None => Err(Error::NoSuchBucket),
+            },
+            None => Err(Error::NoSuchBucket),
+        }
+    }
+
+    /// The record of bucket `name` of a remote template; `None` if it has none.
+    async fn find_record(root: &Backend, name: &str) -> Result<Option<Record>> {
+        let head = root
+            .store
+            .get(&record_key(name), None, &ReadConditions::default(), true)
+            .await;
+        match head {
+            Ok((out, _)) => Ok(Some(Record {
+                made: out.info.last_modified,
+                etag: out.info.etag,
+            })),
+            Err(Error::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Drops a bucket found deleted, unless it was made again meanwhile.
+    fn forget(&self, vb: &Arc<VirtualBucket>) {
+        let mut map = self.buckets.write().expect("bucket map lock");
+        if map.get(&vb.name).is_some_and(|b| Arc::ptr_eq(b, vb)) {
+            map.remove(&vb.name);
         }
     }
 
@@ -669,7 +801,17 @@ impl Router {
         }
     }
 
-    pub fn buckets(&self) -> Vec<Arc<VirtualBucket>> {
+    pub async fn buckets(&self) -> Result<Vec<Arc<VirtualBucket>>> {
+        if let Some(root) = &self.dynamic_root {
+            self.discover_remote(root).await?;
+            return Ok(self
+                .buckets
+                .read()
+                .expect("bucket map lock")
+                .values()
+                .cloned()
+                .collect());
+        }
         self.discover_dynamic();
         let known: Vec<String> = self
             .buckets
@@ -679,7 +821,81 @@ impl Router {
             .cloned()
             .collect();
         // `bucket` also forgets dynamic buckets that another engine deleted.
-        known.iter().filter_map(|n| self.bucket(n).ok()).collect()
+        let mut out = Vec::with_capacity(known.len());
+        for name in &known {
+            if let Ok(b) = self.bucket(name).await {
+                out.push(b);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Brings the map of buckets of a remote template up to date: the names are the
+    /// first path segments under the template's prefix (one listing request each, as
+    /// the listing skips past every key of a name it saw), and a name is a bucket when
+    /// it has its record: objects left below a deleted bucket's prefix do not make one.
+    async fn discover_remote(&self, root: &Backend) -> Result<()> {
+        let mut names = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut rows = root.store.list("", after.as_deref());
+            let Some(row) = rows.next().await else {
+                break;
+            };
+            let key = row?.key;
+            match key.split_once('/') {
+                Some((name, _)) => {
+                    if bucket_name_ok(name) {
+                        names.push(name.to_owned());
+                    }
+                    // '0' follows '/': the first key past every `name/...`.
+                    after = Some(format!("{name}0"));
+                }
+                None => after = Some(key),
+            }
+        }
+        let found: Vec<(String, Option<Record>)> =
+            futures::stream::iter(names.into_iter().map(|name| async move {
+                let record = Self::find_record(root, &name).await;
+                record.map(|r| (name, r))
+            }))
+            .buffer_unordered(16)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_>>()?;
+        let mut gone: Vec<Arc<VirtualBucket>> = self
+            .buckets
+            .read()
+            .expect("bucket map lock")
+            .values()
+            .filter(|b| {
+                b.dynamic
+                    && !found.iter().any(|(n, r)| {
+                        n == &b.name && r.as_ref().is_some_and(|r| r.etag == b.record)
+                    })
+            })
+            .cloned()
+            .collect();
+        for b in gone.drain(..) {
+            self.forget(&b);
+        }
+        for (name, record) in found {
+            let Some(r) = record else { continue };
+            let known = self
+                .buckets
+                .read()
+                .expect("bucket map lock")
+                .get(&name)
+                .cloned();
+            match known {
+                Some(b) => b.checked_now(),
+                None => {
+                    self.attach_dynamic(&name, Some(r.made), r.etag)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn backend(&self, name: &str) -> Option<&Arc<Backend>> {
@@ -692,7 +908,7 @@ impl Router {
     /// succeeds; the other, like any request for a bucket that exists, gets
     /// [`Error::BucketExists`], owned when its requester made the bucket.
     pub async fn create_bucket(&self, name: &str, creator: Option<&str>) -> Result<()> {
-        if let Ok(vb) = self.bucket(name) {
+        if let Ok(vb) = self.bucket(name).await {
             return Err(Self::exists(&vb, creator).await);
         }
         let record = creator.unwrap_or_default().as_bytes();
@@ -708,13 +924,47 @@ impl Router {
                 .await
                 .map_err(Error::internal)??;
                 if !made {
-                    let existing = self.bucket(name)?;
+                    let existing = self.bucket(name).await?;
                     return Err(Self::exists(&existing, creator).await);
                 }
-                self.attach_dynamic(name, None).map(|_| ())
+                self.attach_dynamic(name, None, None).map(|_| ())
+            }
+            // The record is written only if absent: of two engines making one name at
+            // once, exactly one does.
+            Some(DynamicBuckets::S3(_) | DynamicBuckets::Azure(_) | DynamicBuckets::Gcs(_)) => {
+                let root = self.dynamic_root.as_ref().ok_or(Error::NoSuchBucket)?;
+                // Objects below the prefix of a name that is no bucket are what a write
+                // through another engine racing a DeleteBucket left: they are neither
+                // given to the bucket's new owner nor deleted (they were acknowledged).
+                if root
+                    .store
+                    .list(&format!("{name}/"), None)
+                    .next()
+                    .await
+                    .transpose()?
+                    .is_some()
+                {
+                    if let Ok(vb) = self.bucket(name).await {
+                        return Err(Self::exists(&vb, creator).await);
+                    }
+                    warn!(bucket = name, "CreateBucket refused: objects of a deleted bucket of this name remain below its prefix");
+                    return Err(Error::OperationAborted(format!(
+                        "objects of an earlier bucket {name} remain in the storage below its prefix; an operator must move or delete them before the name can be used again"
+                    )));
+                }
+                let mut record = record.to_vec();
+                record.extend_from_slice(format!("\n{}", uuid::Uuid::new_v4().simple()).as_bytes());
+                match self.write_record(root, name, record).await {
+                    Ok(etag) => self.attach_dynamic(name, None, etag).map(|_| ()),
+                    Err(Error::Precondition(_)) => {
+                        let existing = self.bucket(name).await?;
+                        Err(Self::exists(&existing, creator).await)
+                    }
+                    Err(e) => Err(e),
+                }
             }
             Some(DynamicBuckets::Memory { .. }) => {
-                let vb = self.dynamic_bucket(name, None)?;
+                let vb = self.dynamic_bucket(name, None, None)?;
                 let member = vb.members.first().ok_or(Error::NoSuchBucket)?;
                 member
                     .store
@@ -738,6 +988,30 @@ impl Router {
         }
     }
 
+    /// Writes the record of bucket `name` of a remote template, if it has none
+    /// ([`Error::Precondition`] if it has), and answers its ETag. A record is the
+    /// creator's name, a newline and an id of this bucket's own.
+    async fn write_record(
+        &self,
+        root: &Backend,
+        name: &str,
+        record: Vec<u8>,
+    ) -> Result<Option<String>> {
+        let len = record.len() as u64;
+        let body: Body = futures::stream::once(async move { Ok(Bytes::from(record)) }).boxed();
+        root.store
+            .put(
+                &record_key(name),
+                body,
+                Declared::of_len(Some(len)),
+                &Attrs::default(),
+                &WriteCondition::IfAbsent,
+                self.config.server.part_size,
+            )
+            .await
+            .map(|out| out.etag)
+    }
+
     /// The answer to CreateBucket of `vb`, which exists, from `requester`: owned when
     /// the requester made it. A configured bucket is the gateway's, given to its users
     /// by the operator: every user owns it. A dynamic bucket made before creators were
@@ -753,8 +1027,9 @@ impl Router {
             return Error::NoSuchBucket;
         };
         match member.store.get_internal(OWNER_PATH).await {
-            Ok(Some(creator)) => Error::BucketExists {
-                owned: creator == requester.as_bytes(),
+            // The creator's name, then (on remote templates) a newline and the id.
+            Ok(Some(record)) => Error::BucketExists {
+                owned: record.split(|b| *b == b'\n').next() == Some(requester.as_bytes()),
             },
             Ok(None) => Error::BucketExists { owned: true },
             Err(e) => e,
@@ -767,7 +1042,7 @@ impl Router {
     /// this engine are fenced by the bucket's write gate, writes in other engines sharing
     /// an `fs` root by the way the directory goes (see `retire_bucket_dir`).
     pub async fn delete_bucket(&self, name: &str) -> Result<()> {
-        let vb = self.bucket(name)?;
+        let vb = self.bucket(name).await?;
         if !vb.dynamic {
             return Err(Error::NotImplemented(
                 "this bucket is defined in the configuration file; remove it there".into(),
@@ -784,16 +1059,11 @@ impl Router {
                     .await
                     .map_err(Error::internal)??;
             }
+            Some(DynamicBuckets::S3(_) | DynamicBuckets::Azure(_) | DynamicBuckets::Gcs(_)) => {
+                self.delete_remote_bucket(&vb).await?;
+            }
             _ => {
-                let page = listing::list(
-                    &vb.members,
-                    &ListRequest {
-                        max_keys: 1,
-                        ..Default::default()
-                    },
-                )
-                .await?;
-                if !page.entries.is_empty() {
+                if Self::holds_objects(&vb).await? {
                     return Err(Error::BucketNotEmpty);
                 }
                 // An in-memory bucket's uploads go with its store.
@@ -804,9 +1074,73 @@ impl Router {
         Ok(())
     }
 
+    async fn holds_objects(vb: &VirtualBucket) -> Result<bool> {
+        let page = listing::list(
+            &vb.members,
+            &ListRequest {
+                max_keys: 1,
+                ..Default::default()
+            },
+        )
+        .await?;
+        Ok(!page.entries.is_empty())
+    }
+
+    /// DeleteBucket of a bucket of a remote template (its write gate held): its uploads
+    /// are aborted, then what the gateway keeps for it, its record last, so that a
+    /// delete cut short leaves a bucket that exists (and is deleted by asking again),
+    /// never a prefix whose leftovers a bucket made again would inherit (a policy).
+    /// Writes through other engines are not fenced as on `fs`: a write that found the
+    /// record before it went and lands before the last look keeps the bucket (the record
+    /// is written again and the answer is `BucketNotEmpty`); one landing later stays
+    /// below the prefix of a bucket that no longer exists (docs/limitations.md).
+    async fn delete_remote_bucket(&self, vb: &VirtualBucket) -> Result<()> {
+        if Self::holds_objects(vb).await? {
+            return Err(Error::BucketNotEmpty);
+        }
+        let member = vb.members.first().ok_or(Error::NoSuchBucket)?;
+        let root = self.dynamic_root.as_ref().ok_or(Error::NoSuchBucket)?;
+        for path in member.store.list_internal("mpu/").await? {
+            let Some(raw) = member.store.get_internal(&path).await? else {
+                continue;
+            };
+            let record: UploadRecord = serde_json::from_slice(&raw).map_err(Error::internal)?;
+            match self
+                .abort_upload(&vb.name, &record.key, &record.upload_id)
+                .await
+            {
+                Ok(()) | Err(Error::NoSuchUpload) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        crash_point("router::bucket_uploads_aborted", &vb.name)?;
+        let creator = member.store.get_internal(OWNER_PATH).await?;
+        for path in member.store.list_internal("").await? {
+            if path != OWNER_PATH {
+                member.store.delete_internal(&path).await?;
+            }
+        }
+        crash_point("router::bucket_record_next", &vb.name)?;
+        member.store.delete_internal(OWNER_PATH).await?;
+        if Self::holds_objects(vb).await? {
+            let record = creator.map(|c| c.to_vec()).unwrap_or_default();
+            // The same bytes, so the same ETag: the bucket stays the one that engines
+            // writing into it know.
+            match self.write_record(root, &vb.name, record).await {
+                Ok(_) | Err(Error::Precondition(_)) => {}
+                Err(e) => {
+                    warn!(bucket = %vb.name, error = %e, "a write landed in a bucket being deleted, and its record could not be written again: its objects stay below its prefix");
+                    return Err(e);
+                }
+            }
+            return Err(Error::BucketNotEmpty);
+        }
+        Ok(())
+    }
+
     /// The bucket's access policy, if it has one.
     pub async fn bucket_policy(&self, bucket: &str) -> Result<Option<Arc<PolicyDocument>>> {
-        let vb = self.bucket(bucket)?;
+        let vb = self.bucket(bucket).await?;
         let cache = match &vb.access {
             BucketAccess::Configured(p) => return Ok(p.clone()),
             BucketAccess::Stored(cache) => cache,
@@ -852,7 +1186,7 @@ impl Router {
     /// PutBucketPolicy (buckets made by CreateBucket; a configured bucket's policy is in
     /// the configuration file).
     pub async fn put_bucket_policy(&self, bucket: &str, json: &str) -> Result<()> {
-        let vb = self.bucket(bucket)?;
+        let vb = self.bucket(bucket).await?;
         let BucketAccess::Stored(cache) = &vb.access else {
             return Err(Error::InvalidRequest(format!(
                 "the policy of bucket {bucket} is set in the configuration file (buckets.{bucket}.bucket_policy)"
@@ -876,7 +1210,7 @@ impl Router {
 
     /// DeleteBucketPolicy; deleting a policy that is not there is not an error.
     pub async fn delete_bucket_policy(&self, bucket: &str) -> Result<()> {
-        let vb = self.bucket(bucket)?;
+        let vb = self.bucket(bucket).await?;
         let BucketAccess::Stored(cache) = &vb.access else {
             return Err(Error::InvalidRequest(format!(
                 "the policy of bucket {bucket} is set in the configuration file (buckets.{bucket}.bucket_policy)"
@@ -899,7 +1233,7 @@ impl Router {
         head: bool,
     ) -> Result<(GetOutcome, Option<ByteStream>, Arc<Backend>)> {
         check_key(key)?;
-        let vb = self.bucket(bucket)?;
+        let vb = self.bucket(bucket).await?;
         let obj = ObjectView {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
@@ -991,7 +1325,7 @@ impl Router {
     ) -> Result<(PutOutcome, Vec<Arc<Backend>>)> {
         check_key(key)?;
         check_attrs(attrs)?;
-        let vb = self.bucket(bucket)?;
+        let vb = self.bucket(bucket).await?;
         let _admitted = vb.admit_write().await?;
         let obj = object_view(req, bucket, key, size, attrs);
         let targets = self.decider.place(&vb, req, &obj).await?;
@@ -1008,7 +1342,41 @@ impl Router {
                 part_size,
             )
             .await?;
+        self.confirm_write(&vb, key).await?;
         Ok((outcome, targets))
+    }
+
+    /// After a write to a bucket of a remote template: whether the bucket still exists.
+    /// Another engine's DeleteBucket is not fenced by this engine's write gate; it looks
+    /// for objects once more after removing the record, so a write that landed before
+    /// that look keeps the bucket (the delete is refused). One that landed after it
+    /// finds no record here, and is taken back and refused with `NoSuchBucket`: a write
+    /// is never acknowledged into a bucket whose delete succeeded. One request for the
+    /// record per write, on these buckets only.
+    async fn confirm_write(&self, vb: &Arc<VirtualBucket>, key: &str) -> Result<()> {
+        let Some(root) = self.dynamic_root.as_ref().filter(|_| vb.dynamic) else {
+            return Ok(());
+        };
+        match Self::find_record(root, &vb.name).await {
+            Ok(Some(r)) if r.etag == vb.record => Ok(()),
+            // Gone, or deleted and made again (by anyone): the write is not the new
+            // bucket's to keep.
+            Ok(_) => {
+                warn!(bucket = %vb.name, key, "the bucket was deleted through another engine while this write ran: taking it back");
+                for m in &vb.members {
+                    if let Err(e) = m.store.delete(key).await {
+                        warn!(bucket = %vb.name, key, backend = %m.name, error = %e, "could not take back a write into a deleted bucket; it stays below the bucket's prefix");
+                    }
+                }
+                self.forget(vb);
+                Err(Error::NoSuchBucket)
+            }
+            // Unknown: the write stands, as the bucket existed when it began.
+            Err(e) => {
+                debug!(bucket = %vb.name, error = %e, "could not look up the bucket's record after a write");
+                Ok(())
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1090,7 +1458,7 @@ impl Router {
     /// an older one that a reader would take for current.
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
         check_key(key)?;
-        let vb = self.bucket(bucket)?;
+        let vb = self.bucket(bucket).await?;
         for m in vb.members.iter().rev() {
             let started = Instant::now();
             let r = m.store.delete(key).await;
@@ -1101,7 +1469,7 @@ impl Router {
     }
 
     pub async fn list(&self, bucket: &str, req: &ListRequest) -> Result<ListPage> {
-        let vb = self.bucket(bucket)?;
+        let vb = self.bucket(bucket).await?;
         listing::list(&vb.members, req).await
     }
 
@@ -1119,6 +1487,34 @@ impl Router {
         replace_attrs: Option<Attrs>,
         cond: &WriteCondition,
     ) -> Result<(PutOutcome, DateTime<Utc>)> {
+        let (copied, dst) = self
+            .copy_unconfirmed(
+                req,
+                src_bucket,
+                src_key,
+                src_cond,
+                dst_bucket,
+                dst_key,
+                replace_attrs,
+                cond,
+            )
+            .await?;
+        self.confirm_write(&dst, dst_key).await?;
+        Ok(copied)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_unconfirmed(
+        &self,
+        req: &RequestView,
+        src_bucket: &str,
+        src_key: &str,
+        src_cond: &ReadConditions,
+        dst_bucket: &str,
+        dst_key: &str,
+        replace_attrs: Option<Attrs>,
+        cond: &WriteCondition,
+    ) -> Result<((PutOutcome, DateTime<Utc>), Arc<VirtualBucket>)> {
         check_key(dst_key)?;
         if let Some(a) = &replace_attrs {
             check_attrs(a)?;
@@ -1127,7 +1523,7 @@ impl Router {
         let (src, _, src_member) = self
             .get(req, src_bucket, src_key, None, src_cond, true)
             .await?;
-        let dst = self.bucket(dst_bucket)?;
+        let dst = self.bucket(dst_bucket).await?;
         let _admitted = dst.admit_write().await?;
         if src_bucket == dst_bucket && src_key == dst_key && replace_attrs.is_none() {
             return Err(Error::InvalidRequest(
@@ -1155,7 +1551,7 @@ impl Router {
                         .store
                         .get(dst_key, None, &ReadConditions::default(), true)
                         .await;
-                    return Ok(match copied {
+                    let answer = match copied {
                         Ok((copied, _)) => (
                             PutOutcome {
                                 etag: copied.info.etag,
@@ -1168,7 +1564,8 @@ impl Router {
                             },
                             Utc::now(),
                         ),
-                    });
+                    };
+                    return Ok((answer, dst.clone()));
                 }
                 // Not in this backend after all: a migration moved it since the look. The
                 // streamed copy below reads it wherever it is now.
@@ -1193,7 +1590,7 @@ impl Router {
                 self.config.server.part_size,
             )
             .await?;
-        Ok((out, Utc::now()))
+        Ok(((out, Utc::now()), dst.clone()))
     }
 
     pub async fn create_upload(
@@ -1205,7 +1602,7 @@ impl Router {
     ) -> Result<String> {
         check_key(key)?;
         check_attrs(attrs)?;
-        let vb = self.bucket(bucket)?;
+        let vb = self.bucket(bucket).await?;
         let _admitted = vb.admit_write().await?;
         let obj = object_view(req, bucket, key, None, attrs);
         // A multipart upload lives in one member, the first placement target; the others
@@ -1243,7 +1640,7 @@ impl Router {
         upload_id: &str,
     ) -> Result<(Arc<Backend>, UploadId, UploadRecord)> {
         check_key(key)?;
-        let vb = self.bucket(bucket)?;
+        let vb = self.bucket(bucket).await?;
         let id = UploadId::decode(upload_id)?;
         let member = vb.member(&id.member).cloned().ok_or(Error::NoSuchUpload)?;
         let raw = member
@@ -1274,7 +1671,7 @@ impl Router {
                 "part number must be between 1 and {MAX_PART_NUMBER}"
             )));
         }
-        let vb = self.bucket(bucket)?;
+        let vb = self.bucket(bucket).await?;
         let _admitted = vb.admit_write().await?;
         let (member, id, _) = self.upload(bucket, key, upload_id).await?;
         // The part streams to the member; its size and MD5 (the part's ETag, as S3 makes
@@ -1378,7 +1775,7 @@ impl Router {
         upload_id: &str,
         parts: Vec<CompletedPart>,
     ) -> Result<PutOutcome> {
-        let vb = self.bucket(bucket)?;
+        let vb = self.bucket(bucket).await?;
         let _admitted = vb.admit_write().await?;
         let (member, record, outcome) =
             match self.complete_in_member(bucket, key, upload_id, parts).await {
@@ -1390,6 +1787,7 @@ impl Router {
             self.mirror_upload(&vb, &member, key, &record, &outcome)
                 .await?;
         }
+        self.confirm_write(&vb, key).await?;
         Ok(outcome)
     }
 
@@ -1560,7 +1958,7 @@ impl Router {
 
     /// In-progress uploads of every member, sorted by key then start time.
     pub async fn list_uploads(&self, bucket: &str, prefix: &str) -> Result<Vec<UploadSummary>> {
-        let vb = self.bucket(bucket)?;
+        let vb = self.bucket(bucket).await?;
         let mut out = Vec::new();
         for m in &vb.members {
             for path in m.store.list_internal("mpu/").await? {
@@ -1693,6 +2091,7 @@ mod tests {
             config: Arc::new(Config::from_toml("version = 1").unwrap()),
             registry: Registry::default(),
             buckets: RwLock::new([("bkt".to_owned(), Arc::new(vb))].into()),
+            dynamic_root: None,
             decider: Decider {
                 policies: None,
                 metrics: Arc::new(Metrics::default()),
@@ -1783,10 +2182,10 @@ mod tests {
         .unwrap();
         let r = router(vec![("new", new), ("old", old)]);
         // One failure a moment ago (a 5xx, a reset connection): `new` answers again.
-        r.bucket("bkt").unwrap().members[0].mark_unhealthy();
+        r.bucket("bkt").await.unwrap().members[0].mark_unhealthy();
         assert_eq!(size_of(&r, "k").await.unwrap(), 5, "read the older copy");
         assert!(
-            r.bucket("bkt").unwrap().members[0].healthy(),
+            r.bucket("bkt").await.unwrap().members[0].healthy(),
             "an answer heals"
         );
     }

@@ -315,7 +315,7 @@ policy = "{name}"
     let metrics = Arc::new(switchyard::metrics::Metrics::default());
     let policies = switchyard::policy::set::PolicySet::new(&config, metrics.clone()).unwrap();
     let router = switchyard::router::Router::new(config, Some(policies.clone()), metrics).unwrap();
-    let vb = router.bucket("data").unwrap();
+    let vb = router.bucket("data").await.unwrap();
     let (mut req, mut obj) = inputs();
     if admit {
         req.principal = Some("alice".into());

@@ -51,7 +51,7 @@
 //! | `bad-etag` | an ETag that no version has (or an opaque one already seen for another version) |
 //! | `corrupt-bytes` | bytes that are no version's |
 //! | `stale-read`, `stale-listing` | a whole version that is no candidate: overwritten or deleted before the read began |
-//! | `resurrected-seed-read`, `resurrected-seed-listed` | the same, for the source's seeded object after nothing but deletes: the window docs/migration.md admits ([`DOCUMENTED`]) |
+//! | `resurrected-seed-read`, `resurrected-seed-listed` | the same, for the source's seeded object when the last write before the read deleted the key: the window docs/migration.md admits ([`DOCUMENTED`]) |
 //! | `false-not-found` | NoSuchKey for a key live throughout the read |
 //! | `copy-not-found` | CopyObject answered NoSuchKey while its source was live throughout |
 //! | `bad-range-error` | InvalidRange while every candidate is long enough |
@@ -128,7 +128,7 @@ pub fn is_md5_form(etag: &str) -> bool {
 }
 
 /// One version a client wrote (or the seeding wrote).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Version {
     pub id: Vid,
     /// The key it was first written to (a copy carries it to others).
@@ -678,7 +678,9 @@ impl<'a> Checker<'a> {
     ) {
         let v = self.version(id).cloned();
         // The documented window: the source's own (seeded) object, read back after the
-        // key was deleted, and nothing but deletes since.
+        // key was deleted (the last write acknowledged before the read is a delete; a
+        // write before that delete does not matter: the mover's copy of the seed lands in
+        // the destination once the delete has emptied it).
         let ws = self.writes(key);
         let seed_write = ws
             .iter()
@@ -687,7 +689,8 @@ impl<'a> Checker<'a> {
             && seed_write.is_some_and(|sw| {
                 ws.iter()
                     .filter(|w| w.acked && w.end < s && w.start > sw.late)
-                    .all(|w| w.effect == Effect::Delete)
+                    .max_by_key(|w| w.end)
+                    .is_some_and(|w| w.effect == Effect::Delete)
             });
         let kind = match (documented, listed) {
             (true, false) => "resurrected-seed-read",

@@ -71,9 +71,7 @@ async fn run_suite(kind: Kind) {
     step!(chunked_bodies(&gw.endpoint, &c));
     step!(checked_before_not_implemented(&gw, &c));
     gw.stop().await;
-    if matches!(kind, Kind::Fs | Kind::Memory) {
-        step!(dynamic_buckets(kind));
-    }
+    step!(dynamic_buckets(&fx));
     step!(declared_digest(&fx.single_bucket_config(BUCKET)));
     if kind == Kind::S3 {
         step!(content_md5_of_encrypted_objects(&fx));
@@ -2459,13 +2457,15 @@ async fn checked_before_not_implemented(gw: &Gateway, c: &Client) {
         .unwrap();
 }
 
-/// Buckets made by CreateBucket (`[dynamic_buckets]`, `fs` and `memory`): who owns one,
-/// and DeleteBucket as AWS does it.
-async fn dynamic_buckets(kind: Kind) {
+/// Buckets made by CreateBucket (`[dynamic_buckets]`: a directory per bucket on `fs`, a
+/// store on memory, a prefix per bucket in the fixture's bucket or container on the
+/// remote kinds): who owns one, ListBuckets, and DeleteBucket as AWS does it.
+async fn dynamic_buckets(fx: &Fixture) {
     let dir = TempDir::new("dyn-conformance");
-    let template = match kind {
+    let template = match fx.kind {
         Kind::Fs => format!("kind = \"fs\"\nroot = {:?}\n", dir.0.display().to_string()),
-        _ => "kind = \"memory\"\n".to_owned(),
+        Kind::Memory => "kind = \"memory\"\n".to_owned(),
+        Kind::S3 | Kind::Azure | Kind::Gcs => format!("{}prefix = \"dynamic\"\n", fx.toml),
     };
     let config = format!(
         "version = 1\n[[users]]\naccess_key = \"other\"\nsecret_key = \"other-secret\"\npolicy = \"full-access\"\n[dynamic_buckets]\n{template}[backends.mem]\nkind = \"memory\"\n[buckets.configured]\nmembers = [\"mem\"]\n"
@@ -2478,6 +2478,30 @@ async fn dynamic_buckets(kind: Kind) {
     // CreateBucket on a bucket that exists: its creator owns it; another user may not
     // have the name (us-east-1's answers). A configured bucket is every user's.
     c.create_bucket().bucket("owned").send().await.unwrap();
+    let names = |out: aws_sdk_s3::operation::list_buckets::ListBucketsOutput| {
+        out.buckets()
+            .iter()
+            .filter_map(|b| b.name().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(c.list_buckets().send().await.unwrap()),
+        ["configured", "owned"]
+    );
+    // Another engine over the same template (not memory: a store per engine) finds it,
+    // and sees it go.
+    let peer = match fx.kind {
+        Kind::Memory => None,
+        _ => Some(Gateway::start(&config).await.unwrap()),
+    };
+    if let Some(peer) = &peer {
+        let pc = peer.client();
+        assert_eq!(
+            names(pc.list_buckets().send().await.unwrap()),
+            ["configured", "owned"]
+        );
+        pc.head_bucket().bucket("owned").send().await.unwrap();
+    }
     let e = c.create_bucket().bucket("owned").send().await.unwrap_err();
     assert_eq!(err_of(&e), (409, "BucketAlreadyOwnedByYou".into()));
     let e = other
@@ -2506,6 +2530,20 @@ async fn dynamic_buckets(kind: Kind) {
     // Ownership goes with the bucket: deleted and made again by the other user, it is
     // theirs.
     c.delete_bucket().bucket("owned").send().await.unwrap();
+    assert_eq!(
+        names(c.list_buckets().send().await.unwrap()),
+        ["configured"]
+    );
+    if let Some(peer) = peer {
+        let pc = peer.client();
+        assert_eq!(
+            names(pc.list_buckets().send().await.unwrap()),
+            ["configured"]
+        );
+        let e = pc.head_bucket().bucket("owned").send().await.unwrap_err();
+        assert_eq!(err_of(&e).0, 404);
+        peer.stop().await;
+    }
     other.create_bucket().bucket("owned").send().await.unwrap();
     let e = other
         .create_bucket()

@@ -292,7 +292,22 @@ pub fn dynamic_backend(template: &DynamicBuckets, bucket: &str) -> Result<Backen
                 Duration::from_secs(10),
             ))
         }
+        DynamicBuckets::S3(_) | DynamicBuckets::Azure(_) | DynamicBuckets::Gcs(_) => {
+            let remote = template.remote().expect("a remote template");
+            build_backend(&name, &remote.below(bucket)).map_err(Error::internal)
+        }
     }
+}
+
+/// The store holding every bucket of a remote `[dynamic_buckets]` template, each under
+/// a prefix of its name: where CreateBucket's buckets are found (by their records).
+pub fn dynamic_root(
+    template: &DynamicBuckets,
+) -> Result<Option<Backend>, crate::config::ConfigError> {
+    template
+        .remote()
+        .map(|cfg| build_backend("dynamic_buckets", &cfg))
+        .transpose()
 }
 
 /// Checks that a client key can be stored faithfully in every backend kind: object_store

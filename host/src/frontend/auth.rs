@@ -524,11 +524,8 @@ impl S3Access for AccessHook {
         if !super::implements(op)
             && let S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } = cx.s3_path()
         {
-            self.0
-                .router
-                .load()
-                .bucket(bucket)
-                .map_err(super::errors::to_s3)?;
+            let router = self.0.router.load_full();
+            router.bucket(bucket).await.map_err(super::errors::to_s3)?;
         }
         let (bucket, key) = match cx.s3_path() {
             S3Path::Root => return Ok(()),

@@ -26,6 +26,7 @@ pub fn to_s3(e: Error) -> S3Error {
             C::BucketNotEmpty,
             "The bucket you tried to delete is not empty.".into(),
         ),
+        Error::OperationAborted(m) => (C::OperationAborted, m.clone()),
         Error::Precondition(what) => (
             C::PreconditionFailed,
             format!("At least one of the pre-conditions you specified did not hold ({what})."),

@@ -482,8 +482,8 @@ impl S3 for Frontend {
         _req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
         let router = self.router.load_full();
-        let buckets = router
-            .buckets()
+        let buckets = traced("ListBuckets", "", router.buckets())
+            .await?
             .iter()
             .map(|b| Bucket {
                 name: Some(b.name.clone()),
@@ -504,7 +504,7 @@ impl S3 for Frontend {
         let router = self.router.load_full();
         let bucket = req.input.bucket;
         traced("HeadBucket", &bucket, async {
-            router.bucket(&bucket).map(|_| ())
+            router.bucket(&bucket).await.map(|_| ())
         })
         .await?;
         Ok(S3Response::new(HeadBucketOutput {
@@ -520,7 +520,7 @@ impl S3 for Frontend {
         let router = self.router.load_full();
         let bucket = req.input.bucket;
         traced("GetBucketLocation", &bucket, async {
-            router.bucket(&bucket).map(|_| ())
+            router.bucket(&bucket).await.map(|_| ())
         })
         .await?;
         let region = &router.config.server.region;
@@ -641,7 +641,7 @@ impl S3 for Frontend {
             Ok(cond) => cond,
             Err(e) => {
                 let checks = async {
-                    router.bucket(&input.bucket)?;
+                    router.bucket(&input.bucket).await?;
                     crate::backends::check_key(&input.key)
                 };
                 return Err(unsupported("PutObject", &input.bucket, checks, e).await);
@@ -922,7 +922,7 @@ impl S3 for Frontend {
             ));
         }
         traced("DeleteObjects", &input.bucket, async {
-            router.bucket(&input.bucket).map(|_| ())
+            router.bucket(&input.bucket).await.map(|_| ())
         })
         .await?;
         let quiet = input.delete.quiet.unwrap_or(false);
@@ -1008,7 +1008,7 @@ impl S3 for Frontend {
         let view = view_of(&router, &req, &req.input.bucket, "CopyObject");
         let Some((src_bucket, src_key)) = copy_source(&req.input.copy_source)? else {
             let bucket = &req.input.bucket;
-            let checks = async { router.bucket(bucket).map(|_| ()) };
+            let checks = async { router.bucket(bucket).await.map(|_| ()) };
             let e = Error::NotImplemented(UNSUPPORTED_COPY_SOURCE.into());
             return Err(unsupported("CopyObject", bucket, checks, e).await);
         };
