@@ -108,6 +108,11 @@ pub struct Declared {
     /// backend gives its own. Anything but a multipart ETag is ignored: the MD5 of what
     /// was written is the ETag then.
     pub etag: Option<String>,
+    /// The checksum to keep with the object (the metadata
+    /// [`CHECKSUM_META`](crate::checksum::CHECKSUM_META)), which an aws-chunked trailer
+    /// makes known only at the body's end: a store adds it to the attributes when it
+    /// writes them (see [`Pending::attrs`](crate::checksum::Pending::attrs)).
+    pub checksum: crate::checksum::Pending,
 }
 
 impl Declared {

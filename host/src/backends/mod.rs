@@ -410,11 +410,12 @@ pub(crate) fn etag_to_keep(declared: &Declared, md5: &[u8; 16]) -> String {
 
 /// Refuses attributes that name Switchyard's own metadata.
 pub fn check_attrs(attrs: &Attrs) -> Result<()> {
-    if attrs.metadata.contains_key(crate::model::ETAG_META) {
-        return Err(Error::InvalidArgument(format!(
-            "x-amz-meta-{} is reserved by Switchyard",
-            crate::model::ETAG_META
-        )));
+    for reserved in [crate::model::ETAG_META, crate::checksum::CHECKSUM_META] {
+        if attrs.metadata.contains_key(reserved) {
+            return Err(Error::InvalidArgument(format!(
+                "x-amz-meta-{reserved} is reserved by Switchyard"
+            )));
+        }
     }
     Ok(())
 }

@@ -951,7 +951,7 @@ impl ObjectStoreBackend {
                 })
             }
         };
-        let mut attributes = to_attributes(attrs, false);
+        let mut attributes = to_attributes(&declared.checksum.attrs(attrs), false);
         attributes.insert(
             Attribute::Metadata(ETAG_META.into()),
             AttributeValue::from(etag.clone()),
@@ -1012,8 +1012,9 @@ impl ObjectStoreBackend {
         let len: u64 = data.iter().map(|c| c.len() as u64).sum();
         let body = futures::stream::iter(data.into_iter().map(Ok)).boxed();
         let body = super::md5_checked(body, declared.md5);
+        let attrs = declared.checksum.attrs(attrs);
         direct
-            .put(&self.full(key), body, len, None, attrs, &direct_cond)
+            .put(&self.full(key), body, len, None, &attrs, &direct_cond)
             .await
     }
 
@@ -1229,18 +1230,23 @@ impl Store for ObjectStoreBackend {
         }
         let path = self.path(key);
         // If-Match stays on object_store's path, which checks the version itself: not
-        // every S3-compatible server honours If-Match on PUT.
+        // every S3-compatible server honours If-Match on PUT. So does a body of up to a
+        // part whose checksum comes in its trailer: that path holds it whole, and can
+        // send the checksum with it.
+        let checksum_to_come = declared.checksum.is_pending() && declared.len <= Some(part_size);
         if let (Some(direct), Some(len)) = (&self.direct, declared.len)
             && (1..=MAX_SINGLE_PUT).contains(&len)
             && !matches!(cond, WriteCondition::IfMatch(_))
+            && !checksum_to_come
         {
+            let attrs = declared.checksum.attrs(attrs);
             let body = if declared.md5.is_some() && !self.backend_checks_md5(direct).await {
                 super::md5_checked(body, declared.md5)
             } else {
                 body
             };
             return direct
-                .put(path.as_ref(), body, len, declared.md5, attrs, cond)
+                .put(path.as_ref(), body, len, declared.md5, &attrs, cond)
                 .await;
         }
         // object_store sends no Content-MD5: check here.
@@ -1248,6 +1254,9 @@ impl Store for ObjectStoreBackend {
         // Buffer up to one part: a small object goes in one request, which keeps the
         // backend's own atomic conditional PUT.
         let (buffered, whole) = read_up_to(&mut body, part_size).await?;
+        // Known by now when it came in a header, or in the trailer of a whole body.
+        let attrs_now = declared.checksum.attrs(attrs);
+        let attrs = &*attrs_now;
         if !whole {
             self.precheck(key, cond).await?;
             return self
