@@ -273,29 +273,15 @@ pub fn multipart(algorithm: Algorithm, kind: Kind, parts: &[PartChecksum<'_>]) -
 /// `body`, computing its checksum in `algorithm` on the way into `slot`, which holds it
 /// once the body has ended.
 pub fn hashed(body: crate::model::Body, algorithm: Algorithm, slot: Pending) -> crate::model::Body {
-    use futures::StreamExt;
-    futures::stream::unfold(
-        (body, Some(Hasher::new(algorithm))),
-        move |(mut body, mut hasher)| {
-            let slot = slot.clone();
-            async move {
-                let h = hasher.as_mut()?;
-                match body.next().await {
-                    Some(Ok(chunk)) => {
-                        h.update(&chunk);
-                        Some((Ok(chunk), (body, hasher)))
-                    }
-                    Some(Err(e)) => Some((Err(e), (body, None))),
-                    None => {
-                        let value = hasher.take()?.finish();
-                        slot.set(Stored::full_object(algorithm, value));
-                        None
-                    }
-                }
-            }
+    crate::model::tapped(
+        body,
+        (Hasher::new(algorithm), algorithm, slot),
+        |(h, _, _), chunk| h.update(chunk),
+        |(h, algorithm, slot)| {
+            slot.set(Stored::full_object(algorithm, h.finish()));
+            Ok(())
         },
     )
-    .boxed()
 }
 
 /// The checksum a write keeps with its object, when the writer has one: known before the

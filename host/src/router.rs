@@ -1428,12 +1428,14 @@ impl Router {
     ) -> Result<(PutOutcome, Option<Stored>)> {
         let vb = self.bucket(bucket)?;
         let _admitted = vb.admit_write().await?;
-        let (member, record, outcome, checksum) =
-            match self.complete_in_member(bucket, key, upload_id, parts, whole).await {
-                Ok(done) => done,
-                Err(e @ (Error::NoSuchUpload | Error::NoSuchBucket)) => return Err(e),
-                Err(e) => return Err(self.upload_gone_or(bucket, key, upload_id, e).await),
-            };
+        let (member, record, outcome, checksum) = match self
+            .complete_in_member(bucket, key, upload_id, parts, whole)
+            .await
+        {
+            Ok(done) => done,
+            Err(e @ (Error::NoSuchUpload | Error::NoSuchBucket)) => return Err(e),
+            Err(e) => return Err(self.upload_gone_or(bucket, key, upload_id, e).await),
+        };
         if !record.mirrors.is_empty() {
             self.mirror_upload(&vb, &member, key, &record, &outcome)
                 .await?;
@@ -1509,9 +1511,9 @@ impl Router {
         }
         // The object's checksum: the parts' combined (a part recorded before the upload
         // kept checksums has none, and then neither has the object).
-        let checksum = record.checksum.and_then(|(alg, kind)| {
-            checksum::multipart(alg, kind, &part_checksums)
-        });
+        let checksum = record
+            .checksum
+            .and_then(|(alg, kind)| checksum::multipart(alg, kind, &part_checksums));
         if let Some((alg, value)) = &whole {
             let matches = checksum
                 .as_ref()
@@ -1897,6 +1899,7 @@ mod tests {
                 "dst",
                 replace,
                 &WriteCondition::None,
+                None,
             )
             .await
             .expect("the copy was made");

@@ -2667,6 +2667,42 @@ macro_rules! checksum_of {
     }};
 }
 
+/// An answer's checksum of `alg` is `want`, of type `kind`.
+macro_rules! assert_checksum {
+    ($out:expr, $alg:expr, $want:expr, $kind:expr, $what:expr) => {{
+        let out = &$out;
+        assert_eq!(checksum_of!(out, $alg.clone()), $want, "{}", $what);
+        assert_eq!(out.checksum_type(), $kind, "{}", $what);
+    }};
+}
+
+/// HEAD with checksum mode.
+async fn head_checksum(
+    c: &Client,
+    key: &str,
+) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+    c.head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// GetObjectAttributes' `Checksum`.
+async fn attributes_checksum(c: &Client, key: &str) -> aws_sdk_s3::types::Checksum {
+    c.get_object_attributes()
+        .bucket(BUCKET)
+        .key(key)
+        .object_attributes(aws_sdk_s3::types::ObjectAttributes::Checksum)
+        .send()
+        .await
+        .unwrap()
+        .checksum
+        .expect("GetObjectAttributes Checksum")
+}
+
 /// Every checksum an answer carries, whatever the algorithm.
 macro_rules! any_checksum_of {
     ($out:expr) => {
@@ -2687,9 +2723,7 @@ macro_rules! any_checksum_of {
 /// GET answer it with `x-amz-checksum-mode: ENABLED`, only then, and not for a range; it
 /// is not the client's metadata; copies keep it or compute a new one.
 async fn stored_checksums(c: &Client) {
-    use aws_sdk_s3::types::{
-        ChecksumAlgorithm as Alg, ChecksumMode, ChecksumType, ObjectAttributes as A,
-    };
+    use aws_sdk_s3::types::{ChecksumAlgorithm as Alg, ChecksumMode, ChecksumType};
     let body = data(10_000, 7);
     for alg in [
         Alg::Crc32,
@@ -2710,17 +2744,14 @@ async fn stored_checksums(c: &Client) {
             .unwrap();
         let want = checksum_of!(put, alg.clone());
         assert!(want.is_some(), "{alg:?}");
-        let head = c
-            .head_object()
-            .bucket(BUCKET)
-            .key(&key)
-            .checksum_mode(ChecksumMode::Enabled)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(checksum_of!(head, alg.clone()), want, "{alg:?} HEAD");
-        assert_eq!(head.checksum_type(), Some(&ChecksumType::FullObject));
-        assert!(head.metadata().is_none_or(|m| m.is_empty()), "{:?}", head.metadata());
+        let full = Some(&ChecksumType::FullObject);
+        let head = head_checksum(c, &key).await;
+        assert_checksum!(head, alg, want, full, &key);
+        assert!(
+            head.metadata().is_none_or(|m| m.is_empty()),
+            "{:?}",
+            head.metadata()
+        );
         let get = c
             .get_object()
             .bucket(BUCKET)
@@ -2729,11 +2760,16 @@ async fn stored_checksums(c: &Client) {
             .send()
             .await
             .unwrap();
-        assert_eq!(checksum_of!(get, alg.clone()), want, "{alg:?} GET");
-        assert_eq!(get.checksum_type(), Some(&ChecksumType::FullObject));
+        assert_checksum!(get, alg, want, full, &key);
         assert!(get.body.collect().await.unwrap().into_bytes() == body);
         // Without checksum mode, none.
-        let head = c.head_object().bucket(BUCKET).key(&key).send().await.unwrap();
+        let head = c
+            .head_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
         assert!(any_checksum_of!(head).is_empty(), "{alg:?}");
         assert_eq!(head.checksum_type(), None);
         // A range is not what the checksum covers.
@@ -2747,17 +2783,8 @@ async fn stored_checksums(c: &Client) {
             .await
             .unwrap();
         assert!(any_checksum_of!(ranged).is_empty(), "{alg:?} ranged");
-        let attrs = c
-            .get_object_attributes()
-            .bucket(BUCKET)
-            .key(&key)
-            .object_attributes(A::Checksum)
-            .send()
-            .await
-            .unwrap();
-        let sum = attrs.checksum().expect("GetObjectAttributes Checksum");
-        assert_eq!(checksum_of!(sum, alg.clone()), want, "{alg:?} attributes");
-        assert_eq!(sum.checksum_type(), Some(&ChecksumType::FullObject));
+        let sum = attributes_checksum(c, &key).await;
+        assert_checksum!(sum, alg, want, full, &key);
     }
     // A checksum in a header (no trailer), computed here.
     let want = b64(&sha256(&body));
@@ -2769,14 +2796,7 @@ async fn stored_checksums(c: &Client) {
         .send()
         .await
         .unwrap();
-    let head = c
-        .head_object()
-        .bucket(BUCKET)
-        .key("sums/header")
-        .checksum_mode(ChecksumMode::Enabled)
-        .send()
-        .await
-        .unwrap();
+    let head = head_checksum(c, "sums/header").await;
     assert_eq!(head.checksum_sha256(), Some(want.as_str()));
     // The metadata name is Switchyard's.
     let e = c
@@ -2815,14 +2835,7 @@ async fn stored_checksums(c: &Client) {
         ("sums/replaced", None, None),
         ("sums/recomputed", None, Some(want.as_str())),
     ] {
-        let head = c
-            .head_object()
-            .bucket(BUCKET)
-            .key(key)
-            .checksum_mode(ChecksumMode::Enabled)
-            .send()
-            .await
-            .unwrap();
+        let head = head_checksum(c, key).await;
         assert_eq!(head.checksum_crc32(), crc32_want, "{key}");
         assert_eq!(head.checksum_sha256(), sha_want, "{key}");
     }
@@ -2833,9 +2846,7 @@ async fn stored_checksums(c: &Client) {
 /// FULL_OBJECT (the CRC of the whole); a part checksum in the completion that is not
 /// the uploaded one is InvalidPart.
 async fn multipart_checksums(c: &Client) {
-    use aws_sdk_s3::types::{
-        ChecksumAlgorithm as Alg, ChecksumMode, ChecksumType, ObjectAttributes as A,
-    };
+    use aws_sdk_s3::types::{ChecksumAlgorithm as Alg, ChecksumType};
     let parts = [data(5 * 1024 * 1024, 1), data(1000, 2)];
     let whole = parts.concat();
     for (alg, kind) in [
@@ -2890,60 +2901,35 @@ async fn multipart_checksums(c: &Client) {
             });
         }
         // A part checksum that is not the uploaded one.
+        let complete = |parts: Vec<CompletedPart>| {
+            c.complete_multipart_upload()
+                .bucket(BUCKET)
+                .key(&key)
+                .upload_id(&id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+        };
         let mut wrong: Vec<CompletedPart> = done.iter().map(|p| p.clone().build()).collect();
-        wrong[0] = done[0].clone().checksum_crc32("AAAAAA==").checksum_sha256(
-            b64(&[0; 32]),
-        ).build();
-        let e = c
-            .complete_multipart_upload()
-            .bucket(BUCKET)
-            .key(&key)
-            .upload_id(&id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(wrong))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap_err();
+        wrong[0] = done[0]
+            .clone()
+            .checksum_crc32("AAAAAA==")
+            .checksum_sha256(b64(&[0; 32]))
+            .build();
+        let e = complete(wrong).await.unwrap_err();
         assert_eq!(err_of(&e), (400, "InvalidPart".into()), "{key}");
-        let out = c
-            .complete_multipart_upload()
-            .bucket(BUCKET)
-            .key(&key)
-            .upload_id(&id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(done.into_iter().map(|p| p.build()).collect()))
-                    .build(),
-            )
-            .send()
+        let out = complete(done.into_iter().map(|p| p.build()).collect())
             .await
             .unwrap();
-        assert_eq!(checksum_of!(out, alg.clone()), Some(want.clone()), "{key}");
-        assert_eq!(out.checksum_type(), Some(&kind), "{key}");
-        let head = c
-            .head_object()
-            .bucket(BUCKET)
-            .key(&key)
-            .checksum_mode(ChecksumMode::Enabled)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(checksum_of!(head, alg.clone()), Some(want.clone()), "{key}");
-        assert_eq!(head.checksum_type(), Some(&kind), "{key}");
-        let attrs = c
-            .get_object_attributes()
-            .bucket(BUCKET)
-            .key(&key)
-            .object_attributes(A::Checksum)
-            .send()
-            .await
-            .unwrap();
-        let sum = attrs.checksum().unwrap();
-        assert_eq!(checksum_of!(sum, alg.clone()), Some(want), "{key}");
-        assert_eq!(sum.checksum_type(), Some(&kind), "{key}");
+        let want = Some(want);
+        assert_checksum!(out, alg, want, Some(&kind), &key);
+        let head = head_checksum(c, &key).await;
+        assert_checksum!(head, alg, want, Some(&kind), &key);
+        let sum = attributes_checksum(c, &key).await;
+        assert_checksum!(sum, alg, want, Some(&kind), &key);
     }
     // SHA-256 has no full-object type; CRC64NVME no composite one.
     for (alg, kind) in [

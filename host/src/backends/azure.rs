@@ -30,8 +30,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::objstore::{decode_meta_name, encode_meta_name};
 use super::rest::{self, Rest};
-use crate::config::{AzureBackend, ConfigError};
 use crate::checksum::CHECKSUM_META;
+use crate::config::{AzureBackend, ConfigError};
 use crate::model::{
     Attrs, Body, ByteRange, ByteStream, Declared, ETAG_META, Error, GetOutcome, ObjectInfo,
     ObjectSummary, PutOutcome, Result, WriteCondition,

@@ -24,8 +24,8 @@ use object_store::gcp::GcpCredentialProvider;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::rest::{self, Rest};
-use crate::config::{ConfigError, GcsBackend};
 use crate::checksum::CHECKSUM_META;
+use crate::config::{ConfigError, GcsBackend};
 use crate::model::{
     Attrs, Body, ByteRange, ByteStream, Declared, ETAG_META, Error, GetOutcome, ObjectInfo,
     ObjectSummary, PutOutcome, Result, WriteCondition,
@@ -317,12 +317,9 @@ impl GcsDirect {
             (None, Some(native)) => super::unquote_etag(&native),
             (None, None) => hex::encode(md5),
         };
-        if let (false, true, Some(c), Some(generation)) = (
-            whole,
-            checksum_to_come,
-            declared.checksum.get(),
-            generation,
-        ) {
+        if let (false, true, Some(c), Some(generation)) =
+            (whole, checksum_to_come, declared.checksum.get(), generation)
+        {
             let mut all = attrs.metadata.clone();
             all.insert(CHECKSUM_META.to_owned(), c.encode());
             if let Some(k) = kept {

@@ -171,6 +171,24 @@ fn checksum_answer(mode: Option<&ChecksumMode>, ranged: bool, a: &Attrs) -> Chec
     )
 }
 
+/// Sets the checksum fields of an s3s output (they share their names) from `c`, a
+/// [`Checksum`], with its type when asked.
+macro_rules! set_checksums {
+    ($out:expr, $c:expr) => {{
+        let c = $c;
+        $out.checksum_crc32 = c.checksum_crc32;
+        $out.checksum_crc32c = c.checksum_crc32c;
+        $out.checksum_sha1 = c.checksum_sha1;
+        $out.checksum_sha256 = c.checksum_sha256;
+        $out.checksum_crc64nvme = c.checksum_crc64nvme;
+    }};
+    ($out:expr, $c:expr, with_type) => {{
+        let c = $c;
+        $out.checksum_type = c.checksum_type.clone();
+        set_checksums!($out, c);
+    }};
+}
+
 /// The algorithm a request names (`x-amz-checksum-algorithm`).
 fn checksum_algorithm(a: Option<&ChecksumAlgorithm>) -> S3Result<Option<checksum::Algorithm>> {
     a.map(|a| {
@@ -780,7 +798,7 @@ impl S3 for Frontend {
                 s.map(|r| r.map_err(std::io::Error::other)),
             ))
         });
-        Ok(S3Response::new(GetObjectOutput {
+        let mut out = GetObjectOutput {
             body,
             content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
             content_range,
@@ -793,14 +811,10 @@ impl S3 for Frontend {
             content_disposition: info.attrs.content_disposition,
             content_encoding: info.attrs.content_encoding,
             content_language: info.attrs.content_language,
-            checksum_crc32: c.checksum_crc32,
-            checksum_crc32c: c.checksum_crc32c,
-            checksum_sha1: c.checksum_sha1,
-            checksum_sha256: c.checksum_sha256,
-            checksum_crc64nvme: c.checksum_crc64nvme,
-            checksum_type: c.checksum_type,
             ..Default::default()
-        }))
+        };
+        set_checksums!(out, c, with_type);
+        Ok(S3Response::new(out))
     }
 
     async fn head_object(
@@ -833,7 +847,7 @@ impl S3 for Frontend {
         .await?;
         let info = outcome.info;
         let c = checksum_answer(input.checksum_mode.as_ref(), false, &info.attrs);
-        Ok(S3Response::new(HeadObjectOutput {
+        let mut out = HeadObjectOutput {
             content_length: Some(i64::try_from(info.size).unwrap_or(i64::MAX)),
             accept_ranges: Some("bytes".into()),
             e_tag: etag(info.etag),
@@ -844,14 +858,10 @@ impl S3 for Frontend {
             content_disposition: info.attrs.content_disposition,
             content_encoding: info.attrs.content_encoding,
             content_language: info.attrs.content_language,
-            checksum_crc32: c.checksum_crc32,
-            checksum_crc32c: c.checksum_crc32c,
-            checksum_sha1: c.checksum_sha1,
-            checksum_sha256: c.checksum_sha256,
-            checksum_crc64nvme: c.checksum_crc64nvme,
-            checksum_type: c.checksum_type,
             ..Default::default()
-        }))
+        };
+        set_checksums!(out, c, with_type);
+        Ok(S3Response::new(out))
     }
 
     /// What a HEAD tells, as XML: ETag, size, storage class, the object's checksum when it
@@ -1243,7 +1253,10 @@ impl S3 for Frontend {
         let kind = match &input.checksum_type {
             None => None,
             Some(t) => Some(checksum::Kind::parse(t.as_str()).ok_or_else(|| {
-                s3s::s3_error!(InvalidRequest, "Value for x-amz-checksum-type header is invalid.")
+                s3s::s3_error!(
+                    InvalidRequest,
+                    "Value for x-amz-checksum-type header is invalid."
+                )
             })?),
         };
         let wanted = match (algorithm, kind) {
@@ -1400,16 +1413,13 @@ impl S3 for Frontend {
                         .map(|(alg, v)| checksum::Stored::full_object(alg, v))
                         .as_ref(),
                 );
-                CopyPartResult {
+                let mut result = CopyPartResult {
                     e_tag: Some(ETag::Strong(part.etag)),
                     last_modified: Some(ts(modified)),
-                    checksum_crc32: c.checksum_crc32,
-                    checksum_crc32c: c.checksum_crc32c,
-                    checksum_sha1: c.checksum_sha1,
-                    checksum_sha256: c.checksum_sha256,
-                    checksum_crc64nvme: c.checksum_crc64nvme,
                     ..Default::default()
-                }
+                };
+                set_checksums!(result, c);
+                result
             }),
             ..Default::default()
         }))
@@ -1458,26 +1468,22 @@ impl S3 for Frontend {
             checksum_crc64nvme: input.checksum_crc64nvme,
             ..Default::default()
         });
-        let (out, kept) = traced(
+        let (done, kept) = traced(
             "CompleteMultipartUpload",
             &input.bucket,
             router.complete_upload(&input.bucket, &input.key, &input.upload_id, parts, whole),
         )
         .await?;
         let c = body::answered(kept.as_ref());
-        Ok(S3Response::new(CompleteMultipartUploadOutput {
+        let mut out = CompleteMultipartUploadOutput {
             bucket: Some(input.bucket.clone()),
             key: Some(input.key.clone()),
-            e_tag: etag(out.etag),
+            e_tag: etag(done.etag),
             location: Some(format!("/{}/{}", input.bucket, input.key)),
-            checksum_crc32: c.checksum_crc32,
-            checksum_crc32c: c.checksum_crc32c,
-            checksum_sha1: c.checksum_sha1,
-            checksum_sha256: c.checksum_sha256,
-            checksum_crc64nvme: c.checksum_crc64nvme,
-            checksum_type: c.checksum_type,
             ..Default::default()
-        }))
+        };
+        set_checksums!(out, c, with_type);
+        Ok(S3Response::new(out))
     }
 
     async fn abort_multipart_upload(
