@@ -8,6 +8,7 @@
 pub mod access;
 pub mod admin;
 pub mod backends;
+pub mod checksum;
 pub mod config;
 pub mod frontend;
 pub mod iam;

@@ -108,6 +108,11 @@ pub struct Declared {
     /// backend gives its own. Anything but a multipart ETag is ignored: the MD5 of what
     /// was written is the ETag then.
     pub etag: Option<String>,
+    /// The checksum to keep with the object (the metadata
+    /// [`CHECKSUM_META`](crate::checksum::CHECKSUM_META)), which an aws-chunked trailer
+    /// makes known only at the body's end: a store adds it to the attributes when it
+    /// writes them (see [`Pending::attrs`](crate::checksum::Pending::attrs)).
+    pub checksum: crate::checksum::Pending,
 }
 
 impl Declared {
@@ -122,6 +127,33 @@ impl Declared {
 /// A request body on its way to a backend. Items are chunks; an `Err` aborts the write
 /// (bad checksum, client gone) and nothing becomes visible.
 pub type Body = BoxStream<'static, Result<Bytes, Error>>;
+
+/// `body`, with `update` seeing each chunk as it passes and `finish` judging the whole at
+/// its end: an error from it becomes the body's last item, before the end reaches a
+/// store (which then commits nothing).
+pub fn tapped<S: Send + 'static>(
+    body: Body,
+    state: S,
+    update: fn(&mut S, &[u8]),
+    finish: fn(S) -> Result<()>,
+) -> Body {
+    use futures::StreamExt;
+    futures::stream::unfold(
+        (body, Some(state)),
+        move |(mut body, mut state)| async move {
+            let s = state.as_mut()?;
+            match body.next().await {
+                Some(Ok(chunk)) => {
+                    update(s, &chunk);
+                    Some((Ok(chunk), (body, state)))
+                }
+                Some(Err(e)) => Some((Err(e), (body, None))),
+                None => finish(state.take()?).err().map(|e| (Err(e), (body, None))),
+            }
+        },
+    )
+    .boxed()
+}
 
 /// A response body on its way to the client.
 pub type ByteStream = BoxStream<'static, Result<Bytes, Error>>;

@@ -375,6 +375,8 @@ async fn copy_once(
             .etag
             .clone()
             .filter(|e| crate::backends::is_multipart_etag(e)),
+        // The checksum, if any, travels in the attributes, with the same bytes.
+        ..Declared::default()
     };
     match to
         .store
@@ -963,10 +965,7 @@ async fn tier_one(
         key: key.to_owned(),
         size: Some(head.size),
         content_type: head.attrs.content_type.clone(),
-        metadata: head
-            .attrs
-            .metadata
-            .iter()
+        metadata: crate::checksum::client_metadata(&head.attrs)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         age_seconds: Some(age as u64),

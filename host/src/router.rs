@@ -16,6 +16,7 @@ use md5::{Digest, Md5};
 use tracing::{debug, warn};
 
 use crate::backends::{self, Backend, PartRef, Registry, check_attrs, check_key};
+use crate::checksum::{self, Algorithm, Stored};
 use crate::config::{Config, ConfigError, DynamicBuckets, FailureMode};
 use crate::iam::{PolicyDocument, PolicyKind};
 use crate::listing::{self, ListPage, ListRequest};
@@ -493,6 +494,10 @@ pub struct UploadRecord {
     /// the completion is acknowledged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mirrors: Vec<String>,
+    /// The checksum CreateMultipartUpload asked for: each part's is computed as it
+    /// streams, and the completed object keeps theirs combined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<(Algorithm, checksum::Kind)>,
 }
 
 /// One uploaded part as recorded in its member.
@@ -503,6 +508,9 @@ pub struct PartRecord {
     pub size: u64,
     pub last_modified: DateTime<Utc>,
     pub content_id: String,
+    /// The part's checksum (base64) in the upload's algorithm, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
 }
 
 /// The parts of a decoded upload id.
@@ -538,9 +546,17 @@ impl UploadId {
     }
 }
 
+/// What UploadPart answers: the part's ETag, and its checksum in the upload's algorithm.
+pub struct UploadedPart {
+    pub etag: String,
+    pub checksum: Option<(Algorithm, String)>,
+}
+
 pub struct CompletedPart {
     pub part_number: i32,
     pub etag: String,
+    /// The part's checksum as the client names it, if it does.
+    pub checksum: Option<(Algorithm, String)>,
 }
 
 pub struct UploadSummary {
@@ -1319,7 +1335,7 @@ impl Router {
         bucket: &str,
         key: &str,
         body: Body,
-        size: Option<u64>,
+        declared: Declared,
         attrs: &Attrs,
         cond: &WriteCondition,
     ) -> Result<(PutOutcome, Vec<Arc<Backend>>)> {
@@ -1327,20 +1343,12 @@ impl Router {
         check_attrs(attrs)?;
         let vb = self.bucket(bucket).await?;
         let _admitted = vb.admit_write().await?;
-        let obj = object_view(req, bucket, key, size, attrs);
+        let obj = object_view(req, bucket, key, declared.len, attrs);
         let targets = self.decider.place(&vb, req, &obj).await?;
         record_targets(&targets);
         let part_size = self.config.server.part_size;
         let outcome = self
-            .put_to(
-                &targets,
-                key,
-                body,
-                Declared::of_len(size),
-                attrs,
-                cond,
-                part_size,
-            )
+            .put_to(&targets, key, body, declared, attrs, cond, part_size)
             .await?;
         self.confirm_write(&vb, key).await?;
         Ok((outcome, targets))
@@ -1486,6 +1494,7 @@ impl Router {
         dst_key: &str,
         replace_attrs: Option<Attrs>,
         cond: &WriteCondition,
+        checksum_algorithm: Option<Algorithm>,
     ) -> Result<(PutOutcome, DateTime<Utc>)> {
         let (copied, dst) = self
             .copy_unconfirmed(
@@ -1497,6 +1506,7 @@ impl Router {
                 dst_key,
                 replace_attrs,
                 cond,
+                checksum_algorithm,
             )
             .await?;
         self.confirm_write(&dst, dst_key).await?;
@@ -1514,6 +1524,7 @@ impl Router {
         dst_key: &str,
         replace_attrs: Option<Attrs>,
         cond: &WriteCondition,
+        checksum_algorithm: Option<Algorithm>,
     ) -> Result<((PutOutcome, DateTime<Utc>), Arc<VirtualBucket>)> {
         check_key(dst_key)?;
         if let Some(a) = &replace_attrs {
@@ -1532,12 +1543,19 @@ impl Router {
         }
         let keep_attrs = replace_attrs.is_none();
         let attrs = replace_attrs.unwrap_or_else(|| src.info.attrs.clone());
+        // The source's checksum goes with its attributes (the bytes are the same); one in
+        // another algorithm (or type) is computed as the bytes stream through.
+        let recompute = checksum_algorithm.filter(|alg| {
+            Stored::of(&attrs)
+                .is_none_or(|c| c.algorithm != *alg || c.kind != checksum::Kind::FullObject)
+        });
         let obj = object_view(req, dst_bucket, dst_key, Some(src.info.size), &attrs);
         let targets = self.decider.place(&dst, req, &obj).await?;
         let server_side = targets.len() == 1
             && Arc::ptr_eq(&targets[0], &src_member)
             && attrs == src.info.attrs
-            && *cond == WriteCondition::None;
+            && *cond == WriteCondition::None
+            && recompute.is_none();
         if server_side {
             let started = Instant::now();
             let r = src_member.store.copy(src_key, dst_key).await;
@@ -1577,14 +1595,20 @@ impl Router {
         let (read, stream, _) = self
             .get(req, src_bucket, src_key, None, src_cond, false)
             .await?;
-        let attrs = if keep_attrs { read.info.attrs } else { attrs };
-        let body = stream.ok_or_else(|| Error::internal("no body"))?;
+        let mut attrs = if keep_attrs { read.info.attrs } else { attrs };
+        let mut body = stream.ok_or_else(|| Error::internal("no body"))?;
+        let mut declared = Declared::of_len(Some(read.info.size));
+        if let Some(alg) = recompute {
+            attrs.metadata.remove(checksum::CHECKSUM_META);
+            declared.checksum = checksum::Pending::expected();
+            body = checksum::hashed(body, alg, declared.checksum.clone());
+        }
         let out = self
             .put_to(
                 &targets,
                 dst_key,
                 body,
-                Declared::of_len(Some(read.info.size)),
+                declared,
                 &attrs,
                 cond,
                 self.config.server.part_size,
@@ -1599,9 +1623,24 @@ impl Router {
         bucket: &str,
         key: &str,
         attrs: &Attrs,
+        checksum: Option<(Algorithm, Option<checksum::Kind>)>,
     ) -> Result<String> {
         check_key(key)?;
         check_attrs(attrs)?;
+        let checksum = match checksum {
+            None => None,
+            Some((alg, kind)) => {
+                let kind = kind.unwrap_or_else(|| alg.default_multipart_kind());
+                if !alg.supports(kind) {
+                    return Err(Error::InvalidRequest(format!(
+                        "The {} checksum type cannot be used with the {} checksum algorithm.",
+                        kind.name(),
+                        alg.name().to_ascii_lowercase()
+                    )));
+                }
+                Some((alg, kind))
+            }
+        };
         let vb = self.bucket(bucket).await?;
         let _admitted = vb.admit_write().await?;
         let obj = object_view(req, bucket, key, None, attrs);
@@ -1624,6 +1663,7 @@ impl Router {
             initiated: Utc::now(),
             attrs: attrs.clone(),
             mirrors,
+            checksum,
         };
         let json = serde_json::to_vec(&record).map_err(Error::internal)?;
         member
@@ -1665,7 +1705,7 @@ impl Router {
         part_number: i32,
         body: Body,
         len: Option<u64>,
-    ) -> Result<String> {
+    ) -> Result<UploadedPart> {
         if !(1..=MAX_PART_NUMBER).contains(&part_number) {
             return Err(Error::InvalidArgument(format!(
                 "part number must be between 1 and {MAX_PART_NUMBER}"
@@ -1673,7 +1713,14 @@ impl Router {
         }
         let vb = self.bucket(bucket).await?;
         let _admitted = vb.admit_write().await?;
-        let (member, id, _) = self.upload(bucket, key, upload_id).await?;
+        let (member, id, record) = self.upload(bucket, key, upload_id).await?;
+        // The part's checksum in the upload's algorithm, for the completed object's.
+        let algorithm = record.checksum.map(|(alg, _)| alg);
+        let part_checksum = checksum::Pending::expected();
+        let body = match algorithm {
+            Some(alg) => checksum::hashed(body, alg, part_checksum.clone()),
+            None => body,
+        };
         // The part streams to the member; its size and MD5 (the part's ETag, as S3 makes
         // it) are tallied on the way.
         let tally = Arc::new(std::sync::Mutex::new((Md5::new(), 0u64)));
@@ -1708,12 +1755,14 @@ impl Router {
             Ok(part) => part,
             Err(e) => return Err(self.upload_gone_or(bucket, key, upload_id, e).await),
         };
+        let checksum = algorithm.and_then(|alg| Some((alg, part_checksum.get()?.value)));
         let record = PartRecord {
             part_number,
             etag: etag.clone(),
             size,
             last_modified: Utc::now(),
             content_id,
+            checksum: checksum.as_ref().map(|(_, v)| v.clone()),
         };
         let json = serde_json::to_vec(&record).map_err(Error::internal)?;
         let recorded = member
@@ -1726,7 +1775,7 @@ impl Router {
         if let Err(e) = recorded {
             return Err(self.upload_gone_or(bucket, key, upload_id, e).await);
         }
-        Ok(etag)
+        Ok(UploadedPart { etag, checksum })
     }
 
     /// The answer for an upload whose part or completion failed in its member: the
@@ -1774,21 +1823,24 @@ impl Router {
         key: &str,
         upload_id: &str,
         parts: Vec<CompletedPart>,
-    ) -> Result<PutOutcome> {
+        whole: Option<(Algorithm, String)>,
+    ) -> Result<(PutOutcome, Option<Stored>)> {
         let vb = self.bucket(bucket).await?;
         let _admitted = vb.admit_write().await?;
-        let (member, record, outcome) =
-            match self.complete_in_member(bucket, key, upload_id, parts).await {
-                Ok(done) => done,
-                Err(e @ (Error::NoSuchUpload | Error::NoSuchBucket)) => return Err(e),
-                Err(e) => return Err(self.upload_gone_or(bucket, key, upload_id, e).await),
-            };
+        let (member, record, outcome, checksum) = match self
+            .complete_in_member(bucket, key, upload_id, parts, whole)
+            .await
+        {
+            Ok(done) => done,
+            Err(e @ (Error::NoSuchUpload | Error::NoSuchBucket)) => return Err(e),
+            Err(e) => return Err(self.upload_gone_or(bucket, key, upload_id, e).await),
+        };
         if !record.mirrors.is_empty() {
             self.mirror_upload(&vb, &member, key, &record, &outcome)
                 .await?;
         }
         self.confirm_write(&vb, key).await?;
-        Ok(outcome)
+        Ok((outcome, checksum))
     }
 
     /// Assembles an upload's parts into the object in the upload's member.
@@ -1798,7 +1850,8 @@ impl Router {
         key: &str,
         upload_id: &str,
         parts: Vec<CompletedPart>,
-    ) -> Result<(Arc<Backend>, UploadRecord, PutOutcome)> {
+        whole: Option<(Algorithm, String)>,
+    ) -> Result<(Arc<Backend>, UploadRecord, PutOutcome, Option<Stored>)> {
         let (member, id, record) = self.upload(bucket, key, upload_id).await?;
         let uploaded = Self::part_records(&member, &id).await?;
         if parts.is_empty() {
@@ -1814,6 +1867,7 @@ impl Router {
         }
         let mut refs = Vec::with_capacity(parts.len());
         let mut md5s = Vec::with_capacity(parts.len());
+        let mut part_checksums = Vec::with_capacity(parts.len());
         for (i, p) in parts.iter().enumerate() {
             let want = crate::backends::unquote_etag(&p.etag);
             let found = uploaded
@@ -1831,6 +1885,18 @@ impl Router {
                     p.part_number, found.size
                 )));
             }
+            // A part's checksum the client names must be the one it was uploaded with.
+            if let Some((alg, value)) = &p.checksum {
+                let same = record.checksum.is_some_and(|(a, _)| a == *alg)
+                    && found.checksum.as_deref() == Some(value.as_str());
+                if !same {
+                    return Err(Error::InvalidPart(format!(
+                        "part {} was not uploaded with the {} checksum {value:?}",
+                        p.part_number,
+                        alg.name()
+                    )));
+                }
+            }
             refs.push((
                 p.part_number,
                 PartRef {
@@ -1838,7 +1904,28 @@ impl Router {
                 },
             ));
             md5s.push(found.etag.as_str());
+            part_checksums.push(checksum::PartChecksum {
+                value: found.checksum.as_deref().unwrap_or_default(),
+                len: found.size,
+            });
         }
+        // The object's checksum: the parts' combined (a part recorded before the upload
+        // kept checksums has none, and then neither has the object).
+        let checksum = record
+            .checksum
+            .and_then(|(alg, kind)| checksum::multipart(alg, kind, &part_checksums));
+        if let Some((alg, value)) = &whole {
+            let matches = checksum
+                .as_ref()
+                .is_some_and(|c| c.algorithm == *alg && c.value == *value);
+            if !matches {
+                return Err(Error::ChecksumMismatch(alg.name()));
+            }
+        }
+        let attrs = match &checksum {
+            Some(c) => c.kept_in(&record.attrs),
+            None => record.attrs.clone(),
+        };
         // The upload's ETag as S3 makes it, whatever the member's own multipart ETag.
         let etag = backends::multipart_etag(md5s)?;
         // Native multipart APIs number parts by position (object_store's part_idx).
@@ -1861,14 +1948,14 @@ impl Router {
                 &id.backend_id,
                 &id.nonce,
                 refs.into_iter().map(|(_, r)| r).collect(),
-                &record.attrs,
+                &attrs,
                 &etag,
             )
             .await;
         member.observe(started, &r);
         let outcome = r?;
         self.forget_upload(&member, &id, &uploaded).await;
-        Ok((member, record, outcome))
+        Ok((member, record, outcome, checksum))
     }
 
     /// Copies a completed multipart upload from its member to the other members its
@@ -1991,7 +2078,7 @@ impl Router {
         src_key: &str,
         range: Option<ByteRange>,
         src_cond: &ReadConditions,
-    ) -> Result<(String, DateTime<Utc>)> {
+    ) -> Result<(UploadedPart, DateTime<Utc>)> {
         // A copy range must lie within the source, as S3 requires: a GET's range is cut
         // to the object, a part's must not be, or the part would be shorter than asked and
         // the assembled object silently wrong.
@@ -2020,10 +2107,10 @@ impl Router {
         }
         let body = stream.ok_or_else(|| Error::internal("no body"))?;
         let len = src.range.end - src.range.start;
-        let etag = self
+        let part = self
             .upload_part(bucket, key, upload_id, part_number, body, Some(len))
             .await?;
-        Ok((etag, src.info.last_modified))
+        Ok((part, src.info.last_modified))
     }
 }
 
@@ -2044,9 +2131,7 @@ fn object_view(
         key: key.to_owned(),
         size,
         content_type: attrs.content_type.clone(),
-        metadata: attrs
-            .metadata
-            .iter()
+        metadata: crate::checksum::client_metadata(attrs)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         age_seconds: None,
@@ -2215,6 +2300,7 @@ mod tests {
                 "dst",
                 replace,
                 &WriteCondition::None,
+                None,
             )
             .await
             .expect("the copy was made");

@@ -58,7 +58,7 @@ fn kind_name(k: Kind) -> &'static str {
     }
 }
 
-use Mode::{Emulated as E, Gateway as G, Native as N};
+use Mode::{Emulated as E, Gateway as G, Native as N, No};
 
 pub const ROWS: &[Row] = &[
     Row {
@@ -137,7 +137,19 @@ pub const ROWS: &[Row] = &[
         step: "object_attributes",
         what: "GetObjectAttributes: ETag, ObjectSize, StorageClass, TotalPartsCount",
         modes: [G, G, G, G, G],
-        note: "checksums and part lists are not kept",
+        note: "part lists are not kept",
+    },
+    Row {
+        step: "stored_checksums",
+        what: "A PUT's `x-amz-checksum-*` (any algorithm, header or trailer) kept with the object: HEAD, GET (`x-amz-checksum-mode: ENABLED`, not for a range), GetObjectAttributes `Checksum`; copies keep it or compute another",
+        modes: [E, E, E, E, E],
+        note: "kept as the metadata `switchyard-checksum`; an S3 or GCS member keeps a trailer's checksum of a body larger than a part by a second request (GCS) or not at all (S3)",
+    },
+    Row {
+        step: "multipart_checksums",
+        what: "Multipart uploads with a checksum algorithm: part checksums checked at completion, COMPOSITE (`-N`) and FULL_OBJECT (CRCs) checksums answered and kept",
+        modes: [E, E, No, E, E],
+        note: "an S3 member takes an object's metadata when the upload starts, before the checksum is known: CompleteMultipartUpload answers it, HEAD does not",
     },
     Row {
         step: "folder_markers",

@@ -105,7 +105,8 @@ async fn eject_round_trip(kind: Kind) {
     std::fs::write(&file, &body).unwrap();
 
     // Written through the gateway, read natively.
-    c.put_object()
+    let put = c
+        .put_object()
         .bucket("eject")
         .key("via-gateway/obj.bin")
         .body(ByteStream::from(body.clone()))
@@ -129,7 +130,16 @@ async fn eject_round_trip(kind: Kind) {
         endpoint: &endpoint,
         bucket: fx.bucket.as_deref().unwrap(),
     };
+    // The checksum the SDK sent (CRC32, in the trailer, by default) is kept beside the
+    // client's metadata too.
+    let crc = put.checksum_crc32().expect("the SDK's default checksum");
+    let checksum_name = match kind {
+        Kind::Azure => "switchyard_2dchecksum",
+        _ => "switchyard-checksum",
+    };
+    let kept_checksum = format!("{checksum_name}=CRC32:FULL_OBJECT:{crc}");
     let mut read_args = ATTR_ARGS.to_vec();
+    read_args.extend(["--meta", kept_checksum.as_str()]);
     read_args.push("--exact-meta");
     native.eject("read", "via-gateway/obj.bin", &file, &read_args);
 

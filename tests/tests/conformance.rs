@@ -65,6 +65,10 @@ async fn run_suite(kind: Kind) {
     step!(keys(&c, kind));
     step!(etags(&fx, &c));
     step!(object_attributes(&c, &gw.endpoint));
+    step!(stored_checksums(&c));
+    if kind != Kind::S3 {
+        step!(multipart_checksums(&c));
+    }
     step!(folder_markers(&c));
     step!(buckets(&c));
     step!(request_ids(&gw, &c));
@@ -2670,4 +2674,315 @@ async fn conformance_azure() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance_gcs() {
     run_suite(Kind::Gcs).await;
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn sha256(data: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(data).to_vec()
+}
+
+fn crc32(data: &[u8]) -> Vec<u8> {
+    crc32fast::hash(data).to_be_bytes().to_vec()
+}
+
+/// The checksum of algorithm `alg` an answer carries (`None` for none).
+macro_rules! checksum_of {
+    ($out:expr, $alg:expr) => {{
+        use aws_sdk_s3::types::ChecksumAlgorithm as Alg;
+        match $alg {
+            Alg::Crc32 => $out.checksum_crc32(),
+            Alg::Crc32C => $out.checksum_crc32_c(),
+            Alg::Sha1 => $out.checksum_sha1(),
+            Alg::Sha256 => $out.checksum_sha256(),
+            _ => $out.checksum_crc64_nvme(),
+        }
+        .map(str::to_owned)
+    }};
+}
+
+/// An answer's checksum of `alg` is `want`, of type `kind`.
+macro_rules! assert_checksum {
+    ($out:expr, $alg:expr, $want:expr, $kind:expr, $what:expr) => {{
+        let out = &$out;
+        assert_eq!(checksum_of!(out, $alg.clone()), $want, "{}", $what);
+        assert_eq!(out.checksum_type(), $kind, "{}", $what);
+    }};
+}
+
+/// HEAD with checksum mode.
+async fn head_checksum(
+    c: &Client,
+    key: &str,
+) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+    c.head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// GetObjectAttributes' `Checksum`.
+async fn attributes_checksum(c: &Client, key: &str) -> aws_sdk_s3::types::Checksum {
+    c.get_object_attributes()
+        .bucket(BUCKET)
+        .key(key)
+        .object_attributes(aws_sdk_s3::types::ObjectAttributes::Checksum)
+        .send()
+        .await
+        .unwrap()
+        .checksum
+        .expect("GetObjectAttributes Checksum")
+}
+
+/// Every checksum an answer carries, whatever the algorithm.
+macro_rules! any_checksum_of {
+    ($out:expr) => {
+        [
+            $out.checksum_crc32(),
+            $out.checksum_crc32_c(),
+            $out.checksum_sha1(),
+            $out.checksum_sha256(),
+            $out.checksum_crc64_nvme(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+    };
+}
+
+/// A PUT's checksum (any algorithm; header or trailer) is kept with the object: HEAD and
+/// GET answer it with `x-amz-checksum-mode: ENABLED`, only then, and not for a range; it
+/// is not the client's metadata; copies keep it or compute a new one.
+async fn stored_checksums(c: &Client) {
+    use aws_sdk_s3::types::{ChecksumAlgorithm as Alg, ChecksumMode, ChecksumType};
+    let body = data(10_000, 7);
+    for alg in [
+        Alg::Crc32,
+        Alg::Crc32C,
+        Alg::Sha1,
+        Alg::Sha256,
+        Alg::Crc64Nvme,
+    ] {
+        let key = format!("sums/{}", alg.as_str());
+        let put = c
+            .put_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .checksum_algorithm(alg.clone())
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .unwrap();
+        let want = checksum_of!(put, alg.clone());
+        assert!(want.is_some(), "{alg:?}");
+        let full = Some(&ChecksumType::FullObject);
+        let head = head_checksum(c, &key).await;
+        assert_checksum!(head, alg, want, full, &key);
+        assert!(
+            head.metadata().is_none_or(|m| m.is_empty()),
+            "{:?}",
+            head.metadata()
+        );
+        let get = c
+            .get_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .unwrap();
+        assert_checksum!(get, alg, want, full, &key);
+        assert!(get.body.collect().await.unwrap().into_bytes() == body);
+        // Without checksum mode, none.
+        let head = c
+            .head_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+        assert!(any_checksum_of!(head).is_empty(), "{alg:?}");
+        assert_eq!(head.checksum_type(), None);
+        // A range is not what the checksum covers.
+        let ranged = c
+            .get_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .range("bytes=0-99")
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .unwrap();
+        assert!(any_checksum_of!(ranged).is_empty(), "{alg:?} ranged");
+        let sum = attributes_checksum(c, &key).await;
+        assert_checksum!(sum, alg, want, full, &key);
+    }
+    // A checksum in a header (no trailer), computed here.
+    let want = b64(&sha256(&body));
+    c.put_object()
+        .bucket(BUCKET)
+        .key("sums/header")
+        .checksum_sha256(&want)
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    let head = head_checksum(c, "sums/header").await;
+    assert_eq!(head.checksum_sha256(), Some(want.as_str()));
+    // The metadata name is Switchyard's.
+    let e = c
+        .put_object()
+        .bucket(BUCKET)
+        .key("sums/forged")
+        .metadata("switchyard-checksum", "CRC32:FULL_OBJECT:AAAAAA==")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e).0, 400);
+    // A copy keeps the checksum with the metadata; a replaced one has none, unless the
+    // copy asks for an algorithm, which is computed over the bytes.
+    let crc = b64(&crc32(&body));
+    let copy = |to: &'static str| {
+        c.copy_object()
+            .bucket(BUCKET)
+            .key(to)
+            .copy_source(format!("{BUCKET}/sums/CRC32"))
+    };
+    copy("sums/copy").send().await.unwrap();
+    copy("sums/replaced")
+        .metadata_directive(MetadataDirective::Replace)
+        .send()
+        .await
+        .unwrap();
+    copy("sums/recomputed")
+        .metadata_directive(MetadataDirective::Replace)
+        .checksum_algorithm(Alg::Sha256)
+        .send()
+        .await
+        .unwrap();
+    for (key, crc32_want, sha_want) in [
+        ("sums/copy", Some(crc.as_str()), None),
+        ("sums/replaced", None, None),
+        ("sums/recomputed", None, Some(want.as_str())),
+    ] {
+        let head = head_checksum(c, key).await;
+        assert_eq!(head.checksum_crc32(), crc32_want, "{key}");
+        assert_eq!(head.checksum_sha256(), sha_want, "{key}");
+    }
+}
+
+/// A multipart upload with a checksum algorithm keeps the parts' checksums combined:
+/// COMPOSITE (the checksum of the parts' binary checksums, `-N`) or, for CRCs,
+/// FULL_OBJECT (the CRC of the whole); a part checksum in the completion that is not
+/// the uploaded one is InvalidPart.
+async fn multipart_checksums(c: &Client) {
+    use aws_sdk_s3::types::{ChecksumAlgorithm as Alg, ChecksumType};
+    let parts = [data(5 * 1024 * 1024, 1), data(1000, 2)];
+    let whole = parts.concat();
+    for (alg, kind) in [
+        (Alg::Crc32, ChecksumType::Composite),
+        (Alg::Sha256, ChecksumType::Composite),
+        (Alg::Crc32, ChecksumType::FullObject),
+    ] {
+        let hash = |d: &[u8]| match alg {
+            Alg::Crc32 => crc32(d),
+            _ => sha256(d),
+        };
+        let want = if kind == ChecksumType::Composite {
+            let raw: Vec<u8> = parts.iter().flat_map(|p| hash(p)).collect();
+            format!("{}-2", b64(&hash(&raw)))
+        } else {
+            b64(&hash(&whole))
+        };
+        let key = format!("sums/mpu-{}-{}", alg.as_str(), kind.as_str());
+        let id = c
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key(&key)
+            .checksum_algorithm(alg.clone())
+            .checksum_type(kind.clone())
+            .send()
+            .await
+            .unwrap()
+            .upload_id
+            .unwrap();
+        let mut done = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            let n = i as i32 + 1;
+            let up = c
+                .upload_part()
+                .bucket(BUCKET)
+                .key(&key)
+                .upload_id(&id)
+                .part_number(n)
+                .checksum_algorithm(alg.clone())
+                .body(ByteStream::from(p.clone()))
+                .send()
+                .await
+                .unwrap();
+            let sum = checksum_of!(up, alg.clone()).unwrap();
+            assert_eq!(sum, b64(&hash(p)), "{key}: part {n}");
+            let part = CompletedPart::builder()
+                .part_number(n)
+                .e_tag(up.e_tag().unwrap());
+            done.push(match alg {
+                Alg::Crc32 => part.checksum_crc32(sum),
+                _ => part.checksum_sha256(sum),
+            });
+        }
+        // A part checksum that is not the uploaded one.
+        let complete = |parts: Vec<CompletedPart>| {
+            c.complete_multipart_upload()
+                .bucket(BUCKET)
+                .key(&key)
+                .upload_id(&id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+        };
+        let mut wrong: Vec<CompletedPart> = done.iter().map(|p| p.clone().build()).collect();
+        wrong[0] = done[0]
+            .clone()
+            .checksum_crc32("AAAAAA==")
+            .checksum_sha256(b64(&[0; 32]))
+            .build();
+        let e = complete(wrong).await.unwrap_err();
+        assert_eq!(err_of(&e), (400, "InvalidPart".into()), "{key}");
+        let out = complete(done.into_iter().map(|p| p.build()).collect())
+            .await
+            .unwrap();
+        let want = Some(want);
+        assert_checksum!(out, alg, want, Some(&kind), &key);
+        let head = head_checksum(c, &key).await;
+        assert_checksum!(head, alg, want, Some(&kind), &key);
+        let sum = attributes_checksum(c, &key).await;
+        assert_checksum!(sum, alg, want, Some(&kind), &key);
+    }
+    // SHA-256 has no full-object type; CRC64NVME no composite one.
+    for (alg, kind) in [
+        (Alg::Sha256, ChecksumType::FullObject),
+        (Alg::Crc64Nvme, ChecksumType::Composite),
+    ] {
+        let e = c
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key("sums/refused")
+            .checksum_algorithm(alg)
+            .checksum_type(kind)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e).0, 400);
+    }
 }

@@ -30,6 +30,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::objstore::{decode_meta_name, encode_meta_name};
 use super::rest::{self, Rest};
+use crate::checksum::CHECKSUM_META;
 use crate::config::{AzureBackend, ConfigError};
 use crate::model::{
     Attrs, Body, ByteRange, ByteStream, Declared, ETAG_META, Error, GetOutcome, ObjectInfo,
@@ -466,6 +467,12 @@ impl AzureDirect {
         md5: &[u8; 16],
     ) -> String {
         headers.push(("x-ms-blob-content-md5".into(), STANDARD.encode(md5)));
+        // The body has passed its checks: a trailer's checksum is known now.
+        if let Some(c) = declared.checksum.get() {
+            let name = format!("x-ms-meta-{}", encode_meta_name(CHECKSUM_META));
+            headers.retain(|(n, _)| *n != name);
+            headers.push((name, c.encode()));
+        }
         let etag = super::etag_to_keep(declared, md5);
         if super::is_multipart_etag(&etag) {
             headers.push((

@@ -373,7 +373,7 @@ impl FsStore {
             Ok(()) => {
                 self.seal(
                     file.into_std().await,
-                    stamp.map(|(a, _)| (etag.clone(), a.clone())),
+                    stamp.map(|(a, d)| (etag.clone(), d.checksum.attrs(a).into_owned())),
                 )
                 .await
             }

@@ -24,6 +24,7 @@ use object_store::gcp::GcpCredentialProvider;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::rest::{self, Rest};
+use crate::checksum::CHECKSUM_META;
 use crate::config::{ConfigError, GcsBackend};
 use crate::model::{
     Attrs, Body, ByteRange, ByteStream, Declared, ETAG_META, Error, GetOutcome, ObjectInfo,
@@ -226,7 +227,9 @@ impl GcsDirect {
         attrs: &Attrs,
         cond: &WriteCondition,
     ) -> Result<PutOutcome> {
-        let mut headers = super::attr_headers(attrs, super::STANDARD_ATTR_HEADERS, |k| {
+        let checksum_to_come = declared.checksum.is_pending();
+        let attrs = declared.checksum.attrs(attrs);
+        let mut headers = super::attr_headers(&attrs, super::STANDARD_ATTR_HEADERS, |k| {
             format!("x-goog-meta-{k}")
         });
         let kept = declared
@@ -267,6 +270,10 @@ impl GcsDirect {
         // checksum is cut short of its length and never committed), else chunked.
         let (first, whole) = super::objstore::read_up_to(&mut counted, SMALL_PUT).await?;
         let resp = if whole {
+            // A trailer's checksum is known once the body is.
+            if let (true, Some(c)) = (checksum_to_come, declared.checksum.get()) {
+                headers.push((format!("x-goog-meta-{CHECKSUM_META}"), c.encode()));
+            }
             let data: bytes::Bytes = first.concat().into();
             self.rest
                 .send_retrying("PUT", || async {
@@ -302,11 +309,26 @@ impl GcsDirect {
             .ok_or_else(|| Error::internal("the MD5 was taken"))?
             .finalize()
             .into();
-        let etag = match (kept, rest::header(resp.headers(), "etag")) {
-            (Some(k), _) => k,
+        // A streamed body's trailer checksum came after its metadata: kept by a second
+        // request, as a multipart upload's ETag is.
+        let generation = rest::header(resp.headers(), "x-goog-generation");
+        let etag = match (&kept, rest::header(resp.headers(), "etag")) {
+            (Some(k), _) => k.clone(),
             (None, Some(native)) => super::unquote_etag(&native),
             (None, None) => hex::encode(md5),
         };
+        if let (false, true, Some(c), Some(generation)) =
+            (whole, checksum_to_come, declared.checksum.get(), generation)
+        {
+            let mut all = attrs.metadata.clone();
+            all.insert(CHECKSUM_META.to_owned(), c.encode());
+            if let Some(k) = kept {
+                all.insert(ETAG_META.to_owned(), k);
+            }
+            if let Err(e) = self.patch_metadata(full_name, &generation, all).await {
+                tracing::warn!(key = full_name, error = %e, "could not keep an object's checksum with it");
+            }
+        }
         Ok(PutOutcome { etag: Some(etag) })
     }
 
@@ -341,6 +363,19 @@ impl GcsDirect {
         etag: &str,
         metadata: &std::collections::BTreeMap<String, String>,
     ) -> Result<()> {
+        let mut all = metadata.clone();
+        all.insert(ETAG_META.to_owned(), etag.to_owned());
+        self.patch_metadata(full_name, generation, all).await
+    }
+
+    /// Sets the metadata of generation `generation` of `full_name` to `all` (a newer
+    /// generation is left alone).
+    async fn patch_metadata(
+        &self,
+        full_name: &str,
+        generation: &str,
+        all: std::collections::BTreeMap<String, String>,
+    ) -> Result<()> {
         let url = self.json_url(
             full_name,
             &format!(
@@ -348,8 +383,6 @@ impl GcsDirect {
                 utf8_percent_encode(generation, SEGMENT)
             ),
         );
-        let mut all = metadata.clone();
-        all.insert(ETAG_META.to_owned(), etag.to_owned());
         let body = serde_json::json!({ "metadata": all }).to_string();
         let headers = [("content-type".to_owned(), "application/json".to_owned())];
         let resp = self

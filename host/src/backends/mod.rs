@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use crate::config::{BackendConfig, Config, DynamicBuckets};
@@ -354,24 +353,19 @@ pub fn check_key(key: &str) -> Result<()> {
 pub(crate) fn md5_checked(body: Body, want: Option<[u8; 16]>) -> Body {
     use md5::{Digest, Md5};
     let Some(want) = want else { return body };
-    futures::stream::unfold(
-        (body, Some(Md5::new())),
-        move |(mut body, mut hasher)| async move {
-            let h = hasher.as_mut()?;
-            match body.next().await {
-                Some(Ok(chunk)) => {
-                    h.update(&chunk);
-                    Some((Ok(chunk), (body, hasher)))
-                }
-                Some(Err(e)) => Some((Err(e), (body, None))),
-                None => {
-                    let got: [u8; 16] = hasher.take()?.finalize().into();
-                    (got != want).then_some((Err(Error::BadDigest), (body, None)))
-                }
+    crate::model::tapped(
+        body,
+        (Md5::new(), want),
+        |(h, _), chunk| h.update(chunk),
+        |(h, want)| {
+            let got: [u8; 16] = h.finalize().into();
+            if got == want {
+                Ok(())
+            } else {
+                Err(Error::BadDigest)
             }
         },
     )
-    .boxed()
 }
 
 /// An ETag as the MD5 it spells, when it has the form of one (single-part uploads to S3
@@ -425,11 +419,12 @@ pub(crate) fn etag_to_keep(declared: &Declared, md5: &[u8; 16]) -> String {
 
 /// Refuses attributes that name Switchyard's own metadata.
 pub fn check_attrs(attrs: &Attrs) -> Result<()> {
-    if attrs.metadata.contains_key(crate::model::ETAG_META) {
-        return Err(Error::InvalidArgument(format!(
-            "x-amz-meta-{} is reserved by Switchyard",
-            crate::model::ETAG_META
-        )));
+    for reserved in [crate::model::ETAG_META, crate::checksum::CHECKSUM_META] {
+        if attrs.metadata.contains_key(reserved) {
+            return Err(Error::InvalidArgument(format!(
+                "x-amz-meta-{reserved} is reserved by Switchyard"
+            )));
+        }
     }
     Ok(())
 }

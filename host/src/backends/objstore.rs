@@ -279,6 +279,11 @@ pub(crate) async fn read_up_to(body: &mut Body, limit: u64) -> Result<(Vec<Bytes
     Ok((chunks, false))
 }
 
+/// A PutObject of up to this size to an S3 member, whose checksum comes in the body's
+/// trailer (the SDKs' default), is held in memory until the trailer is read, so that the
+/// checksum is kept with the object (as GCS members hold bodies of up to 1 MiB).
+const HOLD_FOR_TRAILER: u64 = 1 << 20;
+
 /// How multipart uploads reach the backend.
 enum Multipart {
     /// The backend's own multipart API keeps attributes given at creation (S3, GCS).
@@ -951,7 +956,7 @@ impl ObjectStoreBackend {
                 })
             }
         };
-        let mut attributes = to_attributes(attrs, false);
+        let mut attributes = to_attributes(&declared.checksum.attrs(attrs), false);
         attributes.insert(
             Attribute::Metadata(ETAG_META.into()),
             AttributeValue::from(etag.clone()),
@@ -1012,8 +1017,9 @@ impl ObjectStoreBackend {
         let len: u64 = data.iter().map(|c| c.len() as u64).sum();
         let body = futures::stream::iter(data.into_iter().map(Ok)).boxed();
         let body = super::md5_checked(body, declared.md5);
+        let attrs = declared.checksum.attrs(attrs);
         direct
-            .put(&self.full(key), body, len, None, attrs, &direct_cond)
+            .put(&self.full(key), body, len, None, &attrs, &direct_cond)
             .await
     }
 
@@ -1234,13 +1240,26 @@ impl Store for ObjectStoreBackend {
             && (1..=MAX_SINGLE_PUT).contains(&len)
             && !matches!(cond, WriteCondition::IfMatch(_))
         {
+            // A checksum that comes in the body's trailer is known once the body has
+            // passed, after the PUT's headers: a small body is held whole so that it goes
+            // with them; a larger one streams, and keeps none (limitations.md).
+            let body = if declared.checksum.is_pending() && len <= HOLD_FOR_TRAILER {
+                let mut body = body;
+                // One byte past the length: the end of the body, where the trailer is
+                // checked, is read too.
+                let (whole, _) = read_up_to(&mut body, len + 1).await?;
+                futures::stream::iter(whole.into_iter().map(Ok)).boxed()
+            } else {
+                body
+            };
+            let attrs = declared.checksum.attrs(attrs);
             let body = if declared.md5.is_some() && !self.backend_checks_md5(direct).await {
                 super::md5_checked(body, declared.md5)
             } else {
                 body
             };
             return direct
-                .put(path.as_ref(), body, len, declared.md5, attrs, cond)
+                .put(path.as_ref(), body, len, declared.md5, &attrs, cond)
                 .await;
         }
         // object_store sends no Content-MD5: check here.
@@ -1248,6 +1267,9 @@ impl Store for ObjectStoreBackend {
         // Buffer up to one part: a small object goes in one request, which keeps the
         // backend's own atomic conditional PUT.
         let (buffered, whole) = read_up_to(&mut body, part_size).await?;
+        // Known by now when it came in a header, or in the trailer of a whole body.
+        let attrs_now = declared.checksum.attrs(attrs);
+        let attrs = &*attrs_now;
         if !whole {
             self.precheck(key, cond).await?;
             return self

@@ -16,6 +16,7 @@ use s3s::checksum::ChecksumHasher;
 use s3s::crypto::{Checksum as _, Md5};
 use s3s::dto::{Checksum, StreamingBlob};
 
+use crate::checksum::{Algorithm, Pending, Stored};
 use crate::config::ServerConfig;
 use crate::model::{Body, Error, Result};
 use crate::server::ClientStalled;
@@ -31,6 +32,9 @@ pub struct Expected {
     /// Filled once the whole body has passed its checks: the checksums it was checked
     /// against (header or trailer), which the answer carries as S3's does.
     pub verified: std::sync::Arc<std::sync::Mutex<Option<Checksum>>>,
+    /// The checksum the object is to keep, when one is declared: known up front from a
+    /// header, or once the body has passed its checks from the trailer.
+    pub keep: Pending,
 }
 
 const ALGORITHMS: [&str; 5] = ["crc32", "crc32c", "sha1", "sha256", "crc64nvme"];
@@ -44,6 +48,38 @@ fn checksum_value<'a>(c: &'a Checksum, alg: &str) -> Option<&'a String> {
         "crc64nvme" => c.checksum_crc64nvme.as_ref(),
         _ => None,
     }
+}
+
+pub fn value_mut<'a>(c: &'a mut Checksum, alg: &str) -> Option<&'a mut Option<String>> {
+    match alg {
+        "crc32" => Some(&mut c.checksum_crc32),
+        "crc32c" => Some(&mut c.checksum_crc32c),
+        "sha1" => Some(&mut c.checksum_sha1),
+        "sha256" => Some(&mut c.checksum_sha256),
+        "crc64nvme" => Some(&mut c.checksum_crc64nvme),
+        _ => None,
+    }
+}
+
+/// A kept checksum as S3 answers it: the algorithm's field, and the type.
+pub fn answered(c: Option<&Stored>) -> Checksum {
+    let mut out = Checksum::default();
+    if let Some(c) = c {
+        let alg = c.algorithm.name().to_ascii_lowercase();
+        if let Some(field) = value_mut(&mut out, &alg) {
+            *field = Some(c.value.clone());
+        }
+        out.checksum_type = Some(s3s::dto::ChecksumType::from(c.kind.name().to_owned()));
+    }
+    out
+}
+
+/// The first checksum `c` holds, with its algorithm.
+pub fn named(c: &Checksum) -> Option<(Algorithm, String)> {
+    ALGORITHMS.iter().find_map(|alg| {
+        let v = checksum_value(c, alg)?;
+        Some((Algorithm::parse(alg)?, v.clone()))
+    })
 }
 
 fn enable(h: &mut ChecksumHasher, alg: &str) {
@@ -79,6 +115,9 @@ impl Expected {
                     self.trailer.push(alg.to_owned());
                 }
             }
+        }
+        if any_checksum(&self.checksums) || !self.trailer.is_empty() {
+            self.keep = Pending::expected();
         }
         self
     }
@@ -125,6 +164,11 @@ pub fn verified(
             enable(&mut hasher, alg);
             algs.push(alg.to_owned());
         }
+    }
+    // A checksum in a header is the object's from the start (a body that does not match
+    // it fails, and nothing is written).
+    if let Some((alg, value)) = named(&expected.checksums) {
+        expected.keep.set(Stored::full_object(alg, value));
     }
     let state = State {
         md5: expected.content_md5.as_ref().map(|_| Md5::new()),
@@ -218,6 +262,11 @@ fn finish(st: &mut State) -> Result<()> {
         };
         if checksum_value(&computed, alg) != Some(&want) {
             return Err(Error::ChecksumMismatch(alg_label(alg)));
+        }
+        if st.expected.keep.is_pending()
+            && let Some(a) = Algorithm::parse(alg)
+        {
+            st.expected.keep.set(Stored::full_object(a, want));
         }
     }
     // The hasher computed the checked algorithms only.

@@ -19,6 +19,7 @@ use tracing::{Instrument, info, info_span};
 pub use auth::{Access, AccessHook, Auth, Requester, Users, Verdict, decide};
 pub use body::Expected;
 
+use crate::checksum;
 use crate::iam;
 use crate::listing::{self, Entry, ListRequest};
 use crate::model::{self, Attrs, ByteRange, Error, ReadConditions, WriteCondition};
@@ -152,12 +153,54 @@ fn attrs(
 }
 
 fn metadata(a: &Attrs) -> Option<Metadata> {
-    (!a.metadata.is_empty()).then(|| {
-        a.metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+    let m: Metadata = checksum::client_metadata(a)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    (!m.is_empty()).then_some(m)
+}
+
+/// The checksum a GET or HEAD answers: the object's, when the request asks for it
+/// (`x-amz-checksum-mode: ENABLED`) and reads the whole object (a range's bytes are not
+/// what the checksum covers).
+fn checksum_answer(mode: Option<&ChecksumMode>, ranged: bool, a: &Attrs) -> Checksum {
+    let enabled = mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED));
+    body::answered(
+        checksum::Stored::of(a)
+            .filter(|_| enabled && !ranged)
+            .as_ref(),
+    )
+}
+
+/// Sets the checksum fields of an s3s output (they share their names) from `c`, a
+/// [`Checksum`], with its type when asked.
+macro_rules! set_checksums {
+    ($out:expr, $c:expr) => {{
+        let c = $c;
+        $out.checksum_crc32 = c.checksum_crc32;
+        $out.checksum_crc32c = c.checksum_crc32c;
+        $out.checksum_sha1 = c.checksum_sha1;
+        $out.checksum_sha256 = c.checksum_sha256;
+        $out.checksum_crc64nvme = c.checksum_crc64nvme;
+    }};
+    ($out:expr, $c:expr, with_type) => {{
+        let c = $c;
+        $out.checksum_type = c.checksum_type.clone();
+        set_checksums!($out, c);
+    }};
+}
+
+/// The algorithm a request names (`x-amz-checksum-algorithm`).
+fn checksum_algorithm(a: Option<&ChecksumAlgorithm>) -> S3Result<Option<checksum::Algorithm>> {
+    a.map(|a| {
+        checksum::Algorithm::parse(a.as_str()).ok_or_else(|| {
+            s3s::s3_error!(
+                InvalidRequest,
+                "Checksum algorithm provided is unsupported: {}",
+                a.as_str()
+            )
+        })
     })
+    .transpose()
 }
 
 /// The request as the policy of `bucket` sees it: with the headers its configuration asks
@@ -295,6 +338,7 @@ fn expected(
         trailer: Vec::new(),
         declared_len: declared_len.and_then(|l| u64::try_from(l).ok()),
         verified: Default::default(),
+        keep: Default::default(),
     }
     .with_trailer(headers);
     e.check_format().map_err(errors::to_s3)?;
@@ -679,7 +723,10 @@ impl S3 for Frontend {
         let blob = input.body.unwrap_or_else(|| {
             StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
         });
-        let size = expected.declared_len;
+        let declared = model::Declared {
+            checksum: expected.keep.clone(),
+            ..model::Declared::of_len(expected.declared_len)
+        };
         let verified = expected.verified.clone();
         let body = body::verified(blob, expected, trailers, &router.config.server);
         let bucket = input.bucket;
@@ -687,7 +734,7 @@ impl S3 for Frontend {
         let (out, _) = traced(
             "PutObject",
             &bucket,
-            router.put(&view, &bucket, &key, body, size, &a, &cond),
+            router.put(&view, &bucket, &key, body, declared, &a, &cond),
         )
         .await?;
         // The checksums the body was checked against, from headers or the trailer; a
@@ -736,6 +783,7 @@ impl S3 for Frontend {
         )
         .await?;
         let info = outcome.info;
+        let c = checksum_answer(input.checksum_mode.as_ref(), range.is_some(), &info.attrs);
         let len = outcome.range.end - outcome.range.start;
         let content_range = range.map(|_| {
             format!(
@@ -750,7 +798,7 @@ impl S3 for Frontend {
                 s.map(|r| r.map_err(std::io::Error::other)),
             ))
         });
-        Ok(S3Response::new(GetObjectOutput {
+        let mut out = GetObjectOutput {
             body,
             content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
             content_range,
@@ -764,7 +812,9 @@ impl S3 for Frontend {
             content_encoding: info.attrs.content_encoding,
             content_language: info.attrs.content_language,
             ..Default::default()
-        }))
+        };
+        set_checksums!(out, c, with_type);
+        Ok(S3Response::new(out))
     }
 
     async fn head_object(
@@ -796,7 +846,8 @@ impl S3 for Frontend {
         )
         .await?;
         let info = outcome.info;
-        Ok(S3Response::new(HeadObjectOutput {
+        let c = checksum_answer(input.checksum_mode.as_ref(), false, &info.attrs);
+        let mut out = HeadObjectOutput {
             content_length: Some(i64::try_from(info.size).unwrap_or(i64::MAX)),
             accept_ranges: Some("bytes".into()),
             e_tag: etag(info.etag),
@@ -808,13 +859,15 @@ impl S3 for Frontend {
             content_encoding: info.attrs.content_encoding,
             content_language: info.attrs.content_language,
             ..Default::default()
-        }))
+        };
+        set_checksums!(out, c, with_type);
+        Ok(S3Response::new(out))
     }
 
-    /// What a HEAD tells, as XML: ETag, size, storage class, and for a multipart upload
-    /// its number of parts (from its `-N` ETag). The parts themselves and checksums are
-    /// not kept, so `Parts` and `Checksum` are left out, as S3 leaves them out of an
-    /// object uploaded without checksums.
+    /// What a HEAD tells, as XML: ETag, size, storage class, the object's checksum when it
+    /// keeps one, and for a multipart upload its number of parts (from its `-N` ETag). The
+    /// parts themselves are not kept once the upload is complete, so `Parts` is left out,
+    /// as S3 leaves it out of an object uploaded without checksums.
     async fn get_object_attributes(
         &self,
         req: S3Request<GetObjectAttributesInput>,
@@ -878,6 +931,9 @@ impl S3 for Frontend {
                 .then(|| i64::try_from(info.size).unwrap_or(i64::MAX)),
             storage_class: want(ObjectAttributes::STORAGE_CLASS)
                 .then(|| StorageClass::from_static(StorageClass::STANDARD)),
+            checksum: checksum::Stored::of(&info.attrs)
+                .filter(|_| want(ObjectAttributes::CHECKSUM))
+                .map(|c| body::answered(Some(&c))),
             object_parts: parts
                 .filter(|_| want(ObjectAttributes::OBJECT_PARTS))
                 .map(|n| GetObjectAttributesParts {
@@ -1073,6 +1129,7 @@ impl S3 for Frontend {
             &input.key,
             replace,
             &WriteCondition::None,
+            checksum_algorithm(input.checksum_algorithm.as_ref())?,
         );
         let (out, modified) = traced("CopyObject", &bucket, async {
             fut.await.map_err(|e| match e {
@@ -1192,17 +1249,39 @@ impl S3 for Frontend {
             input.content_language,
             input.metadata,
         );
+        let algorithm = checksum_algorithm(input.checksum_algorithm.as_ref())?;
+        let kind = match &input.checksum_type {
+            None => None,
+            Some(t) => Some(checksum::Kind::parse(t.as_str()).ok_or_else(|| {
+                s3s::s3_error!(
+                    InvalidRequest,
+                    "Value for x-amz-checksum-type header is invalid."
+                )
+            })?),
+        };
+        let wanted = match (algorithm, kind) {
+            (Some(alg), kind) => Some((alg, kind)),
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(s3s::s3_error!(
+                    InvalidRequest,
+                    "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header."
+                ));
+            }
+        };
         let id = traced(
             "CreateMultipartUpload",
             &input.bucket,
-            router.create_upload(&view, &input.bucket, &input.key, &a),
+            router.create_upload(&view, &input.bucket, &input.key, &a, wanted),
         )
         .await?;
+        let kind = algorithm.map(|alg| kind.unwrap_or_else(|| alg.default_multipart_kind()));
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(input.bucket),
             key: Some(input.key),
             upload_id: Some(id),
             checksum_algorithm: input.checksum_algorithm,
+            checksum_type: kind.map(|k| ChecksumType::from(k.name().to_owned())),
             ..Default::default()
         }))
     }
@@ -1235,7 +1314,7 @@ impl S3 for Frontend {
         let len = expected.declared_len;
         let verified = expected.verified.clone();
         let body = body::verified(blob, expected, trailers, &router.config.server);
-        let e = traced(
+        let part = traced(
             "UploadPart",
             &input.bucket,
             router.upload_part(
@@ -1248,9 +1327,15 @@ impl S3 for Frontend {
             ),
         )
         .await?;
-        let checked = take_verified(&verified, checksums);
+        let mut checked = take_verified(&verified, checksums);
+        // The part's checksum in the upload's algorithm, which the client may not have sent.
+        if let Some((alg, value)) = part.checksum
+            && let Some(field) = body::value_mut(&mut checked, &alg.name().to_ascii_lowercase())
+        {
+            field.get_or_insert(value);
+        }
         Ok(S3Response::new(UploadPartOutput {
-            e_tag: Some(ETag::Strong(e)),
+            e_tag: Some(ETag::Strong(part.etag)),
             checksum_crc32: checked.checksum_crc32,
             checksum_crc32c: checked.checksum_crc32c,
             checksum_sha1: checked.checksum_sha1,
@@ -1305,7 +1390,7 @@ impl S3 for Frontend {
             input.copy_source_if_modified_since.as_ref(),
             input.copy_source_if_unmodified_since.as_ref(),
         );
-        let (e, modified) = traced(
+        let (part, modified) = traced(
             "UploadPartCopy",
             &input.bucket,
             router.upload_part_copy(
@@ -1322,10 +1407,19 @@ impl S3 for Frontend {
         )
         .await?;
         Ok(S3Response::new(UploadPartCopyOutput {
-            copy_part_result: Some(CopyPartResult {
-                e_tag: Some(ETag::Strong(e)),
-                last_modified: Some(ts(modified)),
-                ..Default::default()
+            copy_part_result: Some({
+                let c = body::answered(
+                    part.checksum
+                        .map(|(alg, v)| checksum::Stored::full_object(alg, v))
+                        .as_ref(),
+                );
+                let mut result = CopyPartResult {
+                    e_tag: Some(ETag::Strong(part.etag)),
+                    last_modified: Some(ts(modified)),
+                    ..Default::default()
+                };
+                set_checksums!(result, c);
+                result
             }),
             ..Default::default()
         }))
@@ -1355,21 +1449,41 @@ impl S3 for Frontend {
             .map(|p| RouterPart {
                 part_number: p.part_number.unwrap_or(0),
                 etag: p.e_tag.map(|e| e.value().to_owned()).unwrap_or_default(),
+                checksum: body::named(&Checksum {
+                    checksum_crc32: p.checksum_crc32,
+                    checksum_crc32c: p.checksum_crc32c,
+                    checksum_sha1: p.checksum_sha1,
+                    checksum_sha256: p.checksum_sha256,
+                    checksum_crc64nvme: p.checksum_crc64nvme,
+                    ..Default::default()
+                }),
             })
             .collect();
-        let out = traced(
+        // A checksum of the whole object the client states (a full-object one, usually).
+        let whole = body::named(&Checksum {
+            checksum_crc32: input.checksum_crc32,
+            checksum_crc32c: input.checksum_crc32c,
+            checksum_sha1: input.checksum_sha1,
+            checksum_sha256: input.checksum_sha256,
+            checksum_crc64nvme: input.checksum_crc64nvme,
+            ..Default::default()
+        });
+        let (done, kept) = traced(
             "CompleteMultipartUpload",
             &input.bucket,
-            router.complete_upload(&input.bucket, &input.key, &input.upload_id, parts),
+            router.complete_upload(&input.bucket, &input.key, &input.upload_id, parts, whole),
         )
         .await?;
-        Ok(S3Response::new(CompleteMultipartUploadOutput {
+        let c = body::answered(kept.as_ref());
+        let mut out = CompleteMultipartUploadOutput {
             bucket: Some(input.bucket.clone()),
             key: Some(input.key.clone()),
-            e_tag: etag(out.etag),
+            e_tag: etag(done.etag),
             location: Some(format!("/{}/{}", input.bucket, input.key)),
             ..Default::default()
-        }))
+        };
+        set_checksums!(out, c, with_type);
+        Ok(S3Response::new(out))
     }
 
     async fn abort_multipart_upload(
