@@ -266,6 +266,28 @@ async fn delete_bucket_racing_a_completion_memory() {
     gw.stop().await;
 }
 
+/// `a` and `b` making each of `rounds` names at once: exactly one makes it, the other
+/// answers as for a bucket that exists (the same user: BucketAlreadyOwnedByYou).
+async fn create_racing(a: &Gateway, b: &Gateway, rounds: usize, what: &str) {
+    let (ca, cb) = (a.client(), b.client());
+    for round in 0..rounds {
+        let name = format!("both-{round}");
+        let (ra, rb) = tokio::join!(
+            ca.create_bucket().bucket(&name).send(),
+            cb.create_bucket().bucket(&name).send()
+        );
+        let lost = match (ra, rb) {
+            (Ok(_), Err(e)) | (Err(e), Ok(_)) => e,
+            (ra, rb) => panic!("{what} round {round}: {ra:?} / {rb:?}"),
+        };
+        assert_eq!(
+            err_of(&lost),
+            (409, "BucketAlreadyOwnedByYou".into()),
+            "{what} round {round}"
+        );
+    }
+}
+
 /// Two engines sharing an fs root making one bucket at once: exactly one makes it, the
 /// other answers as for a bucket that exists (the same user: BucketAlreadyOwnedByYou).
 /// Was: both made it, and each answered 200.
@@ -277,23 +299,7 @@ async fn create_bucket_racing_across_engines_fs() {
         Gateway::start(&config).await.unwrap(),
         Gateway::start(&config).await.unwrap(),
     );
-    let (ca, cb) = (a.client(), b.client());
-    for round in 0..20 {
-        let name = format!("both-{round}");
-        let (ra, rb) = tokio::join!(
-            ca.create_bucket().bucket(&name).send(),
-            cb.create_bucket().bucket(&name).send()
-        );
-        let lost = match (ra, rb) {
-            (Ok(_), Err(e)) | (Err(e), Ok(_)) => e,
-            (ra, rb) => panic!("round {round}: {ra:?} / {rb:?}"),
-        };
-        assert_eq!(
-            err_of(&lost),
-            (409, "BucketAlreadyOwnedByYou".into()),
-            "round {round}"
-        );
-    }
+    create_racing(&a, &b, 20, "fs").await;
     let names: Vec<_> = std::fs::read_dir(&root.0)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -364,23 +370,7 @@ async fn create_bucket_racing_across_engines_remote() {
             Gateway::start(&config).await.unwrap(),
             Gateway::start(&config).await.unwrap(),
         );
-        let (ca, cb) = (a.client(), b.client());
-        for round in 0..10 {
-            let name = format!("both-{round}");
-            let (ra, rb) = tokio::join!(
-                ca.create_bucket().bucket(&name).send(),
-                cb.create_bucket().bucket(&name).send()
-            );
-            let lost = match (ra, rb) {
-                (Ok(_), Err(e)) | (Err(e), Ok(_)) => e,
-                (ra, rb) => panic!("{kind:?} round {round}: {ra:?} / {rb:?}"),
-            };
-            assert_eq!(
-                err_of(&lost),
-                (409, "BucketAlreadyOwnedByYou".into()),
-                "{kind:?} round {round}"
-            );
-        }
+        create_racing(&a, &b, 10, &format!("{kind:?}")).await;
         a.stop().await;
         b.stop().await;
     }
