@@ -1814,6 +1814,24 @@ members = ["a"]
                 "{root}: {e}"
             );
         }
+        // A remote template reaches the objects below its prefix, in its S3 bucket.
+        for (prefix, clash) in [(Some("buckets/open"), true), (Some("other"), false)] {
+            let text = format!(
+                "version = 1\n[dynamic_buckets]\n{}[backends.o]\n{}\n[buckets.open]\nmembers = [\"o\"]\n",
+                s3(MINIO, "shared", Some("buckets")),
+                s3(MINIO, "shared", prefix)
+            );
+            match Config::from_toml(&text) {
+                Err(e) if clash => assert!(
+                    e.to_string().starts_with(
+                        "buckets.open: bucket \"open\" (member \"o\") and [dynamic_buckets]"
+                    ),
+                    "{prefix:?}: {e}"
+                ),
+                Ok(_) if !clash => {}
+                other => panic!("{prefix:?}: {other:?}"),
+            }
+        }
 
         let accepted = [
             (
@@ -1871,6 +1889,25 @@ members = ["a"]
                 panic!("{what}: {e}");
             }
         }
+    }
+
+    /// A remote `[dynamic_buckets]` template is checked as a backend of its kind is, its
+    /// errors named after the section.
+    #[test]
+    fn remote_dynamic_templates_are_checked_as_backends() {
+        let e = err("version = 1\n[dynamic_buckets]\nkind = \"s3\"\nbucket = \"\"\n");
+        assert_eq!(e, "dynamic_buckets.bucket: must not be empty");
+        let e = err(
+            "version = 1\n[dynamic_buckets]\nkind = \"gcs\"\nbucket = \"b\"\nprefix = \"a//b\"\n",
+        );
+        assert!(e.starts_with("dynamic_buckets.prefix: "), "{e}");
+        let e = err(
+            "version = 1\n[dynamic_buckets]\nkind = \"azure\"\naccount = \"a\"\ncontainer = \"c\"\naccess_key = { env = \"SWITCHYARD_TEST_UNSET_KEY\" }\n",
+        );
+        assert!(e.contains("dynamic_buckets.access_key"), "{e}");
+        let e =
+            err("version = 1\n[dynamic_buckets]\nkind = \"s3\"\nbucket = \"b\"\nroot = \"/x\"\n");
+        assert!(e.contains("unknown field `root`"), "{e}");
     }
 
     #[test]
