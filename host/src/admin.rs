@@ -1,11 +1,13 @@
-//! The admin listener, apart from the S3 one: Prometheus metrics, health, the loaded
-//! policies, and mover jobs (migrations and tiering passes). Starting a job needs the
-//! configured bearer token; with `admin_auth = "all"` every request but `/healthz` does.
+//! The admin listener, apart from the S3 one: Prometheus metrics, liveness and readiness,
+//! the loaded policies, and mover jobs (migrations and tiering passes). Starting a job
+//! needs the configured bearer token; with `admin_auth = "all"` every request but the
+//! probes (`/healthz`, `/readyz`) does.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
@@ -16,6 +18,7 @@ use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 use crate::mover::{MigrateSpec, Mode, Shard, TierSpec, parse_rate};
 use crate::policy::set::PolicySet;
+use crate::router::Router;
 use crate::server::{StartError, WriteDeadline, first_byte, timed_http1};
 use crate::tls::Acceptor;
 
@@ -36,6 +39,8 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     pub policies: Option<Arc<PolicySet>>,
     pub jobs: Arc<Jobs>,
+    /// The configuration snapshot in service: its buckets and their members' health.
+    pub router: Arc<ArcSwap<Router>>,
     /// Needed (as a bearer token) to start jobs; none: the API is read-only.
     pub token: Option<String>,
     /// Which requests need `token`.
@@ -223,6 +228,115 @@ fn policies(set: &PolicySet) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// One check of `/readyz`: its name, and why it fails (none: it passes).
+#[derive(Debug, PartialEq, Eq)]
+struct Check {
+    name: String,
+    failure: Option<String>,
+}
+
+/// Longest reason `/readyz` gives for one check: a rejected policy's reason can be a
+/// compiler's whole report, and a probe's body should stay a few lines.
+const MAX_REASON: usize = 200;
+
+fn short(reason: &str) -> String {
+    let line = reason.lines().next().unwrap_or_default();
+    match line.char_indices().nth(MAX_REASON) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line.to_owned(),
+    }
+}
+
+/// What makes this engine ready to serve, from what it already knows (no I/O: a probe
+/// must answer within its timeout whatever the backends do). The configuration is loaded
+/// (the listener runs on one); then, for every configured bucket (those made by
+/// CreateBucket have the built-in policy and one member), its policy is loaded, and at
+/// least one member is healthy. Health is what requests last saw: a member is marked
+/// unhealthy by a failed call for its `network.unhealthy_for`, and counts as healthy again
+/// when that ends or a call succeeds.
+fn readiness(router: &Router, policies: Option<&PolicySet>) -> Vec<Check> {
+    let mut checks = vec![Check {
+        name: "config".into(),
+        failure: None,
+    }];
+    let rejected = policies.map(PolicySet::rejected).unwrap_or_default();
+    for (name, bucket) in &router.config.buckets {
+        let loaded =
+            bucket.policy == "default" || policies.is_some_and(|p| p.get(&bucket.policy).is_some());
+        checks.push(Check {
+            name: format!("bucket/{name}/policy"),
+            failure: (!loaded).then(|| {
+                let why = match rejected.get(&bucket.policy) {
+                    Some(r) => format!("rejected: {}", short(&r.reason)),
+                    None => match policies.and_then(PolicySet::dir) {
+                        Some(dir) => format!("no {}.wasm in {}", bucket.policy, dir.display()),
+                        None => "no [plugins] dir".into(),
+                    },
+                };
+                format!("policy {:?} is not loaded ({why})", bucket.policy)
+            }),
+        });
+        let healthy = bucket
+            .members
+            .iter()
+            .any(|m| router.backend(m).is_some_and(|b| b.healthy()));
+        checks.push(Check {
+            name: format!("bucket/{name}/members"),
+            failure: (!healthy).then(|| {
+                format!(
+                    "no healthy member ({} marked unhealthy by failed requests)",
+                    bucket.members.join(", ")
+                )
+            }),
+        });
+    }
+    checks
+}
+
+/// `GET /readyz`: 200 when every check passes, 503 otherwise. The body is plain text,
+/// one line per check as Kubernetes' own `/readyz` writes them (`[+]NAME ok`,
+/// `[-]NAME failed: REASON`), then `readyz check passed` or `readyz check failed`. With
+/// `admin_auth = "all"`, a request without the token (a kubelet's probe) gets the status
+/// and the number of failed checks, not their names: bucket, member and policy names are
+/// what the token guards.
+fn readyz(state: &AdminState, headers: &http::HeaderMap) -> Response {
+    let checks = readiness(&state.router.load(), state.policies.as_deref());
+    let failed = checks.iter().filter(|c| c.failure.is_some()).count();
+    let status = if failed == 0 {
+        http::StatusCode::OK
+    } else {
+        http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    let withheld = state.auth == AdminAuth::All && refusal(state, headers).is_some();
+    let mut body = String::new();
+    if withheld {
+        if failed > 0 {
+            body.push_str(&format!(
+                "{failed} of {} checks failed (reasons withheld: send the admin token)\n",
+                checks.len()
+            ));
+        }
+    } else {
+        for c in &checks {
+            match &c.failure {
+                None => body.push_str(&format!("[+]{} ok\n", c.name)),
+                Some(why) => body.push_str(&format!("[-]{} failed: {why}\n", c.name)),
+            }
+        }
+    }
+    body.push_str(if failed == 0 {
+        "readyz check passed\n"
+    } else {
+        "readyz check failed\n"
+    });
+    let mut r = respond(status, "text/plain; charset=utf-8", body);
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
 async fn route(
     method: &http::Method,
     uri: &http::Uri,
@@ -230,9 +344,11 @@ async fn route(
     state: &AdminState,
 ) -> Response {
     let path = uri.path();
-    // Probes (the kubelet's, a load balancer's) carry no token; health tells nothing.
+    // Probes (the kubelet's, a load balancer's) carry no token; health tells nothing, and
+    // readiness without the token tells no names.
     if state.auth == AdminAuth::All
         && path != "/healthz"
+        && path != "/readyz"
         && let Some(r) = refusal(state, headers)
     {
         return r;
@@ -244,6 +360,7 @@ async fn route(
             state.metrics.encode(),
         ),
         ("GET", "/healthz") => respond(http::StatusCode::OK, "text/plain", "ok\n".into()),
+        ("GET", "/readyz") => readyz(state, headers),
         ("GET", "/policies") => {
             let list = state.policies.as_deref().map(policies).unwrap_or_default();
             json(http::StatusCode::OK, &serde_json::Value::Array(list))
@@ -271,9 +388,11 @@ async fn route(
                 None => error(http::StatusCode::NOT_FOUND, "no such job"),
             }
         }
-        (_, "/metrics" | "/healthz" | "/policies" | "/jobs" | "/jobs/migrate" | "/jobs/tier") => {
-            error(http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-        }
+        (
+            _,
+            "/metrics" | "/healthz" | "/readyz" | "/policies" | "/jobs" | "/jobs/migrate"
+            | "/jobs/tier",
+        ) => error(http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error(http::StatusCode::NOT_FOUND, "not found"),
     }
 }
@@ -367,6 +486,14 @@ mod tests {
         ] {
             assert!(!token_matches(given, want), "{given:?}");
         }
+    }
+
+    #[test]
+    fn readiness_reasons_are_one_short_line() {
+        assert_eq!(short("cannot compile\n  at offset 12"), "cannot compile");
+        let long = "é".repeat(MAX_REASON + 5);
+        assert_eq!(short(&long), format!("{}…", "é".repeat(MAX_REASON)));
+        assert_eq!(short(""), "");
     }
 
     #[test]

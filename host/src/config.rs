@@ -952,6 +952,17 @@ impl Config {
                 "\"all\" needs server.admin_token (the bearer token those requests must carry)",
             ));
         }
+        // Port 0 asks for any free port, so two of them never collide.
+        if self
+            .server
+            .admin_listen
+            .is_some_and(|a| a.port() != 0 && a == self.server.listen)
+        {
+            return Err(invalid(
+                "server.admin_listen",
+                "is server.listen's address; the admin listener needs one of its own",
+            ));
+        }
         if let Some(tls) = &self.server.tls {
             validate_tls(&self.server, tls)?;
         }
@@ -1615,6 +1626,23 @@ members = ["a"]
             "version = 1\n[backends.a]\nkind = \"memory\"\n[buckets.B_ad]\nmembers = [\"a\"]\n",
         );
         assert!(e.starts_with("buckets.B_ad:"), "{e}");
+    }
+
+    #[test]
+    fn the_admin_listener_has_an_address_of_its_own() {
+        let e = err(
+            "version = 1\n[server]\nlisten = \"127.0.0.1:9000\"\nadmin_listen = \"127.0.0.1:9000\"\n",
+        );
+        assert_eq!(
+            e,
+            "server.admin_listen: is server.listen's address; the admin listener needs one of its own"
+        );
+        for ok in [
+            "version = 1\n[server]\nlisten = \"127.0.0.1:9000\"\nadmin_listen = \"127.0.0.1:9090\"\n",
+            "version = 1\n[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n",
+        ] {
+            Config::from_toml(ok).unwrap();
+        }
     }
 
     #[test]

@@ -24,4 +24,12 @@ pub mod tls;
 pub mod watch;
 
 pub use config::Config;
+
+/// This build's version (the package's).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The commit this build was made from: 12 hex digits, with `-dirty` when tracked files
+/// differed from it; empty when unknown (built without git or outside a checkout). Set by
+/// `build.rs`.
+pub const COMMIT: &str = env!("SWITCHYARD_COMMIT");
 pub use server::{Server, StartError, run, start};

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use switchyard::Config;
 
 /// jemalloc rather than the system allocator: glibc's hands the free top of a thread's heap
@@ -15,21 +15,38 @@ use switchyard::Config;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// `--version`: the package's version and, when the build knew it, its commit.
+fn version() -> &'static str {
+    static LINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LINE.get_or_init(|| match switchyard::COMMIT {
+        "" => switchyard::VERSION.to_owned(),
+        commit => format!("{} (commit {commit})", switchyard::VERSION),
+    })
+}
+
 #[derive(Parser)]
 #[command(
     name = "switchyard",
-    version,
-    about = "A programmable S3 gateway over S3, Azure Blob, GCS and local filesystems"
+    version = version(),
+    about = "A programmable S3 gateway over S3, Azure Blob, GCS and local filesystems",
+    after_help = TOP_EXAMPLES
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+const TOP_EXAMPLES: &str = "Examples:
+  switchyard serve                          # the embedded default on 127.0.0.1:9000
+  switchyard serve --config switchyard.toml
+  switchyard check-config switchyard.toml
+  switchyard help migrate                   # each command's options and examples";
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the S3 API. With no --config, runs the embedded default: fs-backed buckets
     /// under --data-dir, created with CreateBucket.
+    #[command(after_help = SERVE_EXAMPLES)]
     Serve {
         /// Configuration file (TOML).
         #[arg(long, short)]
@@ -37,6 +54,10 @@ enum Command {
         /// Listen address; overrides the configuration.
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Address of the admin listener (/healthz, /readyz, /metrics, /policies, /jobs);
+        /// overrides [server] admin_listen, and gives the embedded default one.
+        #[arg(long, value_name = "ADDR")]
+        admin_listen: Option<SocketAddr>,
         /// Data directory of the embedded default.
         #[arg(long, default_value = "./switchyard-data")]
         data_dir: PathBuf,
@@ -45,6 +66,9 @@ enum Command {
         log_json: bool,
     },
     /// Validate a configuration file, say who may do what under it, and exit.
+    #[command(
+        after_help = "Example:\n  switchyard check-config switchyard.toml\n  switchyard.toml: ok (2 backends, 2 buckets)\n\nSecrets given as { env = \"VAR\" } must be set, as for `serve`."
+    )]
     CheckConfig {
         /// Configuration file (TOML).
         file: PathBuf,
@@ -58,6 +82,7 @@ enum Command {
     /// Copy or move a virtual bucket's objects from one member to another, while clients
     /// keep using the bucket (list the destination first in its members). Stateless:
     /// run it again after any stop and it finishes the job.
+    #[command(after_help = MIGRATE_EXAMPLES)]
     Migrate {
         #[command(flatten)]
         job: JobArgs,
@@ -72,31 +97,68 @@ enum Command {
         mode: String,
     },
     /// Run one tiering pass over a virtual bucket: list every member and ask the bucket's
-    /// policy, per object, to keep, move, copy or delete it. Stateless, like migrate.
+    /// policy, per object, to keep, move, copy or delete it. The policy is loaded from the
+    /// configuration's [plugins] dir; with --dry-run it is still asked, and its answers
+    /// reported. Stateless, like migrate.
+    #[command(after_help = TIER_EXAMPLES)]
     Tier {
         #[command(flatten)]
         job: JobArgs,
     },
+    /// Print a shell completion script.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
-/// What `migrate` and `tier` share.
+const SERVE_EXAMPLES: &str = "Examples:
+  switchyard serve                                   # embedded default, ./switchyard-data
+  switchyard serve --data-dir /srv/s3 --listen 0.0.0.0:9000 --admin-listen 127.0.0.1:9090
+  switchyard serve --config switchyard.toml --log-json
+
+With --admin-listen, GET /healthz answers while the process runs and GET /readyz (200 or
+503) says whether it is ready to serve: the configuration loaded, every configured
+bucket's policy loaded and at least one of its members healthy.";
+
+const MIGRATE_EXAMPLES: &str = "Examples:
+  switchyard migrate --config switchyard.toml --bucket data --from old --to new --dry-run
+  switchyard migrate --config switchyard.toml --bucket data --from old --to new
+  switchyard migrate -c switchyard.toml --bucket data --from old --to new --mode move \\
+      --shard 0/3 --concurrency 32 --bandwidth 50MiB/s
+
+Exit status 0 when every object went through; run it again to finish after a failure.";
+
+const TIER_EXAMPLES: &str = "Examples:
+  switchyard tier --config switchyard.toml --bucket data --dry-run
+  switchyard tier --config switchyard.toml --bucket data --bandwidth 20MiB/s";
+
+const COMPLETIONS_EXAMPLES: &str = "Examples:
+  switchyard completions bash > ~/.local/share/bash-completion/completions/switchyard
+  switchyard completions zsh > \"${fpath[1]}/_switchyard\"
+  switchyard completions fish > ~/.config/fish/completions/switchyard.fish";
+
+/// What `migrate` and `tier` share: help that fits both (what is one's alone goes in
+/// that command's own text).
 #[derive(clap::Args)]
 struct JobArgs {
-    /// Configuration file (TOML); for `tier`, its [plugins] dir supplies the policy.
+    /// Configuration file (TOML).
     #[arg(long, short)]
     config: PathBuf,
     /// The virtual bucket.
     #[arg(long)]
     bucket: String,
     /// This engine's part of the key space, I/N (stable hash of the key).
-    #[arg(long, default_value = "0/1", env = "SWITCHYARD_SHARD")]
-    shard: String,
-    /// Report what would be done (asking the policy, for `tier`), and change nothing.
+    #[arg(long, default_value = "0/1", env = "SWITCHYARD_SHARD", value_parser = switchyard::mover::Shard::parse)]
+    shard: switchyard::mover::Shard,
+    /// Report what would be done, and change nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Objects in flight at once.
-    #[arg(long, default_value_t = 16)]
-    concurrency: usize,
+    /// Objects in flight at once, 1 to 1024.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    concurrency: u16,
     /// Cap on the bytes copied per second, e.g. 50MiB/s (default: no cap).
     #[arg(long, value_parser = switchyard::mover::parse_rate)]
     bandwidth: Option<u64>,
@@ -187,6 +249,9 @@ enum PolicyCommand {
         headers: Vec<(String, String)>,
     },
     /// Run a policy against the cases of a CASES.toml file and report each.
+    #[command(
+        after_help = "Example:\n  switchyard policy test residency.wasm CASES.toml\n\nExit status 0 when every case passes (and there is at least one)."
+    )]
     Test {
         /// The policy component (.wasm).
         file: PathBuf,
@@ -209,6 +274,9 @@ enum PolicyCommand {
         dir: Option<PathBuf>,
     },
     /// Turn a core module built with wit-bindgen into a component.
+    #[command(
+        after_help = "Example:\n  switchyard policy componentize target/wasm32-unknown-unknown/release/residency.wasm \\\n      --output residency.wasm"
+    )]
     Componentize {
         /// The core module (.wasm) with an embedded component-type section.
         core: PathBuf,
@@ -439,21 +507,83 @@ fn init_tracing(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     guard
 }
 
-fn embedded_default(listen: Option<SocketAddr>, data_dir: PathBuf) -> Config {
-    let access = std::env::var("SWITCHYARD_ACCESS_KEY").ok();
-    let secret = std::env::var("SWITCHYARD_SECRET_KEY").ok();
-    let (access, secret) = match (access, secret) {
-        (Some(a), Some(s)) => (a, s),
-        _ => {
+/// What `serve` logs about the embedded default once logging has started.
+struct Embedded {
+    data_dir: PathBuf,
+    development_credentials: bool,
+}
+
+impl Embedded {
+    fn log(&self) {
+        if self.development_credentials {
             tracing::warn!(
                 "SWITCHYARD_ACCESS_KEY / SWITCHYARD_SECRET_KEY are not set: using the well-known development credentials switchyard / switchyard-secret; do not expose this endpoint"
             );
-            ("switchyard".to_owned(), "switchyard-secret".to_owned())
         }
+        tracing::info!(data_dir = %self.data_dir.display(), "running the embedded default configuration");
+    }
+}
+
+fn embedded_default(listen: Option<SocketAddr>, data_dir: PathBuf) -> (Config, Embedded) {
+    let access = std::env::var("SWITCHYARD_ACCESS_KEY").ok();
+    let secret = std::env::var("SWITCHYARD_SECRET_KEY").ok();
+    let (access, secret, development_credentials) = match (access, secret) {
+        (Some(a), Some(s)) => (a, s, false),
+        _ => (
+            "switchyard".to_owned(),
+            "switchyard-secret".to_owned(),
+            true,
+        ),
     };
     let listen = listen.unwrap_or_else(|| "127.0.0.1:9000".parse().expect("literal address"));
-    tracing::info!(data_dir = %data_dir.display(), "running the embedded default configuration");
-    Config::embedded_default(listen, data_dir, access, secret)
+    let config = Config::embedded_default(listen, data_dir.clone(), access, secret);
+    let embedded = Embedded {
+        data_dir,
+        development_credentials,
+    };
+    (config, embedded)
+}
+
+/// The configuration `serve` runs: the file's, or the embedded default, with the
+/// addresses given on the command line, validated as the file would be. An error about
+/// an address the command line gave names its flag.
+fn serve_config(
+    file: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    admin_listen: Option<SocketAddr>,
+    data_dir: PathBuf,
+) -> Result<(Config, Option<Embedded>), String> {
+    let (mut config, embedded) = match file {
+        Some(path) => {
+            let mut c = Config::load(&path).map_err(|e| e.to_string())?;
+            if let Some(l) = listen {
+                c.server.listen = l;
+            }
+            (c, None)
+        }
+        None => {
+            let (c, e) = embedded_default(listen, data_dir);
+            (c, Some(e))
+        }
+    };
+    if let Some(a) = admin_listen {
+        config.server.admin_listen = Some(a);
+    }
+    config.validate().map_err(|e| {
+        let flag = match &e {
+            switchyard::config::ConfigError::Invalid { field, .. } => match field.as_str() {
+                "server.admin_listen" if admin_listen.is_some() => Some("--admin-listen"),
+                "server.listen" if listen.is_some() => Some("--listen"),
+                _ => None,
+            },
+            _ => None,
+        };
+        match flag {
+            Some(flag) => format!("{e} (set by {flag})"),
+            None => e.to_string(),
+        }
+    })?;
+    Ok((config, embedded))
 }
 
 async fn shutdown_signal() {
@@ -578,11 +708,10 @@ async fn run_job(config: Config, job: Job) -> Result<bool, String> {
 
 /// Loads the configuration and runs `job` on a fresh runtime; the exit code says whether
 /// every object went through.
-fn job_command(config: &std::path::Path, job: impl FnOnce() -> Result<Job, String>) -> ExitCode {
+fn job_command(config: &std::path::Path, job: Job) -> ExitCode {
     let _logs = init_tracing(false);
     let result = (|| {
         let config = Config::load(config).map_err(|e| e.to_string())?;
-        let job = job()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -648,31 +777,56 @@ fn main() -> ExitCode {
             from,
             to,
             mode,
-        } => job_command(&job.config, || {
-            Ok(Job::Migrate(switchyard::mover::MigrateSpec {
+        } => {
+            if from == to {
+                // A usage error like the parser's own, with the usage of `migrate`.
+                let mut cli = Cli::command();
+                cli.build();
+                cli.find_subcommand_mut("migrate")
+                    .expect("the migrate command")
+                    .error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        "--from and --to name the same member",
+                    )
+                    .exit();
+            }
+            job_command(
+                &job.config,
+                Job::Migrate(switchyard::mover::MigrateSpec {
+                    bucket: job.bucket,
+                    from,
+                    to,
+                    mode: if mode == "move" {
+                        switchyard::mover::Mode::Move
+                    } else {
+                        switchyard::mover::Mode::Copy
+                    },
+                    shard: job.shard,
+                    dry_run: job.dry_run,
+                    concurrency: usize::from(job.concurrency),
+                    bandwidth: job.bandwidth,
+                }),
+            )
+        }
+        Command::Tier { job } => job_command(
+            &job.config,
+            Job::Tier(switchyard::mover::TierSpec {
                 bucket: job.bucket,
-                from,
-                to,
-                mode: if mode == "move" {
-                    switchyard::mover::Mode::Move
-                } else {
-                    switchyard::mover::Mode::Copy
-                },
-                shard: switchyard::mover::Shard::parse(&job.shard)?,
+                shard: job.shard,
                 dry_run: job.dry_run,
-                concurrency: job.concurrency,
+                concurrency: usize::from(job.concurrency),
                 bandwidth: job.bandwidth,
-            }))
-        }),
-        Command::Tier { job } => job_command(&job.config, || {
-            Ok(Job::Tier(switchyard::mover::TierSpec {
-                bucket: job.bucket,
-                shard: switchyard::mover::Shard::parse(&job.shard)?,
-                dry_run: job.dry_run,
-                concurrency: job.concurrency,
-                bandwidth: job.bandwidth,
-            }))
-        }),
+            }),
+        ),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "switchyard",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
         Command::Policy(cmd) => {
             let _logs = init_tracing(false);
             policy_command(cmd)
@@ -719,25 +873,23 @@ fn main() -> ExitCode {
         Command::Serve {
             config,
             listen,
+            admin_listen,
             data_dir,
             log_json,
         } => {
-            let _logs = init_tracing(log_json);
-            let config = match config {
-                Some(path) => match Config::load(&path) {
-                    Ok(mut c) => {
-                        if let Some(l) = listen {
-                            c.server.listen = l;
-                        }
-                        c
-                    }
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                },
-                None => embedded_default(listen, data_dir),
+            // The whole configuration is checked, flags included, before anything is
+            // printed or logged.
+            let (config, embedded) = match serve_config(config, listen, admin_listen, data_dir) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
             };
+            let _logs = init_tracing(log_json);
+            if let Some(e) = embedded {
+                e.log();
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

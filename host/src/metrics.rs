@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -72,6 +73,15 @@ pub struct DecisionLabels {
     pub outcome: Outcome,
 }
 
+/// `switchyard_build_info`: one series, of value 1, naming this build. Both values come
+/// from the build, not from requests.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+    /// 12 hex digits (`-dirty` when built from changed files), or `unknown`.
+    pub commit: String,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PolicyLabels {
     pub policy: String,
@@ -133,6 +143,22 @@ impl std::fmt::Debug for Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("switchyard");
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: crate::VERSION.to_owned(),
+                commit: if crate::COMMIT.is_empty() {
+                    "unknown".to_owned()
+                } else {
+                    crate::COMMIT.to_owned()
+                },
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "The version and commit of this build (value 1)",
+            build_info,
+        );
         let decisions = Family::<DecisionLabels, Counter>::default();
         let fallbacks = Family::<PolicyLabels, Counter>::default();
         let decision_seconds = Family::<PolicyLabels, Histogram>::new_with_constructor(|| {
@@ -278,6 +304,25 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_info_names_the_version_and_commit() {
+        let text = Metrics::default().encode();
+        let commit = if crate::COMMIT.is_empty() {
+            "unknown"
+        } else {
+            crate::COMMIT
+        };
+        let want = format!(
+            "switchyard_build_info{{version=\"{}\",commit=\"{commit}\"}} 1\n",
+            crate::VERSION
+        );
+        assert!(text.contains(&want), "{text}");
+        assert!(
+            text.contains("# TYPE switchyard_build_info gauge"),
+            "{text}"
+        );
+    }
 
     /// A policy's counters appear with its labels; a bad name, a reserved or repeated
     /// label, too many labels or a long value is dropped and counted; the series a

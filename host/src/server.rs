@@ -200,6 +200,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
                 metrics: metrics.clone(),
                 policies: policies.clone(),
                 jobs: jobs.clone(),
+                router: router.clone(),
                 token,
                 auth: config.server.admin_auth,
             };

@@ -1,7 +1,9 @@
-//! The admin listener's bearer token, on a running engine: with `admin_auth = "writes"`
+//! The admin listener on a running engine. Its bearer token: with `admin_auth = "writes"`
 //! (the default) only the requests that start jobs need it; with `"all"` every request but
-//! `/healthz` does. A wrong token is refused whatever it shares with the right one: a
-//! prefix of it, the token with more after it, another case.
+//! the probes (`/healthz`, `/readyz`) does. A wrong token is refused whatever it shares
+//! with the right one: a prefix of it, the token with more after it, another case. Its
+//! readiness (`/readyz`): every configured bucket has its policy loaded and a healthy
+//! member.
 
 use switchyard_tests::harness::{Gateway, TempDir};
 
@@ -119,5 +121,173 @@ async fn with_admin_auth_all_only_health_is_open() {
         401
     );
     assert_eq!(status(post, &start_job(&admin), Some(TOKEN)).await, 202);
+    gw.stop().await;
+}
+
+/// `GET /readyz` with or without the token: the status and the body.
+async fn readyz(admin: &str, token: Option<&str>) -> (u16, String) {
+    let mut req = reqwest::Client::new().get(format!("{admin}/readyz"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    (status, resp.text().await.unwrap())
+}
+
+/// A port nothing listens on (bound, then released).
+fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
+}
+
+async fn started(config: &str) -> (Gateway, String) {
+    let gw = Gateway::start(config).await.unwrap();
+    let admin = format!(
+        "http://{}",
+        gw.server.as_ref().unwrap().admin_addr().unwrap()
+    );
+    (gw, admin)
+}
+
+#[tokio::test]
+async fn ready_when_every_bucket_has_its_policy_and_a_healthy_member() {
+    let (gw, admin, _dirs) = engine("").await;
+    let (status, body) = readyz(&admin, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        "[+]config ok\n[+]bucket/data/policy ok\n[+]bucket/data/members ok\nreadyz check passed\n"
+    );
+    gw.stop().await;
+}
+
+/// A member is marked unhealthy by a request that failed on it (here: connection refused,
+/// no retries), for its `unhealthy_for`; until then it counts as healthy, so the first
+/// probe passes. Once the only member of `down-only` is marked, the engine is not ready
+/// and says which bucket; the other bucket still passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_ready_while_a_bucket_has_no_healthy_member() {
+    let root = TempDir::new("readyz-members");
+    let config = format!(
+        r#"version = 1
+[server]
+admin_listen = "127.0.0.1:0"
+[backends.down]
+kind = "s3"
+bucket = "b"
+endpoint = "{}"
+allow_http = true
+access_key_id = "x"
+secret_access_key = "y"
+network = {{ connect_timeout = "1s", read_timeout = "1s", max_retries = 0, unhealthy_for = "10m" }}
+[backends.good]
+kind = "fs"
+root = {:?}
+[buckets.down-only]
+members = ["down"]
+[buckets.good-only]
+members = ["good"]
+"#,
+        closed_port(),
+        root.0.display().to_string()
+    );
+    let (gw, admin) = started(&config).await;
+    let (status, body) = readyz(&admin, None).await;
+    assert_eq!(status, 200, "no request has failed yet: {body}");
+
+    let e = gw
+        .client()
+        .get_object()
+        .bucket("down-only")
+        .key("k")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(switchyard_tests::harness::err_of(&e).0, 503);
+
+    let (status, body) = readyz(&admin, None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains(
+            "[-]bucket/down-only/members failed: no healthy member (down marked unhealthy by failed requests)\n"
+        ),
+        "{body}"
+    );
+    assert!(body.contains("[+]bucket/good-only/members ok\n"), "{body}");
+    assert!(body.contains("[+]bucket/down-only/policy ok\n"), "{body}");
+    assert!(body.ends_with("readyz check failed\n"), "{body}");
+    gw.stop().await;
+}
+
+/// The policy directory of [`policy_config`]: no `absent.wasm`, and a `garbage.wasm` that
+/// is no component (rejected at start).
+fn policy_config(auth: &str, plugins: &TempDir, data: &TempDir) -> String {
+    std::fs::write(plugins.0.join("garbage.wasm"), b"not a component").unwrap();
+    format!(
+        "version = 1\n[server]\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = {TOKEN:?}\n{auth}\n[plugins]\ndir = {:?}\n[backends.a]\nkind = \"fs\"\nroot = {:?}\n[buckets.data]\nmembers = [\"a\"]\n[buckets.gated]\nmembers = [\"a\"]\npolicy = \"absent\"\n[buckets.broken]\nmembers = [\"a\"]\npolicy = \"garbage\"\nfailure = \"fail-open\"\n",
+        plugins.0.display().to_string(),
+        data.0.display().to_string(),
+    )
+}
+
+/// A bucket whose policy is not loaded makes the engine not ready, whether no file was
+/// ever there or its file was rejected (even with `fail-open`, which would serve the
+/// bucket by the built-in default, not by the operator's rules).
+#[tokio::test]
+async fn not_ready_while_a_bucket_policy_is_not_loaded() {
+    let (plugins, data) = (TempDir::new("readyz-plugins"), TempDir::new("readyz-data"));
+    let (gw, admin) = started(&policy_config("", &plugins, &data)).await;
+    let (status, body) = readyz(&admin, None).await;
+    assert_eq!(status, 503, "{body}");
+    let lines: Vec<&str> = body.lines().collect();
+    assert!(lines.contains(&"[+]bucket/data/policy ok"), "{body}");
+    let absent = format!(
+        "[-]bucket/gated/policy failed: policy \"absent\" is not loaded (no absent.wasm in {})",
+        plugins.0.display()
+    );
+    assert!(lines.contains(&absent.as_str()), "{body}");
+    assert!(
+        lines.iter().any(|l| l.starts_with(
+            "[-]bucket/broken/policy failed: policy \"garbage\" is not loaded (rejected: "
+        )),
+        "{body}"
+    );
+    assert_eq!(lines.last(), Some(&"readyz check failed"), "{body}");
+    gw.stop().await;
+}
+
+/// With `admin_auth = "all"` the kubelet's probe, which carries no token, still gets the
+/// status; the names and reasons (buckets, members, policies) are for the token's holder.
+#[tokio::test]
+async fn readyz_needs_no_token_and_tells_names_only_with_it() {
+    let (gw, admin, _dirs) = engine("admin_auth = \"all\"").await;
+    assert_eq!(
+        readyz(&admin, None).await,
+        (200, "readyz check passed\n".into())
+    );
+    let (status, body) = readyz(&admin, Some(TOKEN)).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("[+]bucket/data/members ok\n"), "{body}");
+    gw.stop().await;
+
+    let (plugins, data) = (TempDir::new("readyz-plugins"), TempDir::new("readyz-data"));
+    let (gw, admin) = started(&policy_config("admin_auth = \"all\"", &plugins, &data)).await;
+    let (status, body) = readyz(&admin, None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body,
+        "2 of 7 checks failed (reasons withheld: send the admin token)\nreadyz check failed\n"
+    );
+    for (what, token) in wrong_tokens() {
+        let (status, body) = readyz(&admin, Some(&token)).await;
+        assert_eq!(status, 503, "{what}");
+        assert!(!body.contains("gated"), "{what}: {body}");
+    }
+    let (status, body) = readyz(&admin, Some(TOKEN)).await;
+    assert_eq!(status, 503);
+    assert!(body.contains("[-]bucket/gated/policy failed"), "{body}");
     gw.stop().await;
 }

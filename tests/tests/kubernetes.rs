@@ -292,10 +292,19 @@ fn every_manifest_parses_and_is_a_known_kind() {
         "secret.yaml",
         "deployment.yaml",
         "migrate-job.yaml",
-        "Dockerfile",
     ] {
         assert!(dir().join(file).is_file(), "{file} missing");
         assert!(readme.contains(file), "README.md does not mention {file}");
+    }
+    // One image for the project: the example builds the top-level Dockerfile, and has
+    // none of its own.
+    assert!(repo_root().join("Dockerfile").is_file());
+    assert!(
+        readme.contains("../../Dockerfile"),
+        "README.md does not point at the top-level Dockerfile"
+    );
+    for own in ["Dockerfile", "Dockerfile.dockerignore", ".dockerignore"] {
+        assert!(!dir().join(own).exists(), "examples/kubernetes/{own}");
     }
 }
 
@@ -366,9 +375,11 @@ fn the_deployment_serves_the_configuration_with_probes_on_the_admin_port() {
         admin.ip().is_unspecified(),
         "admin_listen {admin}: probes come from outside"
     );
-    for probe in ["readinessProbe", "livenessProbe"] {
+    // Readiness on /readyz (policies loaded, members healthy); liveness on /healthz,
+    // which a backend outage never fails (it must not restart the pods).
+    for (probe, path) in [("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")] {
         let get = &c[probe]["httpGet"];
-        assert_eq!(get["path"], "/healthz", "{probe}");
+        assert_eq!(get["path"], path, "{probe}");
         assert_eq!(
             port_number(c, &get["port"]),
             u64::from(admin.port()),
@@ -505,7 +516,7 @@ async fn the_indexed_job_shards_the_migration_of_a_configured_bucket() {
 
 #[test]
 fn the_dockerfile_builds_the_binary_the_manifests_run() {
-    let docker = read("Dockerfile");
+    let docker = std::fs::read_to_string(repo_root().join("Dockerfile")).unwrap();
     let froms: Vec<&str> = docker
         .lines()
         .filter(|l| l.trim_start().starts_with("FROM "))
@@ -542,8 +553,15 @@ fn the_dockerfile_builds_the_binary_the_manifests_run() {
             );
         }
     }
-    let ignore = read("Dockerfile.dockerignore");
-    assert!(ignore.lines().any(|l| l.trim() == "target"));
+    // Non-root, and the S3 port the embedded default is told to listen on, beyond the
+    // container's loopback.
+    assert_ne!(uid, "0");
+    assert!(docker.lines().any(|l| l.trim() == "EXPOSE 9000"));
+    assert!(docker.contains("\"--listen\", \"0.0.0.0:9000\""));
+    let ignore = std::fs::read_to_string(repo_root().join(".dockerignore")).unwrap();
+    for excluded in ["target", ".git", "plugins/*/target"] {
+        assert!(ignore.lines().any(|l| l.trim() == excluded), "{excluded}");
+    }
 }
 
 /// Lays `files` out as the kubelet does for a ConfigMap volume: a fresh timestamped
