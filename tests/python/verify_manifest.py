@@ -21,12 +21,14 @@ Exit status: 0 when everything matches; 1 with the mismatches listed; 2 on bad u
 from __future__ import annotations
 
 import argparse
+import base64
 import concurrent.futures
 import hashlib
 import json
 import os
 import sys
 import threading
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import eject  # noqa: E402  (the clients, built the same way)
@@ -57,6 +59,7 @@ class Found:
 
     def __init__(self, body: bytes, content_type, metadata) -> None:
         self.size = len(body)
+        self.body = body
         self.md5 = hashlib.md5(body).hexdigest()
         self.content_type = content_type
         self.metadata = dict(metadata or {})
@@ -122,6 +125,29 @@ class Gcs:
         return Found(blob.download_as_bytes(raw_download=True), blob.content_type, blob.metadata)
 
 
+# `switchyard-checksum` as each kind stores it (Azure encodes `-` in metadata names).
+CHECKSUM_NAMES = ("switchyard-checksum", "switchyard_2dchecksum")
+
+
+def checksum_problem(kept: str, body: bytes) -> str:
+    """What is wrong with a kept checksum `ALGORITHM:TYPE:VALUE` of `body`: a CRC32 or a
+    SHA-256 of the whole object is recomputed, others only checked for their form."""
+    parts = kept.split(":")
+    if len(parts) != 3 or parts[0] not in ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256") \
+            or parts[1] not in ("FULL_OBJECT", "COMPOSITE"):
+        return f"malformed {kept!r}"
+    alg, kind, value = parts
+    if kind != "FULL_OBJECT":
+        return ""
+    if alg == "CRC32":
+        want = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+    elif alg == "SHA256":
+        want = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    else:
+        return ""
+    return "" if value == want else f"{kept!r} is not the bytes' ({want})"
+
+
 def compare(key: str, want: dict, got: Found, fold_case: bool) -> list[str]:
     out = []
     if got.size != want["size"] or got.md5 != want["md5"]:
@@ -131,6 +157,14 @@ def compare(key: str, want: dict, got: Found, fold_case: bool) -> list[str]:
         out.append(f"{key}: content type: got {got.content_type!r}, expected {want.get('content_type')!r}")
     norm = (lambda k: k.lower()) if fold_case else (lambda k: k)
     have = {norm(k): v for k, v in got.metadata.items()}
+    # Switchyard's own entry: the checksum a client sent with the object (the AWS SDKs
+    # send a CRC32 by default), carried by the migration; it must still be the bytes'.
+    for name in CHECKSUM_NAMES:
+        kept = have.pop(name, None)
+        if kept is not None:
+            problem = checksum_problem(kept, got.body)
+            if problem:
+                out.append(f"{key}: {name}: {problem}")
     expected = {norm(k): v for k, v in (want.get("metadata") or {}).items()}
     if have != expected:
         out.append(f"{key}: metadata: got {have!r}, expected {expected!r}")
