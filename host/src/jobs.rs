@@ -101,6 +101,24 @@ impl Jobs {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// How many jobs of each kind run, every kind named (for `switchyard_jobs_running`).
+    pub fn running(&self) -> Vec<(String, i64)> {
+        let jobs = self.list();
+        [JobKind::Migrate, JobKind::Tier]
+            .into_iter()
+            .map(|kind| {
+                let n = jobs
+                    .iter()
+                    .filter(|j| j.kind == kind && j.running())
+                    .count();
+                (
+                    kind.as_str().to_owned(),
+                    i64::try_from(n).unwrap_or(i64::MAX),
+                )
+            })
+            .collect()
+    }
+
     pub fn get(&self, id: u64) -> Option<Arc<Job>> {
         self.list().into_iter().find(|j| j.id == id)
     }

@@ -482,29 +482,41 @@ fn policy_command(cmd: PolicyCommand) -> ExitCode {
 }
 
 /// Logs go to stderr through a background writer: a request's log line is formatted on
-/// its worker but never waits for the terminal or pipe. Keep the guard until exit, so the
+/// its worker but never waits for the terminal or pipe. The access log (a line per
+/// request) is on unless `SWITCHYARD_LOG` turns it off (`switchyard::access=off`); its
+/// lines go through the same writer, in batches. Keep the guards until exit, so that the
 /// last lines are flushed.
-fn init_tracing(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
+fn init_tracing(
+    json: bool,
+) -> (
+    // Dropped first: its last lines go through the writer the second one flushes.
+    Option<switchyard::frontend::access_log::Guard>,
+    tracing_appender::non_blocking::WorkerGuard,
+) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
-        // The access log (a line per request) is off unless asked for: formatting it costs
-        // about a sixth of a small request's CPU.
-        .unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new("info,s3s=off,switchyard::access=off")
-        });
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off"));
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         // Block rather than drop lines when the writer falls behind: an access log with
         // holes is worse than a slower request.
         .lossy(false)
         .finish(std::io::stderr());
+    let access = switchyard::frontend::access_log::install(json, writer.clone());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(writer);
     if json {
-        builder.json().init();
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init();
     } else {
         builder.init();
     }
-    guard
+    (access, guard)
 }
 
 /// What `serve` logs about the embedded default once logging has started.

@@ -1,16 +1,69 @@
-//! Prometheus metrics. Labels are closed enums or names from the configuration (policy
-//! names), never keys or client-chosen bucket names, so the series count stays bounded.
+//! Prometheus metrics. Labels are closed enums (written in snake_case, as Prometheus
+//! users expect), names from the configuration (policies, backends), or bucket names
+//! admitted by [`Metrics::bucket_label`]; never keys or other client input, so the series
+//! count stays bounded whatever clients send.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+/// Label values of closed enums, in snake_case (`place`, `not_loaded`): the derive would
+/// write the variants' names as they are.
+macro_rules! label_values {
+    ($($ty:ident { $($variant:ident => $text:literal),* $(,)? })*) => {$(
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),* }
+            }
+        }
+        impl EncodeLabelValue for $ty {
+            fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+                std::fmt::Write::write_str(e, self.as_str())
+            }
+        }
+    )*};
+}
+
+label_values! {
+    Outcome {
+        Ok => "ok", Refused => "refused", Trap => "trap", Timeout => "timeout",
+        MemoryLimit => "memory_limit", InvalidAnswer => "invalid_answer",
+        NotLoaded => "not_loaded",
+    }
+    Call { Admit => "admit", Place => "place", Route => "route", Tier => "tier" }
+    ReloadResult { Loaded => "loaded", Rejected => "rejected", Unloaded => "unloaded" }
+    JobKind { Migrate => "migrate", Tier => "tier" }
+    MoverOutcome {
+        Copied => "copied", Skipped => "skipped", Kept => "kept", Deleted => "deleted",
+        Failed => "failed",
+    }
+    StatusClass {
+        Informational => "1xx", Success => "2xx", Redirect => "3xx", ClientError => "4xx",
+        ServerError => "5xx",
+    }
+    BackendOp {
+        Put => "put", Get => "get", Head => "head", Delete => "delete", List => "list",
+        Copy => "copy", MpuCreate => "multipart_create", MpuPart => "multipart_part",
+        MpuComplete => "multipart_complete", MpuAbort => "multipart_abort",
+        Internal => "internal",
+    }
+    BackendOutcome {
+        Ok => "ok", NotFound => "not_found", Precondition => "precondition_failed",
+        Unavailable => "unavailable", Rejected => "rejected", Error => "error",
+    }
+}
+
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum Outcome {
     /// The policy answered and the answer was used.
     Ok,
@@ -24,7 +77,7 @@ pub enum Outcome {
     NotLoaded,
 }
 
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum Call {
     Admit,
     Place,
@@ -32,7 +85,7 @@ pub enum Call {
     Tier,
 }
 
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum ReloadResult {
     Loaded,
     Rejected,
@@ -40,7 +93,7 @@ pub enum ReloadResult {
 }
 
 /// A mover job: a migration or a tiering pass.
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobKind {
     Migrate,
@@ -48,7 +101,7 @@ pub enum JobKind {
 }
 
 /// What the mover did with one object.
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum MoverOutcome {
     Copied,
     /// Already at the destination, or changed by a client meanwhile (theirs wins).
@@ -60,9 +113,155 @@ pub enum MoverOutcome {
     Failed,
 }
 
+/// The class of an HTTP status, as dashboards group answers.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum StatusClass {
+    Informational,
+    Success,
+    Redirect,
+    ClientError,
+    ServerError,
+}
+
+impl StatusClass {
+    pub fn of(status: u16) -> Self {
+        match status {
+            ..200 => Self::Informational,
+            200..300 => Self::Success,
+            300..400 => Self::Redirect,
+            400..500 => Self::ClientError,
+            _ => Self::ServerError,
+        }
+    }
+}
+
+/// A call the gateway makes to a backend ([`crate::backends::Store`]'s methods, the
+/// bookkeeping ones under `internal`).
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum BackendOp {
+    Put,
+    Get,
+    Head,
+    Delete,
+    List,
+    Copy,
+    MpuCreate,
+    MpuPart,
+    MpuComplete,
+    MpuAbort,
+    Internal,
+}
+
+/// How a backend call ended. `not_found` and `precondition_failed` are answers of the
+/// backend (it is up); `unavailable` is what marks it unhealthy; `rejected` is an error
+/// the request caused (a bad digest, a body too large); `error` is anything else.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum BackendOutcome {
+    Ok,
+    NotFound,
+    Precondition,
+    Unavailable,
+    Rejected,
+    Error,
+}
+
+impl BackendOutcome {
+    pub fn of<T>(result: &crate::model::Result<T>) -> Self {
+        match result {
+            Ok(_) => Self::Ok,
+            Err(e) => Self::of_error(e),
+        }
+    }
+
+    pub fn of_error(e: &crate::model::Error) -> Self {
+        use crate::model::Error as E;
+        match e {
+            E::NotFound | E::NoSuchUpload => Self::NotFound,
+            E::Precondition(_) | E::NotModified => Self::Precondition,
+            E::Unavailable { .. } => Self::Unavailable,
+            E::BadDigest
+            | E::InvalidDigest
+            | E::ChecksumMismatch(_)
+            | E::TooLarge(_)
+            | E::IncompleteBody
+            | E::ClientBody(_)
+            | E::RequestTimeout(_)
+            | E::InvalidRange
+            | E::InvalidPart(_)
+            | E::EntityTooSmall(_) => Self::Rejected,
+            _ => Self::Error,
+        }
+    }
+}
+
+/// A name used as a label value (a backend's, an admitted bucket's), shared rather than
+/// copied for each request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+pub struct Name(Arc<str>);
+
+impl Name {
+    pub fn new(name: &str) -> Self {
+        Self(Arc::from(name))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl EncodeLabelValue for Name {
+    fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(e, &self.0)
+    }
+}
+
+/// Most distinct bucket names the request metrics label with: configured buckets always
+/// fit, buckets made by clients are counted until the bound, later ones as [`OTHER_BUCKETS`].
+pub const MAX_BUCKET_LABELS: usize = 1000;
+/// The label of requests naming no bucket the gateway knows, or one past the bound.
+pub const OTHER_BUCKETS: &str = "_other";
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The S3 operation in snake_case (`put_object`); `unknown` when the request was
+    /// refused before its operation was known (a bad signature, a malformed path).
+    pub operation: &'static str,
+    /// Empty for requests naming no bucket (ListBuckets).
+    pub bucket: Name,
+    pub status_class: StatusClass,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    pub operation: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BucketLabels {
+    pub bucket: Name,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendLabels {
+    pub backend: Name,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendCallLabels {
+    pub backend: Name,
+    pub operation: BackendOp,
+    pub outcome: BackendOutcome,
+}
+
+/// Where a gauge's values (by one label) are read at each scrape: the state they tell of
+/// (the configuration snapshot in service, the jobs) lives elsewhere and changes, so the
+/// metrics ask it rather than keep a copy.
+pub type Source = Box<dyn Fn() -> Vec<(String, i64)> + Send + Sync>;
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MoverLabels {
-    pub job: JobKind,
+    /// Not `job`: Prometheus gives every scraped series a `job` label of its own.
+    pub kind: JobKind,
     pub outcome: MoverOutcome,
 }
 
@@ -114,6 +313,30 @@ pub struct Metrics {
     policy_counters_dropped: Family<PolicyLabels, Counter>,
     /// Distinct counters (label sets) each policy has made.
     policy_series: Mutex<std::collections::HashMap<String, usize>>,
+    /// S3 requests answered, by operation, bucket and status class.
+    requests: Family<RequestLabels, Counter>,
+    /// From a request's arrival to the last byte of its answer, by operation.
+    request_seconds: Family<OperationLabels, Histogram>,
+    /// Request bodies received from clients, by bucket (framing included).
+    bucket_received: Family<BucketLabels, Counter>,
+    /// Answer bodies sent to clients, by bucket.
+    bucket_sent: Family<BucketLabels, Counter>,
+    /// Requests being handled (from arrival to the answer's last byte).
+    in_flight: Gauge,
+    /// Calls to backends, by backend, call and outcome.
+    backend_calls: Family<BackendCallLabels, Counter>,
+    /// Time backend calls took until their answer (a read's body streams after it).
+    backend_seconds: Family<BackendLabels, Histogram>,
+    /// Object bytes read from backends: what a cloud bills as egress.
+    backend_received: Family<BackendLabels, Counter>,
+    /// Object bytes written to backends.
+    backend_sent: Family<BackendLabels, Counter>,
+    /// The bucket names admitted as label values.
+    bucket_labels: RwLock<HashMap<Box<str>, Name>>,
+    /// Read at each scrape for `switchyard_backend_healthy`.
+    health: Arc<Mutex<Option<Source>>>,
+    /// Read at each scrape for `switchyard_jobs_running`.
+    jobs: Arc<Mutex<Option<Source>>>,
 }
 
 /// Most distinct counters one policy may make, most labels on one, and the longest name,
@@ -209,8 +432,92 @@ impl Default for Metrics {
             "counter-add calls dropped for a bad name, too many or too long labels, or too many counters",
             policy_counters_dropped.clone(),
         );
+        let requests = Family::<RequestLabels, Counter>::default();
+        let request_seconds = Family::<OperationLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        let bucket_received = Family::<BucketLabels, Counter>::default();
+        let bucket_sent = Family::<BucketLabels, Counter>::default();
+        let in_flight = Gauge::default();
+        let backend_calls = Family::<BackendCallLabels, Counter>::default();
+        let backend_seconds = Family::<BackendLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        let backend_received = Family::<BackendLabels, Counter>::default();
+        let backend_sent = Family::<BackendLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "S3 requests answered, by operation, bucket and status class",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from a request's arrival to its answer's last byte",
+            request_seconds.clone(),
+        );
+        registry.register(
+            "bucket_received_bytes",
+            "Request body bytes received from clients, by bucket",
+            bucket_received.clone(),
+        );
+        registry.register(
+            "bucket_sent_bytes",
+            "Answer body bytes sent to clients, by bucket",
+            bucket_sent.clone(),
+        );
+        registry.register(
+            "requests_in_flight",
+            "S3 requests being handled",
+            in_flight.clone(),
+        );
+        registry.register(
+            "backend_requests",
+            "Calls to backends, by backend, call and outcome",
+            backend_calls.clone(),
+        );
+        registry.register(
+            "backend_request_duration_seconds",
+            "Time a backend call took until its answer",
+            backend_seconds.clone(),
+        );
+        registry.register(
+            "backend_received_bytes",
+            "Object bytes read from backends (a cloud's egress)",
+            backend_received.clone(),
+        );
+        registry.register(
+            "backend_sent_bytes",
+            "Object bytes written to backends",
+            backend_sent.clone(),
+        );
+        let health = Arc::new(Mutex::new(None));
+        registry.register_collector(Box::new(SourceCollector {
+            name: "backend_healthy",
+            help: "1 while the backend is usable, 0 while failed calls mark it unhealthy",
+            label: "backend",
+            source: health.clone(),
+        }));
+        let jobs = Arc::new(Mutex::new(None));
+        registry.register_collector(Box::new(SourceCollector {
+            name: "jobs_running",
+            help: "Mover jobs (migrations, tiering passes) running in this engine",
+            label: "kind",
+            source: jobs.clone(),
+        }));
         Self {
             registry: Mutex::new(registry),
+            requests,
+            request_seconds,
+            bucket_received,
+            bucket_sent,
+            in_flight,
+            backend_calls,
+            backend_seconds,
+            backend_received,
+            backend_sent,
+            bucket_labels: RwLock::new(HashMap::new()),
+            health,
+            jobs,
             policy_counters,
             policy_counters_dropped,
             policy_series: Mutex::new(std::collections::HashMap::new()),
@@ -225,13 +532,126 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// The text exposition format.
+    /// The text exposition format: this engine's metrics, then the process's under their
+    /// conventional unprefixed names (`process_cpu_seconds_total`, ...).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         if let Ok(r) = self.registry.lock() {
-            let _ = prometheus_client::encoding::text::encode(&mut out, &r);
+            let _ = prometheus_client::encoding::text::encode_registry(&mut out, &r);
         }
+        let mut process = Registry::default();
+        process.register_collector(Box::new(ProcessCollector));
+        let _ = prometheus_client::encoding::text::encode(&mut out, &process);
         out
+    }
+
+    /// Where `switchyard_backend_healthy` is read from (the serving engine's router):
+    /// each backend's name and 1 (healthy) or 0.
+    pub fn set_health_source(&self, source: Source) {
+        *self.health.lock().unwrap_or_else(|e| e.into_inner()) = Some(source);
+    }
+
+    /// Where `switchyard_jobs_running` is read from: each job kind and how many run.
+    pub fn set_jobs_source(&self, source: Source) {
+        *self.jobs.lock().unwrap_or_else(|e| e.into_inner()) = Some(source);
+    }
+
+    /// The label for `bucket`, which the gateway knows (configured, or made by a client
+    /// and found): its name while fewer than [`MAX_BUCKET_LABELS`] names are in use,
+    /// else [`OTHER_BUCKETS`].
+    pub fn bucket_label(&self, bucket: &str) -> Name {
+        if let Some(n) = self
+            .bucket_labels
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(bucket)
+        {
+            return n.clone();
+        }
+        let mut labels = self
+            .bucket_labels
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if labels.len() >= MAX_BUCKET_LABELS {
+            return Name::new(OTHER_BUCKETS);
+        }
+        labels
+            .entry(bucket.into())
+            .or_insert_with(|| Name::new(bucket))
+            .clone()
+    }
+
+    pub fn request_started(&self) {
+        self.in_flight.inc();
+    }
+
+    /// One S3 request answered (its last byte sent, or the client gone).
+    pub fn request_done(
+        &self,
+        operation: &'static str,
+        bucket: Name,
+        status: u16,
+        seconds: f64,
+        received: u64,
+        sent: u64,
+    ) {
+        self.in_flight.dec();
+        self.request_seconds
+            .get_or_create(&OperationLabels { operation })
+            .observe(seconds);
+        let by_bucket = BucketLabels { bucket };
+        if received > 0 {
+            self.bucket_received
+                .get_or_create(&by_bucket)
+                .inc_by(received);
+        }
+        if sent > 0 {
+            self.bucket_sent.get_or_create(&by_bucket).inc_by(sent);
+        }
+        self.requests
+            .get_or_create(&RequestLabels {
+                operation,
+                bucket: by_bucket.bucket,
+                status_class: StatusClass::of(status),
+            })
+            .inc();
+    }
+
+    /// One backend call answered.
+    pub fn backend_call(
+        &self,
+        backend: &Name,
+        operation: BackendOp,
+        outcome: BackendOutcome,
+        seconds: f64,
+    ) {
+        self.backend_seconds
+            .get_or_create(&BackendLabels {
+                backend: backend.clone(),
+            })
+            .observe(seconds);
+        self.backend_calls
+            .get_or_create(&BackendCallLabels {
+                backend: backend.clone(),
+                operation,
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Object bytes that went to (`sent`) or came from (`received`) a backend.
+    pub fn backend_bytes(&self, backend: &Name, received: u64, sent: u64) {
+        let labels = BackendLabels {
+            backend: backend.clone(),
+        };
+        if received > 0 {
+            self.backend_received
+                .get_or_create(&labels)
+                .inc_by(received);
+        }
+        if sent > 0 {
+            self.backend_sent.get_or_create(&labels).inc_by(sent);
+        }
     }
 
     pub fn decision(&self, policy: &str, call: Call, outcome: Outcome) {
@@ -299,6 +719,145 @@ impl Metrics {
                 .inc();
         }
     }
+}
+
+/// A gauge by one label whose values are read from a [`Source`] at each scrape
+/// (`switchyard_backend_healthy`, `switchyard_jobs_running`).
+struct SourceCollector {
+    name: &'static str,
+    help: &'static str,
+    label: &'static str,
+    source: Arc<Mutex<Option<Source>>>,
+}
+
+impl std::fmt::Debug for SourceCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceCollector")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Collector for SourceCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let values = match &*self.source.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(source) => source(),
+            None => return Ok(()),
+        };
+        let family = Family::<Vec<(String, String)>, Gauge>::default();
+        for (value, n) in values {
+            family
+                .get_or_create(&vec![(self.label.to_owned(), value)])
+                .set(n);
+        }
+        family.encode(encoder.encode_descriptor(self.name, self.help, None, MetricType::Gauge)?)
+    }
+}
+
+/// The process's CPU time, memory, open files and start, from `/proc` at each scrape
+/// (Linux; elsewhere nothing is reported), under the names every Prometheus client uses.
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(p) = process_stats() else {
+            return Ok(());
+        };
+        ConstCounter::new(p.cpu_seconds).encode(encoder.encode_descriptor(
+            "process_cpu_seconds",
+            "User and system CPU time spent, in seconds",
+            None,
+            MetricType::Counter,
+        )?)?;
+        ConstGauge::new(p.resident_bytes).encode(encoder.encode_descriptor(
+            "process_resident_memory_bytes",
+            "Resident memory size, in bytes",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        ConstGauge::new(p.virtual_bytes).encode(encoder.encode_descriptor(
+            "process_virtual_memory_bytes",
+            "Virtual memory size, in bytes",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        if let Some(fds) = p.open_fds {
+            ConstGauge::new(fds).encode(encoder.encode_descriptor(
+                "process_open_fds",
+                "Open file descriptors",
+                None,
+                MetricType::Gauge,
+            )?)?;
+        }
+        if let Some(max) = p.max_fds {
+            ConstGauge::new(max).encode(encoder.encode_descriptor(
+                "process_max_fds",
+                "The limit of open file descriptors",
+                None,
+                MetricType::Gauge,
+            )?)?;
+        }
+        ConstGauge::new(p.start_time_seconds).encode(encoder.encode_descriptor(
+            "process_start_time_seconds",
+            "Start time of the process, in seconds since the Unix epoch",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        ConstGauge::new(p.threads).encode(encoder.encode_descriptor(
+            "process_threads",
+            "Threads of the process",
+            None,
+            MetricType::Gauge,
+        )?)
+    }
+}
+
+struct ProcessStats {
+    cpu_seconds: f64,
+    resident_bytes: i64,
+    virtual_bytes: i64,
+    open_fds: Option<i64>,
+    max_fds: Option<i64>,
+    start_time_seconds: f64,
+    threads: i64,
+}
+
+/// `/proc/self/stat`'s fields (after the command name, which may hold spaces and
+/// parentheses: it ends at the last `)`), in clock ticks and pages.
+fn process_stats() -> Option<ProcessStats> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
+    // Numbered as in proc(5), whose field 3 (state) is fields[0] here.
+    let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+    let ticks = rustix::param::clock_ticks_per_second().max(1) as f64;
+    let page = rustix::param::page_size() as u64;
+    let boot = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<u64>().ok())?;
+    let open_fds = std::fs::read_dir("/proc/self/fd")
+        .ok()
+        .map(|d| i64::try_from(d.count()).unwrap_or(i64::MAX));
+    let max_fds = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|l| {
+            l.lines()
+                .find(|l| l.starts_with("Max open files"))?
+                .split_whitespace()
+                .nth(3)?
+                .parse()
+                .ok()
+        });
+    Some(ProcessStats {
+        cpu_seconds: (field(14)? + field(15)?) as f64 / ticks,
+        virtual_bytes: i64::try_from(field(23)?).unwrap_or(i64::MAX),
+        resident_bytes: i64::try_from(field(24)?.saturating_mul(page)).unwrap_or(i64::MAX),
+        start_time_seconds: boot as f64 + field(22)? as f64 / ticks,
+        threads: i64::try_from(field(20)?).unwrap_or(i64::MAX),
+        open_fds,
+        max_fds,
+    })
 }
 
 #[cfg(test)]

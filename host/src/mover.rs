@@ -175,7 +175,10 @@ impl Progress {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         if let Some((m, job)) = &self.metrics {
-            let labels = MoverLabels { job: *job, outcome };
+            let labels = MoverLabels {
+                kind: *job,
+                outcome,
+            };
             m.mover_objects.get_or_create(&labels).inc();
             if bytes > 0 {
                 m.mover_bytes.get_or_create(&labels).inc_by(bytes);

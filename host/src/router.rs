@@ -18,6 +18,7 @@ use tracing::{debug, warn};
 use crate::backends::{self, Backend, PartRef, Registry, check_attrs, check_key};
 use crate::checksum::{self, Algorithm, Stored};
 use crate::config::{Config, ConfigError, DynamicBuckets, FailureMode};
+use crate::frontend::exchange::Exchange;
 use crate::iam::{PolicyDocument, PolicyKind};
 use crate::listing::{self, ListPage, ListRequest};
 use crate::metrics::{self, Metrics, Outcome};
@@ -302,11 +303,23 @@ impl Decider {
                         policy: vb.policy.clone(),
                     })
                     .inc();
-                warn!(bucket = %vb.name, policy = %vb.policy, hash = %hash, "policy could not {what} ({reason}); fail-open: {fallback}");
+                let text = format!(
+                    "policy {} ({hash}) could not {what} ({reason}); fail-open: {fallback}",
+                    vb.policy
+                );
+                if !Exchange::note(&text) {
+                    warn!(bucket = %vb.name, "{text}");
+                }
                 Ok(())
             }
             FailureMode::FailClosed => {
-                warn!(bucket = %vb.name, policy = %vb.policy, hash = %hash, "policy could not {what} ({reason}); fail-closed: refusing the request");
+                let text = format!(
+                    "policy {} ({hash}) could not {what}; fail-closed: refusing the request",
+                    vb.policy
+                );
+                if !Exchange::note(&text) {
+                    warn!(bucket = %vb.name, "{text} ({reason})");
+                }
                 Err(Error::PolicyFailed {
                     policy: vb.policy.clone(),
                     message: reason,
@@ -582,6 +595,10 @@ impl std::fmt::Debug for Router {
     }
 }
 
+/// The metrics label of every bucket made by CreateBucket (one backend each): their
+/// number is the clients' choice, the label's values are not.
+const DYNAMIC_LABEL: &str = "dynamic_buckets";
+
 fn bucket_name_ok(name: &str) -> bool {
     s3s::path::check_bucket_name(name)
 }
@@ -594,7 +611,7 @@ impl Router {
         policies: Option<Arc<PolicySet>>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, ConfigError> {
-        let registry = Registry::build(&config)?;
+        let registry = Registry::build(&config, &metrics)?;
         let mut access = config.access_policies()?.buckets;
         let mut buckets = BTreeMap::new();
         let now = Utc::now();
@@ -618,7 +635,7 @@ impl Router {
             );
         }
         let dynamic_root = match &config.dynamic_buckets {
-            Some(t) => backends::dynamic_root(t)?,
+            Some(t) => backends::dynamic_root(t)?.map(|b| b.metered(&metrics, DYNAMIC_LABEL)),
             None => None,
         };
         let router = Self {
@@ -682,7 +699,10 @@ impl Router {
             .dynamic_buckets
             .as_ref()
             .ok_or(Error::NoSuchBucket)?;
-        let backend = Arc::new(backends::dynamic_backend(template, name)?);
+        let backend = Arc::new(
+            backends::dynamic_backend(template, name)?
+                .metered(&self.decider.metrics, DYNAMIC_LABEL),
+        );
         let mut vb = VirtualBucket::new(
             name.to_owned(),
             vec![backend],
@@ -697,6 +717,28 @@ impl Router {
     }
 
     pub async fn bucket(&self, name: &str) -> Result<Arc<VirtualBucket>> {
+        let found = self.find_bucket(name).await;
+        if found.is_ok() {
+            Exchange::with_current(|x| x.bucket_found(name));
+        }
+        found
+    }
+
+    /// Each configured backend's health (and the `[dynamic_buckets]` store's, when remote),
+    /// for `switchyard_backend_healthy`.
+    pub fn backend_health(&self) -> Vec<(String, bool)> {
+        self.registry
+            .iter()
+            .map(|b| (b.name.clone(), b.healthy()))
+            .chain(
+                self.dynamic_root
+                    .iter()
+                    .map(|b| (DYNAMIC_LABEL.to_owned(), b.healthy())),
+            )
+            .collect()
+    }
+
+    async fn find_bucket(&self, name: &str) -> Result<Arc<VirtualBucket>> {
         let known = self
             .buckets
             .read()
@@ -1263,7 +1305,9 @@ impl Router {
                 Ok((outcome, stream)) => return Ok(Self::served(outcome, stream, member)),
                 Err(Error::NotFound) => missed.push(member),
                 Err(e @ Error::Unavailable { .. }) => {
-                    warn!(bucket, backend = %member.name, error = %e, "read failed; trying the next member");
+                    if !Exchange::note(&format!("{e}; trying the next member")) {
+                        warn!(bucket, backend = %member.name, error = %e, "read failed; trying the next member");
+                    }
                     failure = Some(e);
                 }
                 Err(e) => return Err(e),
@@ -1321,9 +1365,7 @@ impl Router {
         stream: Option<ByteStream>,
         member: &Arc<Backend>,
     ) -> (GetOutcome, Option<ByteStream>, Arc<Backend>) {
-        let span = tracing::Span::current();
-        span.record("backend", member.name.as_str());
-        span.record("bytes", outcome.range.end - outcome.range.start);
+        Exchange::with_current(|x| x.set_backend(&member.name));
         (outcome, stream, member.clone())
     }
 
@@ -2116,7 +2158,7 @@ impl Router {
 
 fn record_targets(targets: &[Arc<Backend>]) {
     let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
-    tracing::Span::current().record("backend", names.join(",").as_str());
+    Exchange::with_current(|x| x.set_backend(&names.join(",")));
 }
 
 fn object_view(

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,7 +20,8 @@ use tracing::{debug, info, warn};
 
 use crate::admin::AdminState;
 use crate::config::{Config, ConfigError, ServerConfig};
-use crate::frontend::request_id::{self, RequestId};
+use crate::frontend::exchange::{Exchange, Reported};
+use crate::frontend::request_id;
 use crate::frontend::{
     Access, AccessHook, Auth, ClientAddr, Frontend, SecureTransport, Users, request_timeout,
 };
@@ -189,7 +190,22 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         policies.clone(),
         metrics.clone(),
     )?));
+    // Weak: the router holds the metrics, which must not keep it alive.
+    let health = Arc::downgrade(&router);
+    metrics.set_health_source(Box::new(move || {
+        health
+            .upgrade()
+            .map(|r| r.load().backend_health())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, healthy)| (name, i64::from(healthy)))
+            .collect()
+    }));
     let jobs = Jobs::new(router.clone(), metrics.clone());
+    let running = Arc::downgrade(&jobs);
+    metrics.set_jobs_source(Box::new(move || {
+        running.upgrade().map(|j| j.running()).unwrap_or_default()
+    }));
     let admin = match config.server.admin_listen {
         Some(addr) => {
             let token = match &config.server.admin_token {
@@ -273,7 +289,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         tls: listener_tls,
         https: https.map(|(l, t, _)| (l, t)),
     };
-    let task = serve(listeners, service, &config.server, stopped);
+    let task = serve(listeners, service, &config.server, metrics.clone(), stopped);
     let admin_addr = admin.as_ref().map(|(a, _)| *a);
     let background = admin
         .map(|(_, t)| t)
@@ -320,6 +336,7 @@ fn serve(
     listeners: Listeners,
     service: s3s::service::S3Service,
     settings: &ServerConfig,
+    metrics: Arc<Metrics>,
     mut stopped: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let Listeners {
@@ -360,6 +377,7 @@ fn serve(
                 .map(|t| (t, tokio::time::Instant::now() + client_timeout));
             let _ = socket.set_nodelay(true);
             let svc = service.clone();
+            let metrics = metrics.clone();
             let hs =
                 hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ClientAddr(peer));
@@ -369,22 +387,21 @@ fn serve(
                     let unread_body_possible = may_have_body(req.headers());
                     let head = req.method() == http::Method::HEAD;
                     let unsized_body = chunked_unsigned(req.headers());
-                    let (req, stalled) = with_body_deadline(req, client_timeout, unsized_body);
+                    let exchange = Exchange::new(peer, req.method().clone(), metrics.clone());
+                    let req = with_body_deadline(req, client_timeout, unsized_body, &exchange);
                     let svc = svc.clone();
-                    let id = RequestId::next();
                     async move {
-                        let mut resp = request_id::scope(id, svc.call(req)).await?;
+                        let mut resp = exchange.scope(svc.call(req)).await?;
                         // s3s answers a stall inside an XML body with 500 (and logs it
                         // as an error), an upload's handler with its own error: either
                         // way it was the client's silence, and S3 says so.
-                        if stalled.is_some_and(|s| s.load(Ordering::Relaxed))
-                            && !resp.status().is_success()
-                        {
-                            info!(
-                                client = %peer,
-                                request_id = %id,
-                                status = resp.status().as_u16(),
-                                "a request body stalled: answered 400 RequestTimeout"
+                        if exchange.stalled() && !resp.status().is_success() {
+                            exchange.set_error(
+                                "RequestTimeout",
+                                &format!(
+                                    "the request body stalled (answered {} before)",
+                                    resp.status().as_u16()
+                                ),
                             );
                             resp = request_timeout(client_timeout)
                                 .to_http_response()
@@ -399,8 +416,15 @@ fn serve(
                                 http::HeaderValue::from_static("close"),
                             );
                         }
-                        request_id::stamp(id, &mut resp, head);
-                        Ok::<_, s3s::HttpError>(resp)
+                        request_id::stamp(&exchange, &mut resp, head);
+                        exchange.set_status(resp.status());
+                        let length = resp
+                            .headers()
+                            .get(http::header::CONTENT_LENGTH)
+                            .and_then(|v| v.to_str().ok()?.parse().ok());
+                        Ok::<_, s3s::HttpError>(
+                            resp.map(|b| Reported::new(b, exchange, head, length)),
+                        )
                     }
                 });
             let counted = OpenConnection::new(&open);
@@ -603,7 +627,8 @@ pub struct ClientStalled(pub Duration);
 struct BodyDeadline {
     inner: hyper::body::Incoming,
     patience: Patience,
-    stalled: Arc<AtomicBool>,
+    /// Told of the bytes that arrive, and of a stall.
+    exchange: Arc<Exchange>,
     done: bool,
     /// Claims a length for a body of unknown length (see [`chunked_unsigned`]).
     claims_length: bool,
@@ -623,8 +648,13 @@ impl hyper::body::Body for BodyDeadline {
         let r = Pin::new(&mut self.inner).poll_frame(cx);
         if self.patience.run_out(r.is_ready(), cx) {
             self.done = true;
-            self.stalled.store(true, Ordering::Relaxed);
+            self.exchange.mark_stalled();
             return Poll::Ready(Some(Err(Box::new(ClientStalled(self.patience.limit)))));
+        }
+        if let Poll::Ready(Some(Ok(frame))) = &r
+            && let Some(data) = frame.data_ref()
+        {
+            self.exchange.received(data.len());
         }
         r.map(|frame| frame.map(|f| f.map_err(Into::into)))
     }
@@ -716,22 +746,21 @@ fn with_body_deadline(
     req: http::Request<hyper::body::Incoming>,
     limit: Duration,
     claims_length: bool,
-) -> (http::Request<s3s::Body>, Option<Arc<AtomicBool>>) {
+    exchange: &Arc<Exchange>,
+) -> http::Request<s3s::Body> {
     use hyper::body::Body as _;
     if req.body().is_end_stream() {
-        return (req.map(s3s::Body::from), None);
+        return req.map(s3s::Body::from);
     }
-    let stalled = Arc::new(AtomicBool::new(false));
-    let req = req.map(|inner| {
+    req.map(|inner| {
         s3s::Body::http_body(BodyDeadline {
             inner,
             patience: Patience::new(limit),
-            stalled: stalled.clone(),
+            exchange: exchange.clone(),
             done: false,
             claims_length,
         })
-    });
-    (req, Some(stalled))
+    })
 }
 
 fn may_have_body(headers: &http::HeaderMap) -> bool {
@@ -831,7 +860,13 @@ mod tests {
             https: Some((secure, tls.acceptor())),
         };
         let service = S3ServiceBuilder::new(Probe).build();
-        let serving = serve(listeners, service, &ServerConfig::default(), stopped);
+        let serving = serve(
+            listeners,
+            service,
+            &ServerConfig::default(),
+            Arc::new(Metrics::default()),
+            stopped,
+        );
 
         let answer = list_buckets(tokio::net::TcpStream::connect(plain_addr).await.unwrap()).await;
         assert!(answer.contains("<Prefix>secure=false</Prefix>"), "{answer}");
@@ -872,7 +907,13 @@ mod tests {
             https: None,
         };
         let service = S3ServiceBuilder::new(Probe).build();
-        let serving = serve(listeners, service, &ServerConfig::default(), stopped);
+        let serving = serve(
+            listeners,
+            service,
+            &ServerConfig::default(),
+            Arc::new(Metrics::default()),
+            stopped,
+        );
         let answer = over_tls(only_addr).await;
         assert!(answer.contains("<Prefix>secure=true</Prefix>"), "{answer}");
         stop.send(true).unwrap();

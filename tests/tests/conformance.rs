@@ -121,7 +121,7 @@ async fn content_md5_of_encrypted_objects(fx: &Fixture) {
         put.send().await.unwrap();
     }
     let config = switchyard::Config::from_toml(&fx.single_bucket_config(BUCKET)).unwrap();
-    let registry = switchyard::backends::Registry::build(&config).unwrap();
+    let registry = switchyard::backends::Registry::build(&config, &Default::default()).unwrap();
     let store = &registry.get("main").unwrap().store;
     let none = ReadConditions::default();
     let md5: [u8; 16] = Md5::digest(&body).into();
@@ -168,7 +168,7 @@ async fn declared_digest(config: &str) {
     use md5::{Digest, Md5};
     use switchyard::model::{Attrs, Declared, Error, ReadConditions, WriteCondition};
     let config = switchyard::Config::from_toml(config).unwrap();
-    let registry = switchyard::backends::Registry::build(&config).unwrap();
+    let registry = switchyard::backends::Registry::build(&config, &Default::default()).unwrap();
     let store = &registry.get("main").unwrap().store;
     let part_size = 5 << 20;
     let attrs = Attrs::default();

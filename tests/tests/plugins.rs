@@ -203,14 +203,14 @@ policy = "prefix-placement"
         .await
         .unwrap();
     for (policy, call) in [
-        ("tenant-residency", "Place"),
-        ("size-placement", "Place"),
-        ("age-tiering", "Place"),
-        ("latency-routing", "Route"),
-        ("prefix-placement", "Place"),
+        ("tenant-residency", "place"),
+        ("size-placement", "place"),
+        ("age-tiering", "place"),
+        ("latency-routing", "route"),
+        ("prefix-placement", "place"),
     ] {
         assert!(
-            m.contains(&format!(r#"switchyard_policy_decisions_total{{policy="{policy}",call="{call}",outcome="Ok"}}"#)),
+            m.contains(&format!(r#"switchyard_policy_decisions_total{{policy="{policy}",call="{call}",outcome="ok"}}"#)),
             "{policy} {call} not decided by the policy:\n{m}"
         );
     }
@@ -456,8 +456,8 @@ policy = "broken-gate"
     for want in [
         r#"switchyard_policy_counter_total{policy="tenant-gate",counter="admissions",tenant="acme",verdict="allow"}"#,
         r#"switchyard_policy_counter_total{policy="tenant-gate",counter="admissions",tenant="acme",verdict="deny"}"#,
-        r#"switchyard_policy_decisions_total{policy="tenant-gate",call="Admit",outcome="Ok"}"#,
-        r#"switchyard_policy_decisions_total{policy="broken-gate",call="Admit",outcome="Refused"}"#,
+        r#"switchyard_policy_decisions_total{policy="tenant-gate",call="admit",outcome="ok"}"#,
+        r#"switchyard_policy_decisions_total{policy="broken-gate",call="admit",outcome="refused"}"#,
     ] {
         assert!(m.contains(want), "{want} missing:\n{m}");
     }

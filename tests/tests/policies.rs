@@ -232,7 +232,7 @@ async fn decisions_drive_placement_and_routing() {
     let m = metrics(&gw).await;
     assert!(
         m.contains(
-            r#"switchyard_policy_decisions_total{policy="to-b",call="Place",outcome="Ok"} 1"#
+            r#"switchyard_policy_decisions_total{policy="to-b",call="place",outcome="ok"} 1"#
         ),
         "{m}"
     );
@@ -360,14 +360,14 @@ async fn hostile_policies_are_refused_or_contained() {
 
     let m = metrics(&gw).await;
     for (p, outcome) in [
-        ("looper", "Timeout"),
-        ("trapper", "Trap"),
-        ("bomber", "MemoryLimit"),
-        ("nowhere", "InvalidAnswer"),
-        ("garbage", "NotLoaded"),
+        ("looper", "timeout"),
+        ("trapper", "trap"),
+        ("bomber", "memory_limit"),
+        ("nowhere", "invalid_answer"),
+        ("garbage", "not_loaded"),
     ] {
         assert!(
-            m.contains(&format!(r#"switchyard_policy_decisions_total{{policy="{p}",call="Place",outcome="{outcome}"}}"#)),
+            m.contains(&format!(r#"switchyard_policy_decisions_total{{policy="{p}",call="place",outcome="{outcome}"}}"#)),
             "{p}: {outcome} not counted in\n{m}"
         );
     }
@@ -704,7 +704,7 @@ async fn a_looping_policy_does_not_hold_other_buckets() {
     let m = metrics(&gw).await;
     assert!(
         m.contains(
-            r#"switchyard_policy_decisions_total{policy="looper",call="Place",outcome="Timeout"} 6"#
+            r#"switchyard_policy_decisions_total{policy="looper",call="place",outcome="timeout"} 6"#
         ),
         "{m}"
     );

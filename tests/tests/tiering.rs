@@ -321,13 +321,13 @@ async fn scheduled_passes_and_admin_jobs_report_progress_and_metrics() {
         .await
         .unwrap();
     for line in [
-        "switchyard_mover_objects_total{job=\"Migrate\",outcome=\"Copied\"} 5",
-        "switchyard_mover_objects_total{job=\"Tier\",outcome=\"Copied\"} 5",
+        "switchyard_mover_objects_total{kind=\"migrate\",outcome=\"copied\"} 5",
+        "switchyard_mover_objects_total{kind=\"tier\",outcome=\"copied\"} 5",
     ] {
         assert!(metrics.contains(line), "{line} in:\n{metrics}");
     }
     assert!(
-        metrics.contains("switchyard_mover_bytes_total{job=\"Migrate\",outcome=\"Copied\"}"),
+        metrics.contains("switchyard_mover_bytes_total{kind=\"migrate\",outcome=\"copied\"}"),
         "{metrics}"
     );
     // Tiering decisions are timed like placements and routes.

@@ -7,6 +7,7 @@
 mod azure;
 mod fs;
 mod gcs;
+mod metered;
 mod objstore;
 mod rest;
 mod s3direct;
@@ -171,6 +172,13 @@ impl Backend {
         self
     }
 
+    /// Counts this backend's calls and bytes in `metrics` under the label `label` (its
+    /// name; one shared label for the many buckets of `[dynamic_buckets]`).
+    pub fn metered(mut self, metrics: &Arc<crate::metrics::Metrics>, label: &str) -> Self {
+        self.store = Arc::new(metered::Metered::new(self.store, metrics.clone(), label));
+        self
+    }
+
     pub fn probe(&self) -> Duration {
         self.probe
     }
@@ -230,10 +238,13 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn build(config: &Config) -> Result<Self, crate::config::ConfigError> {
+    pub fn build(
+        config: &Config,
+        metrics: &Arc<crate::metrics::Metrics>,
+    ) -> Result<Self, crate::config::ConfigError> {
         let mut backends = BTreeMap::new();
         for (name, cfg) in &config.backends {
-            let backend = build_backend(name, cfg)?;
+            let backend = build_backend(name, cfg)?.metered(metrics, name);
             backends.insert(name.clone(), Arc::new(backend));
         }
         Ok(Self { backends })
@@ -241,6 +252,10 @@ impl Registry {
 
     pub fn get(&self, name: &str) -> Option<&Arc<Backend>> {
         self.backends.get(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Backend>> {
+        self.backends.values()
     }
 
     pub fn insert(&mut self, backend: Backend) {

@@ -355,14 +355,16 @@ impl Access {
         if decision.is_allowed() {
             return Ok(());
         }
-        tracing::info!(
-            target: "switchyard::access",
-            request_id = super::request_id::RequestId::current().map(tracing::field::display),
-            user = who.user.map_or("-", |u| u.name.as_str()),
-            client = ?who.source_ip,
-            %decision,
-            "access denied"
-        );
+        // Why, for the request's access log line (the client hears only that it may not).
+        super::exchange::Exchange::with_current(|x| {
+            x.set_error(
+                "AccessDenied",
+                &format!(
+                    "denied to {}: {decision}",
+                    who.user.map_or("anonymous", |u| u.name.as_str())
+                ),
+            );
+        });
         Err(s3_error!(AccessDenied, "Access Denied"))
     }
 }
@@ -470,6 +472,14 @@ pub struct AccessHook(pub Arc<Access>);
 impl S3Access for AccessHook {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let signed = cx.credentials().map(|c| c.access_key.clone());
+        super::exchange::Exchange::with_current(|x| {
+            let (bucket, key) = match cx.s3_path() {
+                S3Path::Root => (None, None),
+                S3Path::Bucket { bucket } => (Some(&**bucket), None),
+                S3Path::Object { bucket, key } => (Some(&**bucket), Some(&**key)),
+            };
+            x.set_request(cx.s3_op().name(), bucket, key, signed.as_deref());
+        });
         let who = self.0.requester(signed.as_deref(), cx.extensions_mut())?;
         let query = cx.uri().query();
         if signed.is_some() {

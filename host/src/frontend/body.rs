@@ -208,7 +208,6 @@ pub fn verified(
             }
             None => {
                 st.done = true;
-                tracing::Span::current().record("bytes", st.seen);
                 match finish(&mut st) {
                     Ok(()) => None,
                     Err(e) => Some((Err(e), st)),

@@ -96,20 +96,15 @@ pub fn to_s3(e: Error) -> S3Error {
             C::IncompleteBody,
             format!("The request body could not be read: {m}"),
         ),
-        Error::Unavailable { backend, message } => {
-            tracing::warn!(backend = %backend, error = %message, "backend unavailable");
-            (
-                C::ServiceUnavailable,
-                format!("Backend {backend} is unavailable; please retry."),
-            )
-        }
-        Error::PolicyFailed { policy, message } => {
-            tracing::warn!(policy = %policy, error = %message, "policy failed");
-            (
-                C::ServiceUnavailable,
-                format!("Policy {policy} could not decide; please retry."),
-            )
-        }
+        // What failed inside is on the request's access log line, not in the answer.
+        Error::Unavailable { backend, .. } => (
+            C::ServiceUnavailable,
+            format!("Backend {backend} is unavailable; please retry."),
+        ),
+        Error::PolicyFailed { policy, .. } => (
+            C::ServiceUnavailable,
+            format!("Policy {policy} could not decide; please retry."),
+        ),
         Error::Denied { code, message } => {
             use crate::policy::DenyCode as D;
             let code = match code {
@@ -122,21 +117,10 @@ pub fn to_s3(e: Error) -> S3Error {
             };
             (code, message.clone())
         }
-        Error::Internal(m) => {
-            tracing::error!(error = %m, "internal error");
-            (
-                C::InternalError,
-                "We encountered an internal error. Please try again.".into(),
-            )
-        }
+        Error::Internal(_) => (
+            C::InternalError,
+            "We encountered an internal error. Please try again.".into(),
+        ),
     };
     S3Error::with_message(code, message)
-}
-
-/// Whether an error is the client's fault (for logs and metrics).
-pub fn is_client_error(e: &Error) -> bool {
-    !matches!(
-        e,
-        Error::Unavailable { .. } | Error::PolicyFailed { .. } | Error::Internal(_)
-    )
 }

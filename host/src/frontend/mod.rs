@@ -1,20 +1,22 @@
 //! The S3 front end: s3s decodes and authenticates requests; this module maps each operation
 //! onto the router and maps results and errors back. s3s types stop here.
 
+pub mod access_log;
 mod auth;
 mod body;
 mod errors;
+pub mod exchange;
 pub mod request_id;
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, info_span};
 
 pub use auth::{Access, AccessHook, Auth, Requester, Users, Verdict, decide};
 pub use body::Expected;
@@ -345,8 +347,9 @@ fn expected(
     Ok(e)
 }
 
-/// Runs one operation inside a span, logging its outcome, and maps its error. The router
-/// records `backend` and `bytes` on the span as it learns them.
+/// Runs one operation inside a span (so that what the engine logs while handling it names
+/// the request) and maps its error, telling the request's exchange the cause: the access
+/// log line, written when the answer ends, carries it.
 async fn traced<T>(
     op: &'static str,
     bucket: &str,
@@ -357,33 +360,13 @@ async fn traced<T>(
         op,
         bucket,
         request_id = request_id::RequestId::current().map(tracing::field::display),
-        backend = tracing::field::Empty,
-        bytes = tracing::field::Empty,
-        status = tracing::field::Empty,
-        latency_us = tracing::field::Empty
     );
-    let started = Instant::now();
-    let result = fut.instrument(span.clone()).await;
-    let latency = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    span.record("latency_us", latency);
-    match result {
-        Ok(v) => {
-            span.record("status", "ok");
-            span.in_scope(|| info!(target: "switchyard::access", "request done"));
-            Ok(v)
-        }
+    match fut.instrument(span).await {
+        Ok(v) => Ok(v),
         Err(e) => {
-            let client = errors::is_client_error(&e);
             let message = e.to_string();
             let s3 = errors::to_s3(e);
-            span.record("status", s3.code().as_str());
-            span.in_scope(|| {
-                if client {
-                    info!(target: "switchyard::access", error = %message, "request refused");
-                } else {
-                    tracing::warn!(error = %message, "request failed");
-                }
-            });
+            exchange::Exchange::with_current(|x| x.set_error(s3.code().as_str(), &message));
             Err(s3)
         }
     }

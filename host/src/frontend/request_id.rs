@@ -7,13 +7,14 @@
 //! value; only an error's body is rewritten (to carry the id).
 
 use std::fmt;
-use std::future::Future;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
 use http::HeaderValue;
 use http::header::HeaderName;
+
+use super::exchange::Exchange;
 
 const X_AMZ_REQUEST_ID: HeaderName = HeaderName::from_static("x-amz-request-id");
 const X_AMZ_ID_2: HeaderName = HeaderName::from_static("x-amz-id-2");
@@ -78,9 +79,9 @@ impl RequestId {
         out
     }
 
-    /// The id of the request the current task is handling (see [`scope`]).
+    /// The id of the request the current task is handling.
     pub fn current() -> Option<Self> {
-        CURRENT.try_with(|id| *id).ok()
+        super::exchange::Exchange::current_id()
     }
 }
 
@@ -90,27 +91,21 @@ impl fmt::Display for RequestId {
     }
 }
 
-tokio::task_local! {
-    static CURRENT: RequestId;
-}
-
-/// Runs a request's handling with `id` as its id, so that its log line can name it
-/// (a task-local: nothing is allocated to carry it).
-pub async fn scope<F: Future>(id: RequestId, f: F) -> F::Output {
-    CURRENT.scope(id, f).await
-}
-
-/// Puts `id` on an answer: its headers, and an error's XML body when the body is sent
-/// (`head`: the answer to a HEAD request, whose body never is; a `304` has none either).
-pub fn stamp(id: RequestId, resp: &mut http::Response<s3s::Body>, head: bool) {
+/// Puts the exchange's id on an answer: its headers, and an error's XML body when the
+/// body is sent (`head`: the answer to a HEAD request, whose body never is; a `304` has
+/// none either). An error's code goes to the exchange when nothing there named one
+/// (errors s3s answers itself: a bad signature, a malformed request).
+pub fn stamp(exchange: &Exchange, resp: &mut http::Response<s3s::Body>, head: bool) {
+    let id = exchange.id;
     let engine = engine();
     let status = resp.status();
     if !head
         && !status.is_success()
         && status != http::StatusCode::NOT_MODIFIED
-        && let Some(body) = error_body(resp.body(), id, engine.host_id.as_bytes())
+        && let Some((body, code)) = error_body(resp.body(), id, engine.host_id.as_bytes())
     {
         *resp.body_mut() = body;
+        exchange.error_code_if_unset(&code);
     }
     let headers = resp.headers_mut();
     headers.insert(
@@ -122,10 +117,20 @@ pub fn stamp(id: RequestId, resp: &mut http::Response<s3s::Body>, head: bool) {
 
 /// An S3 error body (`<Error>...</Error>`, held whole, as s3s makes them) with the
 /// request's id and the engine's host id added where AWS puts them, last.
-fn error_body(body: &s3s::Body, id: RequestId, host_id: &[u8]) -> Option<s3s::Body> {
+fn error_body(body: &s3s::Body, id: RequestId, host_id: &[u8]) -> Option<(s3s::Body, String)> {
     const END: &[u8] = b"</Error>";
     let bytes = body.bytes()?;
     let head = bytes.strip_suffix(END)?;
+    let code = head
+        .windows(6)
+        .position(|w| w == b"<Code>")
+        .and_then(|i| {
+            let rest = &head[i + 6..];
+            let end = rest.windows(7).position(|w| w == b"</Code>")?;
+            std::str::from_utf8(&rest[..end]).ok()
+        })
+        .unwrap_or("-")
+        .to_owned();
     let mut out = Vec::with_capacity(bytes.len() + 64 + host_id.len());
     out.extend_from_slice(head);
     out.extend_from_slice(b"<RequestId>");
@@ -134,7 +139,7 @@ fn error_body(body: &s3s::Body, id: RequestId, host_id: &[u8]) -> Option<s3s::Bo
     out.extend_from_slice(host_id);
     out.extend_from_slice(b"</HostId>");
     out.extend_from_slice(END);
-    Some(s3s::Body::from(out))
+    Some((s3s::Body::from(out), code))
 }
 
 #[cfg(test)]
@@ -165,7 +170,8 @@ mod tests {
         let body = s3s::Body::from(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code><Message>gone</Message></Error>".to_owned(),
         );
-        let out = error_body(&body, id, b"aG9zdA==").unwrap();
+        let (out, code) = error_body(&body, id, b"aG9zdA==").unwrap();
+        assert_eq!(code, "NoSuchKey");
         assert_eq!(
             std::str::from_utf8(&out.bytes().unwrap()).unwrap(),
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code><Message>gone</Message><RequestId>0123456789ABCDEF</RequestId><HostId>aG9zdA==</HostId></Error>"

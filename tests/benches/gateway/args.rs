@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use crate::load::Op;
 use crate::{MIB, Target};
 
+#[derive(Clone)]
 pub struct Args {
     pub sizes: Vec<u64>,
     pub concurrency: Vec<usize>,

@@ -57,14 +57,17 @@ pub enum Target {
     Switchyard,
     Proxy,
     SwitchyardFs,
+    /// `switchyard` with its access log off: the difference is the log's cost.
+    SwitchyardQuiet,
 }
 
 impl Target {
-    const ALL: [Target; 4] = [
+    const ALL: [Target; 5] = [
         Target::Direct,
         Target::Switchyard,
         Target::Proxy,
         Target::SwitchyardFs,
+        Target::SwitchyardQuiet,
     ];
 
     fn name(self) -> &'static str {
@@ -73,6 +76,7 @@ impl Target {
             Target::Switchyard => "switchyard",
             Target::Proxy => "s3s-proxy",
             Target::SwitchyardFs => "switchyard-fs",
+            Target::SwitchyardQuiet => "switchyard-quiet",
         }
     }
 

@@ -417,6 +417,32 @@ pub fn verdicts(rows: &[Row], rss: &[RssResult]) -> Vec<String> {
         out.extend(line("added p99 < 1 ms on 4 KiB GETs", &lat));
         out.extend(line("ahead of s3s-proxy on every row", &peer));
     }
+    // The access log's cost: the same gateway with the log on and off, measured in turns.
+    let mut log_rows = Vec::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.target == Target::Switchyard && r.size == Some(4 << 10))
+    {
+        let (Some(q), Some(on)) = (find(r, Target::SwitchyardQuiet), r.gateway_cpu) else {
+            continue;
+        };
+        let Some(off) = q.gateway_cpu else { continue };
+        let (on, off) = (r.per_request_us(on), q.per_request_us(off));
+        log_rows.push(format!(
+            "{} 4 KiB c={} {:+.1}% ({} against {})",
+            r.op.name(),
+            r.concurrency,
+            (on - off) / off * 100.0,
+            us(on),
+            us(off)
+        ));
+    }
+    if !log_rows.is_empty() {
+        out.push(format!(
+            "- switchyard: access log's cost in gateway CPU per request (log on against off): {}",
+            log_rows.join(", ")
+        ));
+    }
     for r in rss.iter().filter(|r| r.gateway != Target::Proxy) {
         let ok = !r.aborted && r.failed == 0 && r.peak < 256 * MIB;
         out.push(format!(

@@ -231,6 +231,33 @@ impl Rig {
             pids.insert(Target::Switchyard, c.pid());
             procs.push(c);
         }
+        if args.targets.contains(&Target::SwitchyardQuiet) {
+            let filter = format!(
+                "{},switchyard::access=off",
+                args.switchyard_log.as_deref().unwrap_or("info,s3s=off")
+            );
+            let quiet = Args {
+                switchyard_log: Some(filter),
+                ..args.clone()
+            };
+            let c = start_switchyard(
+                "switchyard-quiet",
+                bin,
+                &work.0,
+                &quiet,
+                &[
+                    ("bench", s3_backend(&s3_addr, "bench")),
+                    ("list", s3_backend(&s3_addr, "list")),
+                ],
+            )
+            .await?;
+            endpoints.insert(
+                Target::SwitchyardQuiet,
+                Endpoint::new(c.addr, signer.clone()),
+            );
+            pids.insert(Target::SwitchyardQuiet, c.pid());
+            procs.push(c);
+        }
         if args.targets.contains(&Target::Proxy) {
             let stock = stock.as_ref().map(|(_, p)| p.as_path());
             let c = Child::start("s3s-proxy", &work.0, |port| {
