@@ -325,7 +325,8 @@ pub struct ServerConfig {
     #[serde(default)]
     pub admin_token: Option<Secret>,
     /// Which admin requests must carry `admin_token`: `writes` (those that start jobs) or
-    /// `all` (every request but `GET /healthz`, which probes need). Default `writes`.
+    /// `all` (every request but the probes `GET /healthz` and `GET /readyz`). Default
+    /// `writes`.
     #[serde(default)]
     pub admin_auth: AdminAuth,
     /// `[server.tls]`: HTTPS. Default: none (plain HTTP only).
@@ -341,8 +342,9 @@ pub enum AdminAuth {
     /// progress stay readable by whoever reaches the listener. The default.
     #[default]
     Writes,
-    /// Every request but `GET /healthz`: for a listener that others can reach, since
-    /// `/jobs` and `/metrics` name buckets, members and policies.
+    /// Every request but the probes (`GET /healthz`, `GET /readyz`, which then withholds
+    /// names): for a listener that others can reach, since `/jobs` and `/metrics` name
+    /// buckets, members and policies.
     All,
 }
 
@@ -499,7 +501,8 @@ pub struct BucketConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TieringConfig {
-    /// Time between the starts of two passes (a pass still running delays the next).
+    /// Time between the starts of two passes, the first this long after the engine starts;
+    /// a pass due while the previous one still runs is skipped.
     #[serde(with = "humantime_serde")]
     pub every: Duration,
     /// Objects in flight at once. Default 16.
