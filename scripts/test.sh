@@ -18,9 +18,9 @@ if [[ "${SWITCHYARD_SKIP_INSTALL:-}" != 1 ]]; then
     scripts/install-test-tools.sh
 fi
 
-# Azurite, fake-gcs-server, and pip's console scripts (aws, moto_server).
-py_bin="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
-export PATH="$SWITCHYARD_TOOLS_DIR/bin:$SWITCHYARD_TOOLS_DIR/node_modules/.bin:$py_bin:$PATH"
+# Azurite, fake-gcs-server, pip's console scripts (aws, moto_server), and the Node.js
+# jco runs on when the system's is too old. After the install: it may have brought python3.
+source scripts/tools-env.sh
 
 # The example policies (Rust, C, JavaScript, Python) are built from the registries and
 # checked with `switchyard policy check` / `policy test`; tests/tests/plugins.rs then runs

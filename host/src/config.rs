@@ -2,7 +2,11 @@
 //!
 //! Every struct denies unknown fields so that a typo is an error at start-up rather than a
 //! silently ignored setting. `validate()` runs before anything is built and names the bad
-//! field in its error. Defaults are written in each field's doc comment.
+//! field in its error; it reports every error of the file, not only the first, so that one
+//! run of `check-config` shows all there is to fix. Defaults are written in each field's
+//! doc comment.
+
+mod parse;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+
+pub use parse::ParseError;
 
 /// The only configuration format version this build understands.
 pub const CONFIG_VERSION: u32 = 1;
@@ -21,10 +27,66 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Not TOML, or a value that does not fit its field: reading stops at the first.
     #[error("{0}")]
-    Parse(String),
+    Parse(Box<ParseError>),
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    /// More than one error of validation, in the order of the checks.
+    #[error("{}", numbered(.0))]
+    Several(Vec<ConfigError>),
+}
+
+impl ConfigError {
+    /// The errors one by one (one, unless this is [`ConfigError::Several`]).
+    pub fn errors(&self) -> Vec<&ConfigError> {
+        match self {
+            ConfigError::Several(all) => all.iter().collect(),
+            one => vec![one],
+        }
+    }
+}
+
+fn numbered(errors: &[ConfigError]) -> String {
+    let mut out = format!("{} errors in the configuration:", errors.len());
+    for (i, e) in errors.iter().enumerate() {
+        out.push_str(&format!("\n  {}. {e}", i + 1));
+    }
+    out
+}
+
+/// Whether validation reads the secrets given as `{ env = "VAR" }`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Secrets {
+    /// Read them: an unset variable is an error, as for `serve`. The default.
+    #[default]
+    Resolve,
+    /// Leave them unread (`check-config --no-env`): a CI job can check a production
+    /// configuration without its secrets. Inline secrets are still checked.
+    Skip,
+}
+
+/// The errors validation finds, gathered rather than returned at the first.
+#[derive(Default)]
+struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(invalid(field, message));
+    }
+
+    /// `r`'s value, or none with its error noted.
+    fn check<T>(&mut self, r: Result<T, ConfigError>) -> Option<T> {
+        r.map_err(|e| self.0.push(e)).ok()
+    }
+
+    fn into_result(mut self) -> Result<(), ConfigError> {
+        match self.0.len() {
+            0 => Ok(()),
+            1 => Err(self.0.remove(0)),
+            _ => Err(ConfigError::Several(self.0)),
+        }
+    }
 }
 
 /// A policy's `headers`: few, valid lower-case names, no credentials.
@@ -65,11 +127,59 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError 
 
 /// A secret given inline or taken from an environment variable at start-up, so that
 /// configuration files can be committed without credentials in them.
-#[derive(Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Clone)]
 pub enum Secret {
     Inline(String),
     Env { env: String },
+}
+
+/// `{ env = "VAR" }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvRef {
+    env: String,
+}
+
+/// `{ file = "PATH" }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRef {
+    file: PathBuf,
+}
+
+/// A string, or a table of one key (`{ env = "VAR" }`, `{ file = "PATH" }`): what serde's
+/// untagged enums do, but read straight from the document, so that an error keeps its
+/// place and key, and says what is expected rather than "data did not match any variant".
+struct StringOrTable<T, R> {
+    expecting: &'static str,
+    inline: fn(String) -> T,
+    table: fn(R) -> T,
+}
+
+impl<'de, T, R: Deserialize<'de>> serde::de::Visitor<'de> for StringOrTable<T, R> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+        Ok((self.inline)(v.to_owned()))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        R::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(self.table)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StringOrTable {
+            expecting: "a string, or { env = \"VAR\" }",
+            inline: Secret::Inline,
+            table: |r: EnvRef| Secret::Env { env: r.env },
+        })
+    }
 }
 
 impl std::fmt::Debug for Secret {
@@ -88,6 +198,23 @@ impl Secret {
             Secret::Inline(s) => Ok(s.clone()),
             Secret::Env { env } => std::env::var(env)
                 .map_err(|_| invalid(field, format!("environment variable {env} is not set"))),
+        }
+    }
+
+    /// The value to check, none when it is in the environment and `secrets` says to
+    /// leave it there.
+    fn checked(&self, field: &str, secrets: Secrets) -> Result<Option<String>, ConfigError> {
+        match (self, secrets) {
+            (Secret::Env { .. }, Secrets::Skip) => Ok(None),
+            _ => self.resolve(field).map(Some),
+        }
+    }
+
+    /// The environment variable it is read from.
+    pub fn env_var(&self) -> Option<&str> {
+        match self {
+            Secret::Inline(_) => None,
+            Secret::Env { env } => Some(env),
         }
     }
 }
@@ -126,14 +253,23 @@ pub struct Config {
 
 /// An access policy in AWS's JSON policy language (see docs/access-control-language.md):
 /// the JSON itself, a built-in by name, or a file holding the JSON.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum AccessPolicySource {
     /// Inline JSON (starts with `{`), or a built-in: `full-access` (every S3 action on
     /// everything) or `read-only` (`s3:Get*`, `s3:List*` on everything).
     Text(String),
     /// `{ file = "policies/app.json" }`, relative to the working directory.
     File { file: PathBuf },
+}
+
+impl<'de> Deserialize<'de> for AccessPolicySource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StringOrTable {
+            expecting: "policy JSON, a built-in policy's name, or { file = \"PATH\" }",
+            inline: AccessPolicySource::Text,
+            table: |r: FileRef| AccessPolicySource::File { file: r.file },
+        })
+    }
 }
 
 /// The built-in identity policies, as AWS's managed policies of the same intent.
@@ -325,7 +461,8 @@ pub struct ServerConfig {
     #[serde(default)]
     pub admin_token: Option<Secret>,
     /// Which admin requests must carry `admin_token`: `writes` (those that start jobs) or
-    /// `all` (every request but `GET /healthz`, which probes need). Default `writes`.
+    /// `all` (every request but the probes `GET /healthz` and `GET /readyz`). Default
+    /// `writes`.
     #[serde(default)]
     pub admin_auth: AdminAuth,
     /// `[server.tls]`: HTTPS. Default: none (plain HTTP only).
@@ -341,8 +478,9 @@ pub enum AdminAuth {
     /// progress stay readable by whoever reaches the listener. The default.
     #[default]
     Writes,
-    /// Every request but `GET /healthz`: for a listener that others can reach, since
-    /// `/jobs` and `/metrics` name buckets, members and policies.
+    /// Every request but the probes (`GET /healthz`, `GET /readyz`, which then withholds
+    /// names): for a listener that others can reach, since `/jobs` and `/metrics` name
+    /// buckets, members and policies.
     All,
 }
 
@@ -499,7 +637,8 @@ pub struct BucketConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TieringConfig {
-    /// Time between the starts of two passes (a pass still running delays the next).
+    /// Time between the starts of two passes, the first this long after the engine starts;
+    /// a pass due while the previous one still runs is skipped.
     #[serde(with = "humantime_serde")]
     pub every: Duration,
     /// Objects in flight at once. Default 16.
@@ -835,18 +974,31 @@ impl BackendConfig {
 
 impl Config {
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
-        config.validate()?;
+        Self::from_toml_with(text, Secrets::Resolve)
+    }
+
+    /// Parses and validates `text`, reading its secrets as `secrets` says.
+    pub fn from_toml_with(text: &str, secrets: Secrets) -> Result<Self, ConfigError> {
+        let config = parse::parse(text).map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        config.validate_with(secrets)?;
         Ok(config)
     }
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with(path, Secrets::Resolve)
+    }
+
+    /// Reads, parses and validates the file at `path`; a parse error names the file.
+    pub fn load_with(path: &Path, secrets: Secrets) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_toml(&text).map_err(|e| match e {
-            ConfigError::Parse(msg) => ConfigError::Parse(format!("{}: {msg}", path.display())),
+        Self::from_toml_with(&text, secrets).map_err(|e| match e {
+            ConfigError::Parse(mut p) => {
+                p.file = Some(path.to_owned());
+                ConfigError::Parse(p)
+            }
             other => other,
         })
     }
@@ -886,118 +1038,165 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_with(Secrets::Resolve)
+    }
+
+    /// Every check of the configuration, all run: the error is the one found, or
+    /// [`ConfigError::Several`] with each in turn. `secrets` says whether secrets from the
+    /// environment are read (and so checked).
+    pub fn validate_with(&self, secrets: Secrets) -> Result<(), ConfigError> {
+        let mut p = Problems::default();
+        self.check_server(secrets, &mut p);
+        if self.plugins.memory_limit < 1024 * 1024 {
+            p.add("plugins.memory_limit", "must be at least 1 MiB");
+        }
+        if self.plugins.timeout.is_zero() {
+            p.add("plugins.timeout", "must be more than zero");
+        }
+        for (name, policy) in &self.policies {
+            p.check(check_name(&format!("policies.{name}"), name));
+            p.check(check_policy_headers(
+                &format!("policies.{name}.headers"),
+                &policy.headers,
+            ));
+        }
+        self.check_users(secrets, &mut p);
+        for name in self.groups.keys() {
+            p.check(check_name(&format!("groups.{name}"), name));
+        }
+        for (name, backend) in &self.backends {
+            let field = format!("backends.{name}");
+            p.check(check_name(&field, name));
+            validate_backend(&field, backend, secrets, &mut p);
+        }
+        if let Some(remote) = self
+            .dynamic_buckets
+            .as_ref()
+            .and_then(DynamicBuckets::remote)
+        {
+            validate_backend("dynamic_buckets", &remote, secrets, &mut p);
+        }
+        self.check_buckets(&mut p);
+        self.collect_access_policies(&mut p);
+        self.check_overlaps(&mut p);
+        p.into_result()
+    }
+
+    /// Every secret given as `{ env = "VAR" }`: its field and the variable.
+    pub fn env_secrets(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut note = |field: String, secret: &Secret| {
+            if let Some(var) = secret.env_var() {
+                out.push((field, var.to_owned()));
+            }
+        };
+        if let Some(token) = &self.server.admin_token {
+            note("server.admin_token".to_owned(), token);
+        }
+        for (i, user) in self.users.iter().enumerate() {
+            note(format!("users[{i}].secret_key"), &user.secret_key);
+        }
+        for (name, backend) in &self.backends {
+            for (key, secret) in backend.secrets() {
+                note(format!("backends.{name}.{key}"), secret);
+            }
+        }
+        if let Some(remote) = self
+            .dynamic_buckets
+            .as_ref()
+            .and_then(DynamicBuckets::remote)
+        {
+            for (key, secret) in remote.secrets() {
+                note(format!("dynamic_buckets.{key}"), secret);
+            }
+        }
+        out
+    }
+
+    fn check_server(&self, secrets: Secrets, p: &mut Problems) {
         if self.version != CONFIG_VERSION {
-            return Err(invalid(
+            p.add(
                 "version",
                 format!(
                     "unsupported version {} (this build reads version {CONFIG_VERSION})",
                     self.version
                 ),
-            ));
+            );
         }
-        if self.server.part_size < 5 * 1024 * 1024 {
-            return Err(invalid(
-                "server.part_size",
-                "must be at least 5 MiB (5242880)",
-            ));
+        let server = &self.server;
+        if server.part_size < 5 * 1024 * 1024 {
+            p.add("server.part_size", "must be at least 5 MiB (5242880)");
+        } else if server.part_size > server.max_put_size {
+            p.add("server.part_size", "must not exceed server.max_put_size");
         }
-        if self.server.part_size > self.server.max_put_size {
-            return Err(invalid(
-                "server.part_size",
-                "must not exceed server.max_put_size",
-            ));
-        }
-        if self.server.read_buffers < 1 << 20 {
-            return Err(invalid(
-                "server.read_buffers",
-                "must be at least 1 MiB (1048576)",
-            ));
+        if server.read_buffers < 1 << 20 {
+            p.add("server.read_buffers", "must be at least 1 MiB (1048576)");
         }
         // A deadline is an Instant plus this: an unbounded one would overflow the clock.
-        if self.server.client_timeout.is_zero()
-            || self.server.client_timeout > Duration::from_secs(24 * 3600)
+        if server.client_timeout.is_zero() || server.client_timeout > Duration::from_secs(24 * 3600)
         {
-            return Err(invalid(
+            p.add(
                 "server.client_timeout",
                 "must be more than zero and at most 24h",
-            ));
+            );
         }
-        if self.plugins.memory_limit < 1024 * 1024 {
-            return Err(invalid("plugins.memory_limit", "must be at least 1 MiB"));
-        }
-        if self.plugins.timeout.is_zero() {
-            return Err(invalid("plugins.timeout", "must be more than zero"));
-        }
-        for (name, p) in &self.policies {
-            check_name(&format!("policies.{name}"), name)?;
-            check_policy_headers(&format!("policies.{name}.headers"), &p.headers)?;
-        }
-        if let Some(token) = &self.server.admin_token {
-            if self.server.admin_listen.is_none() {
-                return Err(invalid(
+        if let Some(token) = &server.admin_token {
+            if server.admin_listen.is_none() {
+                p.add(
                     "server.admin_token",
                     "needs server.admin_listen (the admin API's address)",
-                ));
+                );
             }
-            if token.resolve("server.admin_token")?.len() < 16 {
-                return Err(invalid(
-                    "server.admin_token",
-                    "must be at least 16 characters",
-                ));
+            let value = p
+                .check(token.checked("server.admin_token", secrets))
+                .flatten();
+            if value.is_some_and(|t| t.len() < 16) {
+                p.add("server.admin_token", "must be at least 16 characters");
             }
         }
-        if self.server.admin_auth == AdminAuth::All && self.server.admin_token.is_none() {
-            return Err(invalid(
+        if server.admin_auth == AdminAuth::All && server.admin_token.is_none() {
+            p.add(
                 "server.admin_auth",
                 "\"all\" needs server.admin_token (the bearer token those requests must carry)",
-            ));
+            );
         }
         // Port 0 asks for any free port, so two of them never collide.
-        if self
-            .server
+        if server
             .admin_listen
-            .is_some_and(|a| a.port() != 0 && a == self.server.listen)
+            .is_some_and(|a| a.port() != 0 && a == server.listen)
         {
-            return Err(invalid(
+            p.add(
                 "server.admin_listen",
                 "is server.listen's address; the admin listener needs one of its own",
-            ));
+            );
         }
-        if let Some(tls) = &self.server.tls {
-            validate_tls(&self.server, tls)?;
+        if let Some(tls) = &server.tls {
+            validate_tls(server, tls, p);
         }
-        let mut seen = std::collections::HashSet::new();
+    }
+
+    fn check_users(&self, secrets: Secrets, p: &mut Problems) {
+        let mut keys = std::collections::HashSet::new();
+        let mut names = std::collections::HashSet::new();
         for (i, user) in self.users.iter().enumerate() {
             if user.access_key.is_empty() {
-                return Err(invalid(
-                    format!("users[{i}].access_key"),
-                    "must not be empty",
-                ));
+                p.add(format!("users[{i}].access_key"), "must not be empty");
+            } else if !keys.insert(&user.access_key) {
+                p.add(format!("users[{i}].access_key"), "duplicate access key");
             }
-            if !seen.insert(&user.access_key) {
-                return Err(invalid(
-                    format!("users[{i}].access_key"),
-                    "duplicate access key",
-                ));
-            }
-            let secret = user.secret_key.resolve(&format!("users[{i}].secret_key"))?;
-            if secret.is_empty() {
-                return Err(invalid(
-                    format!("users[{i}].secret_key"),
-                    "must not be empty",
-                ));
+            let field = format!("users[{i}].secret_key");
+            let secret = p.check(user.secret_key.checked(&field, secrets)).flatten();
+            if secret.is_some_and(|s| s.is_empty()) {
+                p.add(field, "must not be empty");
             }
             for (j, g) in user.groups.iter().enumerate() {
                 if !self.groups.contains_key(g) {
-                    return Err(invalid(
+                    p.add(
                         format!("users[{i}].groups[{j}]"),
                         format!("unknown group {g:?}"),
-                    ));
+                    );
                 }
             }
-        }
-        let mut names = std::collections::HashSet::new();
-        for (i, user) in self.users.iter().enumerate() {
             let name = user.name();
             // Names appear in ARNs (`arn:aws:iam::ACCOUNT:user/NAME`) and policy variables.
             let ok = !name.is_empty()
@@ -1006,129 +1205,110 @@ impl Config {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
             if !ok {
-                return Err(invalid(
-                    format!("users[{i}].name"),
-                    "must be 1-64 characters of [A-Za-z0-9+=,.@_-] (as IAM user names); set `name` when the access key has others",
-                ));
-            }
-            if !names.insert(name) {
-                return Err(invalid(
+                // An empty access key is reported above, and is the name too.
+                if !(user.name.is_none() && user.access_key.is_empty()) {
+                    p.add(
+                        format!("users[{i}].name"),
+                        "must be 1-64 characters of [A-Za-z0-9+=,.@_-] (as IAM user names); set `name` when the access key has others",
+                    );
+                }
+            } else if !names.insert(name) {
+                p.add(
                     format!("users[{i}].name"),
                     format!("duplicate user name {name:?}"),
-                ));
+                );
             }
         }
-        for name in self.groups.keys() {
-            check_name(&format!("groups.{name}"), name)?;
-        }
-        for (name, backend) in &self.backends {
-            let field = format!("backends.{name}");
-            check_name(&field, name)?;
-            validate_backend(&field, backend)?;
-        }
-        if let Some(remote) = self
-            .dynamic_buckets
-            .as_ref()
-            .and_then(DynamicBuckets::remote)
-        {
-            validate_backend("dynamic_buckets", &remote)?;
-        }
+    }
+
+    fn check_buckets(&self, p: &mut Problems) {
         for (name, bucket) in &self.buckets {
             let field = format!("buckets.{name}");
             if !s3s::path::check_bucket_name(name) {
-                return Err(invalid(&field, "is not a valid S3 bucket name"));
+                p.add(&field, "is not a valid S3 bucket name");
             }
             if bucket.members.is_empty() {
-                return Err(invalid(
-                    format!("{field}.members"),
-                    "must name at least one backend",
-                ));
+                p.add(format!("{field}.members"), "must name at least one backend");
             }
             let mut seen = std::collections::HashSet::new();
             for (i, member) in bucket.members.iter().enumerate() {
                 if !self.backends.contains_key(member) {
-                    return Err(invalid(
+                    p.add(
                         format!("{field}.members[{i}]"),
                         format!("unknown backend {member:?}"),
-                    ));
-                }
-                if !seen.insert(member) {
-                    return Err(invalid(
+                    );
+                } else if !seen.insert(member) {
+                    p.add(
                         format!("{field}.members[{i}]"),
                         format!("{member:?} listed twice"),
-                    ));
+                    );
                 }
             }
             if let Some(t) = &bucket.tiering {
                 if t.every < Duration::from_secs(1) {
-                    return Err(invalid(
-                        format!("{field}.tiering.every"),
-                        "must be at least 1s",
-                    ));
+                    p.add(format!("{field}.tiering.every"), "must be at least 1s");
                 }
                 if t.concurrency == 0 {
-                    return Err(invalid(
-                        format!("{field}.tiering.concurrency"),
-                        "must be at least 1",
-                    ));
+                    p.add(format!("{field}.tiering.concurrency"), "must be at least 1");
                 }
-                if let Some(b) = &t.bandwidth {
-                    crate::mover::parse_rate(b)
-                        .map_err(|e| invalid(format!("{field}.tiering.bandwidth"), e))?;
+                if let Some(Err(e)) = t.bandwidth.as_deref().map(crate::mover::parse_rate) {
+                    p.add(format!("{field}.tiering.bandwidth"), e);
                 }
-                if let Some(s) = &t.shard {
-                    crate::mover::Shard::parse(s)
-                        .map_err(|e| invalid(format!("{field}.tiering.shard"), e))?;
+                if let Some(Err(e)) = t.shard.as_deref().map(crate::mover::Shard::parse) {
+                    p.add(format!("{field}.tiering.shard"), e);
                 }
             }
             if bucket.policy != "default" {
-                check_name(&format!("{field}.policy"), &bucket.policy)?;
-                if self.plugins.dir.is_none() {
-                    return Err(invalid(
+                let named = p.check(check_name(&format!("{field}.policy"), &bucket.policy));
+                if named.is_some() && self.plugins.dir.is_none() {
+                    p.add(
                         format!("{field}.policy"),
                         format!(
                             "policy {:?} needs [plugins] dir (only \"default\" is built in)",
                             bucket.policy
                         ),
-                    ));
+                    );
                 }
             }
         }
-        self.access_policies()?;
-        self.check_overlaps()?;
-        Ok(())
     }
 
     /// Parses every access policy of the configuration: users' and groups' identity
     /// policies, and buckets' policies with the `anonymous` shorthand folded in. The error
-    /// names the field of the first one refused.
+    /// names the field of each one refused.
     pub fn access_policies(&self) -> Result<AccessPolicies, ConfigError> {
+        let mut p = Problems::default();
+        let policies = self.collect_access_policies(&mut p);
+        p.into_result().map(|()| policies)
+    }
+
+    /// The access policies that parse, with an error noted for each that does not.
+    fn collect_access_policies(&self, p: &mut Problems) -> AccessPolicies {
         use crate::iam::{PolicyDocument, PolicyKind};
-        let parse = |field: &str, json: &str, kind: PolicyKind| {
-            PolicyDocument::parse(json, kind)
+        let parse = |field: &str, source: &AccessPolicySource, kind: PolicyKind| {
+            let json = source.json(field)?;
+            PolicyDocument::parse(&json, kind)
                 .map(std::sync::Arc::new)
                 .map_err(|e| invalid(field, e.to_string()))
         };
         let mut groups = BTreeMap::new();
         for (name, g) in &self.groups {
             let field = format!("groups.{name}.policy");
-            groups.insert(
-                name.clone(),
-                parse(&field, &g.policy.json(&field)?, PolicyKind::Identity)?,
-            );
+            if let Some(doc) = p.check(parse(&field, &g.policy, PolicyKind::Identity)) {
+                groups.insert(name.clone(), doc);
+            }
         }
         let only_user = self.users.len() == 1;
         let mut users = Vec::with_capacity(self.users.len());
         for (i, u) in self.users.iter().enumerate() {
             let mut identity = Vec::new();
             let mut unrestricted = false;
-            if let Some(p) = &u.policy {
+            if let Some(policy) = &u.policy {
                 let field = format!("users[{i}].policy");
-                identity.push((
-                    format!("user {}", u.name()),
-                    parse(&field, &p.json(&field)?, PolicyKind::Identity)?,
-                ));
-                unrestricted |= p.is_full_access();
+                if let Some(doc) = p.check(parse(&field, policy, PolicyKind::Identity)) {
+                    identity.push((format!("user {}", u.name()), doc));
+                }
+                unrestricted |= policy.is_full_access();
             }
             for g in &u.groups {
                 if let Some(doc) = groups.get(g) {
@@ -1137,13 +1317,12 @@ impl Config {
                 }
             }
             // Today's behaviour for the configuration with one user and no policies.
-            let implicit = only_user && identity.is_empty();
+            let implicit = only_user && u.policy.is_none() && u.groups.is_empty();
             if implicit {
-                let json = AccessPolicySource::Text("full-access".into()).json("")?;
-                identity.push((
-                    format!("user {} (the only user)", u.name()),
-                    parse("", &json, PolicyKind::Identity)?,
-                ));
+                let full = AccessPolicySource::Text("full-access".into());
+                if let Some(doc) = p.check(parse("", &full, PolicyKind::Identity)) {
+                    identity.push((format!("user {} (the only user)", u.name()), doc));
+                }
                 unrestricted = true;
             }
             users.push(UserAccess {
@@ -1155,26 +1334,27 @@ impl Config {
         let mut buckets = BTreeMap::new();
         for (name, b) in &self.buckets {
             let field = format!("buckets.{name}.bucket_policy");
-            let configured = b
-                .bucket_policy
-                .as_ref()
-                .map(|p| p.json(&field))
-                .transpose()?;
-            let json = with_anonymous(configured.as_deref(), name, b.anonymous)
-                .map_err(|e| invalid(&field, e))?;
-            let doc = match json {
-                Some(json) => Some(parse(
-                    &field,
-                    &json,
-                    PolicyKind::Bucket {
-                        bucket: name.clone(),
-                    },
-                )?),
-                None => None,
+            let configured = match b.bucket_policy.as_ref().map(|s| s.json(&field)) {
+                None => Some(None),
+                Some(r) => p.check(r).map(Some),
             };
+            let doc = configured.and_then(|configured| {
+                let json = p.check(
+                    with_anonymous(configured.as_deref(), name, b.anonymous)
+                        .map_err(|e| invalid(&field, e)),
+                )??;
+                let kind = PolicyKind::Bucket {
+                    bucket: name.clone(),
+                };
+                p.check(
+                    PolicyDocument::parse(&json, kind)
+                        .map(std::sync::Arc::new)
+                        .map_err(|e| invalid(&field, e.to_string())),
+                )
+            });
             buckets.insert(name.clone(), doc);
         }
-        Ok(AccessPolicies { users, buckets })
+        AccessPolicies { users, buckets }
     }
 
     /// Refuses two buckets with different access whose members can see each other's
@@ -1182,7 +1362,7 @@ impl Config {
     /// more open bucket serves the other's objects. A configured bucket that reaches into
     /// the `[dynamic_buckets]` root (or holds it) is refused whatever its access: the
     /// buckets there get their policies through the API, so nothing keeps them alike.
-    fn check_overlaps(&self) -> Result<(), ConfigError> {
+    fn check_overlaps(&self, p: &mut Problems) {
         let access = |b: &BucketConfig| {
             (
                 b.anonymous,
@@ -1227,18 +1407,16 @@ impl Config {
                 }
                 // The dynamic root is pushed last: when it is one of the two, it is `b`.
                 if b.1.is_empty() {
-                    return Err(invalid(
+                    p.add(
                         format!("buckets.{}", a.1),
                         format!(
                             "{} and [dynamic_buckets] (root {}) reach the same objects ({} {}): each directory or prefix there is a bucket of the API's (CreateBucket, DeleteBucket) whose policy is set through the API, so nothing keeps its access like this one's. Give [dynamic_buckets] a root of its own.",
                             a.0, b.3.path, a.3.store, a.3.path,
                         ),
-                    ));
-                }
-                if a.2 != b.2 {
-                    let field = format!("buckets.{}", a.1);
-                    return Err(invalid(
-                        field,
+                    );
+                } else if a.2 != b.2 {
+                    p.add(
+                        format!("buckets.{}", a.1),
                         format!(
                             "{} and {} reach the same objects ({} {}) but their access differs (anonymous {} / {}, bucket policy {} / {}): the more open one would serve the other's objects. Give them separate roots, buckets or prefixes.",
                             a.0,
@@ -1250,48 +1428,51 @@ impl Config {
                             if a.2.1.is_some() { "set" } else { "none" },
                             if b.2.1.is_some() { "set" } else { "none" },
                         ),
-                    ));
+                    );
                 }
             }
         }
-        Ok(())
     }
 }
 
 /// One backend's table (`field` names it in errors): the checks that need no I/O but
-/// reading its secrets and CA bundle.
-fn validate_backend(field: &str, backend: &BackendConfig) -> Result<(), ConfigError> {
+/// reading its secrets (as `secrets` says) and CA bundle.
+fn validate_backend(field: &str, backend: &BackendConfig, secrets: Secrets, p: &mut Problems) {
     let common = backend.common();
-    if let Some(prefix) = &common.prefix
-        && (prefix.starts_with('/') || prefix.ends_with('/') || prefix.contains("//"))
-    {
-        return Err(invalid(
-            format!("{field}.prefix"),
-            "must not start or end with '/' nor contain '//'",
-        ));
-    }
-    if let Some(prefix) = &common.prefix
-        && let Err(e) = object_store::path::Path::parse(prefix)
-    {
-        return Err(invalid(format!("{field}.prefix"), e.to_string()));
+    if let Some(prefix) = &common.prefix {
+        if prefix.starts_with('/') || prefix.ends_with('/') || prefix.contains("//") {
+            p.add(
+                format!("{field}.prefix"),
+                "must not start or end with '/' nor contain '//'",
+            );
+        } else if let Err(e) = object_store::path::Path::parse(prefix) {
+            p.add(format!("{field}.prefix"), e.to_string());
+        }
     }
     for (name, secret) in backend.secrets() {
-        secret.resolve(&format!("{field}.{name}"))?;
+        p.check(secret.checked(&format!("{field}.{name}"), secrets));
     }
     if let Some(path) = backend.ca_bundle() {
         // Read now: a bundle that is missing or holds no certificate would
         // otherwise show only as a backend that fails every handshake.
-        crate::tls::read_ca_bundle(path)
-            .map_err(|e| invalid(format!("{field}.ca_bundle"), e.to_string()))?;
+        if let Err(e) = crate::tls::read_ca_bundle(path) {
+            p.add(format!("{field}.ca_bundle"), e.to_string());
+        }
     }
-    match backend {
+    let mut not_empty = |key: &str, value: &str| {
+        if value.is_empty() {
+            p.add(format!("{field}.{key}"), "must not be empty");
+        }
+    };
+    let endpoint = match backend {
         BackendConfig::S3(S3Backend {
             bucket, endpoint, ..
+        })
+        | BackendConfig::Gcs(GcsBackend {
+            bucket, endpoint, ..
         }) => {
-            if bucket.is_empty() {
-                return Err(invalid(format!("{field}.bucket"), "must not be empty"));
-            }
-            check_url(&format!("{field}.endpoint"), endpoint.as_deref())?;
+            not_empty("bucket", bucket);
+            endpoint.as_deref()
         }
         BackendConfig::Azure(AzureBackend {
             account,
@@ -1299,56 +1480,40 @@ fn validate_backend(field: &str, backend: &BackendConfig) -> Result<(), ConfigEr
             endpoint,
             ..
         }) => {
-            if account.is_empty() {
-                return Err(invalid(format!("{field}.account"), "must not be empty"));
-            }
-            if container.is_empty() {
-                return Err(invalid(format!("{field}.container"), "must not be empty"));
-            }
-            check_url(&format!("{field}.endpoint"), endpoint.as_deref())?;
-        }
-        BackendConfig::Gcs(GcsBackend {
-            bucket, endpoint, ..
-        }) => {
-            if bucket.is_empty() {
-                return Err(invalid(format!("{field}.bucket"), "must not be empty"));
-            }
-            check_url(&format!("{field}.endpoint"), endpoint.as_deref())?;
+            not_empty("account", account);
+            not_empty("container", container);
+            endpoint.as_deref()
         }
         BackendConfig::Fs(FsBackend { root, .. }) => {
             if root.as_os_str().is_empty() {
-                return Err(invalid(format!("{field}.root"), "must not be empty"));
+                p.add(format!("{field}.root"), "must not be empty");
             }
+            None
         }
-        BackendConfig::Memory(_) => {}
-    }
-    Ok(())
+        BackendConfig::Memory(_) => None,
+    };
+    p.check(check_url(&format!("{field}.endpoint"), endpoint));
 }
 
 /// `[server.tls]`. The certificate files themselves are read when the engine starts (they
 /// are often provisioned next to the engine, not where the configuration is checked).
-fn validate_tls(server: &ServerConfig, tls: &TlsConfig) -> Result<(), ConfigError> {
+fn validate_tls(server: &ServerConfig, tls: &TlsConfig, p: &mut Problems) {
     for (name, path) in [("cert", &tls.cert), ("key", &tls.key)] {
         if path.as_os_str().is_empty() {
-            return Err(invalid(format!("server.tls.{name}"), "must not be empty"));
+            p.add(format!("server.tls.{name}"), "must not be empty");
         }
     }
     // Port 0 asks for any free port, so two of them never collide.
     if let Some(listen) = tls.listen.filter(|l| l.port() != 0) {
         if listen == server.listen {
-            return Err(invalid(
+            p.add(
                 "server.tls.listen",
                 "is server.listen's address; leave it out to serve HTTPS on server.listen",
-            ));
-        }
-        if Some(listen) == server.admin_listen {
-            return Err(invalid(
-                "server.tls.listen",
-                "is server.admin_listen's address",
-            ));
+            );
+        } else if Some(listen) == server.admin_listen {
+            p.add("server.tls.listen", "is server.admin_listen's address");
         }
     }
-    Ok(())
 }
 
 /// Parses a duration as the configuration file writes them: `50ms`, `2s`, `1m 30s`.
@@ -1962,6 +2127,126 @@ members = ["a"]
             parse_duration("soon")
                 .unwrap_err()
                 .starts_with("\"soon\": ")
+        );
+    }
+
+    /// A file with several mistakes gets them all, each naming its key, not only the first.
+    #[test]
+    fn every_error_is_reported() {
+        let e = err(
+            "version = 1\n[server]\npart_size = 1024\nread_buffers = 1024\n[[users]]\naccess_key = \"\"\nsecret_key = \"s\"\n[backends.a]\nkind = \"memory\"\nprefix = \"/a\"\n[buckets.b]\nmembers = [\"a\", \"nope\"]\npolicy = \"custom\"\n",
+        );
+        for field in [
+            "server.part_size",
+            "server.read_buffers",
+            "users[0].access_key",
+            "backends.a.prefix",
+            "buckets.b.members[1]",
+            "buckets.b.policy",
+        ] {
+            assert!(
+                e.contains(&format!("{field}: ")),
+                "{field} missing from {e}"
+            );
+        }
+    }
+
+    /// Each unset environment variable is an error of its own.
+    #[test]
+    fn every_missing_environment_variable_is_reported() {
+        let e = err(
+            "version = 1\n[server]\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = { env = \"SWITCHYARD_TEST_UNSET_TOKEN\" }\n[[users]]\naccess_key = \"a\"\nsecret_key = { env = \"SWITCHYARD_TEST_UNSET_SECRET\" }\n[backends.s]\nkind = \"s3\"\nbucket = \"b\"\naccess_key_id = { env = \"SWITCHYARD_TEST_UNSET_KEY\" }\n",
+        );
+        for (field, var) in [
+            ("server.admin_token", "SWITCHYARD_TEST_UNSET_TOKEN"),
+            ("users[0].secret_key", "SWITCHYARD_TEST_UNSET_SECRET"),
+            ("backends.s.access_key_id", "SWITCHYARD_TEST_UNSET_KEY"),
+        ] {
+            assert!(
+                e.contains(&format!("{field}: environment variable {var} is not set")),
+                "{field} missing from {e}"
+            );
+        }
+    }
+
+    /// A value that does not fit its field, deep in a table, is named by its key path and
+    /// place, not by the table's header: serde reads a backend's table whole before it
+    /// knows its kind, which lost both.
+    #[test]
+    fn errors_inside_tables_name_the_key() {
+        for (text, expected) in [
+            (
+                "version = 1\n[backends.hot]\nkind = \"s3\"\nbucket = \"b\"\nendpoint = 5\n",
+                "line 5, column 12: backends.hot.endpoint: invalid type: integer `5`, expected a string",
+            ),
+            (
+                "version = 1\n[backends.hot]\nkind = \"s3\"\nbucket = \"b\"\nnetwork = { read_timeout = true }\n",
+                "line 5, column 28: backends.hot.network.read_timeout: invalid type: boolean `true`, expected a duration",
+            ),
+            (
+                "version = 1\n[backends.a]\nkind = \"fs\"\nroot = \"x\"\nrooot = 1\n",
+                "line 5, column 1: backends.a.rooot: unknown field `rooot`, expected one of `root`, `prefix`, `labels`",
+            ),
+            (
+                "version = 1\n[backends.a]\nkind = \"fs3\"\n",
+                "line 3, column 8: backends.a.kind: unknown variant `fs3`, expected one of `s3`, `azure`, `gcs`, `fs`, `memory`",
+            ),
+            (
+                "version = 1\n[dynamic_buckets]\nkind = \"gcs\"\nbucket = [\"b\"]\n",
+                "line 4, column 10: dynamic_buckets.bucket: invalid type: sequence, expected a string",
+            ),
+            (
+                "version = 1\n[buckets.photos]\nmembers = [\"hot\", \"warm\", 7]\n",
+                "line 3, column 27: buckets.photos.members[2]: invalid type: integer `7`, expected a string",
+            ),
+            (
+                "version = 1\n[[users]]\naccess_key = \"a\"\nsecret_key = 5\n",
+                "line 4, column 14: users[0].secret_key: invalid type: integer `5`, expected a string, or { env = \"VAR\" }",
+            ),
+            (
+                "version = 1\n[backends.s]\nkind = \"s3\"\nbucket = \"b\"\nsecret_access_key = { env = 5 }\n",
+                "line 5, column 29: backends.s.secret_access_key.env: invalid type: integer `5`, expected a string",
+            ),
+        ] {
+            let e = err(text);
+            assert_eq!(e.lines().next().unwrap(), expected, "{text}");
+        }
+    }
+
+    /// With `Secrets::Skip` (`check-config --no-env`) secrets from the environment are
+    /// not read, and listed instead; inline ones are still checked. Each error is one entry.
+    #[test]
+    fn skipped_secrets_are_listed_not_read() {
+        let text = "version = 1\n[server]\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = { env = \"SWITCHYARD_TEST_UNSET_TOKEN\" }\n[[users]]\naccess_key = \"a\"\nsecret_key = { env = \"SWITCHYARD_TEST_UNSET_SECRET\" }\n[backends.s]\nkind = \"s3\"\nbucket = \"b\"\naccess_key_id = { env = \"SWITCHYARD_TEST_UNSET_KEY\" }\n[dynamic_buckets]\nkind = \"azure\"\naccount = \"a\"\ncontainer = \"c\"\naccess_key = { env = \"SWITCHYARD_TEST_UNSET_AZURE\" }\n";
+        let c = Config::from_toml_with(text, Secrets::Skip).unwrap();
+        let expected = [
+            ("server.admin_token", "SWITCHYARD_TEST_UNSET_TOKEN"),
+            ("users[0].secret_key", "SWITCHYARD_TEST_UNSET_SECRET"),
+            ("backends.s.access_key_id", "SWITCHYARD_TEST_UNSET_KEY"),
+            ("dynamic_buckets.access_key", "SWITCHYARD_TEST_UNSET_AZURE"),
+        ]
+        .map(|(f, v)| (f.to_owned(), v.to_owned()));
+        assert_eq!(c.env_secrets(), expected);
+        let e = Config::from_toml_with(text, Secrets::Resolve).unwrap_err();
+        assert_eq!(e.errors().len(), 4, "{e}");
+        assert!(
+            e.to_string().starts_with(
+                "4 errors in the configuration:\n  1. server.admin_token: environment variable"
+            ),
+            "{e}"
+        );
+        let e = Config::from_toml_with(
+            "version = 1\n[server]\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"short\"\n[[users]]\naccess_key = \"a\"\nsecret_key = \"\"\n",
+            Secrets::Skip,
+        )
+        .unwrap_err();
+        let each: Vec<String> = e.errors().iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            each,
+            [
+                "server.admin_token: must be at least 16 characters",
+                "users[0].secret_key: must not be empty"
+            ]
         );
     }
 

@@ -65,13 +65,18 @@ enum Command {
         #[arg(long)]
         log_json: bool,
     },
-    /// Validate a configuration file, say who may do what under it, and exit.
-    #[command(
-        after_help = "Example:\n  switchyard check-config switchyard.toml\n  switchyard.toml: ok (2 backends, 2 buckets)\n\nSecrets given as { env = \"VAR\" } must be set, as for `serve`."
-    )]
+    /// Validate a configuration file, say who may do what under it, and exit. Every error
+    /// is reported, one per line, each naming its key; the exit status is 1 when there is
+    /// any.
+    #[command(after_help = CHECK_CONFIG_EXAMPLES)]
     CheckConfig {
         /// Configuration file (TOML).
         file: PathBuf,
+        /// Do not read the secrets given as { env = "VAR" } (nor fail when they are unset):
+        /// check a production file where its secrets are not, in CI say. They are listed
+        /// as not checked.
+        #[arg(long)]
+        no_env: bool,
     },
     /// Ask what the access policies decide.
     #[command(subcommand)]
@@ -113,6 +118,14 @@ enum Command {
         shell: clap_complete::Shell,
     },
 }
+
+const CHECK_CONFIG_EXAMPLES: &str = "Examples:
+  switchyard check-config switchyard.toml
+  switchyard.toml: ok (2 backends, 2 buckets)
+
+  switchyard check-config --no-env production.toml   # its secrets are not here
+
+Secrets given as { env = \"VAR\" } must be set, as for `serve`, unless --no-env.";
 
 const SERVE_EXAMPLES: &str = "Examples:
   switchyard serve                                   # embedded default, ./switchyard-data
@@ -740,6 +753,59 @@ fn job_command(config: &std::path::Path, job: Job) -> ExitCode {
     }
 }
 
+/// `switchyard check-config`: every error on a line of its own (a parse error stops the
+/// reading, so it comes alone), or the summary of who may do what.
+fn check_config(file: &std::path::Path, no_env: bool) -> ExitCode {
+    use switchyard::config::Secrets;
+    let secrets = if no_env {
+        Secrets::Skip
+    } else {
+        Secrets::Resolve
+    };
+    let checked =
+        Config::load_with(file, secrets).and_then(|c| Ok((switchyard::access::summary(&c)?, c)));
+    match checked {
+        Ok((access, c)) => {
+            println!(
+                "{}: ok ({} backends, {} buckets)",
+                file.display(),
+                c.backends.len(),
+                c.buckets.len()
+            );
+            if no_env {
+                let unchecked: Vec<String> = c
+                    .env_secrets()
+                    .into_iter()
+                    .map(|(field, var)| format!("{field} ({var})"))
+                    .collect();
+                if unchecked.is_empty() {
+                    println!("secrets from the environment: none (--no-env)");
+                } else {
+                    println!(
+                        "secrets from the environment, not checked (--no-env): {}",
+                        unchecked.join(", ")
+                    );
+                }
+            }
+            print!("{access}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let errors = e.errors();
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            if errors.len() > 1 {
+                eprintln!("{}: {} errors", file.display(), errors.len());
+            }
+            if no_env {
+                eprintln!("(secrets from the environment were not checked: --no-env)");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// `switchyard access check`: 0 allowed, 1 denied, 2 when there is no decision to give
 /// (as clap's own exit status for bad arguments).
 fn access_check(config: &std::path::Path, question: &switchyard::access::Question) -> ExitCode {
@@ -843,24 +909,7 @@ fn main() -> ExitCode {
             let _logs = init_tracing(false);
             policy_command(cmd)
         }
-        Command::CheckConfig { file } => {
-            match Config::load(&file).and_then(|c| Ok((switchyard::access::summary(&c)?, c))) {
-                Ok((access, c)) => {
-                    println!(
-                        "{}: ok ({} backends, {} buckets)",
-                        file.display(),
-                        c.backends.len(),
-                        c.buckets.len()
-                    );
-                    print!("{access}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::CheckConfig { file, no_env } => check_config(&file, no_env),
         Command::Access(AccessCommand::Check {
             config,
             user,

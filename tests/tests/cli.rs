@@ -1,7 +1,7 @@
 //! The `switchyard` command as an operator meets it, run as a process: help with examples
 //! on every command, arguments refused before anything is printed, shell completions,
-//! the commit in `--version`, and `serve --admin-listen` giving the embedded default its
-//! probes and metrics.
+//! the commit in `--version`, `serve --admin-listen` giving the embedded default its
+//! probes and metrics, and `check-config` reporting every error of a file at its key.
 
 use std::time::{Duration, Instant};
 
@@ -217,4 +217,159 @@ async fn serve_admin_listen_gives_the_embedded_default_its_probes() {
     );
     assert!(metrics.contains(&build), "{metrics}");
     child.kill().await.unwrap();
+}
+
+/// `FILE` in a fresh directory, holding `text`.
+fn config_file(name: &str, text: &str) -> (TempDir, String) {
+    let dir = TempDir::new(name);
+    let file = dir.0.join("switchyard.toml");
+    std::fs::write(&file, text).unwrap();
+    let file = file.to_str().unwrap().to_owned();
+    (dir, file)
+}
+
+/// A file with several mistakes: `check-config` names each, one per line, in one run, and
+/// `serve` refuses to start on it.
+#[tokio::test]
+async fn check_config_reports_every_error() {
+    let (_dir, file) = config_file(
+        "cli-every-error",
+        "version = 1\n\
+         [server]\n\
+         part_size = 1024\n\
+         [[users]]\n\
+         access_key = \"\"\n\
+         secret_key = \"app-secret\"\n\
+         [backends.a]\n\
+         kind = \"memory\"\n\
+         [buckets.photos]\n\
+         members = [\"a\", \"archvie\"]\n",
+    );
+    let errors = [
+        "server.part_size: must be at least 5 MiB (5242880)",
+        "users[0].access_key: must not be empty",
+        "buckets.photos.members[1]: unknown backend \"archvie\"",
+    ];
+    let run = run_switchyard(&["check-config", &file], &[], LIMIT)
+        .await
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    let mut expected: Vec<String> = errors.iter().map(|e| format!("error: {e}")).collect();
+    expected.push(format!("{file}: 3 errors"));
+    assert_eq!(run.stderr.lines().collect::<Vec<_>>(), expected);
+
+    let data = TempDir::new("cli-every-error-data");
+    let run = run_switchyard(
+        &[
+            "serve",
+            "--config",
+            &file,
+            "--listen",
+            &free_addr(),
+            "--data-dir",
+            data.0.to_str().unwrap(),
+        ],
+        &[],
+        LIMIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    for e in errors {
+        assert!(
+            run.stderr.contains(e),
+            "serve did not say {e:?}:\n{}",
+            run.stderr
+        );
+    }
+}
+
+/// `--no-env` checks a production file without its secrets, and says so; without it, each
+/// unset variable is an error of its own.
+#[tokio::test]
+async fn check_config_no_env_leaves_environment_secrets_unchecked() {
+    let (_dir, file) = config_file(
+        "cli-no-env",
+        "version = 1\n\
+         [server]\n\
+         admin_listen = \"127.0.0.1:0\"\n\
+         admin_token = { env = \"SWITCHYARD_CLI_TEST_UNSET_TOKEN\" }\n\
+         [[users]]\n\
+         access_key = \"app\"\n\
+         secret_key = { env = \"SWITCHYARD_CLI_TEST_UNSET_SECRET\" }\n\
+         [backends.a]\n\
+         kind = \"memory\"\n\
+         [buckets.data]\n\
+         members = [\"a\"]\n",
+    );
+    let run = run_switchyard(&["check-config", &file], &[], LIMIT)
+        .await
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    for line in [
+        "error: server.admin_token: environment variable SWITCHYARD_CLI_TEST_UNSET_TOKEN is not set",
+        "error: users[0].secret_key: environment variable SWITCHYARD_CLI_TEST_UNSET_SECRET is not set",
+    ] {
+        assert!(
+            run.stderr.lines().any(|l| l == line),
+            "{line:?} missing from:\n{}",
+            run.stderr
+        );
+    }
+
+    let run = run_switchyard(&["check-config", "--no-env", &file], &[], LIMIT)
+        .await
+        .unwrap();
+    assert!(run.status.success(), "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l == format!("{file}: ok (1 backends, 1 buckets)")),
+        "{}",
+        run.stdout
+    );
+    let note = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("not checked (--no-env)"))
+        .unwrap_or_else(|| panic!("no word of the unchecked secrets:\n{}", run.stdout));
+    for named in [
+        "server.admin_token (SWITCHYARD_CLI_TEST_UNSET_TOKEN)",
+        "users[0].secret_key (SWITCHYARD_CLI_TEST_UNSET_SECRET)",
+    ] {
+        assert!(note.contains(named), "{named} missing from {note:?}");
+    }
+}
+
+/// A value of the wrong type inside a nested table is named by its key path and its line
+/// and column, not by the table's header.
+#[tokio::test]
+async fn check_config_names_the_key_of_a_nested_error() {
+    for (name, text, expected) in [
+        (
+            "cli-nested-backend",
+            "version = 1\n\
+             [backends.hot]\n\
+             kind = \"s3\"\n\
+             bucket = \"photos\"\n\
+             endpoint = 5\n",
+            ":5:12: backends.hot.endpoint: invalid type: integer `5`, expected a string",
+        ),
+        (
+            "cli-nested-member",
+            "version = 1\n\
+             [buckets.photos]\n\
+             members = [\"hot\", \"warm\", 7]\n",
+            ":3:27: buckets.photos.members[2]: invalid type: integer `7`, expected a string",
+        ),
+    ] {
+        let (_dir, file) = config_file(name, text);
+        let run = run_switchyard(&["check-config", &file], &[], LIMIT)
+            .await
+            .unwrap();
+        assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+        let first = run.stderr.lines().next().unwrap_or_default();
+        assert_eq!(first, format!("error: {file}{expected}"), "{}", run.stderr);
+    }
 }
