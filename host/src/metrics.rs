@@ -39,12 +39,14 @@ pub enum ReloadResult {
     Unloaded,
 }
 
-/// A mover job: a migration or a tiering pass.
+/// A mover job: a migration, a tiering pass, or an inventory (which only lists, and so
+/// counts no objects in the mover metrics).
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobKind {
     Migrate,
     Tier,
+    Inventory,
 }
 
 /// What the mover did with one object.

@@ -918,6 +918,11 @@ impl Router {
         self.registry.get(name)
     }
 
+    /// Every configured backend (not those behind buckets made by CreateBucket), by name.
+    pub fn backends(&self) -> impl Iterator<Item = &Arc<Backend>> {
+        self.registry.all()
+    }
+
     /// CreateBucket: a bucket of the `[dynamic_buckets]` template, made by `creator` (a
     /// user's name; `None` for an anonymous request), who is recorded in it. Of two
     /// requests making one name at once, through one engine or several, exactly one

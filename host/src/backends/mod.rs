@@ -243,6 +243,11 @@ impl Registry {
         self.backends.get(name)
     }
 
+    /// Every configured backend, by name.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Backend>> {
+        self.backends.values()
+    }
+
     pub fn insert(&mut self, backend: Backend) {
         self.backends
             .insert(backend.name.clone(), Arc::new(backend));
