@@ -319,11 +319,18 @@ fn backends(router: &Router, buckets: &[Arc<crate::router::VirtualBucket>]) -> s
         .collect()
 }
 
-/// `GET /buckets`: every bucket with its members (in priority order) and policy.
-fn buckets(buckets: &[Arc<crate::router::VirtualBucket>]) -> serde_json::Value {
+/// `GET /buckets`: every bucket with its members (in priority order), policy, and
+/// tiering schedule (`every`, as the configuration writes it; null without one).
+fn buckets(router: &Router, buckets: &[Arc<crate::router::VirtualBucket>]) -> serde_json::Value {
     buckets
         .iter()
         .map(|b| {
+            let tiering = router
+                .config
+                .buckets
+                .get(&b.name)
+                .and_then(|c| c.tiering.as_ref())
+                .map(|t| humantime_serde::re::humantime::format_duration(t.every).to_string());
             serde_json::json!({
                 "name": b.name,
                 "members": b.members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
@@ -332,6 +339,7 @@ fn buckets(buckets: &[Arc<crate::router::VirtualBucket>]) -> serde_json::Value {
                     crate::config::FailureMode::FailOpen => "fail-open",
                     crate::config::FailureMode::FailClosed => "fail-closed",
                 },
+                "tiering_every": tiering,
                 "dynamic": b.dynamic,
                 "created": b.created.to_rfc3339(),
             })
@@ -505,7 +513,7 @@ async fn route(
                 Ok(list) if path == "/backends" => {
                     json(http::StatusCode::OK, &backends(&router, &list))
                 }
-                Ok(list) => json(http::StatusCode::OK, &buckets(&list)),
+                Ok(list) => json(http::StatusCode::OK, &buckets(&router, &list)),
                 Err(e) => error(http::StatusCode::BAD_GATEWAY, e),
             }
         }

@@ -168,10 +168,7 @@ impl Jobs {
     }
 
     /// Runs `work` as `job`'s task, which cancelling it aborts.
-    fn run(
-        job: &Arc<Job>,
-        work: impl Future<Output = crate::model::Result<()>> + Send + 'static,
-    ) {
+    fn run(job: &Arc<Job>, work: impl Future<Output = crate::model::Result<()>> + Send + 'static) {
         let j = job.clone();
         let task = tokio::spawn(async move {
             let r = work.await;
@@ -242,9 +239,10 @@ impl Jobs {
         });
         let job = self.register(JobKind::Tier, &spec.bucket, params);
         let progress = job.progress.clone();
-        Self::run(&job, async move {
-            mover::tier(&router, &spec, &progress).await
-        });
+        Self::run(
+            &job,
+            async move { mover::tier(&router, &spec, &progress).await },
+        );
         Ok(job)
     }
 

@@ -1418,7 +1418,7 @@ mod tests {
                 shard,
             };
             let progress = Arc::new(Progress::default());
-            let found = inventory(&r, &spec, &progress).await.unwrap();
+            let found = inventory(r, &spec, &progress).await.unwrap();
             let p = progress.snapshot();
             assert!(p.listing_done);
             let members: u64 = found.members.iter().map(|m| m.tally.objects).sum();

@@ -6,12 +6,18 @@
 // Metric families the console reads from /metrics. Rates are the change between two
 // refreshes; a family the engine does not export shows as "–".
 const METRICS = {
-  // Calls to backends by backend and outcome: every outcome but these counts as an error.
-  backendCalls: "switchyard_backend_calls_total",
+  // Requests to backends by backend, operation and outcome: an outcome other than these
+  // counts as an error (a key missing from one member is a read falling through).
+  backendRequests: "switchyard_backend_requests_total",
   backendOk: ["ok", "not_found"],
-  // Bytes received from and sent to clients, by backend.
-  backendBytesIn: "switchyard_backend_received_bytes_total",
-  backendBytesOut: "switchyard_backend_sent_bytes_total",
+  // Bytes read from and written to each backend.
+  backendReceived: "switchyard_backend_received_bytes_total",
+  backendSent: "switchyard_backend_sent_bytes_total",
+  // Client requests by operation, bucket and status class ("2xx" .. "5xx"), and the bytes
+  // clients sent to and received from each bucket.
+  requests: "switchyard_requests_total",
+  bucketReceived: "switchyard_bucket_received_bytes_total",
+  bucketSent: "switchyard_bucket_sent_bytes_total",
   decisions: "switchyard_policy_decisions_total",
   fallbacks: "switchyard_policy_fallbacks_total",
   decisionSeconds: "switchyard_policy_decision_seconds",
@@ -80,6 +86,11 @@ function total(scrape, name, match = () => true) {
   return sum;
 }
 
+// A counter's total in the latest scrape: a series not made yet has counted nothing.
+function counted(name, match) {
+  return state.scrapes[1] ? total(state.scrapes[1], name, match) || 0 : null;
+}
+
 // The per-second rate of that sum between the last two scrapes.
 function rate(name, match) {
   const [before, now] = state.scrapes;
@@ -91,6 +102,7 @@ function rate(name, match) {
 
 const lower = (v) => String(v || "").toLowerCase();
 const forBackend = (name) => (l) => l.backend === name;
+const forBucket = (name) => (l) => l.bucket === name;
 const forPolicy = (name) => (l) => l.policy === name;
 
 // ---- formatting ------------------------------------------------------------------------
@@ -120,6 +132,8 @@ function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (k === "class") e.className = v;
+    // Through the CSSOM: the Content-Security-Policy refuses style attributes.
+    else if (k === "style") Object.assign(e.style, v);
     else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
     else if (v !== false && v !== null && v !== undefined) e.setAttribute(k, v === true ? "" : v);
   }
@@ -159,37 +173,45 @@ function showTokenState() {
 
 function renderBackends(d) {
   const rows = d.backends.map((b) => {
-    const errors = rate(METRICS.backendCalls, (l) => l.backend === b.name && !METRICS.backendOk.includes(lower(l.outcome)));
+    const errors = rate(METRICS.backendRequests, (l) => l.backend === b.name && !METRICS.backendOk.includes(lower(l.outcome)));
     return el("tr", { "data-name": b.name },
       el("td", {}, b.name),
       el("td", {}, b.kind),
       el("td", {}, Object.entries(b.labels).map(([k, v]) => el("span", { class: "label" }, `${k}=${v}`))),
       el("td", {}, health(b.healthy)),
       el("td", {}, b.latency_us === null ? "–" : duration(b.latency_us / 1e6)),
-      el("td", {}, perSecond(rate(METRICS.backendCalls, forBackend(b.name)))),
+      el("td", {}, perSecond(rate(METRICS.backendRequests, forBackend(b.name)))),
       el("td", { class: errors ? "bad" : "" }, perSecond(errors)),
-      el("td", {}, bytesRate(METRICS.backendBytesIn, b.name)),
-      el("td", {}, bytesRate(METRICS.backendBytesOut, b.name)));
+      el("td", {}, bytesRate(METRICS.backendReceived, forBackend(b.name))),
+      el("td", {}, bytesRate(METRICS.backendSent, forBackend(b.name))));
   });
   fill(document.querySelector("#backends-table tbody"), rows, "No backends.");
 }
 
-function bytesRate(name, backend) {
-  const r = rate(name, forBackend(backend));
+function bytesRate(name, match) {
+  const r = rate(name, match);
   return r === null ? "–" : bytes(r) + "/s";
 }
 
 function renderBuckets(d) {
   const backends = new Map(d.backends.map((b) => [b.name, b]));
-  const rows = d.buckets.map((b) => el("tr", { "data-name": b.name },
-    el("td", {}, b.name),
-    el("td", {}, el("ol", { class: "members" }, b.members.map((m) => {
-      const backend = backends.get(m);
-      return el("li", {}, m, " ", backend ? health(backend.healthy) : null);
-    }))),
-    el("td", {}, b.policy),
-    el("td", {}, b.failure),
-    el("td", {}, b.dynamic ? "CreateBucket" : "configuration")));
+  const rows = d.buckets.map((b) => {
+    const errors = rate(METRICS.requests, (l) => l.bucket === b.name && l.status_class === "5xx");
+    return el("tr", { "data-name": b.name },
+      el("td", {}, b.name),
+      el("td", {}, el("ol", { class: "members" }, b.members.map((m) => {
+        const backend = backends.get(m);
+        return el("li", {}, m, " ", backend ? health(backend.healthy) : null);
+      }))),
+      el("td", {}, b.policy),
+      el("td", {}, b.failure),
+      el("td", {}, b.tiering_every ? "every " + b.tiering_every : "–"),
+      el("td", {}, perSecond(rate(METRICS.requests, forBucket(b.name)))),
+      el("td", { class: errors ? "bad" : "" }, perSecond(errors)),
+      el("td", {}, bytesRate(METRICS.bucketReceived, forBucket(b.name))),
+      el("td", {}, bytesRate(METRICS.bucketSent, forBucket(b.name))),
+      el("td", {}, b.dynamic ? "CreateBucket" : "configuration"));
+  });
   fill(document.querySelector("#buckets-table tbody"), rows, "No buckets.");
 }
 
@@ -206,8 +228,8 @@ function renderPolicies(d) {
     el("td", {}, p.rejected
       ? el("span", { class: "bad", title: p.rejected.reason }, `loaded; a newer file was rejected: ${p.rejected.reason.split("\n")[0]}`)
       : el("span", { class: "ok" }, "loaded")),
-    el("td", {}, count(total(state.scrapes[1], METRICS.decisions, forPolicy(p.name)))),
-    el("td", {}, count(total(state.scrapes[1], METRICS.fallbacks, forPolicy(p.name)))),
+    el("td", {}, count(counted(METRICS.decisions, forPolicy(p.name)))),
+    el("td", {}, count(counted(METRICS.fallbacks, forPolicy(p.name)))),
     el("td", {}, mean(p.name))));
   // Policies that buckets name but that are not in service.
   const known = new Set(d.policies.map((p) => p.name));
@@ -216,8 +238,8 @@ function renderPolicies(d) {
     .map((p) => el("tr", { "data-name": p },
       el("td", {}, p), el("td", {}, "–"), el("td", {}, "–"),
       el("td", {}, el("span", { class: "bad" }, "not loaded (see the engine's log and /readyz)")),
-      el("td", {}, count(total(state.scrapes[1], METRICS.decisions, forPolicy(p)))),
-      el("td", {}, count(total(state.scrapes[1], METRICS.fallbacks, forPolicy(p)))),
+      el("td", {}, count(counted(METRICS.decisions, forPolicy(p)))),
+      el("td", {}, count(counted(METRICS.fallbacks, forPolicy(p)))),
       el("td", {}, "–")));
   fill(document.querySelector("#policies-table tbody"), [...loaded, ...missing], "No policies loaded: buckets use the built-in default.");
 }
@@ -235,7 +257,7 @@ function progress(j) {
   const share = p.listing_done && p.listed ? Math.round((100 * p.finished) / p.listed) : null;
   return el("div", {},
     el("div", {}, `${count(p.finished)} of ${of} objects, ${bytes(p.bytes_copied)} copied`),
-    share === null ? null : el("div", { class: "bar" }, el("div", { style: `width:${share}%` })));
+    share === null ? null : el("div", { class: "bar" }, el("div", { style: { width: `${share}%` } })));
 }
 
 function params(j) {
@@ -303,11 +325,11 @@ function renderStorage(d) {
             el("td", {}, "As clients see it"), el("td", {}, count(inv.bucket.objects)), el("td", {}, bytes(inv.bucket.bytes)), el("td", {}, "")),
           inv.members.map((m) => el("tr", { "data-member": m.name },
             el("td", {}, m.name), el("td", {}, count(m.objects)), el("td", {}, bytes(m.bytes)),
-            el("td", {}, el("div", { class: "bar" }, el("div", { style: `width:${stored ? (100 * m.bytes) / stored : 0}%` })))))))
+            el("td", {}, el("div", { class: "bar" }, el("div", { style: { width: `${stored ? (100 * m.bytes) / stored : 0}%` } })))))))
       : el("p", { class: "empty" }, "No inventory yet.");
     return el("div", { class: "card", "data-bucket": b.name },
       el("h3", {}, b.name),
-      latest ? el("p", { class: "hint" }, `Inventory ${latest.id} of ${latest.finished}, shard ${latest.params.shard}.`) : null,
+      latest ? el("p", { class: "hint" }, `Inventory ${latest.id}, finished ${new Date(latest.finished).toLocaleString("en-GB")}, shard ${latest.params.shard}.`) : null,
       table,
       running
         ? el("p", {}, `Inventory ${running.id} running: ${progress(running)}`)
