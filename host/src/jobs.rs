@@ -81,10 +81,6 @@ impl Job {
         true
     }
 
-    pub fn inventory(&self) -> Option<&Inventory> {
-        self.inventory.get()
-    }
-
     pub fn to_json(&self) -> serde_json::Value {
         let (state, finished) = self.lock().clone();
         let p = self.progress.snapshot();
@@ -247,7 +243,7 @@ impl Jobs {
     }
 
     /// Starts an inventory of one bucket in the background; what it finds is kept with
-    /// the job (see [`Job::inventory`]).
+    /// the job (its JSON's `inventory`).
     pub async fn inventory(
         self: &Arc<Self>,
         spec: InventorySpec,
