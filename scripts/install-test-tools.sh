@@ -26,6 +26,8 @@
 #   C policy toolchain          Debian's clang, lld, wasi-libc and libclang-rt-dev-wasm32,
 #                               for plugins/build-c-guest.sh (which installs them itself
 #                               when run alone)
+#   Browser                     Debian's chromium and chromium-driver (and a font), for
+#                               the console test (tests/tests/console.rs)
 #
 # The Rust harness finds azurite-blob on PATH, in <repo>/node_modules/.bin, or in
 # $SWITCHYARD_TOOLS_DIR/node_modules/.bin. `source scripts/tools-env.sh` afterwards puts
@@ -73,6 +75,11 @@ fi
 command -v promtool >/dev/null || missing+=(prometheus)
 for p in clang lld wasi-libc libclang-rt-dev-wasm32; do
     have_pkg "$p" || missing+=("$p")
+done
+# The console test drives headless Chromium over WebDriver; without recommends, Chromium
+# brings no font and would draw text as boxes in its screenshots.
+for p in chromium chromium-driver fonts-dejavu-core; do
+    [[ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" == installed ]] || missing+=("$p")
 done
 if ((${#missing[@]})); then
     log "apt-get install ${missing[*]}"

@@ -1,7 +1,8 @@
 //! The admin listener, apart from the S3 one: Prometheus metrics, liveness and readiness,
-//! the loaded policies, and mover jobs (migrations and tiering passes). Starting a job
-//! needs the configured bearer token; with `admin_auth = "all"` every request but the
-//! probes (`/healthz`, `/readyz`) does.
+//! the backends, buckets and loaded policies, mover jobs (migrations, tiering passes and
+//! inventories), and the web console over all of these (`/`). Starting or cancelling a
+//! job needs the configured bearer token; with `admin_auth = "all"` every request but the
+//! probes (`/healthz`, `/readyz`) and the console's own files does.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,7 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::config::AdminAuth;
 use crate::jobs::Jobs;
 use crate::metrics::Metrics;
-use crate::mover::{MigrateSpec, Mode, Shard, TierSpec, parse_rate};
+use crate::mover::{InventorySpec, MigrateSpec, Mode, Shard, TierSpec, parse_rate};
 use crate::policy::set::PolicySet;
 use crate::router::Router;
 use crate::server::{StartError, WriteDeadline, first_byte, timed_http1};
@@ -45,6 +46,58 @@ pub struct AdminState {
     pub token: Option<String>,
     /// Which requests need `token`.
     pub auth: AdminAuth,
+}
+
+/// The console: one page with its script and style sheet, embedded in the binary, so it
+/// needs no CDN, no build step and nothing fetched at run time. The files hold no data
+/// (the page reads the API, with the token when it needs one), so they are served
+/// without the token: a browser cannot send a bearer token on a page load.
+const CONSOLE: [(&str, &str, &str); 3] = [
+    (
+        "/",
+        "text/html; charset=utf-8",
+        include_str!("console/index.html"),
+    ),
+    (
+        "/console.js",
+        "text/javascript; charset=utf-8",
+        include_str!("console/console.js"),
+    ),
+    (
+        "/console.css",
+        "text/css; charset=utf-8",
+        include_str!("console/console.css"),
+    ),
+];
+
+fn console_file(path: &str) -> Option<Response> {
+    let (_, content_type, body) = CONSOLE.iter().find(|(p, _, _)| *p == path)?;
+    let mut r = http::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(
+        body.as_bytes(),
+    )));
+    let h = r.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    // Scripts and styles from this listener only (none inline), and no framing: the page
+    // holds the admin token while it is open.
+    h.insert(
+        http::header::CONTENT_SECURITY_POLICY,
+        http::HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
+    // A new engine version serves its own console at once.
+    h.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache"),
+    );
+    Some(r)
 }
 
 fn json(status: http::StatusCode, v: &serde_json::Value) -> Response {
@@ -132,6 +185,7 @@ async fn start_job(
             "concurrency",
             "bandwidth",
         ],
+        "inventory" => &["bucket", "shard"],
         _ => &["bucket", "shard", "dry_run", "concurrency", "bandwidth"],
     };
     if let Some(unknown) = p.keys().find(|k| !known.contains(&k.as_str())) {
@@ -144,6 +198,14 @@ async fn start_job(
     };
     let bucket = need("bucket")?;
     let shard = p.get("shard").map_or(Ok(Shard::ALL), |s| Shard::parse(s))?;
+    if kind == "inventory" {
+        let job = state
+            .jobs
+            .inventory(InventorySpec { bucket, shard })
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(json(http::StatusCode::ACCEPTED, &job.to_json()));
+    }
     let dry_run = match p.get("dry_run").map(String::as_str) {
         None | Some("false") => false,
         Some("true") => true,
@@ -226,6 +288,78 @@ fn policies(set: &PolicySet) -> Vec<serde_json::Value> {
             })
         })
         .collect()
+}
+
+/// `GET /backends`: every backend, configured or behind a bucket made by CreateBucket,
+/// with what requests last saw of it: healthy or not (a failed call marks it unhealthy
+/// for its `network.unhealthy_for`), and the moving average of its calls' latency.
+fn backends(router: &Router, buckets: &[Arc<crate::router::VirtualBucket>]) -> serde_json::Value {
+    let mut all: std::collections::BTreeMap<&str, &crate::backends::Backend> = router
+        .backends()
+        .map(|b| (b.name.as_str(), b.as_ref()))
+        .collect();
+    for m in buckets.iter().flat_map(|b| &b.members) {
+        all.entry(m.name.as_str()).or_insert(m.as_ref());
+    }
+    all.values()
+        .map(|b| {
+            let v = b.view();
+            serde_json::json!({
+                "name": v.name,
+                "kind": v.kind,
+                "labels": v
+                    .labels
+                    .into_iter()
+                    .map(|(k, v)| (k, serde_json::Value::String(v)))
+                    .collect::<serde_json::Map<_, _>>(),
+                "healthy": v.healthy,
+                "latency_us": v.latency_us,
+            })
+        })
+        .collect()
+}
+
+/// `GET /buckets`: every bucket with its members (in priority order), policy, and
+/// tiering schedule (`every`, as the configuration writes it; null without one).
+fn buckets(router: &Router, buckets: &[Arc<crate::router::VirtualBucket>]) -> serde_json::Value {
+    buckets
+        .iter()
+        .map(|b| {
+            let tiering = router
+                .config
+                .buckets
+                .get(&b.name)
+                .and_then(|c| c.tiering.as_ref())
+                .map(|t| humantime_serde::re::humantime::format_duration(t.every).to_string());
+            serde_json::json!({
+                "name": b.name,
+                "members": b.members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+                "policy": b.policy,
+                "failure": match b.failure {
+                    crate::config::FailureMode::FailOpen => "fail-open",
+                    crate::config::FailureMode::FailClosed => "fail-closed",
+                },
+                "tiering_every": tiering,
+                "dynamic": b.dynamic,
+                "created": b.created.to_rfc3339(),
+            })
+        })
+        .collect()
+}
+
+/// `POST /jobs/ID/cancel`: stops a running job (200, the job as it stands), 409 when it
+/// had already ended.
+fn cancel(state: &AdminState, id: &str) -> Response {
+    let Some(job) = id.parse::<u64>().ok().and_then(|id| state.jobs.get(id)) else {
+        return error(http::StatusCode::NOT_FOUND, "no such job");
+    };
+    if !job.cancel() {
+        return error(
+            http::StatusCode::CONFLICT,
+            format!("job {} is not running", job.id),
+        );
+    }
+    json(http::StatusCode::OK, &job.to_json())
 }
 
 /// One check of `/readyz`: its name, and why it fails (none: it passes).
@@ -346,14 +480,43 @@ async fn route(
     let path = uri.path();
     // Probes (the kubelet's, a load balancer's) carry no token; health tells nothing, and
     // readiness without the token tells no names.
+    let console = console_file(path);
     if state.auth == AdminAuth::All
         && path != "/healthz"
         && path != "/readyz"
+        && console.is_none()
         && let Some(r) = refusal(state, headers)
     {
         return r;
     }
+    if let Some(file) = console
+        && method == http::Method::GET
+    {
+        return file;
+    }
+    if let Some(id) = path
+        .strip_prefix("/jobs/")
+        .and_then(|p| p.strip_suffix("/cancel"))
+    {
+        if method != http::Method::POST {
+            return error(http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+        }
+        if let Some(r) = refusal(state, headers) {
+            return r;
+        }
+        return cancel(state, id);
+    }
     match (method.as_str(), path) {
+        ("GET", "/backends" | "/buckets") => {
+            let router = state.router.load();
+            match router.buckets().await {
+                Ok(list) if path == "/backends" => {
+                    json(http::StatusCode::OK, &backends(&router, &list))
+                }
+                Ok(list) => json(http::StatusCode::OK, &buckets(&router, &list)),
+                Err(e) => error(http::StatusCode::BAD_GATEWAY, e),
+            }
+        }
         ("GET", "/metrics") => respond(
             http::StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -369,7 +532,7 @@ async fn route(
             let list = state.jobs.list().iter().map(|j| j.to_json()).collect();
             json(http::StatusCode::OK, &serde_json::Value::Array(list))
         }
-        ("POST", "/jobs/migrate" | "/jobs/tier") => {
+        ("POST", "/jobs/migrate" | "/jobs/tier" | "/jobs/inventory") => {
             if let Some(r) = refusal(state, headers) {
                 return r;
             }
@@ -390,8 +553,9 @@ async fn route(
         }
         (
             _,
-            "/metrics" | "/healthz" | "/readyz" | "/policies" | "/jobs" | "/jobs/migrate"
-            | "/jobs/tier",
+            "/" | "/console.js" | "/console.css" | "/metrics" | "/healthz" | "/readyz"
+            | "/policies" | "/backends" | "/buckets" | "/jobs" | "/jobs/migrate" | "/jobs/tier"
+            | "/jobs/inventory",
         ) => error(http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error(http::StatusCode::NOT_FOUND, "not found"),
     }

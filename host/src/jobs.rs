@@ -1,11 +1,16 @@
-//! Mover jobs inside a serving engine: migrations and tiering passes started through the
-//! admin API or by a bucket's tiering schedule, with their progress.
+//! Mover jobs inside a serving engine: migrations, tiering passes and inventories started
+//! through the admin API (or the console) or by a bucket's tiering schedule, with their
+//! progress and, for an inventory, what it found.
 //!
 //! Jobs are kept in memory only, like everything else in an engine: a restart forgets
 //! them, and running the same job again resumes it, because the mover itself is stateless.
+//! For the same reason a job can be cancelled at any point: the task is dropped where it
+//! stands, as a crash of the engine would stop it, which the mover is built to survive
+//! (a copy cut short is never visible, and the journal of the next run of the same
+//! migration settles the copies it had in flight).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -13,7 +18,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::TieringConfig;
 use crate::metrics::{JobKind, Metrics};
-use crate::mover::{self, MigrateSpec, Progress, Shard, TierSpec};
+use crate::mover::{self, Inventory, InventorySpec, MigrateSpec, Progress, Shard, TierSpec};
 use crate::router::Router;
 
 /// Finished jobs kept for the admin API, oldest dropped first.
@@ -25,6 +30,8 @@ pub enum JobState {
     Running,
     Done,
     Failed(String),
+    /// Stopped through the admin API.
+    Cancelled,
 }
 
 #[derive(Debug)]
@@ -38,6 +45,10 @@ pub struct Job {
     clock: Instant,
     pub progress: Arc<Progress>,
     state: Mutex<(JobState, Option<DateTime<Utc>>)>,
+    /// Stops the job's task; set once it is spawned.
+    abort: Mutex<Option<tokio::task::AbortHandle>>,
+    /// What an inventory found, once it is done.
+    inventory: OnceLock<Inventory>,
 }
 
 impl Job {
@@ -51,6 +62,23 @@ impl Job {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (JobState, Option<DateTime<Utc>>)> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stops the job if it is running; false if it had already ended.
+    pub fn cancel(&self) -> bool {
+        {
+            let mut state = self.lock();
+            if !matches!(state.0, JobState::Running) {
+                return false;
+            }
+            *state = (JobState::Cancelled, Some(Utc::now()));
+        }
+        // A job cancelled before its task is spawned is stopped by `Jobs::run`.
+        if let Some(task) = self.abort.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
+        }
+        tracing::info!(job = self.id, kind = ?self.kind, bucket = %self.bucket, progress = ?self.progress.snapshot(), "job cancelled");
+        true
     }
 
     pub fn to_json(&self) -> serde_json::Value {
@@ -74,6 +102,7 @@ impl Job {
             "progress": p,
             "bytes_per_second": rate,
             "eta_seconds": eta,
+            "inventory": self.inventory.get(),
         })
     }
 }
@@ -104,7 +133,7 @@ impl Jobs {
     /// How many jobs of each kind run, every kind named (for `switchyard_jobs_running`).
     pub fn running(&self) -> Vec<(String, i64)> {
         let jobs = self.list();
-        [JobKind::Migrate, JobKind::Tier]
+        [JobKind::Migrate, JobKind::Tier, JobKind::Inventory]
             .into_iter()
             .map(|kind| {
                 let n = jobs
@@ -138,6 +167,8 @@ impl Jobs {
             clock: Instant::now(),
             progress: Arc::new(Progress::with_metrics(self.metrics.clone(), kind)),
             state: Mutex::new((JobState::Running, None)),
+            abort: Mutex::new(None),
+            inventory: OnceLock::new(),
         });
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         let finished = jobs.iter().filter(|j| !j.running()).count();
@@ -150,11 +181,31 @@ impl Jobs {
         job
     }
 
+    /// Runs `work` as `job`'s task, which cancelling it aborts.
+    fn run(job: &Arc<Job>, work: impl Future<Output = crate::model::Result<()>> + Send + 'static) {
+        let j = job.clone();
+        let task = tokio::spawn(async move {
+            let r = work.await;
+            Self::finish(&j, r);
+        });
+        *job.abort.lock().unwrap_or_else(|e| e.into_inner()) = Some(task.abort_handle());
+        if matches!(job.state(), JobState::Cancelled) {
+            task.abort();
+        }
+    }
+
     fn finish(job: &Job, result: crate::model::Result<()>) {
         let state = match result {
             Ok(()) => JobState::Done,
             Err(e) => JobState::Failed(e.to_string()),
         };
+        let mut current = job.lock();
+        // Cancelled meanwhile: that stands.
+        if !matches!(current.0, JobState::Running) {
+            return;
+        }
+        *current = (state.clone(), Some(Utc::now()));
+        drop(current);
         match &state {
             JobState::Failed(e) => {
                 tracing::warn!(job = job.id, kind = ?job.kind, bucket = %job.bucket, error = %e, "job failed")
@@ -163,7 +214,6 @@ impl Jobs {
                 tracing::info!(job = job.id, kind = ?job.kind, bucket = %job.bucket, progress = ?job.progress.snapshot(), "job done")
             }
         }
-        *job.lock() = (state, Some(Utc::now()));
     }
 
     /// Starts a migration in the background.
@@ -186,10 +236,9 @@ impl Jobs {
             "dry_run": spec.dry_run, "concurrency": spec.concurrency, "bandwidth": spec.bandwidth,
         });
         let job = self.register(JobKind::Migrate, &spec.bucket, params);
-        let j = job.clone();
-        tokio::spawn(async move {
-            let r = mover::migrate(&router, &spec, &j.progress).await;
-            Self::finish(&j, r);
+        let progress = job.progress.clone();
+        Self::run(&job, async move {
+            mover::migrate(&router, &spec, &progress).await
         });
         Ok(job)
     }
@@ -203,10 +252,31 @@ impl Jobs {
             "dry_run": spec.dry_run, "concurrency": spec.concurrency, "bandwidth": spec.bandwidth,
         });
         let job = self.register(JobKind::Tier, &spec.bucket, params);
+        let progress = job.progress.clone();
+        Self::run(
+            &job,
+            async move { mover::tier(&router, &spec, &progress).await },
+        );
+        Ok(job)
+    }
+
+    /// Starts an inventory of one bucket in the background; what it finds is kept with
+    /// the job (its JSON's `inventory`).
+    pub async fn inventory(
+        self: &Arc<Self>,
+        spec: InventorySpec,
+    ) -> crate::model::Result<Arc<Job>> {
+        let router = self.router.load_full();
+        router.bucket(&spec.bucket).await?;
+        let params = serde_json::json!({
+            "shard": format!("{}/{}", spec.shard.index, spec.shard.count),
+        });
+        let job = self.register(JobKind::Inventory, &spec.bucket, params);
         let j = job.clone();
-        tokio::spawn(async move {
-            let r = mover::tier(&router, &spec, &j.progress).await;
-            Self::finish(&j, r);
+        Self::run(&job, async move {
+            let found = mover::inventory(&router, &spec, &j.progress).await?;
+            let _ = j.inventory.set(found);
+            Ok(())
         });
         Ok(job)
     }

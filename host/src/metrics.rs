@@ -42,7 +42,7 @@ label_values! {
     }
     Call { Admit => "admit", Place => "place", Route => "route", Tier => "tier" }
     ReloadResult { Loaded => "loaded", Rejected => "rejected", Unloaded => "unloaded" }
-    JobKind { Migrate => "migrate", Tier => "tier" }
+    JobKind { Migrate => "migrate", Tier => "tier", Inventory => "inventory" }
     MoverOutcome {
         Copied => "copied", Skipped => "skipped", Kept => "kept", Deleted => "deleted",
         Failed => "failed",
@@ -92,12 +92,14 @@ pub enum ReloadResult {
     Unloaded,
 }
 
-/// A mover job: a migration or a tiering pass.
+/// A mover job: a migration, a tiering pass, or an inventory (which only lists, and so
+/// counts no objects in the mover metrics).
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobKind {
     Migrate,
     Tier,
+    Inventory,
 }
 
 /// What the mover did with one object.

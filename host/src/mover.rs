@@ -7,6 +7,7 @@
 //! into shards by a stable hash, so N engines can each migrate one shard with no
 //! coordination. See docs/migration.md for the guarantees under concurrent clients.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -1083,6 +1084,116 @@ pub async fn tier(router: &Router, spec: &TierSpec, progress: &Arc<Progress>) ->
     Ok(())
 }
 
+/// An inventory pass over one virtual bucket: each member is listed (this shard only) and
+/// its objects counted and summed. Nothing is read but the listings, nothing written.
+#[derive(Debug, Clone)]
+pub struct InventorySpec {
+    pub bucket: String,
+    pub shard: Shard,
+}
+
+/// A number of objects and their bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Tally {
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+impl Tally {
+    fn add(&mut self, bytes: u64) {
+        self.objects += 1;
+        self.bytes += bytes;
+    }
+}
+
+/// What an inventory pass found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Inventory {
+    /// What clients see through the bucket, as ListObjects shows it: a key held by several
+    /// members (during a migration, or mirrored) counts once, at the size of the copy in
+    /// the first member holding it. What the bucket costs to store is the members' sum.
+    pub bucket: Tally,
+    /// Each member's own objects, in the bucket's member order.
+    pub members: Vec<MemberTally>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MemberTally {
+    pub name: String,
+    #[serde(flatten)]
+    pub tally: Tally,
+}
+
+/// Counts and sums the objects of `spec.bucket`, per member and as clients see them, in
+/// one pass over every member's listing: the listings come in key order, so a k-way merge
+/// tells which keys several members hold with no per-key lookup. `progress` counts the
+/// objects listed (every member's) as it goes.
+pub async fn inventory(
+    router: &Router,
+    spec: &InventorySpec,
+    progress: &Arc<Progress>,
+) -> Result<Inventory> {
+    let vb = router.bucket(&spec.bucket).await?;
+    let shard = spec.shard;
+    let mut listings: Vec<_> = vb
+        .members
+        .iter()
+        .map(|m| {
+            m.store
+                .list("", None)
+                .try_filter(move |o| futures::future::ready(shard.owns(&o.key)))
+                .boxed()
+                .peekable()
+        })
+        .collect();
+    let mut found = Inventory {
+        bucket: Tally::default(),
+        members: vb
+            .members
+            .iter()
+            .map(|m| MemberTally {
+                name: m.name.clone(),
+                tally: Tally::default(),
+            })
+            .collect(),
+    };
+    loop {
+        // The smallest key at the head of any listing; the members holding it are popped.
+        let mut least: Option<String> = None;
+        for l in &mut listings {
+            if matches!(Pin::new(&mut *l).peek().await, Some(Err(_)))
+                && let Some(Err(e)) = l.next().await
+            {
+                return Err(e);
+            }
+            if let Some(Ok(o)) = Pin::new(&mut *l).peek().await
+                && least.as_ref().is_none_or(|k| o.key < *k)
+            {
+                least = Some(o.key.clone());
+            }
+        }
+        let Some(key) = least else { break };
+        let mut counted = false;
+        for (l, member) in listings.iter_mut().zip(&mut found.members) {
+            let here = matches!(Pin::new(&mut *l).peek().await, Some(Ok(o)) if o.key == key);
+            if !here {
+                continue;
+            }
+            let Some(Ok(o)) = l.next().await else {
+                continue;
+            };
+            member.tally.add(o.size);
+            progress.listed(o.size);
+            if !counted {
+                found.bucket.add(o.size);
+                counted = true;
+            }
+        }
+    }
+    progress.listing_done.store(true, Ordering::Relaxed);
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1273,6 +1384,74 @@ mod tests {
         migrate(&r, &spec(Mode::Move), &progress).await.unwrap();
         let p = progress.snapshot();
         assert_eq!((p.copied, p.deleted, p.finished), (3, 3, 3), "{p:?}");
+    }
+
+    #[tokio::test]
+    async fn an_inventory_counts_each_member_and_each_key_once_for_the_bucket() {
+        let r = router(
+            "version = 1\n[backends.old]\nkind = \"memory\"\n[backends.new]\nkind = \"memory\"\n[backends.idle]\nkind = \"memory\"\n[buckets.bkt]\nmembers = [\"new\", \"old\", \"idle\"]\n",
+        );
+        let put = |member: &str, key: &'static str, data: &'static [u8]| {
+            let store = r.backend(member).unwrap().clone();
+            async move {
+                store
+                    .store
+                    .put(
+                        key,
+                        body(data),
+                        Declared::default(),
+                        &Attrs::default(),
+                        &WriteCondition::None,
+                        1 << 23,
+                    )
+                    .await
+                    .unwrap();
+            }
+        };
+        // "b" is in both (mid-migration): the bucket counts the first member's copy.
+        put("old", "a", b"1").await;
+        put("old", "b", b"22").await;
+        put("new", "b", b"4444").await;
+        put("new", "c", b"333").await;
+        put("old", "d", b"55555").await;
+        let r = &r;
+        let count = |shard| async move {
+            let spec = InventorySpec {
+                bucket: "bkt".into(),
+                shard,
+            };
+            let progress = Arc::new(Progress::default());
+            let found = inventory(r, &spec, &progress).await.unwrap();
+            let p = progress.snapshot();
+            assert!(p.listing_done);
+            let members: u64 = found.members.iter().map(|m| m.tally.objects).sum();
+            assert_eq!(p.listed, members);
+            found
+        };
+        let tally = |objects, bytes| Tally { objects, bytes };
+        let all = count(Shard::ALL).await;
+        assert_eq!(all.bucket, tally(4, 1 + 4 + 3 + 5));
+        let members: Vec<(&str, Tally)> = all
+            .members
+            .iter()
+            .map(|m| (m.name.as_str(), m.tally))
+            .collect();
+        assert_eq!(
+            members,
+            [
+                ("new", tally(2, 7)),
+                ("old", tally(3, 8)),
+                ("idle", tally(0, 0))
+            ]
+        );
+        // Shards split the same totals.
+        let mut sum = Tally::default();
+        for index in 0..3 {
+            let part = count(Shard { index, count: 3 }).await;
+            sum.objects += part.bucket.objects;
+            sum.bytes += part.bucket.bytes;
+        }
+        assert_eq!(sum, all.bucket);
     }
 
     #[tokio::test(start_paused = true)]

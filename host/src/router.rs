@@ -728,7 +728,7 @@ impl Router {
     /// for `switchyard_backend_healthy`.
     pub fn backend_health(&self) -> Vec<(String, bool)> {
         self.registry
-            .iter()
+            .all()
             .map(|b| (b.name.clone(), b.healthy()))
             .chain(
                 self.dynamic_root
@@ -958,6 +958,11 @@ impl Router {
 
     pub fn backend(&self, name: &str) -> Option<&Arc<Backend>> {
         self.registry.get(name)
+    }
+
+    /// Every configured backend (not those behind buckets made by CreateBucket), by name.
+    pub fn backends(&self) -> impl Iterator<Item = &Arc<Backend>> {
+        self.registry.all()
     }
 
     /// CreateBucket: a bucket of the `[dynamic_buckets]` template, made by `creator` (a

@@ -291,3 +291,226 @@ async fn readyz_needs_no_token_and_tells_names_only_with_it() {
     assert!(body.contains("[-]bucket/gated/policy failed"), "{body}");
     gw.stop().await;
 }
+
+/// A request's status and JSON body (`null` when it is not JSON).
+async fn call(method: reqwest::Method, url: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new().request(method, url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Polls job `id` until it is no longer running; returns it.
+async fn ended(admin: &str, id: &serde_json::Value) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, job) = call(reqwest::Method::GET, &format!("{admin}/jobs/{id}"), None).await;
+        assert_eq!(status, 200, "{job}");
+        if job["status"]["state"] != "running" {
+            return job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job still running: {job}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_console_is_served_and_reads_backends_and_buckets() {
+    let (gw, admin, _dirs) = engine("admin_auth = \"all\"").await;
+    let get = reqwest::Method::GET;
+    // The console's files hold no data: a browser loads them without a token.
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/console.js", "text/javascript"),
+        ("/console.css", "text/css"),
+    ] {
+        let resp = reqwest::get(format!("{admin}{path}")).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        let h = resp.headers();
+        assert!(
+            h["content-type"].to_str().unwrap().starts_with(kind),
+            "{path}"
+        );
+        assert!(
+            h["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("default-src 'self'"),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        status(reqwest::Method::POST, &format!("{admin}/"), Some(TOKEN)).await,
+        405
+    );
+    for path in ["/backends", "/buckets"] {
+        let url = format!("{admin}{path}");
+        assert_eq!(status(get.clone(), &url, None).await, 401, "{path}");
+    }
+    let (_, backends) = call(get.clone(), &format!("{admin}/backends"), Some(TOKEN)).await;
+    assert_eq!(
+        backends,
+        serde_json::json!([
+            {"name": "a", "kind": "fs", "labels": {}, "healthy": true, "latency_us": null},
+            {"name": "b", "kind": "fs", "labels": {}, "healthy": true, "latency_us": null},
+        ])
+    );
+    let (_, buckets) = call(get, &format!("{admin}/buckets"), Some(TOKEN)).await;
+    let data = &buckets[0];
+    assert_eq!(
+        (
+            &data["name"],
+            &data["members"],
+            &data["policy"],
+            &data["failure"],
+            &data["tiering_every"],
+            &data["dynamic"]
+        ),
+        (
+            &serde_json::json!("data"),
+            &serde_json::json!(["a", "b"]),
+            &serde_json::json!("default"),
+            &serde_json::json!("fail-closed"),
+            &serde_json::Value::Null,
+            &serde_json::json!(false)
+        ),
+        "{buckets}"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_inventory_counts_each_member_and_the_bucket() {
+    let (gw, admin, dirs) = engine("").await;
+    let s3 = gw.client();
+    for (key, len) in [("k1", 10), ("k2", 20)] {
+        s3.put_object()
+            .bucket("data")
+            .key(key)
+            .body(vec![b'x'; len].into())
+            .send()
+            .await
+            .unwrap();
+    }
+    // Written into the second member before the gateway: k2 there is hidden by a's.
+    std::fs::write(dirs[1].0.join("k2"), vec![b'y'; 200]).unwrap();
+    std::fs::write(dirs[1].0.join("k3"), vec![b'y'; 300]).unwrap();
+
+    let post = reqwest::Method::POST;
+    let url = |q: &str| format!("{admin}/jobs/inventory?{q}");
+    assert_eq!(status(post.clone(), &url("bucket=data"), None).await, 401);
+    assert_eq!(
+        status(
+            post.clone(),
+            &url("bucket=data"),
+            Some("wrong-token-0123456789")
+        )
+        .await,
+        401
+    );
+    let (_, jobs) = call(reqwest::Method::GET, &format!("{admin}/jobs"), None).await;
+    assert_eq!(
+        jobs,
+        serde_json::json!([]),
+        "a refused request started a job"
+    );
+    let (code, refused) = call(post.clone(), &url("bucket=data&dry_run=true"), Some(TOKEN)).await;
+    assert_eq!(
+        (code, refused["error"].as_str()),
+        (400, Some("unknown parameter \"dry_run\""))
+    );
+    let (code, refused) = call(post.clone(), &url("bucket=nope"), Some(TOKEN)).await;
+    assert_eq!(code, 400, "{refused}");
+    let (code, job) = call(post.clone(), &url("bucket=data"), Some(TOKEN)).await;
+    assert_eq!(code, 202, "{job}");
+    assert_eq!(job["kind"], "inventory");
+    let job = ended(&admin, &job["id"]).await;
+    assert_eq!(job["status"]["state"], "done", "{job}");
+    assert_eq!(
+        job["inventory"],
+        serde_json::json!({
+            "bucket": {"objects": 3, "bytes": 10 + 20 + 300},
+            "members": [
+                {"name": "a", "objects": 2, "bytes": 30},
+                {"name": "b", "objects": 2, "bytes": 500},
+            ],
+        })
+    );
+    assert_eq!(job["progress"]["listed"], 4, "{job}");
+
+    // Shards of the key space add up to the whole.
+    let mut sum = (0, 0);
+    for shard in ["0/3", "1/3", "2/3"] {
+        let (code, job) = call(
+            post.clone(),
+            &url(&format!("bucket=data&shard={shard}")),
+            Some(TOKEN),
+        )
+        .await;
+        assert_eq!(code, 202, "{job}");
+        let job = ended(&admin, &job["id"]).await;
+        assert_eq!(job["params"]["shard"], shard);
+        let part = &job["inventory"]["bucket"];
+        sum.0 += part["objects"].as_u64().unwrap();
+        sum.1 += part["bytes"].as_u64().unwrap();
+    }
+    assert_eq!(sum, (3, 330));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_running_job_can_be_cancelled_and_stays_cancelled() {
+    let (gw, admin, dirs) = engine("").await;
+    // Four reads of 256 KiB at 256 KiB/s: the copy lands after about 3 s unless the job
+    // is stopped.
+    std::fs::write(dirs[1].0.join("big"), vec![b'z'; 1 << 20]).unwrap();
+    let post = reqwest::Method::POST;
+    let (code, job) = call(
+        post.clone(),
+        &format!("{admin}/jobs/migrate?bucket=data&from=b&to=a&bandwidth=256KiB/s"),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(code, 202, "{job}");
+    let cancel = format!("{admin}/jobs/{}/cancel", job["id"]);
+    assert_eq!(status(post.clone(), &cancel, None).await, 401);
+    assert_eq!(
+        status(reqwest::Method::GET, &cancel, Some(TOKEN)).await,
+        405
+    );
+    let (code, cancelled) = call(post.clone(), &cancel, Some(TOKEN)).await;
+    assert_eq!(code, 200, "{cancelled}");
+    assert_eq!(cancelled["status"]["state"], "cancelled");
+    assert!(cancelled["finished"].is_string(), "{cancelled}");
+    // Past the time the copy needed: a job only marked cancelled would have landed it.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let job = ended(&admin, &job["id"]).await;
+    assert_eq!(job["status"]["state"], "cancelled", "{job}");
+    assert!(
+        !dirs[0].0.join("big").exists(),
+        "the cancelled job went on copying"
+    );
+    let (code, again) = call(post.clone(), &cancel, Some(TOKEN)).await;
+    assert_eq!(
+        (code, &again["error"]),
+        (
+            409,
+            &serde_json::json!(format!("job {} is not running", job["id"]))
+        )
+    );
+    assert_eq!(
+        status(post, &format!("{admin}/jobs/999/cancel"), Some(TOKEN)).await,
+        404
+    );
+    gw.stop().await;
+}

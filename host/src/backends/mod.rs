@@ -254,7 +254,8 @@ impl Registry {
         self.backends.get(name)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<Backend>> {
+    /// Every configured backend, by name.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Backend>> {
         self.backends.values()
     }
 
