@@ -372,7 +372,7 @@ async fn hostile_policies_are_refused_or_contained() {
         );
     }
     assert!(
-        m.contains(r#"switchyard_policy_reloads_total{policy="wrongworld",result="Rejected"} 1"#),
+        m.contains(r#"switchyard_policy_reloads_total{policy="wrongworld",result="rejected"} 1"#),
         "{m}"
     );
     assert!(
@@ -471,7 +471,7 @@ async fn hot_reload_swaps_under_load_without_losing_a_request() {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !metrics(&gw)
         .await
-        .contains(r#"switchyard_policy_reloads_total{policy="router",result="Rejected"} 1"#)
+        .contains(r#"switchyard_policy_reloads_total{policy="router",result="rejected"} 1"#)
     {
         assert!(Instant::now() < deadline, "the bad file was not noticed");
         tokio::time::sleep(Duration::from_millis(20)).await;
