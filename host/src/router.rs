@@ -611,7 +611,29 @@ impl Router {
         policies: Option<Arc<PolicySet>>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, ConfigError> {
-        let registry = Registry::build(&config, &metrics)?;
+        Self::build(config, policies, metrics, None)
+    }
+
+    /// The router of `config` replacing `previous` in service (a configuration reload):
+    /// backends configured as before are `previous`'s own (see [`Registry::rebuild`]), and
+    /// so are the buckets made by CreateBucket while `[dynamic_buckets]` is unchanged
+    /// (those of a `memory` template exist nowhere else).
+    pub fn reload(
+        config: Arc<Config>,
+        policies: Option<Arc<PolicySet>>,
+        metrics: Arc<Metrics>,
+        previous: &Router,
+    ) -> Result<Self, ConfigError> {
+        Self::build(config, policies, metrics, Some(previous))
+    }
+
+    fn build(
+        config: Arc<Config>,
+        policies: Option<Arc<PolicySet>>,
+        metrics: Arc<Metrics>,
+        previous: Option<&Router>,
+    ) -> Result<Self, ConfigError> {
+        let registry = Registry::rebuild(&config, &metrics, previous.map(|p| &p.registry))?;
         let mut access = config.access_policies()?.buckets;
         let mut buckets = BTreeMap::new();
         let now = Utc::now();
@@ -638,6 +660,18 @@ impl Router {
             Some(t) => backends::dynamic_root(t)?.map(|b| b.metered(&metrics, DYNAMIC_LABEL)),
             None => None,
         };
+        // The template's Debug form is all of its settings (it has no secrets of its own
+        // type: a remote template's credentials are those of the backend it names).
+        let same_template = previous.filter(|p| {
+            format!("{:?}", p.config.dynamic_buckets) == format!("{:?}", config.dynamic_buckets)
+        });
+        let starting = previous.is_none();
+        if let Some(p) = same_template {
+            let made = p.buckets.read().expect("bucket map lock");
+            for (name, vb) in made.iter().filter(|(_, vb)| vb.dynamic) {
+                buckets.entry(name.clone()).or_insert_with(|| vb.clone());
+            }
+        }
         let router = Self {
             config,
             registry,
@@ -645,17 +679,20 @@ impl Router {
             dynamic_root,
             decider: Decider { policies, metrics },
         };
-        router.discover_dynamic();
+        if same_template.is_none() {
+            router.discover_dynamic(starting);
+        }
         Ok(router)
     }
 
     /// Buckets made by CreateBucket in an earlier run (or by another engine) are
     /// directories of the template root: no catalog is needed to find them.
-    fn discover_dynamic(&self) {
+    fn discover_dynamic(&self, starting: bool) {
         let Some(DynamicBuckets::Fs { root, .. }) = &self.config.dynamic_buckets else {
             return;
         };
-        if self.buckets.read().expect("bucket map lock").is_empty() {
+        // Not on a reload: a DeleteBucket of this engine may be under way.
+        if starting && self.buckets.read().expect("bucket map lock").is_empty() {
             // At start: finish what a DeleteBucket cut short by a crash left behind.
             backends::recover_retired(root);
         }
@@ -870,7 +907,7 @@ impl Router {
                 .cloned()
                 .collect());
         }
-        self.discover_dynamic();
+        self.discover_dynamic(true);
         let known: Vec<String> = self
             .buckets
             .read()
