@@ -401,7 +401,7 @@ mod tests {
 
     fn config(extra: &str) -> Config {
         Config::from_toml(&format!(
-            "version = 1\n[server]\nlisten = \"127.0.0.1:9000\"\n{extra}\n[backends.a]\nkind = \"memory\"\n[buckets.b]\nmembers = [\"a\"]\n"
+            "version = 1\n[server]\nlisten = \"127.0.0.1:9000\"\nadmin_listen = \"127.0.0.1:9001\"\n{extra}\n[backends.a]\nkind = \"memory\"\n[buckets.data]\nmembers = [\"a\"]\n"
         ))
         .unwrap()
     }
@@ -410,8 +410,8 @@ mod tests {
     /// the rest comes from the new file.
     #[test]
     fn restart_only_settings_keep_their_values() {
-        let current = config("region = \"eu-west-1\"\nadmin_token = \"one\"");
-        let mut next = config("region = \"eu-west-3\"\nadmin_token = \"two\"\nclient_timeout = \"5s\"");
+        let current = config("region = \"eu-west-1\"\nadmin_token = \"token-number-one\"");
+        let mut next = config("region = \"eu-west-3\"\nadmin_token = \"token-number-two\"\nclient_timeout = \"5s\"");
         next.server.listen = "127.0.0.1:9100".parse().unwrap();
         let kept = keep_restart_only(&current, &mut next);
         assert_eq!(
@@ -429,12 +429,12 @@ mod tests {
                 .admin_token
                 .as_ref()
                 .map(|t| t.resolve("t").unwrap()),
-            Some("one".to_owned())
+            Some("token-number-one".to_owned())
         );
         // Applied: not restart-only.
         assert_eq!(next.server.region, "eu-west-3");
         // Nothing differs: nothing kept.
-        let mut same = config("region = \"eu-west-1\"\nadmin_token = \"one\"");
+        let mut same = config("region = \"eu-west-1\"\nadmin_token = \"token-number-one\"");
         assert!(keep_restart_only(&current, &mut same).is_empty());
     }
 }

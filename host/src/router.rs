@@ -660,13 +660,15 @@ impl Router {
             Some(t) => backends::dynamic_root(t)?.map(|b| b.metered(&metrics, DYNAMIC_LABEL)),
             None => None,
         };
-        // The template's Debug form is all of its settings (it has no secrets of its own
-        // type: a remote template's credentials are those of the backend it names).
-        let same_template = previous.filter(|p| {
-            format!("{:?}", p.config.dynamic_buckets) == format!("{:?}", config.dynamic_buckets)
+        // Buckets made by CreateBucket on a `memory` template exist nowhere but here: they
+        // stay while the template is unchanged (its Debug form is all of its settings).
+        // Those of the other templates are found again in their stores.
+        let kept_made = previous.filter(|p| {
+            matches!(config.dynamic_buckets, Some(DynamicBuckets::Memory { .. }))
+                && format!("{:?}", p.config.dynamic_buckets)
+                    == format!("{:?}", config.dynamic_buckets)
         });
-        let starting = previous.is_none();
-        if let Some(p) = same_template {
+        if let Some(p) = kept_made {
             let made = p.buckets.read().expect("bucket map lock");
             for (name, vb) in made.iter().filter(|(_, vb)| vb.dynamic) {
                 buckets.entry(name.clone()).or_insert_with(|| vb.clone());
@@ -679,9 +681,7 @@ impl Router {
             dynamic_root,
             decider: Decider { policies, metrics },
         };
-        if same_template.is_none() {
-            router.discover_dynamic(starting);
-        }
+        router.discover_dynamic(previous.is_none());
         Ok(router)
     }
 
@@ -2279,6 +2279,30 @@ mod tests {
             .get(&view(), "bkt", key, None, &ReadConditions::default(), true)
             .await?;
         Ok(got.info.size)
+    }
+
+    /// A reloaded router keeps the buckets made by CreateBucket on a `memory` template,
+    /// objects and all, while the template is unchanged; a new template starts empty.
+    #[tokio::test]
+    async fn a_reload_keeps_the_buckets_made_in_memory() {
+        let config = |tier: &str| {
+            Arc::new(
+                Config::from_toml(&format!(
+                    "version = 1\n[dynamic_buckets]\nkind = \"memory\"\nlabels = {{ tier = \"{tier}\" }}\n"
+                ))
+                .unwrap(),
+            )
+        };
+        let metrics = Arc::new(Metrics::default());
+        let first = Router::new(config("hot"), None, metrics.clone()).unwrap();
+        first.create_bucket("made", None).await.unwrap();
+        let made = first.bucket("made").await.unwrap();
+        put(made.members[0].store.as_ref(), "k").await;
+        let second = Router::reload(config("hot"), None, metrics.clone(), &first).unwrap();
+        let kept = second.bucket("made").await.unwrap();
+        assert!(Arc::ptr_eq(&made, &kept), "a new bucket, without its objects");
+        let third = Router::reload(config("cold"), None, metrics, &second).unwrap();
+        assert!(matches!(third.bucket("made").await, Err(Error::NoSuchBucket)));
     }
 
     #[tokio::test]

@@ -80,7 +80,9 @@ impl Engine {
             .await
             .unwrap();
         let status = r.status().as_u16();
-        (status, r.json().await.unwrap())
+        let text = r.text().await.unwrap();
+        let answer = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        (status, answer)
     }
 
     async fn metrics(&self) -> String {
@@ -390,7 +392,8 @@ async fn reloads_under_load_fail_no_request() {
             failures.is_empty(),
             "client {i}, {rounds} rounds, failed requests: {failures:#?}"
         );
-        assert!(rounds >= 5, "client {i} did only {rounds} rounds");
+        eprintln!("client {i}: {rounds} rounds, none failed");
+        assert!(rounds >= 20, "client {i} did only {rounds} rounds");
     }
     // Every applied reload was counted (the file watcher may have applied the same
     // files as well: at least the three answered here).

@@ -526,6 +526,45 @@ pub fn unquote_etag(s: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A reload keeps each backend configured as before, health state and all, and builds
+    /// anew the ones whose settings (a secret included) changed.
+    #[test]
+    fn a_rebuild_keeps_the_backends_configured_as_before() {
+        let config = |label: &str, secret: &str| {
+            Config::from_toml(&format!(
+                r#"version = 1
+[backends.same]
+kind = "memory"
+[backends.relabelled]
+kind = "memory"
+labels = {{ tier = "{label}" }}
+[backends.rekeyed]
+kind = "s3"
+bucket = "b"
+endpoint = "http://127.0.0.1:1"
+allow_http = true
+access_key_id = "AKID"
+secret_access_key = "{secret}"
+"#
+            ))
+            .unwrap()
+        };
+        let before = Registry::build(&config("hot", "one")).unwrap();
+        for b in before.backends.values() {
+            b.mark_unhealthy();
+        }
+        let after = Registry::rebuild(&config("cold", "two"), Some(&before)).unwrap();
+        let same = |name: &str| Arc::ptr_eq(&before.backends[name], &after.backends[name]);
+        assert!(same("same"));
+        assert!(!after.backends["same"].healthy(), "its health was reset");
+        assert!(!same("relabelled"));
+        assert!(!same("rekeyed"), "a changed secret went unnoticed");
+        assert!(after.backends["rekeyed"].healthy());
+        // Unchanged again: kept again.
+        let again = Registry::rebuild(&config("cold", "two"), Some(&after)).unwrap();
+        assert!(Arc::ptr_eq(&after.backends["rekeyed"], &again.backends["rekeyed"]));
+    }
+
     #[test]
     fn multipart_etags() {
         // Two parts "a" and "b": the MD5 of their MD5s.

@@ -59,3 +59,40 @@ impl Live {
         self.0.store(Arc::new(snapshot));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::metrics::Metrics;
+
+    /// A configuration whose only user has access key `user`.
+    fn snapshot(user: &str) -> Snapshot {
+        let config = Config::from_toml(&format!(
+            "version = 1\n[[users]]\naccess_key = \"{user}\"\nsecret_key = \"{user}-secret\"\n"
+        ))
+        .unwrap();
+        Snapshot {
+            users: Arc::new(Users::from_config(&config).unwrap()),
+            router: Arc::new(Router::new(Arc::new(config), None, Arc::new(Metrics::default())).unwrap()),
+        }
+    }
+
+    /// A request sees the configuration it arrived with to its end, whatever a reload puts
+    /// in service meanwhile; the requests after the reload see the new one.
+    #[tokio::test]
+    async fn a_request_keeps_its_snapshot_across_a_reload() {
+        let live = Live::new(snapshot("before"));
+        let request = Live::scope(live.load(), async {
+            let first = live.current();
+            live.store(snapshot("after"));
+            tokio::task::yield_now().await;
+            let then = live.current();
+            (Arc::ptr_eq(&first, &then), then.users.get("before").is_some())
+        });
+        assert_eq!(request.await, (true, true));
+        assert!(live.current().users.get("after").is_some());
+        let next = Live::scope(live.load(), async { live.current().users.get("after").is_some() });
+        assert!(next.await);
+    }
+}
