@@ -350,7 +350,9 @@ async fn config_reload(state: &AdminState) -> Response {
         .reload(crate::reload::Trigger::AdminApi)
         .await
     {
-        Some(o @ crate::reload::Outcome::Applied { .. }) => json(http::StatusCode::OK, &o.to_json()),
+        Some(o @ crate::reload::Outcome::Applied { .. }) => {
+            json(http::StatusCode::OK, &o.to_json())
+        }
         Some(o @ crate::reload::Outcome::Rejected { .. }) => {
             json(http::StatusCode::UNPROCESSABLE_ENTITY, &o.to_json())
         }

@@ -243,9 +243,8 @@ impl Reloader {
             Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
             _ => PathBuf::from("."),
         };
-        let mut hangup =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-                .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(64);
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -319,8 +318,8 @@ fn build(
     let users = Users::from_config(&config).map_err(|e| e.to_string())?;
     let kept = keep_restart_only(previous, &mut config);
     let config = Arc::new(config);
-    let router = Router::reload(config.clone(), policies, metrics, router)
-        .map_err(|e| e.to_string())?;
+    let router =
+        Router::reload(config.clone(), policies, metrics, router).map_err(|e| e.to_string())?;
     Ok(Built {
         config,
         router,
@@ -388,7 +387,10 @@ fn keep_restart_only(current: &Config, next: &mut Config) -> Vec<&'static str> {
     if check("plugins", debug(&current.plugins) != debug(&next.plugins)) {
         next.plugins = current.plugins.clone();
     }
-    if check("policies", debug(&current.policies) != debug(&next.policies)) {
+    if check(
+        "policies",
+        debug(&current.policies) != debug(&next.policies),
+    ) {
         next.policies = current.policies.clone();
     }
     debug_assert!(kept.iter().all(|k| RESTART_ONLY.contains(k)));
@@ -411,7 +413,9 @@ mod tests {
     #[test]
     fn restart_only_settings_keep_their_values() {
         let current = config("region = \"eu-west-1\"\nadmin_token = \"token-number-one\"");
-        let mut next = config("region = \"eu-west-3\"\nadmin_token = \"token-number-two\"\nclient_timeout = \"5s\"");
+        let mut next = config(
+            "region = \"eu-west-3\"\nadmin_token = \"token-number-two\"\nclient_timeout = \"5s\"",
+        );
         next.server.listen = "127.0.0.1:9100".parse().unwrap();
         let kept = keep_restart_only(&current, &mut next);
         assert_eq!(

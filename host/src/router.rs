@@ -2300,9 +2300,15 @@ mod tests {
         put(made.members[0].store.as_ref(), "k").await;
         let second = Router::reload(config("hot"), None, metrics.clone(), &first).unwrap();
         let kept = second.bucket("made").await.unwrap();
-        assert!(Arc::ptr_eq(&made, &kept), "a new bucket, without its objects");
+        assert!(
+            Arc::ptr_eq(&made, &kept),
+            "a new bucket, without its objects"
+        );
         let third = Router::reload(config("cold"), None, metrics, &second).unwrap();
-        assert!(matches!(third.bucket("made").await, Err(Error::NoSuchBucket)));
+        assert!(matches!(
+            third.bucket("made").await,
+            Err(Error::NoSuchBucket)
+        ));
     }
 
     #[tokio::test]

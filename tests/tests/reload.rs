@@ -167,7 +167,9 @@ async fn start(shape: &Shape) -> Engine {
             .send()
             .await;
         if probe.is_ok_and(|r| r.status() == 200)
-            && tokio::net::TcpStream::connect(engine.listen()).await.is_ok()
+            && tokio::net::TcpStream::connect(engine.listen())
+                .await
+                .is_ok()
         {
             break;
         }
@@ -234,7 +236,11 @@ async fn keep_busy(client: Client, who: usize, stop: Arc<AtomicBool>) -> (usize,
                     .await;
                 match page {
                     Ok(p) => {
-                        listed.extend(p.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+                        listed.extend(
+                            p.contents()
+                                .iter()
+                                .filter_map(|o| o.key().map(str::to_owned)),
+                        );
                         match p.next_continuation_token() {
                             Some(t) => token = Some(t.to_owned()),
                             None => break,
@@ -324,7 +330,11 @@ async fn reloads_under_load_fail_no_request() {
     shape.buckets[0].1 = vec!["two", "one"];
     engine.write(&engine.config(&shape));
     let (status, answer) = engine.reload().await;
-    assert_eq!((status, &answer["result"]), (200, &"applied".into()), "{answer}");
+    assert_eq!(
+        (status, &answer["result"]),
+        (200, &"applied".into()),
+        "{answer}"
+    );
     let old = steady
         .get_object()
         .bucket("data")
@@ -332,14 +342,21 @@ async fn reloads_under_load_fail_no_request() {
         .send()
         .await
         .unwrap();
-    assert_eq!(old.body.collect().await.unwrap().into_bytes().as_ref(), b"x");
+    assert_eq!(
+        old.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"x"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // (c) The doomed user goes; its next request is refused.
     shape.doomed = false;
     engine.write(&engine.config(&shape));
     let (status, answer) = engine.reload().await;
-    assert_eq!((status, &answer["result"]), (200, &"applied".into()), "{answer}");
+    assert_eq!(
+        (status, &answer["result"]),
+        (200, &"applied".into()),
+        "{answer}"
+    );
     let refused = doomed
         .get_object()
         .bucket("data")
@@ -363,13 +380,9 @@ async fn reloads_under_load_fail_no_request() {
         let (status, answer) = engine.reload().await;
         assert_eq!(status, 422, "{answer}");
         assert_eq!(answer["result"], "rejected", "{answer}");
-        let check = run_switchyard(
-            &["check-config", engine.file.to_str().unwrap()],
-            &[],
-            LIMIT,
-        )
-        .await
-        .unwrap();
+        let check = run_switchyard(&["check-config", engine.file.to_str().unwrap()], &[], LIMIT)
+            .await
+            .unwrap();
         assert!(!check.status.success());
         assert_eq!(
             format!("error: {}\n", answer["error"].as_str().unwrap()),
@@ -379,7 +392,12 @@ async fn reloads_under_load_fail_no_request() {
         assert!(engine.metric(rejected).await > before);
         // The configuration in service stays: `fresh` still serves, `ghost` never came.
         steady.head_bucket().bucket("fresh").send().await.unwrap();
-        let ghost = steady.head_bucket().bucket("ghost").send().await.unwrap_err();
+        let ghost = steady
+            .head_bucket()
+            .bucket("ghost")
+            .send()
+            .await
+            .unwrap_err();
         assert_eq!(err_of(&ghost).0, 404);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }

@@ -562,7 +562,10 @@ secret_access_key = "{secret}"
         assert!(after.backends["rekeyed"].healthy());
         // Unchanged again: kept again.
         let again = Registry::rebuild(&config("cold", "two"), Some(&after)).unwrap();
-        assert!(Arc::ptr_eq(&after.backends["rekeyed"], &again.backends["rekeyed"]));
+        assert!(Arc::ptr_eq(
+            &after.backends["rekeyed"],
+            &again.backends["rekeyed"]
+        ));
     }
 
     #[test]

@@ -50,7 +50,10 @@ impl Live {
     }
 
     /// Runs a request's future with `snapshot` as its own.
-    pub fn scope<F: Future>(snapshot: Arc<Snapshot>, request: F) -> impl Future<Output = F::Output> {
+    pub fn scope<F: Future>(
+        snapshot: Arc<Snapshot>,
+        request: F,
+    ) -> impl Future<Output = F::Output> {
         CURRENT.scope(snapshot, request)
     }
 
@@ -74,7 +77,9 @@ mod tests {
         .unwrap();
         Snapshot {
             users: Arc::new(Users::from_config(&config).unwrap()),
-            router: Arc::new(Router::new(Arc::new(config), None, Arc::new(Metrics::default())).unwrap()),
+            router: Arc::new(
+                Router::new(Arc::new(config), None, Arc::new(Metrics::default())).unwrap(),
+            ),
         }
     }
 
@@ -88,11 +93,16 @@ mod tests {
             live.store(snapshot("after"));
             tokio::task::yield_now().await;
             let then = live.current();
-            (Arc::ptr_eq(&first, &then), then.users.get("before").is_some())
+            (
+                Arc::ptr_eq(&first, &then),
+                then.users.get("before").is_some(),
+            )
         });
         assert_eq!(request.await, (true, true));
         assert!(live.current().users.get("after").is_some());
-        let next = Live::scope(live.load(), async { live.current().users.get("after").is_some() });
+        let next = Live::scope(live.load(), async {
+            live.current().users.get("after").is_some()
+        });
         assert!(next.await);
     }
 }
