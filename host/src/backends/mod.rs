@@ -549,11 +549,12 @@ secret_access_key = "{secret}"
             ))
             .unwrap()
         };
-        let before = Registry::build(&config("hot", "one")).unwrap();
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let before = Registry::build(&config("hot", "one"), &metrics).unwrap();
         for b in before.backends.values() {
             b.mark_unhealthy();
         }
-        let after = Registry::rebuild(&config("cold", "two"), Some(&before)).unwrap();
+        let after = Registry::rebuild(&config("cold", "two"), &metrics, Some(&before)).unwrap();
         let same = |name: &str| Arc::ptr_eq(&before.backends[name], &after.backends[name]);
         assert!(same("same"));
         assert!(!after.backends["same"].healthy(), "its health was reset");
@@ -561,7 +562,7 @@ secret_access_key = "{secret}"
         assert!(!same("rekeyed"), "a changed secret went unnoticed");
         assert!(after.backends["rekeyed"].healthy());
         // Unchanged again: kept again.
-        let again = Registry::rebuild(&config("cold", "two"), Some(&after)).unwrap();
+        let again = Registry::rebuild(&config("cold", "two"), &metrics, Some(&after)).unwrap();
         assert!(Arc::ptr_eq(
             &after.backends["rekeyed"],
             &again.backends["rekeyed"]
