@@ -46,6 +46,8 @@ pub struct AdminState {
     pub token: Option<String>,
     /// Which requests need `token`.
     pub auth: AdminAuth,
+    /// Reloads the configuration file (`POST /config/reload`).
+    pub reloader: Arc<crate::reload::Reloader>,
 }
 
 /// The console: one page with its script and style sheet, embedded in the binary, so it
@@ -471,6 +473,30 @@ fn readyz(state: &AdminState, headers: &http::HeaderMap) -> Response {
     r
 }
 
+/// `POST /config/reload`: reloads the configuration file as SIGHUP does, and answers
+/// what came of it: 200 `{"result": "applied", "restart_needed": [KEY...]}` (the settings
+/// that changed but keep their values until a restart), or 422 `{"result": "rejected",
+/// "error": ...}` (the file is invalid; the configuration in service stays). 409 when the
+/// engine was not started from a file.
+async fn config_reload(state: &AdminState) -> Response {
+    match state
+        .reloader
+        .reload(crate::reload::Trigger::AdminApi)
+        .await
+    {
+        Some(o @ crate::reload::Outcome::Applied { .. }) => {
+            json(http::StatusCode::OK, &o.to_json())
+        }
+        Some(o @ crate::reload::Outcome::Rejected { .. }) => {
+            json(http::StatusCode::UNPROCESSABLE_ENTITY, &o.to_json())
+        }
+        None => error(
+            http::StatusCode::CONFLICT,
+            "the engine was not started from a configuration file (serve --config FILE)",
+        ),
+    }
+}
+
 async fn route(
     method: &http::Method,
     uri: &http::Uri,
@@ -541,6 +567,12 @@ async fn route(
                 .await
                 .unwrap_or_else(|e| error(http::StatusCode::BAD_REQUEST, e))
         }
+        ("POST", "/config/reload") => {
+            if let Some(r) = refusal(state, headers) {
+                return r;
+            }
+            config_reload(state).await
+        }
         ("GET", p) if p.starts_with("/jobs/") => {
             match p["/jobs/".len()..]
                 .parse::<u64>()
@@ -555,7 +587,7 @@ async fn route(
             _,
             "/" | "/console.js" | "/console.css" | "/metrics" | "/healthz" | "/readyz"
             | "/policies" | "/backends" | "/buckets" | "/jobs" | "/jobs/migrate" | "/jobs/tier"
-            | "/jobs/inventory",
+            | "/jobs/inventory" | "/config/reload",
         ) => error(http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error(http::StatusCode::NOT_FOUND, "not found"),
     }

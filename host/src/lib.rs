@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod model;
 pub mod mover;
 pub mod policy;
+pub mod reload;
 pub mod router;
 pub mod server;
 pub mod tls;
@@ -32,4 +33,4 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// differed from it; empty when unknown (built without git or outside a checkout). Set by
 /// `build.rs`.
 pub const COMMIT: &str = env!("SWITCHYARD_COMMIT");
-pub use server::{Server, StartError, run, start};
+pub use server::{Server, StartError, run, run_with, start, start_with};

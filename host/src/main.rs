@@ -48,7 +48,8 @@ enum Command {
     /// under --data-dir, created with CreateBucket.
     #[command(after_help = SERVE_EXAMPLES)]
     Serve {
-        /// Configuration file (TOML).
+        /// Configuration file (TOML). Reloaded on SIGHUP, when it changes, and on the
+        /// admin API's POST /config/reload.
         #[arg(long, short)]
         config: Option<PathBuf>,
         /// Listen address; overrides the configuration.
@@ -938,6 +939,18 @@ fn main() -> ExitCode {
             data_dir,
             log_json,
         } => {
+            // A reload reads the file again, with the same flags over it.
+            let source = config.clone().map(|path| {
+                let file = path.clone();
+                let data_dir = data_dir.clone();
+                switchyard::reload::ConfigSource {
+                    path,
+                    load: Box::new(move || {
+                        serve_config(Some(file.clone()), listen, admin_listen, data_dir.clone())
+                            .map(|(c, _)| c)
+                    }),
+                }
+            });
             // The whole configuration is checked, flags included, before anything is
             // printed or logged.
             let (config, embedded) = match serve_config(config, listen, admin_listen, data_dir) {
@@ -955,7 +968,7 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
-            match runtime.block_on(switchyard::run(config, shutdown_signal())) {
+            match runtime.block_on(switchyard::run_with(config, source, shutdown_signal())) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");

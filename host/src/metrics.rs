@@ -294,8 +294,42 @@ pub struct ReloadLabels {
     pub result: ReloadResult,
 }
 
+/// How a reload of the configuration file ended (`switchyard_config_reloads_total`).
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum ConfigReload {
+    /// Put in service.
+    Applied,
+    /// Invalid: the configuration in service stays.
+    Rejected,
+}
+
+impl EncodeLabelValue for ConfigReload {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(
+            encoder,
+            match self {
+                ConfigReload::Applied => "applied",
+                ConfigReload::Rejected => "rejected",
+            },
+        )
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConfigReloadLabels {
+    pub result: ConfigReload,
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
+    /// Reloads of the configuration file, applied or rejected.
+    pub config_reloads: Family<ConfigReloadLabels, Counter>,
+    /// When the configuration in service was loaded (at start, or by the last applied
+    /// reload), in seconds since the Unix epoch.
+    pub config_loaded_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// Policy decisions by outcome.
     pub decisions: Family<DecisionLabels, Counter>,
     /// Decisions that fell back to the built-in default (fail-open).
@@ -506,6 +540,18 @@ impl Default for Metrics {
             label: "kind",
             source: jobs.clone(),
         }));
+        let config_reloads = Family::<ConfigReloadLabels, Counter>::default();
+        let config_loaded_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "config_reloads",
+            "Reloads of the configuration file, by result (applied or rejected)",
+            config_reloads.clone(),
+        );
+        registry.register(
+            "config_last_reload_success_timestamp_seconds",
+            "When the configuration in service was loaded (at start or by a reload), in Unix time",
+            config_loaded_seconds.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             requests,
@@ -520,6 +566,8 @@ impl Default for Metrics {
             bucket_labels: RwLock::new(HashMap::new()),
             health,
             jobs,
+            config_reloads,
+            config_loaded_seconds,
             policy_counters,
             policy_counters_dropped,
             policy_series: Mutex::new(std::collections::HashMap::new()),
@@ -653,6 +701,22 @@ impl Metrics {
         }
         if sent > 0 {
             self.backend_sent.get_or_create(&labels).inc_by(sent);
+        }
+    }
+
+    /// Counts a reload of the configuration; an applied one (or the load at start, with
+    /// `None`) also sets the time of the last success.
+    pub fn config_loaded(&self, result: Option<ConfigReload>) {
+        if let Some(result) = result {
+            self.config_reloads
+                .get_or_create(&ConfigReloadLabels { result })
+                .inc();
+        }
+        if result != Some(ConfigReload::Rejected) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            self.config_loaded_seconds.set(now);
         }
     }
 
@@ -883,6 +947,29 @@ mod tests {
             text.contains("# TYPE switchyard_build_info gauge"),
             "{text}"
         );
+    }
+
+    /// Configuration reloads are counted by a snake_case result, and an applied one
+    /// moves the time of the last success.
+    #[test]
+    fn config_reloads_are_counted() {
+        let m = Metrics::default();
+        m.config_loaded(None);
+        let at_start = m.config_loaded_seconds.get();
+        assert!(at_start > 1.6e9, "{at_start}");
+        m.config_loaded(Some(ConfigReload::Rejected));
+        assert_eq!(m.config_loaded_seconds.get(), at_start);
+        m.config_loaded(Some(ConfigReload::Applied));
+        m.config_loaded(Some(ConfigReload::Applied));
+        assert!(m.config_loaded_seconds.get() >= at_start);
+        let text = m.encode();
+        for want in [
+            r#"switchyard_config_reloads_total{result="applied"} 2"#,
+            r#"switchyard_config_reloads_total{result="rejected"} 1"#,
+            "# TYPE switchyard_config_last_reload_success_timestamp_seconds gauge",
+        ] {
+            assert!(text.contains(want), "{want} in\n{text}");
+        }
     }
 
     /// A policy's counters appear with its labels; a bad name, a reserved or repeated

@@ -611,7 +611,29 @@ impl Router {
         policies: Option<Arc<PolicySet>>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, ConfigError> {
-        let registry = Registry::build(&config, &metrics)?;
+        Self::build(config, policies, metrics, None)
+    }
+
+    /// The router of `config` replacing `previous` in service (a configuration reload):
+    /// backends configured as before are `previous`'s own (see [`Registry::rebuild`]), and
+    /// so are the buckets made by CreateBucket while `[dynamic_buckets]` is unchanged
+    /// (those of a `memory` template exist nowhere else).
+    pub fn reload(
+        config: Arc<Config>,
+        policies: Option<Arc<PolicySet>>,
+        metrics: Arc<Metrics>,
+        previous: &Router,
+    ) -> Result<Self, ConfigError> {
+        Self::build(config, policies, metrics, Some(previous))
+    }
+
+    fn build(
+        config: Arc<Config>,
+        policies: Option<Arc<PolicySet>>,
+        metrics: Arc<Metrics>,
+        previous: Option<&Router>,
+    ) -> Result<Self, ConfigError> {
+        let registry = Registry::rebuild(&config, &metrics, previous.map(|p| &p.registry))?;
         let mut access = config.access_policies()?.buckets;
         let mut buckets = BTreeMap::new();
         let now = Utc::now();
@@ -638,6 +660,20 @@ impl Router {
             Some(t) => backends::dynamic_root(t)?.map(|b| b.metered(&metrics, DYNAMIC_LABEL)),
             None => None,
         };
+        // Buckets made by CreateBucket on a `memory` template exist nowhere but here: they
+        // stay while the template is unchanged (its Debug form is all of its settings).
+        // Those of the other templates are found again in their stores.
+        let kept_made = previous.filter(|p| {
+            matches!(config.dynamic_buckets, Some(DynamicBuckets::Memory { .. }))
+                && format!("{:?}", p.config.dynamic_buckets)
+                    == format!("{:?}", config.dynamic_buckets)
+        });
+        if let Some(p) = kept_made {
+            let made = p.buckets.read().expect("bucket map lock");
+            for (name, vb) in made.iter().filter(|(_, vb)| vb.dynamic) {
+                buckets.entry(name.clone()).or_insert_with(|| vb.clone());
+            }
+        }
         let router = Self {
             config,
             registry,
@@ -645,17 +681,18 @@ impl Router {
             dynamic_root,
             decider: Decider { policies, metrics },
         };
-        router.discover_dynamic();
+        router.discover_dynamic(previous.is_none());
         Ok(router)
     }
 
     /// Buckets made by CreateBucket in an earlier run (or by another engine) are
     /// directories of the template root: no catalog is needed to find them.
-    fn discover_dynamic(&self) {
+    fn discover_dynamic(&self, starting: bool) {
         let Some(DynamicBuckets::Fs { root, .. }) = &self.config.dynamic_buckets else {
             return;
         };
-        if self.buckets.read().expect("bucket map lock").is_empty() {
+        // Not on a reload: a DeleteBucket of this engine may be under way.
+        if starting && self.buckets.read().expect("bucket map lock").is_empty() {
             // At start: finish what a DeleteBucket cut short by a crash left behind.
             backends::recover_retired(root);
         }
@@ -870,7 +907,7 @@ impl Router {
                 .cloned()
                 .collect());
         }
-        self.discover_dynamic();
+        self.discover_dynamic(true);
         let known: Vec<String> = self
             .buckets
             .read()
@@ -2247,6 +2284,36 @@ mod tests {
             .get(&view(), "bkt", key, None, &ReadConditions::default(), true)
             .await?;
         Ok(got.info.size)
+    }
+
+    /// A reloaded router keeps the buckets made by CreateBucket on a `memory` template,
+    /// objects and all, while the template is unchanged; a new template starts empty.
+    #[tokio::test]
+    async fn a_reload_keeps_the_buckets_made_in_memory() {
+        let config = |tier: &str| {
+            Arc::new(
+                Config::from_toml(&format!(
+                    "version = 1\n[dynamic_buckets]\nkind = \"memory\"\nlabels = {{ tier = \"{tier}\" }}\n"
+                ))
+                .unwrap(),
+            )
+        };
+        let metrics = Arc::new(Metrics::default());
+        let first = Router::new(config("hot"), None, metrics.clone()).unwrap();
+        first.create_bucket("made", None).await.unwrap();
+        let made = first.bucket("made").await.unwrap();
+        put(made.members[0].store.as_ref(), "k").await;
+        let second = Router::reload(config("hot"), None, metrics.clone(), &first).unwrap();
+        let kept = second.bucket("made").await.unwrap();
+        assert!(
+            Arc::ptr_eq(&made, &kept),
+            "a new bucket, without its objects"
+        );
+        let third = Router::reload(config("cold"), None, metrics, &second).unwrap();
+        assert!(matches!(
+            third.bucket("made").await,
+            Err(Error::NoSuchBucket)
+        ));
     }
 
     #[tokio::test]

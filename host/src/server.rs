@@ -23,11 +23,13 @@ use crate::config::{Config, ConfigError, ServerConfig};
 use crate::frontend::exchange::{Exchange, Reported};
 use crate::frontend::request_id;
 use crate::frontend::{
-    Access, AccessHook, Auth, ClientAddr, Frontend, SecureTransport, Users, request_timeout,
+    Access, AccessHook, Auth, ClientAddr, Frontend, Live, SecureTransport, Snapshot, Users,
+    request_timeout,
 };
 use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 use crate::policy::set::PolicySet;
+use crate::reload::{ConfigSource, Outcome, Reloader, Trigger};
 use crate::router::Router;
 use crate::tls::{Acceptor, CertFiles, ListenerTls, TlsError};
 
@@ -46,6 +48,8 @@ pub enum StartError {
     Policy(String),
     #[error("server.tls: {0}")]
     Tls(TlsError),
+    #[error("config reload: {0}")]
+    Reload(String),
 }
 
 /// Read buffers of client connections: each socket read of a streamed body becomes one
@@ -111,6 +115,7 @@ pub struct Server {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     router: Arc<ArcSwap<Router>>,
+    reloader: Arc<Reloader>,
 }
 
 impl Server {
@@ -140,6 +145,12 @@ impl Server {
         self.router.load_full()
     }
 
+    /// Reloads the configuration file, as SIGHUP does. `None`: the engine was not started
+    /// from a file ([`start_with`]).
+    pub async fn reload(&self) -> Option<Outcome> {
+        self.reloader.reload(Trigger::AdminApi).await
+    }
+
     /// Stops accepting, lets requests in flight finish (up to the configured grace), and
     /// returns when the listener is closed.
     pub async fn shutdown(self) {
@@ -148,6 +159,7 @@ impl Server {
         for t in self.background {
             t.abort();
         }
+        self.reloader.stop();
     }
 
     /// Waits until the server stops on its own (it does not, unless its task panics).
@@ -158,6 +170,24 @@ impl Server {
 
 /// Builds everything from `config` and starts serving.
 pub async fn start(config: Config) -> Result<Server, StartError> {
+    start_with(config, None).await
+}
+
+/// Says at start and at each reload which buckets name a policy that is not loaded.
+pub(crate) fn log_unloaded_policies(config: &Config, policies: Option<&PolicySet>) {
+    for (name, b) in &config.buckets {
+        if b.policy != "default" && policies.and_then(|p| p.get(&b.policy)).is_none() {
+            warn!(bucket = %name, policy = %b.policy, "the bucket's policy is not loaded (yet): its decisions fail {:?} until it is", b.failure);
+        }
+    }
+}
+
+/// [`start`], with `config` read from `source`: the engine reloads it on SIGHUP, when the
+/// file changes, and on the admin API's `POST /config/reload` (see [`crate::reload`]).
+pub async fn start_with(
+    config: Config,
+    source: Option<ConfigSource>,
+) -> Result<Server, StartError> {
     config.validate()?;
     let tls = match &config.server.tls {
         Some(t) => Some(
@@ -176,11 +206,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     } else {
         None
     };
-    for (name, b) in &config.buckets {
-        if b.policy != "default" && policies.as_ref().and_then(|p| p.get(&b.policy)).is_none() {
-            warn!(bucket = %name, policy = %b.policy, "the bucket's policy is not loaded (yet): its decisions fail {:?} until it is", b.failure);
-        }
-    }
+    log_unloaded_policies(&config, policies.as_deref());
     let watcher = match &policies {
         Some(p) => p.watch().map_err(StartError::Policy)?,
         None => None,
@@ -206,6 +232,21 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     metrics.set_jobs_source(Box::new(move || {
         running.upgrade().map(|j| j.running()).unwrap_or_default()
     }));
+    let users = Arc::new(Users::from_config(&config)?);
+    let live = Live::new(Snapshot {
+        router: router.load_full(),
+        users,
+    });
+    let reloader = Reloader::new(
+        source,
+        config.clone(),
+        live.clone(),
+        router.clone(),
+        policies.clone(),
+        metrics.clone(),
+        jobs.clone(),
+    );
+    let config_watch = reloader.watch().map_err(StartError::Reload)?;
     let admin = match config.server.admin_listen {
         Some(addr) => {
             let token = match &config.server.admin_token {
@@ -219,6 +260,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
                 router: router.clone(),
                 token,
                 auth: config.server.admin_auth,
+                reloader: reloader.clone(),
             };
             let admin_tls = tls
                 .as_ref()
@@ -228,21 +270,11 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         }
         None => None,
     };
-    let schedules: Vec<_> = config
-        .buckets
-        .iter()
-        .filter_map(|(name, b)| {
-            let t = b.tiering.clone()?;
-            info!(bucket = %name, every = ?t.every, "tiering passes scheduled");
-            Some(jobs.schedule(name.clone(), t))
-        })
-        .collect();
 
-    let users = Arc::new(Users::from_config(&config)?);
     log_unrestricted(&config);
-    let access = Arc::new(Access::new(router.clone(), users.clone()));
-    let mut builder = S3ServiceBuilder::new(Frontend::new(router.clone(), access.clone()));
-    builder.set_auth(Auth::new(users));
+    let access = Arc::new(Access::new(live.clone()));
+    let mut builder = S3ServiceBuilder::new(Frontend::new(live.clone(), access.clone()));
+    builder.set_auth(Auth::new(live.clone()));
     builder.set_access(AccessHook(access));
     let mut s3s_config = s3s::config::S3Config::default();
     s3s_config.post_object_max_file_size = MAX_FORM_UPLOAD;
@@ -289,14 +321,21 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         tls: listener_tls,
         https: https.map(|(l, t, _)| (l, t)),
     };
-    let task = serve(listeners, service, &config.server, metrics.clone(), stopped);
+    let task = serve(
+        listeners,
+        service,
+        Some(live),
+        &config.server,
+        metrics.clone(),
+        stopped,
+    );
     let admin_addr = admin.as_ref().map(|(a, _)| *a);
     let background = admin
         .map(|(_, t)| t)
         .into_iter()
         .chain(watcher)
+        .chain(config_watch)
         .chain(tls.map(|t| t.watch()))
-        .chain(schedules)
         .collect();
     Ok(Server {
         addr: local,
@@ -307,6 +346,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         stop,
         task,
         router,
+        reloader,
     })
 }
 
@@ -331,10 +371,11 @@ async fn accept_https(
 }
 
 /// Serves the listeners' connections until `stopped` changes, then drains the requests
-/// in flight.
+/// in flight. Each request is served with the configuration `live` has when it arrives.
 fn serve(
     listeners: Listeners,
     service: s3s::service::S3Service,
+    live: Option<Live>,
     settings: &ServerConfig,
     metrics: Arc<Metrics>,
     mut stopped: watch::Receiver<bool>,
@@ -378,6 +419,7 @@ fn serve(
             let _ = socket.set_nodelay(true);
             let svc = service.clone();
             let metrics = metrics.clone();
+            let live = live.clone();
             let hs =
                 hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ClientAddr(peer));
@@ -390,8 +432,14 @@ fn serve(
                     let exchange = Exchange::new(peer, req.method().clone(), metrics.clone());
                     let req = with_body_deadline(req, client_timeout, unsized_body, &exchange);
                     let svc = svc.clone();
+                    // The configuration is taken here, as the request arrives.
+                    let snapshot = live.as_ref().map(Live::load);
                     async move {
-                        let mut resp = exchange.scope(svc.call(req)).await?;
+                        let call = exchange.scope(svc.call(req));
+                        let mut resp = match snapshot {
+                            Some(snapshot) => Live::scope(snapshot, call).await?,
+                            None => call.await?,
+                        };
                         // s3s answers a stall inside an XML body with 500 (and logs it
                         // as an error), an upload's handler with its own error: either
                         // way it was the client's silence, and S3 says so.
@@ -527,7 +575,16 @@ pub(crate) async fn first_byte(socket: &tokio::net::TcpStream, limit: Duration) 
 
 /// Serves until `shutdown` resolves, then drains.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
-    let server = start(config).await?;
+    run_with(config, None, shutdown).await
+}
+
+/// [`run`], reloading `source` (see [`start_with`]).
+pub async fn run_with(
+    config: Config,
+    source: Option<ConfigSource>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let server = start_with(config, source).await?;
     shutdown.await;
     server.shutdown().await;
     Ok(())
@@ -863,6 +920,7 @@ mod tests {
         let serving = serve(
             listeners,
             service,
+            None,
             &ServerConfig::default(),
             Arc::new(Metrics::default()),
             stopped,
@@ -910,6 +968,7 @@ mod tests {
         let serving = serve(
             listeners,
             service,
+            None,
             &ServerConfig::default(),
             Arc::new(Metrics::default()),
             stopped,

@@ -235,6 +235,8 @@ const DEFAULT_PROBE: Duration = Duration::from_secs(5);
 #[derive(Debug, Default)]
 pub struct Registry {
     backends: BTreeMap<String, Arc<Backend>>,
+    /// The [`settings_digest`] of each configured backend.
+    settings: BTreeMap<String, String>,
 }
 
 impl Registry {
@@ -242,12 +244,34 @@ impl Registry {
         config: &Config,
         metrics: &Arc<crate::metrics::Metrics>,
     ) -> Result<Self, crate::config::ConfigError> {
+        Self::rebuild(config, metrics, None)
+    }
+
+    /// Builds the backends of `config`, taking from `previous` (the registry of the
+    /// configuration it replaces) each backend configured with the same name and the same
+    /// settings: a reload keeps its health state, so that a backend known to be down is
+    /// not tried again by every request after an unrelated change, as well as its
+    /// connections and, for `memory`, its objects.
+    pub fn rebuild(
+        config: &Config,
+        metrics: &Arc<crate::metrics::Metrics>,
+        previous: Option<&Registry>,
+    ) -> Result<Self, crate::config::ConfigError> {
         let mut backends = BTreeMap::new();
+        let mut settings = BTreeMap::new();
         for (name, cfg) in &config.backends {
-            let backend = build_backend(name, cfg)?.metered(metrics, name);
-            backends.insert(name.clone(), Arc::new(backend));
+            let digest = settings_digest(name, cfg)?;
+            let kept = previous
+                .filter(|p| p.settings.get(name) == Some(&digest))
+                .and_then(|p| p.backends.get(name));
+            let backend = match kept {
+                Some(b) => b.clone(),
+                None => Arc::new(build_backend(name, cfg)?.metered(metrics, name)),
+            };
+            backends.insert(name.clone(), backend);
+            settings.insert(name.clone(), digest);
         }
-        Ok(Self { backends })
+        Ok(Self { backends, settings })
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Backend>> {
@@ -263,6 +287,22 @@ impl Registry {
         self.backends
             .insert(backend.name.clone(), Arc::new(backend));
     }
+}
+
+/// What tells two configurations of a backend apart: all its settings, secrets by value
+/// (their `Debug` form hides the value), hashed so that no secret is kept in clear here.
+fn settings_digest(name: &str, cfg: &BackendConfig) -> Result<String, crate::config::ConfigError> {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(format!("{cfg:?}"));
+    for (field, secret) in cfg.secrets() {
+        let value = secret.resolve(&format!("backends.{name}.{field}"))?;
+        h.update([0u8]);
+        h.update(field);
+        h.update([0u8]);
+        h.update(value);
+    }
+    Ok(hex::encode(h.finalize()))
 }
 
 fn build_backend(name: &str, cfg: &BackendConfig) -> Result<Backend, crate::config::ConfigError> {
@@ -486,6 +526,49 @@ pub fn unquote_etag(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reload keeps each backend configured as before, health state and all, and builds
+    /// anew the ones whose settings (a secret included) changed.
+    #[test]
+    fn a_rebuild_keeps_the_backends_configured_as_before() {
+        let config = |label: &str, secret: &str| {
+            Config::from_toml(&format!(
+                r#"version = 1
+[backends.same]
+kind = "memory"
+[backends.relabelled]
+kind = "memory"
+labels = {{ tier = "{label}" }}
+[backends.rekeyed]
+kind = "s3"
+bucket = "b"
+endpoint = "http://127.0.0.1:1"
+allow_http = true
+access_key_id = "AKID"
+secret_access_key = "{secret}"
+"#
+            ))
+            .unwrap()
+        };
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let before = Registry::build(&config("hot", "one"), &metrics).unwrap();
+        for b in before.backends.values() {
+            b.mark_unhealthy();
+        }
+        let after = Registry::rebuild(&config("cold", "two"), &metrics, Some(&before)).unwrap();
+        let same = |name: &str| Arc::ptr_eq(&before.backends[name], &after.backends[name]);
+        assert!(same("same"));
+        assert!(!after.backends["same"].healthy(), "its health was reset");
+        assert!(!same("relabelled"));
+        assert!(!same("rekeyed"), "a changed secret went unnoticed");
+        assert!(after.backends["rekeyed"].healthy());
+        // Unchanged again: kept again.
+        let again = Registry::rebuild(&config("cold", "two"), &metrics, Some(&after)).unwrap();
+        assert!(Arc::ptr_eq(
+            &after.backends["rekeyed"],
+            &again.backends["rekeyed"]
+        ));
+    }
 
     #[test]
     fn multipart_etags() {

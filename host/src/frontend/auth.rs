@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use s3s::access::{S3Access, S3AccessContext};
 
 use crate::policy::ObjectView;
@@ -25,7 +24,7 @@ use crate::config::{Config, ConfigError};
 use crate::iam::{self, Decision, PolicyDocument, Resource};
 use crate::router::Router;
 
-use super::{ClientAddr, SecureTransport};
+use super::{ClientAddr, Live, SecureTransport};
 
 /// AWS refuses presigned URLs that live longer than a week.
 const MAX_PRESIGNED_EXPIRY_SECS: u64 = 7 * 24 * 3600;
@@ -81,19 +80,19 @@ impl Users {
 
 /// Secret keys by access key. s3s checks header and presigned signatures against them.
 pub struct Auth {
-    users: Arc<Users>,
+    live: Live,
 }
 
 impl Auth {
-    pub fn new(users: Arc<Users>) -> Self {
-        Self { users }
+    pub fn new(live: Live) -> Self {
+        Self { live }
     }
 }
 
 #[async_trait::async_trait]
 impl S3Auth for Auth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        match self.users.get(access_key) {
+        match self.live.current().users.get(access_key) {
             Some(u) => Ok(SecretKey::from(u.secret.as_str())),
             None => {
                 tracing::info!(access_key, "request signed with an unknown access key");
@@ -127,10 +126,10 @@ impl Requester<'_> {
     }
 }
 
-/// Decides every request against the users' and buckets' policies.
+/// Decides every request against the users' and buckets' policies, of the request's
+/// configuration snapshot.
 pub struct Access {
-    router: Arc<ArcSwap<Router>>,
-    users: Arc<Users>,
+    live: Live,
 }
 
 /// The IAM action of an S3 operation (AWS's table), and whether it acts on the object
@@ -252,8 +251,13 @@ fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<Cow<'a, str>> {
 }
 
 impl Access {
-    pub fn new(router: Arc<ArcSwap<Router>>, users: Arc<Users>) -> Self {
-        Self { router, users }
+    pub fn new(live: Live) -> Self {
+        Self { live }
+    }
+
+    /// The router of the request's snapshot.
+    fn router(&self) -> Arc<Router> {
+        self.live.current().router.clone()
     }
 
     /// Asks the policy of `bucket` whether it serves `operation` on `key` (empty: the
@@ -269,7 +273,7 @@ impl Access {
         source_ip: Option<std::net::IpAddr>,
         principal: Option<&str>,
     ) -> S3Result<()> {
-        let router = self.router.load_full();
+        let router = self.router();
         let Some(vb) = router.with_policy(bucket) else {
             return Ok(());
         };
@@ -293,15 +297,15 @@ impl Access {
     }
 
     /// The requester of a request whose signature s3s checked (`access_key`: `None` for an
-    /// unsigned one), seen from its extensions.
-    pub fn requester(
-        &self,
+    /// unsigned one), seen from its extensions, among the `users` of its snapshot.
+    pub fn requester<'a>(
+        users: &'a Users,
         access_key: Option<&str>,
         extensions: &http::Extensions,
-    ) -> S3Result<Requester<'_>> {
+    ) -> S3Result<Requester<'a>> {
         let user = match access_key {
             Some(k) => Some(
-                self.users
+                users
                     .get(k)
                     .ok_or_else(|| s3_error!(InvalidAccessKeyId))?
                     .as_ref(),
@@ -330,7 +334,7 @@ impl Access {
         }
         let bucket_policy = match resource {
             Resource::Bucket(b) | Resource::Object { bucket: b, .. } => {
-                let router = self.router.load_full();
+                let router = self.router();
                 match router.bucket_policy(b).await {
                     Ok(p) => p,
                     // A missing bucket has no policy; the operation answers NoSuchBucket
@@ -480,7 +484,8 @@ impl S3Access for AccessHook {
             };
             x.set_request(cx.s3_op().name(), bucket, key, signed.as_deref());
         });
-        let who = self.0.requester(signed.as_deref(), cx.extensions_mut())?;
+        let snapshot = self.0.live.current();
+        let who = Access::requester(&snapshot.users, signed.as_deref(), cx.extensions_mut())?;
         let query = cx.uri().query();
         if signed.is_some() {
             refuse_signature_v2(cx.headers(), query)?;
@@ -534,7 +539,7 @@ impl S3Access for AccessHook {
         if !super::implements(op)
             && let S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } = cx.s3_path()
         {
-            let router = self.0.router.load_full();
+            let router = self.0.router();
             router.bucket(bucket).await.map_err(super::errors::to_s3)?;
         }
         let (bucket, key) = match cx.s3_path() {
@@ -553,7 +558,8 @@ impl S3Access for AccessHook {
     /// keys would ever apply to it).
     async fn post_object(&self, req: &mut S3Request<PostObjectInput>) -> S3Result<()> {
         let signed = req.credentials.as_ref().map(|c| c.access_key.as_str());
-        let who = self.0.requester(signed, &req.extensions)?;
+        let snapshot = self.0.live.current();
+        let who = Access::requester(&snapshot.users, signed, &req.extensions)?;
         let resource = Resource::Object {
             bucket: &req.input.bucket,
             key: &req.input.key,

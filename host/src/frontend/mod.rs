@@ -7,11 +7,11 @@ mod body;
 mod errors;
 pub mod exchange;
 pub mod request_id;
+mod snapshot;
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use s3s::dto::*;
@@ -20,6 +20,7 @@ use tracing::{Instrument, info_span};
 
 pub use auth::{Access, AccessHook, Auth, Requester, Users, Verdict, decide};
 pub use body::Expected;
+pub use snapshot::{Live, Snapshot};
 
 use crate::checksum;
 use crate::iam;
@@ -33,27 +34,34 @@ pub fn request_timeout(limit: std::time::Duration) -> s3s::S3Error {
     errors::to_s3(Error::RequestTimeout(limit))
 }
 
-/// The `S3` implementation. Each request takes one snapshot of the router and keeps it.
+/// The `S3` implementation. Each request takes one configuration snapshot and keeps it
+/// (see [`Live`]).
 #[derive(Clone)]
 pub struct Frontend {
-    router: Arc<ArcSwap<Router>>,
+    live: Live,
     /// Decides what a request touches beyond its own bucket and key (the access hook
     /// decided those before the operation began).
     access: Arc<Access>,
 }
 
 impl Frontend {
-    pub fn new(router: Arc<ArcSwap<Router>>, access: Arc<Access>) -> Self {
-        Self { router, access }
+    pub fn new(live: Live, access: Arc<Access>) -> Self {
+        Self { live, access }
     }
 
-    /// The requester of a request s3s authenticated.
-    fn requester<T>(&self, req: &S3Request<T>) -> S3Result<Requester<'_>> {
-        self.access.requester(
-            req.credentials.as_ref().map(|c| c.access_key.as_str()),
-            &req.extensions,
-        )
+    /// The router of the request's snapshot.
+    fn router(&self) -> Arc<Router> {
+        self.live.current().router.clone()
     }
+}
+
+/// The requester of a request s3s authenticated, among the users of its snapshot.
+fn requester<'a, T>(snapshot: &'a Snapshot, req: &S3Request<T>) -> S3Result<Requester<'a>> {
+    Access::requester(
+        &snapshot.users,
+        req.credentials.as_ref().map(|c| c.access_key.as_str()),
+        &req.extensions,
+    )
 }
 
 fn ts(t: DateTime<Utc>) -> Timestamp {
@@ -508,7 +516,7 @@ impl S3 for Frontend {
         &self,
         _req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        let router = self.router.load_full();
+        let router = self.router();
         let buckets = traced("ListBuckets", "", router.buckets())
             .await?
             .iter()
@@ -528,7 +536,7 @@ impl S3 for Frontend {
         &self,
         req: S3Request<HeadBucketInput>,
     ) -> S3Result<S3Response<HeadBucketOutput>> {
-        let router = self.router.load_full();
+        let router = self.router();
         let bucket = req.input.bucket;
         traced("HeadBucket", &bucket, async {
             router.bucket(&bucket).await.map(|_| ())
@@ -544,7 +552,7 @@ impl S3 for Frontend {
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        let router = self.router.load_full();
+        let router = self.router();
         let bucket = req.input.bucket;
         traced("GetBucketLocation", &bucket, async {
             router.bucket(&bucket).await.map(|_| ())
@@ -563,8 +571,9 @@ impl S3 for Frontend {
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
-        let router = self.router.load_full();
-        let who = self.requester(&req)?;
+        let snapshot = self.live.current();
+        let router = snapshot.router.clone();
+        let who = requester(&snapshot, &req)?;
         let creator = who.user.map(|u| u.name.as_str());
         let bucket = req.input.bucket;
         traced(
@@ -582,7 +591,7 @@ impl S3 for Frontend {
         &self,
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
-        let router = self.router.load_full();
+        let router = self.router();
         let bucket = req.input.bucket;
         traced("DeleteBucket", &bucket, router.delete_bucket(&bucket)).await?;
         Ok(S3Response::new(DeleteBucketOutput::default()))
@@ -592,7 +601,7 @@ impl S3 for Frontend {
         &self,
         req: S3Request<PutBucketPolicyInput>,
     ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
-        let router = self.router.load_full();
+        let router = self.router();
         let input = req.input;
         traced(
             "PutBucketPolicy",
@@ -607,7 +616,7 @@ impl S3 for Frontend {
         &self,
         req: S3Request<GetBucketPolicyInput>,
     ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
-        let router = self.router.load_full();
+        let router = self.router();
         let bucket = req.input.bucket;
         let policy = traced("GetBucketPolicy", &bucket, async {
             router
@@ -625,7 +634,7 @@ impl S3 for Frontend {
         &self,
         req: S3Request<DeleteBucketPolicyInput>,
     ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
-        let router = self.router.load_full();
+        let router = self.router();
         let bucket = req.input.bucket;
         traced(
             "DeleteBucketPolicy",
@@ -640,7 +649,7 @@ impl S3 for Frontend {
         &self,
         req: S3Request<GetBucketPolicyStatusInput>,
     ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
-        let router = self.router.load_full();
+        let router = self.router();
         let bucket = req.input.bucket;
         let policy = traced(
             "GetBucketPolicyStatus",
@@ -659,7 +668,7 @@ impl S3 for Frontend {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        let router = self.router.load_full();
+        let router = self.router();
         let view = view_of(&router, &req, &req.input.bucket, "PutObject");
         let headers = req.headers;
         let trailers = req.trailing_headers;
@@ -740,7 +749,7 @@ impl S3 for Frontend {
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        let router = self.router.load_full();
+        let router = self.router();
         let view = view_of(&router, &req, &req.input.bucket, "GetObject");
         let input = req.input;
         unversioned(input.version_id.as_deref())?;
@@ -804,7 +813,7 @@ impl S3 for Frontend {
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        let router = self.router.load_full();
+        let router = self.router();
         let view = view_of(&router, &req, &req.input.bucket, "HeadObject");
         let input = req.input;
         unversioned(input.version_id.as_deref())?;
@@ -855,7 +864,7 @@ impl S3 for Frontend {
         &self,
         req: S3Request<GetObjectAttributesInput>,
     ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
-        let router = self.router.load_full();
+        let router = self.router();
         let view = view_of(&router, &req, &req.input.bucket, "GetObjectAttributes");
         let input = req.input;
         unversioned(input.version_id.as_deref())?;
@@ -934,7 +943,7 @@ impl S3 for Frontend {
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        let router = self.router.load_full();
+        let router = self.router();
         let input = req.input;
         unversioned(input.version_id.as_deref())?;
         traced(
@@ -950,8 +959,9 @@ impl S3 for Frontend {
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        let router = self.router.load_full();
-        let who = self.requester(&req)?;
+        let snapshot = self.live.current();
+        let router = snapshot.router.clone();
+        let who = requester(&snapshot, &req)?;
         let principal = req.credentials.as_ref().map(|c| c.access_key.as_str());
         let input = req.input;
         if input.delete.objects.len() > 1000 {
@@ -1043,7 +1053,7 @@ impl S3 for Frontend {
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
-        let router = self.router.load_full();
+        let router = self.router();
         let view = view_of(&router, &req, &req.input.bucket, "CopyObject");
         let Some((src_bucket, src_key)) = copy_source(&req.input.copy_source)? else {
             let bucket = &req.input.bucket;
@@ -1052,7 +1062,8 @@ impl S3 for Frontend {
             return Err(unsupported("CopyObject", bucket, checks, e).await);
         };
         // Reading the source is a GetObject of its own, whoever asks.
-        let who = self.requester(&req)?;
+        let snapshot = self.live.current();
+        let who = requester(&snapshot, &req)?;
         self.access
             .authorize(
                 &who,
@@ -1136,7 +1147,7 @@ impl S3 for Frontend {
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        let router = self.router.load_full();
+        let router = self.router();
         let input = req.input;
         let encode = check_encoding(input.encoding_type.as_ref())?;
         let max = max_keys(input.max_keys)?;
@@ -1184,7 +1195,7 @@ impl S3 for Frontend {
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
-        let router = self.router.load_full();
+        let router = self.router();
         let input = req.input;
         let encode = check_encoding(input.encoding_type.as_ref())?;
         let max = max_keys(input.max_keys)?;
@@ -1221,7 +1232,7 @@ impl S3 for Frontend {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        let router = self.router.load_full();
+        let router = self.router();
         let view = view_of(&router, &req, &req.input.bucket, "CreateMultipartUpload");
         let input = req.input;
         let a = attrs(
@@ -1273,7 +1284,7 @@ impl S3 for Frontend {
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        let router = self.router.load_full();
+        let router = self.router();
         let headers = req.headers;
         let trailers = req.trailing_headers;
         let input = req.input;
@@ -1332,7 +1343,7 @@ impl S3 for Frontend {
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        let router = self.router.load_full();
+        let router = self.router();
         let view = view_of(&router, &req, &req.input.bucket, "UploadPartCopy");
         let Some((src_bucket, src_key)) = copy_source(&req.input.copy_source)? else {
             let input = &req.input;
@@ -1343,7 +1354,8 @@ impl S3 for Frontend {
             let e = Error::NotImplemented(UNSUPPORTED_COPY_SOURCE.into());
             return Err(unsupported("UploadPartCopy", &input.bucket, checks, e).await);
         };
-        let who = self.requester(&req)?;
+        let snapshot = self.live.current();
+        let who = requester(&snapshot, &req)?;
         self.access
             .authorize(
                 &who,
@@ -1412,7 +1424,7 @@ impl S3 for Frontend {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        let router = self.router.load_full();
+        let router = self.router();
         let input = req.input;
         if input.if_match.is_some() || input.if_none_match.is_some() {
             let checks = async {
@@ -1473,7 +1485,7 @@ impl S3 for Frontend {
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        let router = self.router.load_full();
+        let router = self.router();
         let input = req.input;
         traced(
             "AbortMultipartUpload",
@@ -1488,7 +1500,7 @@ impl S3 for Frontend {
         &self,
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
-        let router = self.router.load_full();
+        let router = self.router();
         let input = req.input;
         let (_, parts) = traced(
             "ListParts",
@@ -1537,7 +1549,7 @@ impl S3 for Frontend {
         &self,
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        let router = self.router.load_full();
+        let router = self.router();
         let input = req.input;
         let prefix = input.prefix.clone().unwrap_or_default();
         let uploads = traced(
