@@ -235,7 +235,6 @@ impl Reloader {
     /// to a new directory, both replace the inode a watch on the file would follow. Any
     /// change in the directory has the file read; it is reloaded if its content changed.
     pub fn watch(self: &Arc<Self>) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
-        use notify::Watcher as _;
         let Some(path) = self.path().map(std::path::Path::to_owned) else {
             return Ok(None);
         };
@@ -245,17 +244,7 @@ impl Reloader {
         };
         let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(64);
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if event.is_ok_and(|e| crate::watch::changes(&e.kind)) {
-                    let _ = tx.try_send(());
-                }
-            })
-            .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
-        watcher
-            .watch(&dir, notify::RecursiveMode::NonRecursive)
-            .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+        let (watcher, mut rx) = crate::watch::watch_dir(&dir)?;
         let reloader = self.clone();
         let mut last = content_digest(&path);
         Ok(Some(tokio::spawn(async move {

@@ -1,4 +1,5 @@
-//! What the file watchers (the plugins directory, TLS certificates) count as a change.
+//! What the file watchers (the plugins directory, the configuration file, TLS
+//! certificates) count as a change, and a directory watch that reports them.
 //!
 //! inotify reports opens, reads and closes too. A watcher that reloads on any event
 //! triggers itself: its own read of the file is the next event, and it reloads for ever
@@ -17,6 +18,26 @@ pub fn changes(kind: &EventKind) -> bool {
         EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)) => false,
         _ => true,
     }
+}
+
+/// Watches `dir` (not its subdirectories): the receiver gets a `()` for each batch of
+/// [`changes`] (a full channel drops the rest; one wake-up is enough for a rescan). Keep
+/// the watcher alive as long as the receiver is used.
+pub fn watch_dir(
+    dir: &std::path::Path,
+) -> Result<(notify::RecommendedWatcher, tokio::sync::mpsc::Receiver<()>), String> {
+    use notify::Watcher as _;
+    let (tx, rx) = tokio::sync::mpsc::channel::<()>(64);
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| changes(&e.kind)) {
+            let _ = tx.try_send(());
+        }
+    })
+    .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+    watcher
+        .watch(dir, notify::RecursiveMode::NonRecursive)
+        .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+    Ok((watcher, rx))
 }
 
 #[cfg(test)]

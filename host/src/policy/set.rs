@@ -233,22 +233,11 @@ impl PolicySet {
     /// Watches the plugins directory and rescans after each burst of changes. The task
     /// ends when the returned handle is aborted or the set is dropped.
     pub fn watch(self: &Arc<Self>) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
-        use notify::Watcher as _;
         let Some(dir) = self.plugins.dir.clone() else {
             return Ok(None);
         };
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(64);
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                // Not the rescan's own reads: they would schedule the next rescan.
-                if event.is_ok_and(|e| crate::watch::changes(&e.kind)) {
-                    let _ = tx.try_send(());
-                }
-            })
-            .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
-        watcher
-            .watch(&dir, notify::RecursiveMode::NonRecursive)
-            .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+        // Changes only, not the rescan's own reads: they would schedule the next rescan.
+        let (watcher, mut rx) = crate::watch::watch_dir(&dir)?;
         let weak = Arc::downgrade(self);
         let debounce = self.plugins.debounce;
         Ok(Some(tokio::spawn(async move {
