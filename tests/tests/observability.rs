@@ -304,6 +304,10 @@ async fn every_data_plane_metric_appears_after_a_request_that_exercises_it() {
         1.0,
     );
     at_least(
+        r#"switchyard_backend_requests_total{backend="fast",operation="list",outcome="ok"}"#,
+        1.0,
+    );
+    at_least(
         r#"switchyard_backend_request_duration_seconds_count{backend="fast"}"#,
         3.0,
     );

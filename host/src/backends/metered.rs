@@ -109,33 +109,27 @@ impl Store for Metered {
         r
     }
 
-    /// A listing is counted as one call, when its stream ends (or fails).
+    /// A listing is counted as one call, when its stream ends or fails, or when its
+    /// reader drops it before the end (a page of a merged listing needs only the first
+    /// keys of each member: what the backend answered so far was an answer).
     fn list(
         &self,
         prefix: &str,
         offset: Option<&str>,
     ) -> BoxStream<'static, Result<ObjectSummary>> {
-        let started = Instant::now();
-        let (metrics, name) = (self.metrics.clone(), self.name.clone());
+        let mut call = ListCall {
+            metrics: self.metrics.clone(),
+            name: self.name.clone(),
+            started: Instant::now(),
+            counted: false,
+        };
         let mut inner = self.inner.list(prefix, offset);
-        let mut counted = false;
         futures::stream::poll_fn(move |cx| {
             let item = inner.poll_next_unpin(cx);
-            if !counted {
-                let outcome = match &item {
-                    std::task::Poll::Ready(None) => Some(BackendOutcome::Ok),
-                    std::task::Poll::Ready(Some(Err(e))) => Some(BackendOutcome::of_error(e)),
-                    _ => None,
-                };
-                if let Some(outcome) = outcome {
-                    counted = true;
-                    metrics.backend_call(
-                        &name,
-                        BackendOp::List,
-                        outcome,
-                        started.elapsed().as_secs_f64(),
-                    );
-                }
+            match &item {
+                std::task::Poll::Ready(None) => call.done(BackendOutcome::Ok),
+                std::task::Poll::Ready(Some(Err(e))) => call.done(BackendOutcome::of_error(e)),
+                _ => {}
             }
             item
         })
@@ -225,5 +219,75 @@ impl Store for Metered {
         let r = self.inner.list_internal(prefix).await;
         self.done(BackendOp::Internal, started, &r);
         r
+    }
+}
+
+/// One listing's call, counted once: at its end, its first error, or when dropped.
+struct ListCall {
+    metrics: Arc<Metrics>,
+    name: Name,
+    started: Instant,
+    counted: bool,
+}
+
+impl ListCall {
+    fn done(&mut self, outcome: BackendOutcome) {
+        if !std::mem::replace(&mut self.counted, true) {
+            self.metrics.backend_call(
+                &self.name,
+                BackendOp::List,
+                outcome,
+                self.started.elapsed().as_secs_f64(),
+            );
+        }
+    }
+}
+
+impl Drop for ListCall {
+    fn drop(&mut self) {
+        self.done(BackendOutcome::Ok);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backends::ObjectStoreBackend;
+    use crate::backends::testing::put;
+
+    /// A listing read only in part (a page of a merged listing) is still one call.
+    #[tokio::test]
+    async fn a_listing_dropped_before_its_end_is_counted() {
+        let metrics = Arc::new(Metrics::default());
+        let store = Metered::new(
+            Arc::new(ObjectStoreBackend::memory("m", None)),
+            metrics.clone(),
+            "m",
+        );
+        for key in ["a", "b", "c"] {
+            put(&store, key).await;
+        }
+        let mut listing = store.list("", None);
+        assert!(listing.next().await.unwrap().is_ok());
+        drop(listing);
+        let all: Vec<_> = store.list("", None).collect().await;
+        assert_eq!(all.len(), 3);
+        let text = metrics.encode();
+        assert!(
+            text.contains(
+                r#"switchyard_backend_requests_total{backend="m",operation="list",outcome="ok"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"switchyard_backend_requests_total{backend="m",operation="put",outcome="ok"} 3"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"switchyard_backend_sent_bytes_total{backend="m"}"#),
+            "{text}"
+        );
     }
 }
