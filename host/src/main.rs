@@ -521,12 +521,10 @@ fn init_tracing(
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(writer);
     if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .init();
+        // Event fields at the top level; the request's span (its id, operation and
+        // bucket) stays under `span`, so that what the engine logs while it handles a
+        // request still names it (the access log writes its own flat lines).
+        builder.json().flatten_event(true).init();
     } else {
         builder.init();
     }
