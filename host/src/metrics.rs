@@ -369,6 +369,10 @@ pub struct Metrics {
     backend_sent: Family<BackendLabels, Counter>,
     /// The bucket names admitted as label values.
     bucket_labels: RwLock<HashMap<Box<str>, Name>>,
+    /// The labels of requests naming no bucket (`""`) and of buckets not admitted
+    /// ([`OTHER_BUCKETS`]), made once rather than per request.
+    no_bucket: Name,
+    other_buckets: Name,
     /// Read at each scrape for `switchyard_backend_healthy`.
     health: Arc<Mutex<Option<Source>>>,
     /// Read at each scrape for `switchyard_jobs_running`.
@@ -564,6 +568,8 @@ impl Default for Metrics {
             backend_received,
             backend_sent,
             bucket_labels: RwLock::new(HashMap::new()),
+            no_bucket: Name::new(""),
+            other_buckets: Name::new(OTHER_BUCKETS),
             health,
             jobs,
             config_reloads,
@@ -623,12 +629,22 @@ impl Metrics {
             .write()
             .unwrap_or_else(|e| e.into_inner());
         if labels.len() >= MAX_BUCKET_LABELS {
-            return Name::new(OTHER_BUCKETS);
+            return self.other_buckets.clone();
         }
         labels
             .entry(bucket.into())
             .or_insert_with(|| Name::new(bucket))
             .clone()
+    }
+
+    /// The label of a request whose bucket the router did not find: `""` when it named
+    /// none (ListBuckets, or refused before its path was read), else [`OTHER_BUCKETS`].
+    pub fn unfound_bucket_label(&self, named: bool) -> Name {
+        if named {
+            self.other_buckets.clone()
+        } else {
+            self.no_bucket.clone()
+        }
     }
 
     pub fn request_started(&self) {

@@ -198,13 +198,9 @@ impl Exchange {
         );
         let f = std::mem::take(&mut *self.fields());
         let label = f.op.map_or("unknown", |(_, label)| label);
-        let bucket = f.bucket_label.unwrap_or_else(|| {
-            Name::new(if f.bucket.is_none() {
-                ""
-            } else {
-                crate::metrics::OTHER_BUCKETS
-            })
-        });
+        let bucket = f
+            .bucket_label
+            .unwrap_or_else(|| self.metrics.unfound_bucket_label(f.bucket.is_some()));
         self.metrics
             .request_done(label, bucket, status, elapsed.as_secs_f64(), received, sent);
         let (code, cause) = f.error.as_ref().map_or(("-", "-"), |(c, m)| (&**c, &**m));
