@@ -29,7 +29,7 @@ struct Engine {
     s3: String,
     admin: String,
     log: std::path::PathBuf,
-    _dirs: (TempDir, TempDir),
+    dirs: (TempDir, TempDir),
 }
 
 impl Engine {
@@ -73,11 +73,15 @@ policy = "picky"
 failure = "fail-open"
 [plugins]
 dir = {plugins:?}
+[dynamic_buckets]
+kind = "fs"
+root = {dynamic:?}
 "#,
             root = data.0.join("fast").display().to_string(),
             m1 = data.0.join("m1").display().to_string(),
             m2 = data.0.join("m2").display().to_string(),
             plugins = data.0.join("plugins").display().to_string(),
+            dynamic = data.0.join("dynamic").display().to_string(),
             closed = free_addr(),
         );
         // Places on m1, and traps for keys starting with `evil`.
@@ -108,7 +112,7 @@ dir = {plugins:?}
             s3: format!("http://{s3}"),
             admin: format!("http://{admin}"),
             log,
-            _dirs: (data, logs),
+            dirs: (data, logs),
         };
         let started = Instant::now();
         while reqwest::get(format!("{}/healthz", engine.admin))
@@ -449,6 +453,51 @@ async fn one_json_access_line_per_request_with_the_request_id_the_client_got() {
         down["error"].as_str().unwrap().contains("down"),
         "the cause names the backend: {down}"
     );
+}
+
+/// A warning the engine logs while a request runs names that request: in JSON mode its
+/// line carries the request's span, whose id is the one the client got. The warning here
+/// is a bucket policy edited by hand into something that does not parse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warning_logged_inside_a_request_carries_the_request_id() {
+    let engine = Engine::start(true, "info,s3s=off").await;
+    let c = engine.client();
+    c.create_bucket()
+        .bucket("hand-edited")
+        .send()
+        .await
+        .unwrap();
+    let stored = engine
+        .dirs
+        .0
+        .0
+        .join("dynamic/hand-edited/.switchyard/bucket-policy.json");
+    std::fs::create_dir_all(stored.parent().unwrap()).unwrap();
+    std::fs::write(&stored, "{ not a policy").unwrap();
+    let refused = c
+        .get_object()
+        .bucket("hand-edited")
+        .key("k")
+        .send()
+        .await
+        .unwrap_err();
+    let id = refused.request_id().unwrap().to_owned();
+    let log = engine.stop().await;
+    let warning = log
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|v| {
+            v["target"] != "switchyard::access"
+                && v["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("does not parse"))
+        })
+        .unwrap_or_else(|| panic!("no warning about the stored policy:\n{log}"));
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    assert_eq!(warning["span"]["request_id"], id.as_str(), "{warning}");
+    // Flat, as the access lines: the event's fields at the top.
+    assert_eq!(warning["bucket"], "hand-edited", "{warning}");
+    assert!(warning.get("fields").is_none(), "{warning}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
+use tracing::Instrument as _;
+
 use std::collections::HashMap;
 
 use super::access_log;
@@ -77,19 +79,25 @@ impl Exchange {
     }
 
     /// Runs a request's handling with `self` as the current exchange (a task-local:
-    /// nothing is allocated to carry it).
+    /// nothing is allocated to carry it), inside the request's span: whatever the engine
+    /// logs while it handles the request (the access check included, which runs before
+    /// the operation is known) names the request. The span is at error level so that a
+    /// filter that keeps only warnings keeps it too; its `op` and `bucket` are filled in
+    /// once the operation is known (`frontend::traced`).
     pub async fn scope<F: Future>(self: &Arc<Self>, f: F) -> F::Output {
-        CURRENT.scope(self.clone(), f).await
+        let span = tracing::error_span!(
+            "s3",
+            request_id = %self.id,
+            op = tracing::field::Empty,
+            bucket = tracing::field::Empty,
+        );
+        CURRENT.scope(self.clone(), f.instrument(span)).await
     }
 
     /// Applies `f` to the exchange of the request the current task handles, if any (the
     /// mover's and other background work's calls have none).
     pub fn with_current(f: impl FnOnce(&Exchange)) {
         let _ = CURRENT.try_with(|e| f(e));
-    }
-
-    pub fn current_id() -> Option<RequestId> {
-        CURRENT.try_with(|e| e.id).ok()
     }
 
     fn fields(&self) -> std::sync::MutexGuard<'_, Fields> {

@@ -16,7 +16,6 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
-use tracing::{Instrument, info_span};
 
 pub use auth::{Access, AccessHook, Auth, Requester, Users, Verdict, decide};
 pub use body::Expected;
@@ -355,21 +354,19 @@ fn expected(
     Ok(e)
 }
 
-/// Runs one operation inside a span (so that what the engine logs while handling it names
-/// the request) and maps its error, telling the request's exchange the cause: the access
-/// log line, written when the answer ends, carries it.
+/// Runs one operation, naming it and its bucket in the request's span (so that what the
+/// engine logs while handling it says what the request was), and maps its error, telling
+/// the request's exchange the cause: the access log line, written when the answer ends,
+/// carries it.
 async fn traced<T>(
     op: &'static str,
     bucket: &str,
     fut: impl Future<Output = model::Result<T>>,
 ) -> S3Result<T> {
-    let span = info_span!(
-        "s3",
-        op,
-        bucket,
-        request_id = request_id::RequestId::current().map(tracing::field::display),
-    );
-    match fut.instrument(span).await {
+    let span = tracing::Span::current();
+    span.record("op", op);
+    span.record("bucket", bucket);
+    match fut.await {
         Ok(v) => Ok(v),
         Err(e) => {
             let message = e.to_string();

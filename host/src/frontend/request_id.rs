@@ -78,11 +78,6 @@ impl RequestId {
         }
         out
     }
-
-    /// The id of the request the current task is handling.
-    pub fn current() -> Option<Self> {
-        super::exchange::Exchange::current_id()
-    }
 }
 
 impl fmt::Display for RequestId {

@@ -26,6 +26,7 @@
 
 mod args;
 mod load;
+mod metrics_cost;
 mod procs;
 mod report;
 mod rig;
@@ -505,6 +506,8 @@ fn main() -> Result<()> {
         "client: hyper HTTP/1.1, one connection per worker, aws-sigv4 signing {:.1} µs/request",
         load::signing_cost_us(&Signer::new(ACCESS_KEY, SECRET_KEY))
     );
+    let metrics_us = metrics_cost::per_request_us();
+    println!("request metrics: {metrics_us:.2} µs/request (measured in this process)");
     let mut rows = Vec::new();
     if args.matrix {
         let mut rig = rt.block_on(Rig::start(&args, &bin))?;
@@ -534,7 +537,7 @@ fn main() -> Result<()> {
             rss.push(r);
         }
     }
-    let mut md = markdown(&rows, &rss, &args);
+    let mut md = markdown(&rows, &rss, &args, metrics_us);
     md.push_str(&format!(
         "\nSwitchyard {}. Run took {:.0}s; load average (1 min) {} at the start, {} at the end.\n",
         report::source_version(),

@@ -240,7 +240,7 @@ pub fn machine() -> String {
 }
 
 /// The results as a Markdown table, and which targets of the issue were met.
-pub fn markdown(rows: &[Row], rss: &[RssResult], args: &Args) -> String {
+pub fn markdown(rows: &[Row], rss: &[RssResult], args: &Args, metrics_us: f64) -> String {
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -312,7 +312,7 @@ pub fn markdown(rows: &[Row], rss: &[RssResult], args: &Args) -> String {
             r.ms_per_gb(r.bench_cpu),
         );
     }
-    let _ = writeln!(md, "\n{}", verdicts(rows, rss).join("\n"));
+    let _ = writeln!(md, "\n{}", verdicts(rows, rss, metrics_us).join("\n"));
     md
 }
 
@@ -335,7 +335,7 @@ fn round_spread(a: &Row, b: &Row) -> String {
     format!("; rounds {lo:.2}-{hi:.2}")
 }
 
-pub fn verdicts(rows: &[Row], rss: &[RssResult]) -> Vec<String> {
+pub fn verdicts(rows: &[Row], rss: &[RssResult], metrics_us: f64) -> Vec<String> {
     let mut out = Vec::new();
     let find = |r: &Row, t: Target| rows.iter().find(|b| b.key() == r.key() && b.target == t);
     for gw in [Target::Switchyard, Target::SwitchyardFs] {
@@ -417,8 +417,11 @@ pub fn verdicts(rows: &[Row], rss: &[RssResult]) -> Vec<String> {
         out.extend(line("added p99 < 1 ms on 4 KiB GETs", &lat));
         out.extend(line("ahead of s3s-proxy on every row", &peer));
     }
-    // The access log's cost: the same gateway with the log on and off, measured in turns.
-    let mut log_rows = Vec::new();
+    // The access log's cost: the same gateway with the log on and off, measured in turns;
+    // the metrics' cost: their calls for one request, timed in this process
+    // (`metrics_cost.rs`), over the gateway's CPU per request.
+    let mut cost_rows = Vec::new();
+    let mut within = true;
     for r in rows
         .iter()
         .filter(|r| r.target == Target::Switchyard && r.size == Some(4 << 10))
@@ -428,19 +431,22 @@ pub fn verdicts(rows: &[Row], rss: &[RssResult]) -> Vec<String> {
         };
         let Some(off) = q.gateway_cpu else { continue };
         let (on, off) = (r.per_request_us(on), q.per_request_us(off));
-        log_rows.push(format!(
-            "{} 4 KiB c={} {:+.1}% ({} against {})",
+        let log = (on - off) / off * 100.0;
+        let metrics = metrics_us / on * 100.0;
+        within &= log + metrics < 3.0;
+        cost_rows.push(format!(
+            "{} 4 KiB c={} log {log:+.1}% ({} against {}) + metrics {metrics:.1}%",
             r.op.name(),
             r.concurrency,
-            (on - off) / off * 100.0,
             us(on),
-            us(off)
+            us(off),
         ));
     }
-    if !log_rows.is_empty() {
+    if !cost_rows.is_empty() {
         out.push(format!(
-            "- switchyard: access log's cost in gateway CPU per request (log on against off): {}",
-            log_rows.join(", ")
+            "- switchyard: access log and metrics under 3% of gateway CPU per request: **{}** (metrics {metrics_us:.2} µs per request): {}",
+            if within { "met" } else { "missed" },
+            cost_rows.join(", ")
         ));
     }
     for r in rss.iter().filter(|r| r.gateway != Target::Proxy) {
