@@ -11,7 +11,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
@@ -44,7 +44,10 @@ pub struct Job {
     pub started: DateTime<Utc>,
     clock: Instant,
     pub progress: Arc<Progress>,
-    state: Mutex<(JobState, Option<DateTime<Utc>>)>,
+    /// The state, and once the job has ended, when and how long after its start: its
+    /// elapsed time and rate stop there rather than go on growing (a finished job's rate
+    /// would fall for ever).
+    state: Mutex<(JobState, Option<(DateTime<Utc>, Duration)>)>,
     /// Stops the job's task; set once it is spawned.
     abort: Mutex<Option<tokio::task::AbortHandle>>,
     /// What an inventory found, once it is done.
@@ -60,7 +63,7 @@ impl Job {
         matches!(self.state(), JobState::Running)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (JobState, Option<DateTime<Utc>>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (JobState, Option<(DateTime<Utc>, Duration)>)> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -71,7 +74,7 @@ impl Job {
             if !matches!(state.0, JobState::Running) {
                 return false;
             }
-            *state = (JobState::Cancelled, Some(Utc::now()));
+            *state = (JobState::Cancelled, Some(self.ended_now()));
         }
         // A job cancelled before its task is spawned is stopped by `Jobs::run`.
         if let Some(task) = self.abort.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -81,10 +84,17 @@ impl Job {
         true
     }
 
+    fn ended_now(&self) -> (DateTime<Utc>, Duration) {
+        (Utc::now(), self.clock.elapsed())
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
-        let (state, finished) = self.lock().clone();
+        let (state, ended) = self.lock().clone();
         let p = self.progress.snapshot();
-        let elapsed = self.clock.elapsed().as_secs_f64();
+        let finished = ended.map(|(at, _)| at);
+        let elapsed = ended
+            .map_or_else(|| self.clock.elapsed(), |(_, after)| after)
+            .as_secs_f64();
         let rate = p.bytes_copied as f64 / elapsed.max(1e-3);
         let done_bytes = p.bytes_copied;
         // An ETA only once the listing has its totals.
@@ -204,7 +214,7 @@ impl Jobs {
         if !matches!(current.0, JobState::Running) {
             return;
         }
-        *current = (state.clone(), Some(Utc::now()));
+        *current = (state.clone(), Some(job.ended_now()));
         drop(current);
         match &state {
             JobState::Failed(e) => {
@@ -324,5 +334,53 @@ impl Jobs {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Once a job has ended, its elapsed time and rate are those of its run: read later,
+    /// they do not change (a finished job's rate used to fall for ever in the console).
+    #[test]
+    fn a_finished_jobs_elapsed_time_and_rate_stop_at_its_end() {
+        for cancel in [false, true] {
+            let job = Job {
+                id: 1,
+                kind: JobKind::Migrate,
+                bucket: "b".into(),
+                params: serde_json::json!({}),
+                started: Utc::now(),
+                clock: Instant::now(),
+                progress: Arc::new(Progress::default()),
+                state: Mutex::new((JobState::Running, None)),
+                abort: Mutex::new(None),
+                inventory: OnceLock::new(),
+            };
+            job.progress.bytes_copied.store(1 << 20, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(20));
+            if cancel {
+                assert!(job.cancel());
+            } else {
+                Jobs::finish(&job, Ok(()));
+            }
+            let at_end = job.to_json();
+            std::thread::sleep(Duration::from_millis(50));
+            let later = job.to_json();
+            assert_eq!(
+                at_end["elapsed_seconds"], later["elapsed_seconds"],
+                "{later}"
+            );
+            assert_eq!(
+                at_end["bytes_per_second"], later["bytes_per_second"],
+                "{later}"
+            );
+            assert!(
+                at_end["elapsed_seconds"].as_f64().unwrap() >= 0.02,
+                "{at_end}"
+            );
+            assert!(later["finished"].is_string(), "{later}");
+        }
     }
 }
