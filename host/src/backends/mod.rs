@@ -249,9 +249,9 @@ impl Registry {
 
     /// Builds the backends of `config`, taking from `previous` (the registry of the
     /// configuration it replaces) each backend configured with the same name and the same
-    /// settings: a reload keeps its health state, so that a backend known to be down is
-    /// not tried again by every request after an unrelated change, as well as its
-    /// connections and, for `memory`, its objects.
+    /// settings (secrets and CA bundles by their content): a reload keeps its health
+    /// state, so that a backend known to be down is not tried again by every request after
+    /// an unrelated change, as well as its connections and, for `memory`, its objects.
     pub fn rebuild(
         config: &Config,
         metrics: &Arc<crate::metrics::Metrics>,
@@ -301,6 +301,13 @@ fn settings_digest(name: &str, cfg: &BackendConfig) -> Result<String, crate::con
         h.update(field);
         h.update([0u8]);
         h.update(value);
+    }
+    // The bundle's content, not only its path: a CA rotated in place is new trust, and
+    // the client built with the old one must go (an unreadable file was refused by
+    // validation; one that vanished since fails the build below, which says why).
+    if let Some(path) = cfg.ca_bundle() {
+        h.update([1u8]);
+        h.update(std::fs::read(path).unwrap_or_default());
     }
     Ok(hex::encode(h.finalize()))
 }
@@ -568,6 +575,47 @@ secret_access_key = "{secret}"
             &after.backends["rekeyed"],
             &again.backends["rekeyed"]
         ));
+    }
+
+    /// A CA bundle replaced in place (a rotated certificate authority, same path) is a
+    /// changed setting: the reload that follows (SIGHUP) builds the backend anew, with the
+    /// new bundle, rather than keep the one that trusts the old authority.
+    #[test]
+    fn a_rebuild_notices_a_changed_ca_bundle() {
+        let dir = std::env::temp_dir().join(format!("sy-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bundle = dir.join("ca.pem");
+        let ca = |name: &str| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params.self_signed(&key).unwrap().pem()
+        };
+        std::fs::write(&bundle, ca("old-ca")).unwrap();
+        let config = Config::from_toml(&format!(
+            r#"version = 1
+[backends.tls]
+kind = "s3"
+bucket = "b"
+endpoint = "https://127.0.0.1:1"
+access_key_id = "AKID"
+secret_access_key = "secret"
+ca_bundle = {:?}
+"#,
+            bundle.display().to_string()
+        ))
+        .unwrap();
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let before = Registry::build(&config, &metrics).unwrap();
+        let again = Registry::rebuild(&config, &metrics, Some(&before)).unwrap();
+        assert!(Arc::ptr_eq(&before.backends["tls"], &again.backends["tls"]));
+        std::fs::write(&bundle, ca("new-ca")).unwrap();
+        let after = Registry::rebuild(&config, &metrics, Some(&again)).unwrap();
+        assert!(
+            !Arc::ptr_eq(&again.backends["tls"], &after.backends["tls"]),
+            "the new CA bundle went unnoticed"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
