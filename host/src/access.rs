@@ -598,6 +598,57 @@ anonymous = "read"
     }
 
     #[test]
+    fn restrict_public_buckets_silences_a_public_policy_for_anonymous_requests() {
+        let restricted = format!(
+            "{USERS}[backends.q]\nkind = \"memory\"\n[buckets.restricted]\nmembers = [\"q\"]\nanonymous = \"read\"\npublic_access_block = {{ restrict_public_buckets = true }}\n"
+        );
+        let c = config(&restricted);
+        let a = ask(&c, None, "s3:GetObject", "arn:aws:s3:::restricted/k", false);
+        assert!(!a.allowed, "{a:?}");
+        assert!(
+            a.decision.contains("RestrictPublicBuckets")
+                && a.decision.contains("SwitchyardAnonymous"),
+            "{a:?}"
+        );
+        // The gateway's users keep what the policy gives them.
+        let a = ask(&c, Some("AKCAROL"), "s3:GetObject", "arn:aws:s3:::restricted/k", false);
+        assert!(a.allowed, "{a:?}");
+        // The same policy without the block is public.
+        let a = ask(&c, None, "s3:GetObject", "arn:aws:s3:::public/k", false);
+        assert!(a.allowed, "{a:?}");
+        let text = summary(&c).unwrap().to_string();
+        assert!(
+            text.contains("allows anonymous requests): public\n"),
+            "{text}"
+        );
+        // Its block, like its policy, is the configuration file's.
+        for action in ["s3:PutBucketPublicAccessBlock", "s3:PutBucketOwnershipControls"] {
+            let a = ask(&c, Some("bob"), action, "arn:aws:s3:::restricted", true);
+            assert!(!a.allowed, "{action}: {a:?}");
+            assert!(a.refused.as_deref().unwrap().contains("configuration file"), "{a:?}");
+        }
+        let a = ask(&c, Some("bob"), "s3:GetBucketPublicAccessBlock", "arn:aws:s3:::restricted", true);
+        assert!(a.allowed && a.refused.is_none(), "{a:?}");
+    }
+
+    #[test]
+    fn block_public_policy_refuses_a_public_configured_policy() {
+        for open in ["anonymous = \"read\"", r#"bucket_policy = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}'"#] {
+            let text = format!(
+                "version = 1\n[backends.m]\nkind = \"memory\"\n[buckets.b]\nmembers = [\"m\"]\n{open}\npublic_access_block = {{ block_public_policy = true }}\n"
+            );
+            let e = Config::from_toml(&text).unwrap_err().to_string();
+            assert!(e.contains("buckets.b.public_access_block"), "{e}");
+        }
+        let private = "version = 1\n[backends.m]\nkind = \"memory\"\n[buckets.b]\nmembers = [\"m\"]\npublic_access_block = { block_public_policy = true, block_public_acls = true }\n";
+        Config::from_toml(private).unwrap();
+        let e = Config::from_toml(&private.replace("block_public_acls", "block_everything"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("block_everything"), "{e}");
+    }
+
+    #[test]
     fn decisions_name_their_statement() {
         let c = config(USERS);
         let a = ask(
