@@ -633,14 +633,14 @@ anonymous = "read"
 
     #[test]
     fn block_public_policy_refuses_a_public_configured_policy() {
-        for open in ["anonymous = \"read\"", r#"bucket_policy = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}'"#] {
+        for open in ["anonymous = \"read\"", r#"bucket_policy = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::bkt/*"}]}'"#] {
             let text = format!(
-                "version = 1\n[backends.m]\nkind = \"memory\"\n[buckets.b]\nmembers = [\"m\"]\n{open}\npublic_access_block = {{ block_public_policy = true }}\n"
+                "version = 1\n[backends.m]\nkind = \"memory\"\n[buckets.bkt]\nmembers = [\"m\"]\n{open}\npublic_access_block = {{ block_public_policy = true }}\n"
             );
             let e = Config::from_toml(&text).unwrap_err().to_string();
-            assert!(e.contains("buckets.b.public_access_block"), "{e}");
+            assert!(e.contains("buckets.bkt.public_access_block"), "{e}");
         }
-        let private = "version = 1\n[backends.m]\nkind = \"memory\"\n[buckets.b]\nmembers = [\"m\"]\npublic_access_block = { block_public_policy = true, block_public_acls = true }\n";
+        let private = "version = 1\n[backends.m]\nkind = \"memory\"\n[buckets.bkt]\nmembers = [\"m\"]\npublic_access_block = { block_public_policy = true, block_public_acls = true }\n";
         Config::from_toml(private).unwrap();
         let e = Config::from_toml(&private.replace("block_public_acls", "block_everything"))
             .unwrap_err()
