@@ -611,7 +611,13 @@ anonymous = "read"
             "{a:?}"
         );
         // The gateway's users keep what the policy gives them.
-        let a = ask(&c, Some("AKCAROL"), "s3:GetObject", "arn:aws:s3:::restricted/k", false);
+        let a = ask(
+            &c,
+            Some("AKCAROL"),
+            "s3:GetObject",
+            "arn:aws:s3:::restricted/k",
+            false,
+        );
         assert!(a.allowed, "{a:?}");
         // The same policy without the block is public.
         let a = ask(&c, None, "s3:GetObject", "arn:aws:s3:::public/k", false);
@@ -622,18 +628,33 @@ anonymous = "read"
             "{text}"
         );
         // Its block, like its policy, is the configuration file's.
-        for action in ["s3:PutBucketPublicAccessBlock", "s3:PutBucketOwnershipControls"] {
+        for action in [
+            "s3:PutBucketPublicAccessBlock",
+            "s3:PutBucketOwnershipControls",
+        ] {
             let a = ask(&c, Some("bob"), action, "arn:aws:s3:::restricted", true);
             assert!(!a.allowed, "{action}: {a:?}");
-            assert!(a.refused.as_deref().unwrap().contains("configuration file"), "{a:?}");
+            assert!(
+                a.refused.as_deref().unwrap().contains("configuration file"),
+                "{a:?}"
+            );
         }
-        let a = ask(&c, Some("bob"), "s3:GetBucketPublicAccessBlock", "arn:aws:s3:::restricted", true);
+        let a = ask(
+            &c,
+            Some("bob"),
+            "s3:GetBucketPublicAccessBlock",
+            "arn:aws:s3:::restricted",
+            true,
+        );
         assert!(a.allowed && a.refused.is_none(), "{a:?}");
     }
 
     #[test]
     fn block_public_policy_refuses_a_public_configured_policy() {
-        for open in ["anonymous = \"read\"", r#"bucket_policy = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::bkt/*"}]}'"#] {
+        for open in [
+            "anonymous = \"read\"",
+            r#"bucket_policy = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::bkt/*"}]}'"#,
+        ] {
             let text = format!(
                 "version = 1\n[backends.m]\nkind = \"memory\"\n[buckets.bkt]\nmembers = [\"m\"]\n{open}\npublic_access_block = {{ block_public_policy = true }}\n"
             );

@@ -1357,11 +1357,10 @@ impl Router {
             return Ok(*b);
         }
         let member = vb.members.first().ok_or(Error::NoSuchBucket)?;
-        let block = match member.store.get_internal(BLOCK_PATH).await? {
-            None => None,
-            // Settings that no longer parse block everything: a lost block must not open
-            // the bucket.
-            Some(raw) => Some(serde_json::from_slice(&raw).unwrap_or_else(|e| {
+        // Settings that no longer parse block everything: a lost block must not open the
+        // bucket.
+        let block = member.store.get_internal(BLOCK_PATH).await?.map(|raw| {
+            serde_json::from_slice(&raw).unwrap_or_else(|e| {
                 warn!(bucket, error = %e, "the stored public access block does not parse: blocking everything until it is replaced");
                 PublicAccessBlock {
                     block_public_acls: true,
@@ -1369,8 +1368,8 @@ impl Router {
                     block_public_policy: true,
                     restrict_public_buckets: true,
                 }
-            })),
-        };
+            })
+        });
         *vb.block.lock().expect("block cache") = Some((Instant::now(), block));
         Ok(block)
     }
@@ -1392,7 +1391,10 @@ impl Router {
         match &block {
             Some(b) => {
                 let json = serde_json::to_vec(b).map_err(Error::internal)?;
-                member.store.put_internal(BLOCK_PATH, Bytes::from(json)).await?;
+                member
+                    .store
+                    .put_internal(BLOCK_PATH, Bytes::from(json))
+                    .await?;
             }
             None => member.store.delete_internal(BLOCK_PATH).await?,
         }

@@ -3023,8 +3023,7 @@ fn owner_only(grants: &[aws_sdk_s3::types::Grant], owner: &str) {
 async fn acls(c: &Client) {
     use aws_sdk_s3::types::{
         AccessControlPolicy, BucketCannedAcl, Grant, Grantee, ObjectCannedAcl, ObjectOwnership,
-        OwnershipControls, OwnershipControlsRule, Permission, PublicAccessBlockConfiguration,
-        Type,
+        OwnershipControls, OwnershipControlsRule, Permission, PublicAccessBlockConfiguration, Type,
     };
     let me = my_id(c).await;
     let not_supported = (400, "AccessControlListNotSupported".to_owned());
@@ -3056,7 +3055,10 @@ async fn acls(c: &Client) {
         .await
         .unwrap_err();
     assert_eq!(err_of(&e), not_supported, "PutBucketAcl public-read");
-    for canned in [ObjectCannedAcl::Private, ObjectCannedAcl::BucketOwnerFullControl] {
+    for canned in [
+        ObjectCannedAcl::Private,
+        ObjectCannedAcl::BucketOwnerFullControl,
+    ] {
         c.put_object()
             .bucket(BUCKET)
             .key("acl/k")
@@ -3141,7 +3143,8 @@ async fn acls(c: &Client) {
     assert!(uploads.uploads().is_empty(), "{uploads:?}");
     // PutObjectAcl: the owner's FULL_CONTROL in the body changes nothing; a grant to
     // everyone is refused.
-    let grant = |grantee: Grantee, p: Permission| Grant::builder().grantee(grantee).permission(p).build();
+    let grant =
+        |grantee: Grantee, p: Permission| Grant::builder().grantee(grantee).permission(p).build();
     let mine = Grantee::builder()
         .r#type(Type::CanonicalUser)
         .id(&me)
@@ -3297,7 +3300,12 @@ async fn dynamic_acls(fx: &Fixture) {
     }
     let rule = |o: ObjectOwnership| {
         OwnershipControls::builder()
-            .rules(OwnershipControlsRule::builder().object_ownership(o).build().unwrap())
+            .rules(
+                OwnershipControlsRule::builder()
+                    .object_ownership(o)
+                    .build()
+                    .unwrap(),
+            )
             .build()
             .unwrap()
     };
@@ -3307,7 +3315,10 @@ async fn dynamic_acls(fx: &Fixture) {
         .send()
         .await
         .unwrap();
-    for o in [ObjectOwnership::ObjectWriter, ObjectOwnership::BucketOwnerPreferred] {
+    for o in [
+        ObjectOwnership::ObjectWriter,
+        ObjectOwnership::BucketOwnerPreferred,
+    ] {
         let e = c
             .put_bucket_ownership_controls()
             .bucket(B)
@@ -3326,7 +3337,12 @@ async fn dynamic_acls(fx: &Fixture) {
     assert_eq!(err_of(&e), (501, "NotImplemented".into()));
 
     // Block Public Access.
-    let e = c.get_public_access_block().bucket(B).send().await.unwrap_err();
+    let e = c
+        .get_public_access_block()
+        .bucket(B)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(
         err_of(&e),
         (404, "NoSuchPublicAccessBlockConfiguration".into())
@@ -3346,7 +3362,10 @@ async fn dynamic_acls(fx: &Fixture) {
         .await
         .unwrap();
     let got = c.get_public_access_block().bucket(B).send().await.unwrap();
-    assert_eq!(got.public_access_block_configuration(), Some(&block(true, true)));
+    assert_eq!(
+        got.public_access_block_configuration(),
+        Some(&block(true, true))
+    );
     let public = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{B}/*"}}]}}"#
     );
@@ -3357,9 +3376,17 @@ async fn dynamic_acls(fx: &Fixture) {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(err_of(&e), (403, "AccessDenied".into()), "BlockPublicPolicy");
+    assert_eq!(
+        err_of(&e),
+        (403, "AccessDenied".into()),
+        "BlockPublicPolicy"
+    );
     let e = c.get_bucket_policy().bucket(B).send().await.unwrap_err();
-    assert_eq!(err_of(&e), (404, "NoSuchBucketPolicy".into()), "nothing stored");
+    assert_eq!(
+        err_of(&e),
+        (404, "NoSuchBucketPolicy".into()),
+        "nothing stored"
+    );
     // Without BlockPublicPolicy the policy is stored; RestrictPublicBuckets keeps it from
     // anonymous requests, not from the gateway's users.
     c.put_public_access_block()
@@ -3390,15 +3417,43 @@ async fn dynamic_acls(fx: &Fixture) {
             .policy_status()
             .and_then(|s| s.is_public())
     };
-    let e = anonymous.get_object().bucket(B).key("k").send().await.unwrap_err();
-    assert_eq!(err_of(&e), (403, "AccessDenied".into()), "RestrictPublicBuckets");
+    let e = anonymous
+        .get_object()
+        .bucket(B)
+        .key("k")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err_of(&e),
+        (403, "AccessDenied".into()),
+        "RestrictPublicBuckets"
+    );
     other.get_object().bucket(B).key("k").send().await.unwrap();
     assert_eq!(status(c.clone()).await, Some(false));
-    c.delete_public_access_block().bucket(B).send().await.unwrap();
-    let got = anonymous.get_object().bucket(B).key("k").send().await.unwrap();
-    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"public");
+    c.delete_public_access_block()
+        .bucket(B)
+        .send()
+        .await
+        .unwrap();
+    let got = anonymous
+        .get_object()
+        .bucket(B)
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"public"
+    );
     assert_eq!(status(c.clone()).await, Some(true));
-    let e = c.get_public_access_block().bucket(B).send().await.unwrap_err();
+    let e = c
+        .get_public_access_block()
+        .bucket(B)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e).0, 404);
     // The block is stored in the bucket: another engine over the same template sees it.
     c.put_public_access_block()
@@ -3409,8 +3464,17 @@ async fn dynamic_acls(fx: &Fixture) {
         .unwrap();
     if fx.kind != Kind::Memory {
         let peer = Gateway::start(&config).await.unwrap();
-        let got = peer.client().get_public_access_block().bucket(B).send().await.unwrap();
-        assert_eq!(got.public_access_block_configuration(), Some(&block(false, true)));
+        let got = peer
+            .client()
+            .get_public_access_block()
+            .bucket(B)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            got.public_access_block_configuration(),
+            Some(&block(false, true))
+        );
         let e = anonymous_client(&peer.endpoint)
             .get_object()
             .bucket(B)
@@ -3422,7 +3486,12 @@ async fn dynamic_acls(fx: &Fixture) {
         peer.stop().await;
     }
     // Anonymous requests may not touch the settings.
-    let e = anonymous.get_bucket_acl().bucket(B).send().await.unwrap_err();
+    let e = anonymous
+        .get_bucket_acl()
+        .bucket(B)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e), (403, "AccessDenied".into()));
     let e = anonymous
         .delete_public_access_block()

@@ -118,8 +118,7 @@ pub fn check_acl(acl: &AclRequest<'_>, owner_id: &str) -> S3Result<()> {
         let owner_only = body.grants.iter().flatten().all(|g| {
             g.permission.as_ref().map(Permission::as_str) == Some(Permission::FULL_CONTROL)
                 && g.grantee.as_ref().is_some_and(|e| {
-                    e.type_.as_str() == Type::CANONICAL_USER
-                        && e.id.as_deref() == Some(owner_id)
+                    e.type_.as_str() == Type::CANONICAL_USER && e.id.as_deref() == Some(owner_id)
                 })
         });
         if !owner_only {
@@ -383,7 +382,9 @@ pub async fn delete_bucket_ownership_controls(
         ))
     })
     .await?;
-    Ok(S3Response::new(DeleteBucketOwnershipControlsOutput::default()))
+    Ok(S3Response::new(
+        DeleteBucketOwnershipControlsOutput::default(),
+    ))
 }
 
 fn block_of(c: &PublicAccessBlockConfiguration) -> config::PublicAccessBlock {
@@ -511,7 +512,8 @@ mod tests {
             grants: vec![("x-amz-grant-read", &header)],
             ..Default::default()
         }));
-        let others = format!("id=\"{me}\", uri=\"http://acs.amazonaws.com/groups/global/AllUsers\"");
+        let others =
+            format!("id=\"{me}\", uri=\"http://acs.amazonaws.com/groups/global/AllUsers\"");
         assert!(!ok(AclRequest {
             grants: vec![("x-amz-grant-full-control", &others)],
             ..Default::default()
