@@ -2468,18 +2468,27 @@ async fn checked_before_not_implemented(gw: &Gateway, c: &Client) {
         .unwrap();
 }
 
+/// A configuration with a `[dynamic_buckets]` template of the fixture's kind (in `dir` on
+/// `fs`, below `prefix` on the remote kinds) and a second user, `other`, with full access.
+fn dynamic_config(fx: &Fixture, dir: &TempDir, prefix: &str) -> String {
+    let template = match fx.kind {
+        Kind::Fs => format!("kind = \"fs\"\nroot = {:?}\n", dir.0.display().to_string()),
+        Kind::Memory => "kind = \"memory\"\n".to_owned(),
+        Kind::S3 | Kind::Azure | Kind::Gcs => format!("{}prefix = {prefix:?}\n", fx.toml),
+    };
+    format!(
+        "version = 1\n[[users]]\naccess_key = \"other\"\nsecret_key = \"other-secret\"\npolicy = \"full-access\"\n[dynamic_buckets]\n{template}"
+    )
+}
+
 /// Buckets made by CreateBucket (`[dynamic_buckets]`: a directory per bucket on `fs`, a
 /// store on memory, a prefix per bucket in the fixture's bucket or container on the
 /// remote kinds): who owns one, ListBuckets, and DeleteBucket as AWS does it.
 async fn dynamic_buckets(fx: &Fixture) {
     let dir = TempDir::new("dyn-conformance");
-    let template = match fx.kind {
-        Kind::Fs => format!("kind = \"fs\"\nroot = {:?}\n", dir.0.display().to_string()),
-        Kind::Memory => "kind = \"memory\"\n".to_owned(),
-        Kind::S3 | Kind::Azure | Kind::Gcs => format!("{}prefix = \"dynamic\"\n", fx.toml),
-    };
     let config = format!(
-        "version = 1\n[[users]]\naccess_key = \"other\"\nsecret_key = \"other-secret\"\npolicy = \"full-access\"\n[dynamic_buckets]\n{template}[backends.mem]\nkind = \"memory\"\n[buckets.configured]\nmembers = [\"mem\"]\n"
+        "{}[backends.mem]\nkind = \"memory\"\n[buckets.configured]\nmembers = [\"mem\"]\n",
+        dynamic_config(fx, &dir, "dynamic")
     );
     let gw = Gateway::start(&config).await.unwrap();
     let c = gw.client();
@@ -3248,14 +3257,7 @@ async fn dynamic_acls(fx: &Fixture) {
         PublicAccessBlockConfiguration,
     };
     let dir = TempDir::new("dyn-acls");
-    let template = match fx.kind {
-        Kind::Fs => format!("kind = \"fs\"\nroot = {:?}\n", dir.0.display().to_string()),
-        Kind::Memory => "kind = \"memory\"\n".to_owned(),
-        Kind::S3 | Kind::Azure | Kind::Gcs => format!("{}prefix = \"dynacl\"\n", fx.toml),
-    };
-    let config = format!(
-        "version = 1\n[[users]]\naccess_key = \"other\"\nsecret_key = \"other-secret\"\npolicy = \"full-access\"\n[dynamic_buckets]\n{template}"
-    );
+    let config = dynamic_config(fx, &dir, "dynacl");
     let gw = Gateway::start(&config).await.unwrap();
     let c = gw.client();
     let other = switchyard_tests::harness::s3_client(&gw.endpoint, "other", "other-secret");
