@@ -620,8 +620,8 @@ def t_request_ids():
     ids.append(request_id_of(s3.head_object(Bucket=BUCKET, Key=k)["ResponseMetadata"], "head_object"))
     e = expect_error(lambda: s3.get_object(Bucket=BUCKET, Key=key("ids/missing")), 404, "NoSuchKey", "get_object")
     ids.append(request_id_of(e.response["ResponseMetadata"], "get_object of a missing key"))
-    e = expect_error(lambda: s3.get_bucket_acl(Bucket=BUCKET), 501, "NotImplemented", "get_bucket_acl")
-    ids.append(request_id_of(e.response["ResponseMetadata"], "get_bucket_acl"))
+    e = expect_error(lambda: s3.get_bucket_cors(Bucket=BUCKET), 501, "NotImplemented", "get_bucket_cors")
+    ids.append(request_id_of(e.response["ResponseMetadata"], "get_bucket_cors"))
     eq(len(set(ids)), len(ids), f"request ids are not distinct: {ids}")
 
 
