@@ -9,7 +9,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::config::{Anonymous, Config, ConfigError, DynamicBuckets};
+use crate::config::{Anonymous, Config, ConfigError, DynamicBuckets, PublicAccessBlock};
 use crate::frontend::{Requester, Users, decide};
 use crate::iam::{self, PolicyDocument, Resource};
 
@@ -136,6 +136,8 @@ fn parse_keys(keys: &[String]) -> Result<Vec<(String, String)>, CheckError> {
 struct BucketPolicy {
     policy: Option<Arc<PolicyDocument>>,
     source: String,
+    /// The bucket's public access block, if it has one.
+    block: Option<PublicAccessBlock>,
 }
 
 /// The policy the engine would apply to `bucket`: the configuration's (the `anonymous`
@@ -157,7 +159,11 @@ async fn bucket_policy(config: &Config, bucket: &str) -> Result<BucketPolicy, Ch
                 a.name()
             ),
         };
-        return Ok(BucketPolicy { policy, source });
+        return Ok(BucketPolicy {
+            policy,
+            source,
+            block: b.public_access_block,
+        });
     }
     if config.dynamic_buckets.is_none() {
         return Ok(BucketPolicy {
@@ -165,6 +171,7 @@ async fn bucket_policy(config: &Config, bucket: &str) -> Result<BucketPolicy, Ch
             source: format!(
                 "none: no bucket {bucket} in the configuration (a request would get NoSuchBucket if allowed)"
             ),
+            block: None,
         });
     }
     // Only the buckets made by CreateBucket: the configured backends are not built, so
@@ -190,20 +197,33 @@ async fn bucket_policy(config: &Config, bucket: &str) -> Result<BucketPolicy, Ch
         };
         format!("{what} bucket {bucket}, made by CreateBucket{place}")
     };
+    let block = match router.public_access_block(bucket).await {
+        Ok(b) => b,
+        Err(crate::model::Error::NoSuchBucket) => None,
+        Err(source) => {
+            return Err(CheckError::Stored {
+                bucket: bucket.to_owned(),
+                source,
+            });
+        }
+    };
     match router.bucket_policy(bucket).await {
         Ok(Some(p)) => Ok(BucketPolicy {
             policy: Some(p),
             source: stored("stored in"),
+            block,
         }),
         Ok(None) => Ok(BucketPolicy {
             policy: None,
             source: stored("none stored in"),
+            block,
         }),
         Err(crate::model::Error::NoSuchBucket) => Ok(BucketPolicy {
             policy: None,
             source: format!(
                 "none: no bucket {bucket}, neither configured nor made by CreateBucket (a request would get NoSuchBucket if allowed)"
             ),
+            block: None,
         }),
         Err(source) => Err(CheckError::Stored {
             bucket: bucket.to_owned(),
@@ -247,6 +267,7 @@ pub async fn check(config: &Config, q: &Question) -> Result<Answer, CheckError> 
         Resource::All => BucketPolicy {
             policy: None,
             source: "none: bucket policies have no say on a request without a bucket".into(),
+            block: None,
         },
     };
     let label = match resource {
@@ -265,6 +286,7 @@ pub async fn check(config: &Config, q: &Question) -> Result<Answer, CheckError> 
         resource,
         policy.policy.as_deref().map(|p| (label.as_str(), p)),
         &keys,
+        policy.block.is_some_and(|b| b.restrict_public_buckets),
     );
     let requester = match user {
         Some(u) => format!("user {} (access key {})", u.name, u.access_key),
@@ -273,15 +295,12 @@ pub async fn check(config: &Config, q: &Question) -> Result<Answer, CheckError> 
     let ip = q.source_ip.map_or("none".to_owned(), |ip| ip.to_string());
     let transport = if q.secure { "TLS" } else { "plain HTTP" };
     let refused = match resource {
-        Resource::Bucket(b)
-            if config.buckets.contains_key(b)
-                && ["s3:PutBucketPolicy", "s3:DeleteBucketPolicy"]
-                    .iter()
-                    .any(|a| a.eq_ignore_ascii_case(action)) =>
-        {
-            Some(format!(
-                "400 InvalidRequest: bucket {b} is configured, its policy is changed in the configuration file (buckets.{b}.bucket_policy), not through the API"
-            ))
+        Resource::Bucket(b) if config.buckets.contains_key(b) => {
+            configured_only(action).map(|(what, key)| {
+                format!(
+                    "400 InvalidRequest: bucket {b} is configured, its {what} is changed in the configuration file (buckets.{b}{key}), not through the API"
+                )
+            })
         }
         _ => None,
     };
@@ -294,12 +313,35 @@ pub async fn check(config: &Config, q: &Question) -> Result<Answer, CheckError> 
     })
 }
 
+/// What an action changes that a configured bucket takes from the configuration file
+/// alone (the engine refuses it through the API), and the key there (after
+/// `buckets.NAME`): `None` for other actions.
+fn configured_only(action: &str) -> Option<(&'static str, &'static str)> {
+    [
+        ("s3:PutBucketPolicy", "policy", ".bucket_policy"),
+        ("s3:DeleteBucketPolicy", "policy", ".bucket_policy"),
+        (
+            "s3:PutBucketPublicAccessBlock",
+            "public access block",
+            ".public_access_block",
+        ),
+        (
+            "s3:PutBucketOwnershipControls",
+            "object ownership",
+            " (always BucketOwnerEnforced)",
+        ),
+    ]
+    .into_iter()
+    .find(|(a, ..)| a.eq_ignore_ascii_case(action))
+    .map(|(_, what, key)| (what, key))
+}
+
 /// Who may do what under a configuration, for `check-config`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub users: Vec<UserSummary>,
     /// Configured buckets whose policy (with `anonymous` folded in) lets anonymous
-    /// requests in ([`PolicyDocument::is_public`]).
+    /// requests in ([`PolicyDocument::is_public`]), and no RestrictPublicBuckets stops it.
     pub public_buckets: Vec<String>,
     /// Buckets can be made by CreateBucket: their policies are set through the API.
     pub dynamic_buckets: bool,
@@ -363,6 +405,14 @@ pub fn summary(config: &Config) -> Result<Summary, ConfigError> {
         .buckets
         .into_iter()
         .filter(|(_, p)| p.as_ref().is_some_and(|p| p.is_public()))
+        // RestrictPublicBuckets takes from a public policy what it gives anonymous requests.
+        .filter(|(name, _)| {
+            !config
+                .buckets
+                .get(name)
+                .and_then(|b| b.public_access_block)
+                .is_some_and(|b| b.restrict_public_buckets)
+        })
         .map(|(name, _)| name)
         .collect();
     Ok(Summary {
@@ -545,6 +595,78 @@ anonymous = "read"
             true,
         );
         assert!(a.allowed && a.refused.is_none(), "{a:?}");
+    }
+
+    #[test]
+    fn restrict_public_buckets_silences_a_public_policy_for_anonymous_requests() {
+        let restricted = format!(
+            "{USERS}[backends.q]\nkind = \"memory\"\n[buckets.restricted]\nmembers = [\"q\"]\nanonymous = \"read\"\npublic_access_block = {{ restrict_public_buckets = true }}\n"
+        );
+        let c = config(&restricted);
+        let a = ask(&c, None, "s3:GetObject", "arn:aws:s3:::restricted/k", false);
+        assert!(!a.allowed, "{a:?}");
+        assert!(
+            a.decision.contains("RestrictPublicBuckets")
+                && a.decision.contains("SwitchyardAnonymous"),
+            "{a:?}"
+        );
+        // The gateway's users keep what the policy gives them.
+        let a = ask(
+            &c,
+            Some("AKCAROL"),
+            "s3:GetObject",
+            "arn:aws:s3:::restricted/k",
+            false,
+        );
+        assert!(a.allowed, "{a:?}");
+        // The same policy without the block is public.
+        let a = ask(&c, None, "s3:GetObject", "arn:aws:s3:::public/k", false);
+        assert!(a.allowed, "{a:?}");
+        let text = summary(&c).unwrap().to_string();
+        assert!(
+            text.contains("allows anonymous requests): public\n"),
+            "{text}"
+        );
+        // Its block, like its policy, is the configuration file's.
+        for action in [
+            "s3:PutBucketPublicAccessBlock",
+            "s3:PutBucketOwnershipControls",
+        ] {
+            let a = ask(&c, Some("bob"), action, "arn:aws:s3:::restricted", true);
+            assert!(!a.allowed, "{action}: {a:?}");
+            assert!(
+                a.refused.as_deref().unwrap().contains("configuration file"),
+                "{a:?}"
+            );
+        }
+        let a = ask(
+            &c,
+            Some("bob"),
+            "s3:GetBucketPublicAccessBlock",
+            "arn:aws:s3:::restricted",
+            true,
+        );
+        assert!(a.allowed && a.refused.is_none(), "{a:?}");
+    }
+
+    #[test]
+    fn block_public_policy_refuses_a_public_configured_policy() {
+        for open in [
+            "anonymous = \"read\"",
+            r#"bucket_policy = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::bkt/*"}]}'"#,
+        ] {
+            let text = format!(
+                "version = 1\n[backends.m]\nkind = \"memory\"\n[buckets.bkt]\nmembers = [\"m\"]\n{open}\npublic_access_block = {{ block_public_policy = true }}\n"
+            );
+            let e = Config::from_toml(&text).unwrap_err().to_string();
+            assert!(e.contains("buckets.bkt.public_access_block"), "{e}");
+        }
+        let private = "version = 1\n[backends.m]\nkind = \"memory\"\n[buckets.bkt]\nmembers = [\"m\"]\npublic_access_block = { block_public_policy = true, block_public_acls = true }\n";
+        Config::from_toml(private).unwrap();
+        let e = Config::from_toml(&private.replace("block_public_acls", "block_everything"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("block_everything"), "{e}");
     }
 
     #[test]

@@ -623,6 +623,11 @@ pub struct BucketConfig {
     /// lie inside this bucket. Default: none.
     #[serde(default)]
     pub bucket_policy: Option<AccessPolicySource>,
+    /// S3's Block Public Access for this bucket (`{ block_public_policy = true, ... }`),
+    /// as PutPublicAccessBlock sets it on a bucket made by CreateBucket. Default: none
+    /// (every setting false).
+    #[serde(default)]
+    pub public_access_block: Option<PublicAccessBlock>,
     /// When the policy cannot decide: `fail-open` (built-in default) or `fail-closed`
     /// (503). Default `fail-closed`.
     #[serde(default)]
@@ -631,6 +636,27 @@ pub struct BucketConfig {
     /// pass on demand).
     #[serde(default)]
     pub tiering: Option<TieringConfig>,
+}
+
+/// S3's Block Public Access settings of one bucket. ACLs are disabled on every bucket
+/// (object ownership `BucketOwnerEnforced`), so the two ACL settings have nothing to act
+/// on but are kept and reported as given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicAccessBlock {
+    /// Refuse requests that set a public ACL. Default false.
+    #[serde(default)]
+    pub block_public_acls: bool,
+    /// Public ACL grants stop counting. Default false.
+    #[serde(default)]
+    pub ignore_public_acls: bool,
+    /// Refuse (403 AccessDenied) a PutBucketPolicy whose policy is public. Default false.
+    #[serde(default)]
+    pub block_public_policy: bool,
+    /// While the bucket's policy is public, it allows nothing to anonymous requests (the
+    /// gateway's users keep what it gives them). Default false.
+    #[serde(default)]
+    pub restrict_public_buckets: bool,
 }
 
 /// `[buckets.NAME.tiering]`: a tiering pass every `every`, asking the bucket's policy.
@@ -1352,6 +1378,16 @@ impl Config {
                         .map_err(|e| invalid(&field, e.to_string())),
                 )
             });
+            // As AWS refuses to store a public policy under BlockPublicPolicy.
+            if let (Some(d), Some(block)) = (&doc, &b.public_access_block)
+                && block.block_public_policy
+                && d.is_public()
+            {
+                p.check::<()>(Err(invalid(
+                    format!("buckets.{name}.public_access_block"),
+                    "block_public_policy is set, but the bucket's policy (bucket_policy, or anonymous) is public",
+                )));
+            }
             buckets.insert(name.clone(), doc);
         }
         AccessPolicies { users, buckets }

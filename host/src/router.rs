@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 
 use crate::backends::{self, Backend, PartRef, Registry, check_attrs, check_key};
 use crate::checksum::{self, Algorithm, Stored};
-use crate::config::{Config, ConfigError, DynamicBuckets, FailureMode};
+use crate::config::{Config, ConfigError, DynamicBuckets, FailureMode, PublicAccessBlock};
 use crate::frontend::exchange::Exchange;
 use crate::iam::{PolicyDocument, PolicyKind};
 use crate::listing::{self, ListPage, ListRequest};
@@ -58,6 +58,10 @@ pub struct VirtualBucket {
     /// deleted and made again under the name (through another engine) is told from the
     /// one this engine knew.
     record: Option<String>,
+    /// The stored public access block of a bucket made by CreateBucket, as last read
+    /// (see [`Router::public_access_block`]); like the stored policy, read again once
+    /// [`POLICY_CACHE`] old.
+    block: std::sync::Mutex<Option<(Instant, Option<PublicAccessBlock>)>>,
 }
 
 impl VirtualBucket {
@@ -81,6 +85,7 @@ impl VirtualBucket {
             writes: tokio::sync::RwLock::new(false),
             checked: std::sync::Mutex::new(Instant::now()),
             record: None,
+            block: std::sync::Mutex::new(None),
         }
     }
 
@@ -134,6 +139,9 @@ pub const POLICY_CACHE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Where PutBucketPolicy keeps a bucket's policy, under the reserved prefix of its member.
 const POLICY_PATH: &str = "bucket-policy.json";
+
+/// Where PutPublicAccessBlock keeps a bucket's settings, beside its policy.
+const BLOCK_PATH: &str = "public-access-block.json";
 
 /// Where CreateBucket records who made a bucket (the user's name), under the reserved
 /// prefix of its member. On a remote `[dynamic_buckets]` template this record is what
@@ -1299,6 +1307,15 @@ impl Router {
             },
         )
         .map_err(|e| Error::MalformedPolicy(e.to_string()))?;
+        // AWS's BlockPublicPolicy: a public policy is refused, not stored.
+        if doc.is_public()
+            && self
+                .public_access_block(bucket)
+                .await?
+                .is_some_and(|b| b.block_public_policy)
+        {
+            return Err(Error::AccessDenied);
+        }
         let member = vb.members.first().ok_or(Error::NoSuchBucket)?;
         member
             .store
@@ -1320,6 +1337,87 @@ impl Router {
         member.store.delete_internal(POLICY_PATH).await?;
         *cache.lock().expect("policy cache") = Some((Instant::now(), None));
         Ok(())
+    }
+
+    /// The bucket's public access block, if it has one: the configuration's
+    /// (`buckets.NAME.public_access_block`), or the one PutPublicAccessBlock stored in a
+    /// bucket made by CreateBucket.
+    pub async fn public_access_block(&self, bucket: &str) -> Result<Option<PublicAccessBlock>> {
+        let vb = self.bucket(bucket).await?;
+        if let BucketAccess::Configured(_) = &vb.access {
+            return Ok(self
+                .config
+                .buckets
+                .get(bucket)
+                .and_then(|b| b.public_access_block));
+        }
+        if let Some((read, b)) = vb.block.lock().expect("block cache").as_ref()
+            && read.elapsed() < POLICY_CACHE
+        {
+            return Ok(*b);
+        }
+        let member = vb.members.first().ok_or(Error::NoSuchBucket)?;
+        // Settings that no longer parse block everything: a lost block must not open the
+        // bucket.
+        let block = member.store.get_internal(BLOCK_PATH).await?.map(|raw| {
+            serde_json::from_slice(&raw).unwrap_or_else(|e| {
+                warn!(bucket, error = %e, "the stored public access block does not parse: blocking everything until it is replaced");
+                PublicAccessBlock {
+                    block_public_acls: true,
+                    ignore_public_acls: true,
+                    block_public_policy: true,
+                    restrict_public_buckets: true,
+                }
+            })
+        });
+        *vb.block.lock().expect("block cache") = Some((Instant::now(), block));
+        Ok(block)
+    }
+
+    /// PutPublicAccessBlock (`Some`) and DeletePublicAccessBlock (`None`), on buckets made
+    /// by CreateBucket; a configured bucket's is in the configuration file.
+    pub async fn set_public_access_block(
+        &self,
+        bucket: &str,
+        block: Option<PublicAccessBlock>,
+    ) -> Result<()> {
+        let vb = self.bucket(bucket).await?;
+        if let BucketAccess::Configured(_) = &vb.access {
+            return Err(Error::InvalidRequest(format!(
+                "the public access block of bucket {bucket} is set in the configuration file (buckets.{bucket}.public_access_block)"
+            )));
+        }
+        let member = vb.members.first().ok_or(Error::NoSuchBucket)?;
+        match &block {
+            Some(b) => {
+                let json = serde_json::to_vec(b).map_err(Error::internal)?;
+                member
+                    .store
+                    .put_internal(BLOCK_PATH, Bytes::from(json))
+                    .await?;
+            }
+            None => member.store.delete_internal(BLOCK_PATH).await?,
+        }
+        *vb.block.lock().expect("block cache") = Some((Instant::now(), block));
+        Ok(())
+    }
+
+    /// Who owns the bucket: the name of the user who made it by CreateBucket (`Some("")`
+    /// for an anonymous request), `None` for a configured bucket (every user's).
+    pub async fn bucket_owner(&self, bucket: &str) -> Result<Option<String>> {
+        let vb = self.bucket(bucket).await?;
+        if !vb.dynamic {
+            return Ok(None);
+        }
+        let member = vb.members.first().ok_or(Error::NoSuchBucket)?;
+        Ok(match member.store.get_internal(OWNER_PATH).await? {
+            // The creator's name, then (on remote templates) a newline and the id.
+            Some(record) => Some(
+                String::from_utf8_lossy(record.split(|b| *b == b'\n').next().unwrap_or(&[]))
+                    .into_owned(),
+            ),
+            None => Some(String::new()),
+        })
     }
 
     /// Reads `key` from the first member in routing order that has it.

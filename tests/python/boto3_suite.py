@@ -620,8 +620,8 @@ def t_request_ids():
     ids.append(request_id_of(s3.head_object(Bucket=BUCKET, Key=k)["ResponseMetadata"], "head_object"))
     e = expect_error(lambda: s3.get_object(Bucket=BUCKET, Key=key("ids/missing")), 404, "NoSuchKey", "get_object")
     ids.append(request_id_of(e.response["ResponseMetadata"], "get_object of a missing key"))
-    e = expect_error(lambda: s3.get_bucket_acl(Bucket=BUCKET), 501, "NotImplemented", "get_bucket_acl")
-    ids.append(request_id_of(e.response["ResponseMetadata"], "get_bucket_acl"))
+    e = expect_error(lambda: s3.get_bucket_cors(Bucket=BUCKET), 501, "NotImplemented", "get_bucket_cors")
+    ids.append(request_id_of(e.response["ResponseMetadata"], "get_bucket_cors"))
     eq(len(set(ids)), len(ids), f"request ids are not distinct: {ids}")
 
 
@@ -633,10 +633,37 @@ def t_create_existing_bucket():
 def t_not_implemented_after_checks():
     bucket = f"no-such-bucket-{uuid.uuid4().hex[:10]}"
     expect_error(lambda: s3.get_bucket_acl(Bucket=bucket), 404, "NoSuchBucket", "get_bucket_acl of a missing bucket")
+    expect_error(lambda: s3.get_bucket_cors(Bucket=BUCKET), 501, "NotImplemented", "get_bucket_cors")
     expect_error(lambda: s3.get_object_tagging(Bucket=bucket, Key="x"), 404, "NoSuchBucket",
                  "get_object_tagging in a missing bucket")
     expect_error(lambda: s3.get_object(Bucket=BUCKET, Key=key("ni/missing"), PartNumber=1), 404, "NoSuchKey",
                  "get_object PartNumber=1 of a missing key")
+
+
+def t_acls():
+    """ACLs disabled (BucketOwnerEnforced): the owner's FULL_CONTROL is read back, ACLs that
+    grant more are refused and write nothing."""
+    me = s3.list_buckets()["Owner"]["ID"]
+    acl = s3.get_bucket_acl(Bucket=BUCKET)
+    eq(acl["Owner"]["ID"], me, "get_bucket_acl owner")
+    eq([(g["Grantee"]["ID"], g["Permission"]) for g in acl["Grants"]], [(me, "FULL_CONTROL")],
+       "get_bucket_acl grants")
+    k = key("acl/k")
+    s3.put_object(Bucket=BUCKET, Key=k, Body=b"acl", ACL="bucket-owner-full-control")
+    acl = s3.get_object_acl(Bucket=BUCKET, Key=k)
+    eq([(g["Grantee"]["ID"], g["Permission"]) for g in acl["Grants"]], [(me, "FULL_CONTROL")],
+       "get_object_acl grants")
+    s3.put_object_acl(Bucket=BUCKET, Key=k, ACL="private")
+    expect_error(lambda: s3.put_object_acl(Bucket=BUCKET, Key=k, ACL="public-read"), 400,
+                 "AccessControlListNotSupported", "put_object_acl public-read")
+    refused = key("acl/refused")
+    expect_error(lambda: s3.put_object(Bucket=BUCKET, Key=refused, Body=b"no", ACL="public-read"), 400,
+                 "AccessControlListNotSupported", "put_object public-read")
+    expect_error(lambda: s3.head_object(Bucket=BUCKET, Key=refused), 404, ("404", "NoSuchKey"),
+                 "head_object of a refused write")
+    own = s3.get_bucket_ownership_controls(Bucket=BUCKET)["OwnershipControls"]["Rules"]
+    eq(own, [{"ObjectOwnership": "BucketOwnerEnforced"}], "get_bucket_ownership_controls")
+    s3.delete_object(Bucket=BUCKET, Key=k)
 
 
 def t_upload_part_copy_range_past_the_end():
@@ -779,6 +806,7 @@ def main() -> None:
         r.run("multipart_bad_part_etag", t_multipart_bad_part_etag)
         r.run("conditional_put_if_none_match", t_conditional_put_if_none_match)
         r.run("conditional_get", t_conditional_get)
+        r.run("acls", t_acls)
         r.run("no_such_key", t_no_such_key)
         r.run("no_such_bucket", t_no_such_bucket)
         r.run("presigned_get_put", t_presigned_get_put)

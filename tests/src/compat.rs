@@ -187,6 +187,18 @@ pub const ROWS: &[Row] = &[
         modes: [E, E, E, E, E],
         note: "a `[dynamic_buckets]` template makes a directory per bucket (`fs`), a store per bucket (memory) or a prefix per bucket inside one S3 bucket, Azure container or GCS bucket",
     },
+    Row {
+        step: "acls",
+        what: "Get/PutBucketAcl, Get/PutObjectAcl, `x-amz-acl` and `x-amz-grant-*` on PutObject, CopyObject and CreateMultipartUpload under object ownership BucketOwnerEnforced (ACLs disabled: the owner's FULL_CONTROL; other ACLs 400 AccessControlListNotSupported); GetBucketOwnershipControls",
+        modes: [G, G, G, G, G],
+        note: "nothing is stored with objects: under BucketOwnerEnforced an ACL is always the owner's FULL_CONTROL; ObjectWriter and BucketOwnerPreferred (ACLs enabled) are not supported",
+    },
+    Row {
+        step: "dynamic_acls",
+        what: "Owner of buckets made by CreateBucket, CreateBucket's ACL and object ownership, Put/Get/DeletePublicAccessBlock (BlockPublicPolicy, RestrictPublicBuckets, GetBucketPolicyStatus) on created buckets",
+        modes: [E, E, E, E, E],
+        note: "the block is stored beside the bucket policy, under the reserved prefix of the bucket's member",
+    },
 ];
 
 /// Steps that check what the table does not show (the mover's digest path, pages of a
@@ -257,8 +269,9 @@ pub fn render() -> String {
         out.push_str(&format!(" {} |\n", r.note));
     }
     out.push_str(
-        "\nWhat the gateway does not offer on any kind yet (versioning, tagging, ACLs, object\n\
-         lock, SSE-C, lifecycle) answers `501 NotImplemented`: see\n\
+        "\nWhat the gateway does not offer on any kind yet (versioning, tagging, ACLs that grant\n\
+         more than the owner's FULL_CONTROL, object lock, SSE-C, lifecycle) answers `501\n\
+         NotImplemented` or, for such ACLs, S3's own `400 AccessControlListNotSupported`: see\n\
          [limitations.md](limitations.md).\n",
     );
     out

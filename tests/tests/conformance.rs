@@ -74,8 +74,10 @@ async fn run_suite(kind: Kind) {
     step!(request_ids(&gw, &c));
     step!(chunked_bodies(&gw.endpoint, &c));
     step!(checked_before_not_implemented(&gw, &c));
+    step!(acls(&c));
     gw.stop().await;
     step!(dynamic_buckets(&fx));
+    step!(dynamic_acls(&fx));
     step!(declared_digest(&fx.single_bucket_config(BUCKET)));
     if kind == Kind::S3 {
         step!(content_md5_of_encrypted_objects(&fx));
@@ -2181,7 +2183,12 @@ async fn request_ids(gw: &Gateway, c: &Client) {
         .unwrap_err();
     seen(error_id(&e, what), what);
     let what = "an operation not implemented";
-    let e = c.get_bucket_acl().bucket(BUCKET).send().await.unwrap_err();
+    let e = c
+        .get_bucket_lifecycle_configuration()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap_err();
     seen(error_id(&e, what), what);
     c.delete_object()
         .bucket(BUCKET)
@@ -2290,14 +2297,14 @@ async fn checked_before_not_implemented(gw: &Gateway, c: &Client) {
         .send()
         .await
         .unwrap();
-    // Operations the gateway does not have: ACLs, tagging, versioning, lifecycle.
+    // Operations the gateway does not have: tagging, versioning, lifecycle, CORS.
     for (bucket, want) in [
         (MISSING, (404, "NoSuchBucket")),
         (BUCKET, (501, "NotImplemented")),
     ] {
         let want = (want.0, want.1.to_owned());
-        let e = c.get_bucket_acl().bucket(bucket).send().await.unwrap_err();
-        assert_eq!(err_of(&e), want, "GetBucketAcl on {bucket}");
+        let e = c.get_bucket_cors().bucket(bucket).send().await.unwrap_err();
+        assert_eq!(err_of(&e), want, "GetBucketCors on {bucket}");
         let e = c
             .get_object_tagging()
             .bucket(bucket)
@@ -2461,18 +2468,27 @@ async fn checked_before_not_implemented(gw: &Gateway, c: &Client) {
         .unwrap();
 }
 
+/// A configuration with a `[dynamic_buckets]` template of the fixture's kind (in `dir` on
+/// `fs`, below `prefix` on the remote kinds) and a second user, `other`, with full access.
+fn dynamic_config(fx: &Fixture, dir: &TempDir, prefix: &str) -> String {
+    let template = match fx.kind {
+        Kind::Fs => format!("kind = \"fs\"\nroot = {:?}\n", dir.0.display().to_string()),
+        Kind::Memory => "kind = \"memory\"\n".to_owned(),
+        Kind::S3 | Kind::Azure | Kind::Gcs => format!("{}prefix = {prefix:?}\n", fx.toml),
+    };
+    format!(
+        "version = 1\n[[users]]\naccess_key = \"other\"\nsecret_key = \"other-secret\"\npolicy = \"full-access\"\n[dynamic_buckets]\n{template}"
+    )
+}
+
 /// Buckets made by CreateBucket (`[dynamic_buckets]`: a directory per bucket on `fs`, a
 /// store on memory, a prefix per bucket in the fixture's bucket or container on the
 /// remote kinds): who owns one, ListBuckets, and DeleteBucket as AWS does it.
 async fn dynamic_buckets(fx: &Fixture) {
     let dir = TempDir::new("dyn-conformance");
-    let template = match fx.kind {
-        Kind::Fs => format!("kind = \"fs\"\nroot = {:?}\n", dir.0.display().to_string()),
-        Kind::Memory => "kind = \"memory\"\n".to_owned(),
-        Kind::S3 | Kind::Azure | Kind::Gcs => format!("{}prefix = \"dynamic\"\n", fx.toml),
-    };
     let config = format!(
-        "version = 1\n[[users]]\naccess_key = \"other\"\nsecret_key = \"other-secret\"\npolicy = \"full-access\"\n[dynamic_buckets]\n{template}[backends.mem]\nkind = \"memory\"\n[buckets.configured]\nmembers = [\"mem\"]\n"
+        "{}[backends.mem]\nkind = \"memory\"\n[buckets.configured]\nmembers = [\"mem\"]\n",
+        dynamic_config(fx, &dir, "dynamic")
     );
     let gw = Gateway::start(&config).await.unwrap();
     let c = gw.client();
@@ -2985,4 +3001,508 @@ async fn multipart_checksums(c: &Client) {
             .unwrap_err();
         assert_eq!(err_of(&e).0, 400);
     }
+}
+
+/// The canonical id of the requester, as ListBuckets' Owner shows it.
+async fn my_id(c: &Client) -> String {
+    let out = c.list_buckets().send().await.unwrap();
+    let id = out.owner().and_then(|o| o.id()).unwrap().to_owned();
+    assert_eq!(id.len(), 64, "{id}");
+    id
+}
+
+/// `grants` are FULL_CONTROL to `owner` alone: the ACL of everything under
+/// BucketOwnerEnforced.
+fn owner_only(grants: &[aws_sdk_s3::types::Grant], owner: &str) {
+    assert_eq!(grants.len(), 1, "{grants:?}");
+    let g = &grants[0];
+    assert_eq!(
+        g.permission(),
+        Some(&aws_sdk_s3::types::Permission::FullControl)
+    );
+    let grantee = g.grantee().unwrap();
+    assert_eq!(grantee.id(), Some(owner));
+    assert_eq!(grantee.r#type(), &aws_sdk_s3::types::Type::CanonicalUser);
+}
+
+/// ACLs as S3 has them on a bucket made today (object ownership BucketOwnerEnforced): the
+/// owner's FULL_CONTROL is read back, ACLs that change nothing are accepted, any other is
+/// refused with 400 AccessControlListNotSupported and writes nothing. A configured bucket's
+/// ownership and public access block are the configuration file's.
+async fn acls(c: &Client) {
+    use aws_sdk_s3::types::{
+        AccessControlPolicy, BucketCannedAcl, Grant, Grantee, ObjectCannedAcl, ObjectOwnership,
+        OwnershipControls, OwnershipControlsRule, Permission, PublicAccessBlockConfiguration, Type,
+    };
+    let me = my_id(c).await;
+    let not_supported = (400, "AccessControlListNotSupported".to_owned());
+    let acl = c.get_bucket_acl().bucket(BUCKET).send().await.unwrap();
+    assert_eq!(acl.owner().and_then(|o| o.id()), Some(me.as_str()));
+    owner_only(acl.grants(), &me);
+    let own = c
+        .get_bucket_ownership_controls()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    let rules = own.ownership_controls().unwrap().rules();
+    assert_eq!(
+        rules[0].object_ownership(),
+        &ObjectOwnership::BucketOwnerEnforced
+    );
+    c.put_bucket_acl()
+        .bucket(BUCKET)
+        .acl(BucketCannedAcl::Private)
+        .send()
+        .await
+        .unwrap();
+    let e = c
+        .put_bucket_acl()
+        .bucket(BUCKET)
+        .acl(BucketCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), not_supported, "PutBucketAcl public-read");
+    for canned in [
+        ObjectCannedAcl::Private,
+        ObjectCannedAcl::BucketOwnerFullControl,
+    ] {
+        c.put_object()
+            .bucket(BUCKET)
+            .key("acl/k")
+            .acl(canned)
+            .body(ByteStream::from_static(b"acl"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let acl = c
+        .get_object_acl()
+        .bucket(BUCKET)
+        .key("acl/k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acl.owner().and_then(|o| o.id()), Some(me.as_str()));
+    owner_only(acl.grants(), &me);
+    let e = c
+        .get_object_acl()
+        .bucket(BUCKET)
+        .key("acl/missing")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (404, "NoSuchKey".into()));
+    // Writes with an ACL that grants more are refused before anything is written.
+    let e = c
+        .put_object()
+        .bucket(BUCKET)
+        .key("acl/refused")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(ByteStream::from_static(b"no"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), not_supported, "PutObject public-read");
+    let e = c
+        .put_object()
+        .bucket(BUCKET)
+        .key("acl/refused")
+        .grant_read("uri=\"http://acs.amazonaws.com/groups/global/AllUsers\"")
+        .body(ByteStream::from_static(b"no"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), not_supported, "PutObject x-amz-grant-read");
+    let e = c
+        .copy_object()
+        .bucket(BUCKET)
+        .key("acl/refused")
+        .copy_source(format!("{BUCKET}/acl/k"))
+        .acl(ObjectCannedAcl::PublicReadWrite)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), not_supported, "CopyObject public-read-write");
+    let e = c
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("acl/refused")
+        .acl(ObjectCannedAcl::AuthenticatedRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), not_supported, "CreateMultipartUpload");
+    let e = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("acl/refused")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e).0, 404, "a refused write wrote nothing");
+    let uploads = c
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .prefix("acl/")
+        .send()
+        .await
+        .unwrap();
+    assert!(uploads.uploads().is_empty(), "{uploads:?}");
+    // PutObjectAcl: the owner's FULL_CONTROL in the body changes nothing; a grant to
+    // everyone is refused.
+    let grant =
+        |grantee: Grantee, p: Permission| Grant::builder().grantee(grantee).permission(p).build();
+    let mine = Grantee::builder()
+        .r#type(Type::CanonicalUser)
+        .id(&me)
+        .build()
+        .unwrap();
+    let everyone = Grantee::builder()
+        .r#type(Type::Group)
+        .uri("http://acs.amazonaws.com/groups/global/AllUsers")
+        .build()
+        .unwrap();
+    let owner = aws_sdk_s3::types::Owner::builder().id(&me).build();
+    let body = AccessControlPolicy::builder()
+        .owner(owner.clone())
+        .grants(grant(mine.clone(), Permission::FullControl))
+        .build();
+    c.put_object_acl()
+        .bucket(BUCKET)
+        .key("acl/k")
+        .access_control_policy(body)
+        .send()
+        .await
+        .unwrap();
+    let body = AccessControlPolicy::builder()
+        .owner(owner)
+        .grants(grant(mine, Permission::FullControl))
+        .grants(grant(everyone, Permission::Read))
+        .build();
+    let e = c
+        .put_object_acl()
+        .bucket(BUCKET)
+        .key("acl/k")
+        .access_control_policy(body)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), not_supported, "PutObjectAcl AllUsers READ");
+    let e = c
+        .put_object_acl()
+        .bucket(BUCKET)
+        .key("acl/missing")
+        .acl(ObjectCannedAcl::Private)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (404, "NoSuchKey".into()));
+    // A configured bucket's settings are the configuration file's.
+    let e = c
+        .put_bucket_ownership_controls()
+        .bucket(BUCKET)
+        .ownership_controls(
+            OwnershipControls::builder()
+                .rules(
+                    OwnershipControlsRule::builder()
+                        .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (400, "InvalidRequest".into()));
+    let e = c
+        .put_public_access_block()
+        .bucket(BUCKET)
+        .public_access_block_configuration(
+            PublicAccessBlockConfiguration::builder()
+                .block_public_policy(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (400, "InvalidRequest".into()));
+    let e = c
+        .get_public_access_block()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err_of(&e),
+        (404, "NoSuchPublicAccessBlockConfiguration".into())
+    );
+    c.delete_object()
+        .bucket(BUCKET)
+        .key("acl/k")
+        .send()
+        .await
+        .unwrap();
+}
+
+/// On buckets made by CreateBucket: the creator owns the bucket (whoever asks), CreateBucket
+/// refuses ACLs and other ownerships, and a public access block is stored in the bucket,
+/// blocks public policies and takes a public policy's grants from anonymous requests.
+async fn dynamic_acls(fx: &Fixture) {
+    use aws_sdk_s3::types::{
+        BucketCannedAcl, ObjectOwnership, OwnershipControls, OwnershipControlsRule,
+        PublicAccessBlockConfiguration,
+    };
+    let dir = TempDir::new("dyn-acls");
+    let config = dynamic_config(fx, &dir, "dynacl");
+    let gw = Gateway::start(&config).await.unwrap();
+    let c = gw.client();
+    let other = switchyard_tests::harness::s3_client(&gw.endpoint, "other", "other-secret");
+    let anonymous = anonymous_client(&gw.endpoint);
+    let me = my_id(&c).await;
+    assert_ne!(me, my_id(&other).await);
+    const B: &str = "acl-owned";
+
+    let e = c
+        .create_bucket()
+        .bucket(B)
+        .acl(BucketCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err_of(&e),
+        (400, "InvalidBucketAclWithObjectOwnership".into())
+    );
+    let e = c
+        .create_bucket()
+        .bucket(B)
+        .object_ownership(ObjectOwnership::ObjectWriter)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (501, "NotImplemented".into()));
+    let e = c.head_bucket().bucket(B).send().await.unwrap_err();
+    assert_eq!(err_of(&e).0, 404, "a refused CreateBucket made nothing");
+    c.create_bucket()
+        .bucket(B)
+        .acl(BucketCannedAcl::Private)
+        .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+        .send()
+        .await
+        .unwrap();
+    // The creator owns it, whoever asks.
+    for client in [&c, &other] {
+        let acl = client.get_bucket_acl().bucket(B).send().await.unwrap();
+        assert_eq!(acl.owner().and_then(|o| o.id()), Some(me.as_str()));
+        owner_only(acl.grants(), &me);
+    }
+    let rule = |o: ObjectOwnership| {
+        OwnershipControls::builder()
+            .rules(
+                OwnershipControlsRule::builder()
+                    .object_ownership(o)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    };
+    c.put_bucket_ownership_controls()
+        .bucket(B)
+        .ownership_controls(rule(ObjectOwnership::BucketOwnerEnforced))
+        .send()
+        .await
+        .unwrap();
+    for o in [
+        ObjectOwnership::ObjectWriter,
+        ObjectOwnership::BucketOwnerPreferred,
+    ] {
+        let e = c
+            .put_bucket_ownership_controls()
+            .bucket(B)
+            .ownership_controls(rule(o))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), (501, "NotImplemented".into()));
+    }
+    let e = c
+        .delete_bucket_ownership_controls()
+        .bucket(B)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (501, "NotImplemented".into()));
+
+    // Block Public Access.
+    let e = c
+        .get_public_access_block()
+        .bucket(B)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err_of(&e),
+        (404, "NoSuchPublicAccessBlockConfiguration".into())
+    );
+    let block = |policy: bool, restrict: bool| {
+        PublicAccessBlockConfiguration::builder()
+            .block_public_acls(true)
+            .ignore_public_acls(false)
+            .block_public_policy(policy)
+            .restrict_public_buckets(restrict)
+            .build()
+    };
+    c.put_public_access_block()
+        .bucket(B)
+        .public_access_block_configuration(block(true, true))
+        .send()
+        .await
+        .unwrap();
+    let got = c.get_public_access_block().bucket(B).send().await.unwrap();
+    assert_eq!(
+        got.public_access_block_configuration(),
+        Some(&block(true, true))
+    );
+    let public = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{B}/*"}}]}}"#
+    );
+    let e = c
+        .put_bucket_policy()
+        .bucket(B)
+        .policy(&public)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err_of(&e),
+        (403, "AccessDenied".into()),
+        "BlockPublicPolicy"
+    );
+    let e = c.get_bucket_policy().bucket(B).send().await.unwrap_err();
+    assert_eq!(
+        err_of(&e),
+        (404, "NoSuchBucketPolicy".into()),
+        "nothing stored"
+    );
+    // Without BlockPublicPolicy the policy is stored; RestrictPublicBuckets keeps it from
+    // anonymous requests, not from the gateway's users.
+    c.put_public_access_block()
+        .bucket(B)
+        .public_access_block_configuration(block(false, true))
+        .send()
+        .await
+        .unwrap();
+    c.put_bucket_policy()
+        .bucket(B)
+        .policy(&public)
+        .send()
+        .await
+        .unwrap();
+    c.put_object()
+        .bucket(B)
+        .key("k")
+        .body(ByteStream::from_static(b"public"))
+        .send()
+        .await
+        .unwrap();
+    let status = |c: Client| async move {
+        c.get_bucket_policy_status()
+            .bucket(B)
+            .send()
+            .await
+            .unwrap()
+            .policy_status()
+            .and_then(|s| s.is_public())
+    };
+    let e = anonymous
+        .get_object()
+        .bucket(B)
+        .key("k")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err_of(&e),
+        (403, "AccessDenied".into()),
+        "RestrictPublicBuckets"
+    );
+    other.get_object().bucket(B).key("k").send().await.unwrap();
+    assert_eq!(status(c.clone()).await, Some(false));
+    c.delete_public_access_block()
+        .bucket(B)
+        .send()
+        .await
+        .unwrap();
+    let got = anonymous
+        .get_object()
+        .bucket(B)
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"public"
+    );
+    assert_eq!(status(c.clone()).await, Some(true));
+    let e = c
+        .get_public_access_block()
+        .bucket(B)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e).0, 404);
+    // The block is stored in the bucket: another engine over the same template sees it.
+    c.put_public_access_block()
+        .bucket(B)
+        .public_access_block_configuration(block(false, true))
+        .send()
+        .await
+        .unwrap();
+    if fx.kind != Kind::Memory {
+        let peer = Gateway::start(&config).await.unwrap();
+        let got = peer
+            .client()
+            .get_public_access_block()
+            .bucket(B)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            got.public_access_block_configuration(),
+            Some(&block(false, true))
+        );
+        let e = anonymous_client(&peer.endpoint)
+            .get_object()
+            .bucket(B)
+            .key("k")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), (403, "AccessDenied".into()), "through a peer");
+        peer.stop().await;
+    }
+    // Anonymous requests may not touch the settings.
+    let e = anonymous
+        .get_bucket_acl()
+        .bucket(B)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (403, "AccessDenied".into()));
+    let e = anonymous
+        .delete_public_access_block()
+        .bucket(B)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (403, "AccessDenied".into()));
+    c.delete_object().bucket(B).key("k").send().await.unwrap();
+    c.delete_bucket().bucket(B).send().await.unwrap();
+    gw.stop().await;
 }

@@ -156,6 +156,12 @@ fn action_of(op: &str) -> Option<(Cow<'static, str>, bool)> {
         // once s3s has read the form (`AccessHook::post_object`).
         "PostObject" => return None,
         "GetBucketPolicyStatus" => ("s3:GetBucketPolicyStatus", false),
+        // AWS's names: one permission for setting and deleting each.
+        "DeleteBucketOwnershipControls" => ("s3:PutBucketOwnershipControls", false),
+        "PutPublicAccessBlock" | "DeletePublicAccessBlock" => {
+            ("s3:PutBucketPublicAccessBlock", false)
+        }
+        "GetPublicAccessBlock" => ("s3:GetBucketPublicAccessBlock", false),
         // Everything else is named as S3 names it: s3:GetBucketPolicy, s3:CreateBucket...
         other => {
             let object = other.contains("Object");
@@ -189,6 +195,9 @@ pub enum Verdict<'a> {
     /// A `full-access` user reading, changing or deleting a bucket policy.
     PolicyAdmin,
     Policies(Decision<'a>),
+    /// What the bucket's public policy allowed an anonymous request, taken back by the
+    /// bucket's RestrictPublicBuckets.
+    Restricted(Decision<'a>),
 }
 
 impl Verdict<'_> {
@@ -196,6 +205,7 @@ impl Verdict<'_> {
         match self {
             Verdict::PolicyAdmin => true,
             Verdict::Policies(d) => d.is_allowed(),
+            Verdict::Restricted(_) => false,
         }
     }
 }
@@ -207,19 +217,25 @@ impl std::fmt::Display for Verdict<'_> {
                 "allow: a full-access user may always read, change and delete bucket policies",
             ),
             Verdict::Policies(d) => d.fmt(f),
+            Verdict::Restricted(d) => write!(
+                f,
+                "implicit deny: the bucket's policy is public and its public access block sets RestrictPublicBuckets, so the policy allows nothing to anonymous requests (it would have: {d})"
+            ),
         }
     }
 }
 
 /// Decides `action` on `resource` for `who`, given the bucket's policy and its label
 /// (`bucket NAME`): what [`Access::authorize`] asks of every request, and what
-/// `switchyard access check` shows. `keys` are the request's condition keys.
+/// `switchyard access check` shows. `keys` are the request's condition keys;
+/// `restrict_public`: the bucket's public access block sets RestrictPublicBuckets.
 pub fn decide<'a>(
     who: &Requester<'a>,
     action: &'a str,
     resource: Resource<'a>,
     bucket_policy: Option<(&'a str, &'a PolicyDocument)>,
     keys: &[(&str, &str)],
+    restrict_public: bool,
 ) -> Verdict<'a> {
     if escapes_policies(who, action) {
         return Verdict::PolicyAdmin;
@@ -240,7 +256,18 @@ pub fn decide<'a>(
         keys,
     };
     let check = iam::Check { action, resource };
-    Verdict::Policies(iam::evaluate(&identity, bucket_policy, &cx, &check))
+    let decision = iam::evaluate(&identity, bucket_policy, &cx, &check);
+    // An anonymous request has no identity policy: what allowed it is the bucket's
+    // policy, which RestrictPublicBuckets silences while it is public (a Deny still
+    // denies: it was returned as one).
+    if restrict_public
+        && who.user.is_none()
+        && decision.is_allowed()
+        && bucket_policy.is_some_and(|(_, p)| p.is_public())
+    {
+        return Verdict::Restricted(decision);
+    }
+    Verdict::Policies(decision)
 }
 
 /// The value of one query parameter (percent-decoded), if present.
@@ -345,6 +372,20 @@ impl Access {
             }
             Resource::All => None,
         };
+        // The block matters only to an anonymous request under a public policy: only
+        // then is it read.
+        let restrict_public = match resource {
+            Resource::Bucket(b) | Resource::Object { bucket: b, .. }
+                if who.user.is_none() && bucket_policy.as_ref().is_some_and(|p| p.is_public()) =>
+            {
+                match self.router().public_access_block(b).await {
+                    Ok(block) => block.is_some_and(|b| b.restrict_public_buckets),
+                    Err(crate::model::Error::NoSuchBucket) => false,
+                    Err(e) => return Err(super::errors::to_s3(e)),
+                }
+            }
+            _ => false,
+        };
         let label = match resource {
             Resource::Bucket(b) | Resource::Object { bucket: b, .. } => format!("bucket {b}"),
             Resource::All => String::new(),
@@ -355,6 +396,7 @@ impl Access {
             resource,
             bucket_policy.as_deref().map(|d| (label.as_str(), d)),
             keys,
+            restrict_public,
         );
         if decision.is_allowed() {
             return Ok(());

@@ -2,6 +2,7 @@
 //! onto the router and maps results and errors back. s3s types stop here.
 
 pub mod access_log;
+mod acl;
 mod auth;
 mod body;
 mod errors;
@@ -412,6 +413,16 @@ pub fn implements(op: &str) -> bool {
             | "GetBucketPolicy"
             | "DeleteBucketPolicy"
             | "GetBucketPolicyStatus"
+            | "GetBucketAcl"
+            | "PutBucketAcl"
+            | "GetObjectAcl"
+            | "PutObjectAcl"
+            | "GetBucketOwnershipControls"
+            | "PutBucketOwnershipControls"
+            | "DeleteBucketOwnershipControls"
+            | "GetPublicAccessBlock"
+            | "PutPublicAccessBlock"
+            | "DeletePublicAccessBlock"
             | "PutObject"
             | "PostObject"
             | "GetObject"
@@ -511,9 +522,11 @@ fn split_entries(entries: Vec<Entry>, encode: bool) -> Listed {
 impl S3 for Frontend {
     async fn list_buckets(
         &self,
-        _req: S3Request<ListBucketsInput>,
+        req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        let router = self.router();
+        let snapshot = self.live.current();
+        let owner = acl::requester_owner(&requester(&snapshot, &req)?);
+        let router = snapshot.router.clone();
         let buckets = traced("ListBuckets", "", router.buckets())
             .await?
             .iter()
@@ -525,6 +538,7 @@ impl S3 for Frontend {
             .collect();
         Ok(S3Response::new(ListBucketsOutput {
             buckets: Some(buckets),
+            owner: Some(owner),
             ..Default::default()
         }))
     }
@@ -572,6 +586,7 @@ impl S3 for Frontend {
         let router = snapshot.router.clone();
         let who = requester(&snapshot, &req)?;
         let creator = who.user.map(|u| u.name.as_str());
+        acl::check_create(&req.input, &req.headers)?;
         let bucket = req.input.bucket;
         traced(
             "CreateBucket",
@@ -642,21 +657,94 @@ impl S3 for Frontend {
         Ok(S3Response::new(DeleteBucketPolicyOutput::default()))
     }
 
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        acl::get_bucket_acl(self, req).await
+    }
+
+    async fn put_bucket_acl(
+        &self,
+        req: S3Request<PutBucketAclInput>,
+    ) -> S3Result<S3Response<PutBucketAclOutput>> {
+        acl::put_bucket_acl(self, req).await
+    }
+
+    async fn get_object_acl(
+        &self,
+        req: S3Request<GetObjectAclInput>,
+    ) -> S3Result<S3Response<GetObjectAclOutput>> {
+        acl::get_object_acl(self, req).await
+    }
+
+    async fn put_object_acl(
+        &self,
+        req: S3Request<PutObjectAclInput>,
+    ) -> S3Result<S3Response<PutObjectAclOutput>> {
+        acl::put_object_acl(self, req).await
+    }
+
+    async fn get_bucket_ownership_controls(
+        &self,
+        req: S3Request<GetBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+        acl::get_bucket_ownership_controls(self, req).await
+    }
+
+    async fn put_bucket_ownership_controls(
+        &self,
+        req: S3Request<PutBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+        acl::put_bucket_ownership_controls(self, req).await
+    }
+
+    async fn delete_bucket_ownership_controls(
+        &self,
+        req: S3Request<DeleteBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
+        acl::delete_bucket_ownership_controls(self, req).await
+    }
+
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        acl::get_public_access_block(self, req).await
+    }
+
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        acl::put_public_access_block(self, req).await
+    }
+
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        acl::delete_public_access_block(self, req).await
+    }
+
     async fn get_bucket_policy_status(
         &self,
         req: S3Request<GetBucketPolicyStatusInput>,
     ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
         let router = self.router();
         let bucket = req.input.bucket;
-        let policy = traced(
-            "GetBucketPolicyStatus",
-            &bucket,
-            router.bucket_policy(&bucket),
-        )
+        let (policy, block) = traced("GetBucketPolicyStatus", &bucket, async {
+            Ok((
+                router.bucket_policy(&bucket).await?,
+                router.public_access_block(&bucket).await?,
+            ))
+        })
         .await?;
+        // RestrictPublicBuckets takes from a public policy what it gives the public.
+        let restricted = block.is_some_and(|b| b.restrict_public_buckets);
         Ok(S3Response::new(GetBucketPolicyStatusOutput {
             policy_status: Some(PolicyStatus {
-                is_public: Some(policy.is_some_and(|p| p.is_public())),
+                is_public: Some(!restricted && policy.is_some_and(|p| p.is_public())),
             }),
         }))
     }
@@ -667,6 +755,8 @@ impl S3 for Frontend {
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let router = self.router();
         let view = view_of(&router, &req, &req.input.bucket, "PutObject");
+        let canned = req.input.acl.as_ref().map(ObjectCannedACL::as_str);
+        acl::check_write_acl(self, &req, &req.input.bucket, canned).await?;
         let headers = req.headers;
         let trailers = req.trailing_headers;
         let input = req.input;
@@ -1052,6 +1142,8 @@ impl S3 for Frontend {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let router = self.router();
         let view = view_of(&router, &req, &req.input.bucket, "CopyObject");
+        let canned = req.input.acl.as_ref().map(ObjectCannedACL::as_str);
+        acl::check_write_acl(self, &req, &req.input.bucket, canned).await?;
         let Some((src_bucket, src_key)) = copy_source(&req.input.copy_source)? else {
             let bucket = &req.input.bucket;
             let checks = async { router.bucket(bucket).await.map(|_| ()) };
@@ -1231,6 +1323,8 @@ impl S3 for Frontend {
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let router = self.router();
         let view = view_of(&router, &req, &req.input.bucket, "CreateMultipartUpload");
+        let canned = req.input.acl.as_ref().map(ObjectCannedACL::as_str);
+        acl::check_write_acl(self, &req, &req.input.bucket, canned).await?;
         let input = req.input;
         let a = attrs(
             input.content_type,
