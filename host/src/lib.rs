@@ -20,6 +20,7 @@ pub mod mover;
 pub mod policy;
 pub mod reload;
 pub mod router;
+pub mod tagging;
 pub mod server;
 pub mod tls;
 pub mod watch;
