@@ -20,8 +20,8 @@ pub mod mover;
 pub mod policy;
 pub mod reload;
 pub mod router;
-pub mod tagging;
 pub mod server;
+pub mod tagging;
 pub mod tls;
 pub mod watch;
 

@@ -1434,12 +1434,7 @@ impl Router {
     /// PutObjectTagging and DeleteObjectTagging (no tags): on every member holding the
     /// key, since a key may live in several (a mirror, a migration). Nothing changes when
     /// one of them cannot keep tags.
-    pub async fn put_tags(
-        &self,
-        bucket: &str,
-        key: &str,
-        tags: &crate::model::Tags,
-    ) -> Result<()> {
+    pub async fn put_tags(&self, bucket: &str, key: &str, tags: &crate::model::Tags) -> Result<()> {
         check_key(key)?;
         let vb = self.bucket(bucket).await?;
         let _admitted = vb.admit_write().await?;

@@ -63,8 +63,7 @@ pub fn check(pairs: Vec<(String, String)>) -> Result<Tags> {
 
 fn bad_header() -> Error {
     Error::InvalidArgument(
-        "The header 'x-amz-tagging' shall be encoded as UTF-8 encoded URL query parameters."
-            .into(),
+        "The header 'x-amz-tagging' shall be encoded as UTF-8 encoded URL query parameters.".into(),
     )
 }
 
@@ -142,7 +141,10 @@ mod tests {
         let t = |k: &str, v: &str| check(vec![(k.to_owned(), v.to_owned())]);
         assert!(t(&"é".repeat(128), &"é".repeat(256)).is_ok());
         assert!(matches!(t(&"k".repeat(129), ""), Err(Error::InvalidTag(_))));
-        assert!(matches!(t("k", &"v".repeat(257)), Err(Error::InvalidTag(_))));
+        assert!(matches!(
+            t("k", &"v".repeat(257)),
+            Err(Error::InvalidTag(_))
+        ));
         assert!(matches!(t("", "v"), Err(Error::InvalidTag(_))));
         assert!(matches!(t("aws:x", "v"), Err(Error::InvalidTag(_))));
         assert!(matches!(t("k", "a*b"), Err(Error::InvalidTag(_))));

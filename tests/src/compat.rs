@@ -187,6 +187,12 @@ pub const ROWS: &[Row] = &[
         modes: [E, E, E, E, E],
         note: "a `[dynamic_buckets]` template makes a directory per bucket (`fs`), a store per bucket (memory) or a prefix per bucket inside one S3 bucket, Azure container or GCS bucket",
     },
+    Row {
+        step: "tagging",
+        what: "PutObjectTagging, GetObjectTagging, DeleteObjectTagging; `x-amz-tagging` on PutObject, CreateMultipartUpload and CopyObject (`x-amz-tagging-directive`); `x-amz-tagging-count`; AWS's limits and error codes",
+        modes: [E, E, No, No, No],
+        note: "`fs` keeps the tags in the file's extended attribute, memory with the object; the other kinds answer `501 NotImplemented` (limitations.md)",
+    },
 ];
 
 /// Steps that check what the table does not show (the mover's digest path, pages of a
@@ -195,6 +201,7 @@ pub const INTERNAL_STEPS: &[&str] = &[
     "backend_pages",
     "declared_digest",
     "content_md5_of_encrypted_objects",
+    "tagging_refused",
 ];
 
 /// The steps a conformance run on `kind` must have run: the rows `kind` supports.
@@ -257,8 +264,8 @@ pub fn render() -> String {
         out.push_str(&format!(" {} |\n", r.note));
     }
     out.push_str(
-        "\nWhat the gateway does not offer on any kind yet (versioning, tagging, ACLs, object\n\
-         lock, SSE-C, lifecycle) answers `501 NotImplemented`: see\n\
+        "\nWhat the gateway does not offer on any kind yet (versioning, ACLs, object lock,\n\
+         SSE-C, lifecycle) answers `501 NotImplemented`: see\n\
          [limitations.md](limitations.md).\n",
     );
     out

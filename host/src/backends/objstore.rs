@@ -1712,9 +1712,9 @@ impl Store for ObjectStoreBackend {
         match store.put_opts(&path, PutPayload::from(data), opts).await {
             Ok(_) => Ok(()),
             // Replaced or deleted meanwhile: the newer write stands, as if it came after.
-            Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
-                Ok(())
-            }
+            Err(
+                object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. },
+            ) => Ok(()),
             Err(e) => Err(self.err(e)),
         }
     }

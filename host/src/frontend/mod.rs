@@ -82,7 +82,14 @@ impl Frontend {
             .await?;
         let principal = req.credentials.as_ref().map(|c| c.access_key.as_str());
         self.access
-            .admit("PutObjectTagging", bucket, key, &req.headers, who.source_ip, principal)
+            .admit(
+                "PutObjectTagging",
+                bucket,
+                key,
+                &req.headers,
+                who.source_ip,
+                principal,
+            )
             .await
     }
 
@@ -1733,6 +1740,8 @@ impl S3 for Frontend {
             router.put_tags(&input.bucket, &input.key, &model::Tags::new()),
         )
         .await?;
-        Ok(S3Response::new(DeleteObjectTaggingOutput { version_id: None }))
+        Ok(S3Response::new(DeleteObjectTaggingOutput {
+            version_id: None,
+        }))
     }
 }
