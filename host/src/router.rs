@@ -1648,6 +1648,7 @@ impl Router {
 
     /// [`Router::copy`], with the copy's tags: the source's (`x-amz-tagging-directive:
     /// COPY`, `None`) or these (`REPLACE`).
+    #[allow(clippy::too_many_arguments)]
     pub async fn copy_tagged(
         &self,
         req: &RequestView,
