@@ -21,6 +21,7 @@ pub mod policy;
 pub mod reload;
 pub mod router;
 pub mod server;
+pub mod tagging;
 pub mod tls;
 pub mod watch;
 

@@ -35,7 +35,14 @@ pub struct Attrs {
     /// `x-amz-meta-*` without the prefix, lower-cased as S3 does.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    /// The object's tags (S3 object tagging), kept natively where the kind allows: see
+    /// [`crate::tagging`]. Checked before they get here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: Tags,
 }
+
+/// An object's tag set: keys are unique and case-sensitive, as in S3.
+pub type Tags = BTreeMap<String, String>;
 
 /// What a HEAD tells about one object in one member.
 #[derive(Debug, Clone)]
@@ -206,6 +213,13 @@ pub enum Error {
     InvalidArgument(String),
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A tag set S3 refuses (`InvalidTag`): a key or value too long, a duplicate key, a
+    /// reserved `aws:` key.
+    #[error("invalid tag: {0}")]
+    InvalidTag(String),
+    /// A request S3 refuses as `400 BadRequest` (more than 10 tags on an object).
+    #[error("bad request: {0}")]
+    BadRequest(String),
     #[error("key too long: {0}")]
     KeyTooLong(String),
     #[error("metadata too large: {0}")]

@@ -1294,6 +1294,61 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    /// Tags travel with a migration, from a memory member to an `fs` one, where they are
+    /// in the file's extended attribute for any tool to read; before it, a read falling
+    /// through to the old member answers its tags.
+    #[tokio::test]
+    async fn tags_move_with_their_object() {
+        let dir = std::env::temp_dir().join(format!("sy-mover-{}", uuid::Uuid::new_v4()));
+        let r = router(&format!(
+            "version = 1\n[backends.old]\nkind = \"memory\"\n[backends.new]\nkind = \"fs\"\nroot = {:?}\n[buckets.bkt]\nmembers = [\"new\", \"old\"]\n",
+            dir.display().to_string()
+        ));
+        let tags: crate::model::Tags = [
+            ("team".to_owned(), "blue".to_owned()),
+            ("état".to_owned(), "été".to_owned()),
+        ]
+        .into();
+        let attrs = Attrs {
+            content_type: Some("text/plain".into()),
+            tags: tags.clone(),
+            ..Default::default()
+        };
+        let old = r.backend("old").unwrap().clone();
+        let new = r.backend("new").unwrap().clone();
+        old.store
+            .put(
+                "k",
+                body(b"words"),
+                Declared::default(),
+                &attrs,
+                &WriteCondition::None,
+                1 << 23,
+            )
+            .await
+            .unwrap();
+        let view = crate::policy::RequestView::default();
+        assert_eq!(r.get_tags(&view, "bkt", "k").await.unwrap(), tags);
+        let progress = Arc::new(Progress::default());
+        migrate(&r, &spec(Mode::Move), &progress).await.unwrap();
+        let p = progress.snapshot();
+        assert_eq!((p.copied, p.failed), (1, 0), "{p:?}");
+        let (got, _) = new
+            .store
+            .get("k", None, &ReadConditions::default(), true)
+            .await
+            .unwrap();
+        assert_eq!(got.info.attrs, attrs, "the tags were lost");
+        assert_eq!(r.get_tags(&view, "bkt", "k").await.unwrap(), tags);
+        // Without the gateway: the file's `user.switchyard` attribute names them.
+        let mut buf = vec![0u8; 4096];
+        let n = rustix::fs::getxattr(dir.join("k"), "user.switchyard", &mut buf[..]).unwrap();
+        let stamp: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+        assert_eq!(stamp["attrs"]["tags"]["team"], "blue");
+        assert_eq!(stamp["attrs"]["tags"]["état"], "été");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     #[tokio::test]
     async fn a_copy_left_unchecked_by_a_killed_run_of_a_deleted_key_is_removed() {
         let r = router(

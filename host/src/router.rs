@@ -1509,6 +1509,60 @@ impl Router {
         (outcome, stream, member.clone())
     }
 
+    /// GetObjectTagging: the tags of the copy a read would serve (a read that falls
+    /// through to an older member answers that member's tags).
+    pub async fn get_tags(
+        &self,
+        req: &RequestView,
+        bucket: &str,
+        key: &str,
+    ) -> Result<crate::model::Tags> {
+        let (outcome, _, member) = self
+            .get(req, bucket, key, None, &ReadConditions::default(), true)
+            .await?;
+        if !member.store.keeps_tags() {
+            return Err(Error::NotImplemented(format!(
+                "object tags are not supported on member {} (its kind does not keep them yet)",
+                member.name
+            )));
+        }
+        Ok(outcome.info.attrs.tags)
+    }
+
+    /// PutObjectTagging and DeleteObjectTagging (no tags): on every member holding the
+    /// key, since a key may live in several (a mirror, a migration). Nothing changes when
+    /// one of them cannot keep tags.
+    pub async fn put_tags(&self, bucket: &str, key: &str, tags: &crate::model::Tags) -> Result<()> {
+        check_key(key)?;
+        let vb = self.bucket(bucket).await?;
+        let _admitted = vb.admit_write().await?;
+        for m in vb.members.iter().filter(|m| !m.store.keeps_tags()) {
+            let head = Self::read_member(m, key, None, &ReadConditions::default(), true).await;
+            match head {
+                Ok(_) => {
+                    return Err(Error::NotImplemented(format!(
+                        "object tags are not supported on member {} (its kind does not keep them yet)",
+                        m.name
+                    )));
+                }
+                Err(Error::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let mut found = false;
+        for m in vb.members.iter().filter(|m| m.store.keeps_tags()) {
+            let started = Instant::now();
+            let r = m.store.put_tags(key, tags).await;
+            m.observe(started, &r);
+            match r {
+                Ok(()) => found = true,
+                Err(Error::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if found { Ok(()) } else { Err(Error::NotFound) }
+    }
+
     /// Writes `body` to every placement target; succeeds only when all have it.
     #[allow(clippy::too_many_arguments)]
     pub async fn put(
@@ -1678,6 +1732,31 @@ impl Router {
         cond: &WriteCondition,
         checksum_algorithm: Option<Algorithm>,
     ) -> Result<(PutOutcome, DateTime<Utc>)> {
+        self.copy_tagged(
+            req,
+            (src_bucket, src_key),
+            src_cond,
+            (dst_bucket, dst_key),
+            (replace_attrs, None),
+            cond,
+            checksum_algorithm,
+        )
+        .await
+    }
+
+    /// [`Router::copy`], with the copy's tags: the source's (`x-amz-tagging-directive:
+    /// COPY`, `None`) or these (`REPLACE`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn copy_tagged(
+        &self,
+        req: &RequestView,
+        (src_bucket, src_key): (&str, &str),
+        src_cond: &ReadConditions,
+        (dst_bucket, dst_key): (&str, &str),
+        (replace_attrs, replace_tags): (Option<Attrs>, Option<crate::model::Tags>),
+        cond: &WriteCondition,
+        checksum_algorithm: Option<Algorithm>,
+    ) -> Result<(PutOutcome, DateTime<Utc>)> {
         let (copied, dst) = self
             .copy_unconfirmed(
                 req,
@@ -1686,7 +1765,7 @@ impl Router {
                 src_cond,
                 dst_bucket,
                 dst_key,
-                replace_attrs,
+                (replace_attrs, replace_tags),
                 cond,
                 checksum_algorithm,
             )
@@ -1704,7 +1783,7 @@ impl Router {
         src_cond: &ReadConditions,
         dst_bucket: &str,
         dst_key: &str,
-        replace_attrs: Option<Attrs>,
+        (replace_attrs, replace_tags): (Option<Attrs>, Option<crate::model::Tags>),
         cond: &WriteCondition,
         checksum_algorithm: Option<Algorithm>,
     ) -> Result<((PutOutcome, DateTime<Utc>), Arc<VirtualBucket>)> {
@@ -1718,13 +1797,20 @@ impl Router {
             .await?;
         let dst = self.bucket(dst_bucket).await?;
         let _admitted = dst.admit_write().await?;
-        if src_bucket == dst_bucket && src_key == dst_key && replace_attrs.is_none() {
+        if src_bucket == dst_bucket
+            && src_key == dst_key
+            && replace_attrs.is_none()
+            && replace_tags.is_none()
+        {
             return Err(Error::InvalidRequest(
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata".into(),
             ));
         }
         let keep_attrs = replace_attrs.is_none();
-        let attrs = replace_attrs.unwrap_or_else(|| src.info.attrs.clone());
+        let mut attrs = replace_attrs.unwrap_or_else(|| src.info.attrs.clone());
+        attrs.tags = replace_tags
+            .clone()
+            .unwrap_or_else(|| src.info.attrs.tags.clone());
         // The source's checksum goes with its attributes (the bytes are the same); one in
         // another algorithm (or type) is computed as the bytes stream through.
         let recompute = checksum_algorithm.filter(|alg| {
@@ -1777,7 +1863,9 @@ impl Router {
         let (read, stream, _) = self
             .get(req, src_bucket, src_key, None, src_cond, false)
             .await?;
+        let read_tags = read.info.attrs.tags.clone();
         let mut attrs = if keep_attrs { read.info.attrs } else { attrs };
+        attrs.tags = replace_tags.unwrap_or(read_tags);
         let mut body = stream.ok_or_else(|| Error::internal("no body"))?;
         let mut declared = Declared::of_len(Some(read.info.size));
         if let Some(alg) = recompute {

@@ -199,6 +199,12 @@ pub const ROWS: &[Row] = &[
         modes: [E, E, E, E, E],
         note: "the block is stored beside the bucket policy, under the reserved prefix of the bucket's member",
     },
+    Row {
+        step: "tagging",
+        what: "PutObjectTagging, GetObjectTagging, DeleteObjectTagging; `x-amz-tagging` on PutObject, CreateMultipartUpload and CopyObject (`x-amz-tagging-directive`); `x-amz-tagging-count`; AWS's limits and error codes",
+        modes: [E, E, No, No, No],
+        note: "`fs` keeps the tags in the file's extended attribute, memory with the object; the other kinds answer `501 NotImplemented` (limitations.md)",
+    },
 ];
 
 /// Steps that check what the table does not show (the mover's digest path, pages of a
@@ -207,6 +213,7 @@ pub const INTERNAL_STEPS: &[&str] = &[
     "backend_pages",
     "declared_digest",
     "content_md5_of_encrypted_objects",
+    "tagging_refused",
 ];
 
 /// The steps a conformance run on `kind` must have run: the rows `kind` supports.
@@ -269,7 +276,7 @@ pub fn render() -> String {
         out.push_str(&format!(" {} |\n", r.note));
     }
     out.push_str(
-        "\nWhat the gateway does not offer on any kind yet (versioning, tagging, ACLs that grant\n\
+        "\nWhat the gateway does not offer on any kind yet (versioning, ACLs that grant\n\
          more than the owner's FULL_CONTROL, object lock, SSE-C, lifecycle) answers `501\n\
          NotImplemented` or, for such ACLs, S3's own `400 AccessControlListNotSupported`: see\n\
          [limitations.md](limitations.md).\n",

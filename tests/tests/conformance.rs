@@ -4,7 +4,8 @@
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier,
+    CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier, Tag,
+    Tagging, TaggingDirective,
 };
 use futures::StreamExt;
 use switchyard_tests::compat;
@@ -75,6 +76,11 @@ async fn run_suite(kind: Kind) {
     step!(chunked_bodies(&gw.endpoint, &c));
     step!(checked_before_not_implemented(&gw, &c));
     step!(acls(&c));
+    if matches!(kind, Kind::Fs | Kind::Memory) {
+        step!(tagging(&c));
+    } else {
+        step!(tagging_refused(&c));
+    }
     gw.stop().await;
     step!(dynamic_buckets(&fx));
     step!(dynamic_acls(&fx));
@@ -2297,7 +2303,7 @@ async fn checked_before_not_implemented(gw: &Gateway, c: &Client) {
         .send()
         .await
         .unwrap();
-    // Operations the gateway does not have: tagging, versioning, lifecycle, CORS.
+    // Operations the gateway does not have: CORS, object lock, versioning, lifecycle.
     for (bucket, want) in [
         (MISSING, (404, "NoSuchBucket")),
         (BUCKET, (501, "NotImplemented")),
@@ -2306,13 +2312,13 @@ async fn checked_before_not_implemented(gw: &Gateway, c: &Client) {
         let e = c.get_bucket_cors().bucket(bucket).send().await.unwrap_err();
         assert_eq!(err_of(&e), want, "GetBucketCors on {bucket}");
         let e = c
-            .get_object_tagging()
+            .get_object_retention()
             .bucket(bucket)
             .key("ni/k")
             .send()
             .await
             .unwrap_err();
-        assert_eq!(err_of(&e), want, "GetObjectTagging on {bucket}");
+        assert_eq!(err_of(&e), want, "GetObjectRetention on {bucket}");
         let e = c
             .list_object_versions()
             .bucket(bucket)
@@ -3505,4 +3511,375 @@ async fn dynamic_acls(fx: &Fixture) {
     c.delete_object().bucket(B).key("k").send().await.unwrap();
     c.delete_bucket().bucket(B).send().await.unwrap();
     gw.stop().await;
+}
+
+fn tag(k: &str, v: &str) -> Tag {
+    Tag::builder().key(k).value(v).build().unwrap()
+}
+
+fn tag_set(pairs: &[(&str, &str)]) -> Tagging {
+    Tagging::builder()
+        .set_tag_set(Some(pairs.iter().map(|(k, v)| tag(k, v)).collect()))
+        .build()
+        .unwrap()
+}
+
+async fn tags_of(c: &Client, key: &str) -> Vec<(String, String)> {
+    let mut t: Vec<(String, String)> = c
+        .get_object_tagging()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .tag_set
+        .into_iter()
+        .map(|t| (t.key, t.value))
+        .collect();
+    t.sort();
+    t
+}
+
+fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// Object tagging: set with the object, changed alone (bytes, ETag and Last-Modified
+/// kept), copied or replaced by CopyObject, given to a multipart upload's object; and
+/// every tag set S3 refuses refused with its error, with nothing changed.
+async fn tagging(c: &Client) {
+    c.put_object()
+        .bucket(BUCKET)
+        .key("tg/a")
+        .tagging("team=blue&note=two%20words+here")
+        .body(ByteStream::from_static(b"tagged"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tags_of(c, "tg/a").await,
+        pairs(&[("note", "two words here"), ("team", "blue")])
+    );
+    let got = c
+        .get_object()
+        .bucket(BUCKET)
+        .key("tg/a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.tag_count, Some(2));
+    let before = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("tg/a")
+        .send()
+        .await
+        .unwrap();
+
+    // Changing the tags keeps the bytes, the ETag and Last-Modified.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    c.put_object_tagging()
+        .bucket(BUCKET)
+        .key("tg/a")
+        .tagging(tag_set(&[("état", "été"), ("k", "")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tags_of(c, "tg/a").await,
+        pairs(&[("k", ""), ("état", "été")])
+    );
+    let after = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("tg/a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.e_tag, before.e_tag);
+    assert_eq!(after.last_modified, before.last_modified);
+    assert_eq!(body_of(c, "tg/a").await, b"tagged");
+
+    // Refused tag sets change nothing.
+    let too_many: Vec<(String, String)> = (0..11).map(|i| (format!("k{i}"), "v".into())).collect();
+    let too_many: Vec<(&str, &str)> = too_many
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let long_key = "k".repeat(129);
+    let long_value = "v".repeat(257);
+    for (set, want) in [
+        (too_many.clone(), (400, "BadRequest")),
+        (vec![(long_key.as_str(), "v")], (400, "InvalidTag")),
+        (vec![("k", long_value.as_str())], (400, "InvalidTag")),
+        (vec![("k", "1"), ("k", "2")], (400, "InvalidTag")),
+        (vec![("aws:k", "1")], (400, "InvalidTag")),
+    ] {
+        let e = c
+            .put_object_tagging()
+            .bucket(BUCKET)
+            .key("tg/a")
+            .tagging(tag_set(&set))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), (want.0, want.1.to_owned()), "{set:?}");
+    }
+    assert_eq!(
+        tags_of(c, "tg/a").await,
+        pairs(&[("k", ""), ("état", "été")])
+    );
+    let header_many = (0..11)
+        .map(|i| format!("k{i}=v"))
+        .collect::<Vec<_>>()
+        .join("&");
+    for (header, want) in [
+        ("a=%ZZ", (400, "InvalidArgument")),
+        ("a=%FF", (400, "InvalidArgument")),
+        ("a=1&a=2", (400, "InvalidTag")),
+        (header_many.as_str(), (400, "BadRequest")),
+    ] {
+        let e = c
+            .put_object()
+            .bucket(BUCKET)
+            .key("tg/refused")
+            .tagging(header)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), (want.0, want.1.to_owned()), "{header}");
+        let e = c
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key("tg/refused")
+            .tagging(header)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), (want.0, want.1.to_owned()), "{header}");
+    }
+    let e = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("tg/refused")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e).0, 404, "a refused PutObject wrote nothing");
+
+    // Missing keys and buckets.
+    let nosuchkey = (404, "NoSuchKey".to_owned());
+    let e = c
+        .get_object_tagging()
+        .bucket(BUCKET)
+        .key("tg/none")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), nosuchkey);
+    let e = c
+        .put_object_tagging()
+        .bucket(BUCKET)
+        .key("tg/none")
+        .tagging(tag_set(&[("k", "v")]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), nosuchkey);
+    let e = c
+        .delete_object_tagging()
+        .bucket(BUCKET)
+        .key("tg/none")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), nosuchkey);
+    let e = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("tg/none")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e).0, 404, "tagging a missing key made it");
+    let nosuchbucket = (404, "NoSuchBucket".to_owned());
+    let e = c
+        .get_object_tagging()
+        .bucket("no-such-bucket")
+        .key("k")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), nosuchbucket);
+    let e = c
+        .put_object_tagging()
+        .bucket("no-such-bucket")
+        .key("k")
+        .tagging(tag_set(&[("k", "v")]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), nosuchbucket);
+
+    // CopyObject: the source's tags (COPY, the default), or the request's (REPLACE).
+    c.copy_object()
+        .bucket(BUCKET)
+        .key("tg/copy")
+        .copy_source(format!("{BUCKET}/tg/a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tags_of(c, "tg/copy").await,
+        pairs(&[("k", ""), ("état", "été")])
+    );
+    c.copy_object()
+        .bucket(BUCKET)
+        .key("tg/copy")
+        .copy_source(format!("{BUCKET}/tg/a"))
+        .tagging_directive(TaggingDirective::Replace)
+        .tagging("c=3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags_of(c, "tg/copy").await, pairs(&[("c", "3")]));
+    c.copy_object()
+        .bucket(BUCKET)
+        .key("tg/copy2")
+        .copy_source(format!("{BUCKET}/tg/a"))
+        .metadata_directive(MetadataDirective::Replace)
+        .content_type("text/x-new")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tags_of(c, "tg/copy2").await,
+        pairs(&[("k", ""), ("état", "été")]),
+        "replacing the metadata keeps the tags"
+    );
+
+    // DeleteObjectTagging: none left, and GET says no count.
+    c.delete_object_tagging()
+        .bucket(BUCKET)
+        .key("tg/a")
+        .send()
+        .await
+        .unwrap();
+    assert!(tags_of(c, "tg/a").await.is_empty());
+    let got = c
+        .get_object()
+        .bucket(BUCKET)
+        .key("tg/a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.tag_count, None);
+
+    // A multipart upload's tags land with the completed object.
+    let id = c
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("tg/mp")
+        .tagging("m=1")
+        .send()
+        .await
+        .unwrap()
+        .upload_id
+        .unwrap();
+    let part = c
+        .upload_part()
+        .bucket(BUCKET)
+        .key("tg/mp")
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"part"))
+        .send()
+        .await
+        .unwrap();
+    c.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("tg/mp")
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag.unwrap())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags_of(c, "tg/mp").await, pairs(&[("m", "1")]));
+}
+
+/// Kinds that do not keep tags yet refuse them (501) rather than drop them, and a refused
+/// write leaves nothing behind.
+async fn tagging_refused(c: &Client) {
+    let e = c
+        .put_object()
+        .bucket(BUCKET)
+        .key("tg/r")
+        .tagging("k=v")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (501, "NotImplemented".to_owned()));
+    let e = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("tg/r")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e).0, 404);
+    c.put_object()
+        .bucket(BUCKET)
+        .key("tg/r")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    let e = c
+        .get_object_tagging()
+        .bucket(BUCKET)
+        .key("tg/r")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (501, "NotImplemented".to_owned()));
+    let e = c
+        .put_object_tagging()
+        .bucket(BUCKET)
+        .key("tg/r")
+        .tagging(tag_set(&[("k", "v")]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (501, "NotImplemented".to_owned()));
+    let e = c
+        .get_object_tagging()
+        .bucket(BUCKET)
+        .key("tg/none")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (404, "NoSuchKey".to_owned()));
+    // Validation comes first, as on every kind.
+    let e = c
+        .put_object_tagging()
+        .bucket(BUCKET)
+        .key("tg/r")
+        .tagging(tag_set(&[("aws:k", "v")]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (400, "InvalidTag".to_owned()));
 }

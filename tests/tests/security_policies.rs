@@ -1070,3 +1070,175 @@ async fn users_without_policies() {
     );
     gw.stop().await;
 }
+
+/// Dana may use the bucket's objects and tags, but not an object tagged `secret=yes`
+/// (`s3:ExistingObjectTag`), may not tag one so (`s3:RequestObjectTag`), and may tag only
+/// with `team=blue`.
+const TAG_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[
+  {"Sid":"Use","Effect":"Allow","Action":["s3:GetObject","s3:PutObject","s3:GetObjectTagging","s3:DeleteObjectTagging"],"Resource":"*"},
+  {"Sid":"TagBlue","Effect":"Allow","Action":"s3:PutObjectTagging","Resource":"*",
+   "Condition":{"StringEquals":{"s3:RequestObjectTag/team":"blue"}}},
+  {"Sid":"NotSecrets","Effect":"Deny","Action":["s3:GetObject","s3:GetObjectTagging","s3:PutObjectTagging","s3:DeleteObjectTagging"],"Resource":"*",
+   "Condition":{"StringEquals":{"s3:ExistingObjectTag/secret":"yes"}}},
+  {"Sid":"NoNewSecrets","Effect":"Deny","Action":["s3:PutObject","s3:PutObjectTagging"],"Resource":"*",
+   "Condition":{"StringEquals":{"s3:RequestObjectTag/secret":"yes"}}}]}"#;
+
+const DANA: (&str, &str) = ("dana-key", "dana-secret");
+
+async fn tags(c: &Client, key: &str) -> Result<Vec<(String, String)>, (u16, String)> {
+    let out = c
+        .get_object_tagging()
+        .bucket("tagged")
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| err_of(&e))?;
+    Ok(out.tag_set.into_iter().map(|t| (t.key, t.value)).collect())
+}
+
+fn tagging(pairs: &[(&str, &str)]) -> aws_sdk_s3::types::Tagging {
+    let set = pairs
+        .iter()
+        .map(|(k, v)| {
+            aws_sdk_s3::types::Tag::builder()
+                .key(*k)
+                .value(*v)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    aws_sdk_s3::types::Tagging::builder()
+        .set_tag_set(Some(set))
+        .build()
+        .unwrap()
+}
+
+/// A Deny on an object's tags cannot be gone around: not by reading it (GET, HEAD, a copy
+/// of it, its tags), nor by changing or removing its tags, nor by tagging an object so
+/// to begin with; and an Allow that requires the tags a request sets applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deny_by_object_tag() {
+    let root = TempDir::new("policy-tags");
+    let config = format!(
+        "version = 1\n[backends.tagged]\nkind = \"fs\"\nroot = {:?}\n[buckets.tagged]\nmembers = [\"tagged\"]\n{}",
+        root.0.display().to_string(),
+        user(DANA, "dana", &format!("policy = '''{TAG_POLICY}'''\n"))
+    );
+    let gw = Gateway::start(&config).await.unwrap();
+    let owner = gw.client();
+    for (key, tagging) in [("secret", "secret=yes"), ("open", "secret=no")] {
+        owner
+            .put_object()
+            .bucket("tagged")
+            .key(key)
+            .tagging(tagging)
+            .body(ByteStream::from_static(b"data"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let dana = s3_client(&gw.endpoint, DANA.0, DANA.1);
+
+    assert_eq!(get(&dana, "tagged", "open").await.unwrap(), b"data");
+    assert_eq!(
+        tags(&dana, "open").await.unwrap(),
+        [("secret".to_owned(), "no".to_owned())]
+    );
+    denied(get(&dana, "tagged", "secret").await, "GET of a secret");
+    let head = dana
+        .head_object()
+        .bucket("tagged")
+        .key("secret")
+        .send()
+        .await;
+    assert_eq!(
+        head.map_err(|e| err_of(&e).0).unwrap_err(),
+        403,
+        "HEAD of a secret"
+    );
+    denied(tags(&dana, "secret").await, "GetObjectTagging of a secret");
+    let copy = dana
+        .copy_object()
+        .bucket("tagged")
+        .key("leak")
+        .copy_source("tagged/secret")
+        .tagging_directive(aws_sdk_s3::types::TaggingDirective::Replace)
+        .send()
+        .await;
+    denied(
+        copy.map(|_| ()).map_err(|e| err_of(&e)),
+        "a copy of a secret",
+    );
+    let untag = dana
+        .put_object_tagging()
+        .bucket("tagged")
+        .key("secret")
+        .tagging(tagging(&[("team", "blue")]))
+        .send()
+        .await;
+    denied(
+        untag.map(|_| ()).map_err(|e| err_of(&e)),
+        "retagging a secret",
+    );
+    let delete = dana
+        .delete_object_tagging()
+        .bucket("tagged")
+        .key("secret")
+        .send()
+        .await;
+    denied(
+        delete.map(|_| ()).map_err(|e| err_of(&e)),
+        "untagging a secret",
+    );
+    assert_eq!(
+        tags(&owner, "secret").await.unwrap(),
+        [("secret".to_owned(), "yes".to_owned())]
+    );
+
+    // No new secrets, by PutObject or by tagging; tags only with team=blue.
+    let put = dana
+        .put_object()
+        .bucket("tagged")
+        .key("new-secret")
+        .tagging("secret=yes")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    denied(put.map(|_| ()).map_err(|e| err_of(&e)), "PUT of a secret");
+    assert_eq!(
+        get(&owner, "tagged", "new-secret").await.unwrap_err().0,
+        404
+    );
+    for set in [
+        &[("secret", "yes"), ("team", "blue")][..],
+        &[("team", "red")],
+    ] {
+        let r = dana
+            .put_object_tagging()
+            .bucket("tagged")
+            .key("open")
+            .tagging(tagging(set))
+            .send()
+            .await;
+        denied(
+            r.map(|_| ()).map_err(|e| err_of(&e)),
+            &format!("tagging {set:?}"),
+        );
+    }
+    assert_eq!(
+        tags(&owner, "open").await.unwrap(),
+        [("secret".to_owned(), "no".to_owned())]
+    );
+    dana.put_object_tagging()
+        .bucket("tagged")
+        .key("open")
+        .tagging(tagging(&[("team", "blue")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tags(&owner, "open").await.unwrap(),
+        [("team".to_owned(), "blue".to_owned())]
+    );
+    gw.stop().await;
+}

@@ -193,6 +193,17 @@ impl Store for Metered {
         r
     }
 
+    fn keeps_tags(&self) -> bool {
+        self.inner.keeps_tags()
+    }
+
+    async fn put_tags(&self, key: &str, tags: &crate::model::Tags) -> Result<()> {
+        let started = Instant::now();
+        let r = self.inner.put_tags(key, tags).await;
+        self.done(BackendOp::Put, started, &r);
+        r
+    }
+
     async fn put_internal(&self, path: &str, data: Bytes) -> Result<()> {
         let started = Instant::now();
         let r = self.inner.put_internal(path, data).await;

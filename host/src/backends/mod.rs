@@ -107,6 +107,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<PutOutcome>;
     async fn mpu_abort(&self, key: &str, upload: &str, nonce: &str) -> Result<()>;
 
+    /// Whether this store keeps object tags ([`Attrs::tags`]): a store that does not
+    /// refuses a write that sets some (`NotImplemented`), and its objects' tags are unknown.
+    fn keeps_tags(&self) -> bool {
+        false
+    }
+
+    /// Replaces the tags of `key` without rewriting its bytes where the backend allows,
+    /// keeping its ETag and Last-Modified (as S3 does). `NotFound` when there is no `key`.
+    async fn put_tags(&self, key: &str, tags: &crate::model::Tags) -> Result<()> {
+        let _ = (key, tags);
+        Err(Error::NotImplemented(
+            "object tags are not supported on this member's kind yet".into(),
+        ))
+    }
+
     /// Small bookkeeping objects under the reserved prefix (`path` is relative to it).
     async fn put_internal(&self, path: &str, data: Bytes) -> Result<()>;
     async fn get_internal(&self, path: &str) -> Result<Option<Bytes>>;

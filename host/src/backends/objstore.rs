@@ -835,7 +835,7 @@ pub(crate) fn from_attributes(attrs: &Attributes, escape_meta: bool) -> Attrs {
                     name.to_ascii_lowercase()
                 };
                 // Switchyard's own, not the client's.
-                if name != ETAG_META {
+                if name != ETAG_META && name != TAGS_META && name != MTIME_META {
                     a.metadata.insert(name, v);
                 }
             }
@@ -906,6 +906,22 @@ impl ObjectStoreBackend {
         }
     }
 
+    /// Object tags reach only the kinds that keep them (memory here; see
+    /// [`Store::keeps_tags`]): elsewhere a write that sets some is refused, not stripped.
+    fn check_tags(&self, attrs: &Attrs) -> Result<()> {
+        if attrs.tags.is_empty() || self.markers.is_some() {
+            return Ok(());
+        }
+        Err(self.tags_refused())
+    }
+
+    fn tags_refused(&self) -> Error {
+        Error::NotImplemented(format!(
+            "object tags are not supported on member {} (its kind does not keep them yet)",
+            self.name
+        ))
+    }
+
     fn marker_refused(&self) -> Error {
         Error::NotImplemented(format!(
             "keys ending in '/' (folder markers) need static credentials on S3 member {} (object_store cannot name them)",
@@ -961,6 +977,7 @@ impl ObjectStoreBackend {
             Attribute::Metadata(ETAG_META.into()),
             AttributeValue::from(etag.clone()),
         );
+        set_memory_tags(&mut attributes, &attrs.tags)?;
         let opts = PutOptions {
             mode,
             attributes,
@@ -1058,7 +1075,7 @@ impl ObjectStoreBackend {
             None => None,
         }
         .or_else(|| result.meta.e_tag.clone().map(unquote));
-        let info = ObjectInfo {
+        let mut info = ObjectInfo {
             size: result.meta.size,
             // An SSE-KMS object on S3 has an ETag of an MD5's form without being one,
             // which only the direct path (static credentials) can tell from the answer's
@@ -1069,6 +1086,9 @@ impl ObjectStoreBackend {
             attrs: from_attributes(&result.attributes, self.escape_meta),
             foreign: false,
         };
+        if self.markers.is_some() {
+            memory_extras(&result.attributes, &mut info);
+        }
         check_read_conditions(cond, &info)?;
         let range_served = result.range.clone();
         let outcome = GetOutcome {
@@ -1175,6 +1195,37 @@ impl ObjectStoreBackend {
 }
 
 /// The S3 ETag kept with an object as [`ETAG_META`].
+/// Metadata under which a memory member keeps an object's tags (JSON), with the object.
+const TAGS_META: &str = "switchyard-tags";
+/// Metadata under which a memory member keeps an object's Last-Modified across a change of
+/// its tags, which rewrites the entry (S3 keeps Last-Modified then).
+const MTIME_META: &str = "switchyard-last-modified";
+
+fn set_memory_tags(attributes: &mut Attributes, tags: &crate::model::Tags) -> Result<()> {
+    let key = Attribute::Metadata(TAGS_META.into());
+    if tags.is_empty() {
+        attributes.remove(&key);
+    } else {
+        let json = serde_json::to_string(tags).map_err(Error::internal)?;
+        attributes.insert(key, AttributeValue::from(json));
+    }
+    Ok(())
+}
+
+/// A memory member's object, as its attributes keep it: tags and the Last-Modified kept
+/// across a change of them.
+fn memory_extras(attributes: &Attributes, info: &mut ObjectInfo) {
+    if let Some(v) = attributes.get(&Attribute::Metadata(TAGS_META.into())) {
+        info.attrs.tags = serde_json::from_str(v.as_ref()).unwrap_or_default();
+    }
+    if let Some(t) = attributes
+        .get(&Attribute::Metadata(MTIME_META.into()))
+        .and_then(|v| chrono::DateTime::parse_from_rfc3339(v.as_ref()).ok())
+    {
+        info.last_modified = t.with_timezone(&chrono::Utc);
+    }
+}
+
 fn kept_etag(attrs: &Attributes) -> Option<String> {
     attrs
         .get(&Attribute::Metadata(ETAG_META.into()))
@@ -1217,6 +1268,7 @@ impl Store for ObjectStoreBackend {
         cond: &WriteCondition,
         part_size: u64,
     ) -> Result<PutOutcome> {
+        self.check_tags(attrs)?;
         if self.markers.is_some() {
             return self.put_memory(key, body, &declared, attrs, cond).await;
         }
@@ -1445,6 +1497,7 @@ impl Store for ObjectStoreBackend {
     }
 
     async fn mpu_create(&self, key: &str, attrs: &Attrs) -> Result<String> {
+        self.check_tags(attrs)?;
         match &self.multipart {
             Multipart::Native(_) if is_marker(key) => Err(Error::NotImplemented(format!(
                 "multipart uploads of a folder marker (a key ending in '/') on member {}",
@@ -1618,6 +1671,51 @@ impl Store for ObjectStoreBackend {
                 }
                 Ok(())
             }
+        }
+    }
+
+    fn keeps_tags(&self) -> bool {
+        self.markers.is_some()
+    }
+
+    /// Memory: the entry is rewritten with the same bytes, ETag and Last-Modified, only if
+    /// it is still the version read (a write meanwhile wins).
+    async fn put_tags(&self, key: &str, tags: &crate::model::Tags) -> Result<()> {
+        if self.markers.is_none() {
+            return Err(self.tags_refused());
+        }
+        let (store, path) = self.memory_location(key);
+        let current = match store.get(&path).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Err(Error::NotFound),
+            Err(e) => return Err(self.err(e)),
+        };
+        let mut attributes = current.attributes.clone();
+        let version = UpdateVersion {
+            e_tag: current.meta.e_tag.clone(),
+            version: current.meta.version.clone(),
+        };
+        let mtime = Attribute::Metadata(MTIME_META.into());
+        if attributes.get(&mtime).is_none() {
+            attributes.insert(
+                mtime,
+                AttributeValue::from(current.meta.last_modified.to_rfc3339()),
+            );
+        }
+        set_memory_tags(&mut attributes, tags)?;
+        let data = current.bytes().await.map_err(|e| self.err(e))?;
+        let opts = PutOptions {
+            mode: PutMode::Update(version),
+            attributes,
+            ..Default::default()
+        };
+        match store.put_opts(&path, PutPayload::from(data), opts).await {
+            Ok(_) => Ok(()),
+            // Replaced or deleted meanwhile: the newer write stands, as if it came after.
+            Err(
+                object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. },
+            ) => Ok(()),
+            Err(e) => Err(self.err(e)),
         }
     }
 

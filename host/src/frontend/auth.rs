@@ -155,6 +155,9 @@ fn action_of(op: &str) -> Option<(Cow<'static, str>, bool)> {
         // A browser-form upload: the key is a form field, decided as s3:PutObject on it
         // once s3s has read the form (`AccessHook::post_object`).
         "PostObject" => return None,
+        // The tags it sets (s3:RequestObjectTag) are in the body: decided by the front end
+        // once s3s has read it.
+        "PutObjectTagging" => return None,
         "GetBucketPolicyStatus" => ("s3:GetBucketPolicyStatus", false),
         // AWS's names: one permission for setting and deleting each.
         "DeleteBucketOwnershipControls" => ("s3:PutBucketOwnershipControls", false),
@@ -346,6 +349,67 @@ impl Access {
         })
     }
 
+    /// The `s3:ExistingObjectTag/<key>` condition keys of `action` on `bucket`/`key`: the
+    /// tags of the object a read would serve, for the actions AWS fills them in for, and
+    /// only when a policy that may apply names such a key (reading them costs a HEAD).
+    /// A missing object, or one on a kind that keeps no tags, has none. A member that
+    /// cannot answer fails the request: deciding without the tags could let a Deny on one
+    /// through.
+    pub async fn existing_tag_keys(
+        &self,
+        who: &Requester<'_>,
+        action: &str,
+        (bucket, key): (&str, &str),
+        headers: &http::HeaderMap,
+    ) -> S3Result<Vec<(String, String)>> {
+        if !EXISTING_TAG_ACTIONS
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(action))
+            || escapes_policies(who, action)
+        {
+            return Ok(Vec::new());
+        }
+        let names_tags = |d: &PolicyDocument| {
+            d.source()
+                .to_ascii_lowercase()
+                .contains("s3:existingobjecttag/")
+        };
+        let router = self.router();
+        let in_bucket_policy = match router.bucket_policy(bucket).await {
+            Ok(p) => p.is_some_and(|p| names_tags(&p)),
+            Err(_) => false,
+        };
+        let in_identity = who
+            .user
+            .is_some_and(|u| u.identity.iter().any(|(_, d)| names_tags(d)));
+        if !in_bucket_policy && !in_identity {
+            return Ok(Vec::new());
+        }
+        let principal = who.user.map(|u| u.access_key.as_str());
+        let view = super::request_view(
+            &router,
+            bucket,
+            headers,
+            who.source_ip,
+            principal,
+            Cow::Borrowed("HeadObject"),
+        );
+        match router.get_tags(&view, bucket, key).await {
+            Ok(tags) => Ok(tags
+                .into_iter()
+                .map(|(k, v)| (format!("s3:existingobjecttag/{k}"), v))
+                .collect()),
+            Err(
+                crate::model::Error::NotFound
+                | crate::model::Error::NoSuchBucket
+                | crate::model::Error::NotImplemented(_)
+                | crate::model::Error::InvalidArgument(_)
+                | crate::model::Error::KeyTooLong(_),
+            ) => Ok(Vec::new()),
+            Err(e) => Err(super::errors::to_s3(e)),
+        }
+    }
+
     /// Allows `action` on `resource` for `who`, or answers `403 AccessDenied`. `keys` are
     /// the request's condition keys (`s3:prefix`, ...).
     pub async fn authorize(
@@ -413,6 +477,26 @@ impl Access {
         });
         Err(s3_error!(AccessDenied, "Access Denied"))
     }
+}
+
+/// The actions for which AWS fills in `s3:ExistingObjectTag/<key>`.
+const EXISTING_TAG_ACTIONS: [&str; 7] = [
+    "s3:GetObject",
+    "s3:GetObjectAttributes",
+    "s3:GetObjectTagging",
+    "s3:PutObjectTagging",
+    "s3:DeleteObjectTagging",
+    "s3:GetObjectAcl",
+    "s3:PutObjectAcl",
+];
+
+/// The `s3:RequestObjectTag/<key>` condition keys of the tags a request sets.
+pub fn request_tag_keys<'a>(
+    tags: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Vec<(String, String)> {
+    tags.into_iter()
+        .map(|(k, v)| (format!("s3:requestobjecttag/{k}"), v.clone()))
+        .collect()
 }
 
 /// What a request tells of the object it writes, from its headers alone: admission is
@@ -575,6 +659,20 @@ impl S3Access for AccessHook {
         if let Some(acl) = cx.headers().get("x-amz-acl").and_then(|v| v.to_str().ok()) {
             keys.push(("s3:x-amz-acl", acl));
         }
+        let mut tag_keys = Vec::new();
+        if let Resource::Object { bucket, key } = resource {
+            if action == "s3:PutObject" {
+                let header = cx.headers().get("x-amz-tagging");
+                let tags = crate::policy::parse_tagging(header.and_then(|v| v.to_str().ok()));
+                tag_keys = request_tag_keys(tags.iter().map(|(k, v)| (k, v)));
+            }
+            let existing = self
+                .0
+                .existing_tag_keys(&who, &action, (bucket, key), cx.headers())
+                .await?;
+            tag_keys.extend(existing);
+        }
+        keys.extend(tag_keys.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         self.0.authorize(&who, &action, resource, &keys).await?;
         // s3s answers the operations the front end does not implement with 501 without
         // looking further; S3 would first say that the bucket does not exist.

@@ -38,6 +38,12 @@ pub fn to_s3(e: Error) -> S3Error {
         ),
         Error::InvalidArgument(m) => (C::InvalidArgument, m.clone()),
         Error::InvalidRequest(m) => (C::InvalidRequest, m.clone()),
+        Error::InvalidTag(m) => (C::InvalidTag, m.clone()),
+        Error::BadRequest(m) => {
+            let mut e = S3Error::with_message(C::Custom("BadRequest".into()), m.clone());
+            e.set_status_code(http::StatusCode::BAD_REQUEST);
+            return e;
+        }
         Error::KeyTooLong(m) => (C::KeyTooLongError, format!("Your key is too long: {m}.")),
         Error::MetadataTooLarge(m) => (
             C::MetadataTooLarge,

@@ -28,6 +28,7 @@ use crate::listing::{self, Entry, ListRequest};
 use crate::model::{self, Attrs, ByteRange, Error, ReadConditions, WriteCondition};
 use crate::policy::{Phase, RequestView};
 use crate::router::{CompletedPart as RouterPart, Router};
+use crate::tagging;
 
 /// The S3 error for a client that kept a request waiting for `limit`.
 pub fn request_timeout(limit: std::time::Duration) -> s3s::S3Error {
@@ -52,6 +53,80 @@ impl Frontend {
     /// The router of the request's snapshot.
     fn router(&self) -> Arc<Router> {
         self.live.current().router.clone()
+    }
+
+    /// Decides PutObjectTagging, which the access hook leaves to the front end: the tags
+    /// it sets (`s3:RequestObjectTag/<key>`) are in its body.
+    async fn authorize_put_tagging(
+        &self,
+        req: &S3Request<PutObjectTaggingInput>,
+        tags: &model::Tags,
+    ) -> S3Result<()> {
+        let snapshot = self.live.current();
+        let who = requester(&snapshot, req)?;
+        let (bucket, key) = (&req.input.bucket, &req.input.key);
+        let action = "s3:PutObjectTagging";
+        let mut keys = auth::request_tag_keys(tags);
+        let existing = self
+            .access
+            .existing_tag_keys(&who, action, (bucket, key), &req.headers)
+            .await?;
+        keys.extend(existing);
+        let mut keys: Vec<(&str, &str)> =
+            keys.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        if req.credentials.is_some() {
+            keys.push(("s3:signatureversion", "AWS4-HMAC-SHA256"));
+        }
+        self.access
+            .authorize(&who, action, iam::Resource::Object { bucket, key }, &keys)
+            .await?;
+        let principal = req.credentials.as_ref().map(|c| c.access_key.as_str());
+        self.access
+            .admit(
+                "PutObjectTagging",
+                bucket,
+                key,
+                &req.headers,
+                who.source_ip,
+                principal,
+            )
+            .await
+    }
+
+    /// Allows reading a copy's source, as a GetObject of its own by the requester (with
+    /// the source's tags when a policy names them).
+    async fn authorize_copy_source<T>(
+        &self,
+        req: &S3Request<T>,
+        (src_bucket, src_key): (&str, &str),
+    ) -> S3Result<()> {
+        let snapshot = self.live.current();
+        let who = requester(&snapshot, req)?;
+        let existing = self
+            .access
+            .existing_tag_keys(&who, "s3:GetObject", (src_bucket, src_key), &req.headers)
+            .await?;
+        let keys: Vec<(&str, &str)> = existing
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let resource = iam::Resource::Object {
+            bucket: src_bucket,
+            key: src_key,
+        };
+        self.access
+            .authorize(&who, "s3:GetObject", resource, &keys)
+            .await?;
+        self.access
+            .admit(
+                "CopySource",
+                src_bucket,
+                src_key,
+                &req.headers,
+                who.source_ip,
+                req.credentials.as_ref().map(|c| c.access_key.as_str()),
+            )
+            .await
     }
 }
 
@@ -159,7 +234,13 @@ fn attrs(
             .into_iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect(),
+        tags: model::Tags::new(),
     }
+}
+
+/// `x-amz-tagging-count`: how many tags the object has, when it has some.
+fn tag_count(a: &Attrs) -> Option<i32> {
+    (!a.tags.is_empty()).then(|| i32::try_from(a.tags.len()).unwrap_or(i32::MAX))
 }
 
 fn metadata(a: &Attrs) -> Option<Metadata> {
@@ -440,6 +521,9 @@ pub fn implements(op: &str) -> bool {
             | "AbortMultipartUpload"
             | "ListParts"
             | "ListMultipartUploads"
+            | "PutObjectTagging"
+            | "GetObjectTagging"
+            | "DeleteObjectTagging"
     )
 }
 
@@ -791,7 +875,7 @@ impl S3 for Frontend {
         {
             return Err(errors::to_s3(Error::TooLarge(limit)));
         }
-        let a = attrs(
+        let mut a = attrs(
             input.content_type,
             input.cache_control,
             input.content_disposition,
@@ -799,6 +883,7 @@ impl S3 for Frontend {
             input.content_language,
             input.metadata,
         );
+        a.tags = tagging::of_request(&headers).map_err(errors::to_s3)?;
         let blob = input.body.unwrap_or_else(|| {
             StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
         });
@@ -862,6 +947,7 @@ impl S3 for Frontend {
         )
         .await?;
         let info = outcome.info;
+        let tags = tag_count(&info.attrs);
         let c = checksum_answer(input.checksum_mode.as_ref(), range.is_some(), &info.attrs);
         let len = outcome.range.end - outcome.range.start;
         let content_range = range.map(|_| {
@@ -889,6 +975,7 @@ impl S3 for Frontend {
             cache_control: info.attrs.cache_control,
             content_disposition: info.attrs.content_disposition,
             content_encoding: info.attrs.content_encoding,
+            tag_count: tags,
             content_language: info.attrs.content_language,
             ..Default::default()
         };
@@ -925,6 +1012,7 @@ impl S3 for Frontend {
         )
         .await?;
         let info = outcome.info;
+        let tags = tag_count(&info.attrs);
         let c = checksum_answer(input.checksum_mode.as_ref(), false, &info.attrs);
         let mut out = HeadObjectOutput {
             content_length: Some(i64::try_from(info.size).unwrap_or(i64::MAX)),
@@ -940,7 +1028,13 @@ impl S3 for Frontend {
             ..Default::default()
         };
         set_checksums!(out, c, with_type);
-        Ok(S3Response::new(out))
+        let mut resp = S3Response::new(out);
+        // Not in S3's HeadObject model, but sent by S3 (as on GET).
+        if let Some(n) = tags {
+            resp.headers
+                .insert("x-amz-tagging-count", http::HeaderValue::from(n));
+        }
+        Ok(resp)
     }
 
     /// What a HEAD tells, as XML: ETag, size, storage class, the object's checksum when it
@@ -1151,29 +1245,25 @@ impl S3 for Frontend {
             return Err(unsupported("CopyObject", bucket, checks, e).await);
         };
         // Reading the source is a GetObject of its own, whoever asks.
-        let snapshot = self.live.current();
-        let who = requester(&snapshot, &req)?;
-        self.access
-            .authorize(
-                &who,
-                "s3:GetObject",
-                iam::Resource::Object {
-                    bucket: &src_bucket,
-                    key: &src_key,
-                },
-                &[],
-            )
+        self.authorize_copy_source(&req, (&src_bucket, &src_key))
             .await?;
-        self.access
-            .admit(
-                "CopySource",
-                &src_bucket,
-                &src_key,
-                &req.headers,
-                who.source_ip,
-                req.credentials.as_ref().map(|c| c.access_key.as_str()),
-            )
-            .await?;
+        let replace_tags = match req
+            .input
+            .tagging_directive
+            .as_ref()
+            .map(TaggingDirective::as_str)
+        {
+            None | Some(TaggingDirective::COPY) => None,
+            Some(TaggingDirective::REPLACE) => {
+                Some(tagging::of_request(&req.headers).map_err(errors::to_s3)?)
+            }
+            Some(other) => {
+                return Err(s3s::s3_error!(
+                    InvalidArgument,
+                    "Unknown tagging directive {other}"
+                ));
+            }
+        };
         let input = req.input;
         let src_cond = read_conditions(
             input.copy_source_if_match.as_ref(),
@@ -1203,14 +1293,12 @@ impl S3 for Frontend {
             }
         };
         let bucket = input.bucket;
-        let fut = router.copy(
+        let fut = router.copy_tagged(
             &view,
-            &src_bucket,
-            &src_key,
+            (&src_bucket, &src_key),
             &src_cond,
-            &bucket,
-            &input.key,
-            replace,
+            (&bucket, &input.key),
+            (replace, replace_tags),
             &WriteCondition::None,
             checksum_algorithm(input.checksum_algorithm.as_ref())?,
         );
@@ -1325,8 +1413,9 @@ impl S3 for Frontend {
         let view = view_of(&router, &req, &req.input.bucket, "CreateMultipartUpload");
         let canned = req.input.acl.as_ref().map(ObjectCannedACL::as_str);
         acl::check_write_acl(self, &req, &req.input.bucket, canned).await?;
+        let tags = tagging::of_request(&req.headers).map_err(errors::to_s3)?;
         let input = req.input;
-        let a = attrs(
+        let mut a = attrs(
             input.content_type,
             input.cache_control,
             input.content_disposition,
@@ -1334,6 +1423,7 @@ impl S3 for Frontend {
             input.content_language,
             input.metadata,
         );
+        a.tags = tags;
         let algorithm = checksum_algorithm(input.checksum_algorithm.as_ref())?;
         let kind = match &input.checksum_type {
             None => None,
@@ -1445,28 +1535,7 @@ impl S3 for Frontend {
             let e = Error::NotImplemented(UNSUPPORTED_COPY_SOURCE.into());
             return Err(unsupported("UploadPartCopy", &input.bucket, checks, e).await);
         };
-        let snapshot = self.live.current();
-        let who = requester(&snapshot, &req)?;
-        self.access
-            .authorize(
-                &who,
-                "s3:GetObject",
-                iam::Resource::Object {
-                    bucket: &src_bucket,
-                    key: &src_key,
-                },
-                &[],
-            )
-            .await?;
-        self.access
-            .admit(
-                "CopySource",
-                &src_bucket,
-                &src_key,
-                &req.headers,
-                who.source_ip,
-                req.credentials.as_ref().map(|c| c.access_key.as_str()),
-            )
+        self.authorize_copy_source(&req, (&src_bucket, &src_key))
             .await?;
         let input = req.input;
         let range = parse_copy_range(input.copy_source_range.as_deref())?;
@@ -1691,6 +1760,79 @@ impl S3 for Frontend {
                     .collect(),
             ),
             ..Default::default()
+        }))
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        let router = self.router();
+        let view = view_of(&router, &req, &req.input.bucket, "GetObjectTagging");
+        let input = req.input;
+        unversioned(input.version_id.as_deref())?;
+        let tags = traced(
+            "GetObjectTagging",
+            &input.bucket,
+            router.get_tags(&view, &input.bucket, &input.key),
+        )
+        .await?;
+        Ok(S3Response::new(GetObjectTaggingOutput {
+            tag_set: tags
+                .into_iter()
+                .map(|(k, v)| Tag {
+                    key: Some(k),
+                    value: Some(v),
+                })
+                .collect(),
+            version_id: None,
+        }))
+    }
+
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        let router = self.router();
+        let input = &req.input;
+        unversioned(input.version_id.as_deref())?;
+        let pairs = input
+            .tagging
+            .tag_set
+            .iter()
+            .map(|t| {
+                (
+                    t.key.clone().unwrap_or_default(),
+                    t.value.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        let tags = tagging::check(pairs).map_err(errors::to_s3)?;
+        self.authorize_put_tagging(&req, &tags).await?;
+        traced(
+            "PutObjectTagging",
+            &input.bucket,
+            router.put_tags(&input.bucket, &input.key, &tags),
+        )
+        .await?;
+        Ok(S3Response::new(PutObjectTaggingOutput { version_id: None }))
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        let router = self.router();
+        let input = req.input;
+        unversioned(input.version_id.as_deref())?;
+        traced(
+            "DeleteObjectTagging",
+            &input.bucket,
+            router.put_tags(&input.bucket, &input.key, &model::Tags::new()),
+        )
+        .await?;
+        Ok(S3Response::new(DeleteObjectTaggingOutput {
+            version_id: None,
         }))
     }
 }
