@@ -22,6 +22,7 @@ pub mod reload;
 pub mod router;
 pub mod server;
 pub mod tls;
+pub mod versions;
 pub mod watch;
 
 pub use config::Config;

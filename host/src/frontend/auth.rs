@@ -165,6 +165,17 @@ fn action_of(op: &str) -> Option<(Cow<'static, str>, bool)> {
     Some((Cow::Borrowed(action), object))
 }
 
+/// The action of an object operation that names a version (`?versionId=`), in AWS's
+/// table.
+pub(crate) fn version_action(op: &str) -> Option<&'static str> {
+    match op {
+        "GetObject" | "HeadObject" => Some("s3:GetObjectVersion"),
+        "DeleteObject" => Some("s3:DeleteObjectVersion"),
+        "GetObjectAttributes" => Some("s3:GetObjectVersionAttributes"),
+        _ => None,
+    }
+}
+
 /// The bucket-policy actions that a `full-access` user may always take (see [`User`]).
 /// Without regard to case, as policies compare actions (`access check` takes them typed).
 fn is_policy_admin(action: &str) -> bool {
@@ -505,9 +516,17 @@ impl S3Access for AccessHook {
                 "Request specific response headers cannot be used for anonymous GET requests."
             ));
         }
-        let Some((action, object)) = action_of(op) else {
+        let Some((mut action, object)) = action_of(op) else {
             return Ok(());
         };
+        // A request naming a version is authorized as AWS does: its own action, and the
+        // `s3:VersionId` key.
+        let version_id = query_param(query, "versionId");
+        if version_id.is_some()
+            && let Some(versioned) = version_action(op)
+        {
+            action = Cow::Borrowed(versioned);
+        }
         let resource = match cx.s3_path() {
             S3Path::Root => Resource::All,
             S3Path::Bucket { bucket } => Resource::Bucket(bucket),
@@ -532,6 +551,9 @@ impl S3Access for AccessHook {
         }
         if let Some(acl) = cx.headers().get("x-amz-acl").and_then(|v| v.to_str().ok()) {
             keys.push(("s3:x-amz-acl", acl));
+        }
+        if let Some(v) = &version_id {
+            keys.push(("s3:VersionId", v.as_ref()));
         }
         self.0.authorize(&who, &action, resource, &keys).await?;
         // s3s answers the operations the front end does not implement with 501 without
