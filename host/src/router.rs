@@ -27,12 +27,12 @@ use crate::model::{
     RESERVED_PREFIX, ReadConditions, Result, WriteCondition,
 };
 use crate::policy::set::PolicySet;
-use crate::versions;
 use crate::policy::wasm::CallError;
 use crate::policy::{
     DefaultPolicy, ObjectView, Policy, RequestView, RouteAnswer, TierAction, Verdict,
     validate_answer, validate_tier,
 };
+use crate::versions;
 
 /// S3's smallest allowed part, except the last.
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -150,7 +150,7 @@ const DYNAMIC_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 /// A point where a test stops an operation on `bucket` as a crash there would (the
 /// steps after it never run): set in-process with `fail::cfg(name, "return(BUCKET)")`,
 /// it stops that bucket's operation only, so tests running beside it go on.
-fn crash_point(name: &str, bucket: &str) -> Result<()> {
+pub(crate) fn crash_point(name: &str, bucket: &str) -> Result<()> {
     #[cfg(feature = "failpoints")]
     if fail::eval(name, |arg| arg).flatten().as_deref() == Some(bucket) {
         return Err(Error::internal(format!("stopped at {name}")));
@@ -2363,6 +2363,7 @@ impl Router {
         let started = Instant::now();
         let r = versions::put(
             target,
+            bucket,
             key,
             body,
             declared,
@@ -2404,37 +2405,77 @@ impl Router {
         check_key(key)?;
         let vb = self.bucket(bucket).await?;
         let Some(id) = version_id else {
-            return match self.get(req, bucket, key, range, cond, head).await {
-                Ok((o, s, member)) => {
-                    let id = match versions::published_from(&o.info.attrs) {
-                        Some(f) => Some(f.client_id(&member.name)),
-                        None => (self.versioning_of(&vb).await? != versions::State::Unversioned)
-                            .then(|| "null".to_owned()),
-                    };
-                    Ok((o, s, id))
-                }
-                Err(Error::NotFound) => {
-                    if self.versioning_of(&vb).await? != versions::State::Unversioned {
-                        for m in &vb.members {
-                            if let Some(version_id) = versions::latest_marker(m, key).await? {
-                                return Err(Error::DeleteMarker {
-                                    version_id,
-                                    named: false,
-                                });
+            let versioned = Self::unversionable(&vb).is_none()
+                && self.versioning_of(&vb).await? != versions::State::Unversioned;
+            let mut repaired = false;
+            loop {
+                match self.get(req, bucket, key, range, cond, head).await {
+                    Ok((o, s, member)) => {
+                        if !versioned {
+                            return Ok((o, s, None));
+                        }
+                        let mut published = versions::published_from(&o.info.attrs);
+                        if published.is_some() {
+                            let newest = versions::files(&member, key).await?;
+                            match newest.first() {
+                                // A copy whose version files are elsewhere (a migration
+                                // carries current versions only): here it is the null
+                                // version.
+                                None => published = None,
+                                // A write that stopped between its version file and
+                                // publishing it (a crash) left the key behind its newest
+                                // version: publish and read again.
+                                Some(f) if Some(f) != published.as_ref() && !repaired => {
+                                    versions::publish(&member, key).await?;
+                                    repaired = true;
+                                    continue;
+                                }
+                                Some(_) => {}
                             }
                         }
+                        let id = published
+                            .map_or_else(|| "null".to_owned(), |f| f.client_id(&member.name));
+                        return Ok((o, s, Some(id)));
                     }
-                    Err(Error::NotFound)
+                    Err(Error::NotFound) if versioned => {
+                        for m in &vb.members {
+                            let newest = versions::files(m, key).await?;
+                            match newest.first() {
+                                Some(f) if f.is_marker() => {
+                                    return Err(Error::DeleteMarker {
+                                        version_id: f.client_id(&m.name),
+                                        named: false,
+                                    });
+                                }
+                                Some(_) if !repaired => {
+                                    versions::publish(m, key).await?;
+                                    repaired = true;
+                                }
+                                _ => {}
+                            }
+                        }
+                        if !repaired {
+                            return Err(Error::NotFound);
+                        }
+                        // Read once more after publishing; a second miss is final.
+                        let (o, s, member) = self.get(req, bucket, key, range, cond, head).await?;
+                        let id = versions::published_from(&o.info.attrs)
+                            .map(|f| f.client_id(&member.name))
+                            .unwrap_or_else(|| "null".to_owned());
+                        return Ok((o, s, Some(id)));
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => Err(e),
-            };
+            }
         };
         let id = versions::VersionId::parse(id)?;
         let state = self.versioning_of(&vb).await?;
         if state == versions::State::Unversioned {
             // An unversioned bucket's one version is null: the object itself.
             if id != versions::VersionId::Null {
-                return Err(Error::InvalidArgument("Invalid version id specified".into()));
+                return Err(Error::InvalidArgument(
+                    "Invalid version id specified".into(),
+                ));
             }
             let (o, s, _) = self.get(req, bucket, key, range, cond, head).await?;
             return Ok((o, s, None));
@@ -2449,10 +2490,11 @@ impl Router {
         for m in members {
             match versions::get(m, key, &id, range, cond, head).await {
                 Ok((o, s)) => {
-                    let (o, s, m) = Self::served(o, s, m);
-                    let id = versions::published_from(&o.info.attrs)
-                        .map(|f| f.client_id(&m.name))
-                        .unwrap_or_else(|| "null".to_owned());
+                    let (o, s, _) = Self::served(o, s, m);
+                    let id = match &id {
+                        versions::VersionId::Null => "null".to_owned(),
+                        versions::VersionId::In { member, sort } => format!("{member}.{sort}"),
+                    };
                     return Ok((o, s, Some(id)));
                 }
                 Err(Error::NoSuchVersion) => {}
@@ -2478,7 +2520,9 @@ impl Router {
         let state = self.versioning_of(&vb).await?;
         if state == versions::State::Unversioned {
             if id.as_ref().is_some_and(|i| *i != versions::VersionId::Null) {
-                return Err(Error::InvalidArgument("Invalid version id specified".into()));
+                return Err(Error::InvalidArgument(
+                    "Invalid version id specified".into(),
+                ));
             }
             self.delete(bucket, key).await?;
             return Ok((None, false));
@@ -2487,7 +2531,7 @@ impl Router {
         match id {
             None => {
                 let (first, rest) = vb.members.split_first().ok_or(Error::NoSuchBucket)?;
-                let marker = versions::put_marker(first, key, state).await?;
+                let marker = versions::put_marker(first, bucket, key, state).await?;
                 // Older copies in the other members must not show through the marker.
                 for m in rest.iter().rev() {
                     m.store.delete(key).await?;
@@ -2503,7 +2547,7 @@ impl Router {
                 };
                 let mut marker = false;
                 for m in members {
-                    marker |= versions::delete(m, key, &id).await?;
+                    marker |= versions::delete(m, bucket, key, &id).await?;
                 }
                 let shown = match &id {
                     versions::VersionId::Null => "null".to_owned(),
@@ -2541,7 +2585,10 @@ impl Router {
                 // A common prefix as marker: past every key under it too.
                 _ => rows.partition_point(|r| {
                     r.key <= *km
-                        || (req.delimiter.as_deref().is_some_and(|d| !d.is_empty() && km.ends_with(d))
+                        || (req
+                            .delimiter
+                            .as_deref()
+                            .is_some_and(|d| !d.is_empty() && km.ends_with(d))
                             && r.key.starts_with(km.as_str()))
                 }),
             };
@@ -2551,11 +2598,15 @@ impl Router {
         let mut i = start;
         while i < rows.len() {
             let r = &rows[i];
-            let grouped = req.delimiter.as_deref().filter(|d| !d.is_empty()).and_then(|d| {
-                let rest = &r.key[req.prefix.len()..];
-                rest.find(d)
-                    .map(|at| r.key[..req.prefix.len() + at + d.len()].to_owned())
-            });
+            let grouped = req
+                .delimiter
+                .as_deref()
+                .filter(|d| !d.is_empty())
+                .and_then(|d| {
+                    let rest = &r.key[req.prefix.len()..];
+                    rest.find(d)
+                        .map(|at| r.key[..req.prefix.len() + at + d.len()].to_owned())
+                });
             if let Some(p) = grouped {
                 if last_prefix.as_ref() == Some(&p) {
                     i += 1;

@@ -168,8 +168,7 @@ impl VersionId {
         }
         let bad = || Error::InvalidArgument("Invalid version id specified".into());
         let (member, sort) = id.rsplit_once('.').ok_or_else(bad)?;
-        if member.is_empty() || sort.len() != 24 || !sort.bytes().all(|b| b.is_ascii_hexdigit())
-        {
+        if member.is_empty() || sort.len() != 24 || !sort.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad());
         }
         Ok(VersionId::In {
@@ -231,44 +230,55 @@ async fn head(member: &Backend, key: &str) -> Result<ObjectInfo> {
 
 /// The version file a key's object was published from, if it says.
 pub fn published_from(attrs: &Attrs) -> Option<File> {
-    attrs.metadata.get(VERSION_META).and_then(|n| File::parse(n))
+    attrs
+        .metadata
+        .get(VERSION_META)
+        .and_then(|n| File::parse(n))
 }
 
-/// Keeps the object at `key`, when it has no version file (written before versioning, or
-/// by another tool), as its `null` version before a versioned write replaces it.
+/// Keeps the object at `key`, when it has no version file (written before versioning, by
+/// another tool, or carried here by a migration), as its `null` version before a
+/// versioned write replaces it. Read and written again rather than copied, so that the
+/// file names itself in [`VERSION_META`]. Engines doing this at once write the same file
+/// (named after the object's time) with the same bytes; one that reads the key after
+/// another writer published its version there (which that writer archived first) stops.
 async fn archive_unversioned(member: &Backend, key: &str) -> Result<()> {
-    if !files(member, key).await?.is_empty() {
+    let have = files(member, key).await?;
+    if !have.is_empty() {
         return Ok(());
     }
-    let info = match head(member, key).await {
-        Ok(info) => info,
+    let (read, stream) = match member
+        .store
+        .get(key, None, &ReadConditions::default(), false)
+        .await
+    {
+        Ok(r) => r,
         Err(Error::NotFound) => return Ok(()),
         Err(e) => return Err(e),
     };
-    // Copied aside first, then checked: another writer may have published its version
-    // at the key between the look and the copy, and that version has a file of its own.
-    let aside = format!(
-        "{RESERVED_PREFIX}versions-tmp/{}",
-        uuid::Uuid::new_v4().simple()
-    );
-    match member.store.copy(key, &aside).await {
-        Ok(()) => {}
-        Err(Error::NotFound) => return Ok(()),
-        Err(e) => return Err(e),
+    if published_from(&read.info.attrs).is_some() && !files(member, key).await?.is_empty() {
+        return Ok(());
     }
-    let copied = head(member, &aside).await;
-    let same = matches!(&copied, Ok(c) if published_from(&c.attrs) == published_from(&info.attrs));
-    // Named after the object's time, not at random: engines archiving it at once write
-    // the same file, with the same bytes.
-    let f = File::new(Kind::NullData, info.last_modified, false);
-    let kept = if same {
-        member.store.copy(&aside, &file_key(key, &f)).await
-    } else {
-        Ok(())
+    let f = File::new(Kind::NullData, read.info.last_modified, false);
+    let mut attrs = read.info.attrs.clone();
+    attrs.metadata.insert(VERSION_META.to_owned(), f.name());
+    let body = stream.ok_or_else(|| Error::internal("a read without a body"))?;
+    let declared = Declared {
+        etag: read.info.etag.clone(),
+        ..Declared::of_len(Some(read.info.size))
     };
-    member.store.delete(&aside).await?;
-    copied?;
-    kept
+    member
+        .store
+        .put(
+            &file_key(key, &f),
+            body,
+            declared,
+            &attrs,
+            &WriteCondition::None,
+            u64::MAX,
+        )
+        .await?;
+    Ok(())
 }
 
 /// Makes the key a copy of its newest version, or removes it when that is a delete marker
@@ -277,8 +287,7 @@ pub async fn publish(member: &Backend, key: &str) -> Result<()> {
     for _ in 0..64 {
         let before = files(member, key).await?;
         match before.first() {
-            Some(f) if !f.is_marker() => match member.store.copy(&file_key(key, f), key).await
-            {
+            Some(f) if !f.is_marker() => match copy_to_key(member, &file_key(key, f), key).await {
                 Ok(()) => {}
                 // Deleted meanwhile: look again.
                 Err(Error::NotFound) => continue,
@@ -297,6 +306,36 @@ pub async fn publish(member: &Backend, key: &str) -> Result<()> {
     })
 }
 
+/// Copies a version file over its key, keeping its attributes: server-side, except for a
+/// folder marker (a key ending in `/`), which the stores do not copy; it is small, and
+/// read and written again.
+async fn copy_to_key(member: &Backend, from: &str, key: &str) -> Result<()> {
+    if !crate::backends::is_marker(key) {
+        return member.store.copy(from, key).await;
+    }
+    let (read, stream) = member
+        .store
+        .get(from, None, &ReadConditions::default(), false)
+        .await?;
+    let body = stream.ok_or_else(|| Error::internal("a read without a body"))?;
+    let declared = Declared {
+        etag: read.info.etag.clone(),
+        ..Declared::of_len(Some(read.info.size))
+    };
+    member
+        .store
+        .put(
+            key,
+            body,
+            declared,
+            &read.info.attrs,
+            &WriteCondition::None,
+            u64::MAX,
+        )
+        .await
+        .map(|_| ())
+}
+
 /// Removes the `null` versions older than `keep` (a suspended bucket keeps one).
 async fn drop_older_nulls(member: &Backend, key: &str, keep: &File) -> Result<()> {
     for f in files(member, key).await? {
@@ -310,6 +349,7 @@ async fn drop_older_nulls(member: &Backend, key: &str, keep: &File) -> Result<()
 /// A versioned PutObject into one member: returns the outcome and the version id.
 pub async fn put(
     member: &Arc<Backend>,
+    bucket: &str,
     key: &str,
     body: Body,
     declared: Declared,
@@ -337,6 +377,7 @@ pub async fn put(
             part_size,
         )
         .await?;
+    crate::router::crash_point("versions::written", bucket)?;
     if f.is_null() {
         drop_older_nulls(member, key, &f).await?;
     }
@@ -345,7 +386,12 @@ pub async fn put(
 }
 
 /// DeleteObject without a version id: a delete marker in `member`. Returns its id.
-pub async fn put_marker(member: &Arc<Backend>, key: &str, state: State) -> Result<String> {
+pub async fn put_marker(
+    member: &Arc<Backend>,
+    bucket: &str,
+    key: &str,
+    state: State,
+) -> Result<String> {
     archive_unversioned(member, key).await?;
     let kind = if state == State::Suspended {
         Kind::NullMarker
@@ -367,6 +413,7 @@ pub async fn put_marker(member: &Arc<Backend>, key: &str, state: State) -> Resul
             u64::MAX,
         )
         .await?;
+    crate::router::crash_point("versions::written", bucket)?;
     if f.is_null() {
         drop_older_nulls(member, key, &f).await?;
     }
@@ -421,7 +468,7 @@ pub async fn get(
 
 /// Removes one version for good. Returns whether it was a delete marker; a version that
 /// is not there is not an error (as S3).
-pub async fn delete(member: &Backend, key: &str, id: &VersionId) -> Result<bool> {
+pub async fn delete(member: &Backend, bucket: &str, key: &str, id: &VersionId) -> Result<bool> {
     let f = match find(member, key, id).await {
         Ok(Some(f)) => f,
         Ok(None) => {
@@ -433,19 +480,11 @@ pub async fn delete(member: &Backend, key: &str, id: &VersionId) -> Result<bool>
     };
     let newest = files(member, key).await?.first() == Some(&f);
     member.store.delete(&file_key(key, &f)).await?;
+    crate::router::crash_point("versions::removed", bucket)?;
     if newest {
         publish(member, key).await?;
     }
     Ok(f.is_marker())
-}
-
-/// The latest version of `key` in `member` when it is a delete marker: its id.
-pub async fn latest_marker(member: &Backend, key: &str) -> Result<Option<String>> {
-    Ok(files(member, key)
-        .await?
-        .first()
-        .filter(|f| f.is_marker())
-        .map(|f| f.client_id(&member.name)))
 }
 
 /// One row of ListObjectVersions.

@@ -3025,7 +3025,10 @@ async fn versioning_refused(c: &Client, kind: Kind) {
         .await
         .unwrap_err();
     assert_eq!(err_of(&e), (501, "NotImplemented".into()));
-    let message = e.as_service_error().and_then(|s| s.meta().message()).unwrap_or("");
+    let message = e
+        .as_service_error()
+        .and_then(|s| s.meta().message())
+        .unwrap_or("");
     let name = format!("{kind:?}").to_lowercase();
     assert!(message.contains(&name), "{message:?} names no {name}");
     let e = c
@@ -3035,7 +3038,12 @@ async fn versioning_refused(c: &Client, kind: Kind) {
         .await
         .unwrap_err();
     assert_eq!(err_of(&e), (501, "NotImplemented".into()));
-    let got = c.get_bucket_versioning().bucket(BUCKET).send().await.unwrap();
+    let got = c
+        .get_bucket_versioning()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.status(), None);
 }
 
@@ -3051,7 +3059,12 @@ async fn put_body(c: &Client, bucket: &str, key: &str, body: &'static [u8]) -> O
         .map(str::to_owned)
 }
 
-async fn get_body(c: &Client, bucket: &str, key: &str, version: Option<&str>) -> (Vec<u8>, Option<String>) {
+async fn get_body(
+    c: &Client,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> (Vec<u8>, Option<String>) {
     let got = c
         .get_object()
         .bucket(bucket)
@@ -3110,7 +3123,13 @@ async fn all_versions(
         assert!(rows.len() <= page as usize);
         // Versions and markers come in two lists; by key, then newest first, they are
         // the listing's one order.
-        rows.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| b.4.cmp(&a.4)));
+        // The listing's one order, split by the SDK into two lists: this gateway's ids of
+        // one member sort newest first, after the latest (`null` is its only other id).
+        rows.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| b.3.cmp(&a.3))
+                .then_with(|| a.1.cmp(&b.1))
+        });
         out.extend(rows);
         if !got.is_truncated().unwrap() {
             break;
@@ -3119,7 +3138,9 @@ async fn all_versions(
         vm = got.next_version_id_marker().map(str::to_owned);
         assert!(km.is_some(), "a truncated page without NextKeyMarker");
     }
-    out.into_iter().map(|(k, v, m, l, _)| (k, v, m, l)).collect()
+    out.into_iter()
+        .map(|(k, v, m, l, _)| (k, v, m, l))
+        .collect()
 }
 
 /// Versioning kept by the gateway (fs, memory): bucket state, version ids on writes and
@@ -3154,15 +3175,34 @@ async fn versioning(fx: &Fixture) {
     let got = c.get_bucket_versioning().bucket(b).send().await.unwrap();
     assert_eq!(got.status().map(|s| s.as_str()), Some("Enabled"));
     // The object from before answers version id null now.
-    assert_eq!(get_body(&c, b, "k", None).await, (b"before".to_vec(), Some("null".into())));
+    assert_eq!(
+        get_body(&c, b, "k", None).await,
+        (b"before".to_vec(), Some("null".into()))
+    );
     let v1 = put_body(&c, b, "k", b"one").await.unwrap();
     let v2 = put_body(&c, b, "k", b"two").await.unwrap();
     assert!(v1 != "null" && v1 != v2, "{v1} {v2}");
-    assert_eq!(get_body(&c, b, "k", None).await, (b"two".to_vec(), Some(v2.clone())));
-    assert_eq!(get_body(&c, b, "k", Some(&v1)).await, (b"one".to_vec(), Some(v1.clone())));
+    assert_eq!(
+        get_body(&c, b, "k", None).await,
+        (b"two".to_vec(), Some(v2.clone()))
+    );
+    assert_eq!(
+        get_body(&c, b, "k", Some(&v1)).await,
+        (b"one".to_vec(), Some(v1.clone()))
+    );
     assert_eq!(get_body(&c, b, "k", Some("null")).await.0, b"before");
-    let head = c.head_object().bucket(b).key("k").version_id(&v1).send().await.unwrap();
-    assert_eq!((head.content_length(), head.version_id()), (Some(3), Some(v1.as_str())));
+    let head = c
+        .head_object()
+        .bucket(b)
+        .key("k")
+        .version_id(&v1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (head.content_length(), head.version_id()),
+        (Some(3), Some(v1.as_str()))
+    );
     let rows = all_versions(&c, b, "k", 1000).await;
     assert_eq!(
         rows,
@@ -3182,23 +3222,69 @@ async fn versioning(fx: &Fixture) {
     let headers = e.raw_response().unwrap().headers();
     assert_eq!(headers.get("x-amz-delete-marker"), Some("true"));
     assert_eq!(headers.get("x-amz-version-id"), Some(m.as_str()));
-    let e = c.get_object().bucket(b).key("k").version_id(&m).send().await.unwrap_err();
+    let e = c
+        .get_object()
+        .bucket(b)
+        .key("k")
+        .version_id(&m)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e), (405, "MethodNotAllowed".into()));
-    assert_eq!(e.raw_response().unwrap().headers().get("x-amz-delete-marker"), Some("true"));
+    assert_eq!(
+        e.raw_response()
+            .unwrap()
+            .headers()
+            .get("x-amz-delete-marker"),
+        Some("true")
+    );
     let listed = c.list_objects_v2().bucket(b).send().await.unwrap();
     assert!(listed.contents().is_empty(), "a deleted key is listed");
     let rows = all_versions(&c, b, "", 1000).await;
     assert_eq!(rows[0], ("k".into(), m.clone(), true, true));
     assert_eq!(rows.len(), 4);
-    let undo = c.delete_object().bucket(b).key("k").version_id(&m).send().await.unwrap();
-    assert_eq!((undo.delete_marker(), undo.version_id()), (Some(true), Some(m.as_str())));
+    let undo = c
+        .delete_object()
+        .bucket(b)
+        .key("k")
+        .version_id(&m)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (undo.delete_marker(), undo.version_id()),
+        (Some(true), Some(m.as_str()))
+    );
     assert_eq!(get_body(&c, b, "k", None).await.0, b"two");
     // Deleting the current version for good makes the one before it current.
-    c.delete_object().bucket(b).key("k").version_id(&v2).send().await.unwrap();
-    assert_eq!(get_body(&c, b, "k", None).await, (b"one".to_vec(), Some(v1.clone())));
-    let e = c.get_object().bucket(b).key("k").version_id(&v2).send().await.unwrap_err();
+    c.delete_object()
+        .bucket(b)
+        .key("k")
+        .version_id(&v2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        get_body(&c, b, "k", None).await,
+        (b"one".to_vec(), Some(v1.clone()))
+    );
+    let e = c
+        .get_object()
+        .bucket(b)
+        .key("k")
+        .version_id(&v2)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e), (404, "NoSuchVersion".into()));
-    let e = c.get_object().bucket(b).key("k").version_id("not-an-id").send().await.unwrap_err();
+    let e = c
+        .get_object()
+        .bucket(b)
+        .key("k")
+        .version_id("not-an-id")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e), (400, "InvalidArgument".into()));
     // Suspended: writes are the null version, replacing the one before.
     c.put_bucket_versioning()
@@ -3209,7 +3295,10 @@ async fn versioning(fx: &Fixture) {
         .send()
         .await
         .unwrap();
-    assert_eq!(put_body(&c, b, "k", b"suspended").await.as_deref(), Some("null"));
+    assert_eq!(
+        put_body(&c, b, "k", b"suspended").await.as_deref(),
+        Some("null")
+    );
     assert_eq!(get_body(&c, b, "k", Some("null")).await.0, b"suspended");
     let rows = all_versions(&c, b, "k", 1000).await;
     assert_eq!(
@@ -3244,10 +3333,18 @@ async fn versioning(fx: &Fixture) {
     let whole = all_versions(&c, b, "", 1000).await;
     assert_eq!(whole.len(), 2 + 3 + 3 + 1 + 2);
     for page in [1, 2, 3] {
-        assert_eq!(all_versions(&c, b, "", page).await, whole, "pages of {page}");
+        assert_eq!(
+            all_versions(&c, b, "", page).await,
+            whole,
+            "pages of {page}"
+        );
     }
     assert_eq!(
-        whole.iter().filter(|r| r.3).map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        whole
+            .iter()
+            .filter(|r| r.3)
+            .map(|r| r.0.as_str())
+            .collect::<Vec<_>>(),
         ["k", "p/a", "p/b", "p/c/d", "q"],
         "one latest row per key"
     );
@@ -3259,11 +3356,19 @@ async fn versioning(fx: &Fixture) {
         .send()
         .await
         .unwrap();
-    let prefixes: Vec<_> = grouped.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    let prefixes: Vec<_> = grouped
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
     assert_eq!(prefixes, ["p/c/"]);
     assert_eq!(grouped.versions().len() + grouped.delete_markers().len(), 6);
     // DeleteObjects: a marker for a key without a version id, a version for good with one.
-    let a_versions: Vec<String> = whole.iter().filter(|r| r.0 == "p/a").map(|r| r.1.clone()).collect();
+    let a_versions: Vec<String> = whole
+        .iter()
+        .filter(|r| r.0 == "p/a")
+        .map(|r| r.1.clone())
+        .collect();
     let out = c
         .delete_objects()
         .bucket(b)
@@ -3287,9 +3392,16 @@ async fn versioning(fx: &Fixture) {
     let q = out.deleted().iter().find(|d| d.key() == Some("q")).unwrap();
     assert_eq!(q.delete_marker(), Some(true));
     assert!(q.delete_marker_version_id().is_some());
-    let a = out.deleted().iter().find(|d| d.key() == Some("p/a")).unwrap();
+    let a = out
+        .deleted()
+        .iter()
+        .find(|d| d.key() == Some("p/a"))
+        .unwrap();
     assert_eq!(a.version_id(), Some(a_versions[0].as_str()));
-    assert_eq!(get_body(&c, b, "p/a", None).await.1.as_deref(), Some(a_versions[1].as_str()));
+    assert_eq!(
+        get_body(&c, b, "p/a", None).await.1.as_deref(),
+        Some(a_versions[1].as_str())
+    );
     // Writes that would replace the current object without a version are refused.
     let e = c
         .copy_object()
@@ -3300,10 +3412,21 @@ async fn versioning(fx: &Fixture) {
         .await
         .unwrap_err();
     assert_eq!(err_of(&e), (501, "NotImplemented".into()));
-    let e = c.create_multipart_upload().bucket(b).key("mpu").send().await.unwrap_err();
+    let e = c
+        .create_multipart_upload()
+        .bucket(b)
+        .key("mpu")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(err_of(&e), (501, "NotImplemented".into()));
     // A configured bucket: the file sets it, the API may not change it.
-    let got = c.get_bucket_versioning().bucket("fixed").send().await.unwrap();
+    let got = c
+        .get_bucket_versioning()
+        .bucket("fixed")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.status().map(|s| s.as_str()), Some("Enabled"));
     let e = c
         .put_bucket_versioning()
@@ -3323,7 +3446,10 @@ async fn versioning(fx: &Fixture) {
         let root = dir.0.join(b);
         assert_eq!(std::fs::read(root.join("k")).unwrap(), b"suspended");
         assert_eq!(std::fs::read(root.join("p/c/d")).unwrap(), b"x");
-        assert!(!root.join("p/b").exists(), "a key whose latest is a delete marker");
+        assert!(
+            !root.join("p/b").exists(),
+            "a key whose latest is a delete marker"
+        );
     }
     gw.stop().await;
 }

@@ -1131,11 +1131,7 @@ impl S3 for Frontend {
                 Some(v) => ("s3:DeleteObjectVersion", vec![("s3:VersionId", v)]),
                 None => ("s3:DeleteObject", Vec::new()),
             };
-            let verdict = match self
-                .access
-                .authorize(&who, action, resource, &keys)
-                .await
-            {
+            let verdict = match self.access.authorize(&who, action, resource, &keys).await {
                 Ok(()) => {
                     self.access
                         .admit(
