@@ -347,6 +347,7 @@ async fn drop_older_nulls(member: &Backend, key: &str, keep: &File) -> Result<()
 }
 
 /// A versioned PutObject into one member: returns the outcome and the version id.
+#[allow(clippy::too_many_arguments)]
 pub async fn put(
     member: &Arc<Backend>,
     bucket: &str,

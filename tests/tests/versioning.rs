@@ -545,7 +545,11 @@ async fn a_write_stopped_between_its_steps_loses_nothing() {
             .unwrap_err();
         fail::remove("versions::removed");
         assert_eq!(err_of(&e).0, 500, "{kind}");
-        assert_eq!(version_ids(&c, bucket, "k").await, [v1.clone()], "{kind}");
+        assert_eq!(
+            version_ids(&c, bucket, "k").await,
+            vec![v1.clone()],
+            "{kind}"
+        );
         assert_eq!(
             get_in(&c, bucket, "k").await,
             Ok((b"one".to_vec(), Some(v1.clone()))),
