@@ -174,7 +174,10 @@ impl Stored {
 
 /// The metadata a client (or a policy) sees: without the checksum's entry.
 pub fn client_metadata(attrs: &Attrs) -> impl Iterator<Item = (&String, &String)> {
-    attrs.metadata.iter().filter(|(k, _)| *k != CHECKSUM_META)
+    attrs
+        .metadata
+        .iter()
+        .filter(|(k, _)| *k != CHECKSUM_META && *k != crate::model::VERSION_META)
 }
 
 /// One running checksum.

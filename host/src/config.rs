@@ -636,6 +636,20 @@ pub struct BucketConfig {
     /// pass on demand).
     #[serde(default)]
     pub tiering: Option<TieringConfig>,
+    /// Object versioning, `enabled` or `suspended` (S3's states). Default: none (the
+    /// bucket keeps no versions, and PutBucketVersioning on it is refused: the file is
+    /// the truth about the buckets it defines). Only for buckets whose members are all
+    /// `fs` or `memory`, where the gateway keeps the versions itself.
+    #[serde(default)]
+    pub versioning: Option<VersioningConfig>,
+}
+
+/// `[buckets.NAME] versioning`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VersioningConfig {
+    Enabled,
+    Suspended,
 }
 
 /// S3's Block Public Access settings of one bucket. ACLs are disabled on every bucket
@@ -1268,6 +1282,18 @@ impl Config {
                         format!("{field}.members[{i}]"),
                         format!("{member:?} listed twice"),
                     );
+                }
+            }
+            if bucket.versioning.is_some() {
+                for (i, member) in bucket.members.iter().enumerate() {
+                    if let Some(kind) = self.backends.get(member).map(BackendConfig::kind_name)
+                        && !matches!(kind, "fs" | "memory")
+                    {
+                        p.add(
+                            format!("{field}.versioning"),
+                            format!("member {i} ({member:?}) is of kind {kind}: versioning is kept by the gateway for fs and memory members only"),
+                        );
+                    }
                 }
             }
             if let Some(t) = &bucket.tiering {

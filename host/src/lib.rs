@@ -23,6 +23,7 @@ pub mod router;
 pub mod server;
 pub mod tagging;
 pub mod tls;
+pub mod versions;
 pub mod watch;
 
 pub use config::Config;

@@ -19,6 +19,11 @@ pub const RESERVED_PREFIX: &str = ".switchyard/";
 /// shown to them as metadata.
 pub const ETAG_META: &str = "switchyard-etag";
 
+/// User metadata name under which `fs` and `memory` members keep, on an object of a
+/// versioned bucket, the name of the version file it is a copy of (see
+/// [`crate::versions`]). Reserved like [`ETAG_META`].
+pub const VERSION_META: &str = "switchyard-version";
+
 /// The object attributes S3 clients set and expect back, stored natively by each backend.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Attrs {
@@ -268,6 +273,13 @@ pub enum Error {
     },
     #[error("internal error: {0}")]
     Internal(String),
+    /// A version id of the right form that names no version.
+    #[error("no such version")]
+    NoSuchVersion,
+    /// The version read is a delete marker: the latest one (a read without a version id,
+    /// 404) or the one the request named (405).
+    #[error("the version is a delete marker")]
+    DeleteMarker { version_id: String, named: bool },
 }
 
 impl Error {

@@ -1328,7 +1328,7 @@ mod tests {
             .await
             .unwrap();
         let view = crate::policy::RequestView::default();
-        assert_eq!(r.get_tags(&view, "bkt", "k").await.unwrap(), tags);
+        assert_eq!(r.get_tags(&view, "bkt", "k", None).await.unwrap(), tags);
         let progress = Arc::new(Progress::default());
         migrate(&r, &spec(Mode::Move), &progress).await.unwrap();
         let p = progress.snapshot();
@@ -1339,7 +1339,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(got.info.attrs, attrs, "the tags were lost");
-        assert_eq!(r.get_tags(&view, "bkt", "k").await.unwrap(), tags);
+        assert_eq!(r.get_tags(&view, "bkt", "k", None).await.unwrap(), tags);
         // Without the gateway: the file's `user.switchyard` attribute names them.
         let mut buf = vec![0u8; 4096];
         let n = rustix::fs::getxattr(dir.join("k"), "user.switchyard", &mut buf[..]).unwrap();

@@ -32,6 +32,7 @@ use crate::policy::{
     DefaultPolicy, ObjectView, Policy, RequestView, RouteAnswer, TierAction, Verdict,
     validate_answer, validate_tier,
 };
+use crate::versions;
 
 /// S3's smallest allowed part, except the last.
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -157,7 +158,7 @@ const DYNAMIC_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 /// A point where a test stops an operation on `bucket` as a crash there would (the
 /// steps after it never run): set in-process with `fail::cfg(name, "return(BUCKET)")`,
 /// it stops that bucket's operation only, so tests running beside it go on.
-fn crash_point(name: &str, bucket: &str) -> Result<()> {
+pub(crate) fn crash_point(name: &str, bucket: &str) -> Result<()> {
     #[cfg(feature = "failpoints")]
     if fail::eval(name, |arg| arg).flatten().as_deref() == Some(bucket) {
         return Err(Error::internal(format!("stopped at {name}")));
@@ -1510,13 +1511,36 @@ impl Router {
     }
 
     /// GetObjectTagging: the tags of the copy a read would serve (a read that falls
-    /// through to an older member answers that member's tags).
+    /// through to an older member answers that member's tags); with `version`, those of
+    /// that version.
     pub async fn get_tags(
         &self,
         req: &RequestView,
         bucket: &str,
         key: &str,
+        version: Option<&str>,
     ) -> Result<crate::model::Tags> {
+        if version.is_some() {
+            let vb = self.bucket(bucket).await?;
+            if let Some(m) = vb.members.iter().find(|m| !m.store.keeps_tags()) {
+                return Err(Error::NotImplemented(format!(
+                    "object tags are not supported on member {} (its kind does not keep them yet)",
+                    m.name
+                )));
+            }
+            let (outcome, _, _) = self
+                .get_version(
+                    req,
+                    bucket,
+                    key,
+                    version,
+                    None,
+                    &ReadConditions::default(),
+                    true,
+                )
+                .await?;
+            return Ok(outcome.info.attrs.tags);
+        }
         let (outcome, _, member) = self
             .get(req, bucket, key, None, &ReadConditions::default(), true)
             .await?;
@@ -1535,6 +1559,10 @@ impl Router {
     pub async fn put_tags(&self, bucket: &str, key: &str, tags: &crate::model::Tags) -> Result<()> {
         check_key(key)?;
         let vb = self.bucket(bucket).await?;
+        // The key's tags would change and its version's not: a read of that version by
+        // id, and the access decisions made on it, would see other tags.
+        self.refuse_unversioned_write(&vb, "changing an object's tags")
+            .await?;
         let _admitted = vb.admit_write().await?;
         for m in vb.members.iter().filter(|m| !m.store.keeps_tags()) {
             let head = Self::read_member(m, key, None, &ReadConditions::default(), true).await;
@@ -1796,6 +1824,7 @@ impl Router {
             .get(req, src_bucket, src_key, None, src_cond, true)
             .await?;
         let dst = self.bucket(dst_bucket).await?;
+        self.refuse_unversioned_write(&dst, "CopyObject").await?;
         let _admitted = dst.admit_write().await?;
         if src_bucket == dst_bucket
             && src_key == dst_key
@@ -1807,7 +1836,9 @@ impl Router {
             ));
         }
         let keep_attrs = replace_attrs.is_none();
+        // The source's version file is its own, not the copy's.
         let mut attrs = replace_attrs.unwrap_or_else(|| src.info.attrs.clone());
+        attrs.metadata.remove(crate::model::VERSION_META);
         attrs.tags = replace_tags
             .clone()
             .unwrap_or_else(|| src.info.attrs.tags.clone());
@@ -1866,6 +1897,7 @@ impl Router {
         let read_tags = read.info.attrs.tags.clone();
         let mut attrs = if keep_attrs { read.info.attrs } else { attrs };
         attrs.tags = replace_tags.unwrap_or(read_tags);
+        attrs.metadata.remove(crate::model::VERSION_META);
         let mut body = stream.ok_or_else(|| Error::internal("no body"))?;
         let mut declared = Declared::of_len(Some(read.info.size));
         if let Some(alg) = recompute {
@@ -1912,6 +1944,8 @@ impl Router {
             }
         };
         let vb = self.bucket(bucket).await?;
+        self.refuse_unversioned_write(&vb, "a multipart upload")
+            .await?;
         let _admitted = vb.admit_write().await?;
         let obj = object_view(req, bucket, key, None, attrs);
         // A multipart upload lives in one member, the first placement target; the others
@@ -2411,6 +2445,409 @@ fn object_view(
 
 fn tokio_stream_from(mut rx: tokio::sync::mpsc::Receiver<Result<Bytes>>) -> Body {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+/// A ListObjectVersions request.
+#[derive(Debug, Clone, Default)]
+pub struct VersionListRequest {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    pub key_marker: Option<String>,
+    pub version_id_marker: Option<String>,
+    pub max_keys: usize,
+}
+
+/// One entry of a ListObjectVersions page.
+#[derive(Debug, Clone)]
+pub enum VersionEntry {
+    Version(versions::Row),
+    Prefix(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct VersionPage {
+    pub entries: Vec<VersionEntry>,
+    pub truncated: bool,
+    /// Where the next page starts: key and version id markers.
+    pub next: Option<(String, Option<String>)>,
+}
+
+/// Versioning (see [`crate::versions`]): kept by the gateway in `fs` and `memory` members.
+impl Router {
+    /// Whether every member of `vb` is of a kind whose versions the gateway keeps; else
+    /// the first kind that is not.
+    fn unversionable(vb: &VirtualBucket) -> Option<&'static str> {
+        vb.members
+            .iter()
+            .map(|m| m.kind)
+            .find(|k| !matches!(*k, "fs" | "memory"))
+    }
+
+    async fn versioning_of(&self, vb: &VirtualBucket) -> Result<versions::State> {
+        use crate::config::VersioningConfig as V;
+        if Self::unversionable(vb).is_some() {
+            return Ok(versions::State::Unversioned);
+        }
+        if !vb.dynamic {
+            return Ok(
+                match self.config.buckets.get(&vb.name).and_then(|b| b.versioning) {
+                    None => versions::State::Unversioned,
+                    Some(V::Enabled) => versions::State::Enabled,
+                    Some(V::Suspended) => versions::State::Suspended,
+                },
+            );
+        }
+        let member = vb.members.first().ok_or(Error::NoSuchBucket)?;
+        let raw = member.store.get_internal(versions::STATE_PATH).await?;
+        Ok(raw
+            .and_then(|r| versions::State::parse(std::str::from_utf8(&r).ok()?.trim()))
+            .unwrap_or(versions::State::Unversioned))
+    }
+
+    /// GetBucketVersioning.
+    pub async fn versioning(&self, bucket: &str) -> Result<versions::State> {
+        let vb = self.bucket(bucket).await?;
+        self.versioning_of(&vb).await
+    }
+
+    /// PutBucketVersioning: buckets made by CreateBucket whose member keeps no versions of
+    /// its own; a configured bucket's state is in the configuration file.
+    pub async fn put_versioning(&self, bucket: &str, state: versions::State) -> Result<()> {
+        let vb = self.bucket(bucket).await?;
+        if let Some(kind) = Self::unversionable(&vb) {
+            return Err(Error::NotImplemented(format!(
+                "versioning of buckets with {kind} members is not supported yet (the gateway keeps versions for fs and memory members only)"
+            )));
+        }
+        if !vb.dynamic {
+            return Err(Error::InvalidRequest(format!(
+                "the versioning of bucket {bucket} is set in the configuration file (buckets.{bucket}.versioning)"
+            )));
+        }
+        let Some(text) = state.as_str() else {
+            return Err(Error::InvalidArgument(
+                "a bucket's versioning is Enabled or Suspended".into(),
+            ));
+        };
+        for m in &vb.members {
+            m.store
+                .put_internal(versions::STATE_PATH, Bytes::from_static(text.as_bytes()))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// PutObject, answering the version id in a versioned bucket.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn put_version(
+        &self,
+        req: &RequestView,
+        bucket: &str,
+        key: &str,
+        body: Body,
+        declared: Declared,
+        attrs: &Attrs,
+        cond: &WriteCondition,
+    ) -> Result<(PutOutcome, Option<String>)> {
+        let vb = self.bucket(bucket).await?;
+        let state = self.versioning_of(&vb).await?;
+        if state == versions::State::Unversioned {
+            let (out, _) = self
+                .put(req, bucket, key, body, declared, attrs, cond)
+                .await?;
+            return Ok((out, None));
+        }
+        check_key(key)?;
+        check_attrs(attrs)?;
+        if *cond != WriteCondition::None {
+            return Err(Error::NotImplemented(
+                "conditional writes to a versioned bucket are not supported".into(),
+            ));
+        }
+        let _admitted = vb.admit_write().await?;
+        let obj = object_view(req, bucket, key, declared.len, attrs);
+        let targets = self.decider.place(&vb, req, &obj).await?;
+        record_targets(&targets);
+        let [target] = targets.as_slice() else {
+            return Err(Error::NotImplemented(
+                "a placement naming several members (a mirrored write) in a versioned bucket is not supported".into(),
+            ));
+        };
+        let started = Instant::now();
+        let r = versions::put(
+            target,
+            bucket,
+            key,
+            body,
+            declared,
+            attrs,
+            state,
+            self.config.server.part_size,
+        )
+        .await;
+        target.observe(started, &r);
+        let (out, id) = r?;
+        self.confirm_write(&vb, key).await?;
+        Ok((out, Some(id)))
+    }
+
+    /// Refuses a write that would replace `key` in a versioned bucket without keeping a
+    /// version (CopyObject's and CompleteMultipartUpload's targets, not versioned yet).
+    async fn refuse_unversioned_write(&self, vb: &VirtualBucket, what: &str) -> Result<()> {
+        if self.versioning_of(vb).await? == versions::State::Unversioned {
+            return Ok(());
+        }
+        Err(Error::NotImplemented(format!(
+            "{what} into a versioned bucket is not supported yet"
+        )))
+    }
+
+    /// GetObject and HeadObject with or without a version id; answers the version id
+    /// served (none in an unversioned bucket).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn get_version(
+        &self,
+        req: &RequestView,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        range: Option<ByteRange>,
+        cond: &ReadConditions,
+        head: bool,
+    ) -> Result<(GetOutcome, Option<ByteStream>, Option<String>)> {
+        check_key(key)?;
+        let vb = self.bucket(bucket).await?;
+        let Some(id) = version_id else {
+            let versioned = Self::unversionable(&vb).is_none()
+                && self.versioning_of(&vb).await? != versions::State::Unversioned;
+            let mut repaired = false;
+            loop {
+                match self.get(req, bucket, key, range, cond, head).await {
+                    Ok((o, s, member)) => {
+                        if !versioned {
+                            return Ok((o, s, None));
+                        }
+                        let mut published = versions::published_from(&o.info.attrs);
+                        if published.is_some() {
+                            let newest = versions::files(&member, key).await?;
+                            match newest.first() {
+                                // A copy whose version files are elsewhere (a migration
+                                // carries current versions only): here it is the null
+                                // version.
+                                None => published = None,
+                                // A write that stopped between its version file and
+                                // publishing it (a crash) left the key behind its newest
+                                // version: publish and read again.
+                                Some(f) if Some(f) != published.as_ref() && !repaired => {
+                                    versions::publish(&member, key).await?;
+                                    repaired = true;
+                                    continue;
+                                }
+                                Some(_) => {}
+                            }
+                        }
+                        let id = published
+                            .map_or_else(|| "null".to_owned(), |f| f.client_id(&member.name));
+                        return Ok((o, s, Some(id)));
+                    }
+                    Err(Error::NotFound) if versioned => {
+                        for m in &vb.members {
+                            let newest = versions::files(m, key).await?;
+                            match newest.first() {
+                                Some(f) if f.is_marker() => {
+                                    return Err(Error::DeleteMarker {
+                                        version_id: f.client_id(&m.name),
+                                        named: false,
+                                    });
+                                }
+                                Some(_) if !repaired => {
+                                    versions::publish(m, key).await?;
+                                    repaired = true;
+                                }
+                                _ => {}
+                            }
+                        }
+                        if !repaired {
+                            return Err(Error::NotFound);
+                        }
+                        // Read once more after publishing; a second miss is final.
+                        let (o, s, member) = self.get(req, bucket, key, range, cond, head).await?;
+                        let id = versions::published_from(&o.info.attrs)
+                            .map(|f| f.client_id(&member.name))
+                            .unwrap_or_else(|| "null".to_owned());
+                        return Ok((o, s, Some(id)));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let id = versions::VersionId::parse(id)?;
+        let state = self.versioning_of(&vb).await?;
+        if state == versions::State::Unversioned {
+            // An unversioned bucket's one version is null: the object itself.
+            if id != versions::VersionId::Null {
+                return Err(Error::InvalidArgument(
+                    "Invalid version id specified".into(),
+                ));
+            }
+            let (o, s, _) = self.get(req, bucket, key, range, cond, head).await?;
+            return Ok((o, s, None));
+        }
+        let members: Vec<&Arc<Backend>> = match &id {
+            versions::VersionId::Null => vb.members.iter().collect(),
+            versions::VersionId::In { member, .. } => {
+                vec![vb.member(member).ok_or(Error::NoSuchVersion)?]
+            }
+        };
+        let mut missing = Error::NoSuchVersion;
+        for m in members {
+            match versions::get(m, key, &id, range, cond, head).await {
+                Ok((o, s)) => {
+                    let (o, s, _) = Self::served(o, s, m);
+                    let id = match &id {
+                        versions::VersionId::Null => "null".to_owned(),
+                        versions::VersionId::In { member, sort } => format!("{member}.{sort}"),
+                    };
+                    return Ok((o, s, Some(id)));
+                }
+                Err(Error::NoSuchVersion) => {}
+                Err(e @ Error::Unavailable { .. }) => missing = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(missing)
+    }
+
+    /// DeleteObject with or without a version id. Answers the version id the delete made
+    /// (a delete marker) or removed, and whether that is a delete marker; none in an
+    /// unversioned bucket.
+    pub async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<(Option<String>, bool)> {
+        check_key(key)?;
+        let vb = self.bucket(bucket).await?;
+        let id = version_id.map(versions::VersionId::parse).transpose()?;
+        let state = self.versioning_of(&vb).await?;
+        if state == versions::State::Unversioned {
+            if id.as_ref().is_some_and(|i| *i != versions::VersionId::Null) {
+                return Err(Error::InvalidArgument(
+                    "Invalid version id specified".into(),
+                ));
+            }
+            self.delete(bucket, key).await?;
+            return Ok((None, false));
+        }
+        let _admitted = vb.admit_write().await?;
+        match id {
+            None => {
+                let (first, rest) = vb.members.split_first().ok_or(Error::NoSuchBucket)?;
+                let marker = versions::put_marker(first, bucket, key, state).await?;
+                // Older copies in the other members must not show through the marker.
+                for m in rest.iter().rev() {
+                    m.store.delete(key).await?;
+                }
+                Ok((Some(marker), true))
+            }
+            Some(id) => {
+                let members: Vec<&Arc<Backend>> = match &id {
+                    versions::VersionId::Null => vb.members.iter().collect(),
+                    versions::VersionId::In { member, .. } => {
+                        vb.member(member).into_iter().collect()
+                    }
+                };
+                let mut marker = false;
+                for m in members {
+                    marker |= versions::delete(m, bucket, key, &id).await?;
+                }
+                let shown = match &id {
+                    versions::VersionId::Null => "null".to_owned(),
+                    versions::VersionId::In { member, sort } => format!("{member}.{sort}"),
+                };
+                Ok((Some(shown), marker))
+            }
+        }
+    }
+
+    /// ListObjectVersions: every version of every key under the prefix, by key and then
+    /// newest first.
+    pub async fn list_versions(
+        &self,
+        bucket: &str,
+        req: &VersionListRequest,
+    ) -> Result<VersionPage> {
+        let vb = self.bucket(bucket).await?;
+        if let Some(kind) = Self::unversionable(&vb) {
+            return Err(Error::NotImplemented(format!(
+                "ListObjectVersions on buckets with {kind} members is not supported yet"
+            )));
+        }
+        let rows = versions::rows(&vb.members, &req.prefix).await?;
+        // Skip up to the markers: with a version id marker, the versions of that key up
+        // to and with it; without, every version of keys up to the key marker.
+        let mut start = 0;
+        if let Some(km) = &req.key_marker {
+            start = match req.version_id_marker.as_deref() {
+                Some(vm) if !vm.is_empty() => rows
+                    .iter()
+                    .position(|r| r.key == *km && r.version_id == vm)
+                    .map(|i| i + 1)
+                    .unwrap_or_else(|| rows.partition_point(|r| r.key <= *km)),
+                // A common prefix as marker: past every key under it too.
+                _ => rows.partition_point(|r| {
+                    r.key <= *km
+                        || (req
+                            .delimiter
+                            .as_deref()
+                            .is_some_and(|d| !d.is_empty() && km.ends_with(d))
+                            && r.key.starts_with(km.as_str()))
+                }),
+            };
+        }
+        let mut page = VersionPage::default();
+        let mut last_prefix: Option<String> = None;
+        let mut i = start;
+        while i < rows.len() {
+            let r = &rows[i];
+            let grouped = req
+                .delimiter
+                .as_deref()
+                .filter(|d| !d.is_empty())
+                .and_then(|d| {
+                    let rest = &r.key[req.prefix.len()..];
+                    rest.find(d)
+                        .map(|at| r.key[..req.prefix.len() + at + d.len()].to_owned())
+                });
+            if let Some(p) = grouped {
+                if last_prefix.as_ref() == Some(&p) {
+                    i += 1;
+                    continue;
+                }
+                if page.entries.len() == req.max_keys {
+                    page.truncated = true;
+                    break;
+                }
+                last_prefix = Some(p.clone());
+                page.entries.push(VersionEntry::Prefix(p.clone()));
+                page.next = Some((p, None));
+                i += 1;
+                continue;
+            }
+            if page.entries.len() == req.max_keys {
+                page.truncated = true;
+                break;
+            }
+            page.entries.push(VersionEntry::Version(r.clone()));
+            page.next = Some((r.key.clone(), Some(r.version_id.clone())));
+            i += 1;
+        }
+        if !page.truncated {
+            page.next = None;
+        }
+        Ok(page)
+    }
 }
 
 #[cfg(test)]

@@ -105,9 +105,15 @@ pub const ROWS: &[Row] = &[
     },
     Row {
         step: "version_ids",
-        what: "`versionId=null` on GET, HEAD, DELETE and copy sources; any other version id refused (400)",
+        what: "`versionId=null` on GET, HEAD, DELETE and copy sources of an unversioned bucket; any other version id refused (400)",
         modes: [G, G, G, G, G],
-        note: "versioning is not built yet: every object has the one version `null`",
+        note: "an unversioned bucket's objects have the one version `null`",
+    },
+    Row {
+        step: "versioning",
+        what: "Put/GetBucketVersioning, version ids on PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects; delete markers; ListObjectVersions",
+        modes: [E, E, No, No, No],
+        note: "the gateway keeps each version as a file of its own under `.switchyard/versions/` (configuration.md); S3, Azure and GCS answer 501 until their own versioning is passed through",
     },
     Row {
         step: "multipart",

@@ -1242,3 +1242,112 @@ async fn deny_by_object_tag() {
     );
     gw.stop().await;
 }
+
+/// A Deny on an object's tags covers its older versions too: a read naming a version is
+/// `s3:GetObjectVersion`, decided with the tags of the version it names (not those of the
+/// current one). Tags of a versioned object cannot be changed in place yet (they would
+/// differ from its version's): PutObjectTagging there answers 501 and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deny_by_object_tag_covers_older_versions() {
+    const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[
+  {"Effect":"Allow","Action":["s3:GetObject*","s3:PutObject*"],"Resource":"*"},
+  {"Effect":"Deny","Action":"s3:GetObject*","Resource":"*",
+   "Condition":{"StringEquals":{"s3:ExistingObjectTag/secret":"yes"}}}]}"#;
+    let root = TempDir::new("policy-tag-versions");
+    let config = format!(
+        "version = 1\n[backends.tagged]\nkind = \"fs\"\nroot = {:?}\n[buckets.tagged]\nmembers = [\"tagged\"]\nversioning = \"enabled\"\n{}",
+        root.0.display().to_string(),
+        user(DANA, "dana", &format!("policy = '''{POLICY}'''\n"))
+    );
+    let gw = Gateway::start(&config).await.unwrap();
+    let owner = gw.client();
+    let put = |tagging: Option<&'static str>, body: &'static [u8]| {
+        let owner = owner.clone();
+        async move {
+            owner
+                .put_object()
+                .bucket("tagged")
+                .key("k")
+                .set_tagging(tagging.map(str::to_owned))
+                .body(ByteStream::from_static(body))
+                .send()
+                .await
+                .unwrap()
+                .version_id
+                .unwrap()
+        }
+    };
+    let secret = put(Some("secret=yes"), b"secret").await;
+    let open = put(None, b"open").await;
+    let dana = s3_client(&gw.endpoint, DANA.0, DANA.1);
+    let get_version = |v: String| {
+        let dana = dana.clone();
+        async move {
+            match dana
+                .get_object()
+                .bucket("tagged")
+                .key("k")
+                .version_id(v)
+                .send()
+                .await
+            {
+                Ok(o) => Ok(o.body.collect().await.unwrap().into_bytes().to_vec()),
+                Err(e) => Err(err_of(&e)),
+            }
+        }
+    };
+    assert_eq!(get(&dana, "tagged", "k").await.unwrap(), b"open");
+    assert_eq!(get_version(open.clone()).await.unwrap(), b"open");
+    denied(
+        get_version(secret.clone()).await,
+        "GET of a secret older version",
+    );
+    let head = dana
+        .head_object()
+        .bucket("tagged")
+        .key("k")
+        .version_id(&secret)
+        .send()
+        .await;
+    assert_eq!(head.map_err(|e| err_of(&e).0).unwrap_err(), 403);
+    let tags_of = |c: Client, v: String| async move {
+        c.get_object_tagging()
+            .bucket("tagged")
+            .key("k")
+            .version_id(v)
+            .send()
+            .await
+            .map(|o| o.tag_set.len())
+            .map_err(|e| err_of(&e))
+    };
+    assert_eq!(tags_of(owner.clone(), secret.clone()).await, Ok(1));
+    assert_eq!(tags_of(owner.clone(), open.clone()).await, Ok(0));
+    assert_eq!(tags_of(dana.clone(), open.clone()).await, Ok(0));
+    denied(
+        tags_of(dana.clone(), secret.clone()).await,
+        "GetObjectTagging of a secret older version",
+    );
+    // The current version made secret by a new PUT: denied as the current object too.
+    let again = put(Some("secret=yes"), b"secret again").await;
+    denied(
+        get(&dana, "tagged", "k").await,
+        "GET of the secret current version",
+    );
+    denied(
+        get_version(again).await,
+        "GET of the secret current version by id",
+    );
+
+    let retag = owner
+        .put_object_tagging()
+        .bucket("tagged")
+        .key("k")
+        .tagging(tagging(&[("secret", "no")]))
+        .send()
+        .await;
+    assert_eq!(
+        retag.map(|_| ()).map_err(|e| err_of(&e)).unwrap_err(),
+        (501, "NotImplemented".to_owned())
+    );
+    denied(get(&dana, "tagged", "k").await, "GET after a refused retag");
+}

@@ -497,7 +497,11 @@ pub(crate) fn etag_to_keep(declared: &Declared, md5: &[u8; 16]) -> String {
 
 /// Refuses attributes that name Switchyard's own metadata.
 pub fn check_attrs(attrs: &Attrs) -> Result<()> {
-    for reserved in [crate::model::ETAG_META, crate::checksum::CHECKSUM_META] {
+    for reserved in [
+        crate::model::ETAG_META,
+        crate::checksum::CHECKSUM_META,
+        crate::model::VERSION_META,
+    ] {
         if attrs.metadata.contains_key(reserved) {
             return Err(Error::InvalidArgument(format!(
                 "x-amz-meta-{reserved} is reserved by Switchyard"

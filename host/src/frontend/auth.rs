@@ -174,6 +174,18 @@ fn action_of(op: &str) -> Option<(Cow<'static, str>, bool)> {
     Some((Cow::Borrowed(action), object))
 }
 
+/// The action of an object operation that names a version (`?versionId=`), in AWS's
+/// table.
+pub(crate) fn version_action(op: &str) -> Option<&'static str> {
+    match op {
+        "GetObject" | "HeadObject" => Some("s3:GetObjectVersion"),
+        "DeleteObject" => Some("s3:DeleteObjectVersion"),
+        "GetObjectAttributes" => Some("s3:GetObjectVersionAttributes"),
+        "GetObjectTagging" => Some("s3:GetObjectVersionTagging"),
+        _ => None,
+    }
+}
+
 /// The bucket-policy actions that a `full-access` user may always take (see [`User`]).
 /// Without regard to case, as policies compare actions (`access check` takes them typed).
 fn is_policy_admin(action: &str) -> bool {
@@ -360,6 +372,7 @@ impl Access {
         who: &Requester<'_>,
         action: &str,
         (bucket, key): (&str, &str),
+        version: Option<&str>,
         headers: &http::HeaderMap,
     ) -> S3Result<Vec<(String, String)>> {
         if !EXISTING_TAG_ACTIONS
@@ -394,13 +407,16 @@ impl Access {
             principal,
             Cow::Borrowed("HeadObject"),
         );
-        match router.get_tags(&view, bucket, key).await {
+        match router.get_tags(&view, bucket, key, version).await {
             Ok(tags) => Ok(tags
                 .into_iter()
                 .map(|(k, v)| (format!("s3:existingobjecttag/{k}"), v))
                 .collect()),
+            // The request itself answers these (a missing object or version, a marker).
             Err(
                 crate::model::Error::NotFound
+                | crate::model::Error::NoSuchVersion
+                | crate::model::Error::DeleteMarker { .. }
                 | crate::model::Error::NoSuchBucket
                 | crate::model::Error::NotImplemented(_)
                 | crate::model::Error::InvalidArgument(_)
@@ -480,10 +496,13 @@ impl Access {
 }
 
 /// The actions for which AWS fills in `s3:ExistingObjectTag/<key>`.
-const EXISTING_TAG_ACTIONS: [&str; 7] = [
+const EXISTING_TAG_ACTIONS: [&str; 10] = [
     "s3:GetObject",
+    "s3:GetObjectVersion",
     "s3:GetObjectAttributes",
+    "s3:GetObjectVersionAttributes",
     "s3:GetObjectTagging",
+    "s3:GetObjectVersionTagging",
     "s3:PutObjectTagging",
     "s3:DeleteObjectTagging",
     "s3:GetObjectAcl",
@@ -631,9 +650,17 @@ impl S3Access for AccessHook {
                 "Request specific response headers cannot be used for anonymous GET requests."
             ));
         }
-        let Some((action, object)) = action_of(op) else {
+        let Some((mut action, object)) = action_of(op) else {
             return Ok(());
         };
+        // A request naming a version is authorized as AWS does: its own action, and the
+        // `s3:VersionId` key.
+        let version_id = query_param(query, "versionId");
+        if version_id.is_some()
+            && let Some(versioned) = version_action(op)
+        {
+            action = Cow::Borrowed(versioned);
+        }
         let resource = match cx.s3_path() {
             S3Path::Root => Resource::All,
             S3Path::Bucket { bucket } => Resource::Bucket(bucket),
@@ -668,11 +695,20 @@ impl S3Access for AccessHook {
             }
             let existing = self
                 .0
-                .existing_tag_keys(&who, &action, (bucket, key), cx.headers())
+                .existing_tag_keys(
+                    &who,
+                    &action,
+                    (bucket, key),
+                    version_id.as_deref(),
+                    cx.headers(),
+                )
                 .await?;
             tag_keys.extend(existing);
         }
         keys.extend(tag_keys.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        if let Some(v) = &version_id {
+            keys.push(("s3:VersionId", v.as_ref()));
+        }
         self.0.authorize(&who, &action, resource, &keys).await?;
         // s3s answers the operations the front end does not implement with 501 without
         // looking further; S3 would first say that the bucket does not exist.

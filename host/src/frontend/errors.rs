@@ -127,6 +127,28 @@ pub fn to_s3(e: Error) -> S3Error {
             C::InternalError,
             "We encountered an internal error. Please try again.".into(),
         ),
+        Error::NoSuchVersion => (
+            C::NoSuchVersion,
+            "The specified version does not exist.".into(),
+        ),
+        Error::DeleteMarker { version_id, named } => {
+            let (code, message) = if *named {
+                (
+                    C::MethodNotAllowed,
+                    "The specified method is not allowed against this resource.",
+                )
+            } else {
+                (C::NoSuchKey, "The specified key does not exist.")
+            };
+            let mut e = S3Error::with_message(code, message);
+            let mut headers = http::HeaderMap::new();
+            headers.insert("x-amz-delete-marker", http::HeaderValue::from_static("true"));
+            if let Ok(v) = http::HeaderValue::from_str(version_id) {
+                headers.insert("x-amz-version-id", v);
+            }
+            e.set_headers(headers);
+            return e;
+        }
     };
     S3Error::with_message(code, message)
 }

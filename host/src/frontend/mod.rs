@@ -69,7 +69,7 @@ impl Frontend {
         let mut keys = auth::request_tag_keys(tags);
         let existing = self
             .access
-            .existing_tag_keys(&who, action, (bucket, key), &req.headers)
+            .existing_tag_keys(&who, action, (bucket, key), None, &req.headers)
             .await?;
         keys.extend(existing);
         let mut keys: Vec<(&str, &str)> =
@@ -104,7 +104,13 @@ impl Frontend {
         let who = requester(&snapshot, req)?;
         let existing = self
             .access
-            .existing_tag_keys(&who, "s3:GetObject", (src_bucket, src_key), &req.headers)
+            .existing_tag_keys(
+                &who,
+                "s3:GetObject",
+                (src_bucket, src_key),
+                None,
+                &req.headers,
+            )
             .await?;
         let keys: Vec<(&str, &str)> = existing
             .iter()
@@ -357,7 +363,7 @@ fn unversioned(version_id: Option<&str>) -> S3Result<()> {
         None | Some("null") => Ok(()),
         Some(_) => Err(s3s::s3_error!(
             InvalidArgument,
-            "Invalid version id specified (this gateway keeps no versions: an object's only version is null)"
+            "Invalid version id specified (this operation takes an object's current version only)"
         )),
     }
 }
@@ -524,6 +530,9 @@ pub fn implements(op: &str) -> bool {
             | "PutObjectTagging"
             | "GetObjectTagging"
             | "DeleteObjectTagging"
+            | "PutBucketVersioning"
+            | "GetBucketVersioning"
+            | "ListObjectVersions"
     )
 }
 
@@ -833,6 +842,137 @@ impl S3 for Frontend {
         }))
     }
 
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        let router = self.router();
+        let input = req.input;
+        let config = input.versioning_configuration;
+        if config
+            .mfa_delete
+            .as_ref()
+            .is_some_and(|m| m.as_str() == MFADelete::ENABLED)
+        {
+            let checks = async { router.bucket(&input.bucket).await.map(|_| ()) };
+            let e = Error::NotImplemented("MFA delete is not supported".into());
+            return Err(unsupported("PutBucketVersioning", &input.bucket, checks, e).await);
+        }
+        let state = config
+            .status
+            .as_ref()
+            .and_then(|s| crate::versions::State::parse(s.as_str()))
+            .ok_or_else(|| {
+                s3s::s3_error!(
+                    MalformedXML,
+                    "The XML you provided was not well-formed or did not validate against our published schema (Status must be Enabled or Suspended)"
+                )
+            })?;
+        traced(
+            "PutBucketVersioning",
+            &input.bucket,
+            router.put_versioning(&input.bucket, state),
+        )
+        .await?;
+        Ok(S3Response::new(PutBucketVersioningOutput::default()))
+    }
+
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        let router = self.router();
+        let bucket = req.input.bucket;
+        let state = traced("GetBucketVersioning", &bucket, router.versioning(&bucket)).await?;
+        Ok(S3Response::new(GetBucketVersioningOutput {
+            status: state
+                .as_str()
+                .map(|s| BucketVersioningStatus::from(s.to_owned())),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        let router = self.router();
+        let input = req.input;
+        let encode = check_encoding(input.encoding_type.as_ref())?;
+        let max = max_keys(input.max_keys)?;
+        if input.version_id_marker.is_some() && input.key_marker.is_none() {
+            return Err(s3s::s3_error!(
+                InvalidArgument,
+                "A version-id marker cannot be specified without a key marker."
+            ));
+        }
+        let request = crate::router::VersionListRequest {
+            prefix: input.prefix.clone().unwrap_or_default(),
+            delimiter: input.delimiter.clone(),
+            key_marker: input.key_marker.clone(),
+            version_id_marker: input.version_id_marker.clone(),
+            max_keys: max,
+        };
+        let page = traced(
+            "ListObjectVersions",
+            &input.bucket,
+            router.list_versions(&input.bucket, &request),
+        )
+        .await?;
+        let enc = |s: String| if encode { url_encode(&s) } else { s };
+        let mut versions = Vec::new();
+        let mut markers = Vec::new();
+        let mut prefixes = Vec::new();
+        for e in page.entries {
+            match e {
+                crate::router::VersionEntry::Prefix(p) => prefixes.push(CommonPrefix {
+                    prefix: Some(enc(p)),
+                }),
+                crate::router::VersionEntry::Version(r) if r.marker => {
+                    markers.push(DeleteMarkerEntry {
+                        is_latest: Some(r.latest),
+                        key: Some(enc(r.key)),
+                        last_modified: Some(ts(r.last_modified)),
+                        owner: None,
+                        version_id: Some(r.version_id),
+                    })
+                }
+                crate::router::VersionEntry::Version(r) => versions.push(ObjectVersion {
+                    e_tag: etag(r.etag),
+                    is_latest: Some(r.latest),
+                    key: Some(enc(r.key)),
+                    last_modified: Some(ts(r.last_modified)),
+                    size: Some(i64::try_from(r.size).unwrap_or(i64::MAX)),
+                    storage_class: Some(ObjectVersionStorageClass::from_static(
+                        ObjectVersionStorageClass::STANDARD,
+                    )),
+                    version_id: Some(r.version_id),
+                    ..Default::default()
+                }),
+            }
+        }
+        let (next_key, next_version) = match page.next {
+            Some((k, v)) => (Some(enc(k)), v),
+            None => (None, None),
+        };
+        Ok(S3Response::new(ListObjectVersionsOutput {
+            common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
+            delete_markers: (!markers.is_empty()).then_some(markers),
+            delimiter: input.delimiter.map(enc),
+            encoding_type: input.encoding_type,
+            is_truncated: Some(page.truncated),
+            key_marker: Some(input.key_marker.map(enc).unwrap_or_default()),
+            max_keys: Some(i32::try_from(max).unwrap_or(1000)),
+            name: Some(input.bucket),
+            next_key_marker: next_key,
+            next_version_id_marker: next_version,
+            prefix: Some(input.prefix.map(enc).unwrap_or_default()),
+            version_id_marker: Some(input.version_id_marker.unwrap_or_default()),
+            versions: (!versions.is_empty()).then_some(versions),
+            ..Default::default()
+        }))
+    }
+
     async fn put_object(
         &self,
         req: S3Request<PutObjectInput>,
@@ -895,10 +1035,10 @@ impl S3 for Frontend {
         let body = body::verified(blob, expected, trailers, &router.config.server);
         let bucket = input.bucket;
         let key = input.key;
-        let (out, _) = traced(
+        let (out, version_id) = traced(
             "PutObject",
             &bucket,
-            router.put(&view, &bucket, &key, body, declared, &a, &cond),
+            router.put_version(&view, &bucket, &key, body, declared, &a, &cond),
         )
         .await?;
         // The checksums the body was checked against, from headers or the trailer; a
@@ -913,6 +1053,7 @@ impl S3 for Frontend {
             checksum_sha256: checked.checksum_sha256,
             checksum_crc64nvme: checked.checksum_crc64nvme,
             checksum_type: any.then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
+            version_id,
             ..Default::default()
         }))
     }
@@ -924,26 +1065,27 @@ impl S3 for Frontend {
         let router = self.router();
         let view = view_of(&router, &req, &req.input.bucket, "GetObject");
         let input = req.input;
-        unversioned(input.version_id.as_deref())?;
         let cond = read_conditions(
             input.if_match.as_ref(),
             input.if_none_match.as_ref(),
             input.if_modified_since.as_ref(),
             input.if_unmodified_since.as_ref(),
         );
+        let vid = input.version_id.as_deref();
         if input.part_number.is_some() {
             let checks = async {
-                let head = router.get(&view, &input.bucket, &input.key, None, &cond, true);
+                let head =
+                    router.get_version(&view, &input.bucket, &input.key, vid, None, &cond, true);
                 head.await.map(|_| ())
             };
             let e = Error::NotImplemented("GetObject with partNumber is not supported".into());
             return Err(unsupported("GetObject", &input.bucket, checks, e).await);
         }
         let range = byte_range(input.range.as_ref());
-        let (outcome, stream, _member) = traced(
+        let (outcome, stream, version_id) = traced(
             "GetObject",
             &input.bucket,
-            router.get(&view, &input.bucket, &input.key, range, &cond, false),
+            router.get_version(&view, &input.bucket, &input.key, vid, range, &cond, false),
         )
         .await?;
         let info = outcome.info;
@@ -977,6 +1119,7 @@ impl S3 for Frontend {
             content_encoding: info.attrs.content_encoding,
             tag_count: tags,
             content_language: info.attrs.content_language,
+            version_id,
             ..Default::default()
         };
         set_checksums!(out, c, with_type);
@@ -990,25 +1133,26 @@ impl S3 for Frontend {
         let router = self.router();
         let view = view_of(&router, &req, &req.input.bucket, "HeadObject");
         let input = req.input;
-        unversioned(input.version_id.as_deref())?;
         let cond = read_conditions(
             input.if_match.as_ref(),
             input.if_none_match.as_ref(),
             input.if_modified_since.as_ref(),
             input.if_unmodified_since.as_ref(),
         );
+        let vid = input.version_id.as_deref();
         if input.part_number.is_some() {
             let checks = async {
-                let head = router.get(&view, &input.bucket, &input.key, None, &cond, true);
+                let head =
+                    router.get_version(&view, &input.bucket, &input.key, vid, None, &cond, true);
                 head.await.map(|_| ())
             };
             let e = Error::NotImplemented("HeadObject with partNumber is not supported".into());
             return Err(unsupported("HeadObject", &input.bucket, checks, e).await);
         }
-        let (outcome, _, _) = traced(
+        let (outcome, _, version_id) = traced(
             "HeadObject",
             &input.bucket,
-            router.get(&view, &input.bucket, &input.key, None, &cond, true),
+            router.get_version(&view, &input.bucket, &input.key, vid, None, &cond, true),
         )
         .await?;
         let info = outcome.info;
@@ -1025,6 +1169,7 @@ impl S3 for Frontend {
             content_disposition: info.attrs.content_disposition,
             content_encoding: info.attrs.content_encoding,
             content_language: info.attrs.content_language,
+            version_id,
             ..Default::default()
         };
         set_checksums!(out, c, with_type);
@@ -1048,7 +1193,6 @@ impl S3 for Frontend {
         let router = self.router();
         let view = view_of(&router, &req, &req.input.bucket, "GetObjectAttributes");
         let input = req.input;
-        unversioned(input.version_id.as_deref())?;
         let mut wanted = Vec::with_capacity(input.object_attributes.len());
         for a in &input.object_attributes {
             // One header may list several, comma-separated.
@@ -1076,13 +1220,14 @@ impl S3 for Frontend {
                 "max-parts must not be negative"
             ));
         }
-        let (outcome, _, _) = traced(
+        let (outcome, _, version_id) = traced(
             "GetObjectAttributes",
             &input.bucket,
-            router.get(
+            router.get_version(
                 &view,
                 &input.bucket,
                 &input.key,
+                input.version_id.as_deref(),
                 None,
                 &ReadConditions::default(),
                 true,
@@ -1116,6 +1261,7 @@ impl S3 for Frontend {
                     is_truncated: Some(false),
                     ..Default::default()
                 }),
+            version_id,
             ..Default::default()
         }))
     }
@@ -1126,14 +1272,17 @@ impl S3 for Frontend {
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let router = self.router();
         let input = req.input;
-        unversioned(input.version_id.as_deref())?;
-        traced(
+        let (version_id, marker) = traced(
             "DeleteObject",
             &input.bucket,
-            router.delete(&input.bucket, &input.key),
+            router.delete_version(&input.bucket, &input.key, input.version_id.as_deref()),
         )
         .await?;
-        Ok(S3Response::new(DeleteObjectOutput::default()))
+        Ok(S3Response::new(DeleteObjectOutput {
+            delete_marker: marker.then_some(true),
+            version_id,
+            ..Default::default()
+        }))
     }
 
     async fn delete_objects(
@@ -1165,11 +1314,11 @@ impl S3 for Frontend {
                 bucket: &bucket,
                 key: &o.key,
             };
-            let verdict = match self
-                .access
-                .authorize(&who, "s3:DeleteObject", resource, &[])
-                .await
-            {
+            let (action, keys) = match o.version_id.as_deref() {
+                Some(v) => ("s3:DeleteObjectVersion", vec![("s3:VersionId", v)]),
+                None => ("s3:DeleteObject", Vec::new()),
+            };
+            let verdict = match self.access.authorize(&who, action, resource, &keys).await {
                 Ok(()) => {
                     self.access
                         .admit(
@@ -1193,12 +1342,13 @@ impl S3 for Frontend {
                 async move {
                     let r = if let Err(denied) = verdict {
                         Err(denied)
-                    } else if let Err(e) = unversioned(o.version_id.as_deref()) {
-                        Err(e)
                     } else {
-                        router.delete(&bucket, &o.key).await.map_err(errors::to_s3)
+                        router
+                            .delete_version(&bucket, &o.key, o.version_id.as_deref())
+                            .await
+                            .map_err(errors::to_s3)
                     };
-                    (o.key, r)
+                    (o.key, o.version_id, r)
                 }
             })
             .buffered(16)
@@ -1206,19 +1356,23 @@ impl S3 for Frontend {
             .await;
         let mut deleted = Vec::new();
         let mut errs = Vec::new();
-        for (key, r) in results {
+        for (key, asked, r) in results {
             match r {
-                Ok(()) if !quiet => deleted.push(DeletedObject {
+                // As S3: a delete that made a marker names it as DeleteMarkerVersionId; one
+                // that removed a version echoes the version asked for.
+                Ok((made, marker)) if !quiet => deleted.push(DeletedObject {
                     key: Some(key),
-                    ..Default::default()
+                    delete_marker: marker.then_some(true),
+                    delete_marker_version_id: if marker { made } else { None },
+                    version_id: asked,
                 }),
-                Ok(()) => {}
+                Ok(_) => {}
                 Err(s3) => {
                     errs.push(s3s::dto::Error {
                         key: Some(key),
                         code: Some(s3.code().as_str().to_owned()),
                         message: s3.message().map(str::to_owned),
-                        version_id: None,
+                        version_id: asked,
                     });
                 }
             }
@@ -1770,11 +1924,11 @@ impl S3 for Frontend {
         let router = self.router();
         let view = view_of(&router, &req, &req.input.bucket, "GetObjectTagging");
         let input = req.input;
-        unversioned(input.version_id.as_deref())?;
+        let version = input.version_id.as_deref();
         let tags = traced(
             "GetObjectTagging",
             &input.bucket,
-            router.get_tags(&view, &input.bucket, &input.key),
+            router.get_tags(&view, &input.bucket, &input.key, version),
         )
         .await?;
         Ok(S3Response::new(GetObjectTaggingOutput {
@@ -1785,7 +1939,7 @@ impl S3 for Frontend {
                     value: Some(v),
                 })
                 .collect(),
-            version_id: None,
+            version_id: input.version_id,
         }))
     }
 

@@ -46,7 +46,7 @@ const AWS_ONLY_OPERATORS: [&str; 11] = [
 ];
 
 /// Condition keys, as listed in error messages.
-pub(super) const KEYS: [&str; 12] = [
+pub(super) const KEYS: [&str; 13] = [
     "aws:SourceIp",
     "aws:SecureTransport",
     "aws:username",
@@ -57,17 +57,19 @@ pub(super) const KEYS: [&str; 12] = [
     "s3:max-keys",
     "s3:x-amz-acl",
     "s3:signatureversion",
+    "s3:VersionId",
     "s3:ExistingObjectTag/<key>",
     "s3:RequestObjectTag/<key>",
 ];
 
 /// Keys the caller supplies through [`Context::keys`], by their lower-case names.
-const REQUEST_KEYS: [&str; 5] = [
+const REQUEST_KEYS: [&str; 6] = [
     "s3:prefix",
     "s3:delimiter",
     "s3:max-keys",
     "s3:x-amz-acl",
     "s3:signatureversion",
+    "s3:versionid",
 ];
 const TAG_KEY_PREFIXES: [&str; 2] = ["s3:existingobjecttag/", "s3:requestobjecttag/"];
 

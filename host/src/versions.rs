@@ -1,0 +1,560 @@
+//! Object versioning kept by the gateway, for members that keep no versions of their own
+//! (`fs`, `memory`), with no index: the files are the whole truth.
+//!
+//! **Layout.** Every version of key `K` is an object of its own at
+//! `.switchyard/versions/K~v/<sort>-<kind>` in the member that holds it, with the
+//! attributes of the write. `<sort>` is 16 hex digits of `u64::MAX - nanoseconds since
+//! 1970` and 8 random ones, so names sort newest first and two writers never pick the
+//! same one; `<kind>` is `v` (a version), `d` (a delete marker), `n` (the `null` version,
+//! written while versioning is suspended or kept from before it was enabled) or `m` (a
+//! `null` delete marker). `~v` ends the key's directory so that the versions of `a` and
+//! of `a/b` never share one (`a~v/` and `a/b~v/`).
+//!
+//! **The current version stays at the key**, as a copy of the newest version file (the
+//! name of which it carries as [`VERSION_META`]), or absent when the newest is a delete
+//! marker: reads without a version id are today's reads, and a directory taken away from
+//! the gateway holds the latest data at its keys. A write first writes its version file,
+//! then publishes: copy the newest file to the key (an atomic replace in every store),
+//! and look again; while a newer version appeared meanwhile, publish again. The last
+//! publisher therefore saw its copy still newest after making it, so the key converges
+//! to the newest version whatever the interleaving of writers on any number of engines,
+//! and no version is lost (each lives in a file no other writer names).
+//!
+//! **Objects from before versioning** (or written into the directory by another tool) have
+//! no version file: such a key is the `null` version. The first versioned write to it
+//! copies it to a `n` file first (checked afterwards: a copy that caught another writer's
+//! version, which carries [`VERSION_META`], is removed again).
+//!
+//! **Version ids** given to clients are `<member>.<sort>` (the member holding the file, as
+//! upload ids name theirs), or `null`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use crate::backends::Backend;
+use crate::model::{
+    Attrs, Body, ByteRange, ByteStream, Declared, Error, GetOutcome, ObjectInfo, PutOutcome,
+    RESERVED_PREFIX, ReadConditions, Result, VERSION_META, WriteCondition,
+};
+
+/// A bucket's versioning state, as S3 has it: once enabled, never back to unversioned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Unversioned,
+    Enabled,
+    Suspended,
+}
+
+impl State {
+    /// As stored and as S3 spells it.
+    pub fn as_str(self) -> Option<&'static str> {
+        match self {
+            State::Unversioned => None,
+            State::Enabled => Some("Enabled"),
+            State::Suspended => Some("Suspended"),
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "Enabled" => Some(State::Enabled),
+            "Suspended" => Some(State::Suspended),
+            _ => None,
+        }
+    }
+}
+
+/// Where a dynamic bucket's state is kept in each member (relative to the reserved prefix).
+pub const STATE_PATH: &str = "versioning";
+/// The directory of every version file (relative to the reserved prefix).
+const DIR: &str = "versions/";
+/// Ends a key's directory of versions.
+const KEY_END: &str = "~v";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Data,
+    Marker,
+    NullData,
+    NullMarker,
+}
+
+impl Kind {
+    fn suffix(self) -> &'static str {
+        match self {
+            Kind::Data => "v",
+            Kind::Marker => "d",
+            Kind::NullData => "n",
+            Kind::NullMarker => "m",
+        }
+    }
+}
+
+/// One version file of a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct File {
+    pub sort: String,
+    pub kind: Kind,
+}
+
+impl File {
+    fn new(kind: Kind, at: DateTime<Utc>, random: bool) -> Self {
+        let nanos = u64::try_from(at.timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0);
+        let tail = if random {
+            uuid::Uuid::new_v4().as_u128() as u32
+        } else {
+            0
+        };
+        Self {
+            sort: format!("{:016x}{tail:08x}", u64::MAX - nanos),
+            kind,
+        }
+    }
+
+    pub fn name(&self) -> String {
+        format!("{}-{}", self.sort, self.kind.suffix())
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        let (sort, kind) = name.split_once('-')?;
+        if sort.len() != 24 || !sort.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let kind = match kind {
+            "v" => Kind::Data,
+            "d" => Kind::Marker,
+            "n" => Kind::NullData,
+            "m" => Kind::NullMarker,
+            _ => return None,
+        };
+        Some(Self {
+            sort: sort.to_owned(),
+            kind,
+        })
+    }
+
+    pub fn is_marker(&self) -> bool {
+        matches!(self.kind, Kind::Marker | Kind::NullMarker)
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self.kind, Kind::NullData | Kind::NullMarker)
+    }
+
+    /// The id a client sees.
+    pub fn client_id(&self, member: &str) -> String {
+        if self.is_null() {
+            "null".to_owned()
+        } else {
+            format!("{member}.{}", self.sort)
+        }
+    }
+}
+
+/// What a client's version id names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionId {
+    Null,
+    In { member: String, sort: String },
+}
+
+impl VersionId {
+    /// `400 InvalidArgument` for an id no version of this gateway has ever had.
+    pub fn parse(id: &str) -> Result<Self> {
+        if id == "null" {
+            return Ok(VersionId::Null);
+        }
+        let bad = || Error::InvalidArgument("Invalid version id specified".into());
+        let (member, sort) = id.rsplit_once('.').ok_or_else(bad)?;
+        if member.is_empty() || sort.len() != 24 || !sort.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        Ok(VersionId::In {
+            member: member.to_owned(),
+            sort: sort.to_owned(),
+        })
+    }
+}
+
+/// The store key of a version file.
+pub fn file_key(key: &str, f: &File) -> String {
+    format!("{RESERVED_PREFIX}{DIR}{key}{KEY_END}/{}", f.name())
+}
+
+/// The version files of `key` in `member`, newest first.
+pub async fn files(member: &Backend, key: &str) -> Result<Vec<File>> {
+    let dir = format!("{DIR}{key}{KEY_END}/");
+    let mut out: Vec<File> = member
+        .store
+        .list_internal(&dir)
+        .await?
+        .iter()
+        .filter_map(|p| p.strip_prefix(&dir))
+        .filter(|name| !name.contains('/'))
+        .filter_map(File::parse)
+        .collect();
+    out.sort_by(|a, b| a.sort.cmp(&b.sort));
+    Ok(out)
+}
+
+/// Every version file under the keys starting with `prefix`, as (key, file), by key and
+/// then newest first.
+pub async fn all_files(member: &Backend, prefix: &str) -> Result<Vec<(String, File)>> {
+    let mut out: Vec<(String, File)> = member
+        .store
+        .list_internal(DIR)
+        .await?
+        .iter()
+        .filter_map(|p| p.strip_prefix(DIR))
+        .filter_map(|p| {
+            let (dir, name) = p.rsplit_once('/')?;
+            let key = dir.strip_suffix(KEY_END)?;
+            Some((key.to_owned(), File::parse(name)?))
+        })
+        .filter(|(k, _)| k.starts_with(prefix))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.sort.cmp(&b.1.sort)));
+    Ok(out)
+}
+
+/// Head of an object without its body.
+async fn head(member: &Backend, key: &str) -> Result<ObjectInfo> {
+    member
+        .store
+        .get(key, None, &ReadConditions::default(), true)
+        .await
+        .map(|(o, _)| o.info)
+}
+
+/// The version file a key's object was published from, if it says.
+pub fn published_from(attrs: &Attrs) -> Option<File> {
+    attrs
+        .metadata
+        .get(VERSION_META)
+        .and_then(|n| File::parse(n))
+}
+
+/// Keeps the object at `key`, when it has no version file (written before versioning, by
+/// another tool, or carried here by a migration), as its `null` version before a
+/// versioned write replaces it. Read and written again rather than copied, so that the
+/// file names itself in [`VERSION_META`]. Engines doing this at once write the same file
+/// (named after the object's time) with the same bytes; one that reads the key after
+/// another writer published its version there (which that writer archived first) stops.
+async fn archive_unversioned(member: &Backend, key: &str) -> Result<()> {
+    let have = files(member, key).await?;
+    if !have.is_empty() {
+        return Ok(());
+    }
+    let (read, stream) = match member
+        .store
+        .get(key, None, &ReadConditions::default(), false)
+        .await
+    {
+        Ok(r) => r,
+        Err(Error::NotFound) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if published_from(&read.info.attrs).is_some() && !files(member, key).await?.is_empty() {
+        return Ok(());
+    }
+    let f = File::new(Kind::NullData, read.info.last_modified, false);
+    let mut attrs = read.info.attrs.clone();
+    attrs.metadata.insert(VERSION_META.to_owned(), f.name());
+    let body = stream.ok_or_else(|| Error::internal("a read without a body"))?;
+    let declared = Declared {
+        etag: read.info.etag.clone(),
+        ..Declared::of_len(Some(read.info.size))
+    };
+    member
+        .store
+        .put(
+            &file_key(key, &f),
+            body,
+            declared,
+            &attrs,
+            &WriteCondition::None,
+            u64::MAX,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Makes the key a copy of its newest version, or removes it when that is a delete marker
+/// or there is none; again while a newer version appeared meanwhile.
+pub async fn publish(member: &Backend, key: &str) -> Result<()> {
+    for _ in 0..64 {
+        let before = files(member, key).await?;
+        match before.first() {
+            Some(f) if !f.is_marker() => match copy_to_key(member, &file_key(key, f), key).await {
+                Ok(()) => {}
+                // Deleted meanwhile: look again.
+                Err(Error::NotFound) => continue,
+                Err(e) => return Err(e),
+            },
+            _ => member.store.delete(key).await?,
+        }
+        let after = files(member, key).await?;
+        if after.first() == before.first() {
+            return Ok(());
+        }
+    }
+    Err(Error::Unavailable {
+        backend: member.name.clone(),
+        message: format!("the versions of {key:?} kept changing while they were published"),
+    })
+}
+
+/// Copies a version file over its key, keeping its attributes: server-side, except for a
+/// folder marker (a key ending in `/`), which the stores do not copy; it is small, and
+/// read and written again.
+async fn copy_to_key(member: &Backend, from: &str, key: &str) -> Result<()> {
+    if !crate::backends::is_marker(key) {
+        return member.store.copy(from, key).await;
+    }
+    let (read, stream) = member
+        .store
+        .get(from, None, &ReadConditions::default(), false)
+        .await?;
+    let body = stream.ok_or_else(|| Error::internal("a read without a body"))?;
+    let declared = Declared {
+        etag: read.info.etag.clone(),
+        ..Declared::of_len(Some(read.info.size))
+    };
+    member
+        .store
+        .put(
+            key,
+            body,
+            declared,
+            &read.info.attrs,
+            &WriteCondition::None,
+            u64::MAX,
+        )
+        .await
+        .map(|_| ())
+}
+
+/// Removes the `null` versions older than `keep` (a suspended bucket keeps one).
+async fn drop_older_nulls(member: &Backend, key: &str, keep: &File) -> Result<()> {
+    for f in files(member, key).await? {
+        if f.is_null() && f.sort > keep.sort {
+            member.store.delete(&file_key(key, &f)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A versioned PutObject into one member: returns the outcome and the version id.
+#[allow(clippy::too_many_arguments)]
+pub async fn put(
+    member: &Arc<Backend>,
+    bucket: &str,
+    key: &str,
+    body: Body,
+    declared: Declared,
+    attrs: &Attrs,
+    state: State,
+    part_size: u64,
+) -> Result<(PutOutcome, String)> {
+    archive_unversioned(member, key).await?;
+    let kind = if state == State::Suspended {
+        Kind::NullData
+    } else {
+        Kind::Data
+    };
+    let f = File::new(kind, Utc::now(), true);
+    let mut a = attrs.clone();
+    a.metadata.insert(VERSION_META.to_owned(), f.name());
+    let out = member
+        .store
+        .put(
+            &file_key(key, &f),
+            body,
+            declared,
+            &a,
+            &WriteCondition::None,
+            part_size,
+        )
+        .await?;
+    crate::router::crash_point("versions::written", bucket)?;
+    if f.is_null() {
+        drop_older_nulls(member, key, &f).await?;
+    }
+    publish(member, key).await?;
+    Ok((out, f.client_id(&member.name)))
+}
+
+/// DeleteObject without a version id: a delete marker in `member`. Returns its id.
+pub async fn put_marker(
+    member: &Arc<Backend>,
+    bucket: &str,
+    key: &str,
+    state: State,
+) -> Result<String> {
+    archive_unversioned(member, key).await?;
+    let kind = if state == State::Suspended {
+        Kind::NullMarker
+    } else {
+        Kind::Marker
+    };
+    let f = File::new(kind, Utc::now(), true);
+    let mut a = Attrs::default();
+    a.metadata.insert(VERSION_META.to_owned(), f.name());
+    let empty: Body = Box::pin(futures::stream::empty::<Result<Bytes>>());
+    member
+        .store
+        .put(
+            &file_key(key, &f),
+            empty,
+            Declared::of_len(Some(0)),
+            &a,
+            &WriteCondition::None,
+            u64::MAX,
+        )
+        .await?;
+    crate::router::crash_point("versions::written", bucket)?;
+    if f.is_null() {
+        drop_older_nulls(member, key, &f).await?;
+    }
+    publish(member, key).await?;
+    Ok(f.client_id(&member.name))
+}
+
+/// The file a version id names in `member`; `Ok(None)` for the `null` version that is the
+/// key itself (no version file at all).
+pub async fn find(member: &Backend, key: &str, id: &VersionId) -> Result<Option<File>> {
+    let all = files(member, key).await?;
+    let found = match id {
+        VersionId::Null => all.iter().find(|f| f.is_null()).cloned(),
+        VersionId::In { sort, .. } => all.iter().find(|f| &f.sort == sort).cloned(),
+    };
+    match found {
+        Some(f) => Ok(Some(f)),
+        None if *id == VersionId::Null && all.is_empty() => match head(member, key).await {
+            Ok(_) => Ok(None),
+            Err(Error::NotFound) => Err(Error::NoSuchVersion),
+            Err(e) => Err(e),
+        },
+        None => Err(Error::NoSuchVersion),
+    }
+}
+
+/// Reads one version of `key` from `member`.
+pub async fn get(
+    member: &Backend,
+    key: &str,
+    id: &VersionId,
+    range: Option<ByteRange>,
+    cond: &ReadConditions,
+    head_only: bool,
+) -> Result<(GetOutcome, Option<ByteStream>)> {
+    match find(member, key, id).await? {
+        None => member.store.get(key, range, cond, head_only).await,
+        Some(f) if f.is_marker() => Err(Error::DeleteMarker {
+            version_id: f.client_id(&member.name),
+            named: true,
+        }),
+        Some(f) => member
+            .store
+            .get(&file_key(key, &f), range, cond, head_only)
+            .await
+            .map_err(|e| match e {
+                Error::NotFound => Error::NoSuchVersion,
+                e => e,
+            }),
+    }
+}
+
+/// Removes one version for good. Returns whether it was a delete marker; a version that
+/// is not there is not an error (as S3).
+pub async fn delete(member: &Backend, bucket: &str, key: &str, id: &VersionId) -> Result<bool> {
+    let f = match find(member, key, id).await {
+        Ok(Some(f)) => f,
+        Ok(None) => {
+            member.store.delete(key).await?;
+            return Ok(false);
+        }
+        Err(Error::NoSuchVersion) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let newest = files(member, key).await?.first() == Some(&f);
+    member.store.delete(&file_key(key, &f)).await?;
+    crate::router::crash_point("versions::removed", bucket)?;
+    if newest {
+        publish(member, key).await?;
+    }
+    Ok(f.is_marker())
+}
+
+/// One row of ListObjectVersions.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub key: String,
+    pub version_id: String,
+    pub marker: bool,
+    pub latest: bool,
+    pub size: u64,
+    pub etag: Option<String>,
+    pub last_modified: DateTime<Utc>,
+    /// The order among the key's versions, newest first.
+    sort: String,
+}
+
+/// Every version under `prefix` in `members`, by key and then newest first, with
+/// `latest` set on the newest of each key.
+pub async fn rows(members: &[Arc<Backend>], prefix: &str) -> Result<Vec<Row>> {
+    let mut out = Vec::new();
+    for m in members {
+        let all = all_files(m, prefix).await?;
+        let mut versioned = std::collections::BTreeSet::new();
+        for (key, f) in all {
+            versioned.insert(key.clone());
+            let info = match head(m, &file_key(&key, &f)).await {
+                Ok(info) => info,
+                // Removed since the listing.
+                Err(Error::NotFound) => continue,
+                Err(e) => return Err(e),
+            };
+            out.push(Row {
+                version_id: f.client_id(&m.name),
+                marker: f.is_marker(),
+                latest: false,
+                size: if f.is_marker() { 0 } else { info.size },
+                etag: (!f.is_marker()).then_some(info.etag).flatten(),
+                last_modified: info.last_modified,
+                sort: f.sort,
+                key,
+            });
+        }
+        // Keys with no version file: each is its own null version.
+        let mut keys = m.store.list(prefix, None);
+        use futures::StreamExt as _;
+        while let Some(o) = keys.next().await {
+            let o = o?;
+            if versioned.contains(&o.key) {
+                continue;
+            }
+            out.push(Row {
+                version_id: "null".to_owned(),
+                marker: false,
+                latest: false,
+                size: o.size,
+                etag: o.etag,
+                sort: File::new(Kind::NullData, o.last_modified, false).sort,
+                last_modified: o.last_modified,
+                key: o.key,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.key.cmp(&b.key).then_with(|| a.sort.cmp(&b.sort)));
+    let mut last: Option<String> = None;
+    for r in &mut out {
+        if last.as_deref() != Some(r.key.as_str()) {
+            r.latest = true;
+            last = Some(r.key.clone());
+        }
+    }
+    Ok(out)
+}

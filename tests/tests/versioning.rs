@@ -1,0 +1,563 @@
+//! Versioning kept by the gateway (fs, memory), against a model: seeded concurrent
+//! clients put, delete (markers), delete versions for good and read versions of a few
+//! shared keys, on fs through two engines over one directory; every answer is checked as
+//! it comes, and at the end every version any client kept must be listed, readable and
+//! in its writer's order, the current object of each key must be its newest version, and
+//! on fs the directory must hold that data at the key's path. A second test stops writes
+//! between their steps (as a crash there would) and checks that nothing is lost.
+//!
+//! `VERSIONING_SEED=<n>` replays a seed (the interleaving of the clients is the machine's,
+//! so a replay reproduces the operations, not necessarily the same race);
+//! `VERSIONING_OPS` sets the operations per client (default 60).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use rand::{Rng, SeedableRng};
+use switchyard_tests::harness::{Gateway, TempDir, err_of};
+
+const BUCKET: &str = "vers";
+/// The crash test's buckets, one per kind: a crash point stops only its own bucket.
+const CRASH_BUCKETS: [(&str, &str); 2] = [("fs", "crash-fs"), ("memory", "crash-memory")];
+const KEYS: [&str; 4] = ["a", "b/c", "b/", "d/e/f"];
+const CLIENTS: usize = 4;
+
+fn config(kind: &str, root: &std::path::Path) -> String {
+    config_of(kind, root, BUCKET)
+}
+
+fn config_of(kind: &str, root: &std::path::Path, bucket: &str) -> String {
+    let backend = match kind {
+        "fs" => format!("kind = \"fs\"\nroot = {:?}\n", root.display().to_string()),
+        _ => "kind = \"memory\"\n".to_owned(),
+    };
+    format!(
+        "version = 1\n[backends.main]\n{backend}\n[buckets.{bucket}]\nmembers = [\"main\"]\nversioning = \"enabled\"\n"
+    )
+}
+
+/// What a client made: version id → (key, body; `None` for a delete marker).
+type Made = BTreeMap<String, (String, Option<Vec<u8>>)>;
+
+#[derive(Default)]
+struct Shared {
+    /// Every body ever sent to each key, before the PUT starts.
+    bodies: HashMap<String, BTreeSet<Vec<u8>>>,
+    /// Every version id answered, to catch one given twice.
+    ids: BTreeSet<String>,
+}
+
+async fn read(
+    c: &Client,
+    key: &str,
+    version: Option<&str>,
+) -> Result<(Vec<u8>, Option<String>), (u16, String)> {
+    match c
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .set_version_id(version.map(str::to_owned))
+        .send()
+        .await
+    {
+        Ok(o) => {
+            let id = o.version_id().map(str::to_owned);
+            Ok((o.body.collect().await.unwrap().to_vec(), id))
+        }
+        Err(e) => Err(err_of(&e)),
+    }
+}
+
+/// One client: a seeded sequence of operations on the shared keys. Returns what it
+/// made and kept, in the order it made them (per key, oldest first).
+async fn client(
+    c: Client,
+    seed: u64,
+    id: usize,
+    ops: usize,
+    shared: Arc<Mutex<Shared>>,
+) -> (Made, Vec<String>) {
+    let mut rng =
+        rand::rngs::StdRng::seed_from_u64(seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut made: Made = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    for n in 0..ops {
+        let key = KEYS[rng.random_range(0..KEYS.len())];
+        let ctx = format!("seed {seed} client {id} op {n} key {key:?}");
+        match rng.random_range(0..10) {
+            0..=3 => {
+                let body = format!("client {id} op {n} ")
+                    .repeat(rng.random_range(1..200))
+                    .into_bytes();
+                shared
+                    .lock()
+                    .unwrap()
+                    .bodies
+                    .entry(key.to_owned())
+                    .or_default()
+                    .insert(body.clone());
+                let out = c
+                    .put_object()
+                    .bucket(BUCKET)
+                    .key(key)
+                    .body(ByteStream::from(body.clone()))
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("{ctx}: put: {e:?}"));
+                let v = out
+                    .version_id()
+                    .unwrap_or_else(|| panic!("{ctx}: no version id"))
+                    .to_owned();
+                assert!(
+                    shared.lock().unwrap().ids.insert(v.clone()),
+                    "{ctx}: version id {v} given twice"
+                );
+                made.insert(v.clone(), (key.to_owned(), Some(body)));
+                order.push(v);
+            }
+            4 => {
+                let out = c
+                    .delete_object()
+                    .bucket(BUCKET)
+                    .key(key)
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("{ctx}: delete: {e:?}"));
+                assert_eq!(out.delete_marker(), Some(true), "{ctx}");
+                let v = out.version_id().unwrap().to_owned();
+                assert!(
+                    shared.lock().unwrap().ids.insert(v.clone()),
+                    "{ctx}: version id {v} given twice"
+                );
+                made.insert(v.clone(), (key.to_owned(), None));
+                order.push(v);
+            }
+            5 => {
+                // One of its own versions, for good.
+                let Some(v) = pick(&mut rng, &made) else {
+                    continue;
+                };
+                let (k, body) = made.remove(&v).unwrap();
+                let out = c
+                    .delete_object()
+                    .bucket(BUCKET)
+                    .key(&k)
+                    .version_id(&v)
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("{ctx}: delete version {v}: {e:?}"));
+                assert_eq!(out.version_id(), Some(v.as_str()), "{ctx}");
+                assert_eq!(out.delete_marker() == Some(true), body.is_none(), "{ctx}");
+                order.retain(|o| *o != v);
+                let e = read(&c, &k, Some(&v)).await;
+                assert!(
+                    matches!(&e, Err((404, code)) if code == "NoSuchVersion"),
+                    "{ctx}: version {v} read after its delete: {:?}",
+                    e.map(|r| r.1)
+                );
+            }
+            6..=7 => {
+                // One of its own versions: exactly its bytes, or 405 for a marker.
+                let Some(v) = pick(&mut rng, &made) else {
+                    continue;
+                };
+                let (k, body) = made[&v].clone();
+                match (read(&c, &k, Some(&v)).await, body) {
+                    (Ok((got, id)), Some(want)) => {
+                        assert!(got == want, "{ctx}: version {v} of {k:?} has other bytes");
+                        assert_eq!(id.as_deref(), Some(v.as_str()), "{ctx}");
+                    }
+                    (Err((405, code)), None) if code == "MethodNotAllowed" => {}
+                    (got, want) => panic!(
+                        "{ctx}: version {v} of {k:?}: got {:?}, want {}",
+                        got.map(|g| g.1),
+                        if want.is_some() { "its bytes" } else { "405" }
+                    ),
+                }
+            }
+            _ => {
+                // The current object: some body once written to the key, or a 404.
+                match read(&c, key, None).await {
+                    Ok((got, id)) => {
+                        assert!(id.is_some(), "{ctx}: no version id");
+                        assert!(
+                            shared
+                                .lock()
+                                .unwrap()
+                                .bodies
+                                .get(key)
+                                .is_some_and(|b| b.contains(&got)),
+                            "{ctx}: read bytes never written to the key"
+                        );
+                    }
+                    Err((404, code)) if code == "NoSuchKey" => {}
+                    Err(e) => panic!("{ctx}: read: {e:?}"),
+                }
+            }
+        }
+    }
+    (made, order)
+}
+
+fn pick(rng: &mut impl Rng, made: &Made) -> Option<String> {
+    (!made.is_empty()).then(|| {
+        made.keys()
+            .nth(rng.random_range(0..made.len()))
+            .unwrap()
+            .clone()
+    })
+}
+
+/// Every version listed: (key, version id, marker, latest), in the listing's order.
+async fn listed(c: &Client, page: i32) -> Vec<(String, String, bool, bool)> {
+    let mut out = Vec::new();
+    let (mut km, mut vm): (Option<String>, Option<String>) = (None, None);
+    loop {
+        let got = c
+            .list_object_versions()
+            .bucket(BUCKET)
+            .max_keys(page)
+            .set_key_marker(km.clone())
+            .set_version_id_marker(vm.clone())
+            .send()
+            .await
+            .unwrap();
+        let mut rows: Vec<_> = got
+            .versions()
+            .iter()
+            .map(|v| {
+                (
+                    v.key().unwrap().to_owned(),
+                    v.version_id().unwrap().to_owned(),
+                    false,
+                    v.is_latest().unwrap(),
+                    *v.last_modified().unwrap(),
+                )
+            })
+            .chain(got.delete_markers().iter().map(|d| {
+                (
+                    d.key().unwrap().to_owned(),
+                    d.version_id().unwrap().to_owned(),
+                    true,
+                    d.is_latest().unwrap(),
+                    *d.last_modified().unwrap(),
+                )
+            }))
+            .collect();
+        // The listing's one order, split by the SDK into two lists: this gateway's ids of
+        // one member sort newest first, after the latest (`null` is its only other id).
+        rows.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| b.3.cmp(&a.3))
+                .then_with(|| a.1.cmp(&b.1))
+        });
+        out.extend(rows.into_iter().map(|(k, v, m, l, _)| (k, v, m, l)));
+        if !got.is_truncated().unwrap() {
+            return out;
+        }
+        km = got.next_key_marker().map(str::to_owned);
+        vm = got.next_version_id_marker().map(str::to_owned);
+    }
+}
+
+async fn run(kind: &str, seed: u64, ops: usize) {
+    let dir = TempDir::new("versioning-model");
+    let config = config(kind, &dir.0);
+    let first = Gateway::start(&config).await.unwrap();
+    // fs: a second engine over the same directory; memory keeps its objects per process.
+    let second = if kind == "fs" {
+        Some(Gateway::start(&config).await.unwrap())
+    } else {
+        None
+    };
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let mut tasks = Vec::new();
+    for id in 0..CLIENTS {
+        let c = match (&second, id % 2) {
+            (Some(g), 1) => g.client(),
+            _ => first.client(),
+        };
+        tasks.push(tokio::spawn(client(c, seed, id, ops, shared.clone())));
+    }
+    let mut made: Made = BTreeMap::new();
+    let mut orders = Vec::new();
+    for t in tasks {
+        let (m, o) = t.await.unwrap_or_else(|e| {
+            panic!("{kind}: {e}\nreplay: VERSIONING_SEED={seed} cargo test --workspace --locked --test versioning")
+        });
+        made.extend(m);
+        orders.push(o);
+    }
+    let c = first.client();
+    let rows = listed(&c, 1000).await;
+    // Exactly the versions the clients kept: none lost, none invented.
+    let ids: BTreeSet<&String> = rows.iter().map(|r| &r.1).collect();
+    let kept: BTreeSet<&String> = made.keys().collect();
+    assert_eq!(
+        ids, kept,
+        "{kind} seed {seed}: listed versions differ from the kept ones"
+    );
+    assert_eq!(
+        rows.len(),
+        made.len(),
+        "{kind} seed {seed}: a version listed twice"
+    );
+    for page in [1, 3] {
+        assert_eq!(
+            listed(&c, page).await,
+            rows,
+            "{kind} seed {seed}: pages of {page}"
+        );
+    }
+    // Each client's versions of a key, newest first, as it made them.
+    let position: HashMap<&String, usize> =
+        rows.iter().enumerate().map(|(i, r)| (&r.1, i)).collect();
+    for order in &orders {
+        for pair in order.windows(2) {
+            if made[&pair[0]].0 == made[&pair[1]].0 {
+                assert!(
+                    position[&pair[1]] < position[&pair[0]],
+                    "{kind} seed {seed}: {} listed after the older {}",
+                    pair[1],
+                    pair[0]
+                );
+            }
+        }
+    }
+    for r in &rows {
+        let (key, body) = &made[&r.1];
+        assert_eq!(&r.0, key, "{kind} seed {seed}");
+        assert_eq!(r.2, body.is_none(), "{kind} seed {seed}");
+    }
+    // The current object is the newest version (a marker: 404 with the header).
+    for key in KEYS {
+        let newest = rows.iter().find(|r| r.0 == key && r.3);
+        let got = read(&c, key, None).await;
+        let on_disk = std::fs::read(dir.0.join(key));
+        match (newest, got) {
+            (None, Err((404, _))) => {}
+            (Some(n), Err((404, _))) if n.2 => {}
+            (Some(n), Ok((bytes, id))) if !n.2 => {
+                assert_eq!(
+                    id.as_deref(),
+                    Some(n.1.as_str()),
+                    "{kind} seed {seed} key {key}"
+                );
+                assert!(
+                    Some(&bytes) == made[&n.1].1.as_ref(),
+                    "{kind} seed {seed} key {key}"
+                );
+                if kind == "fs" && !key.ends_with('/') {
+                    assert!(
+                        on_disk.ok().as_ref() == Some(&bytes),
+                        "{kind} seed {seed}: {key} on disk is not its newest version"
+                    );
+                }
+            }
+            (n, got) => panic!(
+                "{kind} seed {seed} key {key}: newest {n:?}, read {:?}",
+                got.map(|g| g.1)
+            ),
+        }
+    }
+    first.stop().await;
+    if let Some(g) = second {
+        g.stop().await;
+    }
+}
+
+fn seed_and_ops() -> (u64, usize) {
+    let seed = std::env::var("VERSIONING_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::rng().random());
+    let ops = std::env::var("VERSIONING_OPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    println!(
+        "versioning model: VERSIONING_SEED={seed} cargo test --workspace --locked --test versioning"
+    );
+    (seed, ops)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_clients_against_a_model_fs() {
+    let (seed, ops) = seed_and_ops();
+    run("fs", seed, ops).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_clients_against_a_model_memory() {
+    let (seed, ops) = seed_and_ops();
+    run("memory", seed, ops).await;
+}
+
+async fn get_in(
+    c: &Client,
+    bucket: &str,
+    key: &str,
+) -> Result<(Vec<u8>, Option<String>), (u16, String, Option<String>)> {
+    match c.get_object().bucket(bucket).key(key).send().await {
+        Ok(o) => {
+            let id = o.version_id().map(str::to_owned);
+            Ok((o.body.collect().await.unwrap().to_vec(), id))
+        }
+        Err(e) => {
+            let (status, code) = err_of(&e);
+            let marker = e
+                .raw_response()
+                .and_then(|r| r.headers().get("x-amz-delete-marker"))
+                .map(str::to_owned);
+            Err((status, code, marker))
+        }
+    }
+}
+
+/// The version ids of `key` in `bucket`, newest first (markers included).
+async fn version_ids(c: &Client, bucket: &str, key: &str) -> Vec<String> {
+    let got = c
+        .list_object_versions()
+        .bucket(bucket)
+        .prefix(key)
+        .send()
+        .await
+        .unwrap();
+    let mut rows: Vec<_> = got
+        .versions()
+        .iter()
+        .map(|v| {
+            (
+                *v.last_modified().unwrap(),
+                v.version_id().unwrap().to_owned(),
+            )
+        })
+        .chain(got.delete_markers().iter().map(|d| {
+            (
+                *d.last_modified().unwrap(),
+                d.version_id().unwrap().to_owned(),
+            )
+        }))
+        .collect();
+    // This gateway's ids of one member sort newest first.
+    rows.sort_by(|a, b| a.1.cmp(&b.1));
+    rows.into_iter().map(|r| r.1).collect()
+}
+
+/// A write stopped after its version file and before publishing it (as the engine dying
+/// there would), a delete marker stopped so, and a permanent delete stopped after
+/// removing the newest file: the version is kept and listed, and the next read publishes
+/// it, so the key shows its newest version (on fs, at its path too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_stopped_between_its_steps_loses_nothing() {
+    for (kind, bucket) in CRASH_BUCKETS {
+        let dir = TempDir::new("versioning-crash");
+        let gw = Gateway::start(&config_of(kind, &dir.0, bucket))
+            .await
+            .unwrap();
+        let c = gw.client();
+        let put = |body: &'static [u8]| {
+            c.put_object()
+                .bucket(bucket)
+                .key("k")
+                .body(ByteStream::from_static(body))
+                .send()
+        };
+        let v1 = put(b"one").await.unwrap().version_id().unwrap().to_owned();
+        fail::cfg("versions::written", &format!("return({bucket})")).unwrap();
+        let e = put(b"two").await.unwrap_err();
+        fail::remove("versions::written");
+        assert_eq!(err_of(&e).0, 500, "{kind}");
+        let ids = version_ids(&c, bucket, "k").await;
+        assert_eq!(
+            ids.len(),
+            2,
+            "{kind}: the stopped write's version is not kept"
+        );
+        assert_eq!(ids[1], v1, "{kind}");
+        let v2 = ids[0].clone();
+        assert_eq!(
+            get_in(&c, bucket, "k").await,
+            Ok((b"two".to_vec(), Some(v2.clone()))),
+            "{kind}"
+        );
+        if kind == "fs" {
+            assert_eq!(std::fs::read(dir.0.join("k")).unwrap(), b"two");
+        }
+        // A delete marker stopped before it hid the key.
+        fail::cfg("versions::written", &format!("return({bucket})")).unwrap();
+        let e = c
+            .delete_object()
+            .bucket(bucket)
+            .key("k")
+            .send()
+            .await
+            .unwrap_err();
+        fail::remove("versions::written");
+        assert_eq!(err_of(&e).0, 500, "{kind}");
+        let ids = version_ids(&c, bucket, "k").await;
+        assert_eq!(ids.len(), 3, "{kind}");
+        let m = ids[0].clone();
+        assert_eq!(
+            get_in(&c, bucket, "k").await,
+            Err((404, "NoSuchKey".into(), Some("true".into()))),
+            "{kind}"
+        );
+        if kind == "fs" {
+            assert!(
+                !dir.0.join("k").exists(),
+                "the marker did not remove the key's file"
+            );
+        }
+        // Removing the marker, stopped before the key shows the version under it.
+        fail::cfg("versions::removed", &format!("return({bucket})")).unwrap();
+        let e = c
+            .delete_object()
+            .bucket(bucket)
+            .key("k")
+            .version_id(&m)
+            .send()
+            .await
+            .unwrap_err();
+        fail::remove("versions::removed");
+        assert_eq!(err_of(&e).0, 500, "{kind}");
+        assert_eq!(
+            version_ids(&c, bucket, "k").await,
+            [v2.clone(), v1.clone()],
+            "{kind}"
+        );
+        assert_eq!(
+            get_in(&c, bucket, "k").await,
+            Ok((b"two".to_vec(), Some(v2.clone()))),
+            "{kind}"
+        );
+        // Removing the newest version, stopped before the key falls back to the older.
+        fail::cfg("versions::removed", &format!("return({bucket})")).unwrap();
+        let e = c
+            .delete_object()
+            .bucket(bucket)
+            .key("k")
+            .version_id(&v2)
+            .send()
+            .await
+            .unwrap_err();
+        fail::remove("versions::removed");
+        assert_eq!(err_of(&e).0, 500, "{kind}");
+        assert_eq!(
+            version_ids(&c, bucket, "k").await,
+            vec![v1.clone()],
+            "{kind}"
+        );
+        assert_eq!(
+            get_in(&c, bucket, "k").await,
+            Ok((b"one".to_vec(), Some(v1.clone()))),
+            "{kind}"
+        );
+        if kind == "fs" {
+            assert_eq!(std::fs::read(dir.0.join("k")).unwrap(), b"one");
+        }
+        gw.stop().await;
+    }
+}
