@@ -34,6 +34,9 @@ pub enum JobState {
     Cancelled,
 }
 
+/// When a job ended, and how long after its start.
+type Ended = (DateTime<Utc>, Duration);
+
 #[derive(Debug)]
 pub struct Job {
     pub id: u64,
@@ -47,7 +50,7 @@ pub struct Job {
     /// The state, and once the job has ended, when and how long after its start: its
     /// elapsed time and rate stop there rather than go on growing (a finished job's rate
     /// would fall for ever).
-    state: Mutex<(JobState, Option<(DateTime<Utc>, Duration)>)>,
+    state: Mutex<(JobState, Option<Ended>)>,
     /// Stops the job's task; set once it is spawned.
     abort: Mutex<Option<tokio::task::AbortHandle>>,
     /// What an inventory found, once it is done.
@@ -63,7 +66,7 @@ impl Job {
         matches!(self.state(), JobState::Running)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (JobState, Option<(DateTime<Utc>, Duration)>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (JobState, Option<Ended>)> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -84,7 +87,7 @@ impl Job {
         true
     }
 
-    fn ended_now(&self) -> (DateTime<Utc>, Duration) {
+    fn ended_now(&self) -> Ended {
         (Utc::now(), self.clock.elapsed())
     }
 
