@@ -63,6 +63,9 @@ pub struct VirtualBucket {
     /// (see [`Router::public_access_block`]); like the stored policy, read again once
     /// [`POLICY_CACHE`] old.
     block: std::sync::Mutex<Option<(Instant, Option<PublicAccessBlock>)>>,
+    /// The stored versioning state of a bucket made by CreateBucket, as last read (see
+    /// [`Router::versioning`]); read again once [`POLICY_CACHE`] old.
+    versioning: std::sync::Mutex<Option<(Instant, versions::State)>>,
 }
 
 impl VirtualBucket {
@@ -87,6 +90,7 @@ impl VirtualBucket {
             checked: std::sync::Mutex::new(Instant::now()),
             record: None,
             block: std::sync::Mutex::new(None),
+            versioning: std::sync::Mutex::new(None),
         }
     }
 
@@ -2497,11 +2501,21 @@ impl Router {
                 },
             );
         }
+        // Read at most every POLICY_CACHE, not by every request: another engine's change
+        // arrives within that time (AWS too asks writers to wait after enabling
+        // versioning, for its own propagation), this engine's at once.
+        if let Some((read, state)) = *vb.versioning.lock().expect("versioning cache")
+            && read.elapsed() < POLICY_CACHE
+        {
+            return Ok(state);
+        }
         let member = vb.members.first().ok_or(Error::NoSuchBucket)?;
         let raw = member.store.get_internal(versions::STATE_PATH).await?;
-        Ok(raw
+        let state = raw
             .and_then(|r| versions::State::parse(std::str::from_utf8(&r).ok()?.trim()))
-            .unwrap_or(versions::State::Unversioned))
+            .unwrap_or(versions::State::Unversioned);
+        *vb.versioning.lock().expect("versioning cache") = Some((Instant::now(), state));
+        Ok(state)
     }
 
     /// GetBucketVersioning.
@@ -2534,6 +2548,7 @@ impl Router {
                 .put_internal(versions::STATE_PATH, Bytes::from_static(text.as_bytes()))
                 .await?;
         }
+        *vb.versioning.lock().expect("versioning cache") = Some((Instant::now(), state));
         Ok(())
     }
 
@@ -2937,6 +2952,82 @@ mod tests {
             third.bucket("made").await,
             Err(Error::NoSuchBucket)
         ));
+    }
+
+    /// A bucket made by CreateBucket keeps its versioning state in its member; requests do
+    /// not read it each time (a file read on every PUT and GET of an `fs` bucket), but at
+    /// most every [`POLICY_CACHE`], and the engine that changes it sees the change at once.
+    #[tokio::test]
+    async fn the_versioning_state_is_not_read_by_every_request() {
+        let config = Arc::new(
+            Config::from_toml("version = 1\n[dynamic_buckets]\nkind = \"memory\"\n").unwrap(),
+        );
+        let metrics = Arc::new(Metrics::default());
+        let r = Router::new(config, None, metrics.clone()).unwrap();
+        r.create_bucket("made", None).await.unwrap();
+        let internal_reads = || {
+            metrics
+                .encode()
+                .lines()
+                .filter(|l| {
+                    l.starts_with("switchyard_backend_requests_total{")
+                        && l.contains("operation=\"internal\"")
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>()
+        };
+        let before = internal_reads();
+        for i in 0..10 {
+            let body: Body = futures::stream::iter(vec![Ok(Bytes::from(format!("v{i}")))]).boxed();
+            r.put_version(
+                &view(),
+                "made",
+                "k",
+                body,
+                Declared::default(),
+                &Attrs::default(),
+                &WriteCondition::None,
+            )
+            .await
+            .unwrap();
+            r.get_version(
+                &view(),
+                "made",
+                "k",
+                None,
+                None,
+                &ReadConditions::default(),
+                true,
+            )
+            .await
+            .unwrap();
+        }
+        let reads = internal_reads() - before;
+        assert!(reads <= 2.0, "{reads} bookkeeping calls for 20 requests");
+        r.put_versioning("made", versions::State::Enabled)
+            .await
+            .unwrap();
+        assert_eq!(
+            r.versioning("made").await.unwrap(),
+            versions::State::Enabled
+        );
+        let body: Body = futures::stream::iter(vec![Ok(Bytes::from_static(b"v"))]).boxed();
+        let (_, id) = r
+            .put_version(
+                &view(),
+                "made",
+                "k",
+                body,
+                Declared::default(),
+                &Attrs::default(),
+                &WriteCondition::None,
+            )
+            .await
+            .unwrap();
+        assert!(
+            id.is_some(),
+            "the write right after enabling kept no version"
+        );
     }
 
     #[tokio::test]
