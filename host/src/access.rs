@@ -523,8 +523,13 @@ mod tests {
         );
         let e = parse_keys(&["aws:SourceIp=10.0.0.1".into()]).unwrap_err();
         assert!(e.to_string().contains("--source-ip"), "{e}");
-        let e = parse_keys(&["s3:VersionId=1".into()]).unwrap_err();
+        let e = parse_keys(&["s3:object-lock-mode=GOVERNANCE".into()]).unwrap_err();
         assert!(e.to_string().contains("s3:prefix"), "{e}");
+        // A version's id is a request key since versioning exists.
+        assert_eq!(
+            parse_keys(&["s3:VersionId=1".into()]).unwrap(),
+            [("s3:versionid".to_owned(), "1".to_owned())]
+        );
         assert!(parse_keys(&["s3:prefix".into()]).is_err());
     }
 
