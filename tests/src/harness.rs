@@ -507,3 +507,65 @@ pub async fn run_switchyard(
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
 }
+
+/// The versions listed under `prefix`, all pages of `page` rows: (key, version id, is a
+/// delete marker, is latest), in the listing's order.
+pub async fn list_all_versions(
+    c: &Client,
+    bucket: &str,
+    prefix: &str,
+    page: i32,
+) -> Vec<(String, String, bool, bool)> {
+    let mut out = Vec::new();
+    let (mut km, mut vm): (Option<String>, Option<String>) = (None, None);
+    loop {
+        let got = c
+            .list_object_versions()
+            .bucket(bucket)
+            .prefix(prefix)
+            .max_keys(page)
+            .set_key_marker(km.clone())
+            .set_version_id_marker(vm.clone())
+            .send()
+            .await
+            .unwrap();
+        let mut rows: Vec<_> = got
+            .versions()
+            .iter()
+            .map(|v| {
+                (
+                    v.key().unwrap().to_owned(),
+                    v.version_id().unwrap().to_owned(),
+                    false,
+                    v.is_latest().unwrap(),
+                    *v.last_modified().unwrap(),
+                )
+            })
+            .chain(got.delete_markers().iter().map(|d| {
+                (
+                    d.key().unwrap().to_owned(),
+                    d.version_id().unwrap().to_owned(),
+                    true,
+                    d.is_latest().unwrap(),
+                    *d.last_modified().unwrap(),
+                )
+            }))
+            .collect();
+        assert!(rows.len() <= page as usize);
+        // The listing's one order, split by the SDK into two lists: this gateway's ids of
+        // one member sort newest first, after the latest (`null` is its only other id).
+        rows.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| b.3.cmp(&a.3))
+                .then_with(|| a.1.cmp(&b.1))
+        });
+        out.extend(rows.into_iter().map(|(k, v, m, l, _)| (k, v, m, l)));
+        if !got.is_truncated().unwrap() {
+            break;
+        }
+        km = got.next_key_marker().map(str::to_owned);
+        vm = got.next_version_id_marker().map(str::to_owned);
+        assert!(km.is_some(), "a truncated page without NextKeyMarker");
+    }
+    out
+}

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use switchyard_tests::compat;
 use switchyard_tests::harness::{
     ACCESS_KEY, Fixture, Gateway, Kind, SECRET_KEY, TempDir, anonymous_client, err_of,
-    sign_unsigned_payload,
+    list_all_versions, sign_unsigned_payload,
 };
 
 const BUCKET: &str = "conformance";
@@ -3971,72 +3971,6 @@ async fn get_body(
     (got.body.collect().await.unwrap().to_vec(), id)
 }
 
-/// The versions listed under `prefix`, all pages of `page` rows: (key, version id, is a
-/// delete marker, is latest), in the listing's order.
-async fn all_versions(
-    c: &Client,
-    bucket: &str,
-    prefix: &str,
-    page: i32,
-) -> Vec<(String, String, bool, bool)> {
-    let mut out: Vec<(String, String, bool, bool, aws_smithy_types::DateTime)> = Vec::new();
-    let (mut km, mut vm): (Option<String>, Option<String>) = (None, None);
-    loop {
-        let got = c
-            .list_object_versions()
-            .bucket(bucket)
-            .prefix(prefix)
-            .max_keys(page)
-            .set_key_marker(km.clone())
-            .set_version_id_marker(vm.clone())
-            .send()
-            .await
-            .unwrap();
-        let mut rows: Vec<_> = got
-            .versions()
-            .iter()
-            .map(|v| {
-                (
-                    v.key().unwrap().to_owned(),
-                    v.version_id().unwrap().to_owned(),
-                    false,
-                    v.is_latest().unwrap(),
-                    *v.last_modified().unwrap(),
-                )
-            })
-            .chain(got.delete_markers().iter().map(|d| {
-                (
-                    d.key().unwrap().to_owned(),
-                    d.version_id().unwrap().to_owned(),
-                    true,
-                    d.is_latest().unwrap(),
-                    *d.last_modified().unwrap(),
-                )
-            }))
-            .collect();
-        assert!(rows.len() <= page as usize);
-        // Versions and markers come in two lists; by key, then newest first, they are
-        // the listing's one order.
-        // The listing's one order, split by the SDK into two lists: this gateway's ids of
-        // one member sort newest first, after the latest (`null` is its only other id).
-        rows.sort_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| b.3.cmp(&a.3))
-                .then_with(|| a.1.cmp(&b.1))
-        });
-        out.extend(rows);
-        if !got.is_truncated().unwrap() {
-            break;
-        }
-        km = got.next_key_marker().map(str::to_owned);
-        vm = got.next_version_id_marker().map(str::to_owned);
-        assert!(km.is_some(), "a truncated page without NextKeyMarker");
-    }
-    out.into_iter()
-        .map(|(k, v, m, l, _)| (k, v, m, l))
-        .collect()
-}
-
 /// Versioning kept by the gateway (fs, memory): bucket state, version ids on writes and
 /// reads, delete markers, permanent deletes of one version, the null version (objects
 /// from before versioning, writes while suspended), ListObjectVersions with pages and
@@ -4097,7 +4031,7 @@ async fn versioning(fx: &Fixture) {
         (head.content_length(), head.version_id()),
         (Some(3), Some(v1.as_str()))
     );
-    let rows = all_versions(&c, b, "k", 1000).await;
+    let rows = list_all_versions(&c, b, "k", 1000).await;
     assert_eq!(
         rows,
         [
@@ -4134,7 +4068,7 @@ async fn versioning(fx: &Fixture) {
     );
     let listed = c.list_objects_v2().bucket(b).send().await.unwrap();
     assert!(listed.contents().is_empty(), "a deleted key is listed");
-    let rows = all_versions(&c, b, "", 1000).await;
+    let rows = list_all_versions(&c, b, "", 1000).await;
     assert_eq!(rows[0], ("k".into(), m.clone(), true, true));
     assert_eq!(rows.len(), 4);
     let undo = c
@@ -4194,7 +4128,7 @@ async fn versioning(fx: &Fixture) {
         Some("null")
     );
     assert_eq!(get_body(&c, b, "k", Some("null")).await.0, b"suspended");
-    let rows = all_versions(&c, b, "k", 1000).await;
+    let rows = list_all_versions(&c, b, "k", 1000).await;
     assert_eq!(
         rows,
         [
@@ -4224,11 +4158,11 @@ async fn versioning(fx: &Fixture) {
         }
     }
     c.delete_object().bucket(b).key("p/b").send().await.unwrap();
-    let whole = all_versions(&c, b, "", 1000).await;
+    let whole = list_all_versions(&c, b, "", 1000).await;
     assert_eq!(whole.len(), 2 + 3 + 3 + 1 + 2);
     for page in [1, 2, 3] {
         assert_eq!(
-            all_versions(&c, b, "", page).await,
+            list_all_versions(&c, b, "", page).await,
             whole,
             "pages of {page}"
         );

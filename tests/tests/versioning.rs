@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use rand::{Rng, SeedableRng};
-use switchyard_tests::harness::{Gateway, TempDir, err_of};
+use switchyard_tests::harness::{Gateway, TempDir, err_of, list_all_versions};
 
 const BUCKET: &str = "vers";
 /// The crash test's buckets, one per kind: a crash point stops only its own bucket.
@@ -210,58 +210,6 @@ fn pick(rng: &mut impl Rng, made: &Made) -> Option<String> {
     })
 }
 
-/// Every version listed: (key, version id, marker, latest), in the listing's order.
-async fn listed(c: &Client, page: i32) -> Vec<(String, String, bool, bool)> {
-    let mut out = Vec::new();
-    let (mut km, mut vm): (Option<String>, Option<String>) = (None, None);
-    loop {
-        let got = c
-            .list_object_versions()
-            .bucket(BUCKET)
-            .max_keys(page)
-            .set_key_marker(km.clone())
-            .set_version_id_marker(vm.clone())
-            .send()
-            .await
-            .unwrap();
-        let mut rows: Vec<_> = got
-            .versions()
-            .iter()
-            .map(|v| {
-                (
-                    v.key().unwrap().to_owned(),
-                    v.version_id().unwrap().to_owned(),
-                    false,
-                    v.is_latest().unwrap(),
-                    *v.last_modified().unwrap(),
-                )
-            })
-            .chain(got.delete_markers().iter().map(|d| {
-                (
-                    d.key().unwrap().to_owned(),
-                    d.version_id().unwrap().to_owned(),
-                    true,
-                    d.is_latest().unwrap(),
-                    *d.last_modified().unwrap(),
-                )
-            }))
-            .collect();
-        // The listing's one order, split by the SDK into two lists: this gateway's ids of
-        // one member sort newest first, after the latest (`null` is its only other id).
-        rows.sort_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| b.3.cmp(&a.3))
-                .then_with(|| a.1.cmp(&b.1))
-        });
-        out.extend(rows.into_iter().map(|(k, v, m, l, _)| (k, v, m, l)));
-        if !got.is_truncated().unwrap() {
-            return out;
-        }
-        km = got.next_key_marker().map(str::to_owned);
-        vm = got.next_version_id_marker().map(str::to_owned);
-    }
-}
-
 async fn run(kind: &str, seed: u64, ops: usize) {
     let dir = TempDir::new("versioning-model");
     let config = config(kind, &dir.0);
@@ -291,7 +239,7 @@ async fn run(kind: &str, seed: u64, ops: usize) {
         orders.push(o);
     }
     let c = first.client();
-    let rows = listed(&c, 1000).await;
+    let rows = list_all_versions(&c, BUCKET, "", 1000).await;
     // Exactly the versions the clients kept: none lost, none invented.
     let ids: BTreeSet<&String> = rows.iter().map(|r| &r.1).collect();
     let kept: BTreeSet<&String> = made.keys().collect();
@@ -306,7 +254,7 @@ async fn run(kind: &str, seed: u64, ops: usize) {
     );
     for page in [1, 3] {
         assert_eq!(
-            listed(&c, page).await,
+            list_all_versions(&c, BUCKET, "", page).await,
             rows,
             "{kind} seed {seed}: pages of {page}"
         );
