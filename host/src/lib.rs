@@ -14,6 +14,7 @@ pub mod frontend;
 pub mod iam;
 pub mod jobs;
 pub mod listing;
+pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod mover;

@@ -495,40 +495,15 @@ fn policy_command(cmd: PolicyCommand) -> ExitCode {
     }
 }
 
-/// Logs go to stderr through a background writer: a request's log line is formatted on
-/// its worker but never waits for the terminal or pipe. The access log (a line per
-/// request) is on unless `SWITCHYARD_LOG` turns it off (`switchyard::access=off`); its
-/// lines go through the same writer, in batches. Keep the guards until exit, so that the
-/// last lines are flushed.
+/// Logs go to stderr ([`switchyard::logging::init`]), in colour on a terminal.
 fn init_tracing(
     json: bool,
 ) -> (
-    // Dropped first: its last lines go through the writer the second one flushes.
     Option<switchyard::frontend::access_log::Guard>,
     tracing_appender::non_blocking::WorkerGuard,
 ) {
     use std::io::IsTerminal as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        // Block rather than drop lines when the writer falls behind: an access log with
-        // holes is worse than a slower request.
-        .lossy(false)
-        .finish(std::io::stderr());
-    let access = switchyard::frontend::access_log::install(json, writer.clone());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(writer);
-    if json {
-        // Event fields at the top level; the request's span (its id, operation and
-        // bucket) stays under `span`, so that what the engine logs while it handles a
-        // request still names it (the access log writes its own flat lines).
-        builder.json().flatten_event(true).init();
-    } else {
-        builder.init();
-    }
-    (access, guard)
+    switchyard::logging::init(json, std::io::stderr().is_terminal(), std::io::stderr())
 }
 
 /// What `serve` logs about the embedded default once logging has started.

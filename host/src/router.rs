@@ -27,7 +27,7 @@ use crate::model::{
     RESERVED_PREFIX, ReadConditions, Result, WriteCondition,
 };
 use crate::policy::set::PolicySet;
-use crate::policy::wasm::CallError;
+use crate::policy::wasm::{CallError, WasmPolicy};
 use crate::policy::{
     DefaultPolicy, ObjectView, Policy, RequestView, RouteAnswer, TierAction, Verdict,
     validate_answer, validate_tier,
@@ -241,25 +241,34 @@ impl Decider {
         }
         let started = Instant::now();
         let loaded = self.policies.as_ref().and_then(|s| s.get(&vb.policy));
-        let hash = loaded.as_ref().map_or("-", |p| p.short_hash()).to_owned();
+        let hash = loaded.as_ref().map_or("-", |p| p.short_hash());
         let (outcome, result): (Outcome, Result<RouteAnswer, String>) = match &loaded {
             None => (
                 Outcome::NotLoaded,
                 Err("the policy is not loaded".to_owned()),
             ),
             Some(p) => {
-                let (req, obj, members) = (req.clone(), obj.clone(), views.clone());
+                let run = move |p: &WasmPolicy,
+                                req: &RequestView,
+                                obj: &ObjectView,
+                                members: &[MemberView]| match call {
+                    metrics::Call::Route => p.route(req, obj, members),
+                    _ => p.place(req, obj, members).map(|r| {
+                        r.map(|members| RouteAnswer {
+                            members,
+                            strict: false,
+                        })
+                    }),
+                };
                 let r = p
-                    .clone()
-                    .call_off_thread(move |p| match call {
-                        metrics::Call::Route => p.route(&req, &obj, &members),
-                        _ => p.place(&req, &obj, &members).map(|r| {
-                            r.map(|members| RouteAnswer {
-                                members,
-                                strict: false,
-                            })
-                        }),
-                    })
+                    .call(
+                        (req, obj, &views),
+                        |(req, obj, members), p| run(p, req, obj, members),
+                        |(req, obj, members)| {
+                            let (req, obj, members) = (req.clone(), obj.clone(), members.clone());
+                            Box::new(move |p| run(p, &req, &obj, &members))
+                        },
+                    )
                     .await;
                 self.observe_call(&vb.policy, started);
                 classify(r, |answer| {
@@ -291,7 +300,7 @@ impl Decider {
         match result {
             Ok(a) => Ok(a),
             Err(reason) => {
-                self.fail(vb, &hash, "decide", "using the built-in default", reason)?;
+                self.fail(vb, hash, "decide", "using the built-in default", reason)?;
                 builtin().map_err(|e| Error::internal(e.to_string()))
             }
         }
@@ -431,10 +440,15 @@ impl Decider {
                 Err("the policy is not loaded".to_owned()),
             ),
             Some(p) => {
-                let (req2, obj2) = (req.clone(), obj.clone());
                 let r = p
-                    .clone()
-                    .call_off_thread(move |p| p.admit(&req2, &obj2))
+                    .call(
+                        (req, obj),
+                        |(req, obj), p| p.admit(req, obj),
+                        |(req, obj)| {
+                            let (req, obj) = (req.clone(), obj.clone());
+                            Box::new(move |p| p.admit(&req, &obj))
+                        },
+                    )
                     .await;
                 self.observe_call(&vb.policy, started);
                 classify(r, Ok)

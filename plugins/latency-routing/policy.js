@@ -60,6 +60,17 @@ function readConfig() {
   return config;
 }
 
+// The configuration, parsed by an instance's first call and kept: an instance's
+// configuration never changes (a new one comes with new instances). A broken one is
+// parsed again by every call, which throws its error each time.
+let parsedConfig = null;
+function currentConfig() {
+  if (parsedConfig === null) {
+    parsedConfig = readConfig();
+  }
+  return parsedConfig;
+}
+
 function invalidConfig(message) {
   host.log("warn", `latency-routing: ${message}`);
   fail("invalid-input", message);
@@ -104,7 +115,7 @@ function rank(members, config) {
 
 export const routing = {
   route(_req, _obj, members) {
-    const config = readConfig();
+    const config = currentConfig();
     if (members.length === 0) {
       fail("unavailable", "no members to route to");
     }
@@ -114,7 +125,7 @@ export const routing = {
 
 export const placement = {
   place(_req, obj, members) {
-    const config = readConfig();
+    const config = currentConfig();
     const best = rank(members, config)[0];
     if (best === undefined || !best.healthy) {
       fail("unavailable", `no healthy member to write ${obj.bucket}/${obj.key} to`);
@@ -125,7 +136,7 @@ export const placement = {
 
 export const tiering = {
   tier(_obj, _current, _members) {
-    readConfig();
+    currentConfig();
     return { tag: "keep" };
   },
 };

@@ -464,6 +464,24 @@ static bool config_load(config_t *c, refusal_t *r) {
     return true;
 }
 
+// The configuration, loaded by an instance's first call and kept: an instance's
+// host::config() never changes (a new configuration comes with new instances), and
+// parsing it on every call cost more than the decision. An invalid one is read again by
+// every call, so that each refusal says why.
+static config_t loaded;
+static bool is_loaded;
+
+static const config_t *config_get(refusal_t *r) {
+    if (!is_loaded) {
+        if (!config_load(&loaded, r)) {
+            config_free(&loaded);
+            return NULL;
+        }
+        is_loaded = true;
+    }
+    return &loaded;
+}
+
 // The rule whose prefix is the longest that `key` starts with, among placement rules
 // (`after` false) or tiering rules; `*` only when no prefix matches. NULL when none does.
 static const rule_t *best_rule(const config_t *c, view_t key, bool after) {
@@ -712,7 +730,7 @@ static bool tier(const config_t *c, const object_t *obj, view_t current, const m
 }
 
 // ---------------------------------------------------------------------------------------------
-// The exports: load the configuration, decide, then free the arguments and the configuration.
+// The exports: decide by the configuration (loaded once), then free the arguments.
 // The answer (`ret`, or the message in `err`) holds copies only.
 
 bool exports_switchyard_policy_placement_place(
@@ -720,10 +738,9 @@ bool exports_switchyard_policy_placement_place(
     exports_switchyard_policy_placement_object_t *obj,
     exports_switchyard_policy_placement_list_member_t *members, policy_list_string_t *ret,
     exports_switchyard_policy_placement_policy_error_t *err) {
-    config_t c;
     refusal_t r = {0};
-    bool ok = config_load(&c, &r) && place(&c, obj, members->ptr, members->len, ret, &r);
-    config_free(&c);
+    const config_t *c = config_get(&r);
+    bool ok = c != NULL && place(c, obj, members->ptr, members->len, ret, &r);
     exports_switchyard_policy_placement_request_free(req);
     exports_switchyard_policy_placement_object_free(obj);
     exports_switchyard_policy_placement_list_member_free(members);
@@ -735,10 +752,9 @@ bool exports_switchyard_policy_routing_route(
     exports_switchyard_policy_routing_object_t *obj,
     exports_switchyard_policy_routing_list_member_t *members, policy_list_string_t *ret,
     exports_switchyard_policy_routing_policy_error_t *err) {
-    config_t c;
     refusal_t r = {0};
-    bool ok = config_load(&c, &r) && route(&c, obj, members->ptr, members->len, ret, &r);
-    config_free(&c);
+    const config_t *c = config_get(&r);
+    bool ok = c != NULL && route(c, obj, members->ptr, members->len, ret, &r);
     exports_switchyard_policy_routing_request_free(req);
     exports_switchyard_policy_routing_object_free(obj);
     exports_switchyard_policy_routing_list_member_free(members);
@@ -750,11 +766,10 @@ bool exports_switchyard_policy_tiering_tier(
     exports_switchyard_policy_tiering_list_member_t *members,
     exports_switchyard_policy_tiering_tier_action_t *ret,
     exports_switchyard_policy_tiering_policy_error_t *err) {
-    config_t c;
     refusal_t r = {0};
-    bool ok = config_load(&c, &r) &&
-              tier(&c, obj, view_of(current), members->ptr, members->len, ret, &r);
-    config_free(&c);
+    const config_t *c = config_get(&r);
+    bool ok = c != NULL &&
+              tier(c, obj, view_of(current), members->ptr, members->len, ret, &r);
     exports_switchyard_policy_tiering_object_free(obj);
     policy_string_free(current);
     exports_switchyard_policy_tiering_list_member_free(members);

@@ -89,6 +89,19 @@ def read_config() -> Config:
     )
 
 
+_config: Optional[Config] = None
+
+
+def current_config() -> Config:
+    """The configuration, parsed by an instance's first call and kept: an instance's
+    configuration never changes (a new one comes with new instances). A broken one is
+    parsed again by every call, which raises its error each time."""
+    global _config
+    if _config is None:
+        _config = read_config()
+    return _config
+
+
 def _has(member: Member, label: Tuple[str, str]) -> bool:
     return any(k == label[0] and v == label[1] for (k, v) in member.labels)
 
@@ -106,7 +119,7 @@ def _fmt(label: Tuple[str, str]) -> str:
 
 class Placement(exports.Placement):
     def place(self, req: Request, obj: Object, members: List[Member]) -> List[str]:
-        config = read_config()
+        config = current_config()
         if obj.size is not None and obj.size >= config.threshold_bytes:
             cold = _first_healthy(members, config.cold_label)
             if cold is None:
@@ -130,7 +143,7 @@ class Placement(exports.Placement):
 
 class Routing(exports.Routing):
     def route(self, req: Request, obj: Object, members: List[Member]) -> List[str]:
-        config = read_config()
+        config = current_config()
         if not members:
             raise Err(PolicyError_Unavailable("no members to route to"))
 
@@ -149,5 +162,5 @@ class Routing(exports.Routing):
 
 class Tiering(exports.Tiering):
     def tier(self, obj: Object, current: str, members: List[Member]) -> TierAction:
-        read_config()
+        current_config()
         return TierAction_Keep()

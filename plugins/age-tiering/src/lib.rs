@@ -34,21 +34,21 @@ struct AgeTiering;
 impl placement::Guest for AgeTiering {
     fn place(_: Request, _: Object, members: Vec<Member>) -> Result<Vec<String>, PolicyError> {
         // Checked on every call, so a broken configuration shows before the first tiering pass.
-        parse_config(&host::config())?;
+        config()?;
         place(&members)
     }
 }
 
 impl routing::Guest for AgeTiering {
     fn route(_: Request, _: Object, members: Vec<Member>) -> Result<Vec<String>, PolicyError> {
-        parse_config(&host::config())?;
+        config()?;
         route(&members)
     }
 }
 
 impl tiering::Guest for AgeTiering {
     fn tier(obj: Object, current: String, members: Vec<Member>) -> Result<TierAction, PolicyError> {
-        let action = tier(&parse_config(&host::config())?, &obj, &current, &members)?;
+        let action = tier(config()?, &obj, &current, &members)?;
         if !matches!(action, TierAction::Keep) {
             host::log(
                 LogLevel::Debug,
@@ -57,6 +57,17 @@ impl tiering::Guest for AgeTiering {
         }
         Ok(action)
     }
+}
+
+/// The configuration, parsed by the first call of an instance and kept: an instance's
+/// `config()` never changes (a new configuration comes with new instances), and parsing it
+/// on every call cost more than the decision itself.
+fn config() -> Result<&'static Config, PolicyError> {
+    static CONFIG: std::sync::OnceLock<Result<Config, String>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| Config::parse(&host::config()))
+        .as_ref()
+        .map_err(|e| PolicyError::InvalidInput(e.clone()))
 }
 
 fn parse_config(text: &str) -> Result<Config, PolicyError> {

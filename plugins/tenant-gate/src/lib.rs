@@ -35,7 +35,7 @@ struct Gate;
 
 impl admission::Guest for Gate {
     fn admit(req: Request, obj: Object) -> Result<Verdict, PolicyError> {
-        let config = parse_config(&host::config())?;
+        let config = config()?;
         let (tenant, verdict) = admit(&config, &req, &obj);
         count(tenant.unwrap_or("-"), &verdict);
         Ok(verdict)
@@ -44,7 +44,7 @@ impl admission::Guest for Gate {
 
 impl placement::Guest for Gate {
     fn place(_: Request, obj: Object, members: Vec<Member>) -> Result<Vec<String>, PolicyError> {
-        let config = parse_config(&host::config())?;
+        let config = config()?;
         let (name, tenant) = tenant_of_key(&config, &obj.key)?;
         members
             .iter()
@@ -61,7 +61,7 @@ impl placement::Guest for Gate {
 
 impl routing::Guest for Gate {
     fn route(_: Request, obj: Object, members: Vec<Member>) -> Result<RouteAnswer, PolicyError> {
-        let config = parse_config(&host::config())?;
+        let config = config()?;
         let (name, tenant) = tenant_of_key(&config, &obj.key)?;
         let members: Vec<String> = members
             .iter()
@@ -84,13 +84,20 @@ impl routing::Guest for Gate {
 
 impl tiering::Guest for Gate {
     fn tier(_: Object, _: String, _: Vec<Member>) -> Result<TierAction, PolicyError> {
-        parse_config(&host::config())?;
+        config()?;
         Ok(TierAction::Keep)
     }
 }
 
-fn parse_config(text: &str) -> Result<Config, PolicyError> {
-    Config::parse(text).map_err(PolicyError::InvalidInput)
+/// The configuration, parsed by the first call of an instance and kept: an instance's
+/// `config()` never changes (a new configuration comes with new instances), and parsing it
+/// on every call cost more than the decision itself.
+fn config() -> Result<&'static Config, PolicyError> {
+    static CONFIG: std::sync::OnceLock<Result<Config, String>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| Config::parse(&host::config()))
+        .as_ref()
+        .map_err(|e| PolicyError::InvalidInput(e.clone()))
 }
 
 fn in_region(m: &Member, region: &str) -> bool {

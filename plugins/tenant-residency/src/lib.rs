@@ -31,21 +31,32 @@ struct Residency;
 
 impl placement::Guest for Residency {
     fn place(req: Request, obj: Object, members: Vec<Member>) -> Result<Vec<String>, PolicyError> {
-        place(&parse_config(&host::config())?, &req, &obj, &members)
+        place(config()?, &req, &obj, &members)
     }
 }
 
 impl routing::Guest for Residency {
     fn route(req: Request, obj: Object, members: Vec<Member>) -> Result<Vec<String>, PolicyError> {
-        route(&parse_config(&host::config())?, &req, &obj, &members)
+        route(config()?, &req, &obj, &members)
     }
 }
 
 impl tiering::Guest for Residency {
     fn tier(_: Object, _: String, _: Vec<Member>) -> Result<TierAction, PolicyError> {
         // Checked anyway, so a broken configuration shows on every kind of call.
-        Ok(tier(&parse_config(&host::config())?))
+        Ok(tier(config()?))
     }
+}
+
+/// The configuration, parsed by the first call of an instance and kept: an instance's
+/// `config()` never changes (a new configuration comes with new instances), and parsing it
+/// on every call cost more than the decision itself.
+fn config() -> Result<&'static Config, PolicyError> {
+    static CONFIG: std::sync::OnceLock<Result<Config, String>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| Config::parse(&host::config()))
+        .as_ref()
+        .map_err(|e| PolicyError::InvalidInput(e.clone()))
 }
 
 fn parse_config(text: &str) -> Result<Config, PolicyError> {

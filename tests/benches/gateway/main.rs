@@ -26,6 +26,7 @@
 
 mod args;
 mod load;
+mod log_cost;
 mod metrics_cost;
 mod procs;
 mod report;
@@ -508,6 +509,19 @@ fn main() -> Result<()> {
     );
     let metrics_us = metrics_cost::per_request_us();
     println!("request metrics: {metrics_us:.2} µs/request (measured in this process)");
+    let log_dir = std::env::temp_dir().join(format!("switchyard-log-cost-{}", std::process::id()));
+    std::fs::create_dir_all(&log_dir)?;
+    let log = log_cost::per_request(&log_dir)?;
+    let _ = std::fs::remove_dir_all(&log_dir);
+    println!(
+        "request span {:.2} µs/request, access log line {:.2} µs/request (measured in this process, CPU time)",
+        log.span_us, log.line_us
+    );
+    let costs = report::Costs {
+        metrics_us,
+        span_us: log.span_us,
+        line_us: log.line_us,
+    };
     let mut rows = Vec::new();
     if args.matrix {
         let mut rig = rt.block_on(Rig::start(&args, &bin))?;
@@ -537,7 +551,7 @@ fn main() -> Result<()> {
             rss.push(r);
         }
     }
-    let mut md = markdown(&rows, &rss, &args, metrics_us);
+    let mut md = markdown(&rows, &rss, &args, &costs);
     md.push_str(&format!(
         "\nSwitchyard {}. Run took {:.0}s; load average (1 min) {} at the start, {} at the end.\n",
         report::source_version(),
