@@ -483,13 +483,15 @@ async fn check(
     }
 }
 
+/// Who is writing which key through this engine: a lock per (member's store, key).
+type Turns = std::collections::HashMap<(usize, String), Arc<tokio::sync::Mutex<()>>>;
+
 /// The writes of one key through this engine, one at a time (see [`write`]). Keyed by the
 /// member's store, so two gateways in one process over other directories never wait on
 /// each other for long (a shared entry only makes them take turns).
 async fn turn(member: &Backend, key: &str) -> Turn {
     use std::sync::{LazyLock, Mutex};
-    type Table = std::collections::HashMap<(usize, String), Arc<tokio::sync::Mutex<()>>>;
-    static TURNS: LazyLock<Mutex<Table>> = LazyLock::new(Default::default);
+    static TURNS: LazyLock<Mutex<Turns>> = LazyLock::new(Default::default);
     let id = (
         Arc::as_ptr(&member.store) as *const () as usize,
         key.to_owned(),
@@ -511,9 +513,7 @@ async fn turn(member: &Backend, key: &str) -> Turn {
 
 struct Turn {
     _guard: tokio::sync::OwnedMutexGuard<()>,
-    table: &'static std::sync::Mutex<
-        std::collections::HashMap<(usize, String), Arc<tokio::sync::Mutex<()>>>,
-    >,
+    table: &'static std::sync::Mutex<Turns>,
     id: (usize, String),
     lock: Arc<tokio::sync::Mutex<()>>,
 }

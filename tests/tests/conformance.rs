@@ -4648,7 +4648,10 @@ async fn versioned_tags(fx: &Fixture) {
         .to_owned();
     let v2 = put_body(&c, b, "k", b"two").await.unwrap();
     let pair = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
-    assert_eq!(version_tags(&c, b, "k", None).await, (vec![], Some(v2.clone())));
+    assert_eq!(
+        version_tags(&c, b, "k", None).await,
+        (vec![], Some(v2.clone()))
+    );
     assert_eq!(
         version_tags(&c, b, "k", Some(&v1)).await,
         (pair("a", "1"), Some(v1.clone()))
@@ -4738,7 +4741,10 @@ async fn versioned_tags(fx: &Fixture) {
         .await
         .unwrap();
     assert_eq!(out.version_id(), None);
-    assert_eq!(version_tags(&c, plain, "p", None).await, (pair("e", "5"), None));
+    assert_eq!(
+        version_tags(&c, plain, "p", None).await,
+        (pair("e", "5"), None)
+    );
     let e = c
         .put_object_tagging()
         .bucket(plain)
