@@ -1202,6 +1202,17 @@ impl Router {
     }
 
     async fn holds_objects(vb: &VirtualBucket) -> Result<bool> {
+        // Versions and delete markers too, as S3 counts them; fs buckets are looked at
+        // by `retire_bucket_dir`, under its rename.
+        for m in vb
+            .members
+            .iter()
+            .filter(|m| matches!(m.kind, "fs" | "memory"))
+        {
+            if !versions::all_files(m, "").await?.is_empty() {
+                return Ok(true);
+            }
+        }
         let page = listing::list(
             &vb.members,
             &ListRequest {
@@ -1962,8 +1973,6 @@ impl Router {
             }
         };
         let vb = self.bucket(bucket).await?;
-        self.refuse_unversioned_write(&vb, "a multipart upload")
-            .await?;
         let _admitted = vb.admit_write().await?;
         let obj = object_view(req, bucket, key, None, attrs);
         // A multipart upload lives in one member, the first placement target; the others
@@ -1973,6 +1982,11 @@ impl Router {
             .next()
             .ok_or_else(|| Error::internal("no placement target"))?;
         let mirrors: Vec<String> = targets.map(|t| t.name.clone()).collect();
+        if !mirrors.is_empty() && self.versioning_of(&vb).await? != versions::State::Unversioned {
+            return Err(Error::NotImplemented(
+                "a placement naming several members (a mirrored write) in a versioned bucket is not supported".into(),
+            ));
+        }
         let started = Instant::now();
         let r = member.store.mpu_create(key, attrs).await;
         member.observe(started, &r);
@@ -2146,11 +2160,13 @@ impl Router {
         upload_id: &str,
         parts: Vec<CompletedPart>,
         whole: Option<(Algorithm, String)>,
-    ) -> Result<(PutOutcome, Option<Stored>)> {
+    ) -> Result<(PutOutcome, Option<Stored>, Option<String>)> {
         let vb = self.bucket(bucket).await?;
         let _admitted = vb.admit_write().await?;
-        let (member, record, outcome, checksum) = match self
-            .complete_in_member(bucket, key, upload_id, parts, whole)
+        let state = self.versioning_of(&vb).await?;
+        let versioned = (state != versions::State::Unversioned).then_some(state);
+        let (member, record, outcome, checksum, version_id) = match self
+            .complete_in_member(bucket, key, upload_id, parts, whole, versioned)
             .await
         {
             Ok(done) => done,
@@ -2162,10 +2178,12 @@ impl Router {
                 .await?;
         }
         self.confirm_write(&vb, key).await?;
-        Ok((outcome, checksum))
+        Ok((outcome, checksum, version_id))
     }
 
-    /// Assembles an upload's parts into the object in the upload's member.
+    /// Assembles an upload's parts into the object in the upload's member; in a versioned
+    /// bucket (`versioned`, its state), into a new version of it, whose id it answers.
+    #[allow(clippy::type_complexity)]
     async fn complete_in_member(
         &self,
         bucket: &str,
@@ -2173,8 +2191,20 @@ impl Router {
         upload_id: &str,
         parts: Vec<CompletedPart>,
         whole: Option<(Algorithm, String)>,
-    ) -> Result<(Arc<Backend>, UploadRecord, PutOutcome, Option<Stored>)> {
+        versioned: Option<versions::State>,
+    ) -> Result<(
+        Arc<Backend>,
+        UploadRecord,
+        PutOutcome,
+        Option<Stored>,
+        Option<String>,
+    )> {
         let (member, id, record) = self.upload(bucket, key, upload_id).await?;
+        if versioned.is_some() && !record.mirrors.is_empty() {
+            return Err(Error::NotImplemented(
+                "a placement naming several members (a mirrored write) in a versioned bucket is not supported".into(),
+            ));
+        }
         let uploaded = Self::part_records(&member, &id).await?;
         if parts.is_empty() {
             return Err(Error::InvalidPart(
@@ -2263,21 +2293,45 @@ impl Router {
             )));
         }
         let started = Instant::now();
-        let r = member
-            .store
-            .mpu_complete(
-                key,
-                &id.backend_id,
-                &id.nonce,
-                refs.into_iter().map(|(_, r)| r).collect(),
-                &attrs,
-                &etag,
-            )
-            .await;
+        let parts: Vec<PartRef> = refs.into_iter().map(|(_, r)| r).collect();
+        let (r, version_id) = match versioned {
+            None => {
+                let r = member
+                    .store
+                    .mpu_complete(key, &id.backend_id, &id.nonce, parts, &attrs, &etag)
+                    .await;
+                (r, None)
+            }
+            // The parts assemble into the version's file, which is then published as a
+            // PUT's is (the same two steps, the same recovery after a crash).
+            Some(state) => {
+                let (store, id, attrs, etag) = (&member.store, &id, &attrs, &etag);
+                let done = versions::write(
+                    &member,
+                    bucket,
+                    key,
+                    state,
+                    &WriteCondition::None,
+                    |file| async move {
+                        let mut a = attrs.clone();
+                        a.metadata
+                            .insert(crate::model::VERSION_META.to_owned(), file.name);
+                        store
+                            .mpu_complete(&file.key, &id.backend_id, &id.nonce, parts, &a, etag)
+                            .await
+                    },
+                )
+                .await;
+                match done {
+                    Ok((o, v)) => (Ok(o), Some(v)),
+                    Err(e) => (Err(e), None),
+                }
+            }
+        };
         member.observe(started, &r);
         let outcome = r?;
         self.forget_upload(&member, &id, &uploaded).await;
-        Ok((member, record, outcome, checksum))
+        Ok((member, record, outcome, checksum, version_id))
     }
 
     /// Copies a completed multipart upload from its member to the other members its
@@ -2588,11 +2642,6 @@ impl Router {
         }
         check_key(key)?;
         check_attrs(attrs)?;
-        if *cond != WriteCondition::None {
-            return Err(Error::NotImplemented(
-                "conditional writes to a versioned bucket are not supported".into(),
-            ));
-        }
         let _admitted = vb.admit_write().await?;
         let obj = object_view(req, bucket, key, declared.len, attrs);
         let targets = self.decider.place(&vb, req, &obj).await?;
@@ -2611,6 +2660,7 @@ impl Router {
             declared,
             attrs,
             state,
+            cond,
             self.config.server.part_size,
         )
         .await;
@@ -2629,6 +2679,192 @@ impl Router {
         Err(Error::NotImplemented(format!(
             "{what} into a versioned bucket is not supported yet"
         )))
+    }
+
+    /// CopyObject with versions: a `versionId` on the source (any version of a versioned
+    /// bucket; `null` of an unversioned one), and a versioned target, where the copy is
+    /// a new version. Answers the outcome, the copy's time, the source's version id (none
+    /// from an unversioned bucket) and the copy's (none into an unversioned bucket).
+    /// Between unversioned buckets, [`Router::copy_tagged`] (a server-side copy where it
+    /// can).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn copy_version(
+        &self,
+        req: &RequestView,
+        (src_bucket, src_key, src_version): (&str, &str, Option<&str>),
+        src_cond: &ReadConditions,
+        (dst_bucket, dst_key): (&str, &str),
+        (replace_attrs, replace_tags): (Option<Attrs>, Option<crate::model::Tags>),
+        cond: &WriteCondition,
+        checksum_algorithm: Option<Algorithm>,
+    ) -> Result<(PutOutcome, DateTime<Utc>, Option<String>, Option<String>)> {
+        let dst = self.bucket(dst_bucket).await?;
+        let state = self.versioning_of(&dst).await?;
+        let src = self.bucket(src_bucket).await?;
+        let src_versioned = self.versioning_of(&src).await? != versions::State::Unversioned;
+        if state == versions::State::Unversioned
+            && !src_versioned
+            && src_version.is_none_or(|v| v == "null")
+        {
+            let (out, at) = self
+                .copy_tagged(
+                    req,
+                    (src_bucket, src_key),
+                    src_cond,
+                    (dst_bucket, dst_key),
+                    (replace_attrs, replace_tags),
+                    cond,
+                    checksum_algorithm,
+                )
+                .await?;
+            return Ok((out, at, None, None));
+        }
+        check_key(dst_key)?;
+        if let Some(a) = &replace_attrs {
+            check_attrs(a)?;
+        }
+        // Copying a version over its own key restores it (as S3): only the current
+        // object onto itself, unchanged, is refused.
+        if src_bucket == dst_bucket
+            && src_key == dst_key
+            && src_version.is_none()
+            && replace_attrs.is_none()
+            && replace_tags.is_none()
+        {
+            return Err(Error::InvalidRequest(
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata".into(),
+            ));
+        }
+        // One read: the version's bytes, attributes and id together.
+        let (read, stream, src_id) = self
+            .get_version(req, src_bucket, src_key, src_version, None, src_cond, false)
+            .await
+            .map_err(|e| match e {
+                Error::DeleteMarker { named: true, .. } => Error::InvalidRequest(
+                    "The source of a copy request may not specifically refer to a delete marker by version id.".into(),
+                ),
+                Error::DeleteMarker { named: false, .. } => Error::NotFound,
+                e => e,
+            })?;
+        let _admitted = dst.admit_write().await?;
+        let read_tags = read.info.attrs.tags.clone();
+        let mut attrs = replace_attrs.unwrap_or(read.info.attrs);
+        attrs.tags = replace_tags.unwrap_or(read_tags);
+        // The source's version file is its own, not the copy's.
+        attrs.metadata.remove(crate::model::VERSION_META);
+        let recompute = checksum_algorithm.filter(|alg| {
+            Stored::of(&attrs)
+                .is_none_or(|c| c.algorithm != *alg || c.kind != checksum::Kind::FullObject)
+        });
+        let mut body = stream.ok_or_else(|| Error::internal("no body"))?;
+        let mut declared = Declared::of_len(Some(read.info.size));
+        if let Some(alg) = recompute {
+            attrs.metadata.remove(checksum::CHECKSUM_META);
+            declared.checksum = checksum::Pending::expected();
+            body = checksum::hashed(body, alg, declared.checksum.clone());
+        }
+        let obj = object_view(req, dst_bucket, dst_key, Some(read.info.size), &attrs);
+        let targets = self.decider.place(&dst, req, &obj).await?;
+        record_targets(&targets);
+        let part_size = self.config.server.part_size;
+        let (out, dst_id) = if state == versions::State::Unversioned {
+            let out = self
+                .put_to(&targets, dst_key, body, declared, &attrs, cond, part_size)
+                .await?;
+            (out, None)
+        } else {
+            let [target] = targets.as_slice() else {
+                return Err(Error::NotImplemented(
+                    "a placement naming several members (a mirrored write) in a versioned bucket is not supported".into(),
+                ));
+            };
+            let started = Instant::now();
+            let r = versions::put(
+                target, dst_bucket, dst_key, body, declared, &attrs, state, cond, part_size,
+            )
+            .await;
+            target.observe(started, &r);
+            let (out, id) = r?;
+            (out, Some(id))
+        };
+        self.confirm_write(&dst, dst_key).await?;
+        Ok((out, Utc::now(), src_id, dst_id))
+    }
+
+    /// GetObjectTagging, answering the version id in a versioned bucket: a version's tags
+    /// are those of its file (the key's copy follows them).
+    pub async fn get_version_tags(
+        &self,
+        req: &RequestView,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<(crate::model::Tags, Option<String>)> {
+        let vb = self.bucket(bucket).await?;
+        if self.versioning_of(&vb).await? == versions::State::Unversioned {
+            let tags = self.get_tags(req, bucket, key, version_id).await?;
+            return Ok((tags, None));
+        }
+        let none = ReadConditions::default();
+        let (mut read, _, id) = self
+            .get_version(req, bucket, key, version_id, None, &none, true)
+            .await?;
+        // The current version: its file's tags, which a change of them writes first.
+        if version_id.is_none()
+            && let Some(v) = id.as_deref().filter(|v| *v != "null")
+        {
+            read = self
+                .get_version(req, bucket, key, Some(v), None, &none, true)
+                .await?
+                .0;
+        }
+        Ok((read.info.attrs.tags, id))
+    }
+
+    /// PutObjectTagging and DeleteObjectTagging (no tags), answering the version id
+    /// tagged in a versioned bucket: the tags of the version named, or of the current one
+    /// (see [`versions::put_tags`]); in an unversioned bucket, [`Router::put_tags`].
+    pub async fn put_version_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        tags: &crate::model::Tags,
+    ) -> Result<Option<String>> {
+        check_key(key)?;
+        let vb = self.bucket(bucket).await?;
+        let id = version_id.map(versions::VersionId::parse).transpose()?;
+        if self.versioning_of(&vb).await? == versions::State::Unversioned {
+            if id.as_ref().is_some_and(|i| *i != versions::VersionId::Null) {
+                return Err(Error::InvalidArgument(
+                    "Invalid version id specified".into(),
+                ));
+            }
+            self.put_tags(bucket, key, tags).await?;
+            return Ok(None);
+        }
+        let _admitted = vb.admit_write().await?;
+        let members: Vec<&Arc<Backend>> = match &id {
+            Some(versions::VersionId::In { member, .. }) => {
+                vec![vb.member(member).ok_or(Error::NoSuchVersion)?]
+            }
+            _ => vb.members.iter().collect(),
+        };
+        for m in members {
+            let started = Instant::now();
+            let r = versions::put_tags(m, key, id.as_ref(), tags).await;
+            m.observe(started, &r);
+            match r {
+                Ok(v) => return Ok(Some(v)),
+                // Not in this member: the next may hold the key.
+                Err(Error::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(match id {
+            Some(versions::VersionId::In { .. }) => Error::NoSuchVersion,
+            _ => Error::NotFound,
+        })
     }
 
     /// GetObject and HeadObject with or without a version id; answers the version id

@@ -35,8 +35,8 @@ use chrono::{DateTime, Utc};
 
 use crate::backends::Backend;
 use crate::model::{
-    Attrs, Body, ByteRange, ByteStream, Declared, Error, GetOutcome, ObjectInfo, PutOutcome,
-    RESERVED_PREFIX, ReadConditions, Result, VERSION_META, WriteCondition,
+    Attrs, Body, ByteRange, ByteStream, Declared, Error, GetOutcome, ObjectInfo, ObjectSummary,
+    PutOutcome, RESERVED_PREFIX, ReadConditions, Result, Tags, VERSION_META, WriteCondition,
 };
 
 /// A bucket's versioning state, as S3 has it: once enabled, never back to unversioned.
@@ -207,16 +207,18 @@ pub async fn all_files(member: &Backend, prefix: &str) -> Result<Vec<(String, Fi
         .list_internal(DIR)
         .await?
         .iter()
-        .filter_map(|p| p.strip_prefix(DIR))
-        .filter_map(|p| {
-            let (dir, name) = p.rsplit_once('/')?;
-            let key = dir.strip_suffix(KEY_END)?;
-            Some((key.to_owned(), File::parse(name)?))
-        })
+        .filter_map(|p| parse_path(p))
         .filter(|(k, _)| k.starts_with(prefix))
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.sort.cmp(&b.1.sort)));
     Ok(out)
+}
+
+/// The key and version file a path (relative to the reserved prefix) names, if it is one.
+fn parse_path(p: &str) -> Option<(String, File)> {
+    let (dir, name) = p.strip_prefix(DIR)?.rsplit_once('/')?;
+    let key = dir.strip_suffix(KEY_END)?;
+    Some((key.to_owned(), File::parse(name)?))
 }
 
 /// Head of an object without its body.
@@ -306,13 +308,12 @@ pub async fn publish(member: &Backend, key: &str) -> Result<()> {
     })
 }
 
-/// Copies a version file over its key, keeping its attributes: server-side, except for a
-/// folder marker (a key ending in `/`), which the stores do not copy; it is small, and
-/// read and written again.
+/// Copies a version file over its key, keeping its attributes and its ETag: read and
+/// written again rather than copied server-side, because an `fs` copy gives the copy the
+/// MD5 of its bytes, and a version made by a multipart upload answers `<md5>-<parts>`
+/// (the key must answer what its version does). Versions are on the member's own disk or
+/// memory, so this moves no bytes over a network.
 async fn copy_to_key(member: &Backend, from: &str, key: &str) -> Result<()> {
-    if !crate::backends::is_marker(key) {
-        return member.store.copy(from, key).await;
-    }
     let (read, stream) = member
         .store
         .get(from, None, &ReadConditions::default(), false)
@@ -356,34 +357,176 @@ pub async fn put(
     declared: Declared,
     attrs: &Attrs,
     state: State,
+    cond: &WriteCondition,
     part_size: u64,
 ) -> Result<(PutOutcome, String)> {
+    write(member, bucket, key, state, cond, |path| async move {
+        let mut a = attrs.clone();
+        a.metadata
+            .insert(VERSION_META.to_owned(), path.name.clone());
+        member
+            .store
+            .put(
+                &path.key,
+                body,
+                declared,
+                &a,
+                &WriteCondition::None,
+                part_size,
+            )
+            .await
+    })
+    .await
+}
+
+/// Where a new version goes: its file's name and store key.
+pub struct NewFile {
+    pub name: String,
+    pub key: String,
+}
+
+/// Writes one version of `key` in `member` with `fill` (given the file to write, whose
+/// name the attributes must carry as [`VERSION_META`]), then publishes it: PutObject,
+/// CopyObject's target and CompleteMultipartUpload alike. Returns the outcome and the
+/// version id.
+///
+/// With a condition, the key's current version in `member` is checked before the bytes
+/// are written, and again after: a version another writer added meanwhile (in this engine
+/// or another, as its file is visible only once whole) fails the write with 412 and its
+/// file is removed unpublished. So of writers racing on one condition at most one wins;
+/// both may lose when each sees the other's file. Writes through this engine to one key
+/// also take turns (a lock held from the check to the publish), so that within one engine
+/// a conditional write is atomic against unconditional ones too.
+pub async fn write<F, Fut>(
+    member: &Arc<Backend>,
+    bucket: &str,
+    key: &str,
+    state: State,
+    cond: &WriteCondition,
+    fill: F,
+) -> Result<(PutOutcome, String)>
+where
+    F: FnOnce(NewFile) -> Fut,
+    Fut: std::future::Future<Output = Result<PutOutcome>>,
+{
+    let _turn = turn(member, key).await;
     archive_unversioned(member, key).await?;
+    let before = if *cond == WriteCondition::None {
+        Vec::new()
+    } else {
+        let before = files(member, key).await?;
+        check(member, key, before.first(), cond).await?;
+        before
+    };
     let kind = if state == State::Suspended {
         Kind::NullData
     } else {
         Kind::Data
     };
     let f = File::new(kind, Utc::now(), true);
-    let mut a = attrs.clone();
-    a.metadata.insert(VERSION_META.to_owned(), f.name());
-    let out = member
-        .store
-        .put(
-            &file_key(key, &f),
-            body,
-            declared,
-            &a,
-            &WriteCondition::None,
-            part_size,
-        )
-        .await?;
+    let path = NewFile {
+        name: f.name(),
+        key: file_key(key, &f),
+    };
+    let out = fill(path).await?;
     crate::router::crash_point("versions::written", bucket)?;
+    if *cond != WriteCondition::None {
+        let raced = files(member, key)
+            .await?
+            .into_iter()
+            .any(|g| g != f && !before.contains(&g));
+        if raced {
+            member.store.delete(&file_key(key, &f)).await?;
+            return Err(Error::Precondition(
+                "another version of the object was written meanwhile".into(),
+            ));
+        }
+    }
     if f.is_null() {
         drop_older_nulls(member, key, &f).await?;
     }
     publish(member, key).await?;
     Ok((out, f.client_id(&member.name)))
+}
+
+/// A write condition against `newest`, the key's newest version file in `member`: as S3,
+/// `If-None-Match: *` fails when the current version is an object (a delete marker counts
+/// as absent), `If-Match` when it is not one with that ETag (`404` when there is none).
+async fn check(
+    member: &Backend,
+    key: &str,
+    newest: Option<&File>,
+    cond: &WriteCondition,
+) -> Result<()> {
+    let current = match newest {
+        Some(f) if !f.is_marker() => match head(member, &file_key(key, f)).await {
+            Ok(info) => Some(info.etag),
+            Err(Error::NotFound) => None,
+            Err(e) => return Err(e),
+        },
+        _ => None,
+    };
+    match (cond, current) {
+        (WriteCondition::None, _) | (WriteCondition::IfAbsent, None) => Ok(()),
+        (WriteCondition::IfAbsent, Some(_)) => {
+            Err(Error::Precondition("the object already exists".into()))
+        }
+        (WriteCondition::IfMatch(_), None) => Err(Error::NotFound),
+        (WriteCondition::IfMatch(want), Some(have)) => {
+            let want = crate::backends::unquote_etag(want);
+            if want == "*" || have.as_deref() == Some(want.as_str()) {
+                Ok(())
+            } else {
+                Err(Error::Precondition("the ETag does not match".into()))
+            }
+        }
+    }
+}
+
+/// Who is writing which key through this engine: a lock per (member's store, key).
+type Turns = std::collections::HashMap<(usize, String), Arc<tokio::sync::Mutex<()>>>;
+
+/// The writes of one key through this engine, one at a time (see [`write`]). Keyed by the
+/// member's store, so two gateways in one process over other directories never wait on
+/// each other for long (a shared entry only makes them take turns).
+async fn turn(member: &Backend, key: &str) -> Turn {
+    use std::sync::{LazyLock, Mutex};
+    static TURNS: LazyLock<Mutex<Turns>> = LazyLock::new(Default::default);
+    let id = (
+        Arc::as_ptr(&member.store) as *const () as usize,
+        key.to_owned(),
+    );
+    let lock = TURNS
+        .lock()
+        .expect("version turns")
+        .entry(id.clone())
+        .or_default()
+        .clone();
+    let guard = lock.clone().lock_owned().await;
+    Turn {
+        _guard: guard,
+        table: &TURNS,
+        id,
+        lock,
+    }
+}
+
+struct Turn {
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+    table: &'static std::sync::Mutex<Turns>,
+    id: (usize, String),
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        // The last one out removes the entry: the table holds the keys being written only.
+        let mut t = self.table.lock().expect("version turns");
+        // This turn's `lock`, the table's and the guard's: nobody else waits.
+        if Arc::strong_count(&self.lock) <= 3 {
+            t.remove(&self.id);
+        }
+    }
 }
 
 /// DeleteObject without a version id: a delete marker in `member`. Returns its id.
@@ -393,6 +536,7 @@ pub async fn put_marker(
     key: &str,
     state: State,
 ) -> Result<String> {
+    let _turn = turn(member, key).await;
     archive_unversioned(member, key).await?;
     let kind = if state == State::Suspended {
         Kind::NullMarker
@@ -470,6 +614,7 @@ pub async fn get(
 /// Removes one version for good. Returns whether it was a delete marker; a version that
 /// is not there is not an error (as S3).
 pub async fn delete(member: &Backend, bucket: &str, key: &str, id: &VersionId) -> Result<bool> {
+    let _turn = turn(member, key).await;
     let f = match find(member, key, id).await {
         Ok(Some(f)) => f,
         Ok(None) => {
@@ -486,6 +631,72 @@ pub async fn delete(member: &Backend, bucket: &str, key: &str, id: &VersionId) -
         publish(member, key).await?;
     }
     Ok(f.is_marker())
+}
+
+/// PutObjectTagging (and DeleteObjectTagging, no tags) on one version of `key` in
+/// `member`, or without `id` on its current one: the tags are the version's, kept on its
+/// file, and on the key too when that is the current version's copy (a read of it, and
+/// the access decisions made on it, see the same tags). Bytes, ETag and Last-Modified
+/// stay. Returns the version id tagged; `NotFound` when `member` has no such key, a
+/// delete marker's error when the version named (or the current one) is one.
+pub async fn put_tags(
+    member: &Arc<Backend>,
+    key: &str,
+    id: Option<&VersionId>,
+    tags: &Tags,
+) -> Result<String> {
+    let _turn = turn(member, key).await;
+    let all = files(member, key).await?;
+    let target = match id {
+        None => match all.first() {
+            Some(f) if f.is_marker() => {
+                return Err(Error::DeleteMarker {
+                    version_id: f.client_id(&member.name),
+                    named: false,
+                });
+            }
+            Some(f) => Some(f.clone()),
+            None => None,
+        },
+        Some(id) => match find(member, key, id).await {
+            Ok(found) => found,
+            Err(Error::NoSuchVersion) if id == &VersionId::Null => return Err(Error::NotFound),
+            Err(e) => return Err(e),
+        },
+    };
+    let Some(f) = target else {
+        // The null version that is the key itself, with no file.
+        member.store.put_tags(key, tags).await?;
+        return Ok("null".to_owned());
+    };
+    if f.is_marker() {
+        return Err(Error::DeleteMarker {
+            version_id: f.client_id(&member.name),
+            named: true,
+        });
+    }
+    member
+        .store
+        .put_tags(&file_key(key, &f), tags)
+        .await
+        .map_err(|e| match (e, id) {
+            (Error::NotFound, Some(_)) => Error::NoSuchVersion,
+            (e, _) => e,
+        })?;
+    if all.first() == Some(&f) {
+        match head(member, key).await {
+            Ok(info) if published_from(&info.attrs).as_ref() == Some(&f) => {
+                match member.store.put_tags(key, tags).await {
+                    Ok(()) | Err(Error::NotFound) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            // Not this version's copy (yet): publishing makes it one, with the new tags.
+            Ok(_) | Err(Error::NotFound) => publish(member, key).await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(f.client_id(&member.name))
 }
 
 /// One row of ListObjectVersions.
@@ -507,23 +718,41 @@ pub struct Row {
 pub async fn rows(members: &[Arc<Backend>], prefix: &str) -> Result<Vec<Row>> {
     let mut out = Vec::new();
     for m in members {
-        let all = all_files(m, prefix).await?;
+        let listed = match m.store.list_internal_rows(DIR).await? {
+            Some(listed) => listed,
+            // A kind whose listing says nothing of the objects: a look at each.
+            None => {
+                let mut listed = Vec::new();
+                for (key, f) in all_files(m, prefix).await? {
+                    let path = file_key(&key, &f);
+                    match head(m, &path).await {
+                        Ok(info) => listed.push(ObjectSummary {
+                            key: path[RESERVED_PREFIX.len()..].to_owned(),
+                            size: info.size,
+                            etag: info.etag,
+                            last_modified: info.last_modified,
+                        }),
+                        // Removed since the listing.
+                        Err(Error::NotFound) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                listed
+            }
+        };
         let mut versioned = std::collections::BTreeSet::new();
-        for (key, f) in all {
-            versioned.insert(key.clone());
-            let info = match head(m, &file_key(&key, &f)).await {
-                Ok(info) => info,
-                // Removed since the listing.
-                Err(Error::NotFound) => continue,
-                Err(e) => return Err(e),
+        for o in listed {
+            let Some((key, f)) = parse_path(&o.key).filter(|(k, _)| k.starts_with(prefix)) else {
+                continue;
             };
+            versioned.insert(key.clone());
             out.push(Row {
                 version_id: f.client_id(&m.name),
                 marker: f.is_marker(),
                 latest: false,
-                size: if f.is_marker() { 0 } else { info.size },
-                etag: (!f.is_marker()).then_some(info.etag).flatten(),
-                last_modified: info.last_modified,
+                size: if f.is_marker() { 0 } else { o.size },
+                etag: (!f.is_marker()).then_some(o.etag).flatten(),
+                last_modified: o.last_modified,
                 sort: f.sort,
                 key,
             });

@@ -116,6 +116,36 @@ pub const ROWS: &[Row] = &[
         note: "the gateway keeps each version as a file of its own under `.switchyard/versions/` (configuration.md); S3, Azure and GCS answer 501 until their own versioning is passed through",
     },
     Row {
+        step: "versioned_copies",
+        what: "CopyObject into a versioned bucket (a new version) and from a `versionId` (to any bucket, over its own key: a restore)",
+        modes: [E, E, No, No, No],
+        note: "the copy streams through the gateway into the new version's file",
+    },
+    Row {
+        step: "versioned_multipart",
+        what: "CompleteMultipartUpload in a versioned bucket: a new version (or the null one while suspended), multipart ETag kept",
+        modes: [E, E, No, No, No],
+        note: "the parts are assembled into the version's file, then published as a PUT is",
+    },
+    Row {
+        step: "versioned_tags",
+        what: "Get/Put/DeleteObjectTagging of one version (`versionId`) or of the current one in a versioned bucket",
+        modes: [E, E, No, No, No],
+        note: "tags are kept on the version's file and on the key's copy of the current version",
+    },
+    Row {
+        step: "versioned_conditional_writes",
+        what: "`If-None-Match: *` and `If-Match` PUTs in a versioned bucket, against the current version",
+        modes: [E, E, No, No, No],
+        note: "checked before and after the version's file is written; see limitations.md for what is atomic across engines",
+    },
+    Row {
+        step: "versioned_bucket_delete",
+        what: "DeleteBucket refused (409 BucketNotEmpty) while a versioned bucket holds any version or delete marker",
+        modes: [E, E, No, No, No],
+        note: "",
+    },
+    Row {
         step: "multipart",
         what: "CreateMultipartUpload, UploadPart, UploadPartCopy, CompleteMultipartUpload, AbortMultipartUpload, ListParts, ListMultipartUploads",
         modes: [E, E, N, E, N],

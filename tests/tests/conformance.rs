@@ -79,6 +79,11 @@ async fn run_suite(kind: Kind) {
     if matches!(kind, Kind::Fs | Kind::Memory) {
         step!(tagging(&c));
         step!(versioning(&fx));
+        step!(versioned_copies(&fx));
+        step!(versioned_multipart(&fx));
+        step!(versioned_tags(&fx));
+        step!(versioned_conditional_writes(&fx));
+        step!(versioned_bucket_delete(&fx));
     } else {
         step!(tagging_refused(&c));
         versioning_refused(&c, kind).await;
@@ -4230,24 +4235,6 @@ async fn versioning(fx: &Fixture) {
         get_body(&c, b, "p/a", None).await.1.as_deref(),
         Some(a_versions[1].as_str())
     );
-    // Writes that would replace the current object without a version are refused.
-    let e = c
-        .copy_object()
-        .bucket(b)
-        .key("copy")
-        .copy_source(format!("{b}/k"))
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(err_of(&e), (501, "NotImplemented".into()));
-    let e = c
-        .create_multipart_upload()
-        .bucket(b)
-        .key("mpu")
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(err_of(&e), (501, "NotImplemented".into()));
     // A configured bucket: the file sets it, the API may not change it.
     let got = c
         .get_bucket_versioning()
@@ -4279,5 +4266,614 @@ async fn versioning(fx: &Fixture) {
             "a key whose latest is a delete marker"
         );
     }
+    gw.stop().await;
+}
+
+/// A gateway over a fresh directory (fs) or store (memory) of `fx`'s kind, with the
+/// buckets `versioned` (versioning enabled) and `plain` (unversioned), made by
+/// CreateBucket.
+async fn versioned_gateway(fx: &Fixture, dir: &TempDir, versioned: &str, plain: &str) -> Gateway {
+    let template = match fx.kind {
+        Kind::Fs => format!("kind = \"fs\"\nroot = {:?}\n", dir.0.display().to_string()),
+        _ => "kind = \"memory\"\n".to_owned(),
+    };
+    let gw = Gateway::start(&format!("version = 1\n[dynamic_buckets]\n{template}"))
+        .await
+        .unwrap();
+    let c = gw.client();
+    for b in [versioned, plain] {
+        c.create_bucket().bucket(b).send().await.unwrap();
+    }
+    c.put_bucket_versioning()
+        .bucket(versioned)
+        .versioning_configuration(enabled())
+        .send()
+        .await
+        .unwrap();
+    gw
+}
+
+/// CopyObject into a versioned bucket makes a new version (answered, with the source's
+/// version), a `versionId` on the source copies that version (to any bucket, over its own
+/// key too: a restore), and a delete marker, a missing version or a bad id as the source
+/// is refused with nothing written.
+async fn versioned_copies(fx: &Fixture) {
+    let dir = TempDir::new("versioned-copies");
+    let (b, plain) = ("vcopy", "vcopy-plain");
+    let gw = versioned_gateway(fx, &dir, b, plain).await;
+    let c = gw.client();
+    let put = |key: &'static str, body: &'static [u8], ct: &'static str| {
+        c.put_object()
+            .bucket(b)
+            .key(key)
+            .content_type(ct)
+            .body(ByteStream::from_static(body))
+            .send()
+    };
+    let v1 = put("k", b"one", "text/one").await.unwrap();
+    let v1 = v1.version_id().unwrap().to_owned();
+    let v2 = put("k", b"two", "text/two").await.unwrap();
+    let v2 = v2.version_id().unwrap().to_owned();
+    // The current version: a new version of the target, both ids answered.
+    let out = c
+        .copy_object()
+        .bucket(b)
+        .key("c")
+        .copy_source(format!("{b}/k"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.copy_source_version_id(), Some(v2.as_str()));
+    let c1 = out.version_id().unwrap().to_owned();
+    assert!(c1 != v2 && c1 != "null", "{c1}");
+    assert_eq!(
+        get_body(&c, b, "c", None).await,
+        (b"two".to_vec(), Some(c1.clone()))
+    );
+    // An older version, with its own attributes.
+    let out = c
+        .copy_object()
+        .bucket(b)
+        .key("c")
+        .copy_source(format!("{b}/k?versionId={v1}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.copy_source_version_id(), Some(v1.as_str()));
+    let c2 = out.version_id().unwrap().to_owned();
+    let got = c.get_object().bucket(b).key("c").send().await.unwrap();
+    assert_eq!(
+        (got.content_type(), got.version_id()),
+        (Some("text/one"), Some(c2.as_str()))
+    );
+    assert_eq!(got.body.collect().await.unwrap().to_vec(), b"one");
+    assert_eq!(get_body(&c, b, "c", Some(&c1)).await.0, b"two");
+    assert_eq!(
+        list_all_versions(&c, b, "c", 1000).await,
+        [
+            ("c".into(), c2.clone(), false, true),
+            ("c".into(), c1.clone(), false, false),
+        ]
+    );
+    // Restoring an older version over its own key: allowed, a new current version.
+    let out = c
+        .copy_object()
+        .bucket(b)
+        .key("k")
+        .copy_source(format!("{b}/k?versionId={v1}"))
+        .send()
+        .await
+        .unwrap();
+    let v3 = out.version_id().unwrap().to_owned();
+    assert_eq!(
+        get_body(&c, b, "k", None).await,
+        (b"one".to_vec(), Some(v3))
+    );
+    assert_eq!(list_all_versions(&c, b, "k", 1000).await.len(), 3);
+    // The current object onto itself, unchanged: refused as S3 does.
+    let e = c
+        .copy_object()
+        .bucket(b)
+        .key("k")
+        .copy_source(format!("{b}/k"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (400, "InvalidRequest".into()));
+    // From a version into an unversioned bucket, and back.
+    let out = c
+        .copy_object()
+        .bucket(plain)
+        .key("p")
+        .copy_source(format!("{b}/k?versionId={v2}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.version_id(), out.copy_source_version_id()),
+        (None, Some(v2.as_str()))
+    );
+    assert_eq!(
+        get_body(&c, plain, "p", None).await,
+        (b"two".to_vec(), None)
+    );
+    let out = c
+        .copy_object()
+        .bucket(b)
+        .key("from-plain")
+        .copy_source(format!("{plain}/p"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.copy_source_version_id(), None);
+    let fp = out.version_id().unwrap().to_owned();
+    assert_eq!(
+        get_body(&c, b, "from-plain", None).await,
+        (b"two".to_vec(), Some(fp))
+    );
+    // Refusals write nothing.
+    let del = c.delete_object().bucket(b).key("k").send().await.unwrap();
+    let marker = del.version_id().unwrap().to_owned();
+    let before = list_all_versions(&c, b, "", 1000).await;
+    for (source, want) in [
+        (format!("{b}/k"), (404, "NoSuchKey")),
+        (format!("{b}/k?versionId={marker}"), (400, "InvalidRequest")),
+        (
+            format!("{b}/k?versionId=main.000000000000000000000000"),
+            (404, "NoSuchVersion"),
+        ),
+        (
+            format!("{b}/k?versionId=not-an-id"),
+            (400, "InvalidArgument"),
+        ),
+        (
+            format!("{plain}/p?versionId={v2}"),
+            (400, "InvalidArgument"),
+        ),
+    ] {
+        let e = c
+            .copy_object()
+            .bucket(b)
+            .key("refused")
+            .copy_source(&source)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), (want.0, want.1.into()), "{source}");
+    }
+    assert_eq!(list_all_versions(&c, b, "", 1000).await, before);
+    gw.stop().await;
+}
+
+/// CompleteMultipartUpload into a versioned bucket makes a new version (its id answered,
+/// the multipart ETag kept on the version and on the key), the one before stays
+/// readable, a failed completion changes nothing, and while suspended it is the null
+/// version.
+async fn versioned_multipart(fx: &Fixture) {
+    let dir = TempDir::new("versioned-multipart");
+    let (b, plain) = ("vmpu", "vmpu-plain");
+    let gw = versioned_gateway(fx, &dir, b, plain).await;
+    let c = gw.client();
+    let v0 = put_body(&c, b, "k", b"before").await.unwrap();
+    let parts = [data(5 * 1024 * 1024, 1), data(1000, 2)];
+    let upload = |parts: Vec<Vec<u8>>| {
+        let c = c.clone();
+        async move {
+            let id = c
+                .create_multipart_upload()
+                .bucket(b)
+                .key("k")
+                .send()
+                .await
+                .unwrap()
+                .upload_id()
+                .unwrap()
+                .to_owned();
+            let mut done = Vec::new();
+            for (i, p) in parts.into_iter().enumerate() {
+                let n = i as i32 + 1;
+                let etag = c
+                    .upload_part()
+                    .bucket(b)
+                    .key("k")
+                    .upload_id(&id)
+                    .part_number(n)
+                    .body(ByteStream::from(p))
+                    .send()
+                    .await
+                    .unwrap()
+                    .e_tag()
+                    .unwrap()
+                    .to_owned();
+                done.push(CompletedPart::builder().part_number(n).e_tag(etag).build());
+            }
+            (id, done)
+        }
+    };
+    // A completion naming a part never uploaded: refused, nothing changed.
+    let (id, done) = upload(parts.to_vec()).await;
+    let bad = CompletedPart::builder()
+        .part_number(1)
+        .e_tag("\"00000000000000000000000000000000\"")
+        .build();
+    let e = c
+        .complete_multipart_upload()
+        .bucket(b)
+        .key("k")
+        .upload_id(&id)
+        .multipart_upload(CompletedMultipartUpload::builder().parts(bad).build())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (400, "InvalidPart".into()));
+    assert_eq!(
+        list_all_versions(&c, b, "k", 1000).await,
+        [("k".into(), v0.clone(), false, true)]
+    );
+    let out = c
+        .complete_multipart_upload()
+        .bucket(b)
+        .key("k")
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let v1 = out.version_id().unwrap().to_owned();
+    let etag = out.e_tag().unwrap().to_owned();
+    assert!(etag.ends_with("-2\""), "{etag}");
+    assert!(v1 != v0 && v1 != "null", "{v1}");
+    let whole = parts.concat();
+    let got = c.get_object().bucket(b).key("k").send().await.unwrap();
+    assert_eq!(
+        (got.e_tag(), got.version_id()),
+        (Some(etag.as_str()), Some(v1.as_str()))
+    );
+    assert!(got.body.collect().await.unwrap().to_vec() == whole);
+    let head = c
+        .head_object()
+        .bucket(b)
+        .key("k")
+        .version_id(&v1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.e_tag(), Some(etag.as_str()));
+    assert_eq!(get_body(&c, b, "k", Some(&v0)).await.0, b"before");
+    let listed = c
+        .list_object_versions()
+        .bucket(b)
+        .prefix("k")
+        .send()
+        .await
+        .unwrap();
+    let newest = &listed.versions()[0];
+    assert_eq!(
+        (newest.version_id(), newest.e_tag(), newest.size()),
+        (
+            Some(v1.as_str()),
+            Some(etag.as_str()),
+            Some(whole.len() as i64)
+        )
+    );
+    assert_eq!(listed.versions().len(), 2);
+    if fx.kind == Kind::Fs {
+        assert!(std::fs::read(dir.0.join(b).join("k")).unwrap() == whole);
+    }
+    // Suspended: the completion is the null version.
+    c.put_bucket_versioning()
+        .bucket(b)
+        .versioning_configuration(versioning_status(
+            aws_sdk_s3::types::BucketVersioningStatus::Suspended,
+        ))
+        .send()
+        .await
+        .unwrap();
+    let (id, done) = upload(vec![data(100, 3)]).await;
+    let out = c
+        .complete_multipart_upload()
+        .bucket(b)
+        .key("k")
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.version_id(), Some("null"));
+    assert_eq!(
+        get_body(&c, b, "k", None).await,
+        (data(100, 3), Some("null".into()))
+    );
+    assert_eq!(list_all_versions(&c, b, "k", 1000).await.len(), 3);
+    gw.stop().await;
+}
+
+async fn version_tags(
+    c: &Client,
+    b: &str,
+    key: &str,
+    version: Option<&str>,
+) -> (Vec<(String, String)>, Option<String>) {
+    let got = c
+        .get_object_tagging()
+        .bucket(b)
+        .key(key)
+        .set_version_id(version.map(str::to_owned))
+        .send()
+        .await
+        .unwrap();
+    let tags = got
+        .tag_set()
+        .iter()
+        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+        .collect();
+    (tags, got.version_id().map(str::to_owned))
+}
+
+fn one_tag(k: &str, v: &str) -> Tagging {
+    Tagging::builder()
+        .tag_set(Tag::builder().key(k).value(v).build().unwrap())
+        .build()
+        .unwrap()
+}
+
+/// Object tags in a versioned bucket belong to a version: Get/Put/DeleteObjectTagging
+/// with a `versionId` read and change that version's, without one the current version's
+/// (its ETag and Last-Modified stay), each answering the version id; a delete marker, a
+/// missing version and a bad id are refused.
+async fn versioned_tags(fx: &Fixture) {
+    let dir = TempDir::new("versioned-tags");
+    let (b, plain) = ("vtags", "vtags-plain");
+    let gw = versioned_gateway(fx, &dir, b, plain).await;
+    let c = gw.client();
+    let v1 = c
+        .put_object()
+        .bucket(b)
+        .key("k")
+        .tagging("a=1")
+        .body(ByteStream::from_static(b"one"))
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_owned();
+    let v2 = put_body(&c, b, "k", b"two").await.unwrap();
+    let pair = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
+    assert_eq!(
+        version_tags(&c, b, "k", None).await,
+        (vec![], Some(v2.clone()))
+    );
+    assert_eq!(
+        version_tags(&c, b, "k", Some(&v1)).await,
+        (pair("a", "1"), Some(v1.clone()))
+    );
+    // An older version's tags: the current version's stay.
+    let out = c
+        .put_object_tagging()
+        .bucket(b)
+        .key("k")
+        .version_id(&v1)
+        .tagging(one_tag("b", "2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.version_id(), Some(v1.as_str()));
+    assert_eq!(version_tags(&c, b, "k", Some(&v1)).await.0, pair("b", "2"));
+    assert_eq!(version_tags(&c, b, "k", None).await.0, vec![]);
+    // The current version's, without a version id: bytes, ETag and time stay.
+    let before = c.head_object().bucket(b).key("k").send().await.unwrap();
+    let out = c
+        .put_object_tagging()
+        .bucket(b)
+        .key("k")
+        .tagging(one_tag("c", "3"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.version_id(), Some(v2.as_str()));
+    assert_eq!(
+        version_tags(&c, b, "k", None).await,
+        (pair("c", "3"), Some(v2.clone()))
+    );
+    assert_eq!(version_tags(&c, b, "k", Some(&v2)).await.0, pair("c", "3"));
+    let after = c.head_object().bucket(b).key("k").send().await.unwrap();
+    assert_eq!(
+        (after.e_tag(), after.last_modified(), after.version_id()),
+        (before.e_tag(), before.last_modified(), Some(v2.as_str()))
+    );
+    assert_eq!(get_body(&c, b, "k", None).await.0, b"two");
+    assert_eq!(version_tags(&c, b, "k", Some(&v1)).await.0, pair("b", "2"));
+    // DeleteObjectTagging of one version.
+    let out = c
+        .delete_object_tagging()
+        .bucket(b)
+        .key("k")
+        .version_id(&v1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.version_id(), Some(v1.as_str()));
+    assert_eq!(version_tags(&c, b, "k", Some(&v1)).await.0, vec![]);
+    assert_eq!(version_tags(&c, b, "k", None).await.0, pair("c", "3"));
+    // Refusals change nothing.
+    let m = c.delete_object().bucket(b).key("k").send().await.unwrap();
+    let m = m.version_id().unwrap().to_owned();
+    for (version, want) in [
+        (None, (404, "NoSuchKey")),
+        (Some(m.as_str()), (405, "MethodNotAllowed")),
+        (
+            Some("main.000000000000000000000000"),
+            (404, "NoSuchVersion"),
+        ),
+        (Some("not-an-id"), (400, "InvalidArgument")),
+    ] {
+        let e = c
+            .put_object_tagging()
+            .bucket(b)
+            .key("k")
+            .set_version_id(version.map(str::to_owned))
+            .tagging(one_tag("d", "4"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), (want.0, want.1.into()), "{version:?}");
+    }
+    assert_eq!(version_tags(&c, b, "k", Some(&v2)).await.0, pair("c", "3"));
+    assert_eq!(version_tags(&c, b, "k", Some(&v1)).await.0, vec![]);
+    // An unversioned bucket has the one version null.
+    put_body(&c, plain, "p", b"p").await;
+    let out = c
+        .put_object_tagging()
+        .bucket(plain)
+        .key("p")
+        .version_id("null")
+        .tagging(one_tag("e", "5"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.version_id(), None);
+    assert_eq!(
+        version_tags(&c, plain, "p", None).await,
+        (pair("e", "5"), None)
+    );
+    let e = c
+        .put_object_tagging()
+        .bucket(plain)
+        .key("p")
+        .version_id(&v1)
+        .tagging(one_tag("e", "6"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (400, "InvalidArgument".into()));
+    gw.stop().await;
+}
+
+/// Conditional PUT in a versioned bucket is decided on the current version:
+/// `If-None-Match: *` fails while it is an object (a delete marker counts as none),
+/// `If-Match` unless it is one with that ETag; a refused write keeps no version; of
+/// writers racing on one condition through one engine, exactly one wins.
+async fn versioned_conditional_writes(fx: &Fixture) {
+    let dir = TempDir::new("versioned-conditional");
+    let (b, plain) = ("vcond", "vcond-plain");
+    let gw = versioned_gateway(fx, &dir, b, plain).await;
+    let c = gw.client();
+    let put = |key: &'static str, body: &'static [u8]| {
+        c.put_object()
+            .bucket(b)
+            .key(key)
+            .body(ByteStream::from_static(body))
+    };
+    let v1 = put("k", b"one").if_none_match("*").send().await.unwrap();
+    let (v1, e1) = (
+        v1.version_id().unwrap().to_owned(),
+        v1.e_tag().unwrap().to_owned(),
+    );
+    let e = put("k", b"again")
+        .if_none_match("*")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (412, "PreconditionFailed".into()));
+    let e = put("k", b"again")
+        .if_match("\"00000000000000000000000000000000\"")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (412, "PreconditionFailed".into()));
+    let e = put("missing", b"x").if_match(&e1).send().await.unwrap_err();
+    assert_eq!(err_of(&e), (404, "NoSuchKey".into()));
+    assert_eq!(
+        list_all_versions(&c, b, "", 1000).await,
+        [("k".into(), v1.clone(), false, true)],
+        "a refused write kept a version"
+    );
+    let v2 = put("k", b"two").if_match(&e1).send().await.unwrap();
+    let v2 = v2.version_id().unwrap().to_owned();
+    assert_eq!(
+        get_body(&c, b, "k", None).await,
+        (b"two".to_vec(), Some(v2))
+    );
+    // Behind a delete marker the key is absent.
+    c.delete_object().bucket(b).key("k").send().await.unwrap();
+    let e = put("k", b"x").if_match(&e1).send().await.unwrap_err();
+    assert_eq!(err_of(&e), (404, "NoSuchKey".into()));
+    let v3 = put("k", b"three").if_none_match("*").send().await.unwrap();
+    assert!(v3.version_id().is_some());
+    assert_eq!(get_body(&c, b, "k", None).await.0, b"three");
+    // Racing creates: one wins, the others are refused and keep nothing.
+    let racers: Vec<_> = (0..6)
+        .map(|i| {
+            c.put_object()
+                .bucket(b)
+                .key("race")
+                .if_none_match("*")
+                .body(ByteStream::from(format!("racer {i}").into_bytes()))
+                .send()
+        })
+        .collect();
+    let results = futures::future::join_all(racers).await;
+    let won: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|o| o.version_id().unwrap().to_owned())
+        .collect();
+    for r in &results {
+        if let Err(e) = r {
+            assert_eq!(err_of(e), (412, "PreconditionFailed".into()));
+        }
+    }
+    assert_eq!(won.len(), 1, "{results:?}");
+    assert_eq!(
+        list_all_versions(&c, b, "race", 1000).await,
+        [("race".into(), won[0].clone(), false, true)]
+    );
+    gw.stop().await;
+}
+
+/// DeleteBucket of a versioned bucket is refused (409 BucketNotEmpty) while any version
+/// or delete marker is left, as in S3, and succeeds once they are all deleted.
+async fn versioned_bucket_delete(fx: &Fixture) {
+    let dir = TempDir::new("versioned-bucket-delete");
+    let (b, plain) = ("vdel", "vdel-plain");
+    let gw = versioned_gateway(fx, &dir, b, plain).await;
+    let c = gw.client();
+    let v = put_body(&c, b, "k", b"one").await.unwrap();
+    let m = c.delete_object().bucket(b).key("k").send().await.unwrap();
+    let m = m.version_id().unwrap().to_owned();
+    assert!(
+        c.list_objects_v2()
+            .bucket(b)
+            .send()
+            .await
+            .unwrap()
+            .contents()
+            .is_empty()
+    );
+    for left in [&v, &m] {
+        let e = c.delete_bucket().bucket(b).send().await.unwrap_err();
+        assert_eq!(err_of(&e), (409, "BucketNotEmpty".into()));
+        c.head_bucket().bucket(b).send().await.unwrap();
+        c.delete_object()
+            .bucket(b)
+            .key("k")
+            .version_id(left)
+            .send()
+            .await
+            .unwrap();
+    }
+    assert!(list_all_versions(&c, b, "", 1000).await.is_empty());
+    c.delete_bucket().bucket(b).send().await.unwrap();
+    let e = c.head_bucket().bucket(b).send().await.unwrap_err();
+    assert_eq!(err_of(&e).0, 404);
     gw.stop().await;
 }

@@ -1299,16 +1299,45 @@ impl Store for FsStore {
         .await
         .map_err(Error::internal)?
     }
+
+    async fn list_internal_rows(&self, prefix: &str) -> Result<Option<Vec<ObjectSummary>>> {
+        let walk = Walk {
+            root: self.root.join(RESERVED_DIR),
+            prefix: prefix.to_owned(),
+            offset: None,
+            stack: Vec::new(),
+            started: false,
+            name: self.name.clone(),
+            etags: true,
+            legacy_meta: false,
+        };
+        tokio::task::spawn_blocking(move || {
+            let mut walk = walk;
+            let mut out = Vec::new();
+            while let Some(item) = walk.next_blocking() {
+                out.push(item?);
+            }
+            Ok(Some(out))
+        })
+        .await
+        .map_err(Error::internal)?
+    }
 }
 
 /// The name prefix of a bucket directory being deleted (bucket names cannot start with
 /// `.`, so such a directory is never taken for a bucket).
 const RETIRING: &str = ".deleting-";
 
-/// Whether the directory `dir` holds at least one object (a file outside `.switchyard`).
+/// Whether the directory `dir` holds at least one object (a file outside `.switchyard`),
+/// or a version of one (a file under `.switchyard/versions/`, delete markers too: S3
+/// refuses to delete a bucket while any version is left).
 fn holds_objects(dir: &Path) -> std::io::Result<bool> {
+    Ok(holds_files(dir.to_owned())? || holds_files(dir.join(RESERVED_DIR).join("versions"))?)
+}
+
+fn holds_files(root: PathBuf) -> std::io::Result<bool> {
     let mut walk = Walk {
-        root: dir.to_owned(),
+        root,
         prefix: String::new(),
         offset: None,
         stack: Vec::new(),

@@ -231,6 +231,13 @@ impl Store for Metered {
         self.done(BackendOp::Internal, started, &r);
         r
     }
+
+    async fn list_internal_rows(&self, prefix: &str) -> Result<Option<Vec<ObjectSummary>>> {
+        let started = Instant::now();
+        let r = self.inner.list_internal_rows(prefix).await;
+        self.done(BackendOp::Internal, started, &r);
+        r
+    }
 }
 
 /// One listing's call, counted once: at its end, its first error, or when dropped.

@@ -128,6 +128,14 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_internal(&self, path: &str) -> Result<()>;
     /// Paths (relative to the reserved prefix) under `prefix`, sorted.
     async fn list_internal(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// [`Store::list_internal`] with each object's size, ETag and Last-Modified, where one
+    /// listing gives them (`fs` reads them from the directory walk, memory from its
+    /// entries); `None` where that would cost a request per object.
+    async fn list_internal_rows(&self, prefix: &str) -> Result<Option<Vec<ObjectSummary>>> {
+        let _ = prefix;
+        Ok(None)
+    }
 }
 
 /// A configured backend with its health state.

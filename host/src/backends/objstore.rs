@@ -1742,6 +1742,39 @@ impl Store for ObjectStoreBackend {
         }
     }
 
+    /// Memory only: its entries are read in the process, so a look at each costs no
+    /// request (the kept ETag and Last-Modified are in their attributes).
+    async fn list_internal_rows(&self, prefix: &str) -> Result<Option<Vec<ObjectSummary>>> {
+        if self.markers.is_none() {
+            return Ok(None);
+        }
+        let mut out = Vec::new();
+        for rel in self.list_internal(prefix).await? {
+            let head = GetOptions {
+                head: true,
+                ..Default::default()
+            };
+            let r = match self.store.get_opts(&self.internal_path(&rel), head).await {
+                Ok(r) => r,
+                // Deleted since the listing saw it.
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(self.err(e)),
+            };
+            let last_modified = r
+                .attributes
+                .get(&Attribute::Metadata(MTIME_META.into()))
+                .and_then(|v| chrono::DateTime::parse_from_rfc3339(v.as_ref()).ok())
+                .map_or(r.meta.last_modified, |t| t.with_timezone(&chrono::Utc));
+            out.push(ObjectSummary {
+                key: rel,
+                size: r.meta.size,
+                etag: kept_etag(&r.attributes).or(r.meta.e_tag.map(unquote)),
+                last_modified,
+            });
+        }
+        Ok(Some(out))
+    }
+
     async fn list_internal(&self, prefix: &str) -> Result<Vec<String>> {
         let base = format!("{}{RESERVED_PREFIX}", self.prefix);
         let dir = prefix.trim_end_matches('/');

@@ -182,6 +182,7 @@ pub(crate) fn version_action(op: &str) -> Option<&'static str> {
         "DeleteObject" => Some("s3:DeleteObjectVersion"),
         "GetObjectAttributes" => Some("s3:GetObjectVersionAttributes"),
         "GetObjectTagging" => Some("s3:GetObjectVersionTagging"),
+        "DeleteObjectTagging" => Some("s3:DeleteObjectVersionTagging"),
         _ => None,
     }
 }
@@ -496,7 +497,7 @@ impl Access {
 }
 
 /// The actions for which AWS fills in `s3:ExistingObjectTag/<key>`.
-const EXISTING_TAG_ACTIONS: [&str; 10] = [
+const EXISTING_TAG_ACTIONS: [&str; 12] = [
     "s3:GetObject",
     "s3:GetObjectVersion",
     "s3:GetObjectAttributes",
@@ -504,7 +505,9 @@ const EXISTING_TAG_ACTIONS: [&str; 10] = [
     "s3:GetObjectTagging",
     "s3:GetObjectVersionTagging",
     "s3:PutObjectTagging",
+    "s3:PutObjectVersionTagging",
     "s3:DeleteObjectTagging",
+    "s3:DeleteObjectVersionTagging",
     "s3:GetObjectAcl",
     "s3:PutObjectAcl",
 ];

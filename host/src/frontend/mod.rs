@@ -65,17 +65,24 @@ impl Frontend {
         let snapshot = self.live.current();
         let who = requester(&snapshot, req)?;
         let (bucket, key) = (&req.input.bucket, &req.input.key);
-        let action = "s3:PutObjectTagging";
+        let version = req.input.version_id.as_deref();
+        let action = match version {
+            Some(_) => "s3:PutObjectVersionTagging",
+            None => "s3:PutObjectTagging",
+        };
         let mut keys = auth::request_tag_keys(tags);
         let existing = self
             .access
-            .existing_tag_keys(&who, action, (bucket, key), None, &req.headers)
+            .existing_tag_keys(&who, action, (bucket, key), version, &req.headers)
             .await?;
         keys.extend(existing);
         let mut keys: Vec<(&str, &str)> =
             keys.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         if req.credentials.is_some() {
             keys.push(("s3:signatureversion", "AWS4-HMAC-SHA256"));
+        }
+        if let Some(v) = version {
+            keys.push(("s3:VersionId", v));
         }
         self.access
             .authorize(&who, action, iam::Resource::Object { bucket, key }, &keys)
@@ -94,35 +101,34 @@ impl Frontend {
     }
 
     /// Allows reading a copy's source, as a GetObject of its own by the requester (with
-    /// the source's tags when a policy names them).
+    /// the source's tags when a policy names them); of a version, a GetObjectVersion.
     async fn authorize_copy_source<T>(
         &self,
         req: &S3Request<T>,
-        (src_bucket, src_key): (&str, &str),
+        (src_bucket, src_key, version): (&str, &str, Option<&str>),
     ) -> S3Result<()> {
         let snapshot = self.live.current();
         let who = requester(&snapshot, req)?;
+        let action = match version {
+            Some(_) => "s3:GetObjectVersion",
+            None => "s3:GetObject",
+        };
         let existing = self
             .access
-            .existing_tag_keys(
-                &who,
-                "s3:GetObject",
-                (src_bucket, src_key),
-                None,
-                &req.headers,
-            )
+            .existing_tag_keys(&who, action, (src_bucket, src_key), version, &req.headers)
             .await?;
-        let keys: Vec<(&str, &str)> = existing
+        let mut keys: Vec<(&str, &str)> = existing
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
+        if let Some(v) = version {
+            keys.push(("s3:VersionId", v));
+        }
         let resource = iam::Resource::Object {
             bucket: src_bucket,
             key: src_key,
         };
-        self.access
-            .authorize(&who, "s3:GetObject", resource, &keys)
-            .await?;
+        self.access.authorize(&who, action, resource, &keys).await?;
         self.access
             .admit(
                 "CopySource",
@@ -377,18 +383,19 @@ const OBJECT_ATTRIBUTE_NAMES: [&str; 5] = [
     ObjectAttributes::STORAGE_CLASS,
 ];
 
-/// A copy's source bucket and key; `None` for an access point or outpost source, which
-/// the gateway does not support.
-fn copy_source(src: &CopySource) -> S3Result<Option<(String, String)>> {
+/// A copy's source bucket, key and version id; `None` for an access point or outpost
+/// source, which the gateway does not support.
+fn copy_source(src: &CopySource) -> S3Result<Option<(String, String, Option<String>)>> {
     match src {
         CopySource::Bucket {
             bucket,
             key,
             version_id,
-        } => {
-            unversioned(version_id.as_deref())?;
-            Ok(Some((bucket.to_string(), key.to_string())))
-        }
+        } => Ok(Some((
+            bucket.to_string(),
+            key.to_string(),
+            version_id.as_deref().map(str::to_owned),
+        ))),
         _ => Ok(None),
     }
 }
@@ -1392,14 +1399,14 @@ impl S3 for Frontend {
         let view = view_of(&router, &req, &req.input.bucket, "CopyObject");
         let canned = req.input.acl.as_ref().map(ObjectCannedACL::as_str);
         acl::check_write_acl(self, &req, &req.input.bucket, canned).await?;
-        let Some((src_bucket, src_key)) = copy_source(&req.input.copy_source)? else {
+        let Some((src_bucket, src_key, src_version)) = copy_source(&req.input.copy_source)? else {
             let bucket = &req.input.bucket;
             let checks = async { router.bucket(bucket).await.map(|_| ()) };
             let e = Error::NotImplemented(UNSUPPORTED_COPY_SOURCE.into());
             return Err(unsupported("CopyObject", bucket, checks, e).await);
         };
         // Reading the source is a GetObject of its own, whoever asks.
-        self.authorize_copy_source(&req, (&src_bucket, &src_key))
+        self.authorize_copy_source(&req, (&src_bucket, &src_key, src_version.as_deref()))
             .await?;
         let replace_tags = match req
             .input
@@ -1447,16 +1454,16 @@ impl S3 for Frontend {
             }
         };
         let bucket = input.bucket;
-        let fut = router.copy_tagged(
+        let fut = router.copy_version(
             &view,
-            (&src_bucket, &src_key),
+            (&src_bucket, &src_key, src_version.as_deref()),
             &src_cond,
             (&bucket, &input.key),
             (replace, replace_tags),
             &WriteCondition::None,
             checksum_algorithm(input.checksum_algorithm.as_ref())?,
         );
-        let (out, modified) = traced("CopyObject", &bucket, async {
+        let (out, modified, src_version, version_id) = traced("CopyObject", &bucket, async {
             fut.await.map_err(|e| match e {
                 // A failed copy-source condition is a 412 even for If-None-Match.
                 Error::NotModified => Error::Precondition("x-amz-copy-source-if-none-match".into()),
@@ -1470,6 +1477,8 @@ impl S3 for Frontend {
                 last_modified: Some(ts(modified)),
                 ..Default::default()
             }),
+            copy_source_version_id: src_version,
+            version_id,
             ..Default::default()
         }))
     }
@@ -1680,7 +1689,7 @@ impl S3 for Frontend {
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let router = self.router();
         let view = view_of(&router, &req, &req.input.bucket, "UploadPartCopy");
-        let Some((src_bucket, src_key)) = copy_source(&req.input.copy_source)? else {
+        let Some((src_bucket, src_key, src_version)) = copy_source(&req.input.copy_source)? else {
             let input = &req.input;
             let checks = async {
                 let upload = router.list_parts(&input.bucket, &input.key, &input.upload_id);
@@ -1689,7 +1698,9 @@ impl S3 for Frontend {
             let e = Error::NotImplemented(UNSUPPORTED_COPY_SOURCE.into());
             return Err(unsupported("UploadPartCopy", &input.bucket, checks, e).await);
         };
-        self.authorize_copy_source(&req, (&src_bucket, &src_key))
+        // A part copied from an older version is not supported yet.
+        unversioned(src_version.as_deref())?;
+        self.authorize_copy_source(&req, (&src_bucket, &src_key, src_version.as_deref()))
             .await?;
         let input = req.input;
         let range = parse_copy_range(input.copy_source_range.as_deref())?;
@@ -1777,7 +1788,7 @@ impl S3 for Frontend {
             checksum_crc64nvme: input.checksum_crc64nvme,
             ..Default::default()
         });
-        let (done, kept) = traced(
+        let (done, kept, version_id) = traced(
             "CompleteMultipartUpload",
             &input.bucket,
             router.complete_upload(&input.bucket, &input.key, &input.upload_id, parts, whole),
@@ -1789,6 +1800,7 @@ impl S3 for Frontend {
             key: Some(input.key.clone()),
             e_tag: etag(done.etag),
             location: Some(format!("/{}/{}", input.bucket, input.key)),
+            version_id,
             ..Default::default()
         };
         set_checksums!(out, c, with_type);
@@ -1925,10 +1937,10 @@ impl S3 for Frontend {
         let view = view_of(&router, &req, &req.input.bucket, "GetObjectTagging");
         let input = req.input;
         let version = input.version_id.as_deref();
-        let tags = traced(
+        let (tags, version_id) = traced(
             "GetObjectTagging",
             &input.bucket,
-            router.get_tags(&view, &input.bucket, &input.key, version),
+            router.get_version_tags(&view, &input.bucket, &input.key, version),
         )
         .await?;
         Ok(S3Response::new(GetObjectTaggingOutput {
@@ -1939,7 +1951,7 @@ impl S3 for Frontend {
                     value: Some(v),
                 })
                 .collect(),
-            version_id: input.version_id,
+            version_id: version_id.or(input.version_id),
         }))
     }
 
@@ -1949,7 +1961,6 @@ impl S3 for Frontend {
     ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
         let router = self.router();
         let input = &req.input;
-        unversioned(input.version_id.as_deref())?;
         let pairs = input
             .tagging
             .tag_set
@@ -1963,13 +1974,18 @@ impl S3 for Frontend {
             .collect();
         let tags = tagging::check(pairs).map_err(errors::to_s3)?;
         self.authorize_put_tagging(&req, &tags).await?;
-        traced(
+        let version_id = traced(
             "PutObjectTagging",
             &input.bucket,
-            router.put_tags(&input.bucket, &input.key, &tags),
+            router.put_version_tags(
+                &input.bucket,
+                &input.key,
+                input.version_id.as_deref(),
+                &tags,
+            ),
         )
         .await?;
-        Ok(S3Response::new(PutObjectTaggingOutput { version_id: None }))
+        Ok(S3Response::new(PutObjectTaggingOutput { version_id }))
     }
 
     async fn delete_object_tagging(
@@ -1978,15 +1994,17 @@ impl S3 for Frontend {
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         let router = self.router();
         let input = req.input;
-        unversioned(input.version_id.as_deref())?;
-        traced(
+        let version_id = traced(
             "DeleteObjectTagging",
             &input.bucket,
-            router.put_tags(&input.bucket, &input.key, &model::Tags::new()),
+            router.put_version_tags(
+                &input.bucket,
+                &input.key,
+                input.version_id.as_deref(),
+                &model::Tags::new(),
+            ),
         )
         .await?;
-        Ok(S3Response::new(DeleteObjectTaggingOutput {
-            version_id: None,
-        }))
+        Ok(S3Response::new(DeleteObjectTaggingOutput { version_id }))
     }
 }
