@@ -2370,12 +2370,12 @@ members = ["a"]
     fn object_ownership_takes_s3s_names() {
         let text = |o: &str| {
             format!(
-                "version = 1\n[backends.m]\nkind = \"memory\"\n[buckets.b]\nmembers = [\"m\"]\n{o}"
+                "version = 1\n[backends.m]\nkind = \"memory\"\n[buckets.bkt]\nmembers = [\"m\"]\n{o}"
             )
         };
         let c = Config::from_toml(&text("")).unwrap();
         assert_eq!(
-            c.buckets["b"].object_ownership,
+            c.buckets["bkt"].object_ownership,
             ObjectOwnership::BucketOwnerEnforced
         );
         for o in [
@@ -2384,7 +2384,7 @@ members = ["a"]
             "BucketOwnerEnforced",
         ] {
             let c = Config::from_toml(&text(&format!("object_ownership = \"{o}\"\n"))).unwrap();
-            assert_eq!(c.buckets["b"].object_ownership.name(), o);
+            assert_eq!(c.buckets["bkt"].object_ownership.name(), o);
         }
         let e = Config::from_toml(&text("object_ownership = \"object-writer\"\n"))
             .unwrap_err()

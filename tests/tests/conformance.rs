@@ -3519,6 +3519,26 @@ async fn dynamic_acls(fx: &Fixture) {
     gw.stop().await;
 }
 
+/// Runs a long step on a thread of its own, with a runtime of its own: in a debug build
+/// the polling of its state machine needs more than a test thread's 2 MiB of stack.
+fn on_big_stack(step: impl std::future::Future<Output = ()> + Send) {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(32 << 20)
+            .spawn_scoped(s, || {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(step)
+            })
+            .unwrap()
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+    });
+}
+
 /// Users with no policy of their own, beside the tests' (full-access) and "other"
 /// (full-access): what they may do, ACLs alone give them.
 const ACL_USERS: &str = "[[users]]\naccess_key = \"reader\"\nsecret_key = \"reader-secret\"\nname = \"reader\"\n[[users]]\naccess_key = \"carol\"\nsecret_key = \"carol-secret\"\nname = \"carol\"\n";
@@ -3605,6 +3625,10 @@ async fn may_read(client: &Client, bucket: &str, key: &str) -> bool {
 /// count for nothing; under BucketOwnerEnforced the ACL is kept and ignored. Stored in
 /// the bucket, so another engine over the same template sees it.
 async fn bucket_acls(fx: &Fixture) {
+    on_big_stack(bucket_acls_steps(fx));
+}
+
+async fn bucket_acls_steps(fx: &Fixture) {
     use aws_sdk_s3::types::{
         AccessControlPolicy, BucketCannedAcl, Grant, Grantee, ObjectOwnership, Permission, Type,
     };
@@ -3923,6 +3947,10 @@ async fn bucket_acls(fx: &Fixture) {
 /// BlockPublicAcls refuses and writes nothing; IgnorePublicAcls and BucketOwnerEnforced
 /// make the grants count for nothing, until ACLs count again.
 async fn object_acls(fx: &Fixture) {
+    on_big_stack(object_acls_steps(fx));
+}
+
+async fn object_acls_steps(fx: &Fixture) {
     use aws_sdk_s3::types::{BucketCannedAcl, ObjectCannedAcl, ObjectOwnership};
     let dir = TempDir::new("object-acls");
     let config = format!("{}{ACL_USERS}", dynamic_config(fx, &dir, "objectacl"));
@@ -4271,6 +4299,10 @@ async fn object_acls(fx: &Fixture) {
 /// Object ACLs on the kinds that have no place for them with the object: a non-default
 /// one answers 501 NotImplemented and writes nothing; the default is accepted.
 async fn object_acls_refused(fx: &Fixture) {
+    on_big_stack(object_acls_refused_steps(fx));
+}
+
+async fn object_acls_refused_steps(fx: &Fixture) {
     use aws_sdk_s3::types::{ObjectCannedAcl, ObjectOwnership};
     let dir = TempDir::new("object-acls-refused");
     let config = dynamic_config(fx, &dir, "objectaclno");

@@ -576,7 +576,8 @@ impl Access {
         // where a bucket enables them, so other requests pay nothing for them.
         let acl_docs = match first {
             Verdict::Policies(Decision::ExplicitDeny(_)) => Vec::new(),
-            _ => self.acl_docs(who, action, resource).await?,
+            // Boxed: every request's check carries its future, most never run it.
+            _ => Box::pin(self.acl_docs(who, action, resource)).await?,
         };
         let acls: Vec<(&str, &PolicyDocument)> =
             acl_docs.iter().map(|(l, d)| (l.as_str(), d)).collect();

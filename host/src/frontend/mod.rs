@@ -984,7 +984,8 @@ impl S3 for Frontend {
         let router = self.router();
         let view = view_of(&router, &req, &req.input.bucket, "PutObject");
         let canned = req.input.acl.as_ref().map(ObjectCannedACL::as_str);
-        let object_acl = acl::write_acl(self, &req, &req.input.bucket, canned).await?;
+        // Boxed: a write's future stays small without ACLs.
+        let object_acl = Box::pin(acl::write_acl(self, &req, &req.input.bucket, canned)).await?;
         let headers = req.headers;
         let trailers = req.trailing_headers;
         let input = req.input;
@@ -1396,7 +1397,8 @@ impl S3 for Frontend {
         let router = self.router();
         let view = view_of(&router, &req, &req.input.bucket, "CopyObject");
         let canned = req.input.acl.as_ref().map(ObjectCannedACL::as_str);
-        let object_acl = acl::write_acl(self, &req, &req.input.bucket, canned).await?;
+        // Boxed: a write's future stays small without ACLs.
+        let object_acl = Box::pin(acl::write_acl(self, &req, &req.input.bucket, canned)).await?;
         let Some((src_bucket, src_key)) = copy_source(&req.input.copy_source)? else {
             let bucket = &req.input.bucket;
             let checks = async { router.bucket(bucket).await.map(|_| ()) };
@@ -1572,7 +1574,8 @@ impl S3 for Frontend {
         let router = self.router();
         let view = view_of(&router, &req, &req.input.bucket, "CreateMultipartUpload");
         let canned = req.input.acl.as_ref().map(ObjectCannedACL::as_str);
-        let object_acl = acl::write_acl(self, &req, &req.input.bucket, canned).await?;
+        // Boxed: a write's future stays small without ACLs.
+        let object_acl = Box::pin(acl::write_acl(self, &req, &req.input.bucket, canned)).await?;
         let tags = tagging::of_request(&req.headers).map_err(errors::to_s3)?;
         let input = req.input;
         let mut a = attrs(
