@@ -287,6 +287,7 @@ pub async fn check(config: &Config, q: &Question) -> Result<Answer, CheckError> 
         policy.policy.as_deref().map(|p| (label.as_str(), p)),
         &keys,
         policy.block.is_some_and(|b| b.restrict_public_buckets),
+        &[],
     );
     let requester = match user {
         Some(u) => format!("user {} (access key {})", u.name, u.access_key),
@@ -328,7 +329,7 @@ fn configured_only(action: &str) -> Option<(&'static str, &'static str)> {
         (
             "s3:PutBucketOwnershipControls",
             "object ownership",
-            " (always BucketOwnerEnforced)",
+            ".object_ownership",
         ),
     ]
     .into_iter()

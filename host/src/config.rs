@@ -628,6 +628,12 @@ pub struct BucketConfig {
     /// (every setting false).
     #[serde(default)]
     pub public_access_block: Option<PublicAccessBlock>,
+    /// S3's object ownership: `BucketOwnerEnforced` (ACLs disabled, access is decided by
+    /// policies alone), `BucketOwnerPreferred` or `ObjectWriter` (object ACLs enabled:
+    /// PutObjectAcl and `x-amz-acl` on writes, kept with the objects on `fs` and `memory`
+    /// members). Default `BucketOwnerEnforced`, as S3 gives new buckets.
+    #[serde(default)]
+    pub object_ownership: ObjectOwnership,
     /// When the policy cannot decide: `fail-open` (built-in default) or `fail-closed`
     /// (503). Default `fail-closed`.
     #[serde(default)]
@@ -652,9 +658,46 @@ pub enum VersioningConfig {
     Suspended,
 }
 
-/// S3's Block Public Access settings of one bucket. ACLs are disabled on every bucket
-/// (object ownership `BucketOwnerEnforced`), so the two ACL settings have nothing to act
-/// on but are kept and reported as given.
+/// S3's object ownership of a bucket, by S3's names; whether its ACLs count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub enum ObjectOwnership {
+    /// ACLs are disabled: the bucket owner owns every object, policies alone decide.
+    #[default]
+    BucketOwnerEnforced,
+    /// ACLs count; an object written with `bucket-owner-full-control` is the bucket
+    /// owner's, any other its writer's.
+    BucketOwnerPreferred,
+    /// ACLs count; every object is its writer's.
+    ObjectWriter,
+}
+
+impl ObjectOwnership {
+    /// S3's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectOwnership::BucketOwnerEnforced => "BucketOwnerEnforced",
+            ObjectOwnership::BucketOwnerPreferred => "BucketOwnerPreferred",
+            ObjectOwnership::ObjectWriter => "ObjectWriter",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            ObjectOwnership::BucketOwnerEnforced,
+            ObjectOwnership::BucketOwnerPreferred,
+            ObjectOwnership::ObjectWriter,
+        ]
+        .into_iter()
+        .find(|o| o.name() == name)
+    }
+
+    pub fn acls_enabled(self) -> bool {
+        self != ObjectOwnership::BucketOwnerEnforced
+    }
+}
+
+/// S3's Block Public Access settings of one bucket. The two ACL settings act on buckets
+/// whose object ownership enables ACLs (see [`ObjectOwnership`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublicAccessBlock {
@@ -2320,6 +2363,35 @@ members = ["a"]
         assert_eq!(
             e,
             "users[0].secret_key: environment variable SWITCHYARD_TEST_UNSET_VAR is not set"
+        );
+    }
+
+    #[test]
+    fn object_ownership_takes_s3s_names() {
+        let text = |o: &str| {
+            format!(
+                "version = 1\n[backends.m]\nkind = \"memory\"\n[buckets.bkt]\nmembers = [\"m\"]\n{o}"
+            )
+        };
+        let c = Config::from_toml(&text("")).unwrap();
+        assert_eq!(
+            c.buckets["bkt"].object_ownership,
+            ObjectOwnership::BucketOwnerEnforced
+        );
+        for o in [
+            "ObjectWriter",
+            "BucketOwnerPreferred",
+            "BucketOwnerEnforced",
+        ] {
+            let c = Config::from_toml(&text(&format!("object_ownership = \"{o}\"\n"))).unwrap();
+            assert_eq!(c.buckets["bkt"].object_ownership.name(), o);
+        }
+        let e = Config::from_toml(&text("object_ownership = \"object-writer\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("object_ownership") || e.contains("ObjectWriter"),
+            "{e}"
         );
     }
 }

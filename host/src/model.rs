@@ -44,6 +44,75 @@ pub struct Attrs {
     /// [`crate::tagging`]. Checked before they get here.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: Tags,
+    /// The object's ACL, when its bucket has ACLs enabled and it differs from the default
+    /// (the bucket owner's FULL_CONTROL alone). Kept with the object so that it moves with
+    /// it, by the kinds that can ([`crate::backends::Store::keeps_acls`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<ObjectAcl>,
+}
+
+/// Who an ACL grant is for, in the gateway's terms: S3's groups, or a configured user by
+/// name (clients name it by its canonical id).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Grantee {
+    /// `http://acs.amazonaws.com/groups/global/AllUsers`: anyone, anonymous included.
+    AllUsers,
+    /// `http://acs.amazonaws.com/groups/global/AuthenticatedUsers`: any signed request
+    /// (here: any configured user).
+    AuthenticatedUsers,
+    /// A configured user, by name (`""`: the anonymous requester, as an owner).
+    User(String),
+}
+
+impl Grantee {
+    /// Whether a grant to it makes an ACL public, as Block Public Access reads it.
+    pub fn is_public(&self) -> bool {
+        matches!(self, Grantee::AllUsers | Grantee::AuthenticatedUsers)
+    }
+}
+
+/// S3's ACL permissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AclPermission {
+    Read,
+    Write,
+    ReadAcp,
+    WriteAcp,
+    FullControl,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AclGrant {
+    pub grantee: Grantee,
+    pub permission: AclPermission,
+}
+
+/// An object's owner and grants.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObjectAcl {
+    /// The owner's user name (`""`: an anonymous writer).
+    pub owner: String,
+    pub grants: Vec<AclGrant>,
+}
+
+impl ObjectAcl {
+    /// The owner's FULL_CONTROL alone: S3's `private`.
+    pub fn private(owner: &str) -> Self {
+        Self {
+            owner: owner.to_owned(),
+            grants: vec![AclGrant {
+                grantee: Grantee::User(owner.to_owned()),
+                permission: AclPermission::FullControl,
+            }],
+        }
+    }
+
+    /// Whether it is what an object has without one: private to the bucket's owner.
+    pub fn is_default_for(&self, bucket_owner: &str) -> bool {
+        *self == Self::private(bucket_owner)
+    }
 }
 
 /// An object's tag set: keys are unique and case-sensitive, as in S3.

@@ -17,7 +17,9 @@ use tracing::{debug, warn};
 
 use crate::backends::{self, Backend, PartRef, Registry, check_attrs, check_key};
 use crate::checksum::{self, Algorithm, Stored};
-use crate::config::{Config, ConfigError, DynamicBuckets, FailureMode, PublicAccessBlock};
+use crate::config::{
+    Config, ConfigError, DynamicBuckets, FailureMode, ObjectOwnership, PublicAccessBlock,
+};
 use crate::frontend::exchange::Exchange;
 use crate::iam::{PolicyDocument, PolicyKind};
 use crate::listing::{self, ListPage, ListRequest};
@@ -63,6 +65,9 @@ pub struct VirtualBucket {
     /// (see [`Router::public_access_block`]); like the stored policy, read again once
     /// [`POLICY_CACHE`] old.
     block: std::sync::Mutex<Option<(Instant, Option<PublicAccessBlock>)>>,
+    /// The stored object ownership and ACL of a bucket made by CreateBucket, as last read
+    /// (see [`Router::bucket_acl`]); read again once [`POLICY_CACHE`] old.
+    acl: std::sync::Mutex<Option<(Instant, BucketAcl)>>,
     /// The stored versioning state of a bucket made by CreateBucket, as last read (see
     /// [`Router::versioning`]); read again once [`POLICY_CACHE`] old.
     versioning: std::sync::Mutex<Option<(Instant, versions::State)>>,
@@ -90,6 +95,7 @@ impl VirtualBucket {
             checked: std::sync::Mutex::new(Instant::now()),
             record: None,
             block: std::sync::Mutex::new(None),
+            acl: std::sync::Mutex::new(None),
             versioning: std::sync::Mutex::new(None),
         }
     }
@@ -147,6 +153,43 @@ const POLICY_PATH: &str = "bucket-policy.json";
 
 /// Where PutPublicAccessBlock keeps a bucket's settings, beside its policy.
 const BLOCK_PATH: &str = "public-access-block.json";
+
+/// Where PutBucketOwnershipControls and PutBucketAcl keep a bucket's object ownership
+/// and ACL, beside its policy.
+const ACL_PATH: &str = "bucket-acl.json";
+
+/// A bucket's object ownership and ACL.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BucketAcl {
+    /// `None`: no ownership controls (DeleteBucketOwnershipControls), which S3 treats as
+    /// `ObjectWriter`.
+    pub ownership: Option<ObjectOwnership>,
+    /// Set by PutBucketAcl; `None`: the owner's FULL_CONTROL alone. Kept, not counted,
+    /// while the ownership is `BucketOwnerEnforced`, as S3 keeps it.
+    #[serde(default)]
+    pub grants: Option<Vec<crate::model::AclGrant>>,
+}
+
+impl Default for BucketAcl {
+    /// What S3 gives a new bucket: ACLs disabled.
+    fn default() -> Self {
+        Self {
+            ownership: Some(ObjectOwnership::BucketOwnerEnforced),
+            grants: None,
+        }
+    }
+}
+
+impl BucketAcl {
+    /// The ownership in force.
+    pub fn ownership(&self) -> ObjectOwnership {
+        self.ownership.unwrap_or(ObjectOwnership::ObjectWriter)
+    }
+
+    pub fn acls_enabled(&self) -> bool {
+        self.ownership().acls_enabled()
+    }
+}
 
 /// Where CreateBucket records who made a bucket (the user's name), under the reserved
 /// prefix of its member. On a remote `[dynamic_buckets]` template this record is what
@@ -1432,6 +1475,122 @@ impl Router {
         Ok(())
     }
 
+    /// The bucket's object ownership and ACL: the configuration's (`buckets.NAME
+    /// .object_ownership`; a configured bucket has no ACL of its own), or the ones stored in
+    /// a bucket made by CreateBucket.
+    pub async fn bucket_acl(&self, bucket: &str) -> Result<BucketAcl> {
+        let vb = self.bucket(bucket).await?;
+        if let BucketAccess::Configured(_) = &vb.access {
+            return Ok(BucketAcl {
+                ownership: Some(
+                    self.config
+                        .buckets
+                        .get(bucket)
+                        .map(|b| b.object_ownership)
+                        .unwrap_or_default(),
+                ),
+                grants: None,
+            });
+        }
+        if let Some((read, a)) = vb.acl.lock().expect("acl cache").as_ref()
+            && read.elapsed() < POLICY_CACHE
+        {
+            return Ok(a.clone());
+        }
+        let member = vb.members.first().ok_or(Error::NoSuchBucket)?;
+        // Settings that no longer parse disable ACLs: a lost ACL must not open the bucket,
+        // and with ACLs disabled the policies alone decide.
+        let acl = match member.store.get_internal(ACL_PATH).await? {
+            None => BucketAcl::default(),
+            Some(raw) => serde_json::from_slice(&raw).unwrap_or_else(|e| {
+                warn!(bucket, error = %e, "the stored bucket ACL does not parse: ACLs are disabled until it is replaced");
+                BucketAcl::default()
+            }),
+        };
+        *vb.acl.lock().expect("acl cache") = Some((Instant::now(), acl.clone()));
+        Ok(acl)
+    }
+
+    /// PutBucketOwnershipControls, DeleteBucketOwnershipControls and PutBucketAcl, on
+    /// buckets made by CreateBucket; a configured bucket's ownership is in the
+    /// configuration file.
+    pub async fn set_bucket_acl(&self, bucket: &str, acl: &BucketAcl) -> Result<()> {
+        let vb = self.bucket(bucket).await?;
+        if let BucketAccess::Configured(_) = &vb.access {
+            return Err(Error::InvalidRequest(format!(
+                "bucket {bucket} is configured: its object ownership is set in the configuration file (buckets.{bucket}.object_ownership), and it has no ACL of its own (its bucket_policy says who may do what)"
+            )));
+        }
+        let member = vb.members.first().ok_or(Error::NoSuchBucket)?;
+        if *acl == BucketAcl::default() {
+            member.store.delete_internal(ACL_PATH).await?;
+        } else {
+            let json = serde_json::to_vec(acl).map_err(Error::internal)?;
+            member
+                .store
+                .put_internal(ACL_PATH, Bytes::from(json))
+                .await?;
+        }
+        *vb.acl.lock().expect("acl cache") = Some((Instant::now(), acl.clone()));
+        Ok(())
+    }
+
+    /// The ACL kept with the copy of `key` a read would serve (`None`: the default),
+    /// with its member's kind keeping ACLs; `NotFound` when there is no such key.
+    pub async fn object_acl(
+        &self,
+        req: &RequestView,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<crate::model::ObjectAcl>> {
+        let (outcome, _, _) = self
+            .get(req, bucket, key, None, &ReadConditions::default(), true)
+            .await?;
+        Ok(outcome.info.attrs.acl)
+    }
+
+    /// PutObjectAcl: on every member holding the key, as [`Router::put_tags`]. A member
+    /// that keeps no ACLs takes only the default one (nothing to keep).
+    pub async fn put_object_acl(
+        &self,
+        bucket: &str,
+        key: &str,
+        acl: Option<&crate::model::ObjectAcl>,
+    ) -> Result<()> {
+        check_key(key)?;
+        let vb = self.bucket(bucket).await?;
+        self.refuse_unversioned_write(&vb, "changing an object's ACL")
+            .await?;
+        let _admitted = vb.admit_write().await?;
+        let mut found = false;
+        for m in &vb.members {
+            if !m.store.keeps_acls() {
+                let head = Self::read_member(m, key, None, &ReadConditions::default(), true).await;
+                match head {
+                    Ok(_) if acl.is_some() => {
+                        return Err(Error::NotImplemented(format!(
+                            "object ACLs other than the default are not supported on member {} (its kind, {}, has no place to keep them with the object)",
+                            m.name, m.kind
+                        )));
+                    }
+                    Ok(_) => found = true,
+                    Err(Error::NotFound) => {}
+                    Err(e) => return Err(e),
+                }
+                continue;
+            }
+            let started = Instant::now();
+            let r = m.store.put_acl(key, acl).await;
+            m.observe(started, &r);
+            match r {
+                Ok(()) => found = true,
+                Err(Error::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if found { Ok(()) } else { Err(Error::NotFound) }
+    }
+
     /// Who owns the bucket: the name of the user who made it by CreateBucket (`Some("")`
     /// for an anonymous request), `None` for a configured bucket (every user's).
     pub async fn bucket_owner(&self, bucket: &str) -> Result<Option<String>> {
@@ -1639,6 +1798,8 @@ impl Router {
         let obj = object_view(req, bucket, key, declared.len, attrs);
         let targets = self.decider.place(&vb, req, &obj).await?;
         record_targets(&targets);
+        let kept = acl_for(&targets, attrs)?;
+        let attrs = kept.as_ref().unwrap_or(attrs);
         let part_size = self.config.server.part_size;
         let outcome = self
             .put_to(&targets, key, body, declared, attrs, cond, part_size)
@@ -1797,12 +1958,13 @@ impl Router {
             (replace_attrs, None),
             cond,
             checksum_algorithm,
+            None,
         )
         .await
     }
 
     /// [`Router::copy`], with the copy's tags: the source's (`x-amz-tagging-directive:
-    /// COPY`, `None`) or these (`REPLACE`).
+    /// COPY`, `None`) or these (`REPLACE`), and its ACL (never the source's, as in S3).
     #[allow(clippy::too_many_arguments)]
     pub async fn copy_tagged(
         &self,
@@ -1813,6 +1975,7 @@ impl Router {
         (replace_attrs, replace_tags): (Option<Attrs>, Option<crate::model::Tags>),
         cond: &WriteCondition,
         checksum_algorithm: Option<Algorithm>,
+        acl: Option<crate::model::ObjectAcl>,
     ) -> Result<(PutOutcome, DateTime<Utc>)> {
         let (copied, dst) = self
             .copy_unconfirmed(
@@ -1825,6 +1988,7 @@ impl Router {
                 (replace_attrs, replace_tags),
                 cond,
                 checksum_algorithm,
+                acl,
             )
             .await?;
         self.confirm_write(&dst, dst_key).await?;
@@ -1843,6 +2007,7 @@ impl Router {
         (replace_attrs, replace_tags): (Option<Attrs>, Option<crate::model::Tags>),
         cond: &WriteCondition,
         checksum_algorithm: Option<Algorithm>,
+        acl: Option<crate::model::ObjectAcl>,
     ) -> Result<((PutOutcome, DateTime<Utc>), Arc<VirtualBucket>)> {
         check_key(dst_key)?;
         if let Some(a) = &replace_attrs {
@@ -1871,6 +2036,7 @@ impl Router {
         attrs.tags = replace_tags
             .clone()
             .unwrap_or_else(|| src.info.attrs.tags.clone());
+        attrs.acl = acl;
         // The source's checksum goes with its attributes (the bytes are the same); one in
         // another algorithm (or type) is computed as the bytes stream through.
         let recompute = checksum_algorithm.filter(|alg| {
@@ -1879,6 +2045,10 @@ impl Router {
         });
         let obj = object_view(req, dst_bucket, dst_key, Some(src.info.size), &attrs);
         let targets = self.decider.place(&dst, req, &obj).await?;
+        if let Some(kept) = acl_for(&targets, &attrs)? {
+            attrs = kept;
+        }
+        let copy_acl = attrs.acl.clone();
         let server_side = targets.len() == 1
             && Arc::ptr_eq(&targets[0], &src_member)
             && attrs == src.info.attrs
@@ -1927,6 +2097,7 @@ impl Router {
         let mut attrs = if keep_attrs { read.info.attrs } else { attrs };
         attrs.tags = replace_tags.unwrap_or(read_tags);
         attrs.metadata.remove(crate::model::VERSION_META);
+        attrs.acl = copy_acl;
         let mut body = stream.ok_or_else(|| Error::internal("no body"))?;
         let mut declared = Declared::of_len(Some(read.info.size));
         if let Some(alg) = recompute {
@@ -1981,12 +2152,18 @@ impl Router {
         let member = targets
             .next()
             .ok_or_else(|| Error::internal("no placement target"))?;
-        let mirrors: Vec<String> = targets.map(|t| t.name.clone()).collect();
+        let mirrors: Vec<Arc<Backend>> = targets.collect();
         if !mirrors.is_empty() && self.versioning_of(&vb).await? != versions::State::Unversioned {
             return Err(Error::NotImplemented(
                 "a placement naming several members (a mirrored write) in a versioned bucket is not supported".into(),
             ));
         }
+        let everywhere: Vec<Arc<Backend>> = std::iter::once(member.clone())
+            .chain(mirrors.iter().cloned())
+            .collect();
+        let kept = acl_for(&everywhere, attrs)?;
+        let attrs = kept.as_ref().unwrap_or(attrs);
+        let mirrors: Vec<String> = mirrors.iter().map(|t| t.name.clone()).collect();
         let started = Instant::now();
         let r = member.store.mpu_create(key, attrs).await;
         member.observe(started, &r);
@@ -2490,6 +2667,27 @@ impl Router {
     }
 }
 
+/// The attributes to write to `targets` when some of them keep no object ACLs: without
+/// the ACL when it is only an owner's FULL_CONTROL (what an object has without one, so
+/// nothing a client set is dropped), refused when it grants more. `None`: as they are.
+fn acl_for(targets: &[Arc<Backend>], attrs: &Attrs) -> Result<Option<Attrs>> {
+    let Some(acl) = &attrs.acl else {
+        return Ok(None);
+    };
+    let Some(m) = targets.iter().find(|t| !t.store.keeps_acls()) else {
+        return Ok(None);
+    };
+    if *acl != crate::model::ObjectAcl::private(&acl.owner) {
+        return Err(Error::NotImplemented(format!(
+            "object ACLs other than the owner's FULL_CONTROL are not supported on member {} (its kind, {}, has no place to keep them with the object)",
+            m.name, m.kind
+        )));
+    }
+    let mut kept = attrs.clone();
+    kept.acl = None;
+    Ok(Some(kept))
+}
+
 fn record_targets(targets: &[Arc<Backend>]) {
     let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
     Exchange::with_current(|x| x.set_backend(&names.join(",")));
@@ -2646,6 +2844,8 @@ impl Router {
         let obj = object_view(req, bucket, key, declared.len, attrs);
         let targets = self.decider.place(&vb, req, &obj).await?;
         record_targets(&targets);
+        let kept = acl_for(&targets, attrs)?;
+        let attrs = kept.as_ref().unwrap_or(attrs);
         let [target] = targets.as_slice() else {
             return Err(Error::NotImplemented(
                 "a placement naming several members (a mirrored write) in a versioned bucket is not supported".into(),
@@ -2697,6 +2897,7 @@ impl Router {
         (replace_attrs, replace_tags): (Option<Attrs>, Option<crate::model::Tags>),
         cond: &WriteCondition,
         checksum_algorithm: Option<Algorithm>,
+        acl: Option<crate::model::ObjectAcl>,
     ) -> Result<(PutOutcome, DateTime<Utc>, Option<String>, Option<String>)> {
         let dst = self.bucket(dst_bucket).await?;
         let state = self.versioning_of(&dst).await?;
@@ -2715,6 +2916,7 @@ impl Router {
                     (replace_attrs, replace_tags),
                     cond,
                     checksum_algorithm,
+                    acl,
                 )
                 .await?;
             return Ok((out, at, None, None));
@@ -2750,8 +2952,10 @@ impl Router {
         let read_tags = read.info.attrs.tags.clone();
         let mut attrs = replace_attrs.unwrap_or(read.info.attrs);
         attrs.tags = replace_tags.unwrap_or(read_tags);
-        // The source's version file is its own, not the copy's.
+        // The source's version file is its own, not the copy's; so is its ACL (a copy
+        // never takes its source's).
         attrs.metadata.remove(crate::model::VERSION_META);
+        attrs.acl = acl;
         let recompute = checksum_algorithm.filter(|alg| {
             Stored::of(&attrs)
                 .is_none_or(|c| c.algorithm != *alg || c.kind != checksum::Kind::FullObject)
@@ -2766,6 +2970,9 @@ impl Router {
         let obj = object_view(req, dst_bucket, dst_key, Some(read.info.size), &attrs);
         let targets = self.decider.place(&dst, req, &obj).await?;
         record_targets(&targets);
+        if let Some(kept) = acl_for(&targets, &attrs)? {
+            attrs = kept;
+        }
         let part_size = self.config.server.part_size;
         let (out, dst_id) = if state == versions::State::Unversioned {
             let out = self

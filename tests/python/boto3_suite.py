@@ -6,6 +6,8 @@ Environment:
   S3_ENDPOINT            http://127.0.0.1:PORT (required)
   S3_BUCKET              an existing bucket (required)
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION (us-east-1)
+  S3_ACL_BUCKET          a bucket whose object ownership enables ACLs (ObjectWriter), for
+                         the ACL checks that need one (optional)
   SKIP_AUTH_CHECKS=1     skip the checks that need real signature checking (for servers
                          such as moto that accept any signature)
   SKIP_CHECKS=a,b        skip checks by name; ONLY_CHECKS=a,b runs only those
@@ -28,6 +30,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import boto3  # noqa: E402
+import botocore  # noqa: E402
 from boto3.s3.transfer import TransferConfig  # noqa: E402
 from botocore.config import Config  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
@@ -38,6 +41,7 @@ MiB = 1024 * 1024
 
 ENDPOINT = env("S3_ENDPOINT")
 BUCKET = env("S3_BUCKET")
+ACL_BUCKET = os.environ.get("S3_ACL_BUCKET")
 env("AWS_ACCESS_KEY_ID")
 env("AWS_SECRET_ACCESS_KEY")
 REGION = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
@@ -664,6 +668,39 @@ def t_acls():
     own = s3.get_bucket_ownership_controls(Bucket=BUCKET)["OwnershipControls"]["Rules"]
     eq(own, [{"ObjectOwnership": "BucketOwnerEnforced"}], "get_bucket_ownership_controls")
     s3.delete_object(Bucket=BUCKET, Key=k)
+    if ACL_BUCKET:
+        _acls_enabled(me)
+
+
+ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
+
+
+def _acls_enabled(me: str) -> None:
+    """ACLs enabled (ObjectWriter): x-amz-acl on a write and PutObjectAcl decide what an
+    anonymous client may read, and GetObjectAcl shows the grants as S3 does."""
+    anonymous = boto3.client("s3", endpoint_url=ENDPOINT, region_name=REGION,
+                             config=Config(signature_version=botocore.UNSIGNED))
+    own = s3.get_bucket_ownership_controls(Bucket=ACL_BUCKET)["OwnershipControls"]["Rules"]
+    eq(own, [{"ObjectOwnership": "ObjectWriter"}], "ownership of the ACL bucket")
+    k = key("acl/public")
+    s3.put_object(Bucket=ACL_BUCKET, Key=k, Body=b"open", ACL="public-read")
+    acl = s3.get_object_acl(Bucket=ACL_BUCKET, Key=k)
+    eq(acl["Owner"]["ID"], me, "the writer owns the object")
+    grants = sorted((g["Grantee"]["Type"], g["Grantee"].get("ID") or g["Grantee"].get("URI"), g["Permission"])
+                    for g in acl["Grants"])
+    eq(grants, [("CanonicalUser", me, "FULL_CONTROL"), ("Group", ALL_USERS, "READ")], "public-read grants")
+    eq(body_of(anonymous.get_object(Bucket=ACL_BUCKET, Key=k)), b"open", "anonymous GET of a public-read object")
+    s3.put_object_acl(Bucket=ACL_BUCKET, Key=k, ACL="private")
+    expect_error(lambda: anonymous.get_object(Bucket=ACL_BUCKET, Key=k), 403, "AccessDenied",
+                 "anonymous GET after put_object_acl private")
+    s3.put_object_acl(Bucket=ACL_BUCKET, Key=k, GrantRead=f'uri="{ALL_USERS}"', GrantFullControl=f'id="{me}"')
+    eq(body_of(anonymous.get_object(Bucket=ACL_BUCKET, Key=k)), b"open", "anonymous GET after a grant header")
+    # The bucket's own ACL does not let anonymous requests list, and a grant naming no
+    # known user is refused.
+    expect_error(lambda: anonymous.list_objects_v2(Bucket=ACL_BUCKET), 403, "AccessDenied", "anonymous list")
+    expect_error(lambda: s3.put_object_acl(Bucket=ACL_BUCKET, Key=k, GrantRead='id="' + "0" * 64 + '"'),
+                 400, "InvalidArgument", "a grant to an unknown canonical id")
+    s3.delete_object(Bucket=ACL_BUCKET, Key=k)
 
 
 def t_upload_part_copy_range_past_the_end():

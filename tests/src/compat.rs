@@ -227,11 +227,11 @@ pub const ROWS: &[Row] = &[
         step: "acls",
         what: "Get/PutBucketAcl, Get/PutObjectAcl, `x-amz-acl` and `x-amz-grant-*` on PutObject, CopyObject and CreateMultipartUpload under object ownership BucketOwnerEnforced (ACLs disabled: the owner's FULL_CONTROL; other ACLs 400 AccessControlListNotSupported); GetBucketOwnershipControls",
         modes: [G, G, G, G, G],
-        note: "nothing is stored with objects: under BucketOwnerEnforced an ACL is always the owner's FULL_CONTROL; ObjectWriter and BucketOwnerPreferred (ACLs enabled) are not supported",
+        note: "nothing is stored with objects: under BucketOwnerEnforced an ACL is always the owner's FULL_CONTROL; see `bucket_acls` and `object_acls` for ACLs enabled",
     },
     Row {
         step: "dynamic_acls",
-        what: "Owner of buckets made by CreateBucket, CreateBucket's ACL and object ownership, Put/Get/DeletePublicAccessBlock (BlockPublicPolicy, RestrictPublicBuckets, GetBucketPolicyStatus) on created buckets",
+        what: "Owner of buckets made by CreateBucket, CreateBucket's ACL under BucketOwnerEnforced, Put/Get/DeletePublicAccessBlock (BlockPublicPolicy, RestrictPublicBuckets, GetBucketPolicyStatus) on created buckets",
         modes: [E, E, E, E, E],
         note: "the block is stored beside the bucket policy, under the reserved prefix of the bucket's member",
     },
@@ -240,6 +240,18 @@ pub const ROWS: &[Row] = &[
         what: "PutObjectTagging, GetObjectTagging, DeleteObjectTagging; `x-amz-tagging` on PutObject, CreateMultipartUpload and CopyObject (`x-amz-tagging-directive`); `x-amz-tagging-count`; AWS's limits and error codes",
         modes: [E, E, No, No, No],
         note: "`fs` keeps the tags in the file's extended attribute, memory with the object; the other kinds answer `501 NotImplemented` (limitations.md)",
+    },
+    Row {
+        step: "bucket_acls",
+        what: "ACLs enabled on buckets made by CreateBucket: Put/Get/DeleteBucketOwnershipControls (ObjectWriter, BucketOwnerPreferred), CreateBucket's `x-amz-object-ownership`, Put/GetBucketAcl (canned, `x-amz-grant-*`, AccessControlPolicy body); grants to AllUsers, AuthenticatedUsers and users by canonical id decide ListBucket and PutObject; an explicit Deny wins; BlockPublicAcls, IgnorePublicAcls; back to BucketOwnerEnforced",
+        modes: [E, E, E, E, E],
+        note: "the ownership and ACL are stored beside the bucket policy, under the reserved prefix of the bucket's member",
+    },
+    Row {
+        step: "object_acls",
+        what: "Object ACLs with ACLs enabled: `x-amz-acl` and `x-amz-grant-*` on PutObject, CopyObject and CreateMultipartUpload, Get/PutObjectAcl; object grants decide GetObject; the writer owns its object (ObjectWriter; BucketOwnerPreferred with bucket-owner-full-control: the bucket owner); Deny, BlockPublicAcls, IgnorePublicAcls, BucketOwnerEnforced",
+        modes: [E, E, No, No, No],
+        note: "`fs` keeps the ACL in the file's extended attribute beside the tags, memory with the object; on the other kinds an ACL other than the owner's FULL_CONTROL answers `501 NotImplemented` (limitations.md)",
     },
 ];
 
@@ -250,6 +262,7 @@ pub const INTERNAL_STEPS: &[&str] = &[
     "declared_digest",
     "content_md5_of_encrypted_objects",
     "tagging_refused",
+    "object_acls_refused",
 ];
 
 /// The steps a conformance run on `kind` must have run: the rows `kind` supports.
@@ -312,10 +325,10 @@ pub fn render() -> String {
         out.push_str(&format!(" {} |\n", r.note));
     }
     out.push_str(
-        "\nWhat the gateway does not offer on any kind yet (versioning, ACLs that grant\n\
-         more than the owner's FULL_CONTROL, object lock, SSE-C, lifecycle) answers `501\n\
-         NotImplemented` or, for such ACLs, S3's own `400 AccessControlListNotSupported`: see\n\
-         [limitations.md](limitations.md).\n",
+        "\nWhat the gateway does not offer on any kind yet (versioning, object lock, SSE-C,\n\
+         lifecycle) answers `501 NotImplemented`; an ACL that grants more than the owner's FULL_CONTROL\n\
+         on a bucket under BucketOwnerEnforced (the default) answers S3's own `400\n\
+         AccessControlListNotSupported`: see [limitations.md](limitations.md).\n",
     );
     out
 }

@@ -33,13 +33,17 @@ fn client_env(cmd: &mut Command, endpoint: &str, bucket: &str) {
 async fn boto3_and_aws_cli_through_the_gateway() {
     for kind in [Kind::Fs, Kind::S3] {
         let fx = Fixture::new(kind).await.unwrap();
-        let gw = Gateway::start(&fx.single_bucket_config("pyclients"))
-            .await
-            .unwrap();
+        // A second bucket with ACLs enabled, for the boto3 checks that need one.
+        let config = format!(
+            "{}[backends.aclmem]\nkind = \"memory\"\n[buckets.pyacls]\nmembers = [\"aclmem\"]\nobject_ownership = \"ObjectWriter\"\n",
+            fx.single_bucket_config("pyclients")
+        );
+        let gw = Gateway::start(&config).await.unwrap();
         let root = repo_root();
         let mut boto = Command::new("python3");
         boto.arg(root.join("tests/python/boto3_suite.py"));
         client_env(&mut boto, &gw.endpoint, "pyclients");
+        boto.env("S3_ACL_BUCKET", "pyacls");
         run(&mut boto, &format!("boto3_suite.py over {kind:?}"));
 
         let mut cli = Command::new("bash");

@@ -91,6 +91,12 @@ async fn run_suite(kind: Kind) {
     gw.stop().await;
     step!(dynamic_buckets(&fx));
     step!(dynamic_acls(&fx));
+    step!(bucket_acls(&fx));
+    if matches!(kind, Kind::Fs | Kind::Memory) {
+        step!(object_acls(&fx));
+    } else {
+        step!(object_acls_refused(&fx));
+    }
     step!(declared_digest(&fx.single_bucket_config(BUCKET)));
     if kind == Kind::S3 {
         step!(content_md5_of_encrypted_objects(&fx));
@@ -3272,7 +3278,7 @@ async fn acls(c: &Client) {
 }
 
 /// On buckets made by CreateBucket: the creator owns the bucket (whoever asks), CreateBucket
-/// refuses ACLs and other ownerships, and a public access block is stored in the bucket,
+/// refuses ACLs under BucketOwnerEnforced and unknown ownerships, and a public access block is stored in the bucket,
 /// blocks public policies and takes a public policy's grants from anonymous requests.
 async fn dynamic_acls(fx: &Fixture) {
     use aws_sdk_s3::types::{
@@ -3303,11 +3309,11 @@ async fn dynamic_acls(fx: &Fixture) {
     let e = c
         .create_bucket()
         .bucket(B)
-        .object_ownership(ObjectOwnership::ObjectWriter)
+        .object_ownership(ObjectOwnership::from("Everyone"))
         .send()
         .await
         .unwrap_err();
-    assert_eq!(err_of(&e), (501, "NotImplemented".into()));
+    assert_eq!(err_of(&e), (400, "InvalidArgument".into()));
     let e = c.head_bucket().bucket(B).send().await.unwrap_err();
     assert_eq!(err_of(&e).0, 404, "a refused CreateBucket made nothing");
     c.create_bucket()
@@ -3340,26 +3346,14 @@ async fn dynamic_acls(fx: &Fixture) {
         .send()
         .await
         .unwrap();
-    for o in [
-        ObjectOwnership::ObjectWriter,
-        ObjectOwnership::BucketOwnerPreferred,
-    ] {
-        let e = c
-            .put_bucket_ownership_controls()
-            .bucket(B)
-            .ownership_controls(rule(o))
-            .send()
-            .await
-            .unwrap_err();
-        assert_eq!(err_of(&e), (501, "NotImplemented".into()));
-    }
     let e = c
-        .delete_bucket_ownership_controls()
+        .put_bucket_ownership_controls()
         .bucket(B)
+        .ownership_controls(rule(ObjectOwnership::from("Everyone")))
         .send()
         .await
         .unwrap_err();
-    assert_eq!(err_of(&e), (501, "NotImplemented".into()));
+    assert_eq!(err_of(&e), (400, "InvalidArgument".into()));
 
     // Block Public Access.
     let e = c
@@ -3525,6 +3519,843 @@ async fn dynamic_acls(fx: &Fixture) {
         .await
         .unwrap_err();
     assert_eq!(err_of(&e), (403, "AccessDenied".into()));
+    c.delete_object().bucket(B).key("k").send().await.unwrap();
+    c.delete_bucket().bucket(B).send().await.unwrap();
+    gw.stop().await;
+}
+
+/// Runs a long step on a thread of its own, with a runtime of its own: in a debug build
+/// the polling of its state machine needs more than a test thread's 2 MiB of stack.
+fn on_big_stack(step: impl std::future::Future<Output = ()> + Send) {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(32 << 20)
+            .spawn_scoped(s, || {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(step)
+            })
+            .unwrap()
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+    });
+}
+
+/// Users with no policy of their own, beside the tests' (full-access) and "other"
+/// (full-access): what they may do, ACLs alone give them.
+const ACL_USERS: &str = "[[users]]\naccess_key = \"reader\"\nsecret_key = \"reader-secret\"\nname = \"reader\"\n[[users]]\naccess_key = \"carol\"\nsecret_key = \"carol-secret\"\nname = \"carol\"\n";
+
+fn ownership_rule(o: aws_sdk_s3::types::ObjectOwnership) -> aws_sdk_s3::types::OwnershipControls {
+    use aws_sdk_s3::types::{OwnershipControls, OwnershipControlsRule};
+    OwnershipControls::builder()
+        .rules(
+            OwnershipControlsRule::builder()
+                .object_ownership(o)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
+async fn set_ownership(c: &Client, bucket: &str, o: aws_sdk_s3::types::ObjectOwnership) {
+    c.put_bucket_ownership_controls()
+        .bucket(bucket)
+        .ownership_controls(ownership_rule(o))
+        .send()
+        .await
+        .unwrap();
+}
+
+fn block_acls(block: bool, ignore: bool) -> aws_sdk_s3::types::PublicAccessBlockConfiguration {
+    aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
+        .block_public_acls(block)
+        .ignore_public_acls(ignore)
+        .block_public_policy(false)
+        .restrict_public_buckets(false)
+        .build()
+}
+
+/// `id="..."` of a configured user, as grant headers name it.
+fn id_of(user: &str) -> String {
+    format!("id=\"{}\"", switchyard::frontend::canonical_id(user))
+}
+
+/// (grantee id or group URI, permission) of an ACL's grants, sorted.
+fn grant_list(grants: &[aws_sdk_s3::types::Grant]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = grants
+        .iter()
+        .map(|g| {
+            let e = g.grantee().unwrap();
+            let who = e.id().or(e.uri()).unwrap_or_default().to_owned();
+            (who, g.permission().unwrap().as_str().to_owned())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
+
+/// Whether `client` may list `bucket` (else the answer must be 403 AccessDenied).
+async fn may_list(client: &Client, bucket: &str) -> bool {
+    match client.list_objects_v2().bucket(bucket).send().await {
+        Ok(_) => true,
+        Err(e) => {
+            assert_eq!(err_of(&e), (403, "AccessDenied".into()));
+            false
+        }
+    }
+}
+
+/// Whether `client` may read `key` of `bucket` (else the answer must be 403).
+async fn may_read(client: &Client, bucket: &str, key: &str) -> bool {
+    match client.get_object().bucket(bucket).key(key).send().await {
+        Ok(_) => true,
+        Err(e) => {
+            assert_eq!(err_of(&e), (403, "AccessDenied".into()), "{bucket}/{key}");
+            false
+        }
+    }
+}
+
+/// Bucket ACLs on a bucket made by CreateBucket with ACLs enabled (ObjectWriter), as AWS
+/// has them: canned ACLs, grant headers and the AccessControlPolicy body; AllUsers READ lets
+/// anonymous requests list, AuthenticatedUsers only the gateway's users, a grant by
+/// canonical id that user; WRITE lets its grantee write. An explicit Deny in the bucket
+/// policy beats a grant; BlockPublicAcls refuses a public ACL, IgnorePublicAcls makes it
+/// count for nothing; under BucketOwnerEnforced the ACL is kept and ignored. Stored in
+/// the bucket, so another engine over the same template sees it.
+async fn bucket_acls(fx: &Fixture) {
+    on_big_stack(bucket_acls_steps(fx));
+}
+
+async fn bucket_acls_steps(fx: &Fixture) {
+    use aws_sdk_s3::types::{
+        AccessControlPolicy, BucketCannedAcl, Grant, Grantee, ObjectOwnership, Permission, Type,
+    };
+    let dir = TempDir::new("bucket-acls");
+    let config = format!("{}{ACL_USERS}", dynamic_config(fx, &dir, "bucketacl"));
+    let gw = Gateway::start(&config).await.unwrap();
+    let c = gw.client();
+    let reader = switchyard_tests::harness::s3_client(&gw.endpoint, "reader", "reader-secret");
+    let carol = switchyard_tests::harness::s3_client(&gw.endpoint, "carol", "carol-secret");
+    let anonymous = anonymous_client(&gw.endpoint);
+    let me = my_id(&c).await;
+    const B: &str = "acl-enabled";
+
+    c.create_bucket()
+        .bucket(B)
+        .object_ownership(ObjectOwnership::ObjectWriter)
+        .acl(BucketCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap();
+    let own = c
+        .get_bucket_ownership_controls()
+        .bucket(B)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        own.ownership_controls().unwrap().rules()[0].object_ownership(),
+        &ObjectOwnership::ObjectWriter
+    );
+    let acl = c.get_bucket_acl().bucket(B).send().await.unwrap();
+    assert_eq!(acl.owner().and_then(|o| o.id()), Some(me.as_str()));
+    assert_eq!(
+        grant_list(acl.grants()),
+        [
+            (me.clone(), "FULL_CONTROL".to_owned()),
+            (ALL_USERS.to_owned(), "READ".to_owned())
+        ]
+    );
+    // public-read: anyone lists, nobody else writes.
+    assert!(may_list(&anonymous, B).await);
+    assert!(may_list(&reader, B).await);
+    let e = anonymous
+        .put_object()
+        .bucket(B)
+        .key("k")
+        .body(ByteStream::from_static(b"no"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (403, "AccessDenied".into()));
+    // private: the owner alone.
+    c.put_bucket_acl()
+        .bucket(B)
+        .acl(BucketCannedAcl::Private)
+        .send()
+        .await
+        .unwrap();
+    assert!(!may_list(&anonymous, B).await);
+    assert!(!may_list(&reader, B).await);
+    // authenticated-read: the gateway's users, not anonymous requests.
+    c.put_bucket_acl()
+        .bucket(B)
+        .acl(BucketCannedAcl::AuthenticatedRead)
+        .send()
+        .await
+        .unwrap();
+    assert!(may_list(&reader, B).await);
+    assert!(!may_list(&anonymous, B).await);
+    // A grant by canonical id: WRITE to carol, who may write but not list; reader nothing.
+    c.put_bucket_acl()
+        .bucket(B)
+        .grant_full_control(format!("id=\"{me}\""))
+        .grant_write(id_of("carol"))
+        .send()
+        .await
+        .unwrap();
+    carol
+        .put_object()
+        .bucket(B)
+        .key("by-carol")
+        .body(ByteStream::from_static(b"carol"))
+        .send()
+        .await
+        .unwrap();
+    assert!(!may_list(&carol, B).await);
+    assert!(!may_list(&reader, B).await);
+    let e = reader
+        .put_object()
+        .bucket(B)
+        .key("by-reader")
+        .body(ByteStream::from_static(b"no"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (403, "AccessDenied".into()));
+    // The body form, read back as given.
+    let grant = |id: &str, p: Permission| {
+        Grant::builder()
+            .grantee(
+                Grantee::builder()
+                    .r#type(Type::CanonicalUser)
+                    .id(id)
+                    .build()
+                    .unwrap(),
+            )
+            .permission(p)
+            .build()
+    };
+    let reader_id = switchyard::frontend::canonical_id("reader");
+    let body = AccessControlPolicy::builder()
+        .owner(aws_sdk_s3::types::Owner::builder().id(&me).build())
+        .grants(grant(&me, Permission::FullControl))
+        .grants(grant(&reader_id, Permission::Read))
+        .grants(grant(&reader_id, Permission::ReadAcp))
+        .build();
+    c.put_bucket_acl()
+        .bucket(B)
+        .access_control_policy(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(may_list(&reader, B).await);
+    let got = reader.get_bucket_acl().bucket(B).send().await.unwrap();
+    assert_eq!(grant_list(got.grants()), {
+        let mut want = vec![
+            (me.clone(), "FULL_CONTROL".to_owned()),
+            (reader_id.clone(), "READ".to_owned()),
+            (reader_id.clone(), "READ_ACP".to_owned()),
+        ];
+        want.sort();
+        want
+    });
+    // READ_ACP is not WRITE_ACP.
+    let e = reader
+        .put_bucket_acl()
+        .bucket(B)
+        .acl(BucketCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (403, "AccessDenied".into()));
+    // A grant to nobody the gateway knows, or by e-mail, is refused.
+    let e = c
+        .put_bucket_acl()
+        .bucket(B)
+        .grant_read(format!("id=\"{}\"", "0".repeat(64)))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (400, "InvalidArgument".into()));
+    let e = c
+        .put_bucket_acl()
+        .bucket(B)
+        .grant_read("emailAddress=\"someone@example.com\"")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e).0, 400);
+    assert!(may_list(&reader, B).await, "a refused ACL changed nothing");
+
+    // An explicit Deny in the bucket policy beats the grant.
+    let deny = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Principal":{{"AWS":"reader"}},"Action":"s3:ListBucket","Resource":"arn:aws:s3:::{B}"}}]}}"#
+    );
+    c.put_bucket_policy()
+        .bucket(B)
+        .policy(deny)
+        .send()
+        .await
+        .unwrap();
+    assert!(!may_list(&reader, B).await, "Deny beats the ACL");
+    c.delete_bucket_policy().bucket(B).send().await.unwrap();
+    assert!(may_list(&reader, B).await);
+
+    // Block Public Access: BlockPublicAcls refuses a public ACL and stores nothing...
+    c.put_public_access_block()
+        .bucket(B)
+        .public_access_block_configuration(block_acls(true, false))
+        .send()
+        .await
+        .unwrap();
+    for canned in [
+        BucketCannedAcl::PublicRead,
+        BucketCannedAcl::AuthenticatedRead,
+    ] {
+        let e = c
+            .put_bucket_acl()
+            .bucket(B)
+            .acl(canned.clone())
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), (403, "AccessDenied".into()), "{canned:?}");
+    }
+    let e = c
+        .put_bucket_acl()
+        .bucket(B)
+        .grant_read(format!("uri=\"{ALL_USERS}\""))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (403, "AccessDenied".into()));
+    assert!(!may_list(&anonymous, B).await);
+    // ...IgnorePublicAcls lets it be stored and count for nothing.
+    c.put_public_access_block()
+        .bucket(B)
+        .public_access_block_configuration(block_acls(false, true))
+        .send()
+        .await
+        .unwrap();
+    c.put_bucket_acl()
+        .bucket(B)
+        .acl(BucketCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap();
+    assert!(!may_list(&anonymous, B).await, "IgnorePublicAcls");
+    assert!(!may_list(&reader, B).await, "IgnorePublicAcls");
+    c.delete_public_access_block()
+        .bucket(B)
+        .send()
+        .await
+        .unwrap();
+    assert!(may_list(&anonymous, B).await);
+
+    // BucketOwnerEnforced is refused while the ACL is public (as AWS); once it is not, the
+    // ACL is kept and ignored, and counts again when ACLs are enabled again.
+    let e = c
+        .put_bucket_ownership_controls()
+        .bucket(B)
+        .ownership_controls(ownership_rule(ObjectOwnership::BucketOwnerEnforced))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err_of(&e),
+        (400, "InvalidBucketAclWithObjectOwnership".into())
+    );
+    c.put_bucket_acl()
+        .bucket(B)
+        .grant_full_control(format!("id=\"{me}\""))
+        .grant_read(id_of("reader"))
+        .send()
+        .await
+        .unwrap();
+    assert!(may_list(&reader, B).await);
+    set_ownership(&c, B, ObjectOwnership::BucketOwnerEnforced).await;
+    assert!(
+        !may_list(&reader, B).await,
+        "ignored under BucketOwnerEnforced"
+    );
+    owner_only(
+        c.get_bucket_acl().bucket(B).send().await.unwrap().grants(),
+        &me,
+    );
+    let e = c
+        .put_bucket_acl()
+        .bucket(B)
+        .acl(BucketCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (400, "AccessControlListNotSupported".into()));
+    set_ownership(&c, B, ObjectOwnership::BucketOwnerPreferred).await;
+    assert!(may_list(&reader, B).await, "kept, and counted again");
+    // Without ownership controls S3 treats the bucket as ObjectWriter: ACLs count.
+    c.delete_bucket_ownership_controls()
+        .bucket(B)
+        .send()
+        .await
+        .unwrap();
+    let e = c
+        .get_bucket_ownership_controls()
+        .bucket(B)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (404, "OwnershipControlsNotFoundError".into()));
+    assert!(may_list(&reader, B).await);
+    // Stored in the bucket: another engine over the same template sees it.
+    if fx.kind != Kind::Memory {
+        let peer = Gateway::start(&config).await.unwrap();
+        let reader =
+            switchyard_tests::harness::s3_client(&peer.endpoint, "reader", "reader-secret");
+        assert!(may_list(&reader, B).await, "through a peer");
+        assert!(!may_list(&anonymous_client(&peer.endpoint), B).await);
+        peer.stop().await;
+    }
+    // Only the owner's grants decide who changes the ACL and the controls.
+    let e = anonymous
+        .put_bucket_ownership_controls()
+        .bucket(B)
+        .ownership_controls(ownership_rule(ObjectOwnership::ObjectWriter))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (403, "AccessDenied".into()));
+    c.delete_object()
+        .bucket(B)
+        .key("by-carol")
+        .send()
+        .await
+        .unwrap();
+    c.delete_bucket().bucket(B).send().await.unwrap();
+    gw.stop().await;
+}
+
+/// Object ACLs, kept with the object (`fs`: in its extended attribute beside its tags;
+/// memory: with the object), on a bucket with ACLs enabled: `x-amz-acl` and grant headers
+/// on PutObject, CopyObject (never the source's ACL) and CreateMultipartUpload;
+/// Get/PutObjectAcl; public-read lets anonymous requests read, private takes it back,
+/// authenticated-read is for the gateway's users, a grant by canonical id for that user.
+/// The writer owns what it writes under ObjectWriter, the bucket owner under
+/// BucketOwnerPreferred with bucket-owner-full-control. An explicit Deny beats a grant;
+/// BlockPublicAcls refuses and writes nothing; IgnorePublicAcls and BucketOwnerEnforced
+/// make the grants count for nothing, until ACLs count again.
+async fn object_acls(fx: &Fixture) {
+    on_big_stack(object_acls_steps(fx));
+}
+
+async fn object_acls_steps(fx: &Fixture) {
+    use aws_sdk_s3::types::{BucketCannedAcl, ObjectCannedAcl, ObjectOwnership};
+    let dir = TempDir::new("object-acls");
+    let config = format!("{}{ACL_USERS}", dynamic_config(fx, &dir, "objectacl"));
+    let gw = Gateway::start(&config).await.unwrap();
+    let c = gw.client();
+    let reader = switchyard_tests::harness::s3_client(&gw.endpoint, "reader", "reader-secret");
+    let carol = switchyard_tests::harness::s3_client(&gw.endpoint, "carol", "carol-secret");
+    let anonymous = anonymous_client(&gw.endpoint);
+    let me = my_id(&c).await;
+    const B: &str = "object-acls";
+    c.create_bucket()
+        .bucket(B)
+        .object_ownership(ObjectOwnership::ObjectWriter)
+        .send()
+        .await
+        .unwrap();
+    let put = |client: &Client, key: &str, acl: Option<ObjectCannedAcl>| {
+        client
+            .put_object()
+            .bucket(B)
+            .key(key)
+            .set_acl(acl)
+            .body(ByteStream::from(key.as_bytes().to_vec()))
+            .send()
+    };
+
+    // public-read, then private.
+    put(&c, "pub", Some(ObjectCannedAcl::PublicRead))
+        .await
+        .unwrap();
+    assert!(may_read(&anonymous, B, "pub").await);
+    assert!(
+        !may_list(&anonymous, B).await,
+        "an object's ACL is not the bucket's"
+    );
+    let acl = c
+        .get_object_acl()
+        .bucket(B)
+        .key("pub")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acl.owner().and_then(|o| o.id()), Some(me.as_str()));
+    assert_eq!(
+        grant_list(acl.grants()),
+        [
+            (me.clone(), "FULL_CONTROL".to_owned()),
+            (ALL_USERS.to_owned(), "READ".to_owned())
+        ]
+    );
+    let before = c.head_object().bucket(B).key("pub").send().await.unwrap();
+    c.put_object_acl()
+        .bucket(B)
+        .key("pub")
+        .acl(ObjectCannedAcl::Private)
+        .send()
+        .await
+        .unwrap();
+    assert!(!may_read(&anonymous, B, "pub").await);
+    owner_only(
+        c.get_object_acl()
+            .bucket(B)
+            .key("pub")
+            .send()
+            .await
+            .unwrap()
+            .grants(),
+        &me,
+    );
+    let after = c.head_object().bucket(B).key("pub").send().await.unwrap();
+    assert_eq!(
+        (before.e_tag(), before.last_modified()),
+        (after.e_tag(), after.last_modified()),
+        "PutObjectAcl leaves the bytes, ETag and Last-Modified"
+    );
+    // authenticated-read: the gateway's users, not anonymous requests.
+    put(&c, "auth", Some(ObjectCannedAcl::AuthenticatedRead))
+        .await
+        .unwrap();
+    assert!(may_read(&reader, B, "auth").await);
+    assert!(!may_read(&anonymous, B, "auth").await);
+    // A grant by canonical id: carol reads, reader no longer does.
+    c.put_object_acl()
+        .bucket(B)
+        .key("auth")
+        .grant_full_control(format!("id=\"{me}\""))
+        .grant_read(id_of("carol"))
+        .send()
+        .await
+        .unwrap();
+    assert!(may_read(&carol, B, "auth").await);
+    assert!(!may_read(&reader, B, "auth").await);
+    let e = carol
+        .get_object_acl()
+        .bucket(B)
+        .key("auth")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err_of(&e),
+        (403, "AccessDenied".into()),
+        "READ is not READ_ACP"
+    );
+    let e = c
+        .put_object_acl()
+        .bucket(B)
+        .key("missing")
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (404, "NoSuchKey".into()));
+
+    // A copy gets its own ACL, never its source's.
+    c.put_object_acl()
+        .bucket(B)
+        .key("pub")
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap();
+    c.copy_object()
+        .bucket(B)
+        .key("copy-private")
+        .copy_source(format!("{B}/pub"))
+        .send()
+        .await
+        .unwrap();
+    assert!(!may_read(&anonymous, B, "copy-private").await);
+    c.copy_object()
+        .bucket(B)
+        .key("copy-public")
+        .copy_source(format!("{B}/auth"))
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap();
+    assert!(may_read(&anonymous, B, "copy-public").await);
+    // A multipart upload's ACL is the completed object's.
+    let up = c
+        .create_multipart_upload()
+        .bucket(B)
+        .key("mpu")
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap();
+    let part = c
+        .upload_part()
+        .bucket(B)
+        .key("mpu")
+        .upload_id(up.upload_id().unwrap())
+        .part_number(1)
+        .body(ByteStream::from_static(b"parts"))
+        .send()
+        .await
+        .unwrap();
+    c.complete_multipart_upload()
+        .bucket(B)
+        .key("mpu")
+        .upload_id(up.upload_id().unwrap())
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().unwrap())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(may_read(&anonymous, B, "mpu").await);
+
+    // ObjectWriter: carol (WRITE on the bucket) owns what she writes, and may read it.
+    c.put_bucket_acl()
+        .bucket(B)
+        .grant_full_control(format!("id=\"{me}\""))
+        .grant_write(id_of("carol"))
+        .send()
+        .await
+        .unwrap();
+    put(&carol, "carols", None).await.unwrap();
+    assert!(may_read(&carol, B, "carols").await);
+    assert!(!may_read(&reader, B, "carols").await);
+    let acl = c
+        .get_object_acl()
+        .bucket(B)
+        .key("carols")
+        .send()
+        .await
+        .unwrap();
+    let carol_id = switchyard::frontend::canonical_id("carol");
+    assert_eq!(acl.owner().and_then(|o| o.id()), Some(carol_id.as_str()));
+    // BucketOwnerPreferred: with bucket-owner-full-control the bucket's owner owns it.
+    set_ownership(&c, B, ObjectOwnership::BucketOwnerPreferred).await;
+    put(
+        &carol,
+        "preferred",
+        Some(ObjectCannedAcl::BucketOwnerFullControl),
+    )
+    .await
+    .unwrap();
+    let acl = c
+        .get_object_acl()
+        .bucket(B)
+        .key("preferred")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acl.owner().and_then(|o| o.id()), Some(me.as_str()));
+    owner_only(acl.grants(), &me);
+    assert!(!may_read(&carol, B, "preferred").await);
+    put(&carol, "carols2", Some(ObjectCannedAcl::BucketOwnerRead))
+        .await
+        .unwrap();
+    let acl = c
+        .get_object_acl()
+        .bucket(B)
+        .key("carols2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acl.owner().and_then(|o| o.id()), Some(carol_id.as_str()));
+    assert_eq!(grant_list(acl.grants()), {
+        let mut want = vec![
+            (carol_id.clone(), "FULL_CONTROL".to_owned()),
+            (me.clone(), "READ".to_owned()),
+        ];
+        want.sort();
+        want
+    });
+
+    // An explicit Deny beats the grant.
+    let deny = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{B}/pub"}}]}}"#
+    );
+    c.put_bucket_policy()
+        .bucket(B)
+        .policy(deny)
+        .send()
+        .await
+        .unwrap();
+    assert!(!may_read(&anonymous, B, "pub").await, "Deny beats the ACL");
+    assert!(may_read(&anonymous, B, "mpu").await);
+    c.delete_bucket_policy().bucket(B).send().await.unwrap();
+    assert!(may_read(&anonymous, B, "pub").await);
+
+    // BlockPublicAcls: refused, nothing written or changed.
+    c.put_public_access_block()
+        .bucket(B)
+        .public_access_block_configuration(block_acls(true, false))
+        .send()
+        .await
+        .unwrap();
+    let e = put(&c, "blocked", Some(ObjectCannedAcl::PublicRead))
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (403, "AccessDenied".into()));
+    let e = c
+        .head_object()
+        .bucket(B)
+        .key("blocked")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e).0, 404, "a refused write wrote nothing");
+    let e = c
+        .put_object_acl()
+        .bucket(B)
+        .key("auth")
+        .acl(ObjectCannedAcl::AuthenticatedRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (403, "AccessDenied".into()));
+    assert!(may_read(&carol, B, "auth").await, "unchanged");
+    assert!(!may_read(&reader, B, "auth").await, "unchanged");
+    // IgnorePublicAcls: public grants count for nothing, the users' still count.
+    c.put_public_access_block()
+        .bucket(B)
+        .public_access_block_configuration(block_acls(false, true))
+        .send()
+        .await
+        .unwrap();
+    assert!(!may_read(&anonymous, B, "pub").await, "IgnorePublicAcls");
+    assert!(may_read(&carol, B, "auth").await);
+    c.delete_public_access_block()
+        .bucket(B)
+        .send()
+        .await
+        .unwrap();
+    assert!(may_read(&anonymous, B, "pub").await);
+
+    // BucketOwnerEnforced: the object ACLs are kept and ignored (the bucket's must not be
+    // public, it is not), and count again once ACLs do.
+    c.put_bucket_acl()
+        .bucket(B)
+        .acl(BucketCannedAcl::Private)
+        .send()
+        .await
+        .unwrap();
+    set_ownership(&c, B, ObjectOwnership::BucketOwnerEnforced).await;
+    assert!(!may_read(&anonymous, B, "pub").await, "ignored");
+    assert!(!may_read(&carol, B, "carols").await, "ignored");
+    owner_only(
+        c.get_object_acl()
+            .bucket(B)
+            .key("carols")
+            .send()
+            .await
+            .unwrap()
+            .grants(),
+        &me,
+    );
+    let e = c
+        .put_object_acl()
+        .bucket(B)
+        .key("pub")
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (400, "AccessControlListNotSupported".into()));
+    set_ownership(&c, B, ObjectOwnership::ObjectWriter).await;
+    assert!(may_read(&anonymous, B, "pub").await, "kept with the object");
+    for k in [
+        "pub",
+        "auth",
+        "copy-private",
+        "copy-public",
+        "mpu",
+        "carols",
+        "preferred",
+        "carols2",
+    ] {
+        c.delete_object().bucket(B).key(k).send().await.unwrap();
+    }
+    c.delete_bucket().bucket(B).send().await.unwrap();
+    gw.stop().await;
+}
+
+/// Object ACLs on the kinds that have no place for them with the object: a non-default
+/// one answers 501 NotImplemented and writes nothing; the default is accepted.
+async fn object_acls_refused(fx: &Fixture) {
+    on_big_stack(object_acls_refused_steps(fx));
+}
+
+async fn object_acls_refused_steps(fx: &Fixture) {
+    use aws_sdk_s3::types::{ObjectCannedAcl, ObjectOwnership};
+    let dir = TempDir::new("object-acls-refused");
+    let config = dynamic_config(fx, &dir, "objectaclno");
+    let gw = Gateway::start(&config).await.unwrap();
+    let c = gw.client();
+    const B: &str = "object-acls-refused";
+    c.create_bucket()
+        .bucket(B)
+        .object_ownership(ObjectOwnership::ObjectWriter)
+        .send()
+        .await
+        .unwrap();
+    let e = c
+        .put_object()
+        .bucket(B)
+        .key("k")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(ByteStream::from_static(b"no"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (501, "NotImplemented".into()));
+    let e = c.head_object().bucket(B).key("k").send().await.unwrap_err();
+    assert_eq!(err_of(&e).0, 404, "a refused write wrote nothing");
+    c.put_object()
+        .bucket(B)
+        .key("k")
+        .acl(ObjectCannedAcl::Private)
+        .body(ByteStream::from_static(b"yes"))
+        .send()
+        .await
+        .unwrap();
+    let e = c
+        .put_object_acl()
+        .bucket(B)
+        .key("k")
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (501, "NotImplemented".into()));
+    c.put_object_acl()
+        .bucket(B)
+        .key("k")
+        .acl(ObjectCannedAcl::Private)
+        .send()
+        .await
+        .unwrap();
     c.delete_object().bucket(B).key("k").send().await.unwrap();
     c.delete_bucket().bucket(B).send().await.unwrap();
     gw.stop().await;

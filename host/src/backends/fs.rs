@@ -654,6 +654,50 @@ impl FsStore {
 
     /// Removes now-empty directories between `path` and the root, so deleted prefixes do
     /// not linger as directories. A write racing this makes its parents again.
+    /// Rewrites the stamp of `key` in place with `change` made to its attributes: the
+    /// bytes, their mtime (the object's Last-Modified) and the ETag stay. A file replaced
+    /// meanwhile keeps its own stamp (the write after wins), as the change applies to the
+    /// inode opened.
+    async fn restamp(&self, key: &str, change: impl FnOnce(&mut Attrs) + Send) -> Result<()> {
+        if Self::names_marker_file(key) {
+            return Err(Error::NotFound);
+        }
+        let file = tokio::fs::File::open(self.data_path(key))
+            .await
+            .map_err(|e| self.io(e))?;
+        let meta = file.metadata().await.map_err(|e| self.io(e))?;
+        if !meta.is_file() {
+            return Err(Error::NotFound);
+        }
+        let info = self.describe_file(key, &file, &meta).await;
+        let mut attrs = info.attrs;
+        change(&mut attrs);
+        let stamp = Stamp {
+            size: meta.len(),
+            mtime_ns: mtime_ns(&meta),
+            // A foreign file's synthetic ETag, kept as it is answered.
+            etag: info.etag.unwrap_or_default(),
+            attrs,
+        };
+        let json = serde_json::to_vec(&stamp).map_err(Error::internal)?;
+        let file = file.into_std().await;
+        let name = self.name.clone();
+        tokio::task::spawn_blocking(move || {
+            rustix::fs::fsetxattr(&file, XATTR, &json, rustix::fs::XattrFlags::empty()).map_err(
+                |e| match e {
+                    Errno::TOOBIG | Errno::NOSPC => Error::MetadataTooLarge(format!(
+                        "{} bytes of attributes do not fit in this filesystem's extended attributes",
+                        json.len()
+                    )),
+                    e => io_error(&name, e.into()),
+                },
+            )?;
+            file.sync_all().map_err(|e| io_error(&name, e))
+        })
+        .await
+        .map_err(Error::internal)?
+    }
+
     async fn prune_dirs(&self, path: &Path, stop: &Path) {
         let mut dir = path.parent();
         while let Some(d) = dir {
@@ -1125,43 +1169,18 @@ impl Store for FsStore {
     /// object's Last-Modified) and the ETag stay. A file replaced meanwhile keeps its own
     /// stamp (the write after wins), as the change applies to the inode opened.
     async fn put_tags(&self, key: &str, tags: &crate::model::Tags) -> Result<()> {
-        if Self::names_marker_file(key) {
-            return Err(Error::NotFound);
-        }
-        let file = tokio::fs::File::open(self.data_path(key))
-            .await
-            .map_err(|e| self.io(e))?;
-        let meta = file.metadata().await.map_err(|e| self.io(e))?;
-        if !meta.is_file() {
-            return Err(Error::NotFound);
-        }
-        let info = self.describe_file(key, &file, &meta).await;
-        let mut attrs = info.attrs;
-        attrs.tags = tags.clone();
-        let stamp = Stamp {
-            size: meta.len(),
-            mtime_ns: mtime_ns(&meta),
-            // A foreign file's synthetic ETag, kept as it is answered.
-            etag: info.etag.unwrap_or_default(),
-            attrs,
-        };
-        let json = serde_json::to_vec(&stamp).map_err(Error::internal)?;
-        let file = file.into_std().await;
-        let name = self.name.clone();
-        tokio::task::spawn_blocking(move || {
-            rustix::fs::fsetxattr(&file, XATTR, &json, rustix::fs::XattrFlags::empty()).map_err(
-                |e| match e {
-                    Errno::TOOBIG | Errno::NOSPC => Error::MetadataTooLarge(format!(
-                        "{} bytes of attributes do not fit in this filesystem's extended attributes",
-                        json.len()
-                    )),
-                    e => io_error(&name, e.into()),
-                },
-            )?;
-            file.sync_all().map_err(|e| io_error(&name, e))
-        })
-        .await
-        .map_err(Error::internal)?
+        let tags = tags.clone();
+        self.restamp(key, move |a| a.tags = tags).await
+    }
+
+    fn keeps_acls(&self) -> bool {
+        true
+    }
+
+    /// In the stamp beside the tags, as [`Self::put_tags`] keeps them.
+    async fn put_acl(&self, key: &str, acl: Option<&crate::model::ObjectAcl>) -> Result<()> {
+        let acl = acl.cloned();
+        self.restamp(key, move |a| a.acl = acl).await
     }
 
     async fn mpu_create(&self, _key: &str, _attrs: &Attrs) -> Result<String> {

@@ -204,6 +204,17 @@ impl Store for Metered {
         r
     }
 
+    fn keeps_acls(&self) -> bool {
+        self.inner.keeps_acls()
+    }
+
+    async fn put_acl(&self, key: &str, acl: Option<&crate::model::ObjectAcl>) -> Result<()> {
+        let started = Instant::now();
+        let r = self.inner.put_acl(key, acl).await;
+        self.done(BackendOp::Put, started, &r);
+        r
+    }
+
     async fn put_internal(&self, path: &str, data: Bytes) -> Result<()> {
         let started = Instant::now();
         let r = self.inner.put_internal(path, data).await;

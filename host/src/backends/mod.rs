@@ -122,6 +122,21 @@ pub trait Store: Send + Sync + 'static {
         ))
     }
 
+    /// Whether this store keeps object ACLs ([`Attrs::acl`]): one that does not refuses a
+    /// write that sets one other than the bucket owner's default (`NotImplemented`).
+    fn keeps_acls(&self) -> bool {
+        false
+    }
+
+    /// Replaces the ACL of `key` (`None`: the default), keeping its bytes, ETag and
+    /// Last-Modified, as PutObjectAcl does. `NotFound` when there is no `key`.
+    async fn put_acl(&self, key: &str, acl: Option<&crate::model::ObjectAcl>) -> Result<()> {
+        let _ = (key, acl);
+        Err(Error::NotImplemented(
+            "object ACLs are not supported on this member's kind".into(),
+        ))
+    }
+
     /// Small bookkeeping objects under the reserved prefix (`path` is relative to it).
     async fn put_internal(&self, path: &str, data: Bytes) -> Result<()>;
     async fn get_internal(&self, path: &str) -> Result<Option<Bytes>>;

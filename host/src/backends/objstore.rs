@@ -835,7 +835,8 @@ pub(crate) fn from_attributes(attrs: &Attributes, escape_meta: bool) -> Attrs {
                     name.to_ascii_lowercase()
                 };
                 // Switchyard's own, not the client's.
-                if name != ETAG_META && name != TAGS_META && name != MTIME_META {
+                if name != ETAG_META && name != TAGS_META && name != MTIME_META && name != ACL_META
+                {
                     a.metadata.insert(name, v);
                 }
             }
@@ -915,6 +916,49 @@ impl ObjectStoreBackend {
         Err(self.tags_refused())
     }
 
+    /// Rewrites a memory entry with the same bytes, ETag and Last-Modified and `change`
+    /// made to its attributes, only if it is still the version read (a write meanwhile
+    /// wins).
+    async fn rewrite_memory(
+        &self,
+        key: &str,
+        change: impl FnOnce(&mut Attributes) -> Result<()> + Send,
+    ) -> Result<()> {
+        let (store, path) = self.memory_location(key);
+        let current = match store.get(&path).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Err(Error::NotFound),
+            Err(e) => return Err(self.err(e)),
+        };
+        let mut attributes = current.attributes.clone();
+        let version = UpdateVersion {
+            e_tag: current.meta.e_tag.clone(),
+            version: current.meta.version.clone(),
+        };
+        let mtime = Attribute::Metadata(MTIME_META.into());
+        if attributes.get(&mtime).is_none() {
+            attributes.insert(
+                mtime,
+                AttributeValue::from(current.meta.last_modified.to_rfc3339()),
+            );
+        }
+        change(&mut attributes)?;
+        let data = current.bytes().await.map_err(|e| self.err(e))?;
+        let opts = PutOptions {
+            mode: PutMode::Update(version),
+            attributes,
+            ..Default::default()
+        };
+        match store.put_opts(&path, PutPayload::from(data), opts).await {
+            Ok(_) => Ok(()),
+            // Replaced or deleted meanwhile: the newer write stands, as if it came after.
+            Err(
+                object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. },
+            ) => Ok(()),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
     fn tags_refused(&self) -> Error {
         Error::NotImplemented(format!(
             "object tags are not supported on member {} (its kind does not keep them yet)",
@@ -978,6 +1022,7 @@ impl ObjectStoreBackend {
             AttributeValue::from(etag.clone()),
         );
         set_memory_tags(&mut attributes, &attrs.tags)?;
+        set_memory_acl(&mut attributes, attrs.acl.as_ref())?;
         let opts = PutOptions {
             mode,
             attributes,
@@ -1197,6 +1242,8 @@ impl ObjectStoreBackend {
 /// The S3 ETag kept with an object as [`ETAG_META`].
 /// Metadata under which a memory member keeps an object's tags (JSON), with the object.
 const TAGS_META: &str = "switchyard-tags";
+/// Metadata under which a memory member keeps an object's ACL (JSON), with the object.
+const ACL_META: &str = "switchyard-acl";
 /// Metadata under which a memory member keeps an object's Last-Modified across a change of
 /// its tags, which rewrites the entry (S3 keeps Last-Modified then).
 const MTIME_META: &str = "switchyard-last-modified";
@@ -1212,11 +1259,31 @@ fn set_memory_tags(attributes: &mut Attributes, tags: &crate::model::Tags) -> Re
     Ok(())
 }
 
-/// A memory member's object, as its attributes keep it: tags and the Last-Modified kept
+fn set_memory_acl(
+    attributes: &mut Attributes,
+    acl: Option<&crate::model::ObjectAcl>,
+) -> Result<()> {
+    let key = Attribute::Metadata(ACL_META.into());
+    match acl {
+        None => {
+            attributes.remove(&key);
+        }
+        Some(acl) => {
+            let json = serde_json::to_string(acl).map_err(Error::internal)?;
+            attributes.insert(key, AttributeValue::from(json));
+        }
+    }
+    Ok(())
+}
+
+/// A memory member's object, as its attributes keep it: tags, ACL and the Last-Modified kept
 /// across a change of them.
 fn memory_extras(attributes: &Attributes, info: &mut ObjectInfo) {
     if let Some(v) = attributes.get(&Attribute::Metadata(TAGS_META.into())) {
         info.attrs.tags = serde_json::from_str(v.as_ref()).unwrap_or_default();
+    }
+    if let Some(v) = attributes.get(&Attribute::Metadata(ACL_META.into())) {
+        info.attrs.acl = serde_json::from_str(v.as_ref()).ok();
     }
     if let Some(t) = attributes
         .get(&Attribute::Metadata(MTIME_META.into()))
@@ -1684,39 +1751,22 @@ impl Store for ObjectStoreBackend {
         if self.markers.is_none() {
             return Err(self.tags_refused());
         }
-        let (store, path) = self.memory_location(key);
-        let current = match store.get(&path).await {
-            Ok(r) => r,
-            Err(object_store::Error::NotFound { .. }) => return Err(Error::NotFound),
-            Err(e) => return Err(self.err(e)),
-        };
-        let mut attributes = current.attributes.clone();
-        let version = UpdateVersion {
-            e_tag: current.meta.e_tag.clone(),
-            version: current.meta.version.clone(),
-        };
-        let mtime = Attribute::Metadata(MTIME_META.into());
-        if attributes.get(&mtime).is_none() {
-            attributes.insert(
-                mtime,
-                AttributeValue::from(current.meta.last_modified.to_rfc3339()),
-            );
+        self.rewrite_memory(key, |a| set_memory_tags(a, tags)).await
+    }
+
+    fn keeps_acls(&self) -> bool {
+        self.markers.is_some()
+    }
+
+    /// Memory: as [`Self::put_tags`].
+    async fn put_acl(&self, key: &str, acl: Option<&crate::model::ObjectAcl>) -> Result<()> {
+        if self.markers.is_none() {
+            return Err(Error::NotImplemented(format!(
+                "object ACLs are not supported on member {} (its kind does not keep them)",
+                self.name
+            )));
         }
-        set_memory_tags(&mut attributes, tags)?;
-        let data = current.bytes().await.map_err(|e| self.err(e))?;
-        let opts = PutOptions {
-            mode: PutMode::Update(version),
-            attributes,
-            ..Default::default()
-        };
-        match store.put_opts(&path, PutPayload::from(data), opts).await {
-            Ok(_) => Ok(()),
-            // Replaced or deleted meanwhile: the newer write stands, as if it came after.
-            Err(
-                object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. },
-            ) => Ok(()),
-            Err(e) => Err(self.err(e)),
-        }
+        self.rewrite_memory(key, |a| set_memory_acl(a, acl)).await
     }
 
     async fn put_internal(&self, path: &str, data: Bytes) -> Result<()> {

@@ -65,6 +65,11 @@ impl Users {
         Ok(Self { by_key })
     }
 
+    /// Every user's name.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_key.values().map(|u| u.name.as_str())
+    }
+
     pub fn get(&self, access_key: &str) -> Option<&Arc<User>> {
         self.by_key.get(access_key)
     }
@@ -244,7 +249,8 @@ impl std::fmt::Display for Verdict<'_> {
 /// Decides `action` on `resource` for `who`, given the bucket's policy and its label
 /// (`bucket NAME`): what [`Access::authorize`] asks of every request, and what
 /// `switchyard access check` shows. `keys` are the request's condition keys;
-/// `restrict_public`: the bucket's public access block sets RestrictPublicBuckets.
+/// `restrict_public`: the bucket's public access block sets RestrictPublicBuckets;
+/// `acls`: the bucket's and object's ACLs as statements, when they count.
 pub fn decide<'a>(
     who: &Requester<'a>,
     action: &'a str,
@@ -252,6 +258,7 @@ pub fn decide<'a>(
     bucket_policy: Option<(&'a str, &'a PolicyDocument)>,
     keys: &[(&str, &str)],
     restrict_public: bool,
+    acls: &[(&'a str, &'a PolicyDocument)],
 ) -> Verdict<'a> {
     if escapes_policies(who, action) {
         return Verdict::PolicyAdmin;
@@ -272,13 +279,17 @@ pub fn decide<'a>(
         keys,
     };
     let check = iam::Check { action, resource };
-    let decision = iam::evaluate(&identity, bucket_policy, &cx, &check);
+    let decision = iam::evaluate(&identity, bucket_policy, acls, &cx, &check);
     // An anonymous request has no identity policy: what allowed it is the bucket's
-    // policy, which RestrictPublicBuckets silences while it is public (a Deny still
-    // denies: it was returned as one).
+    // policy or an ACL. RestrictPublicBuckets silences the policy while it is public (a
+    // Deny still denies: it was returned as one); an ACL's grant is not the policy's.
+    let by_policy = match decision {
+        Decision::Allow(cause) => bucket_policy.is_some_and(|(label, _)| cause.policy == label),
+        _ => false,
+    };
     if restrict_public
         && who.user.is_none()
-        && decision.is_allowed()
+        && by_policy
         && bucket_policy.is_some_and(|(_, p)| p.is_public())
     {
         return Verdict::Restricted(decision);
@@ -427,6 +438,92 @@ impl Access {
         }
     }
 
+    /// The ACLs that may allow `action` on `resource`, as statements with their labels:
+    /// none unless the bucket's object ownership enables ACLs. The bucket's ACL (its
+    /// owner's FULL_CONTROL unless PutBucketAcl stored another) and, for an object's
+    /// actions, the ACL kept with the object a read would serve (a missing object has
+    /// none). Block Public Access's IgnorePublicAcls drops the grants to groups.
+    async fn acl_docs(
+        &self,
+        who: &Requester<'_>,
+        action: &str,
+        resource: Resource<'_>,
+    ) -> S3Result<Vec<(String, PolicyDocument)>> {
+        let (bucket, key) = match resource {
+            Resource::Bucket(b) => (b, None),
+            Resource::Object { bucket, key } => (bucket, Some(key)),
+            Resource::All => return Ok(Vec::new()),
+        };
+        let is = |list: &[&str]| list.iter().any(|a| a.eq_ignore_ascii_case(action));
+        let on_object = key.is_some() && is(&OBJECT_ACL_ACTIONS);
+        if !is(&BUCKET_ACL_ACTIONS) && !on_object {
+            return Ok(Vec::new());
+        }
+        let router = self.router();
+        let to_s3 = super::errors::to_s3;
+        let state = match router.bucket_acl(bucket).await {
+            Ok(s) => s,
+            Err(crate::model::Error::NoSuchBucket) => return Ok(Vec::new()),
+            Err(e) => return Err(to_s3(e)),
+        };
+        if !state.acls_enabled() {
+            return Ok(Vec::new());
+        }
+        let ignore_public = router
+            .public_access_block(bucket)
+            .await
+            .map_err(to_s3)?
+            .is_some_and(|b| b.ignore_public_acls);
+        // A configured bucket is every user's: it has no owner to grant to.
+        let owner = router.bucket_owner(bucket).await.map_err(to_s3)?;
+        let mut docs = Vec::new();
+        let bucket_grants = match (&state.grants, &owner) {
+            (Some(g), _) => Some(g.clone()),
+            (None, Some(o)) => Some(crate::model::ObjectAcl::private(o).grants),
+            (None, None) => None,
+        };
+        if let Some(grants) = bucket_grants {
+            docs.push((
+                format!("bucket {bucket} ACL"),
+                PolicyDocument::from_acl(iam::AclOn::Bucket(bucket), &grants, ignore_public),
+            ));
+        }
+        if let Some(key) = key.filter(|_| on_object) {
+            let principal = who.user.map(|u| u.access_key.as_str());
+            let view = super::request_view(
+                &router,
+                bucket,
+                &http::HeaderMap::new(),
+                who.source_ip,
+                principal,
+                Cow::Borrowed("HeadObject"),
+            );
+            let acl = match router.object_acl(&view, bucket, key).await {
+                Ok(Some(acl)) => Some(acl),
+                Ok(None) => owner.map(|o| crate::model::ObjectAcl::private(&o)),
+                // The request itself answers these.
+                Err(
+                    crate::model::Error::NotFound
+                    | crate::model::Error::DeleteMarker { .. }
+                    | crate::model::Error::KeyTooLong(_)
+                    | crate::model::Error::InvalidArgument(_),
+                ) => None,
+                Err(e) => return Err(to_s3(e)),
+            };
+            if let Some(acl) = acl {
+                docs.push((
+                    format!("object {key} ACL"),
+                    PolicyDocument::from_acl(
+                        iam::AclOn::Object { bucket, key },
+                        &acl.grants,
+                        ignore_public,
+                    ),
+                ));
+            }
+        }
+        Ok(docs)
+    }
+
     /// Allows `action` on `resource` for `who`, or answers `403 AccessDenied`. `keys` are
     /// the request's condition keys (`s3:prefix`, ...).
     pub async fn authorize(
@@ -471,14 +568,25 @@ impl Access {
             Resource::Bucket(b) | Resource::Object { bucket: b, .. } => format!("bucket {b}"),
             Resource::All => String::new(),
         };
-        let decision = decide(
-            who,
-            action,
-            resource,
-            bucket_policy.as_deref().map(|d| (label.as_str(), d)),
-            keys,
-            restrict_public,
-        );
+        let policy = bucket_policy.as_deref().map(|d| (label.as_str(), d));
+        let first = decide(who, action, resource, policy, keys, restrict_public, &[]);
+        if first.is_allowed() {
+            return Ok(());
+        }
+        // ACLs only allow: they are read when the policies have not allowed, and only
+        // where a bucket enables them, so other requests pay nothing for them.
+        let acl_docs = match first {
+            Verdict::Policies(Decision::ExplicitDeny(_)) => Vec::new(),
+            // Boxed: every request's check carries its future, most never run it.
+            _ => Box::pin(self.acl_docs(who, action, resource)).await?,
+        };
+        let acls: Vec<(&str, &PolicyDocument)> =
+            acl_docs.iter().map(|(l, d)| (l.as_str(), d)).collect();
+        let decision = if acls.is_empty() {
+            first
+        } else {
+            decide(who, action, resource, policy, keys, restrict_public, &acls)
+        };
         if decision.is_allowed() {
             return Ok(());
         }
@@ -495,6 +603,26 @@ impl Access {
         Err(s3_error!(AccessDenied, "Access Denied"))
     }
 }
+
+/// The actions some ACL permission allows (see [`crate::iam::AclOn`]), on the bucket and
+/// on an object.
+const BUCKET_ACL_ACTIONS: [&str; 7] = [
+    "s3:ListBucket",
+    "s3:ListBucketVersions",
+    "s3:ListBucketMultipartUploads",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:GetBucketAcl",
+    "s3:PutBucketAcl",
+];
+const OBJECT_ACL_ACTIONS: [&str; 6] = [
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:GetObjectAcl",
+    "s3:GetObjectVersionAcl",
+    "s3:PutObjectAcl",
+    "s3:PutObjectVersionAcl",
+];
 
 /// The actions for which AWS fills in `s3:ExistingObjectTag/<key>`.
 const EXISTING_TAG_ACTIONS: [&str; 12] = [

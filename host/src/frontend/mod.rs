@@ -18,6 +18,7 @@ use futures::StreamExt;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 
+pub use acl::canonical_id;
 pub use auth::{Access, AccessHook, Auth, Requester, Users, Verdict, decide};
 pub use body::Expected;
 pub use snapshot::{Live, Snapshot};
@@ -247,6 +248,7 @@ fn attrs(
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect(),
         tags: model::Tags::new(),
+        acl: None,
     }
 }
 
@@ -686,13 +688,15 @@ impl S3 for Frontend {
         let router = snapshot.router.clone();
         let who = requester(&snapshot, &req)?;
         let creator = who.user.map(|u| u.name.as_str());
-        acl::check_create(&req.input, &req.headers)?;
-        let bucket = req.input.bucket;
-        traced(
-            "CreateBucket",
-            &bucket,
-            router.create_bucket(&bucket, creator),
-        )
+        let settings = acl::create_settings(&snapshot, &req.input, &req.headers, creator)?;
+        let bucket = &req.input.bucket;
+        traced("CreateBucket", bucket, async {
+            router.create_bucket(bucket, creator).await?;
+            match settings {
+                Some(s) => router.set_bucket_acl(bucket, &s).await,
+                None => Ok(()),
+            }
+        })
         .await?;
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{bucket}")),
@@ -987,7 +991,8 @@ impl S3 for Frontend {
         let router = self.router();
         let view = view_of(&router, &req, &req.input.bucket, "PutObject");
         let canned = req.input.acl.as_ref().map(ObjectCannedACL::as_str);
-        acl::check_write_acl(self, &req, &req.input.bucket, canned).await?;
+        // Boxed: a write's future stays small without ACLs.
+        let object_acl = Box::pin(acl::write_acl(self, &req, &req.input.bucket, canned)).await?;
         let headers = req.headers;
         let trailers = req.trailing_headers;
         let input = req.input;
@@ -1031,6 +1036,7 @@ impl S3 for Frontend {
             input.metadata,
         );
         a.tags = tagging::of_request(&headers).map_err(errors::to_s3)?;
+        a.acl = object_acl;
         let blob = input.body.unwrap_or_else(|| {
             StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
         });
@@ -1398,7 +1404,8 @@ impl S3 for Frontend {
         let router = self.router();
         let view = view_of(&router, &req, &req.input.bucket, "CopyObject");
         let canned = req.input.acl.as_ref().map(ObjectCannedACL::as_str);
-        acl::check_write_acl(self, &req, &req.input.bucket, canned).await?;
+        // Boxed: a write's future stays small without ACLs.
+        let object_acl = Box::pin(acl::write_acl(self, &req, &req.input.bucket, canned)).await?;
         let Some((src_bucket, src_key, src_version)) = copy_source(&req.input.copy_source)? else {
             let bucket = &req.input.bucket;
             let checks = async { router.bucket(bucket).await.map(|_| ()) };
@@ -1462,6 +1469,7 @@ impl S3 for Frontend {
             (replace, replace_tags),
             &WriteCondition::None,
             checksum_algorithm(input.checksum_algorithm.as_ref())?,
+            object_acl,
         );
         let (out, modified, src_version, version_id) = traced("CopyObject", &bucket, async {
             fut.await.map_err(|e| match e {
@@ -1575,7 +1583,8 @@ impl S3 for Frontend {
         let router = self.router();
         let view = view_of(&router, &req, &req.input.bucket, "CreateMultipartUpload");
         let canned = req.input.acl.as_ref().map(ObjectCannedACL::as_str);
-        acl::check_write_acl(self, &req, &req.input.bucket, canned).await?;
+        // Boxed: a write's future stays small without ACLs.
+        let object_acl = Box::pin(acl::write_acl(self, &req, &req.input.bucket, canned)).await?;
         let tags = tagging::of_request(&req.headers).map_err(errors::to_s3)?;
         let input = req.input;
         let mut a = attrs(
@@ -1587,6 +1596,7 @@ impl S3 for Frontend {
             input.metadata,
         );
         a.tags = tags;
+        a.acl = object_acl;
         let algorithm = checksum_algorithm(input.checksum_algorithm.as_ref())?;
         let kind = match &input.checksum_type {
             None => None,

@@ -12,6 +12,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
+mod acl;
 mod condition;
 mod parse;
 mod pattern;
@@ -19,6 +20,7 @@ mod statement;
 #[cfg(test)]
 mod tests;
 
+pub use acl::AclOn;
 use statement::{Effect, Statement};
 
 /// What a document is attached to, which decides what it may contain.
@@ -233,11 +235,14 @@ impl fmt::Display for Decision<'_> {
 /// `identity` holds the policies of the user and their groups (empty for anonymous
 /// requests), each with a label for the [`Cause`]. `bucket` is the policy of the bucket the
 /// request addresses; a document parsed for another bucket, or an identity document, is
-/// ignored there, and no bucket policy applies to [`Resource::All`]. The first matching
-/// Deny, in order, is the cause; otherwise the first matching Allow.
+/// ignored there, and no bucket policy applies to [`Resource::All`]. `acls` are the
+/// bucket's and object's ACLs as statements ([`PolicyDocument::from_acl`]), weighed as
+/// bucket policies are. The first matching Deny, in order, is the cause; otherwise the
+/// first matching Allow.
 pub fn evaluate<'a>(
     identity: &[(&'a str, &'a PolicyDocument)],
     bucket: Option<(&'a str, &'a PolicyDocument)>,
+    acls: &[(&'a str, &'a PolicyDocument)],
     cx: &Context<'_>,
     check: &Check<'a>,
 ) -> Decision<'a> {
@@ -246,8 +251,9 @@ pub fn evaluate<'a>(
         "a bucket policy passed as an identity policy"
     );
     let bucket = bucket.filter(|(_, doc)| doc.governs(check.resource));
+    let acls = acls.iter().filter(|(_, doc)| doc.governs(check.resource));
     let mut allow = None;
-    for &(label, doc) in identity.iter().chain(bucket.as_ref()) {
+    for &(label, doc) in identity.iter().chain(bucket.as_ref()).chain(acls) {
         for (index, s) in doc.statements.iter().enumerate() {
             // Once something allows, only a Deny can change the answer.
             if s.effect == Effect::Allow && allow.is_some() {

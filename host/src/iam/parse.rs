@@ -344,6 +344,7 @@ fn items<'s>(
 fn principals(p: m::Principal, negated: bool, at: &str) -> Result<Principals, ParseError> {
     let mut set = Principals {
         everyone: false,
+        authenticated: false,
         users: Vec::new(),
         negated,
     };

@@ -26,6 +26,8 @@ pub(super) struct Statement {
 pub(super) struct Principals {
     /// `"*"` or `{"AWS": "*"}`: anyone, anonymous included.
     pub(super) everyone: bool,
+    /// Any signed request (an ACL's AuthenticatedUsers group); no policy names it.
+    pub(super) authenticated: bool,
     pub(super) users: Vec<Box<str>>,
     pub(super) negated: bool,
 }
@@ -69,7 +71,9 @@ impl Principals {
     pub(super) fn matches(&self, principal: Principal<'_>) -> bool {
         let listed = self.everyone
             || match principal {
-                Principal::User { name, .. } => self.users.iter().any(|u| **u == *name),
+                Principal::User { name, .. } => {
+                    self.authenticated || self.users.iter().any(|u| **u == *name)
+                }
                 Principal::Anonymous => false,
             };
         listed != self.negated
