@@ -178,7 +178,7 @@ mod tests {
             ("note", "two words + more"),
             ("état", "été"),
             ("empty", ""),
-            ("a&b=c", "%25/@:"),
+            ("a+b=c", "/@: x"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

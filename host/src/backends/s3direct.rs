@@ -422,7 +422,7 @@ impl S3Direct {
             headers.push(("content-type".to_owned(), "application/xml".to_owned()));
             headers.push(("content-length".to_owned(), body.len().to_string()));
         }
-        let resp = self
+        let sent = self
             .rest
             .send_retrying(what, || async {
                 let req = self.signed(method.clone(), &url, headers.clone())?;
@@ -432,7 +432,19 @@ impl S3Direct {
                     req.body(body.clone())
                 })
             })
-            .await?;
+            .await;
+        let resp = match sent {
+            Ok(resp) => resp,
+            // moto answers 500 to DeleteObjectTagging of a missing key, where S3 answers
+            // NoSuchKey: a look tells which (only when the request failed).
+            Err(e @ Error::Unavailable { .. }) if tags.is_empty() => {
+                return match self.get(full_key, None, true).await {
+                    Err(Error::NotFound) => Err(Error::NotFound),
+                    _ => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         let status = resp.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(());
