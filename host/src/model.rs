@@ -24,6 +24,11 @@ pub const ETAG_META: &str = "switchyard-etag";
 /// [`crate::versions`]). Reserved like [`ETAG_META`].
 pub const VERSION_META: &str = "switchyard-version";
 
+/// User metadata name under which the kinds without a native place for object tags keep
+/// them, as one URL query ([`crate::tagging::encode`]): GCS, whose objects have none, and
+/// memory. Reserved like [`ETAG_META`].
+pub const TAGS_META: &str = "switchyard-tags";
+
 /// The object attributes S3 clients set and expect back, stored natively by each backend.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Attrs {
@@ -131,6 +136,21 @@ pub struct ObjectInfo {
     /// Not written through Switchyard: an `fs` file dropped into (or changed in) the
     /// directory by another tool, served with default attributes and a synthetic ETag.
     pub foreign: bool,
+    /// How many tags the object has beyond `attrs.tags`. S3 and Azure answer a read with
+    /// the count only (`x-amz-tagging-count`, `x-ms-tag-count`), and the tags cost one
+    /// more request: a store leaves `attrs.tags` empty then, and whoever needs the tags
+    /// (GetObjectTagging, a copy, the mover) asks [`Store::get_tags`] for them, so that
+    /// a plain read of a tagged object costs no more than another's.
+    ///
+    /// [`Store::get_tags`]: crate::backends::Store::get_tags
+    pub untold_tags: usize,
+}
+
+impl ObjectInfo {
+    /// How many tags the object has (told or not).
+    pub fn tag_count(&self) -> usize {
+        self.attrs.tags.len() + self.untold_tags
+    }
 }
 
 /// One listing row.

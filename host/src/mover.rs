@@ -361,11 +361,17 @@ async fn copy_once(
     limit: Option<Arc<RateLimit>>,
 ) -> Result<CopyEnd> {
     let none = ReadConditions::default();
-    let (got, stream) = match from.store.get(key, None, &none, false).await {
+    let (mut got, stream) = match from.store.get(key, None, &none, false).await {
         Ok(v) => v,
         Err(Error::NotFound) => return Ok(CopyEnd::SourceGone),
         Err(e) => return Err(e),
     };
+    // The tags go with the object; a source that only counted them is asked for them.
+    match from.tell_tags(key, &mut got.info).await {
+        Ok(()) => {}
+        Err(Error::NotFound) => return Ok(CopyEnd::SourceGone),
+        Err(e) => return Err(e),
+    }
     let body = stream.ok_or_else(|| Error::internal("the source gave no body"))?;
     let size = got.info.size;
     let body = verified(key, body, size, limit);
@@ -451,8 +457,9 @@ enum AtDestination {
 
 /// Reads back what this run wrote before anything relies on it (a source is deleted only
 /// when the destination holds the whole object). A destination that answers with this
-/// run's ETag but another size or other attributes did not keep the object as written
-/// (a backend or emulator that drops attributes): an error, and the source stays.
+/// run's ETag but another size, other attributes or another number of tags did not keep
+/// the object as written (a backend or emulator that drops attributes): an error, and the
+/// source stays.
 async fn verify_copy(
     to: &Backend,
     key: &str,
@@ -469,7 +476,7 @@ async fn verify_copy(
     if info.etag.as_deref() != etag {
         return Ok(AtDestination::Newer);
     }
-    if info.size != size || !kept(attrs, &info.attrs) {
+    if info.size != size || !kept(attrs, &info.attrs) || info.tag_count() != attrs.tags.len() {
         return Err(Error::internal(format!(
             "{key}: the destination {} answers with the copy's ETag but not its size or attributes ({} bytes, {:?}; wrote {size} bytes, {attrs:?})",
             to.name, info.size, info.attrs

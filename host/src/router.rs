@@ -1727,9 +1727,14 @@ impl Router {
                     true,
                 )
                 .await?;
+            if outcome.info.untold_tags > 0 {
+                return Err(Error::NotImplemented(
+                    "the tags of an older version on a member that only counts them".into(),
+                ));
+            }
             return Ok(outcome.info.attrs.tags);
         }
-        let (outcome, _, member) = self
+        let (mut outcome, _, member) = self
             .get(req, bucket, key, None, &ReadConditions::default(), true)
             .await?;
         if !member.store.keeps_tags() {
@@ -1738,6 +1743,7 @@ impl Router {
                 member.name
             )));
         }
+        member.tell_tags(key, &mut outcome.info).await?;
         Ok(outcome.info.attrs.tags)
     }
 
@@ -2014,9 +2020,12 @@ impl Router {
             check_attrs(a)?;
         }
         // Look before reading: a copy inside one backend never moves the bytes.
-        let (src, _, src_member) = self
+        let (mut src, _, src_member) = self
             .get(req, src_bucket, src_key, None, src_cond, true)
             .await?;
+        // The copy's tags (and whether a copy inside the backend keeps them) depend on the
+        // source's.
+        src_member.tell_tags(src_key, &mut src.info).await?;
         let dst = self.bucket(dst_bucket).await?;
         self.refuse_unversioned_write(&dst, "CopyObject").await?;
         let _admitted = dst.admit_write().await?;
@@ -2090,9 +2099,12 @@ impl Router {
             }
         }
         // Streamed through: the attributes kept are those of the version actually read.
-        let (read, stream, _) = self
+        let (mut read, stream, read_member) = self
             .get(req, src_bucket, src_key, None, src_cond, false)
             .await?;
+        if replace_tags.is_none() {
+            read_member.tell_tags(src_key, &mut read.info).await?;
+        }
         let read_tags = read.info.attrs.tags.clone();
         let mut attrs = if keep_attrs { read.info.attrs } else { attrs };
         attrs.tags = replace_tags.unwrap_or(read_tags);
@@ -2542,12 +2554,17 @@ impl Router {
         let started = Instant::now();
         let r = member.store.get(key, None, &cond, false).await;
         member.observe(started, &r);
-        let (read, stream) = match r {
+        let (mut read, stream) = match r {
             Ok(found) => found,
             // Replaced or deleted by a client since: that write went to the mirrors.
             Err(Error::Precondition(_) | Error::NotFound) => return Ok(()),
             Err(e) => return Err(e),
         };
+        match member.tell_tags(key, &mut read.info).await {
+            Ok(()) => {}
+            Err(Error::NotFound) => return Ok(()),
+            Err(e) => return Err(e),
+        }
         let body = stream.ok_or_else(|| Error::internal("no body"))?;
         // The mirrors keep the upload's ETag where they can (not S3, which gives a
         // single-request write its MD5).

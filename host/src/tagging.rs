@@ -101,6 +101,45 @@ pub fn from_header(value: &http::HeaderValue) -> Result<Tags> {
     check(pairs)
 }
 
+/// Every character but the unreserved ones is escaped in a tag set's query form.
+const ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A tag set as one URL query, `k1=v1&k2=v2`, everything but the unreserved characters
+/// escaped (a space as `%20`, which every reader takes, where `+` is not): the form of
+/// `x-amz-tagging` and Azure's `x-ms-tags`, and the metadata entry
+/// [`TAGS_META`](crate::model::TAGS_META) in which GCS and memory members keep tags. An
+/// empty value keeps its `=` (Azurite takes a pair without one for malformed).
+pub fn encode(tags: &Tags) -> String {
+    let mut out = String::new();
+    for (k, v) in tags {
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.extend(percent_encoding::utf8_percent_encode(k, ESCAPED));
+        out.push('=');
+        out.extend(percent_encoding::utf8_percent_encode(v, ESCAPED));
+    }
+    out
+}
+
+/// A tag set that [`encode`] wrote, as a backend keeps it. Not checked against S3's
+/// limits (another tool may have written it): a pair that does not decode is left out,
+/// and an empty text (what an emulator keeps of a removed entry) is no tags.
+pub fn decode(text: &str) -> Tags {
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let k = decode_component(k).ok().filter(|k| !k.is_empty())?;
+            Some((k, decode_component(v).ok()?))
+        })
+        .collect()
+}
+
 /// The tags a request's `x-amz-tagging` header sets (none without one).
 pub fn of_request(headers: &http::HeaderMap) -> Result<Tags> {
     headers
@@ -131,6 +170,43 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn tag_sets_survive_their_query_form() {
+        let tags: Tags = [
+            ("note", "two words + more"),
+            ("état", "été"),
+            ("empty", ""),
+            ("a+b=c", "/@: x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let text = encode(&tags);
+        assert!(
+            text.is_ascii() && !text.contains('+') && !text.contains(' '),
+            "{text}"
+        );
+        assert!(
+            text.contains("empty=&") || text.ends_with("empty="),
+            "{text}"
+        );
+        assert_eq!(decode(&text), tags);
+        assert_eq!(
+            header(&text).unwrap(),
+            tags,
+            "not the form x-amz-tagging takes"
+        );
+        assert!(decode("").is_empty());
+        // Written by another tool: what decodes is kept.
+        assert_eq!(
+            decode("a=1&b=%ZZ&=x&c"),
+            [("a", "1"), ("c", "")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect::<Tags>()
+        );
     }
 
     #[test]

@@ -5,11 +5,17 @@ library, bypassing Switchyard: the "eject" checks that objects are stored native
   eject.py {s3|azure|gcs} {read|write} --endpoint URL --bucket B --key K --body-file F
            [--content-type T] [--cache-control V] [--content-disposition V]
            [--content-encoding V] [--content-language V] [--meta k=v ...]
-           [--exact-meta] [--create-bucket]
+           [--exact-meta] [--tags [k=v ...]] [--create-bucket]
 
 read   fetch K and require its bytes to equal F's, and each attribute and metadata entry
-       given to equal what the backend holds (--exact-meta: no other metadata either).
-write  store K with F's bytes and the given attributes and metadata.
+       given to equal what the backend holds (--exact-meta: no other metadata either);
+       with --tags, its tags to be exactly those given (none for a bare --tags).
+write  store K with F's bytes and the given attributes, metadata and tags.
+
+Object tags are where each kind keeps them natively: S3's object tagging, Azure's blob
+index tags, and on GCS (which has no tags) the metadata entry "switchyard-tags" holding
+the tag set as one URL query (k1=v1&k2=v2); that entry is the tags' place, not metadata,
+so --meta and --exact-meta leave it out.
 
 Clients and credentials:
   s3     boto3, path-style, at --endpoint. Credentials from AWS_ACCESS_KEY_ID /
@@ -59,6 +65,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="user metadata; repeatable, several per flag")
     p.add_argument("--exact-meta", action="store_true",
                    help="read: the object must have no metadata besides --meta")
+    p.add_argument("--tags", nargs="*", metavar="K=V",
+                   help="object tags (read: exactly these; a bare --tags: none)")
     p.add_argument("--create-bucket", action="store_true",
                    help="write: create the bucket/container first if it does not exist")
     p.add_argument("--access-key", default=os.environ.get("AWS_ACCESS_KEY_ID", "test"))
@@ -74,6 +82,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             p.error(f"--meta expects K=V, got {item!r}")
         meta[name] = value
     args.meta = meta
+    tags: dict[str, str] | None = None
+    if args.tags is not None:
+        tags = {}
+        for item in args.tags:
+            name, sep, value = item.partition("=")
+            if not sep or not name:
+                p.error(f"--tags expects K=V, got {item!r}")
+            tags[name] = value
+    args.tags = tags
     return args
 
 
@@ -105,6 +122,18 @@ class Mismatches:
             if extra:
                 self.items.append(f"metadata: unexpected extra entries {extra}")
 
+    def tags(self, actual: dict[str, str], expected: dict[str, str] | None) -> None:
+        if expected is not None and actual != expected:
+            self.items.append(f"tags: expected {sorted(expected.items())}, got {sorted(actual.items())}")
+
+
+# GCS has no object tags: Switchyard keeps them in this metadata entry, as a URL query.
+GCS_TAGS_META = "switchyard-tags"
+
+
+def tags_query(tags: dict[str, str]) -> str:
+    return urllib.parse.urlencode(tags, quote_via=urllib.parse.quote)
+
 
 # -------------------------------------------------------------------------------- S3
 
@@ -134,6 +163,8 @@ def s3_write(args, body: bytes) -> None:
         except ClientError:
             c.create_bucket(Bucket=args.bucket)
     extra = {S3_NAMES[a]: getattr(args, a) for a in ATTRS if getattr(args, a) is not None}
+    if args.tags:
+        extra["Tagging"] = tags_query(args.tags)
     c.put_object(Bucket=args.bucket, Key=args.key, Body=body, Metadata=args.meta, **extra)
 
 
@@ -145,6 +176,9 @@ def s3_read(args, m: Mismatches) -> bytes:
         if getattr(args, a) is not None:
             m.eq(a, resp.get(S3_NAMES[a]), getattr(args, a))
     m.meta(resp.get("Metadata", {}), args.meta, args.exact_meta, fold_case=True)
+    if args.tags is not None:
+        tag_set = c.get_object_tagging(Bucket=args.bucket, Key=args.key)["TagSet"]
+        m.tags({t["Key"]: t["Value"] for t in tag_set}, args.tags)
     return data
 
 
@@ -173,7 +207,8 @@ def azure_write(args, body: bytes) -> None:
             pass
     settings = ContentSettings(**{a: getattr(args, a) for a in ATTRS if getattr(args, a) is not None})
     svc.get_blob_client(args.bucket, args.key).upload_blob(
-        body, overwrite=True, content_settings=settings, metadata=args.meta or None)
+        body, overwrite=True, content_settings=settings, metadata=args.meta or None,
+        tags=args.tags or None)
 
 
 def azure_read(args, m: Mismatches) -> bytes:
@@ -184,6 +219,8 @@ def azure_read(args, m: Mismatches) -> bytes:
         if getattr(args, a) is not None:
             m.eq(a, getattr(props.content_settings, a), getattr(args, a))
     m.meta(props.metadata, args.meta, args.exact_meta, fold_case=True)
+    if args.tags is not None:
+        m.tags(blob.get_blob_tags(), args.tags)
     return data
 
 
@@ -210,8 +247,11 @@ def gcs_write(args, body: bytes) -> None:
     for a in ATTRS:
         if a != "content_type" and getattr(args, a) is not None:
             setattr(blob, a, getattr(args, a))
-    if args.meta:
-        blob.metadata = args.meta
+    metadata = dict(args.meta)
+    if args.tags:
+        metadata[GCS_TAGS_META] = tags_query(args.tags)
+    if metadata:
+        blob.metadata = metadata
     blob.upload_from_string(body, content_type=args.content_type or "application/octet-stream")
 
 
@@ -225,7 +265,10 @@ def gcs_read(args, m: Mismatches) -> bytes:
     for a in ATTRS:
         if getattr(args, a) is not None:
             m.eq(a, getattr(blob, a), getattr(args, a))
-    m.meta(blob.metadata or {}, args.meta, args.exact_meta, fold_case=False)
+    metadata = dict(blob.metadata or {})
+    kept_tags = metadata.pop(GCS_TAGS_META, "")
+    m.meta(metadata, args.meta, args.exact_meta, fold_case=False)
+    m.tags(dict(urllib.parse.parse_qsl(kept_tags, keep_blank_values=True)), args.tags)
     return data
 
 

@@ -238,8 +238,8 @@ pub const ROWS: &[Row] = &[
     Row {
         step: "tagging",
         what: "PutObjectTagging, GetObjectTagging, DeleteObjectTagging; `x-amz-tagging` on PutObject, CreateMultipartUpload and CopyObject (`x-amz-tagging-directive`); `x-amz-tagging-count`; AWS's limits and error codes",
-        modes: [E, E, No, No, No],
-        note: "`fs` keeps the tags in the file's extended attribute, memory with the object; the other kinds answer `501 NotImplemented` (limitations.md)",
+        modes: [E, E, N, N, E],
+        note: "S3 keeps them as object tags, Azure as blob index tags (which take only ASCII letters, digits, spaces and `+ - . / : = _`: others are `400 InvalidTag` there); `fs` keeps them in the file's extended attribute, GCS and memory in a metadata entry with the object; S3 members without static credentials answer `501 NotImplemented` (limitations.md)",
     },
     Row {
         step: "bucket_acls",
@@ -261,7 +261,6 @@ pub const INTERNAL_STEPS: &[&str] = &[
     "backend_pages",
     "declared_digest",
     "content_md5_of_encrypted_objects",
-    "tagging_refused",
     "object_acls_refused",
 ];
 

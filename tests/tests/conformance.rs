@@ -76,8 +76,8 @@ async fn run_suite(kind: Kind) {
     step!(chunked_bodies(&gw.endpoint, &c));
     step!(checked_before_not_implemented(&gw, &c, kind));
     step!(acls(&c));
+    step!(tagging(&c, kind));
     if matches!(kind, Kind::Fs | Kind::Memory) {
-        step!(tagging(&c));
         step!(versioning(&fx));
         step!(versioned_copies(&fx));
         step!(versioned_multipart(&fx));
@@ -85,7 +85,6 @@ async fn run_suite(kind: Kind) {
         step!(versioned_conditional_writes(&fx));
         step!(versioned_bucket_delete(&fx));
     } else {
-        step!(tagging_refused(&c));
         versioning_refused(&c, kind).await;
     }
     gw.stop().await;
@@ -4397,7 +4396,7 @@ fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
 /// Object tagging: set with the object, changed alone (bytes, ETag and Last-Modified
 /// kept), copied or replaced by CopyObject, given to a multipart upload's object; and
 /// every tag set S3 refuses refused with its error, with nothing changed.
-async fn tagging(c: &Client) {
+async fn tagging(c: &Client, kind: Kind) {
     c.put_object()
         .bucket(BUCKET)
         .key("tg/a")
@@ -4426,19 +4425,74 @@ async fn tagging(c: &Client) {
         .await
         .unwrap();
 
+    // Azure's blob index tags take ASCII letters, digits, spaces and `+ - . / : = _`
+    // only, where S3 takes any letter and `@`: an Azure member refuses the others
+    // (InvalidTag) before anything is written, and its tags here are ones Azure takes.
+    // Not an empty value either: Azurite 3.35 answers 400 to Set Blob Tags with one
+    // (Azure takes values of 0 to 256 characters; empty ones set with an object pass).
+    let changed: &[(&str, &str)] = if kind == Kind::Azure {
+        &[("etat", "ete"), ("k", "v")]
+    } else {
+        &[("état", "été"), ("k", "")]
+    };
+    let mut changed_pairs = pairs(changed);
+    changed_pairs.sort();
+    if kind == Kind::Azure {
+        let invalid_tag = (400, "InvalidTag".to_owned());
+        let e = c
+            .put_object_tagging()
+            .bucket(BUCKET)
+            .key("tg/a")
+            .tagging(tag_set(&[("état", "été")]))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e), invalid_tag);
+        assert_eq!(
+            tags_of(c, "tg/a").await,
+            pairs(&[("note", "two words here"), ("team", "blue")])
+        );
+        for header in ["k=%C3%A9t%C3%A9", "mail=a%40b"] {
+            let e = c
+                .put_object()
+                .bucket(BUCKET)
+                .key("tg/azure")
+                .tagging(header)
+                .body(ByteStream::from_static(b"x"))
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!(err_of(&e), invalid_tag, "{header}");
+            let e = c
+                .create_multipart_upload()
+                .bucket(BUCKET)
+                .key("tg/azure")
+                .tagging(header)
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!(err_of(&e), invalid_tag, "{header}");
+        }
+        let e = c
+            .head_object()
+            .bucket(BUCKET)
+            .key("tg/azure")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err_of(&e).0, 404, "a refused PutObject wrote nothing");
+    }
+
     // Changing the tags keeps the bytes, the ETag and Last-Modified.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     c.put_object_tagging()
         .bucket(BUCKET)
         .key("tg/a")
-        .tagging(tag_set(&[("état", "été"), ("k", "")]))
+        .tagging(tag_set(changed))
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        tags_of(c, "tg/a").await,
-        pairs(&[("k", ""), ("état", "été")])
-    );
+    assert_eq!(tags_of(c, "tg/a").await, changed_pairs);
     let after = c
         .head_object()
         .bucket(BUCKET)
@@ -4447,7 +4501,12 @@ async fn tagging(c: &Client) {
         .await
         .unwrap();
     assert_eq!(after.e_tag, before.e_tag);
-    assert_eq!(after.last_modified, before.last_modified);
+    // GCS counts a change of the metadata entry that holds the tags as a metadata
+    // update, which moves the object's `updated` time (docs/configuration.md): kept by
+    // fake-gcs-server, so asserting it here would test the emulator, not GCS.
+    if kind != Kind::Gcs {
+        assert_eq!(after.last_modified, before.last_modified);
+    }
     assert_eq!(body_of(c, "tg/a").await, b"tagged");
 
     // Refused tag sets change nothing.
@@ -4475,10 +4534,7 @@ async fn tagging(c: &Client) {
             .unwrap_err();
         assert_eq!(err_of(&e), (want.0, want.1.to_owned()), "{set:?}");
     }
-    assert_eq!(
-        tags_of(c, "tg/a").await,
-        pairs(&[("k", ""), ("état", "été")])
-    );
+    assert_eq!(tags_of(c, "tg/a").await, changed_pairs);
     let header_many = (0..11)
         .map(|i| format!("k{i}=v"))
         .collect::<Vec<_>>()
@@ -4580,10 +4636,7 @@ async fn tagging(c: &Client) {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        tags_of(c, "tg/copy").await,
-        pairs(&[("k", ""), ("état", "été")])
-    );
+    assert_eq!(tags_of(c, "tg/copy").await, changed_pairs);
     c.copy_object()
         .bucket(BUCKET)
         .key("tg/copy")
@@ -4605,7 +4658,7 @@ async fn tagging(c: &Client) {
         .unwrap();
     assert_eq!(
         tags_of(c, "tg/copy2").await,
-        pairs(&[("k", ""), ("état", "été")]),
+        changed_pairs,
         "replacing the metadata keeps the tags"
     );
 
@@ -4665,71 +4718,6 @@ async fn tagging(c: &Client) {
         .await
         .unwrap();
     assert_eq!(tags_of(c, "tg/mp").await, pairs(&[("m", "1")]));
-}
-
-/// Kinds that do not keep tags yet refuse them (501) rather than drop them, and a refused
-/// write leaves nothing behind.
-async fn tagging_refused(c: &Client) {
-    let e = c
-        .put_object()
-        .bucket(BUCKET)
-        .key("tg/r")
-        .tagging("k=v")
-        .body(ByteStream::from_static(b"x"))
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(err_of(&e), (501, "NotImplemented".to_owned()));
-    let e = c
-        .head_object()
-        .bucket(BUCKET)
-        .key("tg/r")
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(err_of(&e).0, 404);
-    c.put_object()
-        .bucket(BUCKET)
-        .key("tg/r")
-        .body(ByteStream::from_static(b"x"))
-        .send()
-        .await
-        .unwrap();
-    let e = c
-        .get_object_tagging()
-        .bucket(BUCKET)
-        .key("tg/r")
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(err_of(&e), (501, "NotImplemented".to_owned()));
-    let e = c
-        .put_object_tagging()
-        .bucket(BUCKET)
-        .key("tg/r")
-        .tagging(tag_set(&[("k", "v")]))
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(err_of(&e), (501, "NotImplemented".to_owned()));
-    let e = c
-        .get_object_tagging()
-        .bucket(BUCKET)
-        .key("tg/none")
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(err_of(&e), (404, "NoSuchKey".to_owned()));
-    // Validation comes first, as on every kind.
-    let e = c
-        .put_object_tagging()
-        .bucket(BUCKET)
-        .key("tg/r")
-        .tagging(tag_set(&[("aws:k", "v")]))
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(err_of(&e), (400, "InvalidTag".to_owned()));
 }
 
 fn enabled() -> aws_sdk_s3::types::VersioningConfiguration {

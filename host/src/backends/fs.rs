@@ -90,6 +90,7 @@ impl Stamp {
             last_modified: to_datetime(meta),
             attrs: self.attrs,
             foreign: false,
+            untold_tags: 0,
         })
     }
 
@@ -107,6 +108,7 @@ fn foreign_info(meta: &std::fs::Metadata) -> ObjectInfo {
         attrs: Attrs::default(),
         content_md5: None,
         foreign: true,
+        untold_tags: 0,
     }
 }
 

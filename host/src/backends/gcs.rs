@@ -28,7 +28,7 @@ use crate::checksum::CHECKSUM_META;
 use crate::config::{ConfigError, GcsBackend};
 use crate::model::{
     Attrs, Body, ByteRange, ByteStream, Declared, ETAG_META, Error, GetOutcome, ObjectInfo,
-    ObjectSummary, PutOutcome, Result, WriteCondition,
+    ObjectSummary, PutOutcome, Result, TAGS_META, WriteCondition,
 };
 
 /// An object name in an XML-API path: everything but the unreserved characters and `/`
@@ -174,11 +174,14 @@ impl GcsDirect {
             size,
             served,
             last_modified,
-            attrs,
+            mut attrs,
             kept_etag: kept,
         } = self
             .rest
             .answered(status, h, length, "x-goog-meta-", str::to_owned)?;
+        if let Some(tags) = attrs.metadata.remove(TAGS_META) {
+            attrs.tags = crate::tagging::decode(&tags);
+        }
         // `x-goog-hash: crc32c=…,md5=…`: the MD5 is there for objects that have one.
         let content_md5 = h
             .get_all("x-goog-hash")
@@ -196,6 +199,7 @@ impl GcsDirect {
                 attrs,
                 content_md5,
                 foreign: false,
+                untold_tags: 0,
             },
             range: served,
         };
@@ -239,6 +243,12 @@ impl GcsDirect {
             .filter(|e| super::is_multipart_etag(e));
         if let Some(e) = &kept {
             headers.push((format!("x-goog-meta-{ETAG_META}"), e.clone()));
+        }
+        if !attrs.tags.is_empty() {
+            headers.push((
+                format!("x-goog-meta-{TAGS_META}"),
+                crate::tagging::encode(&attrs.tags),
+            ));
         }
         match cond {
             WriteCondition::None => {}
@@ -320,7 +330,7 @@ impl GcsDirect {
         if let (false, true, Some(c), Some(generation)) =
             (whole, checksum_to_come, declared.checksum.get(), generation)
         {
-            let mut all = attrs.metadata.clone();
+            let mut all = kept_metadata(&attrs);
             all.insert(CHECKSUM_META.to_owned(), c.encode());
             if let Some(k) = kept {
                 all.insert(ETAG_META.to_owned(), k);
@@ -354,18 +364,49 @@ impl GcsDirect {
     /// (generation `generation`, so a newer write is never given it). GCS's multipart
     /// completion takes no metadata, so this is a second request, made at once: until it
     /// lands the object answers GCS's own ETag.
-    /// `metadata` is the object's own (sent along: GCS merges it, and an emulator that
-    /// replaces the whole map keeps it too).
+    /// `attrs` are the object's own (its metadata and tags are sent along: GCS merges
+    /// them, and an emulator that replaces the whole map keeps them too).
     pub async fn keep_etag(
         &self,
         full_name: &str,
         generation: &str,
         etag: &str,
-        metadata: &std::collections::BTreeMap<String, String>,
+        attrs: &Attrs,
     ) -> Result<()> {
-        let mut all = metadata.clone();
+        let mut all = kept_metadata(attrs);
         all.insert(ETAG_META.to_owned(), etag.to_owned());
         self.patch_metadata(full_name, generation, all).await
+    }
+
+    /// Replaces the tags of `full_name`, kept in its metadata entry [`TAGS_META`]: a
+    /// metadata update (JSON-API PATCH, which GCS merges into the object's metadata), so
+    /// the bytes, the MD5 and the generation stay. GCS counts it as a change of the
+    /// object's metadata all the same: its `updated` time moves.
+    pub async fn put_tags(&self, full_name: &str, tags: &crate::model::Tags) -> Result<()> {
+        let url = self.json_url(full_name, "");
+        // `null` removes the entry.
+        let value = (!tags.is_empty()).then(|| crate::tagging::encode(tags));
+        let mut metadata = serde_json::Map::new();
+        metadata.insert(TAGS_META.to_owned(), value.into());
+        let body = serde_json::json!({ "metadata": metadata }).to_string();
+        let headers = [("content-type".to_owned(), "application/json".to_owned())];
+        let resp = self
+            .rest
+            .send_retrying("PATCH", || async {
+                Ok(self
+                    .request(reqwest::Method::PATCH, &url, &headers)
+                    .await?
+                    .body(body.clone()))
+            })
+            .await?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(()),
+            404 => Err(Error::NotFound),
+            s => {
+                let text = self.rest.error_text(resp).await;
+                Err(self.rest.unavailable(format!("PATCH answered {s} {text}")))
+            }
+        }
     }
 
     /// Sets the metadata of generation `generation` of `full_name` to `all` (a newer
@@ -491,6 +532,16 @@ impl GcsDirect {
                 .unavailable(format!("unreadable listing answer: {e}"))
         })
     }
+}
+
+/// The metadata entries an object written with `attrs` has: the client's (and a kept
+/// checksum), and its tags.
+fn kept_metadata(attrs: &Attrs) -> std::collections::BTreeMap<String, String> {
+    let mut all = attrs.metadata.clone();
+    if !attrs.tags.is_empty() {
+        all.insert(TAGS_META.to_owned(), crate::tagging::encode(&attrs.tags));
+    }
+    all
 }
 
 struct ListedObject {

@@ -197,6 +197,13 @@ impl Store for Metered {
         self.inner.keeps_tags()
     }
 
+    async fn get_tags(&self, key: &str) -> Result<crate::model::Tags> {
+        let started = Instant::now();
+        let r = self.inner.get_tags(key).await;
+        self.done(BackendOp::Head, started, &r);
+        r
+    }
+
     async fn put_tags(&self, key: &str, tags: &crate::model::Tags) -> Result<()> {
         let started = Instant::now();
         let r = self.inner.put_tags(key, tags).await;

@@ -26,8 +26,8 @@ use futures::stream::BoxStream;
 
 use crate::config::{BackendConfig, Config, DynamicBuckets};
 use crate::model::{
-    Attrs, Body, ByteRange, ByteStream, Declared, Error, GetOutcome, MemberView, ObjectSummary,
-    PutOutcome, RESERVED_PREFIX, ReadConditions, Result, WriteCondition,
+    Attrs, Body, ByteRange, ByteStream, Declared, Error, GetOutcome, MemberView, ObjectInfo,
+    ObjectSummary, PutOutcome, RESERVED_PREFIX, ReadConditions, Result, WriteCondition,
 };
 
 pub use fs::{FsStore, MARKER_FILE, create_bucket_dir, recover_retired, retire_bucket_dir};
@@ -111,6 +111,15 @@ pub trait Store: Send + Sync + 'static {
     /// refuses a write that sets some (`NotImplemented`), and its objects' tags are unknown.
     fn keeps_tags(&self) -> bool {
         false
+    }
+
+    /// All the tags of `key`, those a read leaves out included (see
+    /// [`ObjectInfo::untold_tags`]). `NotFound` when there is no `key`.
+    async fn get_tags(&self, key: &str) -> Result<crate::model::Tags> {
+        let (found, _) = self
+            .get(key, None, &ReadConditions::default(), true)
+            .await?;
+        Ok(found.info.attrs.tags)
     }
 
     /// Replaces the tags of `key` without rewriting its bytes where the backend allows,
@@ -252,6 +261,23 @@ impl Backend {
                 self.latency_us.store(new.max(1), Ordering::Relaxed);
             }
         }
+    }
+
+    /// Completes `info` (of `key`, as read from this backend) with the tags the read only
+    /// counted ([`ObjectInfo::untold_tags`]): one more request, for an object that has
+    /// tags only. Between the read and this request a client may have replaced the
+    /// object: the tags are then the newer object's, as S3's own GetObjectTagging after a
+    /// GET could answer.
+    pub async fn tell_tags(&self, key: &str, info: &mut ObjectInfo) -> Result<()> {
+        if info.untold_tags == 0 {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let r = self.store.get_tags(key).await;
+        self.observe(started, &r);
+        info.attrs.tags = r?;
+        info.untold_tags = 0;
+        Ok(())
     }
 
     pub fn view(&self) -> MemberView {
@@ -524,6 +550,7 @@ pub fn check_attrs(attrs: &Attrs) -> Result<()> {
         crate::model::ETAG_META,
         crate::checksum::CHECKSUM_META,
         crate::model::VERSION_META,
+        crate::model::TAGS_META,
     ] {
         if attrs.metadata.contains_key(reserved) {
             return Err(Error::InvalidArgument(format!(

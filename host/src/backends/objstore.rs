@@ -27,7 +27,7 @@ use super::{PartRef, Store, is_marker};
 use crate::config::{BackendConfig, ConfigError, NetworkConfig};
 use crate::model::{
     Attrs, Body, ByteRange, ByteStream, Declared, ETAG_META, Error, GetOutcome, ObjectInfo,
-    ObjectSummary, PutOutcome, RESERVED_PREFIX, ReadConditions, Result, WriteCondition,
+    ObjectSummary, PutOutcome, RESERVED_PREFIX, ReadConditions, Result, TAGS_META, WriteCondition,
 };
 
 use super::s3direct::{MAX_SINGLE_PUT, S3Direct};
@@ -647,7 +647,8 @@ impl ObjectStoreBackend {
         part_size: u64,
     ) -> Result<PutOutcome> {
         let opts = PutMultipartOptions {
-            attributes: to_attributes(attrs, self.escape_meta),
+            attributes: self.attributes(attrs),
+            tags: tag_set(&attrs.tags),
             ..Default::default()
         };
         let upload = self
@@ -907,13 +908,21 @@ impl ObjectStoreBackend {
         }
     }
 
-    /// Object tags reach only the kinds that keep them (memory here; see
-    /// [`Store::keeps_tags`]): elsewhere a write that sets some is refused, not stripped.
+    /// Object tags reach only the stores that keep them (see [`Store::keeps_tags`]):
+    /// elsewhere a write that sets some is refused, not stripped. A tag set the backend
+    /// would refuse (Azure takes fewer characters than S3) is refused before anything is
+    /// written.
     fn check_tags(&self, attrs: &Attrs) -> Result<()> {
-        if attrs.tags.is_empty() || self.markers.is_some() {
+        if attrs.tags.is_empty() {
             return Ok(());
         }
-        Err(self.tags_refused())
+        if !self.keeps_tags() {
+            return Err(self.tags_refused());
+        }
+        if self.azure.is_some() {
+            super::azure::check_tags(&attrs.tags)?;
+        }
+        Ok(())
     }
 
     /// Rewrites a memory entry with the same bytes, ETag and Last-Modified and `change`
@@ -961,9 +970,22 @@ impl ObjectStoreBackend {
 
     fn tags_refused(&self) -> Error {
         Error::NotImplemented(format!(
-            "object tags are not supported on member {} (its kind does not keep them yet)",
+            "object tags need static credentials on S3 member {} (object_store, which other credentials go through, cannot read them)",
             self.name
         ))
+    }
+
+    /// The object_store attributes of an object written with `attrs`: a GCS object keeps
+    /// its tags in its metadata, where the direct client reads them (see [`GcsDirect`]).
+    fn attributes(&self, attrs: &Attrs) -> Attributes {
+        let mut out = to_attributes(attrs, self.escape_meta);
+        if self.gcs.is_some() && !attrs.tags.is_empty() {
+            out.insert(
+                Attribute::Metadata(TAGS_META.into()),
+                AttributeValue::from(crate::tagging::encode(&attrs.tags)),
+            );
+        }
+        out
     }
 
     fn marker_refused(&self) -> Error {
@@ -1021,7 +1043,7 @@ impl ObjectStoreBackend {
             Attribute::Metadata(ETAG_META.into()),
             AttributeValue::from(etag.clone()),
         );
-        set_memory_tags(&mut attributes, &attrs.tags)?;
+        set_memory_tags(&mut attributes, &attrs.tags);
         set_memory_acl(&mut attributes, attrs.acl.as_ref())?;
         let opts = PutOptions {
             mode,
@@ -1130,6 +1152,7 @@ impl ObjectStoreBackend {
             last_modified: result.meta.last_modified,
             attrs: from_attributes(&result.attributes, self.escape_meta),
             foreign: false,
+            untold_tags: 0,
         };
         if self.markers.is_some() {
             memory_extras(&result.attributes, &mut info);
@@ -1239,24 +1262,20 @@ impl ObjectStoreBackend {
     }
 }
 
-/// The S3 ETag kept with an object as [`ETAG_META`].
-/// Metadata under which a memory member keeps an object's tags (JSON), with the object.
-const TAGS_META: &str = "switchyard-tags";
 /// Metadata under which a memory member keeps an object's ACL (JSON), with the object.
 const ACL_META: &str = "switchyard-acl";
 /// Metadata under which a memory member keeps an object's Last-Modified across a change of
 /// its tags, which rewrites the entry (S3 keeps Last-Modified then).
 const MTIME_META: &str = "switchyard-last-modified";
 
-fn set_memory_tags(attributes: &mut Attributes, tags: &crate::model::Tags) -> Result<()> {
+/// A memory member's object keeps its tags with it, in the metadata [`TAGS_META`].
+fn set_memory_tags(attributes: &mut Attributes, tags: &crate::model::Tags) {
     let key = Attribute::Metadata(TAGS_META.into());
     if tags.is_empty() {
         attributes.remove(&key);
     } else {
-        let json = serde_json::to_string(tags).map_err(Error::internal)?;
-        attributes.insert(key, AttributeValue::from(json));
+        attributes.insert(key, AttributeValue::from(crate::tagging::encode(tags)));
     }
-    Ok(())
 }
 
 fn set_memory_acl(
@@ -1280,7 +1299,7 @@ fn set_memory_acl(
 /// across a change of them.
 fn memory_extras(attributes: &Attributes, info: &mut ObjectInfo) {
     if let Some(v) = attributes.get(&Attribute::Metadata(TAGS_META.into())) {
-        info.attrs.tags = serde_json::from_str(v.as_ref()).unwrap_or_default();
+        info.attrs.tags = crate::tagging::decode(v.as_ref());
     }
     if let Some(v) = attributes.get(&Attribute::Metadata(ACL_META.into())) {
         info.attrs.acl = serde_json::from_str(v.as_ref()).ok();
@@ -1293,10 +1312,20 @@ fn memory_extras(attributes: &Attributes, info: &mut ObjectInfo) {
     }
 }
 
+/// The S3 ETag kept with an object as [`ETAG_META`].
 fn kept_etag(attrs: &Attributes) -> Option<String> {
     attrs
         .get(&Attribute::Metadata(ETAG_META.into()))
         .map(|v| v.as_ref().to_owned())
+}
+
+/// A tag set as object_store passes it on (`x-amz-tagging` on S3; ignored by GCS).
+fn tag_set(tags: &crate::model::Tags) -> object_store::TagSet {
+    let mut set = object_store::TagSet::default();
+    for (k, v) in tags {
+        set.push(k, v);
+    }
+    set
 }
 
 /// Two listings in key order, as one.
@@ -1419,7 +1448,8 @@ impl Store for ObjectStoreBackend {
         };
         let opts = PutOptions {
             mode,
-            attributes: to_attributes(attrs, self.escape_meta),
+            attributes: self.attributes(attrs),
+            tags: tag_set(&attrs.tags),
             ..Default::default()
         };
         let payload = PutPayload::from_iter(buffered.iter().cloned());
@@ -1433,7 +1463,8 @@ impl Store for ObjectStoreBackend {
             ) if *cond != WriteCondition::None => {
                 self.precheck(key, cond).await?;
                 let opts = PutOptions {
-                    attributes: to_attributes(attrs, self.escape_meta),
+                    attributes: self.attributes(attrs),
+                    tags: tag_set(&attrs.tags),
                     ..Default::default()
                 };
                 let payload = PutPayload::from_iter(buffered);
@@ -1557,6 +1588,10 @@ impl Store for ObjectStoreBackend {
                 "server-side copy of a folder marker".into(),
             ));
         }
+        if let Some(azure) = &self.azure {
+            // Copy Blob leaves the tags behind: the direct client carries them.
+            return azure.copy(&self.full(from), &self.full(to)).await;
+        }
         self.store
             .copy(&self.path(from), &self.path(to))
             .await
@@ -1571,8 +1606,10 @@ impl Store for ObjectStoreBackend {
                 self.name
             ))),
             Multipart::Native(mp) => {
+                // S3 takes the tags with the upload (x-amz-tagging), GCS in the metadata.
                 let opts = PutMultipartOptions {
-                    attributes: to_attributes(attrs, self.escape_meta),
+                    attributes: self.attributes(attrs),
+                    tags: tag_set(&attrs.tags),
                     ..Default::default()
                 };
                 mp.create_multipart_opts(&self.path(key), opts)
@@ -1666,7 +1703,7 @@ impl Store for ObjectStoreBackend {
                 // the upload's is kept with the object it made.
                 if let (Some(gcs), Some(generation)) = (&self.gcs, &r.version) {
                     return match gcs
-                        .keep_etag(&self.full(key), generation, etag, &attrs.metadata)
+                        .keep_etag(&self.full(key), generation, etag, attrs)
                         .await
                     {
                         Ok(()) => Ok(PutOutcome {
@@ -1741,17 +1778,50 @@ impl Store for ObjectStoreBackend {
         }
     }
 
+    /// Memory members, and the kinds whose direct clients read and write tags: S3 with
+    /// static credentials (object tagging), Azure (blob index tags) and GCS (a metadata
+    /// entry). object_store reads no tags, so S3 members with other credentials do not.
     fn keeps_tags(&self) -> bool {
         self.markers.is_some()
+            || self.direct.is_some()
+            || self.azure.is_some()
+            || self.gcs.is_some()
     }
 
-    /// Memory: the entry is rewritten with the same bytes, ETag and Last-Modified, only if
-    /// it is still the version read (a write meanwhile wins).
+    async fn get_tags(&self, key: &str) -> Result<crate::model::Tags> {
+        if let Some(azure) = &self.azure {
+            return azure.get_tags(&self.full(key)).await;
+        }
+        if let Some(direct) = &self.direct {
+            return direct.get_tags(&self.full(key)).await;
+        }
+        let (found, _) = self
+            .get(key, None, &ReadConditions::default(), true)
+            .await?;
+        Ok(found.info.attrs.tags)
+    }
+
+    /// S3 and Azure change the tags alone; GCS changes a metadata entry. Memory: the
+    /// entry is rewritten with the same bytes, ETag and Last-Modified, only if it is still
+    /// the version read (a write meanwhile wins).
     async fn put_tags(&self, key: &str, tags: &crate::model::Tags) -> Result<()> {
+        if let Some(azure) = &self.azure {
+            return azure.put_tags(&self.full(key), tags).await;
+        }
+        if let Some(gcs) = &self.gcs {
+            return gcs.put_tags(&self.full(key), tags).await;
+        }
+        if let Some(direct) = &self.direct {
+            return direct.put_tags(&self.full(key), tags).await;
+        }
         if self.markers.is_none() {
             return Err(self.tags_refused());
         }
-        self.rewrite_memory(key, |a| set_memory_tags(a, tags)).await
+        self.rewrite_memory(key, |a| {
+            set_memory_tags(a, tags);
+            Ok(())
+        })
+        .await
     }
 
     fn keeps_acls(&self) -> bool {
@@ -2156,6 +2226,47 @@ mod tests {
         s.delete("d/").await.unwrap();
         let e = s.mpu_create("d/", &Attrs::default()).await.unwrap_err();
         assert!(matches!(e, Error::NotImplemented(_)), "{e:?}");
+    }
+
+    /// S3 members without static credentials go through object_store, which reads no
+    /// tags: they keep none, and a write that sets some is refused (not stripped) before
+    /// a request; so is a tag change. The same member with static credentials keeps them.
+    #[tokio::test]
+    async fn tags_on_s3_need_static_credentials() {
+        let toml = |keys: &str| {
+            format!(
+                "version = 1\n[backends.s]\nkind = \"s3\"\nbucket = \"b\"\nendpoint = \"http://127.0.0.1:9\"\nallow_http = true\n{keys}[buckets.xyz]\nmembers = [\"s\"]\n"
+            )
+        };
+        let config = crate::Config::from_toml(&toml("")).unwrap();
+        let s = ObjectStoreBackend::from_config("s", &config.backends["s"]).unwrap();
+        assert!(!s.keeps_tags());
+        let tagged = Attrs {
+            tags: [("k".to_owned(), "v".to_owned())].into(),
+            ..Attrs::default()
+        };
+        let body: Body = futures::stream::iter(vec![Ok(Bytes::from_static(b"x"))]).boxed();
+        let e = s
+            .put(
+                "k",
+                body,
+                Declared::default(),
+                &tagged,
+                &WriteCondition::None,
+                1 << 23,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::NotImplemented(_)), "{e:?}");
+        let e = s.mpu_create("k", &tagged).await.unwrap_err();
+        assert!(matches!(e, Error::NotImplemented(_)), "{e:?}");
+        let e = s.put_tags("k", &tagged.tags).await.unwrap_err();
+        assert!(matches!(e, Error::NotImplemented(_)), "{e:?}");
+
+        let keys = "access_key_id = \"a\"\nsecret_access_key = \"s\"\n";
+        let config = crate::Config::from_toml(&toml(keys)).unwrap();
+        let s = ObjectStoreBackend::from_config("s", &config.backends["s"]).unwrap();
+        assert!(s.keeps_tags());
     }
 
     #[test]

@@ -512,9 +512,133 @@ pub fn past_end(v: &str) -> bool {
     matches!((first, size.parse::<u64>()), (Some(a), Ok(size)) if a >= size)
 }
 
+/// A tag set as S3 (PutObjectTagging) and Azure (Set Blob Tags) take it:
+/// `<root><TagSet><Tag><Key>k</Key><Value>v</Value></Tag>...</TagSet></root>`; `root`
+/// is the root element's opening, namespace included where one is wanted.
+pub fn tag_set_xml(root: &str, tags: &crate::model::Tags) -> String {
+    use quick_xml::escape::escape;
+    let name = root.split_whitespace().next().unwrap_or(root);
+    let mut xml = format!(r#"<?xml version="1.0" encoding="UTF-8"?><{root}><TagSet>"#);
+    for (k, v) in tags {
+        xml.push_str(&format!(
+            "<Tag><Key>{}</Key><Value>{}</Value></Tag>",
+            escape(k.as_str()),
+            escape(v.as_str())
+        ));
+    }
+    xml.push_str(&format!("</TagSet></{name}>"));
+    xml
+}
+
+/// Reads a tag set as S3 (GetObjectTagging, root `Tagging`) and Azure (Get Blob Tags,
+/// root `Tags`) answer it: the `Key` and `Value` of each `Tag` of its `TagSet`.
+pub fn parse_tag_set(xml: &[u8], root: &str) -> Result<crate::model::Tags, String> {
+    use quick_xml::events::Event;
+    let root = root.as_bytes();
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    // Depth 1 is the root, 2 the TagSet, 3 a Tag, 4 its Key or Value.
+    let mut path: Vec<Vec<u8>> = Vec::new();
+    let mut text = String::new();
+    let mut tags = crate::model::Tags::new();
+    let (mut key, mut value) = (None, None);
+    let mut root_seen = false;
+    let within_tag = |path: &[Vec<u8>]| {
+        path.len() == 3 && path[1].as_slice() == b"TagSet" && path[2].as_slice() == b"Tag"
+    };
+    loop {
+        match reader.read_event().map_err(|e| e.to_string())? {
+            Event::Start(e) => {
+                let name = e.local_name().as_ref().to_vec();
+                if path.is_empty() {
+                    if name != root {
+                        return Err(format!("root element {:?}", String::from_utf8_lossy(&name)));
+                    }
+                    root_seen = true;
+                }
+                path.push(name);
+                text.clear();
+            }
+            Event::Empty(e) if path.is_empty() && e.local_name().as_ref() == root => {
+                root_seen = true;
+            }
+            // `<Value/>`: an empty value.
+            Event::Empty(e) if within_tag(&path) && e.local_name().as_ref() == b"Value" => {
+                value = Some(String::new());
+            }
+            Event::Text(t) => text.push_str(&t.decode().map_err(|e| e.to_string())?),
+            Event::GeneralRef(r) => push_xml_ref(&mut text, &r)?,
+            Event::CData(t) => text.push_str(&String::from_utf8_lossy(&t)),
+            Event::End(_) => {
+                let name = path.last().cloned().unwrap_or_default();
+                let parent = &path[..path.len().saturating_sub(1)];
+                if within_tag(parent) && name == b"Key" {
+                    key = Some(std::mem::take(&mut text));
+                } else if within_tag(parent) && name == b"Value" {
+                    value = Some(std::mem::take(&mut text));
+                } else if within_tag(&path) {
+                    let k = key.take().ok_or("a Tag without a Key")?;
+                    tags.insert(k, value.take().unwrap_or_default());
+                }
+                path.pop();
+            }
+            Event::Eof if !path.is_empty() => {
+                return Err("the answer ends inside an element".into());
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !root_seen {
+        return Err(format!("no {}", String::from_utf8_lossy(root)));
+    }
+    Ok(tags)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tag_sets_go_to_s3_and_azure_and_back_as_xml() {
+        let tags: crate::model::Tags = [("a&b <c>", "été \"q\""), ("empty", ""), ("k", "v")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let s3 = tag_set_xml(
+            r#"Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/""#,
+            &tags,
+        );
+        assert!(s3.ends_with("</TagSet></Tagging>"), "{s3}");
+        assert_eq!(parse_tag_set(s3.as_bytes(), "Tagging").unwrap(), tags);
+        assert_eq!(
+            parse_tag_set(tag_set_xml("Tags", &tags).as_bytes(), "Tags").unwrap(),
+            tags
+        );
+        // As S3 answers: namespaced, an empty value as an empty element.
+        let answer = r#"<?xml version="1.0" encoding="UTF-8"?>
+<Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><TagSet>
+  <Tag><Key>team</Key><Value>blue</Value></Tag>
+  <Tag><Key>k</Key><Value/></Tag>
+</TagSet></Tagging>"#;
+        let got = parse_tag_set(answer.as_bytes(), "Tagging").unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got["team"], "blue");
+        assert_eq!(got["k"], "");
+        let none = parse_tag_set(b"<Tags><TagSet/></Tags>", "Tags").unwrap();
+        assert!(none.is_empty());
+        for bad in [
+            &b""[..],
+            b"<Error><Code>NoSuchKey</Code></Error>",
+            b"<Tagging><TagSet><Tag><Value>v</Value></Tag></TagSet></Tagging>",
+            b"<Tagging><TagSet><Tag>",
+        ] {
+            assert!(
+                parse_tag_set(bad, "Tagging").is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 
     #[test]
     fn content_ranges_parse_and_nonsense_does_not() {

@@ -214,6 +214,10 @@ impl S3Direct {
             .rest
             .answered(status, h, length, "x-amz-meta-", str::to_owned)?;
         let etag = text("etag").map(super::objstore::unquote);
+        // The tags themselves cost a request of their own, made when they are needed.
+        let untold_tags = text("x-amz-tagging-count")
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .unwrap_or(0);
         // SSE-KMS and SSE-C objects have ETags that are not the MD5 of their content.
         let encrypted = text("x-amz-server-side-encryption").is_some_and(|v| v.contains("kms"))
             || h.contains_key("x-amz-server-side-encryption-customer-algorithm");
@@ -230,6 +234,7 @@ impl S3Direct {
                 attrs,
                 content_md5,
                 foreign: false,
+                untold_tags,
             },
             range: served,
         };
@@ -363,6 +368,9 @@ impl S3Direct {
         if let Some(md5) = md5 {
             headers.push(("content-md5".into(), STANDARD.encode(md5)));
         }
+        if !attrs.tags.is_empty() {
+            headers.push(("x-amz-tagging".into(), crate::tagging::encode(&attrs.tags)));
+        }
         match cond {
             WriteCondition::None => {}
             WriteCondition::IfAbsent => headers.push(("if-none-match".into(), "*".into())),
@@ -373,6 +381,79 @@ impl S3Direct {
         let etag = self.send(full_key, "", headers, body, len).await?;
         Ok(PutOutcome {
             etag: etag.map(super::objstore::unquote),
+        })
+    }
+
+    /// The tags of `full_key` (GetObjectTagging).
+    pub async fn get_tags(&self, full_key: &str) -> Result<crate::model::Tags> {
+        let url = self.url(full_key, "?tagging");
+        let resp = self.send_retrying(reqwest::Method::GET, &url, &[]).await?;
+        match resp.status().as_u16() {
+            200 => {}
+            404 => return Err(Error::NotFound),
+            s => {
+                let code = self.error_code(resp).await;
+                return Err(self.unavailable(format!("GetObjectTagging answered {s} {code}")));
+            }
+        }
+        let xml = self.rest.read_all(resp, TAGGING_MAX).await?;
+        super::rest::parse_tag_set(&xml, "Tagging")
+            .map_err(|e| self.unavailable(format!("unreadable GetObjectTagging answer: {e}")))
+    }
+
+    /// Replaces the tags of `full_key` (PutObjectTagging; DeleteObjectTagging for none).
+    /// S3 keeps the object's bytes, ETag and Last-Modified.
+    pub async fn put_tags(&self, full_key: &str, tags: &crate::model::Tags) -> Result<()> {
+        let url = self.url(full_key, "?tagging");
+        let (method, what) = if tags.is_empty() {
+            (reqwest::Method::DELETE, "DeleteObjectTagging")
+        } else {
+            (reqwest::Method::PUT, "PutObjectTagging")
+        };
+        let mut headers = Vec::new();
+        let body = bytes::Bytes::from(super::rest::tag_set_xml(S3_TAGGING, tags));
+        if !tags.is_empty() {
+            use md5::Digest as _;
+            // S3 requires a digest of the body of PutObjectTagging.
+            headers.push((
+                "content-md5".to_owned(),
+                STANDARD.encode(md5::Md5::digest(&body)),
+            ));
+            headers.push(("content-type".to_owned(), "application/xml".to_owned()));
+            headers.push(("content-length".to_owned(), body.len().to_string()));
+        }
+        let sent = self
+            .rest
+            .send_retrying(what, || async {
+                let req = self.signed(method.clone(), &url, headers.clone())?;
+                Ok(if tags.is_empty() {
+                    req
+                } else {
+                    req.body(body.clone())
+                })
+            })
+            .await;
+        let resp = match sent {
+            Ok(resp) => resp,
+            // moto answers 500 to DeleteObjectTagging of a missing key, where S3 answers
+            // NoSuchKey: a look tells which (only when the request failed).
+            Err(e @ Error::Unavailable { .. }) if tags.is_empty() => {
+                return match self.get(full_key, None, true).await {
+                    Err(Error::NotFound) => Err(Error::NotFound),
+                    _ => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let code = self.error_code(resp).await;
+        Err(match (status, code.as_str()) {
+            (404, _) => Error::NotFound,
+            (400, "InvalidTag") => Error::InvalidTag("the S3 server refused the tags".into()),
+            (s, c) => self.unavailable(format!("{what} answered {s} {c}")),
         })
     }
 
@@ -428,6 +509,12 @@ impl S3Direct {
         })
     }
 }
+
+/// A GetObjectTagging answer holds at most 10 tags of a few hundred bytes each.
+const TAGGING_MAX: usize = 64 << 10;
+
+/// The root element of PutObjectTagging's body.
+const S3_TAGGING: &str = r#"Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/""#;
 
 /// Where a listing page starts: after a key (the first page), or from the previous
 /// page's continuation token.

@@ -163,6 +163,15 @@ impl Store for Hooked {
     async fn mpu_abort(&self, key: &str, u: &str, n: &str) -> Result<()> {
         self.inner.mpu_abort(key, u, n).await
     }
+    fn keeps_tags(&self) -> bool {
+        self.inner.keeps_tags()
+    }
+    async fn get_tags(&self, key: &str) -> Result<crate::model::Tags> {
+        self.inner.get_tags(key).await
+    }
+    async fn put_tags(&self, key: &str, tags: &crate::model::Tags) -> Result<()> {
+        self.inner.put_tags(key, tags).await
+    }
     async fn put_internal(&self, path: &str, data: Bytes) -> Result<()> {
         self.inner.put_internal(path, data).await
     }

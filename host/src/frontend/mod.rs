@@ -253,8 +253,9 @@ fn attrs(
 }
 
 /// `x-amz-tagging-count`: how many tags the object has, when it has some.
-fn tag_count(a: &Attrs) -> Option<i32> {
-    (!a.tags.is_empty()).then(|| i32::try_from(a.tags.len()).unwrap_or(i32::MAX))
+fn tag_count(info: &model::ObjectInfo) -> Option<i32> {
+    let n = info.tag_count();
+    (n > 0).then(|| i32::try_from(n).unwrap_or(i32::MAX))
 }
 
 fn metadata(a: &Attrs) -> Option<Metadata> {
@@ -1102,7 +1103,7 @@ impl S3 for Frontend {
         )
         .await?;
         let info = outcome.info;
-        let tags = tag_count(&info.attrs);
+        let tags = tag_count(&info);
         let c = checksum_answer(input.checksum_mode.as_ref(), range.is_some(), &info.attrs);
         let len = outcome.range.end - outcome.range.start;
         let content_range = range.map(|_| {
@@ -1169,7 +1170,7 @@ impl S3 for Frontend {
         )
         .await?;
         let info = outcome.info;
-        let tags = tag_count(&info.attrs);
+        let tags = tag_count(&info);
         let c = checksum_answer(input.checksum_mode.as_ref(), false, &info.attrs);
         let mut out = HeadObjectOutput {
             content_length: Some(i64::try_from(info.size).unwrap_or(i64::MAX)),
