@@ -323,7 +323,7 @@ enum CopyEnd {
     Done {
         bytes: u64,
         etag: Option<String>,
-        attrs: Attrs,
+        attrs: Box<Attrs>,
     },
     /// A client deleted the key meanwhile: nothing was written.
     SourceGone,
@@ -396,7 +396,7 @@ async fn copy_once(
         Ok(out) => Ok(CopyEnd::Done {
             bytes: size,
             etag: out.etag,
-            attrs: got.info.attrs,
+            attrs: Box::new(got.info.attrs),
         }),
         Err(Error::Precondition(_)) => Ok(CopyEnd::DestinationNewer),
         Err(e) => Err(e),

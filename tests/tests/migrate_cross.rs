@@ -415,6 +415,9 @@ async fn azure_to_gcs_move_with_the_library() {
     elapsed(start, "azure -> gcs in all");
 }
 
+/// An object's tags, as pairs.
+type Tags = Vec<(&'static str, &'static str)>;
+
 /// Tags travel with their objects through every kind: a few tagged objects (one above
 /// `part_size`, so its copy streams in blocks or parts) move fs -> S3 -> Azure -> GCS ->
 /// fs with the library's mover. After each hop every object answers its tags through the
@@ -426,7 +429,7 @@ async fn azure_to_gcs_move_with_the_library() {
 async fn tagged_objects_move_through_every_kind() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let dir = TempDir::new("migrate-tags");
-    let tagged: Vec<(String, Bytes, Vec<(&str, &str)>)> = vec![
+    let tagged: Vec<(String, Bytes, Tags)> = vec![
         (
             "t/one".into(),
             body(1, 100),
