@@ -379,6 +379,64 @@ async fn fake_gcs_through_shim() {
     assert_eq!(o["size"], (5 * 1024 * 1024 + 17 + 1000).to_string());
 }
 
+/// A metadata PATCH conditional on a generation leaves a newer generation alone, as GCS
+/// does. The gateway keeps a multipart upload's S3 ETag with its object this way; when
+/// fake-gcs-server patched the current object whatever the condition said, a completion
+/// that lost a race gave its ETag and metadata to the newer object (torture saw a GET of
+/// one version's bytes with another's `x-amz-meta-*` and ETag).
+#[tokio::test]
+async fn fake_gcs_metadata_patch_keeps_its_generation_condition() {
+    let gcs = FakeGcs::start().await.unwrap();
+    gcs.create_bucket("patch").await.unwrap();
+    let store = gcs.store("patch").unwrap();
+    let path = Path::from("k");
+    let put = |v: &'static str| {
+        let mut attributes = Attributes::new();
+        attributes.insert(Attribute::Metadata("v".into()), v.into());
+        store.put_opts(
+            &path,
+            PutPayload::from_static(v.as_bytes()),
+            PutOptions {
+                attributes,
+                ..Default::default()
+            },
+        )
+    };
+    let first = put("first").await.unwrap();
+    let first_generation = first.version.expect("GCS answers a generation");
+    put("second").await.unwrap();
+    let client = reqwest::Client::new();
+    let patch = |query: String, v: &'static str| {
+        client
+            .patch(format!("{}/storage/v1/b/patch/o/{query}", gcs.endpoint))
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"metadata":{{"v":"{v}"}}}}"#))
+            .send()
+    };
+    let stale = patch(format!("k?ifGenerationMatch={first_generation}"), "stale")
+        .await
+        .unwrap();
+    assert_eq!(stale.status().as_u16(), 412);
+    let selected = patch(format!("k?generation={first_generation}"), "stale")
+        .await
+        .unwrap();
+    assert_eq!(selected.status().as_u16(), 404);
+    let o = gcs.object_json("patch", "k").await.unwrap();
+    assert_eq!(o["metadata"]["v"], "second", "{o}");
+    // The current generation is patched, and a missing object is a 404.
+    let current = o["generation"].as_str().unwrap().to_owned();
+    let ok = patch(format!("k?ifGenerationMatch={current}"), "patched")
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    let o = gcs.object_json("patch", "k").await.unwrap();
+    assert_eq!(o["metadata"]["v"], "patched", "{o}");
+    let missing = patch(format!("nothing?ifGenerationMatch={current}"), "x")
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+}
+
 #[tokio::test]
 async fn servers_are_independent_and_stop_on_drop() {
     let (a, b) = tokio::join!(FakeGcs::start(), FakeGcs::start());
