@@ -372,6 +372,12 @@ async fn copy_once(
         Err(Error::NotFound) => return Ok(CopyEnd::SourceGone),
         Err(e) => return Err(e),
     }
+    // A destination that keeps no object ACLs takes an owner-only one by dropping it, and
+    // refuses one that grants more: the key fails and stays where it is, readable as its
+    // ACL says, rather than lose a grant on the way.
+    if let Some(kept) = crate::router::acl_for([to], &got.info.attrs)? {
+        got.info.attrs = kept;
+    }
     let body = stream.ok_or_else(|| Error::internal("the source gave no body"))?;
     let size = got.info.size;
     let body = verified(key, body, size, limit);

@@ -1804,7 +1804,7 @@ impl Router {
         let obj = object_view(req, bucket, key, declared.len, attrs);
         let targets = self.decider.place(&vb, req, &obj).await?;
         record_targets(&targets);
-        let kept = acl_for(&targets, attrs)?;
+        let kept = acl_for(targets.iter().map(|t| &**t), attrs)?;
         let attrs = kept.as_ref().unwrap_or(attrs);
         let part_size = self.config.server.part_size;
         let outcome = self
@@ -2054,7 +2054,7 @@ impl Router {
         });
         let obj = object_view(req, dst_bucket, dst_key, Some(src.info.size), &attrs);
         let targets = self.decider.place(&dst, req, &obj).await?;
-        if let Some(kept) = acl_for(&targets, &attrs)? {
+        if let Some(kept) = acl_for(targets.iter().map(|t| &**t), &attrs)? {
             attrs = kept;
         }
         let copy_acl = attrs.acl.clone();
@@ -2173,7 +2173,7 @@ impl Router {
         let everywhere: Vec<Arc<Backend>> = std::iter::once(member.clone())
             .chain(mirrors.iter().cloned())
             .collect();
-        let kept = acl_for(&everywhere, attrs)?;
+        let kept = acl_for(everywhere.iter().map(|t| &**t), attrs)?;
         let attrs = kept.as_ref().unwrap_or(attrs);
         let mirrors: Vec<String> = mirrors.iter().map(|t| t.name.clone()).collect();
         let started = Instant::now();
@@ -2687,11 +2687,15 @@ impl Router {
 /// The attributes to write to `targets` when some of them keep no object ACLs: without
 /// the ACL when it is only an owner's FULL_CONTROL (what an object has without one, so
 /// nothing a client set is dropped), refused when it grants more. `None`: as they are.
-fn acl_for(targets: &[Arc<Backend>], attrs: &Attrs) -> Result<Option<Attrs>> {
+/// The mover applies the same rule to its destination, so a move never drops a grant.
+pub(crate) fn acl_for<'a>(
+    targets: impl IntoIterator<Item = &'a Backend>,
+    attrs: &Attrs,
+) -> Result<Option<Attrs>> {
     let Some(acl) = &attrs.acl else {
         return Ok(None);
     };
-    let Some(m) = targets.iter().find(|t| !t.store.keeps_acls()) else {
+    let Some(m) = targets.into_iter().find(|t| !t.store.keeps_acls()) else {
         return Ok(None);
     };
     if *acl != crate::model::ObjectAcl::private(&acl.owner) {
@@ -2861,7 +2865,7 @@ impl Router {
         let obj = object_view(req, bucket, key, declared.len, attrs);
         let targets = self.decider.place(&vb, req, &obj).await?;
         record_targets(&targets);
-        let kept = acl_for(&targets, attrs)?;
+        let kept = acl_for(targets.iter().map(|t| &**t), attrs)?;
         let attrs = kept.as_ref().unwrap_or(attrs);
         let [target] = targets.as_slice() else {
             return Err(Error::NotImplemented(
@@ -2987,7 +2991,7 @@ impl Router {
         let obj = object_view(req, dst_bucket, dst_key, Some(read.info.size), &attrs);
         let targets = self.decider.place(&dst, req, &obj).await?;
         record_targets(&targets);
-        if let Some(kept) = acl_for(&targets, &attrs)? {
+        if let Some(kept) = acl_for(targets.iter().map(|t| &**t), &attrs)? {
             attrs = kept;
         }
         let part_size = self.config.server.part_size;

@@ -124,6 +124,25 @@ fn write_manifest(objs: &[Obj], path: &Path) {
     std::fs::write(path, serde_json::to_vec(&m).unwrap()).unwrap();
 }
 
+/// Moves bucket `data` from member `old` to `new` with the library, `concurrency` keys at
+/// a time.
+async fn move_data(gw: &Gateway, concurrency: usize) -> Arc<Progress> {
+    let router = gw.server.as_ref().unwrap().router();
+    let spec = MigrateSpec {
+        bucket: "data".into(),
+        from: "old".into(),
+        to: "new".into(),
+        mode: Mode::Move,
+        shard: Shard::ALL,
+        dry_run: false,
+        concurrency,
+        bandwidth: None,
+    };
+    let p = Arc::new(Progress::default());
+    migrate(&router, &spec, &p).await.unwrap();
+    p
+}
+
 /// Bucket `data` over `new` (first: where writes go) and `old`; bucket `seed` over `old`
 /// alone, to fill the source the way clients would have.
 fn config(old: &Fixture, new: &Fixture) -> String {
@@ -361,19 +380,7 @@ async fn azure_to_gcs_move_with_the_library() {
     assert_eq!(count(old.direct.as_ref().unwrap()).await, objs.len());
 
     let t = Instant::now();
-    let router = gw.server.as_ref().unwrap().router();
-    let spec = MigrateSpec {
-        bucket: "data".into(),
-        from: "old".into(),
-        to: "new".into(),
-        mode: Mode::Move,
-        shard: Shard::ALL,
-        dry_run: false,
-        concurrency: 16,
-        bandwidth: None,
-    };
-    let p = Arc::new(Progress::default());
-    migrate(&router, &spec, &p).await.unwrap();
+    let p = move_data(&gw, 16).await;
     elapsed(t, "mover azure -> gcs");
     let total: u64 = objs.iter().map(|o| o.body.len() as u64).sum();
     assert_eq!(
@@ -408,8 +415,7 @@ async fn azure_to_gcs_move_with_the_library() {
     verify_gateway(&gw, &objs).await;
 
     // Nothing left to do.
-    let p = Arc::new(Progress::default());
-    migrate(&router, &spec, &p).await.unwrap();
+    let p = move_data(&gw, 16).await;
     assert_eq!((Progress::get(&p.listed), Progress::get(&p.failed)), (0, 0));
     gw.stop().await;
     elapsed(start, "azure -> gcs in all");
@@ -488,19 +494,7 @@ async fn tagged_objects_move_through_every_kind() {
                 put.send().await.unwrap();
             }
         }
-        let router = gw.server.as_ref().unwrap().router();
-        let spec = MigrateSpec {
-            bucket: "data".into(),
-            from: "old".into(),
-            to: "new".into(),
-            mode: Mode::Move,
-            shard: Shard::ALL,
-            dry_run: false,
-            concurrency: 4,
-            bandwidth: None,
-        };
-        let p = Arc::new(Progress::default());
-        migrate(&router, &spec, &p).await.unwrap();
+        let p = move_data(&gw, 4).await;
         let what = format!("{:?} -> {next:?}", kinds[hop]);
         assert_eq!(
             (
@@ -568,4 +562,95 @@ async fn tagged_objects_move_through_every_kind() {
         gw.stop().await;
         old = new;
     }
+}
+
+/// A member kind that keeps no object ACLs (S3 here) never gets an object whose ACL grants
+/// more than its owner's FULL_CONTROL: the move fails that key, which stays in the source
+/// with its grants, readable as they say. An owner-only ACL is what the object has without
+/// one, so it moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_move_keeps_object_acls_or_refuses_the_key() {
+    use aws_sdk_s3::types::ObjectCannedAcl;
+    use object_store::ObjectStoreExt as _;
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let old = Fixture::new(Kind::Fs).await.unwrap();
+    let new = Fixture::new(Kind::S3).await.unwrap();
+    let toml = format!(
+        "version = 1\n[server]\npart_size = {PART_SIZE}\n[backends.old]\n{}\n[backends.new]\n{}\n\
+         [buckets.data]\nmembers = [\"new\", \"old\"]\nobject_ownership = \"ObjectWriter\"\n\
+         [buckets.seed]\nmembers = [\"old\"]\nobject_ownership = \"ObjectWriter\"\n",
+        old.toml, new.toml
+    );
+    let gw = Gateway::start(&toml).await.unwrap();
+    let c = gw.client();
+    let acls = [
+        ("acl/public", Some(ObjectCannedAcl::PublicRead)),
+        ("acl/owner-only", Some(ObjectCannedAcl::Private)),
+        ("acl/none", None),
+    ];
+    for (key, acl) in &acls {
+        let mut put = c
+            .put_object()
+            .bucket("seed")
+            .key(*key)
+            .body(ByteStream::from_static(b"acl body"));
+        if let Some(acl) = acl {
+            put = put.acl(acl.clone());
+        }
+        put.send().await.unwrap();
+    }
+    let p = move_data(&gw, 2).await;
+    assert_eq!(
+        (
+            Progress::get(&p.copied),
+            Progress::get(&p.deleted),
+            Progress::get(&p.failed)
+        ),
+        (2, 2, 1)
+    );
+    let direct = new.direct.as_ref().unwrap();
+    let at_new = |key: &str| {
+        let direct = direct.clone();
+        let path = object_store::path::Path::from(key);
+        async move { direct.head(&path).await.is_ok() }
+    };
+    assert!(!at_new("acl/public").await, "the public object reached S3");
+    assert!(at_new("acl/owner-only").await && at_new("acl/none").await);
+    assert!(old.dir.as_ref().unwrap().join("acl/public").exists());
+    // Still public, through the gateway, with its grant.
+    let anon = switchyard_tests::harness::anonymous_client(&gw.endpoint);
+    let read = anon
+        .get_object()
+        .bucket("data")
+        .key("acl/public")
+        .send()
+        .await
+        .expect("the public object stays readable anonymously");
+    assert_eq!(
+        read.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"acl body"
+    );
+    let acl = c
+        .get_object_acl()
+        .bucket("data")
+        .key("acl/public")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        acl.grants().iter().any(|g| g
+            .grantee()
+            .and_then(|g| g.uri())
+            .is_some_and(|u| u.ends_with("/AllUsers"))),
+        "{acl:?}"
+    );
+    // The moved ones are private, as they were.
+    let e = anon
+        .get_object()
+        .bucket("data")
+        .key("acl/owner-only")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(403));
 }

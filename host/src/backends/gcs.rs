@@ -383,11 +383,42 @@ impl GcsDirect {
     /// the bytes, the MD5 and the generation stay. GCS counts it as a change of the
     /// object's metadata all the same: its `updated` time moves.
     pub async fn put_tags(&self, full_name: &str, tags: &crate::model::Tags) -> Result<()> {
-        let url = self.json_url(full_name, "");
         // `null` removes the entry.
         let value = (!tags.is_empty()).then(|| crate::tagging::encode(tags));
         let mut metadata = serde_json::Map::new();
         metadata.insert(TAGS_META.to_owned(), value.into());
+        match self.patch(full_name, "", metadata).await? {
+            404 => Err(Error::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    /// Sets the metadata of generation `generation` of `full_name` to `all` (a newer
+    /// generation is left alone).
+    async fn patch_metadata(
+        &self,
+        full_name: &str,
+        generation: &str,
+        all: std::collections::BTreeMap<String, String>,
+    ) -> Result<()> {
+        let query = format!(
+            "?ifGenerationMatch={}",
+            utf8_percent_encode(generation, SEGMENT)
+        );
+        let all = all.into_iter().map(|(k, v)| (k, v.into())).collect();
+        // 404 or 412: replaced (or deleted) since; the newer object has its own entries.
+        self.patch(full_name, &query, all).await.map(drop)
+    }
+
+    /// A JSON-API PATCH of `full_name`'s metadata entries (GCS merges them into the
+    /// object's); its status when 2xx, 404 or 412.
+    async fn patch(
+        &self,
+        full_name: &str,
+        query: &str,
+        metadata: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<u16> {
+        let url = self.json_url(full_name, query);
         let body = serde_json::json!({ "metadata": metadata }).to_string();
         let headers = [("content-type".to_owned(), "application/json".to_owned())];
         let resp = self
@@ -400,45 +431,7 @@ impl GcsDirect {
             })
             .await?;
         match resp.status().as_u16() {
-            200..=299 => Ok(()),
-            404 => Err(Error::NotFound),
-            s => {
-                let text = self.rest.error_text(resp).await;
-                Err(self.rest.unavailable(format!("PATCH answered {s} {text}")))
-            }
-        }
-    }
-
-    /// Sets the metadata of generation `generation` of `full_name` to `all` (a newer
-    /// generation is left alone).
-    async fn patch_metadata(
-        &self,
-        full_name: &str,
-        generation: &str,
-        all: std::collections::BTreeMap<String, String>,
-    ) -> Result<()> {
-        let url = self.json_url(
-            full_name,
-            &format!(
-                "?ifGenerationMatch={}",
-                utf8_percent_encode(generation, SEGMENT)
-            ),
-        );
-        let body = serde_json::json!({ "metadata": all }).to_string();
-        let headers = [("content-type".to_owned(), "application/json".to_owned())];
-        let resp = self
-            .rest
-            .send_retrying("PATCH", || async {
-                Ok(self
-                    .request(reqwest::Method::PATCH, &url, &headers)
-                    .await?
-                    .body(body.clone()))
-            })
-            .await?;
-        match resp.status().as_u16() {
-            200..=299 => Ok(()),
-            // Replaced (or deleted) since: the newer object has its own ETag.
-            404 | 412 => Ok(()),
+            s @ (200..=299 | 404 | 412) => Ok(s),
             s => {
                 let text = self.rest.error_text(resp).await;
                 Err(self.rest.unavailable(format!("PATCH answered {s} {text}")))

@@ -407,19 +407,74 @@ pub struct WasmPolicy {
     warm: std::sync::Mutex<Vec<(Store<State>, Instance)>>,
     /// One permit per call allowed to run at once ([`WasmPolicy::call_off_thread`]).
     slots: Arc<tokio::sync::Semaphore>,
-    /// Calls run on threads of their own until this time (ms after `born`): set by a
-    /// slow call ([`SLOW_CALL`]).
-    slow_until: std::sync::atomic::AtomicU64,
-    born: Instant,
+    /// Whether its calls run on threads of their own now ([`Pace`]).
+    pace: Pace,
 }
 
-/// A call that takes longer than this moves the policy's calls to threads of their own
-/// for [`SLOW_WINDOW`]. A decision takes a few µs; a policy that loops, or computes for
-/// long, must not hold request threads (even handed over with `block_in_place`, a
-/// request thread blocked for tens of ms delayed other buckets' answers: p99 of 4 KiB
-/// GETs 3.6-3.8 ms against 0.6 ms alone, docs/benchmarks.md).
+/// A decision takes a few µs; a policy that loops, or computes for long, must not hold
+/// request threads (even handed over with `block_in_place`, a request thread blocked for
+/// tens of ms delayed other buckets' answers: p99 of 4 KiB GETs 3.6-3.8 ms against 0.6 ms
+/// alone, docs/benchmarks.md). Its calls move to threads of their own for
+/// [`SLOW_WINDOW`] after one call that took [`STALLED`], or after two that took
+/// [`SLOW_CALL`] within [`STRIKE_WINDOW`] of each other.
+///
+/// One call past `SLOW_CALL` is not enough: on a busy machine a 5 µs decision is now and
+/// then preempted for a millisecond or more, and moving a fast policy off the request
+/// threads for ten seconds after each such call doubled its decision time (19.5 µs
+/// against 8.1, policy bench under load). The thread's CPU time would tell the two apart,
+/// but reading it is a system call, 1.2 µs on these machines, on every call; a policy
+/// that is slow for some of its inputs still strikes twice within a second under any
+/// load that matters.
 const SLOW_CALL: Duration = Duration::from_millis(1);
+const STALLED: Duration = Duration::from_millis(10);
+const STRIKE_WINDOW: Duration = Duration::from_secs(1);
 const SLOW_WINDOW: Duration = Duration::from_secs(10);
+
+/// How a policy's recent calls went ([`SLOW_CALL`]): times are ms after `born`.
+#[derive(Debug)]
+struct Pace {
+    born: Instant,
+    /// The last slow call's end, plus one (0: none yet).
+    last_strike: std::sync::atomic::AtomicU64,
+    /// Calls run on threads of their own until then.
+    off_until: std::sync::atomic::AtomicU64,
+}
+
+impl Pace {
+    fn new() -> Self {
+        Self {
+            born: Instant::now(),
+            last_strike: std::sync::atomic::AtomicU64::new(0),
+            off_until: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn ms(d: Duration) -> u64 {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn now(&self) -> Duration {
+        self.born.elapsed()
+    }
+
+    /// Counts a call that ended at `now` after `took`.
+    fn record(&self, now: Duration, took: Duration) {
+        if took <= SLOW_CALL {
+            return;
+        }
+        let at = Self::ms(now).saturating_add(1);
+        let before = self.last_strike.swap(at, Ordering::Relaxed);
+        let again = before != 0 && at.saturating_sub(before) <= Self::ms(STRIKE_WINDOW);
+        if took >= STALLED || again {
+            self.off_until
+                .store(Self::ms(now + SLOW_WINDOW), Ordering::Relaxed);
+        }
+    }
+
+    fn off_thread(&self, now: Duration) -> bool {
+        Self::ms(now) < self.off_until.load(Ordering::Relaxed)
+    }
+}
 
 /// A policy call that owns its arguments, to run on a thread of its own
 /// ([`WasmPolicy::call`]).
@@ -563,8 +618,7 @@ impl WasmPolicy {
             settings,
             metrics: None,
             warm: std::sync::Mutex::new(Vec::new()),
-            slow_until: std::sync::atomic::AtomicU64::new(0),
-            born: Instant::now(),
+            pace: Pace::new(),
         })
     }
 
@@ -595,8 +649,7 @@ impl WasmPolicy {
             slots: slots(&settings),
             settings,
             warm: std::sync::Mutex::new(Vec::new()),
-            slow_until: std::sync::atomic::AtomicU64::new(0),
-            born: Instant::now(),
+            pace: Pace::new(),
         }
     }
 
@@ -662,22 +715,17 @@ impl WasmPolicy {
     /// Runs `call`, moving the policy's calls off the request threads for a while if it
     /// was slow.
     fn timed<R>(&self, call: impl FnOnce(&WasmPolicy) -> R) -> R {
-        let started = Instant::now();
+        let started = self.pace.now();
         let r = call(self);
-        if started.elapsed() > SLOW_CALL {
-            let until = self.born.elapsed() + SLOW_WINDOW;
-            self.slow_until.store(
-                u64::try_from(until.as_millis()).unwrap_or(u64::MAX),
-                Ordering::Relaxed,
-            );
-        }
+        let now = self.pace.now();
+        self.pace.record(now, now.saturating_sub(started));
         r
     }
 
-    /// Whether the policy's calls hop to threads of their own now (a recent call was slow).
+    /// Whether the policy's calls hop to threads of their own now (recent calls were
+    /// slow: [`SLOW_CALL`]).
     pub fn runs_off_thread(&self) -> bool {
-        let now = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
-        now < self.slow_until.load(Ordering::Relaxed)
+        self.pace.off_thread(self.pace.now())
     }
 
     pub fn settings(&self) -> &CallSettings {
@@ -1111,5 +1159,27 @@ mod wasi_tests {
         assert_ne!(a.0, b.0);
         assert_ne!(a.1, b.1);
         assert_ne!(a.2, b.2);
+    }
+
+    /// A single call preempted past `SLOW_CALL` leaves a policy on the request threads; a
+    /// second within the strike window, or one call that stalled, moves it.
+    #[test]
+    fn a_policy_leaves_the_request_threads_after_two_slow_calls_or_a_stall() {
+        let ms = Duration::from_millis;
+        let pace = Pace::new();
+        pace.record(ms(100), Duration::from_micros(5));
+        assert!(!pace.off_thread(ms(100)));
+        pace.record(ms(200), ms(3));
+        assert!(!pace.off_thread(ms(200)), "one preempted call");
+        // The next slow one comes too late to count with it.
+        pace.record(ms(1500), ms(2));
+        assert!(!pace.off_thread(ms(1500)));
+        pace.record(ms(1900), ms(2));
+        assert!(pace.off_thread(ms(1900)), "two within a second");
+        assert!(pace.off_thread(ms(11_800)));
+        assert!(!pace.off_thread(ms(11_901)), "for ten seconds");
+        let pace = Pace::new();
+        pace.record(ms(50), STALLED);
+        assert!(pace.off_thread(ms(50)), "one call that stalled");
     }
 }
