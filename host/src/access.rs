@@ -9,9 +9,11 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::config::{Anonymous, Config, ConfigError, DynamicBuckets, PublicAccessBlock};
-use crate::frontend::{Requester, Users, decide};
-use crate::iam::{self, PolicyDocument, Resource};
+use crate::config::{
+    Anonymous, Config, ConfigError, DynamicBuckets, ObjectOwnership, PublicAccessBlock,
+};
+use crate::frontend::{Requester, Users, Verdict, acl_docs, decide};
+use crate::iam::{self, Decision, PolicyDocument, Resource};
 
 /// One request to decide, as `switchyard access check` takes it.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +44,9 @@ pub struct Answer {
     pub requester: String,
     /// Which bucket policy took part, and where it came from (or why none did).
     pub bucket_policy: String,
+    /// Which ACLs took part (the bucket's, the object's), or why none did: they are read
+    /// only when the policies neither allowed nor denied explicitly, as the engine does.
+    pub acls: String,
     /// Why the engine refuses a request the policies allow, if it does: a configured
     /// bucket's policy is changed in the configuration, never through the API.
     pub refused: Option<String>,
@@ -174,15 +179,7 @@ async fn bucket_policy(config: &Config, bucket: &str) -> Result<BucketPolicy, Ch
             block: None,
         });
     }
-    // Only the buckets made by CreateBucket: the configured backends are not built, so
-    // nothing is created in their roots and no client is made for them.
-    let dynamic_only = Config {
-        backends: Default::default(),
-        buckets: Default::default(),
-        ..config.clone()
-    };
-    let metrics = Arc::new(crate::metrics::Metrics::default());
-    let router = crate::router::Router::new(Arc::new(dynamic_only), None, metrics)?;
+    let router = dynamic_router(config)?;
     let stored = |what: &str| {
         let place = match &config.dynamic_buckets {
             Some(DynamicBuckets::Fs { root, .. }) => {
@@ -230,6 +227,91 @@ async fn bucket_policy(config: &Config, bucket: &str) -> Result<BucketPolicy, Ch
             source,
         }),
     }
+}
+
+/// A router over the buckets made by CreateBucket only: the configured backends are not
+/// built, so nothing is created in their roots and no client is made for them.
+fn dynamic_router(config: &Config) -> Result<crate::router::Router, CheckError> {
+    let dynamic_only = Config {
+        backends: Default::default(),
+        buckets: Default::default(),
+        ..config.clone()
+    };
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    Ok(crate::router::Router::new(
+        Arc::new(dynamic_only),
+        None,
+        metrics,
+    )?)
+}
+
+/// The ACLs the engine would consult on `action` on `resource` (see
+/// [`crate::frontend::acl_docs`]), and a line saying which, or why none. A configured
+/// bucket with ACLs enabled has its members built (alone), to read the object's ACL.
+async fn acls(
+    config: &Config,
+    who: &Requester<'_>,
+    action: &str,
+    resource: Resource<'_>,
+) -> Result<(Vec<(String, PolicyDocument)>, String), CheckError> {
+    let bucket = match resource {
+        Resource::Bucket(b) | Resource::Object { bucket: b, .. } => b,
+        Resource::All => return Ok((Vec::new(), "none: the request names no bucket".into())),
+    };
+    let router = match config.buckets.get(bucket) {
+        Some(b) if b.object_ownership == ObjectOwnership::BucketOwnerEnforced => {
+            return Ok((
+                Vec::new(),
+                format!(
+                    "none: bucket {bucket} has ACLs disabled (object_ownership = \"BucketOwnerEnforced\")"
+                ),
+            ));
+        }
+        Some(b) => {
+            let only = Config {
+                backends: config
+                    .backends
+                    .iter()
+                    .filter(|(name, _)| b.members.contains(name))
+                    .map(|(n, c)| (n.clone(), c.clone()))
+                    .collect(),
+                buckets: [(bucket.to_owned(), b.clone())].into_iter().collect(),
+                dynamic_buckets: None,
+                ..config.clone()
+            };
+            let metrics = Arc::new(crate::metrics::Metrics::default());
+            crate::router::Router::new(Arc::new(only), None, metrics)?
+        }
+        None if config.dynamic_buckets.is_some() => dynamic_router(config)?,
+        None => return Ok((Vec::new(), format!("none: no bucket {bucket}"))),
+    };
+    let stored = |source| CheckError::Stored {
+        bucket: bucket.to_owned(),
+        source,
+    };
+    match router.bucket_acl(bucket).await {
+        Ok(state) if !state.acls_enabled() => {
+            return Ok((
+                Vec::new(),
+                format!("none: bucket {bucket} has ACLs disabled (BucketOwnerEnforced)"),
+            ));
+        }
+        Ok(_) => {}
+        Err(crate::model::Error::NoSuchBucket) => {
+            return Ok((Vec::new(), format!("none: no bucket {bucket}")));
+        }
+        Err(e) => return Err(stored(e)),
+    }
+    let docs = acl_docs(&router, who, action, resource)
+        .await
+        .map_err(stored)?;
+    let line = if docs.is_empty() {
+        format!("none grants {action} here (ACLs enabled on bucket {bucket})")
+    } else {
+        let labels: Vec<&str> = docs.iter().map(|(l, _)| l.as_str()).collect();
+        format!("consulted: {}", labels.join(", "))
+    };
+    Ok((docs, line))
 }
 
 /// Decides `q` as the engine would decide the request, against `config` (whose secrets
@@ -280,15 +362,32 @@ pub async fn check(config: &Config, q: &Question) -> Result<Answer, CheckError> 
         secure: q.secure,
     };
     let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let verdict = decide(
-        &who,
-        action,
-        resource,
-        policy.policy.as_deref().map(|p| (label.as_str(), p)),
-        &keys,
-        policy.block.is_some_and(|b| b.restrict_public_buckets),
-        &[],
-    );
+    let bucket_policy = policy.policy.as_deref().map(|p| (label.as_str(), p));
+    let restrict = policy.block.is_some_and(|b| b.restrict_public_buckets);
+    let first = decide(&who, action, resource, bucket_policy, &keys, restrict, &[]);
+    // As the engine: ACLs only allow, so they are read when the policies did not.
+    let (acl_docs, acls_line) = match first {
+        Verdict::Policies(Decision::ExplicitDeny(_)) => {
+            (Vec::new(), "not read: a policy denies explicitly".into())
+        }
+        v if v.is_allowed() => (Vec::new(), "not read: the policies allow".into()),
+        _ => acls(config, &who, action, resource).await?,
+    };
+    let with_acls: Vec<(&str, &PolicyDocument)> =
+        acl_docs.iter().map(|(l, d)| (l.as_str(), d)).collect();
+    let verdict = if with_acls.is_empty() {
+        first
+    } else {
+        decide(
+            &who,
+            action,
+            resource,
+            bucket_policy,
+            &keys,
+            restrict,
+            &with_acls,
+        )
+    };
     let requester = match user {
         Some(u) => format!("user {} (access key {})", u.name, u.access_key),
         None => "anonymous (an unsigned request)".to_owned(),
@@ -310,6 +409,7 @@ pub async fn check(config: &Config, q: &Question) -> Result<Answer, CheckError> 
         decision: verdict.to_string(),
         requester: format!("{requester}, source IP {ip}, over {transport}"),
         bucket_policy: policy.source,
+        acls: acls_line,
         refused,
     })
 }

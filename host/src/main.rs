@@ -802,6 +802,7 @@ fn access_check(config: &std::path::Path, question: &switchyard::access::Questio
             }
             println!("  requester:     {}", a.requester);
             println!("  bucket policy: {}", a.bucket_policy);
+            println!("  ACLs:          {}", a.acls);
             if let Some(why) = &a.refused {
                 println!("  refused:       {why}");
             }

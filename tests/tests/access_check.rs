@@ -431,3 +431,166 @@ async fn check_config_says_who_may_do_what() {
         );
     }
 }
+
+/// ACLs take part as in the engine: read only when the policies neither allow nor deny
+/// explicitly; the object's ACL (kept with it in a configured bucket's member), the ACL of
+/// a bucket made by CreateBucket; none on a bucket with ACLs disabled. Before, `access
+/// check` decided on the policies alone and called denied what an ACL allowed.
+#[tokio::test]
+async fn acls_take_part_when_the_policies_do_not_decide() {
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::types::{BucketCannedAcl, ObjectCannedAcl, ObjectOwnership};
+    let dirs = [
+        TempDir::new("acl-check-cfg"),
+        TempDir::new("acl-check-shared"),
+        TempDir::new("acl-check-dyn"),
+        TempDir::new("acl-check-closed"),
+    ];
+    let path = |i: usize| dirs[i].0.display().to_string();
+    let config = format!(
+        "version = 1
+[[users]]
+access_key = \"AKALICE\"
+secret_key = \"alice-secret\"
+name = \"alice\"
+policy = \"full-access\"
+[[users]]
+access_key = \"AKCAROL\"
+secret_key = \"carol-secret\"
+name = \"carol\"
+[backends.shared]
+kind = \"fs\"
+root = {:?}
+[backends.closed]
+kind = \"fs\"
+root = {:?}
+[buckets.shared]
+members = [\"shared\"]
+object_ownership = \"ObjectWriter\"
+[buckets.closed]
+members = [\"closed\"]
+[dynamic_buckets]
+kind = \"fs\"
+root = {:?}
+",
+        path(1),
+        path(3),
+        path(2)
+    );
+    let file = dirs[0].0.join("switchyard.toml");
+    std::fs::write(&file, &config).unwrap();
+    let gw = Gateway::start(&config).await.unwrap();
+    let c = switchyard_tests::harness::s3_client(&gw.endpoint, "AKALICE", "alice-secret");
+    let put = |key: &'static str| {
+        c.put_object()
+            .bucket("shared")
+            .key(key)
+            .body(ByteStream::from_static(b"x"))
+    };
+    put("pub.txt")
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap();
+    put("private.txt").send().await.unwrap();
+    put("for-carol.txt")
+        .grant_read(format!(
+            "id=\"{}\"",
+            switchyard::frontend::canonical_id("carol")
+        ))
+        .send()
+        .await
+        .unwrap();
+    c.create_bucket()
+        .bucket("dyn")
+        .object_ownership(ObjectOwnership::ObjectWriter)
+        .send()
+        .await
+        .unwrap();
+    c.put_bucket_acl()
+        .bucket("dyn")
+        .acl(BucketCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap();
+    gw.stop().await;
+
+    let s = Setup {
+        file: file.display().to_string(),
+        _dirs: dirs.into(),
+    };
+    let ask = |who: Option<&'static str>, action: &'static str, resource: &'static str| {
+        let mut args = match who {
+            Some(u) => vec!["--user", u],
+            None => vec!["--anonymous"],
+        };
+        args.extend(["--action", action, "--resource", resource]);
+        args
+    };
+    let acls_line = |r: &CliRun| {
+        r.stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("ACLs:"))
+            .map(|l| l.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let r = run(
+        &s,
+        &ask(None, "s3:GetObject", "arn:aws:s3:::shared/pub.txt"),
+    )
+    .await;
+    assert_eq!(r.status.code(), Some(0), "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .lines()
+            .next()
+            .unwrap()
+            .contains("object pub.txt ACL"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(acls_line(&r), "consulted: object pub.txt ACL");
+    let r = run(
+        &s,
+        &ask(None, "s3:GetObject", "arn:aws:s3:::shared/private.txt"),
+    )
+    .await;
+    assert_eq!(r.status.code(), Some(1), "{}{}", r.stdout, r.stderr);
+    let r = run(
+        &s,
+        &ask(
+            Some("carol"),
+            "s3:GetObject",
+            "arn:aws:s3:::shared/for-carol.txt",
+        ),
+    )
+    .await;
+    assert_eq!(r.status.code(), Some(0), "{}{}", r.stdout, r.stderr);
+    let r = run(
+        &s,
+        &ask(Some("carol"), "s3:GetObject", "arn:aws:s3:::shared/pub.txt"),
+    )
+    .await;
+    assert_eq!(r.status.code(), Some(0), "{}{}", r.stdout, r.stderr);
+    // A bucket made by CreateBucket: its stored ACL.
+    let r = run(&s, &ask(None, "s3:ListBucket", "arn:aws:s3:::dyn")).await;
+    assert_eq!(r.status.code(), Some(0), "{}{}", r.stdout, r.stderr);
+    assert_eq!(acls_line(&r), "consulted: bucket dyn ACL");
+    let r = run(&s, &ask(None, "s3:PutObject", "arn:aws:s3:::dyn/k")).await;
+    assert_eq!(r.status.code(), Some(1), "{}{}", r.stdout, r.stderr);
+    // Not read where the policies decide, nor where ACLs are disabled.
+    let r = run(
+        &s,
+        &ask(
+            Some("alice"),
+            "s3:GetObject",
+            "arn:aws:s3:::shared/private.txt",
+        ),
+    )
+    .await;
+    assert_eq!(r.status.code(), Some(0), "{}{}", r.stdout, r.stderr);
+    assert_eq!(acls_line(&r), "not read: the policies allow");
+    let r = run(&s, &ask(None, "s3:GetObject", "arn:aws:s3:::closed/k")).await;
+    assert_eq!(r.status.code(), Some(1), "{}{}", r.stdout, r.stderr);
+    assert!(acls_line(&r).contains("ACLs disabled"), "{}", r.stdout);
+}

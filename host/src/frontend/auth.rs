@@ -438,92 +438,6 @@ impl Access {
         }
     }
 
-    /// The ACLs that may allow `action` on `resource`, as statements with their labels:
-    /// none unless the bucket's object ownership enables ACLs. The bucket's ACL (its
-    /// owner's FULL_CONTROL unless PutBucketAcl stored another) and, for an object's
-    /// actions, the ACL kept with the object a read would serve (a missing object has
-    /// none). Block Public Access's IgnorePublicAcls drops the grants to groups.
-    async fn acl_docs(
-        &self,
-        who: &Requester<'_>,
-        action: &str,
-        resource: Resource<'_>,
-    ) -> S3Result<Vec<(String, PolicyDocument)>> {
-        let (bucket, key) = match resource {
-            Resource::Bucket(b) => (b, None),
-            Resource::Object { bucket, key } => (bucket, Some(key)),
-            Resource::All => return Ok(Vec::new()),
-        };
-        let is = |list: &[&str]| list.iter().any(|a| a.eq_ignore_ascii_case(action));
-        let on_object = key.is_some() && is(&OBJECT_ACL_ACTIONS);
-        if !is(&BUCKET_ACL_ACTIONS) && !on_object {
-            return Ok(Vec::new());
-        }
-        let router = self.router();
-        let to_s3 = super::errors::to_s3;
-        let state = match router.bucket_acl(bucket).await {
-            Ok(s) => s,
-            Err(crate::model::Error::NoSuchBucket) => return Ok(Vec::new()),
-            Err(e) => return Err(to_s3(e)),
-        };
-        if !state.acls_enabled() {
-            return Ok(Vec::new());
-        }
-        let ignore_public = router
-            .public_access_block(bucket)
-            .await
-            .map_err(to_s3)?
-            .is_some_and(|b| b.ignore_public_acls);
-        // A configured bucket is every user's: it has no owner to grant to.
-        let owner = router.bucket_owner(bucket).await.map_err(to_s3)?;
-        let mut docs = Vec::new();
-        let bucket_grants = match (&state.grants, &owner) {
-            (Some(g), _) => Some(g.clone()),
-            (None, Some(o)) => Some(crate::model::ObjectAcl::private(o).grants),
-            (None, None) => None,
-        };
-        if let Some(grants) = bucket_grants {
-            docs.push((
-                format!("bucket {bucket} ACL"),
-                PolicyDocument::from_acl(iam::AclOn::Bucket(bucket), &grants, ignore_public),
-            ));
-        }
-        if let Some(key) = key.filter(|_| on_object) {
-            let principal = who.user.map(|u| u.access_key.as_str());
-            let view = super::request_view(
-                &router,
-                bucket,
-                &http::HeaderMap::new(),
-                who.source_ip,
-                principal,
-                Cow::Borrowed("HeadObject"),
-            );
-            let acl = match router.object_acl(&view, bucket, key).await {
-                Ok(Some(acl)) => Some(acl),
-                Ok(None) => owner.map(|o| crate::model::ObjectAcl::private(&o)),
-                // The request itself answers these.
-                Err(
-                    crate::model::Error::NotFound
-                    | crate::model::Error::DeleteMarker { .. }
-                    | crate::model::Error::KeyTooLong(_)
-                    | crate::model::Error::InvalidArgument(_),
-                ) => None,
-                Err(e) => return Err(to_s3(e)),
-            };
-            if let Some(acl) = acl {
-                docs.push((
-                    format!("object {key} ACL"),
-                    PolicyDocument::from_acl(
-                        iam::AclOn::Object { bucket, key },
-                        &acl.grants,
-                        ignore_public,
-                    ),
-                ));
-            }
-        }
-        Ok(docs)
-    }
-
     /// Allows `action` on `resource` for `who`, or answers `403 AccessDenied`. `keys` are
     /// the request's condition keys (`s3:prefix`, ...).
     pub async fn authorize(
@@ -578,7 +492,9 @@ impl Access {
         let acl_docs = match first {
             Verdict::Policies(Decision::ExplicitDeny(_)) => Vec::new(),
             // Boxed: every request's check carries its future, most never run it.
-            _ => Box::pin(self.acl_docs(who, action, resource)).await?,
+            _ => Box::pin(acl_docs(&self.router(), who, action, resource))
+                .await
+                .map_err(super::errors::to_s3)?,
         };
         let acls: Vec<(&str, &PolicyDocument)> =
             acl_docs.iter().map(|(l, d)| (l.as_str(), d)).collect();
@@ -602,6 +518,89 @@ impl Access {
         });
         Err(s3_error!(AccessDenied, "Access Denied"))
     }
+}
+
+/// The ACLs that may allow `action` on `resource`, as statements with their labels:
+/// none unless the bucket's object ownership enables ACLs. The bucket's ACL (its
+/// owner's FULL_CONTROL unless PutBucketAcl stored another) and, for an object's
+/// actions, the ACL kept with the object a read would serve (a missing object has
+/// none). Block Public Access's IgnorePublicAcls drops the grants to groups.
+pub async fn acl_docs(
+    router: &Router,
+    who: &Requester<'_>,
+    action: &str,
+    resource: Resource<'_>,
+) -> crate::model::Result<Vec<(String, PolicyDocument)>> {
+    let (bucket, key) = match resource {
+        Resource::Bucket(b) => (b, None),
+        Resource::Object { bucket, key } => (bucket, Some(key)),
+        Resource::All => return Ok(Vec::new()),
+    };
+    let is = |list: &[&str]| list.iter().any(|a| a.eq_ignore_ascii_case(action));
+    let on_object = key.is_some() && is(&OBJECT_ACL_ACTIONS);
+    if !is(&BUCKET_ACL_ACTIONS) && !on_object {
+        return Ok(Vec::new());
+    }
+    let state = match router.bucket_acl(bucket).await {
+        Ok(s) => s,
+        Err(crate::model::Error::NoSuchBucket) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    if !state.acls_enabled() {
+        return Ok(Vec::new());
+    }
+    let ignore_public = router
+        .public_access_block(bucket)
+        .await?
+        .is_some_and(|b| b.ignore_public_acls);
+    // A configured bucket is every user's: it has no owner to grant to.
+    let owner = router.bucket_owner(bucket).await?;
+    let mut docs = Vec::new();
+    let bucket_grants = match (&state.grants, &owner) {
+        (Some(g), _) => Some(g.clone()),
+        (None, Some(o)) => Some(crate::model::ObjectAcl::private(o).grants),
+        (None, None) => None,
+    };
+    if let Some(grants) = bucket_grants {
+        docs.push((
+            format!("bucket {bucket} ACL"),
+            PolicyDocument::from_acl(iam::AclOn::Bucket(bucket), &grants, ignore_public),
+        ));
+    }
+    if let Some(key) = key.filter(|_| on_object) {
+        let principal = who.user.map(|u| u.access_key.as_str());
+        let view = super::request_view(
+            router,
+            bucket,
+            &http::HeaderMap::new(),
+            who.source_ip,
+            principal,
+            Cow::Borrowed("HeadObject"),
+        );
+        let acl = match router.object_acl(&view, bucket, key).await {
+            Ok(Some(acl)) => Some(acl),
+            Ok(None) => owner.map(|o| crate::model::ObjectAcl::private(&o)),
+            // The request itself answers these.
+            Err(
+                crate::model::Error::NotFound
+                | crate::model::Error::DeleteMarker { .. }
+                | crate::model::Error::KeyTooLong(_)
+                | crate::model::Error::InvalidArgument(_),
+            ) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(acl) = acl {
+            docs.push((
+                format!("object {key} ACL"),
+                PolicyDocument::from_acl(
+                    iam::AclOn::Object { bucket, key },
+                    &acl.grants,
+                    ignore_public,
+                ),
+            ));
+        }
+    }
+    Ok(docs)
 }
 
 /// The actions some ACL permission allows (see [`crate::iam::AclOn`]), on the bucket and

@@ -19,7 +19,7 @@ use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 
 pub use acl::canonical_id;
-pub use auth::{Access, AccessHook, Auth, Requester, Users, Verdict, decide};
+pub use auth::{Access, AccessHook, Auth, Requester, Users, Verdict, acl_docs, decide};
 pub use body::Expected;
 pub use snapshot::{Live, Snapshot};
 
