@@ -710,7 +710,7 @@ pub struct Row {
     pub etag: Option<String>,
     pub last_modified: DateTime<Utc>,
     /// The order among the key's versions, newest first.
-    sort: String,
+    pub sort: String,
 }
 
 /// Every version under `prefix` in `members`, by key and then newest first, with
