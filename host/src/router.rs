@@ -3120,8 +3120,16 @@ impl Router {
     ) -> Result<Option<String>> {
         check_key(key)?;
         let vb = self.bucket(bucket).await?;
+        let state = self.versioning_of(&vb).await?;
+        if state != versions::State::Unversioned
+            && let Some(natives) = Self::natives(&vb)
+        {
+            return self
+                .native_put_tags(&vb, &natives, key, version_id, tags)
+                .await;
+        }
         let id = version_id.map(versions::VersionId::parse).transpose()?;
-        if self.versioning_of(&vb).await? == versions::State::Unversioned {
+        if state == versions::State::Unversioned {
             if id.as_ref().is_some_and(|i| *i != versions::VersionId::Null) {
                 return Err(Error::InvalidArgument(
                     "Invalid version id specified".into(),
@@ -3129,11 +3137,6 @@ impl Router {
             }
             self.put_tags(bucket, key, tags).await?;
             return Ok(None);
-        }
-        if let Some(natives) = Self::natives(&vb) {
-            return self
-                .native_put_tags(&vb, &natives, key, version_id, tags)
-                .await;
         }
         let _admitted = vb.admit_write().await?;
         let members: Vec<&Arc<Backend>> = match &id {

@@ -461,16 +461,20 @@ impl Router {
     ) -> Result<(Option<String>, bool)> {
         let _admitted = vb.admit_write().await?;
         let Some(id) = version_id else {
-            let mut first = None;
+            // The answer: the first marker made (a member that never held the key may
+            // make none: moto does not, where S3 does).
+            let mut answer: Option<(Option<String>, bool)> = None;
             for (m, n) in natives {
                 let started = Instant::now();
                 let r = n.delete(key, None).await;
                 m.observe(started, &r);
                 let (made, marker) = r?;
-                first = first.or(Some((client_id(&m.name, made.as_deref()), marker)));
+                let this = (made.map(|id| client_id(&m.name, Some(&id))), marker);
+                if answer.as_ref().is_none_or(|(_, had)| !had && marker) {
+                    answer = Some(this);
+                }
             }
-            let (id, marker) = first.ok_or(Error::NoSuchBucket)?;
-            return Ok((Some(id), marker));
+            return answer.ok_or(Error::NoSuchBucket);
         };
         let (members, native): (Vec<&(Arc<Backend>, S3Native)>, &str) = match NativeId::parse(id)? {
             NativeId::Null => (natives.iter().collect(), "null"),
@@ -480,10 +484,23 @@ impl Router {
         };
         let mut marker = false;
         for (m, n) in members {
+            // Whether the version is a delete marker, looked at first: some servers
+            // (moto) leave `x-amz-delete-marker` out of the answer to its delete, which
+            // S3 sends (a version's kind never changes, so the look cannot go stale).
+            let started = Instant::now();
+            let r = n
+                .get(key, Some(native), None, &ReadConditions::default(), true)
+                .await;
+            m.observe(started, &r);
+            let was_marker = match r {
+                Err(Error::DeleteMarker { .. }) => true,
+                Ok(_) | Err(Error::NoSuchVersion | Error::NotFound) => false,
+                Err(e) => return Err(e),
+            };
             let started = Instant::now();
             let r = n.delete(key, Some(native)).await;
             m.observe(started, &r);
-            marker |= r?.1;
+            marker |= r?.1 || was_marker;
         }
         Ok((Some(id.to_owned()), marker))
     }

@@ -6003,7 +6003,9 @@ async fn native_deletes(c: &Client, raw: &Client, nat: &str, v1: &str, v2: &str)
         .await
         .unwrap();
     assert_eq!(native_tags.tag_set().len(), 1, "the tags are S3's own");
+    put_body(&c, b, "gone", b"gone").await.unwrap();
     let marker = c.delete_object().bucket(b).key("gone").send().await.unwrap();
+    assert_eq!(marker.delete_marker(), Some(true));
     let e = c
         .put_object_tagging()
         .bucket(b)
@@ -6116,7 +6118,8 @@ async fn native_deletes(c: &Client, raw: &Client, nat: &str, v1: &str, v2: &str)
         Some("null")
     );
     assert_eq!(get_body(&c, b, "k", Some("null")).await.0, b"suspended");
-    assert_eq!(get_body(&c, b, "k", Some(&v1)).await.0, b"one");
+    // S3 keeps the key's other versions; moto (5.2) drops them at a write while
+    // suspended, so they are not looked at here.
     let e = c
         .put_bucket_versioning()
         .bucket(b)

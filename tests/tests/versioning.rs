@@ -84,6 +84,7 @@ async fn client(
     id: usize,
     ops: usize,
     shared: Arc<Mutex<Shared>>,
+    native: bool,
 ) -> (Made, Vec<String>) {
     let mut rng =
         rand::rngs::StdRng::seed_from_u64(seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
@@ -131,6 +132,12 @@ async fn client(
                     .send()
                     .await
                     .unwrap_or_else(|e| panic!("{ctx}: delete: {e:?}"));
+                // moto makes no marker for a key it holds no version of (S3 does), and
+                // the gateway answers what the backend did.
+                if native && out.delete_marker() != Some(true) {
+                    assert_eq!(out.version_id(), None, "{ctx}");
+                    continue;
+                }
                 assert_eq!(out.delete_marker(), Some(true), "{ctx}");
                 let v = out.version_id().unwrap().to_owned();
                 assert!(
@@ -451,7 +458,8 @@ async fn run(kind: &str, seed: u64, ops: usize) {
             (Some(g), 1) => g.client(),
             _ => first.client(),
         };
-        tasks.push(tokio::spawn(client(c, seed, id, ops, shared.clone())));
+        let native = moto.is_some();
+        tasks.push(tokio::spawn(client(c, seed, id, ops, shared.clone(), native)));
     }
     let mut made: Made = BTreeMap::new();
     let mut orders = Vec::new();
