@@ -2173,10 +2173,14 @@ impl Router {
             .next()
             .ok_or_else(|| Error::internal("no placement target"))?;
         let mirrors: Vec<Arc<Backend>> = targets.collect();
-        if !mirrors.is_empty() && self.versioning_of(&vb).await? != versions::State::Unversioned {
+        let versioned = self.versioning_of(&vb).await? != versions::State::Unversioned;
+        if !mirrors.is_empty() && versioned {
             return Err(Error::NotImplemented(
                 "a placement naming several members (a mirrored write) in a versioned bucket is not supported".into(),
             ));
+        }
+        if versioned {
+            Self::refuse_versioned_upload(&vb, &member)?;
         }
         let everywhere: Vec<Arc<Backend>> = std::iter::once(member.clone())
             .chain(mirrors.iter().cloned())
@@ -2406,6 +2410,10 @@ impl Router {
         Option<String>,
     )> {
         let (member, id, record) = self.upload(bucket, key, upload_id).await?;
+        if versioned.is_some() {
+            let vb = self.bucket(bucket).await?;
+            Self::refuse_versioned_upload(&vb, &member)?;
+        }
         if versioned.is_some() && !record.mirrors.is_empty() {
             return Err(Error::NotImplemented(
                 "a placement naming several members (a mirrored write) in a versioned bucket is not supported".into(),
@@ -2925,6 +2933,19 @@ impl Router {
         let (out, id) = r?;
         self.confirm_write(&vb, key).await?;
         Ok((out, Some(id)))
+    }
+
+    /// Multipart uploads into a versioned bucket whose versions the gateway keeps are
+    /// assembled into the version's own object, which GCS's multipart API (through
+    /// `object_store`, bound to the upload's key) cannot do: refused there.
+    fn refuse_versioned_upload(vb: &VirtualBucket, member: &Backend) -> Result<()> {
+        if member.kind == "gcs" && Self::natives(vb).is_none() {
+            return Err(Error::NotImplemented(format!(
+                "multipart uploads into a versioned bucket are not supported on member {} (kind gcs: its multipart uploads complete at their own key, not at a version's)",
+                member.name
+            )));
+        }
+        Ok(())
     }
 
     /// Refuses a write that would replace `key` in a versioned bucket without keeping a
