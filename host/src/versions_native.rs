@@ -251,7 +251,10 @@ impl Router {
                 return Ok(Some(r.version_id.clone()).filter(|v| v != "null"));
             }
             match page.next {
-                Some((k, v)) if k.as_str() <= key && (Some(&k), &v) != (key_marker.as_ref(), &version_marker) => {
+                Some((k, v))
+                    if k.as_str() <= key
+                        && (Some(&k), &v) != (key_marker.as_ref(), &version_marker) =>
+                {
                     (key_marker, version_marker) = (Some(k), v);
                 }
                 _ => return Ok(None),
@@ -267,8 +270,7 @@ impl Router {
         key: &str,
         version_id: Option<&str>,
     ) -> Result<(&'n (Arc<Backend>, S3Native), Option<String>)> {
-        let (members, native): (Vec<&(Arc<Backend>, S3Native)>, Option<&str>) = match version_id
-        {
+        let (members, native): (Vec<&(Arc<Backend>, S3Native)>, Option<&str>) = match version_id {
             None => (natives.iter().collect(), None),
             Some(v) => match NativeId::parse(v)? {
                 NativeId::Null => (natives.iter().collect(), Some("null")),

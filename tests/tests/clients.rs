@@ -412,7 +412,14 @@ async fn eject_s3_versions() {
     let aws = |args: &[&str]| {
         let out = Command::new("aws")
             .args(args)
-            .args(["--endpoint-url", &endpoint, "--bucket", &bucket, "--output", "json"])
+            .args([
+                "--endpoint-url",
+                &endpoint,
+                "--bucket",
+                &bucket,
+                "--output",
+                "json",
+            ])
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_DEFAULT_REGION", "us-east-1")
@@ -428,8 +435,7 @@ async fn eject_s3_versions() {
         out.stdout
     };
     let listed: serde_json::Value =
-        serde_json::from_slice(&aws(&["s3api", "list-object-versions", "--prefix", "v/"]))
-            .unwrap();
+        serde_json::from_slice(&aws(&["s3api", "list-object-versions", "--prefix", "v/"])).unwrap();
     let ids = |field: &str| -> Vec<(String, String)> {
         listed[field]
             .as_array()
@@ -460,7 +466,10 @@ async fn eject_s3_versions() {
         [("v/k".to_owned(), native(&made[2].0))],
         "delete markers S3 lists: {listed}"
     );
-    assert!(made.iter().all(|(id, _)| id.starts_with("main.")), "{made:?}");
+    assert!(
+        made.iter().all(|(id, _)| id.starts_with("main.")),
+        "{made:?}"
+    );
     let dir = TempDir::new("eject-versions");
     for (id, body) in made.iter().filter(|(_, b)| b.is_some()) {
         let file = dir.0.join("out");

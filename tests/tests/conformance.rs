@@ -6052,7 +6052,13 @@ async fn native_deletes(c: &Client, raw: &Client, nat: &str, v1: &str, v2: &str)
         .unwrap();
     assert_eq!(native_tags.tag_set().len(), 1, "the tags are S3's own");
     put_body(&c, b, "gone", b"gone").await.unwrap();
-    let marker = c.delete_object().bucket(b).key("gone").send().await.unwrap();
+    let marker = c
+        .delete_object()
+        .bucket(b)
+        .key("gone")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(marker.delete_marker(), Some(true));
     let e = c
         .put_object_tagging()
@@ -6098,16 +6104,27 @@ async fn native_deletes(c: &Client, raw: &Client, nat: &str, v1: &str, v2: &str)
         .send()
         .await
         .unwrap();
-    assert_eq!(k2_tags.tag_set().len(), 1, "a copy takes its source version's tags");
+    assert_eq!(
+        k2_tags.tag_set().len(),
+        1,
+        "a copy takes its source version's tags"
+    );
     let e = c
         .copy_object()
         .bucket(b)
         .key("k3")
-        .copy_source(format!("{b}/gone?versionId={}", marker.version_id().unwrap()))
+        .copy_source(format!(
+            "{b}/gone?versionId={}",
+            marker.version_id().unwrap()
+        ))
         .send()
         .await
         .unwrap_err();
-    assert_eq!(err_of(&e), (400, "InvalidRequest".into()), "a marker as the source");
+    assert_eq!(
+        err_of(&e),
+        (400, "InvalidRequest".into()),
+        "a marker as the source"
+    );
     let up = c
         .create_multipart_upload()
         .bucket(b)

@@ -462,7 +462,14 @@ async fn run(kind: &str, seed: u64, ops: usize) {
             _ => first.client(),
         };
         let native = moto.is_some();
-        tasks.push(tokio::spawn(client(c, seed, id, ops, shared.clone(), native)));
+        tasks.push(tokio::spawn(client(
+            c,
+            seed,
+            id,
+            ops,
+            shared.clone(),
+            native,
+        )));
     }
     let mut made: Made = BTreeMap::new();
     let mut orders = Vec::new();
