@@ -5802,7 +5802,7 @@ async fn native_basics(c: &Client, raw: &Client, endpoint: &str, nat: &str) -> (
     let b = "vers";
     let got = c.get_bucket_versioning().bucket(b).send().await.unwrap();
     assert_eq!(got.status(), None, "a never versioned S3 bucket");
-    assert_eq!(put_body(&c, b, "k", b"before").await, None);
+    assert_eq!(put_body(c, b, "k", b"before").await, None);
     c.put_bucket_versioning()
         .bucket(b)
         .versioning_configuration(enabled())
@@ -5817,24 +5817,24 @@ async fn native_basics(c: &Client, raw: &Client, endpoint: &str, nat: &str) -> (
         "set on the backend bucket"
     );
     assert_eq!(
-        get_body(&c, b, "k", None).await,
+        get_body(c, b, "k", None).await,
         (b"before".to_vec(), Some("null".into()))
     );
-    let v1 = put_body(&c, b, "k", b"one").await.unwrap();
-    let v2 = put_body(&c, b, "k", b"two").await.unwrap();
+    let v1 = put_body(c, b, "k", b"one").await.unwrap();
+    let v2 = put_body(c, b, "k", b"two").await.unwrap();
     assert!(
         v1.starts_with("nat.") && v2.starts_with("nat.") && v1 != v2,
         "{v1} {v2}"
     );
     assert_eq!(
-        get_body(&c, b, "k", None).await,
+        get_body(c, b, "k", None).await,
         (b"two".to_vec(), Some(v2.clone()))
     );
     assert_eq!(
-        get_body(&c, b, "k", Some(&v1)).await,
+        get_body(c, b, "k", Some(&v1)).await,
         (b"one".to_vec(), Some(v1.clone()))
     );
-    assert_eq!(get_body(&c, b, "k", Some("null")).await.0, b"before");
+    assert_eq!(get_body(c, b, "k", Some("null")).await.0, b"before");
     let head = c
         .head_object()
         .bucket(b)
@@ -5847,7 +5847,7 @@ async fn native_basics(c: &Client, raw: &Client, endpoint: &str, nat: &str) -> (
         (head.content_length(), head.version_id()),
         (Some(3), Some(v1.as_str()))
     );
-    let rows = versions_of(&c, b, "k", 1000).await;
+    let rows = versions_of(c, b, "k", 1000).await;
     assert_eq!(
         rows,
         [
@@ -5915,7 +5915,7 @@ async fn native_deletes(c: &Client, raw: &Client, nat: &str, v1: &str, v2: &str)
     assert_eq!(err_of(&e).0, 405);
     let listed = c.list_objects_v2().bucket(b).send().await.unwrap();
     assert!(listed.contents().is_empty(), "a deleted key is listed");
-    let rows = versions_of(&c, b, "", 1000).await;
+    let rows = versions_of(c, b, "", 1000).await;
     assert_eq!(rows.len(), 4);
     assert!(
         rows.contains(&("k".into(), m.clone(), true, true)),
@@ -5933,7 +5933,7 @@ async fn native_deletes(c: &Client, raw: &Client, nat: &str, v1: &str, v2: &str)
             .iter()
             .map(|d| format!("nat.{}", d.version_id().unwrap()))
             .collect::<Vec<_>>(),
-        [m.clone()],
+        std::slice::from_ref(&m),
         "the marker is S3's own"
     );
     let undo = c
@@ -5948,7 +5948,7 @@ async fn native_deletes(c: &Client, raw: &Client, nat: &str, v1: &str, v2: &str)
         (undo.delete_marker(), undo.version_id()),
         (Some(true), Some(m.as_str()))
     );
-    assert_eq!(get_body(&c, b, "k", None).await.0, b"two");
+    assert_eq!(get_body(c, b, "k", None).await.0, b"two");
     // Deleting the current version for good makes the one before it current.
     c.delete_object()
         .bucket(b)
@@ -5958,7 +5958,7 @@ async fn native_deletes(c: &Client, raw: &Client, nat: &str, v1: &str, v2: &str)
         .await
         .unwrap();
     assert_eq!(
-        get_body(&c, b, "k", None).await,
+        get_body(c, b, "k", None).await,
         (b"one".to_vec(), Some(v1.clone()))
     );
     let e = c
@@ -5997,10 +5997,10 @@ async fn native_deletes(c: &Client, raw: &Client, nat: &str, v1: &str, v2: &str)
         .unwrap();
     let d = format!("nat.{}", direct.version_id().unwrap());
     assert_eq!(
-        get_body(&c, b, "k", None).await,
+        get_body(c, b, "k", None).await,
         (b"direct".to_vec(), Some(d.clone()))
     );
-    assert_eq!(get_body(&c, b, "k", Some(&v1)).await.0, b"one");
+    assert_eq!(get_body(c, b, "k", Some(&v1)).await.0, b"one");
     // Tags are S3's, per version: set on v1 by id, read back through the gateway and
     // by S3's own client; a delete marker's are refused as S3 refuses them.
     let tagged = tag_set(&[("v", "one")]);
@@ -6051,7 +6051,7 @@ async fn native_deletes(c: &Client, raw: &Client, nat: &str, v1: &str, v2: &str)
         .await
         .unwrap();
     assert_eq!(native_tags.tag_set().len(), 1, "the tags are S3's own");
-    put_body(&c, b, "gone", b"gone").await.unwrap();
+    put_body(c, b, "gone", b"gone").await.unwrap();
     let marker = c
         .delete_object()
         .bucket(b)
@@ -6083,7 +6083,7 @@ async fn native_deletes(c: &Client, raw: &Client, nat: &str, v1: &str, v2: &str)
         .unwrap();
     let cv = copied.version_id().unwrap().to_owned();
     assert!(cv.starts_with("nat.") && cv != d, "{cv}");
-    assert_eq!(get_body(&c, b, "k", Some(&cv)).await.0, b"direct");
+    assert_eq!(get_body(c, b, "k", Some(&cv)).await.0, b"direct");
     let restored = c
         .copy_object()
         .bucket(b)
@@ -6162,13 +6162,13 @@ async fn native_deletes(c: &Client, raw: &Client, nat: &str, v1: &str, v2: &str)
         .unwrap();
     let uv = done.version_id().unwrap().to_owned();
     assert!(uv.starts_with("nat.") && uv != cv, "{uv}");
-    let rows = versions_of(&c, b, "k", 1000).await;
+    let rows = versions_of(c, b, "k", 1000).await;
     assert_eq!(rows.iter().filter(|r| r.0 == "k").count(), 5, "{rows:?}");
     assert_eq!(
-        get_body(&c, b, "k", None).await,
+        get_body(c, b, "k", None).await,
         (b"parts".to_vec(), Some(uv.clone()))
     );
-    assert_eq!(get_body(&c, b, "k", Some(&d)).await.0, b"direct");
+    assert_eq!(get_body(c, b, "k", Some(&d)).await.0, b"direct");
     // Suspended: writes are the null version, replacing the one before.
     c.put_bucket_versioning()
         .bucket(b)
@@ -6179,10 +6179,10 @@ async fn native_deletes(c: &Client, raw: &Client, nat: &str, v1: &str, v2: &str)
         .await
         .unwrap();
     assert_eq!(
-        put_body(&c, b, "k", b"suspended").await.as_deref(),
+        put_body(c, b, "k", b"suspended").await.as_deref(),
         Some("null")
     );
-    assert_eq!(get_body(&c, b, "k", Some("null")).await.0, b"suspended");
+    assert_eq!(get_body(c, b, "k", Some("null")).await.0, b"suspended");
     // S3 keeps the key's other versions; moto (5.2) drops them at a write while
     // suspended, so they are not looked at here.
     let e = c
@@ -6208,14 +6208,14 @@ async fn native_pages(c: &Client) {
         .unwrap();
     for (key, n) in [("p/a", 3), ("p/b", 2), ("p/c/d", 1), ("q", 2)] {
         for _ in 0..n {
-            put_body(&c, b, key, b"x").await;
+            put_body(c, b, key, b"x").await;
         }
     }
     c.delete_object().bucket(b).key("p/b").send().await.unwrap();
-    let whole = versions_of(&c, b, "p/", 1000).await;
+    let whole = versions_of(c, b, "p/", 1000).await;
     assert_eq!(whole.len(), 3 + 3 + 1, "{whole:?}");
     for page in [1, 2, 3] {
-        let paged = versions_of(&c, b, "p/", page).await;
+        let paged = versions_of(c, b, "p/", page).await;
         let mut sorted = paged.clone();
         sorted.sort();
         let mut want = whole.clone();
@@ -6295,7 +6295,7 @@ async fn native_members(c: &Client, raw: &Client, endpoint: &str, n2: &str, n3: 
             "{bucket}"
         );
     }
-    let w = put_body(&c, two, "t", b"new").await.unwrap();
+    let w = put_body(c, two, "t", b"new").await.unwrap();
     assert!(w.starts_with("n2."), "{w}");
     let old = raw
         .put_object()
@@ -6307,10 +6307,10 @@ async fn native_members(c: &Client, raw: &Client, endpoint: &str, n2: &str, n3: 
         .unwrap();
     let o = format!("n3.{}", old.version_id().unwrap());
     assert_eq!(
-        get_body(&c, two, "old", None).await,
+        get_body(c, two, "old", None).await,
         (b"old".to_vec(), Some(o.clone()))
     );
-    assert_eq!(get_body(&c, two, "old", Some(&o)).await.0, b"old");
+    assert_eq!(get_body(c, two, "old", Some(&o)).await.0, b"old");
     let e = c
         .get_object()
         .bucket(two)
@@ -6320,7 +6320,7 @@ async fn native_members(c: &Client, raw: &Client, endpoint: &str, n2: &str, n3: 
         .await
         .unwrap_err();
     assert_eq!(err_of(&e).0, 404, "an id names its member");
-    let rows = versions_of(&c, two, "", 1000).await;
+    let rows = versions_of(c, two, "", 1000).await;
     assert_eq!(
         rows,
         [
@@ -6328,7 +6328,7 @@ async fn native_members(c: &Client, raw: &Client, endpoint: &str, n2: &str, n3: 
             ("t".into(), w.clone(), false, true),
         ]
     );
-    assert_eq!(versions_of(&c, two, "", 1).await, rows);
+    assert_eq!(versions_of(c, two, "", 1).await, rows);
     let del = c
         .delete_object()
         .bucket(two)
@@ -6345,7 +6345,7 @@ async fn native_members(c: &Client, raw: &Client, endpoint: &str, n2: &str, n3: 
         .await
         .unwrap_err();
     assert_eq!(err_of(&e), (404, "NoSuchKey".into()));
-    assert_eq!(get_body(&c, two, "old", Some(&o)).await.0, b"old");
+    assert_eq!(get_body(c, two, "old", Some(&o)).await.0, b"old");
 
     // A bucket made by CreateBucket is a prefix of a shared S3 bucket: its versioning is
     // that bucket's, and not changed through it.
@@ -6365,7 +6365,7 @@ async fn native_members(c: &Client, raw: &Client, endpoint: &str, n2: &str, n3: 
         .await
         .unwrap();
     assert_eq!(got.status(), None);
-    assert_eq!(put_body(&c, "made", "x", b"x").await, None);
+    assert_eq!(put_body(c, "made", "x", b"x").await, None);
     c.delete_object()
         .bucket("made")
         .key("x")
