@@ -1253,8 +1253,30 @@ impl Router {
         if let Some(natives) = Self::natives(vb) {
             // S3 keeps them: its own listing, under the bucket's prefix.
             for (_, n) in &natives {
-                if !n.list("", None, None, None, 1).await?.rows.is_empty() {
-                    return Ok(true);
+                // A page can come back empty with a next marker (the gateway's own
+                // records are left out of it): the next is looked at then.
+                let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+                loop {
+                    let page = n
+                        .list(
+                            "",
+                            None,
+                            key_marker.as_deref(),
+                            version_marker.as_deref(),
+                            100,
+                        )
+                        .await?;
+                    if !page.rows.is_empty() {
+                        return Ok(true);
+                    }
+                    match page.next {
+                        Some((k, v))
+                            if (Some(&k), &v) != (key_marker.as_ref(), &version_marker) =>
+                        {
+                            (key_marker, version_marker) = (Some(k), v);
+                        }
+                        _ => break,
+                    }
                 }
             }
         } else {
