@@ -645,7 +645,8 @@ pub struct BucketConfig {
     /// Object versioning, `enabled` or `suspended` (S3's states). Default: none (the
     /// bucket keeps no versions, and PutBucketVersioning on it is refused: the file is
     /// the truth about the buckets it defines). Only for buckets whose members are all
-    /// `fs` or `memory`, where the gateway keeps the versions itself.
+    /// `fs`, `memory`, `azure` or `gcs`, where the gateway keeps the versions itself; an
+    /// `s3` member's versioning is its backend bucket's own, read from there.
     #[serde(default)]
     pub versioning: Option<VersioningConfig>,
 }
@@ -1330,11 +1331,11 @@ impl Config {
             if bucket.versioning.is_some() {
                 for (i, member) in bucket.members.iter().enumerate() {
                     if let Some(kind) = self.backends.get(member).map(BackendConfig::kind_name)
-                        && !matches!(kind, "fs" | "memory")
+                        && !matches!(kind, "fs" | "memory" | "azure" | "gcs")
                     {
                         p.add(
                             format!("{field}.versioning"),
-                            format!("member {i} ({member:?}) is of kind {kind}: versioning is kept by the gateway for fs and memory members only"),
+                            format!("member {i} ({member:?}) is of kind {kind}: an S3 member's versioning is its backend bucket's own (PutBucketVersioning through the gateway sets it there); the file sets it for fs, memory, azure and gcs members only"),
                         );
                     }
                 }

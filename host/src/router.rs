@@ -36,6 +36,9 @@ use crate::policy::{
 };
 use crate::versions;
 
+#[path = "versions_native.rs"]
+mod versions_native;
+
 /// S3's smallest allowed part, except the last.
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 const MAX_PART_NUMBER: i32 = 10_000;
@@ -1247,13 +1250,40 @@ impl Router {
     async fn holds_objects(vb: &VirtualBucket) -> Result<bool> {
         // Versions and delete markers too, as S3 counts them; fs buckets are looked at
         // by `retire_bucket_dir`, under its rename.
-        for m in vb
-            .members
-            .iter()
-            .filter(|m| matches!(m.kind, "fs" | "memory"))
-        {
-            if !versions::all_files(m, "").await?.is_empty() {
-                return Ok(true);
+        if let Some(natives) = Self::natives(vb) {
+            // S3 keeps them: its own listing, under the bucket's prefix.
+            for (_, n) in &natives {
+                // A page can come back empty with a next marker (the gateway's own
+                // records are left out of it): the next is looked at then.
+                let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+                loop {
+                    let page = n
+                        .list(
+                            "",
+                            None,
+                            key_marker.as_deref(),
+                            version_marker.as_deref(),
+                            100,
+                        )
+                        .await?;
+                    if !page.rows.is_empty() {
+                        return Ok(true);
+                    }
+                    match page.next {
+                        Some((k, v))
+                            if (Some(&k), &v) != (key_marker.as_ref(), &version_marker) =>
+                        {
+                            (key_marker, version_marker) = (Some(k), v);
+                        }
+                        _ => break,
+                    }
+                }
+            }
+        } else {
+            for m in &vb.members {
+                if !versions::all_files(m, "").await?.is_empty() {
+                    return Ok(true);
+                }
             }
         }
         let page = listing::list(
@@ -2165,10 +2195,14 @@ impl Router {
             .next()
             .ok_or_else(|| Error::internal("no placement target"))?;
         let mirrors: Vec<Arc<Backend>> = targets.collect();
-        if !mirrors.is_empty() && self.versioning_of(&vb).await? != versions::State::Unversioned {
+        let versioned = self.versioning_of(&vb).await? != versions::State::Unversioned;
+        if !mirrors.is_empty() && versioned {
             return Err(Error::NotImplemented(
                 "a placement naming several members (a mirrored write) in a versioned bucket is not supported".into(),
             ));
+        }
+        if versioned {
+            Self::refuse_versioned_upload(&vb, &member)?;
         }
         let everywhere: Vec<Arc<Backend>> = std::iter::once(member.clone())
             .chain(mirrors.iter().cloned())
@@ -2353,8 +2387,11 @@ impl Router {
         let vb = self.bucket(bucket).await?;
         let _admitted = vb.admit_write().await?;
         let state = self.versioning_of(&vb).await?;
-        let versioned = (state != versions::State::Unversioned).then_some(state);
-        let (member, record, outcome, checksum, version_id) = match self
+        // S3 members version the completion themselves.
+        let natives = Self::natives(&vb).filter(|_| state != versions::State::Unversioned);
+        let versioned =
+            (state != versions::State::Unversioned && natives.is_none()).then_some(state);
+        let (member, record, outcome, checksum, mut version_id) = match self
             .complete_in_member(bucket, key, upload_id, parts, whole, versioned)
             .await
         {
@@ -2365,6 +2402,12 @@ impl Router {
         if !record.mirrors.is_empty() {
             self.mirror_upload(&vb, &member, key, &record, &outcome)
                 .await?;
+        }
+        if let Some(natives) = &natives {
+            let id = self
+                .native_id_of(natives, &member.name, key, outcome.etag.as_deref())
+                .await?;
+            version_id = Some(versions_native::client_id(&member.name, id.as_deref()));
         }
         self.confirm_write(&vb, key).await?;
         Ok((outcome, checksum, version_id))
@@ -2389,6 +2432,10 @@ impl Router {
         Option<String>,
     )> {
         let (member, id, record) = self.upload(bucket, key, upload_id).await?;
+        if versioned.is_some() {
+            let vb = self.bucket(bucket).await?;
+            Self::refuse_versioned_upload(&vb, &member)?;
+        }
         if versioned.is_some() && !record.mirrors.is_empty() {
             return Err(Error::NotImplemented(
                 "a placement naming several members (a mirrored write) in a versioned bucket is not supported".into(),
@@ -2765,17 +2812,32 @@ pub struct VersionPage {
 
 /// Versioning (see [`crate::versions`]): kept by the gateway in `fs` and `memory` members.
 impl Router {
-    /// Whether every member of `vb` is of a kind whose versions the gateway keeps; else
-    /// the first kind that is not.
-    fn unversionable(vb: &VirtualBucket) -> Option<&'static str> {
-        vb.members
-            .iter()
-            .map(|m| m.kind)
-            .find(|k| !matches!(*k, "fs" | "memory"))
+    /// Whether every member of `vb` is of a kind whose versions the gateway keeps
+    /// (`fs`, `memory`, `azure`, `gcs`), or every member passes its own through (S3 with
+    /// static credentials, see `versions_native.rs`); else why not.
+    fn unversionable(vb: &VirtualBucket) -> Option<String> {
+        if Self::natives(vb).is_some() {
+            return None;
+        }
+        let gateway = |k: &str| matches!(k, "fs" | "memory" | "azure" | "gcs");
+        match vb.members.iter().find(|m| !gateway(m.kind)) {
+            None => None,
+            Some(m) if m.store.native_versions().is_none() => Some(format!(
+                "buckets with {} members that go through object_store (no static credentials)",
+                m.kind
+            )),
+            Some(_) => Some(
+                "buckets whose members keep versions differently (s3 members keep their own, the gateway keeps those of the others)"
+                    .to_owned(),
+            ),
+        }
     }
 
     async fn versioning_of(&self, vb: &VirtualBucket) -> Result<versions::State> {
         use crate::config::VersioningConfig as V;
+        if let Some(natives) = Self::natives(vb) {
+            return self.native_state(vb, &natives).await;
+        }
         if Self::unversionable(vb).is_some() {
             return Ok(versions::State::Unversioned);
         }
@@ -2815,9 +2877,12 @@ impl Router {
     /// its own; a configured bucket's state is in the configuration file.
     pub async fn put_versioning(&self, bucket: &str, state: versions::State) -> Result<()> {
         let vb = self.bucket(bucket).await?;
-        if let Some(kind) = Self::unversionable(&vb) {
+        if let Some(natives) = Self::natives(&vb) {
+            return self.native_put_versioning(&vb, &natives, state).await;
+        }
+        if let Some(why) = Self::unversionable(&vb) {
             return Err(Error::NotImplemented(format!(
-                "versioning of buckets with {kind} members is not supported yet (the gateway keeps versions for fs and memory members only)"
+                "versioning of {why} is not supported yet"
             )));
         }
         if !vb.dynamic {
@@ -2859,6 +2924,11 @@ impl Router {
                 .await?;
             return Ok((out, None));
         }
+        if let Some(natives) = Self::natives(&vb) {
+            return self
+                .native_put(req, &vb, &natives, key, body, declared, attrs, cond)
+                .await;
+        }
         check_key(key)?;
         check_attrs(attrs)?;
         let _admitted = vb.admit_write().await?;
@@ -2891,10 +2961,26 @@ impl Router {
         Ok((out, Some(id)))
     }
 
+    /// Multipart uploads into a versioned bucket whose versions the gateway keeps are
+    /// assembled into the version's own object, which GCS's multipart API (through
+    /// `object_store`, bound to the upload's key) cannot do: refused there.
+    fn refuse_versioned_upload(vb: &VirtualBucket, member: &Backend) -> Result<()> {
+        if member.kind == "gcs" && Self::natives(vb).is_none() {
+            return Err(Error::NotImplemented(format!(
+                "multipart uploads into a versioned bucket are not supported on member {} (kind gcs: its multipart uploads complete at their own key, not at a version's)",
+                member.name
+            )));
+        }
+        Ok(())
+    }
+
     /// Refuses a write that would replace `key` in a versioned bucket without keeping a
     /// version (CopyObject's and CompleteMultipartUpload's targets, not versioned yet).
     async fn refuse_unversioned_write(&self, vb: &VirtualBucket, what: &str) -> Result<()> {
-        if self.versioning_of(vb).await? == versions::State::Unversioned {
+        // S3 members version copies and uploads themselves.
+        if Self::natives(vb).is_some()
+            || self.versioning_of(vb).await? == versions::State::Unversioned
+        {
             return Ok(());
         }
         Err(Error::NotImplemented(format!(
@@ -2970,7 +3056,13 @@ impl Router {
                 e => e,
             })?;
         let _admitted = dst.admit_write().await?;
-        let read_tags = read.info.attrs.tags.clone();
+        let mut read_tags = read.info.attrs.tags.clone();
+        // S3's GET counts a version's tags at most (some servers not even that).
+        if replace_tags.is_none()
+            && let Some(natives) = Self::natives(&src)
+        {
+            read_tags = Self::native_source_tags(&natives, src_key, src_id.as_deref()).await?;
+        }
         let mut attrs = replace_attrs.unwrap_or(read.info.attrs);
         attrs.tags = replace_tags.unwrap_or(read_tags);
         // The source's version file is its own, not the copy's; so is its ACL (a copy
@@ -3000,6 +3092,16 @@ impl Router {
                 .put_to(&targets, dst_key, body, declared, &attrs, cond, part_size)
                 .await?;
             (out, None)
+        } else if let Some(natives) = Self::natives(&dst) {
+            // S3 makes the version; a PUT's answer names it (a copy inside S3's would
+            // not).
+            let [target] = targets.as_slice() else {
+                return Err(Error::NotImplemented(
+                    "a placement naming several members (a mirrored write) in a versioned bucket is not supported".into(),
+                ));
+            };
+            self.native_write(&natives, target, dst_key, body, declared, &attrs, cond)
+                .await?
         } else {
             let [target] = targets.as_slice() else {
                 return Err(Error::NotImplemented(
@@ -3033,6 +3135,10 @@ impl Router {
             let tags = self.get_tags(req, bucket, key, version_id).await?;
             return Ok((tags, None));
         }
+        if let Some(natives) = Self::natives(&vb) {
+            check_key(key)?;
+            return self.native_tags(&natives, key, version_id).await;
+        }
         let none = ReadConditions::default();
         let (mut read, _, id) = self
             .get_version(req, bucket, key, version_id, None, &none, true)
@@ -3061,8 +3167,16 @@ impl Router {
     ) -> Result<Option<String>> {
         check_key(key)?;
         let vb = self.bucket(bucket).await?;
+        let state = self.versioning_of(&vb).await?;
+        if state != versions::State::Unversioned
+            && let Some(natives) = Self::natives(&vb)
+        {
+            return self
+                .native_put_tags(&vb, &natives, key, version_id, tags)
+                .await;
+        }
         let id = version_id.map(versions::VersionId::parse).transpose()?;
-        if self.versioning_of(&vb).await? == versions::State::Unversioned {
+        if state == versions::State::Unversioned {
             if id.as_ref().is_some_and(|i| *i != versions::VersionId::Null) {
                 return Err(Error::InvalidArgument(
                     "Invalid version id specified".into(),
@@ -3110,6 +3224,11 @@ impl Router {
     ) -> Result<(GetOutcome, Option<ByteStream>, Option<String>)> {
         check_key(key)?;
         let vb = self.bucket(bucket).await?;
+        if let Some(natives) = Self::natives(&vb) {
+            return self
+                .native_get(req, &vb, &natives, key, version_id, range, cond, head)
+                .await;
+        }
         let Some(id) = version_id else {
             let versioned = Self::unversionable(&vb).is_none()
                 && self.versioning_of(&vb).await? != versions::State::Unversioned;
@@ -3222,6 +3341,11 @@ impl Router {
     ) -> Result<(Option<String>, bool)> {
         check_key(key)?;
         let vb = self.bucket(bucket).await?;
+        if let Some(natives) = Self::natives(&vb)
+            && self.versioning_of(&vb).await? != versions::State::Unversioned
+        {
+            return self.native_delete(&vb, &natives, key, version_id).await;
+        }
         let id = version_id.map(versions::VersionId::parse).transpose()?;
         let state = self.versioning_of(&vb).await?;
         if state == versions::State::Unversioned {
@@ -3272,12 +3396,20 @@ impl Router {
         req: &VersionListRequest,
     ) -> Result<VersionPage> {
         let vb = self.bucket(bucket).await?;
-        if let Some(kind) = Self::unversionable(&vb) {
+        if let Some(natives) = Self::natives(&vb) {
+            return self.native_list(&natives, req).await;
+        }
+        if let Some(why) = Self::unversionable(&vb) {
             return Err(Error::NotImplemented(format!(
-                "ListObjectVersions on buckets with {kind} members is not supported yet"
+                "ListObjectVersions on {why} is not supported yet"
             )));
         }
         let rows = versions::rows(&vb.members, &req.prefix).await?;
+        Ok(Self::page_of(&rows, req))
+    }
+
+    /// One ListObjectVersions page of `rows` (every version, by key and then newest first).
+    fn page_of(rows: &[versions::Row], req: &VersionListRequest) -> VersionPage {
         // Skip up to the markers: with a version id marker, the versions of that key up
         // to and with it; without, every version of keys up to the key marker.
         let mut start = 0;
@@ -3339,7 +3471,7 @@ impl Router {
         if !page.truncated {
             page.next = None;
         }
-        Ok(page)
+        page
     }
 }
 

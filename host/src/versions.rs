@@ -594,21 +594,35 @@ pub async fn get(
     cond: &ReadConditions,
     head_only: bool,
 ) -> Result<(GetOutcome, Option<ByteStream>)> {
-    match find(member, key, id).await? {
-        None => member.store.get(key, range, cond, head_only).await,
-        Some(f) if f.is_marker() => Err(Error::DeleteMarker {
-            version_id: f.client_id(&member.name),
-            named: true,
-        }),
-        Some(f) => member
-            .store
-            .get(&file_key(key, &f), range, cond, head_only)
-            .await
-            .map_err(|e| match e {
-                Error::NotFound => Error::NoSuchVersion,
-                e => e,
-            }),
-    }
+    let (path, got) = match find(member, key, id).await? {
+        None => (
+            key.to_owned(),
+            member.store.get(key, range, cond, head_only).await,
+        ),
+        Some(f) if f.is_marker() => {
+            return Err(Error::DeleteMarker {
+                version_id: f.client_id(&member.name),
+                named: true,
+            });
+        }
+        Some(f) => {
+            let path = file_key(key, &f);
+            let got = member
+                .store
+                .get(&path, range, cond, head_only)
+                .await
+                .map_err(|e| match e {
+                    Error::NotFound => Error::NoSuchVersion,
+                    e => e,
+                });
+            (path, got)
+        }
+    };
+    // A version's tags are its object's; kinds that only count them on a read (Azure)
+    // are asked for them.
+    let (mut o, s) = got?;
+    member.tell_tags(&path, &mut o.info).await?;
+    Ok((o, s))
 }
 
 /// Removes one version for good. Returns whether it was a delete marker; a version that
@@ -710,7 +724,7 @@ pub struct Row {
     pub etag: Option<String>,
     pub last_modified: DateTime<Utc>,
     /// The order among the key's versions, newest first.
-    sort: String,
+    pub sort: String,
 }
 
 /// Every version under `prefix` in `members`, by key and then newest first, with

@@ -569,3 +569,65 @@ pub async fn list_all_versions(
     }
     out
 }
+
+/// [`list_all_versions`] for version ids that do not sort by age (S3's own, passed
+/// through): each page's rows by key, the latest first, then newest first by
+/// Last-Modified; rows of one key written within the same second keep the order the
+/// listing gave them (versions before delete markers, which the SDK lists apart).
+pub async fn list_all_versions_by_time(
+    c: &Client,
+    bucket: &str,
+    prefix: &str,
+    page: i32,
+) -> Vec<(String, String, bool, bool)> {
+    let mut out = Vec::new();
+    let (mut km, mut vm): (Option<String>, Option<String>) = (None, None);
+    loop {
+        let got = c
+            .list_object_versions()
+            .bucket(bucket)
+            .prefix(prefix)
+            .max_keys(page)
+            .set_key_marker(km.clone())
+            .set_version_id_marker(vm.clone())
+            .send()
+            .await
+            .unwrap();
+        let mut rows: Vec<_> = got
+            .versions()
+            .iter()
+            .map(|v| {
+                (
+                    v.key().unwrap().to_owned(),
+                    v.version_id().unwrap().to_owned(),
+                    false,
+                    v.is_latest().unwrap(),
+                    *v.last_modified().unwrap(),
+                )
+            })
+            .chain(got.delete_markers().iter().map(|d| {
+                (
+                    d.key().unwrap().to_owned(),
+                    d.version_id().unwrap().to_owned(),
+                    true,
+                    d.is_latest().unwrap(),
+                    *d.last_modified().unwrap(),
+                )
+            }))
+            .collect();
+        assert!(rows.len() <= page as usize);
+        rows.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| b.3.cmp(&a.3))
+                .then_with(|| b.4.cmp(&a.4))
+        });
+        out.extend(rows.into_iter().map(|(k, v, m, l, _)| (k, v, m, l)));
+        if !got.is_truncated().unwrap() {
+            break;
+        }
+        km = got.next_key_marker().map(str::to_owned);
+        vm = got.next_version_id_marker().map(str::to_owned);
+        assert!(km.is_some(), "a truncated page without NextKeyMarker");
+    }
+    out
+}

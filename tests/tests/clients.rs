@@ -363,6 +363,131 @@ async fn eject_s3() {
     eject_round_trip(Kind::S3).await;
 }
 
+/// Versions written through the gateway on an S3 member are S3's own: the aws CLI's
+/// `list-object-versions` straight on the backend bucket lists every one of them, delete
+/// marker included, under the ids the gateway answered (less the member's name), and
+/// `get-object --version-id` there reads each version's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eject_s3_versions() {
+    let fx = Fixture::new(Kind::S3).await.unwrap();
+    let (endpoint, bucket) = (fx.endpoint.clone().unwrap(), fx.bucket.clone().unwrap());
+    let gw = Gateway::start(&fx.single_bucket_config("ejectv"))
+        .await
+        .unwrap();
+    let c = gw.client();
+    c.put_bucket_versioning()
+        .bucket("ejectv")
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // (id the gateway answered, body; none for the delete marker), oldest first.
+    let mut made: Vec<(String, Option<&str>)> = Vec::new();
+    for body in ["first", "second"] {
+        let out = c
+            .put_object()
+            .bucket("ejectv")
+            .key("v/k")
+            .body(ByteStream::from_static(body.as_bytes()))
+            .send()
+            .await
+            .unwrap();
+        made.push((out.version_id().unwrap().to_owned(), Some(body)));
+    }
+    let del = c
+        .delete_object()
+        .bucket("ejectv")
+        .key("v/k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.delete_marker(), Some(true));
+    made.push((del.version_id().unwrap().to_owned(), None));
+    gw.stop().await;
+
+    let aws = |args: &[&str]| {
+        let out = Command::new("aws")
+            .args(args)
+            .args([
+                "--endpoint-url",
+                &endpoint,
+                "--bucket",
+                &bucket,
+                "--output",
+                "json",
+            ])
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_CONFIG_FILE")
+            .output()
+            .unwrap_or_else(|e| panic!("aws {args:?}: cannot run ({e})"));
+        assert!(
+            out.status.success(),
+            "aws {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let listed: serde_json::Value =
+        serde_json::from_slice(&aws(&["s3api", "list-object-versions", "--prefix", "v/"])).unwrap();
+    let ids = |field: &str| -> Vec<(String, String)> {
+        listed[field]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| {
+                        (
+                            r["Key"].as_str().unwrap().to_owned(),
+                            r["VersionId"].as_str().unwrap().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let native = |id: &str| id.strip_prefix("main.").unwrap_or(id).to_owned();
+    let mut versions = ids("Versions");
+    versions.sort();
+    let mut want: Vec<(String, String)> = made
+        .iter()
+        .filter(|(_, body)| body.is_some())
+        .map(|(id, _)| ("v/k".to_owned(), native(id)))
+        .collect();
+    want.sort();
+    assert_eq!(versions, want, "versions S3 lists: {listed}");
+    assert_eq!(
+        ids("DeleteMarkers"),
+        [("v/k".to_owned(), native(&made[2].0))],
+        "delete markers S3 lists: {listed}"
+    );
+    assert!(
+        made.iter().all(|(id, _)| id.starts_with("main.")),
+        "{made:?}"
+    );
+    let dir = TempDir::new("eject-versions");
+    for (id, body) in made.iter().filter(|(_, b)| b.is_some()) {
+        let file = dir.0.join("out");
+        let file_arg = file.display().to_string();
+        let v = native(id);
+        aws(&[
+            "s3api",
+            "get-object",
+            "--key",
+            "v/k",
+            "--version-id",
+            &v,
+            &file_arg,
+        ]);
+        assert_eq!(std::fs::read(&file).unwrap(), body.unwrap().as_bytes());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eject_azure() {
     eject_round_trip(Kind::Azure).await;

@@ -1,11 +1,12 @@
-//! Versioning kept by the gateway (fs, memory), against a model: seeded concurrent
-//! clients put, complete multipart uploads, copy their own versions (older ones too) to
-//! any key, delete (markers), delete versions for good, change a version's tags and read
-//! versions of a few shared keys, on fs through two engines over one directory; every
-//! answer is checked as it comes, and at the end every version any client kept must be
-//! listed, readable with its tags and in its writer's order, the current object of each
-//! key must be its newest version, and on fs the directory must hold that data at the
-//! key's path. A second test stops writes (PUTs, multipart completions, markers, deletes)
+//! Versioning kept by the gateway (fs, memory), and S3's own passed through (moto), against
+//! a model: seeded concurrent clients put, complete multipart uploads, copy their own
+//! versions (older ones too) to any key, delete (markers), delete versions for good,
+//! change a version's tags and read versions of a few shared keys, on fs through two
+//! engines over one directory; every answer is checked as it comes, and at the end every
+//! version any client kept must be listed, readable with its tags and in its writer's
+//! order, the current object of each key must be its newest version, and on fs the
+//! directory must hold that data at the key's path. A second test stops writes (PUTs,
+//! multipart completions, markers, deletes)
 //! between their steps (as a crash there would) and checks that nothing is lost.
 //!
 //! `VERSIONING_SEED=<n>` replays a seed (the interleaving of the clients is the machine's,
@@ -18,7 +19,9 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use rand::{Rng, SeedableRng};
-use switchyard_tests::harness::{Gateway, TempDir, err_of, list_all_versions};
+use switchyard_tests::harness::{
+    Fixture, Gateway, Kind, TempDir, err_of, list_all_versions, list_all_versions_by_time,
+};
 
 const BUCKET: &str = "vers";
 /// The crash test's buckets, one per kind: a crash point stops only its own bucket.
@@ -81,6 +84,7 @@ async fn client(
     id: usize,
     ops: usize,
     shared: Arc<Mutex<Shared>>,
+    native: bool,
 ) -> (Made, Vec<String>) {
     let mut rng =
         rand::rngs::StdRng::seed_from_u64(seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
@@ -128,6 +132,12 @@ async fn client(
                     .send()
                     .await
                     .unwrap_or_else(|e| panic!("{ctx}: delete: {e:?}"));
+                // moto makes no marker for a key it holds no version of (S3 does), and
+                // the gateway answers what the backend did.
+                if native && out.delete_marker() != Some(true) {
+                    assert_eq!(out.version_id(), None, "{ctx}");
+                    continue;
+                }
                 assert_eq!(out.delete_marker(), Some(true), "{ctx}");
                 let v = out.version_id().unwrap().to_owned();
                 assert!(
@@ -228,6 +238,9 @@ async fn client(
                     ),
                 }
             }
+            // Multipart uploads of a folder marker on S3 members are a 501
+            // (limitations.md): not tried there.
+            9 if native && key.ends_with('/') => {}
             9 => {
                 // A multipart upload: its completion is a new version.
                 let body = format!("client {id} upload {n} ")
@@ -408,8 +421,33 @@ fn pick(rng: &mut impl Rng, made: &Made) -> Option<String> {
 
 async fn run(kind: &str, seed: u64, ops: usize) {
     let dir = TempDir::new("versioning-model");
-    let config = config(kind, &dir.0);
+    // s3: moto's bucket, versioned through the gateway (S3 keeps the versions).
+    let moto = match kind {
+        "s3" => Some(Fixture::new(Kind::S3).await.unwrap()),
+        _ => None,
+    };
+    let config = match &moto {
+        Some(fx) => format!(
+            "version = 1\n[backends.main]\n{}\n[buckets.{BUCKET}]\nmembers = [\"main\"]\n",
+            fx.toml
+        ),
+        None => config(kind, &dir.0),
+    };
     let first = Gateway::start(&config).await.unwrap();
+    if moto.is_some() {
+        first
+            .client()
+            .put_bucket_versioning()
+            .bucket(BUCKET)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
     // fs: a second engine over the same directory; memory keeps its objects per process.
     let second = if kind == "fs" {
         Some(Gateway::start(&config).await.unwrap())
@@ -423,7 +461,15 @@ async fn run(kind: &str, seed: u64, ops: usize) {
             (Some(g), 1) => g.client(),
             _ => first.client(),
         };
-        tasks.push(tokio::spawn(client(c, seed, id, ops, shared.clone())));
+        let native = moto.is_some();
+        tasks.push(tokio::spawn(client(
+            c,
+            seed,
+            id,
+            ops,
+            shared.clone(),
+            native,
+        )));
     }
     let mut made: Made = BTreeMap::new();
     let mut orders = Vec::new();
@@ -435,7 +481,21 @@ async fn run(kind: &str, seed: u64, ops: usize) {
         orders.push(o);
     }
     let c = first.client();
-    let rows = list_all_versions(&c, BUCKET, "", 1000).await;
+    // S3's ids do not sort by age, and moto's Last-Modified has whole seconds: its rows
+    // come in the listing's order within versions and within markers (which the SDK
+    // lists apart), so only those orders are compared there.
+    let native = moto.is_some();
+    let list = |page| {
+        let c = c.clone();
+        async move {
+            if native {
+                list_all_versions_by_time(&c, BUCKET, "", page).await
+            } else {
+                list_all_versions(&c, BUCKET, "", page).await
+            }
+        }
+    };
+    let rows = list(1000).await;
     // Exactly the versions the clients kept: none lost, none invented.
     let ids: BTreeSet<&String> = rows.iter().map(|r| &r.1).collect();
     let kept: BTreeSet<&String> = made.keys().collect();
@@ -449,18 +509,21 @@ async fn run(kind: &str, seed: u64, ops: usize) {
         "{kind} seed {seed}: a version listed twice"
     );
     for page in [1, 3] {
-        assert_eq!(
-            list_all_versions(&c, BUCKET, "", page).await,
-            rows,
-            "{kind} seed {seed}: pages of {page}"
-        );
+        let mut paged = list(page).await;
+        let mut want = rows.clone();
+        if native {
+            paged.sort();
+            want.sort();
+        }
+        assert_eq!(paged, want, "{kind} seed {seed}: pages of {page}");
     }
     // Each client's versions of a key, newest first, as it made them.
     let position: HashMap<&String, usize> =
         rows.iter().enumerate().map(|(i, r)| (&r.1, i)).collect();
     for order in &orders {
         for pair in order.windows(2) {
-            if made[&pair[0]].0 == made[&pair[1]].0 {
+            let listed_apart = native && made[&pair[0]].1.is_some() != made[&pair[1]].1.is_some();
+            if made[&pair[0]].0 == made[&pair[1]].0 && !listed_apart {
                 assert!(
                     position[&pair[1]] < position[&pair[0]],
                     "{kind} seed {seed}: {} listed after the older {}",
@@ -547,6 +610,14 @@ async fn concurrent_clients_against_a_model_fs() {
 async fn concurrent_clients_against_a_model_memory() {
     let (seed, ops) = seed_and_ops();
     run("memory", seed, ops).await;
+}
+
+/// S3's own versioning through the gateway (moto): fewer operations, each a round trip
+/// to the emulator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_clients_against_a_model_s3() {
+    let (seed, ops) = seed_and_ops();
+    run("s3", seed, ops.min(25)).await;
 }
 
 async fn get_in(

@@ -204,6 +204,10 @@ impl Store for Metered {
         r
     }
 
+    fn native_versions(&self) -> Option<crate::backends::S3Native> {
+        self.inner.native_versions()
+    }
+
     async fn put_tags(&self, key: &str, tags: &crate::model::Tags) -> Result<()> {
         let started = Instant::now();
         let r = self.inner.put_tags(key, tags).await;

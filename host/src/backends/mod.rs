@@ -11,6 +11,7 @@ mod metered;
 mod objstore;
 mod rest;
 mod s3direct;
+pub use s3direct::{NativePage, NativeRow, S3Native};
 mod sigv4;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -144,6 +145,12 @@ pub trait Store: Send + Sync + 'static {
         Err(Error::NotImplemented(
             "object ACLs are not supported on this member's kind".into(),
         ))
+    }
+
+    /// The backend's own versioning, where the gateway passes it through (S3 with static
+    /// credentials); `None` where the gateway keeps versions itself.
+    fn native_versions(&self) -> Option<crate::backends::S3Native> {
+        None
     }
 
     /// Small bookkeeping objects under the reserved prefix (`path` is relative to it).

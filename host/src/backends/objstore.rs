@@ -282,7 +282,7 @@ pub(crate) async fn read_up_to(body: &mut Body, limit: u64) -> Result<(Vec<Bytes
 /// A PutObject of up to this size to an S3 member, whose checksum comes in the body's
 /// trailer (the SDKs' default), is held in memory until the trailer is read, so that the
 /// checksum is kept with the object (as GCS members hold bodies of up to 1 MiB).
-const HOLD_FOR_TRAILER: u64 = 1 << 20;
+pub(crate) const HOLD_FOR_TRAILER: u64 = 1 << 20;
 
 /// How multipart uploads reach the backend.
 enum Multipart {
@@ -1786,6 +1786,11 @@ impl Store for ObjectStoreBackend {
             || self.direct.is_some()
             || self.azure.is_some()
             || self.gcs.is_some()
+    }
+
+    fn native_versions(&self) -> Option<crate::backends::S3Native> {
+        let direct = self.direct.clone()?;
+        Some(super::S3Native::new(direct, self.prefix.clone()))
     }
 
     async fn get_tags(&self, key: &str) -> Result<crate::model::Tags> {

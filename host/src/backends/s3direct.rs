@@ -30,6 +30,9 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use super::rest::Rest;
 use super::sigv4::Signer;
 use crate::config::{ConfigError, S3Backend};
+mod versioned;
+pub use versioned::{NativePage, NativeRow, S3Native};
+
 use crate::model::{
     Attrs, Body, ByteRange, ByteStream, Error, GetOutcome, ObjectInfo, ObjectSummary, PutOutcome,
     Result, WriteCondition,
@@ -199,6 +202,17 @@ impl S3Direct {
                 return Err(self.unavailable(format!("GET answered {s} {code}")));
             }
         }
+        self.read_object(resp, head)
+    }
+
+    /// A 200 or 206 answer to a GET or HEAD: the object's attributes, and its body unless
+    /// `head`.
+    fn read_object(
+        &self,
+        resp: reqwest::Response,
+        head: bool,
+    ) -> Result<(GetOutcome, Option<ByteStream>)> {
+        let status = resp.status().as_u16();
         let h = resp.headers();
         let text = |name: &str| super::rest::header(h, name);
         let length = text("content-length").and_then(|v| v.parse::<u64>().ok());
@@ -386,7 +400,12 @@ impl S3Direct {
 
     /// The tags of `full_key` (GetObjectTagging).
     pub async fn get_tags(&self, full_key: &str) -> Result<crate::model::Tags> {
-        let url = self.url(full_key, "?tagging");
+        self.get_tags_at(full_key, "?tagging").await
+    }
+
+    /// [`Self::get_tags`] with the query given (`?tagging`, and a version's id).
+    async fn get_tags_at(&self, full_key: &str, query: &str) -> Result<crate::model::Tags> {
+        let url = self.url(full_key, query);
         let resp = self.send_retrying(reqwest::Method::GET, &url, &[]).await?;
         match resp.status().as_u16() {
             200 => {}
@@ -404,7 +423,17 @@ impl S3Direct {
     /// Replaces the tags of `full_key` (PutObjectTagging; DeleteObjectTagging for none).
     /// S3 keeps the object's bytes, ETag and Last-Modified.
     pub async fn put_tags(&self, full_key: &str, tags: &crate::model::Tags) -> Result<()> {
-        let url = self.url(full_key, "?tagging");
+        self.put_tags_at(full_key, "?tagging", tags).await
+    }
+
+    /// [`Self::put_tags`] with the query given (`?tagging`, and a version's id).
+    async fn put_tags_at(
+        &self,
+        full_key: &str,
+        query: &str,
+        tags: &crate::model::Tags,
+    ) -> Result<()> {
+        let url = self.url(full_key, query);
         let (method, what) = if tags.is_empty() {
             (reqwest::Method::DELETE, "DeleteObjectTagging")
         } else {
@@ -481,21 +510,32 @@ impl S3Direct {
         &self,
         full_key: &str,
         query: &str,
-        mut headers: Vec<(String, String)>,
+        headers: Vec<(String, String)>,
         body: Body,
         len: u64,
     ) -> Result<Option<String>> {
+        let answer = self
+            .send_answer(full_key, query, headers, body, len)
+            .await?;
+        Ok(super::rest::header(&answer, "etag"))
+    }
+
+    /// [`Self::send`], answering the headers of the answer.
+    async fn send_answer(
+        &self,
+        full_key: &str,
+        query: &str,
+        mut headers: Vec<(String, String)>,
+        body: Body,
+        len: u64,
+    ) -> Result<reqwest::header::HeaderMap> {
         let url = self.url(full_key, query);
         headers.push(("content-length".into(), len.to_string()));
         let req = self.signed(reqwest::Method::PUT, &url, headers)?;
         let resp = self.rest.send_streaming(req, body, Some(len)).await?;
         let status = resp.status();
         if status.is_success() {
-            return Ok(resp
-                .headers()
-                .get(reqwest::header::ETAG)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned));
+            return Ok(resp.headers().clone());
         }
         let code = self.error_code(resp).await;
         Err(match (status.as_u16(), code.as_str()) {
