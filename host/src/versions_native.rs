@@ -140,7 +140,7 @@ impl Router {
         let obj = object_view(req, &vb.name, key, declared.len, attrs);
         let targets = self.decider.place(vb, req, &obj).await?;
         record_targets(&targets);
-        let kept = acl_for(&targets, attrs)?;
+        let kept = acl_for(targets.iter().map(|t| &**t), attrs)?;
         let attrs = kept.as_ref().unwrap_or(attrs);
         let [target] = targets.as_slice() else {
             return Err(Error::NotImplemented(
