@@ -89,7 +89,11 @@ impl Router {
         {
             return Ok(state);
         }
-        let state = natives[0].1.state().await?;
+        // A backend that cannot answer is marked as its other requests mark it.
+        let started = Instant::now();
+        let state = natives[0].1.state().await;
+        natives[0].0.observe(started, &state);
+        let state = state?;
         *vb.versioning.lock().expect("versioning cache") = Some((Instant::now(), state));
         Ok(state)
     }
