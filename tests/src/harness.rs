@@ -516,58 +516,9 @@ pub async fn list_all_versions(
     prefix: &str,
     page: i32,
 ) -> Vec<(String, String, bool, bool)> {
-    let mut out = Vec::new();
-    let (mut km, mut vm): (Option<String>, Option<String>) = (None, None);
-    loop {
-        let got = c
-            .list_object_versions()
-            .bucket(bucket)
-            .prefix(prefix)
-            .max_keys(page)
-            .set_key_marker(km.clone())
-            .set_version_id_marker(vm.clone())
-            .send()
-            .await
-            .unwrap();
-        let mut rows: Vec<_> = got
-            .versions()
-            .iter()
-            .map(|v| {
-                (
-                    v.key().unwrap().to_owned(),
-                    v.version_id().unwrap().to_owned(),
-                    false,
-                    v.is_latest().unwrap(),
-                    *v.last_modified().unwrap(),
-                )
-            })
-            .chain(got.delete_markers().iter().map(|d| {
-                (
-                    d.key().unwrap().to_owned(),
-                    d.version_id().unwrap().to_owned(),
-                    true,
-                    d.is_latest().unwrap(),
-                    *d.last_modified().unwrap(),
-                )
-            }))
-            .collect();
-        assert!(rows.len() <= page as usize);
-        // The listing's one order, split by the SDK into two lists: this gateway's ids of
-        // one member sort newest first, after the latest (`null` is its only other id).
-        rows.sort_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| b.3.cmp(&a.3))
-                .then_with(|| a.1.cmp(&b.1))
-        });
-        out.extend(rows.into_iter().map(|(k, v, m, l, _)| (k, v, m, l)));
-        if !got.is_truncated().unwrap() {
-            break;
-        }
-        km = got.next_key_marker().map(str::to_owned);
-        vm = got.next_version_id_marker().map(str::to_owned);
-        assert!(km.is_some(), "a truncated page without NextKeyMarker");
-    }
-    out
+    // The listing's one order, split by the SDK into two lists: this gateway's ids of one
+    // member sort newest first, after the latest (`null` is its only other id).
+    list_versions_in_order(c, bucket, prefix, page, |a, b| a.1.cmp(&b.1)).await
 }
 
 /// [`list_all_versions`] for version ids that do not sort by age (S3's own, passed
@@ -579,6 +530,22 @@ pub async fn list_all_versions_by_time(
     bucket: &str,
     prefix: &str,
     page: i32,
+) -> Vec<(String, String, bool, bool)> {
+    list_versions_in_order(c, bucket, prefix, page, |a, b| b.4.cmp(&a.4)).await
+}
+
+/// A listed version: key, version id, is a delete marker, is latest, Last-Modified.
+type VersionRow = (String, String, bool, bool, aws_sdk_s3::primitives::DateTime);
+
+/// Every page of the versions under `prefix`, each page's rows put back into one order
+/// (by key, the latest first, then `within_key`; a stable sort, so ties keep the
+/// listing's order).
+async fn list_versions_in_order(
+    c: &Client,
+    bucket: &str,
+    prefix: &str,
+    page: i32,
+    within_key: fn(&VersionRow, &VersionRow) -> std::cmp::Ordering,
 ) -> Vec<(String, String, bool, bool)> {
     let mut out = Vec::new();
     let (mut km, mut vm): (Option<String>, Option<String>) = (None, None);
@@ -593,7 +560,7 @@ pub async fn list_all_versions_by_time(
             .send()
             .await
             .unwrap();
-        let mut rows: Vec<_> = got
+        let mut rows: Vec<VersionRow> = got
             .versions()
             .iter()
             .map(|v| {
@@ -619,7 +586,7 @@ pub async fn list_all_versions_by_time(
         rows.sort_by(|a, b| {
             a.0.cmp(&b.0)
                 .then_with(|| b.3.cmp(&a.3))
-                .then_with(|| b.4.cmp(&a.4))
+                .then_with(|| within_key(a, b))
         });
         out.extend(rows.into_iter().map(|(k, v, m, l, _)| (k, v, m, l)));
         if !got.is_truncated().unwrap() {

@@ -353,17 +353,7 @@ impl S3Direct {
     /// Deletes `full_key`; a missing key is not an error. For folder markers, which
     /// object_store cannot name.
     pub async fn delete(&self, full_key: &str) -> Result<()> {
-        let url = self.url(full_key, "");
-        let resp = self
-            .send_retrying(reqwest::Method::DELETE, &url, &[])
-            .await?;
-        match resp.status().as_u16() {
-            200..=299 | 404 => Ok(()),
-            s => {
-                let code = self.error_code(resp).await;
-                Err(self.unavailable(format!("DELETE answered {s} {code}")))
-            }
-        }
+        self.delete_version(full_key, None).await.map(drop)
     }
 
     /// PUTs `len` bytes of `body` to `full_key` (the key with the backend's prefix).
