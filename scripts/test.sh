@@ -26,12 +26,14 @@ source scripts/tools-env.sh
 # checked with `switchyard policy check` / `policy test`; tests/tests/plugins.rs then runs
 # them inside the gateway. SWITCHYARD_SKIP_PLUGINS=1 skips the build (those tests fail).
 if [[ "${SWITCHYARD_SKIP_PLUGINS:-}" != 1 ]]; then
-    # The same features as the workspace build of `cargo test` below (the test crate turns
-    # on the crash points), so that the binary is built once.
-    echo "==> cargo build -p switchyard --features failpoints --locked (for policy componentize/check/test)"
-    cargo build -p switchyard --features failpoints --locked
+    # The server binary the policy tools run. Built as `cargo test` below builds it: a
+    # narrower build (`-p switchyard`) unifies other features on the shared dependencies
+    # (tokio, hyper, wasmtime...), and `cargo test` then compiled all of them again.
+    echo "==> cargo test --workspace --all-targets --no-run --locked (for policy componentize/check/test)"
+    cargo test --workspace --all-targets --no-run --locked
     echo "==> plugins/build-all.sh --test"
-    plugins/build-all.sh --test
+    # The policies are workspaces of their own: a lint wrapper set for ours (.ci/run) is not theirs.
+    env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS plugins/build-all.sh --test
 fi
 
 echo "==> cargo test --workspace --locked $*"
