@@ -302,7 +302,7 @@ async fn acls(
         }
         Err(e) => return Err(stored(e)),
     }
-    let docs = acl_docs(&router, who, action, resource)
+    let docs = acl_docs(&router, who, action, resource, None)
         .await
         .map_err(stored)?;
     let line = if docs.is_empty() {

@@ -1578,25 +1578,24 @@ impl Router {
         req: &RequestView,
         bucket: &str,
         key: &str,
+        version_id: Option<&str>,
     ) -> Result<Option<crate::model::ObjectAcl>> {
+        let none = ReadConditions::default();
         let (outcome, _, _) = self
-            .get(req, bucket, key, None, &ReadConditions::default(), true)
+            .get_version(req, bucket, key, version_id, None, &none, true)
             .await?;
         Ok(outcome.info.attrs.acl)
     }
 
-    /// PutObjectAcl: on every member holding the key, as [`Router::put_tags`]. A member
-    /// that keeps no ACLs takes only the default one (nothing to keep).
-    pub async fn put_object_acl(
+    /// PutObjectAcl in an unversioned bucket: on every member holding the key, as
+    /// [`Router::put_tags`]. A member that keeps no ACLs takes only the default one
+    /// (nothing to keep).
+    async fn put_unversioned_acl(
         &self,
-        bucket: &str,
+        vb: &VirtualBucket,
         key: &str,
         acl: Option<&crate::model::ObjectAcl>,
     ) -> Result<()> {
-        check_key(key)?;
-        let vb = self.bucket(bucket).await?;
-        self.refuse_unversioned_write(&vb, "changing an object's ACL")
-            .await?;
         let _admitted = vb.admit_write().await?;
         let mut found = false;
         for m in &vb.members {
@@ -3166,10 +3165,39 @@ impl Router {
     /// (see [`versions::put_tags`]); in an unversioned bucket, [`Router::put_tags`].
     pub async fn put_version_tags(
         &self,
+        req: &RequestView,
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
         tags: &crate::model::Tags,
+    ) -> Result<Option<String>> {
+        self.change_version(req, bucket, key, version_id, versions::Change::Tags(tags))
+            .await
+    }
+
+    /// PutObjectAcl (`None`: the default ACL) on the version named, or the current one;
+    /// see [`Router::put_version_tags`].
+    pub async fn put_object_acl(
+        &self,
+        req: &RequestView,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        acl: Option<&crate::model::ObjectAcl>,
+    ) -> Result<()> {
+        self.change_version(req, bucket, key, version_id, versions::Change::Acl(acl))
+            .await
+            .map(drop)
+    }
+
+    /// Sets a version's tags or ACL (see [`versions::change`]).
+    async fn change_version(
+        &self,
+        req: &RequestView,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        change: versions::Change<'_>,
     ) -> Result<Option<String>> {
         check_key(key)?;
         let vb = self.bucket(bucket).await?;
@@ -3177,9 +3205,23 @@ impl Router {
         if state != versions::State::Unversioned
             && let Some(natives) = Self::natives(&vb)
         {
-            return self
-                .native_put_tags(&vb, &natives, key, version_id, tags)
-                .await;
+            return match change {
+                versions::Change::Tags(tags) => {
+                    self.native_put_tags(&vb, &natives, key, version_id, tags)
+                        .await
+                }
+                // S3 members keep no ACLs: the default one is what the version has.
+                versions::Change::Acl(Some(_)) => Err(Error::NotImplemented(format!(
+                    "object ACLs other than the default are not supported on the S3 members of bucket {bucket} (S3 keeps them apart from the object, which the gateway does not pass through)"
+                ))),
+                versions::Change::Acl(None) => {
+                    let none = ReadConditions::default();
+                    let (_, _, id) = self
+                        .get_version(req, bucket, key, version_id, None, &none, true)
+                        .await?;
+                    Ok(id)
+                }
+            };
         }
         let id = version_id.map(versions::VersionId::parse).transpose()?;
         if state == versions::State::Unversioned {
@@ -3188,7 +3230,10 @@ impl Router {
                     "Invalid version id specified".into(),
                 ));
             }
-            self.put_tags(bucket, key, tags).await?;
+            match change {
+                versions::Change::Tags(tags) => self.put_tags(bucket, key, tags).await?,
+                versions::Change::Acl(acl) => self.put_unversioned_acl(&vb, key, acl).await?,
+            }
             return Ok(None);
         }
         let _admitted = vb.admit_write().await?;
@@ -3200,7 +3245,7 @@ impl Router {
         };
         for m in members {
             let started = Instant::now();
-            let r = versions::put_tags(m, key, id.as_ref(), tags).await;
+            let r = versions::change(m, key, id.as_ref(), change).await;
             m.observe(started, &r);
             match r {
                 Ok(v) => return Ok(Some(v)),

@@ -647,17 +647,47 @@ pub async fn delete(member: &Backend, bucket: &str, key: &str, id: &VersionId) -
     Ok(f.is_marker())
 }
 
-/// PutObjectTagging (and DeleteObjectTagging, no tags) on one version of `key` in
-/// `member`, or without `id` on its current one: the tags are the version's, kept on its
-/// file, and on the key too when that is the current version's copy (a read of it, and
-/// the access decisions made on it, see the same tags). Bytes, ETag and Last-Modified
-/// stay. Returns the version id tagged; `NotFound` when `member` has no such key, a
-/// delete marker's error when the version named (or the current one) is one.
-pub async fn put_tags(
+/// What a change of one version's sub-resources sets: PutObjectTagging (and
+/// DeleteObjectTagging, no tags) or PutObjectAcl (`None`: the default ACL).
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    Tags(&'a Tags),
+    Acl(Option<&'a crate::model::ObjectAcl>),
+}
+
+impl Change<'_> {
+    /// Sets it on the object at `path` (a version's file, or the key itself) in `member`.
+    async fn apply(self, member: &Backend, path: &str) -> Result<()> {
+        match self {
+            Change::Tags(tags) => member.store.put_tags(path, tags).await,
+            Change::Acl(acl) if member.store.keeps_acls() => member.store.put_acl(path, acl).await,
+            // The default ACL is what such an object has: nothing to keep, once it exists.
+            Change::Acl(acl) => {
+                head(member, path).await?;
+                match acl {
+                    None => Ok(()),
+                    Some(_) => Err(Error::NotImplemented(format!(
+                        "object ACLs other than the default are not supported on member {} (its kind, {}, has no place to keep them with the object)",
+                        member.name, member.kind
+                    ))),
+                }
+            }
+        }
+    }
+}
+
+/// PutObjectTagging, DeleteObjectTagging and PutObjectAcl on one version of `key` in
+/// `member`, or without `id` on its current one: the tags and the ACL are the
+/// version's, kept on its file, and on the key too when that is the current version's
+/// copy (a read of it, and the access decisions made on it, see the same ones). Bytes,
+/// ETag and Last-Modified stay. Returns the version id changed; `NotFound` when
+/// `member` has no such key, a delete marker's error when the version named (or the
+/// current one) is one.
+pub async fn change(
     member: &Arc<Backend>,
     key: &str,
     id: Option<&VersionId>,
-    tags: &Tags,
+    change: Change<'_>,
 ) -> Result<String> {
     let _turn = turn(member, key).await;
     let all = files(member, key).await?;
@@ -680,7 +710,7 @@ pub async fn put_tags(
     };
     let Some(f) = target else {
         // The null version that is the key itself, with no file.
-        member.store.put_tags(key, tags).await?;
+        change.apply(member, key).await?;
         return Ok("null".to_owned());
     };
     if f.is_marker() {
@@ -689,9 +719,8 @@ pub async fn put_tags(
             named: true,
         });
     }
-    member
-        .store
-        .put_tags(&file_key(key, &f), tags)
+    change
+        .apply(member, &file_key(key, &f))
         .await
         .map_err(|e| match (e, id) {
             (Error::NotFound, Some(_)) => Error::NoSuchVersion,
@@ -700,7 +729,7 @@ pub async fn put_tags(
     if all.first() == Some(&f) {
         match head(member, key).await {
             Ok(info) if published_from(&info.attrs).as_ref() == Some(&f) => {
-                match member.store.put_tags(key, tags).await {
+                match change.apply(member, key).await {
                     Ok(()) | Err(Error::NotFound) => {}
                     Err(e) => return Err(e),
                 }

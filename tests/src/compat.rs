@@ -140,6 +140,12 @@ pub const ROWS: &[Row] = &[
         note: "tags are kept on the version's file and on the key's copy of the current version",
     },
     Row {
+        step: "versioned_acls",
+        what: "Get/PutObjectAcl of one version (`versionId`) or of the current one in a versioned bucket with ACLs enabled; `x-amz-acl` per version; a version's grants decide reads of it; `s3:PutObjectVersionAcl` and `s3:PutObjectVersionTagging` for a named version",
+        modes: [E, E, No, No, No],
+        note: "kept on the version's file beside its tags; S3, Azure and GCS members take the default ACL only, as unversioned (`object_acls`)",
+    },
+    Row {
         step: "versioned_conditional_writes",
         what: "`If-None-Match: *` and `If-Match` PUTs in a versioned bucket, against the current version",
         modes: [E, E, No, E, E],
@@ -269,6 +275,7 @@ pub const INTERNAL_STEPS: &[&str] = &[
     "content_md5_of_encrypted_objects",
     "object_acls_refused",
     "versioned_multipart_refused",
+    "versioned_acls_refused",
 ];
 
 /// The steps a conformance run on `kind` must have run: the rows `kind` supports.

@@ -88,6 +88,11 @@ async fn run_suite(kind: Kind) {
             step!(versioned_multipart(&fx));
         }
         step!(versioned_tags(&fx));
+        if kind == Kind::Fs || kind == Kind::Memory {
+            step!(versioned_acls(&fx));
+        } else {
+            step!(versioned_acls_refused(&fx));
+        }
         step!(versioned_conditional_writes(&fx));
         step!(versioned_bucket_delete(&fx));
     }
@@ -4307,6 +4312,350 @@ async fn object_acls_steps(fx: &Fixture) {
         c.delete_object().bucket(B).key(k).send().await.unwrap();
     }
     c.delete_bucket().bucket(B).send().await.unwrap();
+    gw.stop().await;
+}
+
+/// Object ACLs in a versioned bucket with ACLs enabled, as AWS keeps them: each version
+/// has its own (set by `x-amz-acl` on its write, changed by PutObjectAcl with its
+/// `versionId`, or without one on the current version), which decides reads of that
+/// version; an ACL change makes no version and leaves the ETag and Last-Modified. A
+/// version the request names is authorized with the version actions
+/// (`s3:PutObjectVersionAcl`, `s3:PutObjectVersionTagging`...), not the current
+/// object's: a user allowed the latter only is refused. Kinds that keep no ACLs take
+/// the default ACL on any version and refuse another with 501, writing nothing.
+async fn versioned_acls(fx: &Fixture) {
+    on_big_stack(versioned_acls_steps(fx));
+}
+
+/// Kinds that keep no ACLs, in a versioned bucket with ACLs enabled: the default ACL on
+/// any version, and `501` with nothing written for any other.
+async fn versioned_acls_refused(fx: &Fixture) {
+    on_big_stack(versioned_acls_refused_steps(fx));
+}
+
+async fn versioned_acls_refused_steps(fx: &Fixture) {
+    use aws_sdk_s3::types::ObjectCannedAcl;
+    let dir = TempDir::new("versioned-acls");
+    const B: &str = VACL;
+    let gw = versioned_acl_gateway(fx, &dir, B).await;
+    let c = gw.client();
+    let anonymous = anonymous_client(&gw.endpoint);
+    let me = my_id(&c).await;
+    let e = put_acl_version(&c, ObjectCannedAcl::PublicRead, b"no")
+        .await
+        .unwrap_err();
+    assert_eq!(e, (501, "NotImplemented".into()));
+    let e = c.head_object().bucket(B).key("k").send().await.unwrap_err();
+    assert_eq!(err_of(&e).0, 404, "a refused write wrote nothing");
+    let v = put_acl_version(&c, ObjectCannedAcl::Private, b"one")
+        .await
+        .unwrap();
+    put_acl_version(&c, ObjectCannedAcl::Private, b"two")
+        .await
+        .unwrap();
+    let e = c
+        .put_object_acl()
+        .bucket(B)
+        .key("k")
+        .version_id(&v)
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (501, "NotImplemented".into()));
+    c.put_object_acl()
+        .bucket(B)
+        .key("k")
+        .version_id(&v)
+        .acl(ObjectCannedAcl::Private)
+        .send()
+        .await
+        .unwrap();
+    owner_only(version_acl(&c, Some(&v)).await.unwrap().grants(), &me);
+    let e = read_version(&anonymous, &v).await.unwrap_err();
+    assert_eq!(e, (403, "AccessDenied".into()));
+    gw.stop().await;
+}
+
+/// The bucket of the `versioned_acls` steps, and its one key.
+const VACL: &str = "versioned-acls";
+
+/// Writes a version of `k` in [`VACL`] with `acl`; answers its version id.
+async fn put_acl_version(
+    c: &Client,
+    acl: aws_sdk_s3::types::ObjectCannedAcl,
+    body: &'static [u8],
+) -> Result<String, (u16, String)> {
+    match c
+        .put_object()
+        .bucket(VACL)
+        .key("k")
+        .acl(acl)
+        .body(ByteStream::from_static(body))
+        .send()
+        .await
+    {
+        Ok(o) => Ok(o.version_id().unwrap().to_owned()),
+        Err(e) => Err(err_of(&e)),
+    }
+}
+
+/// GetObjectAcl of `k` in [`VACL`] (`version`, or the current one).
+async fn version_acl(
+    c: &Client,
+    version: Option<&str>,
+) -> Result<aws_sdk_s3::operation::get_object_acl::GetObjectAclOutput, (u16, String)> {
+    c.get_object_acl()
+        .bucket(VACL)
+        .key("k")
+        .set_version_id(version.map(str::to_owned))
+        .send()
+        .await
+        .map_err(|e| err_of(&e))
+}
+
+/// GetObject of one version of `k` in [`VACL`].
+async fn read_version(c: &Client, version: &str) -> Result<Vec<u8>, (u16, String)> {
+    match c
+        .get_object()
+        .bucket(VACL)
+        .key("k")
+        .version_id(version)
+        .send()
+        .await
+    {
+        Ok(o) => Ok(o.body.collect().await.unwrap().to_vec()),
+        Err(e) => Err(err_of(&e)),
+    }
+}
+
+/// A gateway over `fx`'s kind with a bucket made by CreateBucket (ObjectWriter, ACLs
+/// enabled), versioned.
+async fn versioned_acl_gateway(fx: &Fixture, dir: &TempDir, bucket: &str) -> Gateway {
+    use aws_sdk_s3::types::ObjectOwnership;
+    let config = format!("{}{ACL_USERS}", dynamic_config(fx, dir, "vacl"));
+    let gw = Gateway::start(&config).await.unwrap();
+    let c = gw.client();
+    c.create_bucket()
+        .bucket(bucket)
+        .object_ownership(ObjectOwnership::ObjectWriter)
+        .send()
+        .await
+        .unwrap();
+    c.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(enabled())
+        .send()
+        .await
+        .unwrap();
+    gw
+}
+
+async fn versioned_acls_steps(fx: &Fixture) {
+    use aws_sdk_s3::types::ObjectCannedAcl;
+    let dir = TempDir::new("versioned-acls");
+    const B: &str = VACL;
+    let gw = versioned_acl_gateway(fx, &dir, B).await;
+    let c = gw.client();
+    let anonymous = anonymous_client(&gw.endpoint);
+    let me = my_id(&c).await;
+    let carol = switchyard_tests::harness::s3_client(&gw.endpoint, "carol", "carol-secret");
+
+    // Each version its own ACL: v1 public, v2 (current) private.
+    let v1 = put_acl_version(&c, ObjectCannedAcl::PublicRead, b"one")
+        .await
+        .unwrap();
+    let v2 = put_acl_version(&c, ObjectCannedAcl::Private, b"two")
+        .await
+        .unwrap();
+    assert!(!may_read(&anonymous, B, "k").await);
+    assert_eq!(read_version(&anonymous, &v1).await.unwrap(), b"one");
+    let public = vec![
+        (me.clone(), "FULL_CONTROL".to_owned()),
+        (ALL_USERS.to_owned(), "READ".to_owned()),
+    ];
+    assert_eq!(
+        grant_list(version_acl(&c, Some(&v1)).await.unwrap().grants()),
+        public
+    );
+    owner_only(version_acl(&c, None).await.unwrap().grants(), &me);
+    owner_only(version_acl(&c, Some(&v2)).await.unwrap().grants(), &me);
+
+    // PutObjectAcl on the older version: the current one keeps its ACL.
+    let before = c
+        .head_object()
+        .bucket(B)
+        .key("k")
+        .version_id(&v1)
+        .send()
+        .await
+        .unwrap();
+    c.put_object_acl()
+        .bucket(B)
+        .key("k")
+        .version_id(&v1)
+        .acl(ObjectCannedAcl::Private)
+        .send()
+        .await
+        .unwrap();
+    let e = read_version(&anonymous, &v1).await.unwrap_err();
+    assert_eq!(e, (403, "AccessDenied".into()));
+    owner_only(version_acl(&c, Some(&v1)).await.unwrap().grants(), &me);
+    owner_only(version_acl(&c, None).await.unwrap().grants(), &me);
+    let after = c
+        .head_object()
+        .bucket(B)
+        .key("k")
+        .version_id(&v1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (before.e_tag(), before.last_modified()),
+        (after.e_tag(), after.last_modified()),
+        "PutObjectAcl leaves a version's ETag and Last-Modified"
+    );
+
+    // Without a version id: the current version's, and the key's copy of it.
+    c.put_object_acl()
+        .bucket(B)
+        .key("k")
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap();
+    assert!(may_read(&anonymous, B, "k").await);
+    assert!(read_version(&anonymous, &v2).await.is_ok());
+    assert_eq!(
+        grant_list(version_acl(&c, Some(&v2)).await.unwrap().grants()),
+        public
+    );
+    owner_only(version_acl(&c, Some(&v1)).await.unwrap().grants(), &me);
+    let versions = c.list_object_versions().bucket(B).send().await.unwrap();
+    assert_eq!(
+        versions.versions().len(),
+        2,
+        "an ACL change makes no version: {versions:?}"
+    );
+
+    // Version ids that name nothing, or nothing well formed.
+    let missing = format!("{}0", &v1[..v1.len() - 1]);
+    let missing = if missing == v1 {
+        format!("{}1", &v1[..v1.len() - 1])
+    } else {
+        missing
+    };
+    let e = c
+        .put_object_acl()
+        .bucket(B)
+        .key("k")
+        .version_id(&missing)
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (404, "NoSuchVersion".into()));
+    let e = version_acl(&c, Some("no-such-id")).await.unwrap_err();
+    assert_eq!(e.0, 400, "{e:?}");
+    owner_only(version_acl(&c, Some(&v1)).await.unwrap().grants(), &me);
+
+    // A grant on one version lets its grantee read that version's ACL, not another's.
+    c.put_object_acl()
+        .bucket(B)
+        .key("k")
+        .version_id(&v1)
+        .grant_full_control(format!("id=\"{me}\""))
+        .grant_read_acp(id_of("carol"))
+        .send()
+        .await
+        .unwrap();
+    carol
+        .get_object_acl()
+        .bucket(B)
+        .key("k")
+        .version_id(&v1)
+        .send()
+        .await
+        .unwrap();
+    let e = carol
+        .get_object_acl()
+        .bucket(B)
+        .key("k")
+        .version_id(&v2)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (403, "AccessDenied".into()));
+
+    // Allowed the current object's actions only: a named version is refused.
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"carol"}},"Action":["s3:PutObjectAcl","s3:PutObjectTagging","s3:GetObject"],"Resource":"arn:aws:s3:::{B}/*"}}]}}"#
+    );
+    c.put_bucket_policy()
+        .bucket(B)
+        .policy(policy)
+        .send()
+        .await
+        .unwrap();
+    carol
+        .put_object_tagging()
+        .bucket(B)
+        .key("k")
+        .tagging(one_tag("by", "carol"))
+        .send()
+        .await
+        .unwrap();
+    let e = carol
+        .put_object_tagging()
+        .bucket(B)
+        .key("k")
+        .version_id(&v1)
+        .tagging(one_tag("by", "carol"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err_of(&e),
+        (403, "AccessDenied".into()),
+        "s3:PutObjectVersionTagging"
+    );
+    assert_eq!(version_tags(&c, B, "k", Some(&v1)).await.0, vec![]);
+    let e = carol
+        .put_object_acl()
+        .bucket(B)
+        .key("k")
+        .version_id(&v1)
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err_of(&e),
+        (403, "AccessDenied".into()),
+        "s3:PutObjectVersionAcl"
+    );
+    let e = read_version(&anonymous, &v1).await.unwrap_err();
+    assert_eq!(e, (403, "AccessDenied".into()), "nothing changed");
+
+    // A delete marker has no ACL.
+    let marker = c
+        .delete_object()
+        .bucket(B)
+        .key("k")
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_owned();
+    let e = version_acl(&c, None).await.unwrap_err();
+    assert_eq!(e.0, 404, "{e:?}");
+    let e = version_acl(&c, Some(&marker)).await.unwrap_err();
+    assert_eq!(e, (405, "MethodNotAllowed".into()));
+    assert_eq!(
+        grant_list(version_acl(&c, Some(&v2)).await.unwrap().grants()),
+        public
+    );
     gw.stop().await;
 }
 

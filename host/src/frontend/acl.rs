@@ -276,14 +276,14 @@ async fn object_owner<T>(
     key: &str,
     version_id: Option<&str>,
 ) -> S3Result<Owner> {
-    super::unversioned(version_id)?;
     let snapshot = fe.live.current();
     let who = requester(&snapshot, req)?;
     let router = &snapshot.router;
     let view = view_of(router, req, bucket, op);
     traced(op, bucket, async {
+        let none = ReadConditions::default();
         router
-            .get(&view, bucket, key, None, &ReadConditions::default(), true)
+            .get_version(&view, bucket, key, version_id, None, &none, true)
             .await?;
         bucket_owner(router, bucket, &who).await
     })
@@ -305,10 +305,14 @@ async fn object_acl_of<T>(
     if !bucket_acl_of(router, op, bucket).await?.acls_enabled() {
         return Ok(None);
     }
-    super::unversioned(version_id)?;
     let who = requester(&snapshot, req)?;
     let view = view_of(router, req, bucket, op);
-    let acl = traced(op, bucket, router.object_acl(&view, bucket, key)).await?;
+    let acl = traced(
+        op,
+        bucket,
+        router.object_acl(&view, bucket, key, version_id),
+    )
+    .await?;
     let bucket_owner = owner_name(router, bucket, &who).await?;
     let acl = acl.unwrap_or_else(|| ObjectAcl::private(&bucket_owner));
     Ok(Some((acl, bucket_owner)))
@@ -358,10 +362,11 @@ pub async fn put_object_acl(
             grants,
         };
         let kept = (!new.is_default_for(&bucket_owner)).then_some(&new);
+        let view = view_of(router, &req, &i.bucket, "PutObjectAcl");
         traced(
             "PutObjectAcl",
             &i.bucket,
-            router.put_object_acl(&i.bucket, &i.key, kept),
+            router.put_object_acl(&view, &i.bucket, &i.key, v, kept),
         )
         .await?;
         return Ok(S3Response::new(PutObjectAclOutput::default()));

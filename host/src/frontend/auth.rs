@@ -187,7 +187,10 @@ pub(crate) fn version_action(op: &str) -> Option<&'static str> {
         "DeleteObject" => Some("s3:DeleteObjectVersion"),
         "GetObjectAttributes" => Some("s3:GetObjectVersionAttributes"),
         "GetObjectTagging" => Some("s3:GetObjectVersionTagging"),
+        "PutObjectTagging" => Some("s3:PutObjectVersionTagging"),
         "DeleteObjectTagging" => Some("s3:DeleteObjectVersionTagging"),
+        "GetObjectAcl" => Some("s3:GetObjectVersionAcl"),
+        "PutObjectAcl" => Some("s3:PutObjectVersionAcl"),
         _ => None,
     }
 }
@@ -492,9 +495,18 @@ impl Access {
         let acl_docs = match first {
             Verdict::Policies(Decision::ExplicitDeny(_)) => Vec::new(),
             // Boxed: every request's check carries its future, most never run it.
-            _ => Box::pin(acl_docs(&self.router(), who, action, resource))
-                .await
-                .map_err(super::errors::to_s3)?,
+            // The version a request names is the one whose ACL counts.
+            _ => Box::pin(acl_docs(
+                &self.router(),
+                who,
+                action,
+                resource,
+                keys.iter()
+                    .find(|(k, _)| *k == "s3:VersionId")
+                    .map(|(_, v)| *v),
+            ))
+            .await
+            .map_err(super::errors::to_s3)?,
         };
         let acls: Vec<(&str, &PolicyDocument)> =
             acl_docs.iter().map(|(l, d)| (l.as_str(), d)).collect();
@@ -523,13 +535,15 @@ impl Access {
 /// The ACLs that may allow `action` on `resource`, as statements with their labels:
 /// none unless the bucket's object ownership enables ACLs. The bucket's ACL (its
 /// owner's FULL_CONTROL unless PutBucketAcl stored another) and, for an object's
-/// actions, the ACL kept with the object a read would serve (a missing object has
-/// none). Block Public Access's IgnorePublicAcls drops the grants to groups.
+/// actions, the ACL kept with the object a read would serve, or with the version named
+/// (a missing object has none). Block Public Access's IgnorePublicAcls drops the grants
+/// to groups.
 pub async fn acl_docs(
     router: &Router,
     who: &Requester<'_>,
     action: &str,
     resource: Resource<'_>,
+    version: Option<&str>,
 ) -> crate::model::Result<Vec<(String, PolicyDocument)>> {
     let (bucket, key) = match resource {
         Resource::Bucket(b) => (b, None),
@@ -577,12 +591,13 @@ pub async fn acl_docs(
             principal,
             Cow::Borrowed("HeadObject"),
         );
-        let acl = match router.object_acl(&view, bucket, key).await {
+        let acl = match router.object_acl(&view, bucket, key, version).await {
             Ok(Some(acl)) => Some(acl),
             Ok(None) => owner.map(|o| crate::model::ObjectAcl::private(&o)),
             // The request itself answers these.
             Err(
                 crate::model::Error::NotFound
+                | crate::model::Error::NoSuchVersion
                 | crate::model::Error::DeleteMarker { .. }
                 | crate::model::Error::KeyTooLong(_)
                 | crate::model::Error::InvalidArgument(_),

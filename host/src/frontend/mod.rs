@@ -1985,10 +1985,12 @@ impl S3 for Frontend {
             .collect();
         let tags = tagging::check(pairs).map_err(errors::to_s3)?;
         self.authorize_put_tagging(&req, &tags).await?;
+        let view = view_of(&router, &req, &input.bucket, "PutObjectTagging");
         let version_id = traced(
             "PutObjectTagging",
             &input.bucket,
             router.put_version_tags(
+                &view,
                 &input.bucket,
                 &input.key,
                 input.version_id.as_deref(),
@@ -2004,11 +2006,13 @@ impl S3 for Frontend {
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         let router = self.router();
+        let view = view_of(&router, &req, &req.input.bucket, "DeleteObjectTagging");
         let input = req.input;
         let version_id = traced(
             "DeleteObjectTagging",
             &input.bucket,
             router.put_version_tags(
+                &view,
                 &input.bucket,
                 &input.key,
                 input.version_id.as_deref(),
