@@ -6234,6 +6234,35 @@ async fn native_deletes(c: &Client, raw: &Client, nat: &str, v1: &str, v2: &str)
     let (nat, v1, v2) = (nat.to_owned(), v1.to_owned(), v2.to_owned());
     use switchyard_tests::harness::list_all_versions_by_time as versions_of;
     let b = "vers";
+    // ACLs per version: S3 members keep none, so each version has the owner's, which
+    // PutObjectAcl may set again; a grant beyond it is 501, an unknown version 404.
+    let me = my_id(c).await;
+    let acl = c
+        .get_object_acl()
+        .bucket(b)
+        .key("k")
+        .version_id(&v1)
+        .send()
+        .await
+        .unwrap();
+    owner_only(acl.grants(), &me);
+    c.put_object_acl()
+        .bucket(b)
+        .key("k")
+        .version_id(&v1)
+        .acl(aws_sdk_s3::types::ObjectCannedAcl::Private)
+        .send()
+        .await
+        .unwrap();
+    let e = c
+        .get_object_acl()
+        .bucket(b)
+        .key("k")
+        .version_id("nat.no-such-version")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e).0, 404, "{e:?}");
     // A delete marker hides the key; naming it is 405; removing it shows the key again.
     let del = c.delete_object().bucket(b).key("k").send().await.unwrap();
     assert_eq!(del.delete_marker(), Some(true));
