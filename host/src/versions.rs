@@ -249,7 +249,7 @@ async fn archive_unversioned(member: &Backend, key: &str) -> Result<()> {
     if !have.is_empty() {
         return Ok(());
     }
-    let (read, stream) = match member
+    let (mut read, stream) = match member
         .store
         .get(key, None, &ReadConditions::default(), false)
         .await
@@ -261,6 +261,8 @@ async fn archive_unversioned(member: &Backend, key: &str) -> Result<()> {
     if published_from(&read.info.attrs).is_some() && !files(member, key).await?.is_empty() {
         return Ok(());
     }
+    // The tags go with the null version (Azure only counts them on a read).
+    member.tell_tags(key, &mut read.info).await?;
     let f = File::new(Kind::NullData, read.info.last_modified, false);
     let mut attrs = read.info.attrs.clone();
     attrs.metadata.insert(VERSION_META.to_owned(), f.name());
@@ -308,16 +310,20 @@ pub async fn publish(member: &Backend, key: &str) -> Result<()> {
     })
 }
 
-/// Copies a version file over its key, keeping its attributes and its ETag: read and
-/// written again rather than copied server-side, because an `fs` copy gives the copy the
-/// MD5 of its bytes, and a version made by a multipart upload answers `<md5>-<parts>`
-/// (the key must answer what its version does). Versions are on the member's own disk or
-/// memory, so this moves no bytes over a network.
+/// Copies a version file over its key, keeping its attributes, tags included, and its
+/// ETag: read and written again rather than copied server-side, because an `fs` copy
+/// gives the copy the MD5 of its bytes, and a version made by a multipart upload answers
+/// `<md5>-<parts>` (the key must answer what its version does). On `fs` and memory the
+/// bytes stay on the member's disk or in its memory; Azure and GCS members send them
+/// through the engine once more.
 async fn copy_to_key(member: &Backend, from: &str, key: &str) -> Result<()> {
-    let (read, stream) = member
+    let (mut read, stream) = member
         .store
         .get(from, None, &ReadConditions::default(), false)
         .await?;
+    // Azure's GET counts a blob's tags without naming them: without this the key would
+    // lose them (seen with Azure's own client by clients::eject_azure_versions).
+    member.tell_tags(from, &mut read.info).await?;
     let body = stream.ok_or_else(|| Error::internal("a read without a body"))?;
     let declared = Declared {
         etag: read.info.etag.clone(),
