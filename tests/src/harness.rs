@@ -598,3 +598,29 @@ async fn list_versions_in_order(
     }
     out
 }
+
+/// An S3 server without versioning, lifecycle or tagging (s3s-fs, the s3s project's own
+/// file-system server; Cloudflare R2 and others also answer `501` to parts of the API),
+/// served in this process on 127.0.0.1 over `root` (a bucket is a directory there) with
+/// the credentials `test`/`test`. Answers its endpoint; serves until the runtime ends.
+pub async fn serve_s3s_fs(root: &std::path::Path) -> Result<String> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder;
+    let fs = s3s_fs::FileSystem::new(root).map_err(|e| anyhow::anyhow!("s3s-fs: {e:?}"))?;
+    let mut service = s3s::service::S3ServiceBuilder::new(fs);
+    service.set_auth(s3s::auth::SimpleAuth::from_single("test", "test"));
+    let service = service.build();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let endpoint = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let conn = Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(socket), service.clone())
+                .into_owned();
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+        }
+    });
+    Ok(endpoint)
+}

@@ -845,3 +845,67 @@ async fn a_client_stall_is_not_blamed_on_the_backend() {
     assert_eq!(get(&c, "stall", "kept").await, b"the old version");
     gw.stop().await;
 }
+
+/// An S3 member on a server without versioning (s3s-fs answers `501` to
+/// GetBucketVersioning and PutBucketVersioning, as R2 does): its bucket is unversioned and
+/// serves every request. Every request of a bucket over S3 members first reads the
+/// versioning state; a `501` there once failed them all with `503`, and marked the member
+/// down. PutBucketVersioning answers the server's `501` and leaves the member healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_s3_member_without_versioning_serves_every_request() {
+    let dir = switchyard_tests::harness::TempDir::new("s3s-fs-origin");
+    std::fs::create_dir_all(dir.0.join("origin")).unwrap();
+    let endpoint = switchyard_tests::harness::serve_s3s_fs(&dir.0)
+        .await
+        .unwrap();
+    let gw = Gateway::start(&format!(
+        "version = 1\n[backends.plain]\nkind = \"s3\"\nbucket = \"origin\"\nendpoint = {endpoint:?}\nallow_http = true\naccess_key_id = \"test\"\nsecret_access_key = \"test\"\nnetwork = {{ max_retries = 0 }}\n[buckets.plain]\nmembers = [\"plain\"]\n"
+    ))
+    .await
+    .unwrap();
+    let c = gw.client();
+    put(&c, "plain", "a/one", b"one").await;
+    assert_eq!(get(&c, "plain", "a/one").await, b"one");
+    let state = c
+        .get_bucket_versioning()
+        .bucket("plain")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(state.status(), None);
+    let e = c
+        .put_bucket_versioning()
+        .bucket("plain")
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (501, "NotImplemented".into()));
+    put(&c, "plain", "a/two", b"two").await;
+    let listed = c.list_objects_v2().bucket("plain").send().await.unwrap();
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["a/one", "a/two"]);
+    c.delete_object()
+        .bucket("plain")
+        .key("a/one")
+        .send()
+        .await
+        .unwrap();
+    let e = c
+        .get_object()
+        .bucket("plain")
+        .key("a/one")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_of(&e), (404, "NoSuchKey".into()));
+    assert!(
+        dir.0.join("origin/a/two").is_file(),
+        "stored as s3s-fs keeps objects"
+    );
+    gw.stop().await;
+}

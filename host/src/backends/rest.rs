@@ -74,7 +74,9 @@ impl Rest {
     /// Sends the request `build` makes (anew for each attempt: authorization may carry
     /// the time), retrying failures before an answer and 5xx answers with backoff
     /// (`network.max_retries` within `network.retry_timeout`), as object_store would. For
-    /// requests that can be repeated: reads, and writes of a body held in memory.
+    /// requests that can be repeated: reads, and writes of a body held in memory. A `501
+    /// Not Implemented` is an answer, not a failure: the server lacks the feature (R2 and
+    /// s3s-fs have no versioning), asking again changes nothing, and the caller decides.
     pub async fn send_retrying<F, Fut>(&self, what: &str, build: F) -> Result<reqwest::Response>
     where
         F: Fn() -> Fut,
@@ -86,7 +88,12 @@ impl Rest {
         loop {
             let req = build().await?;
             let failure = match tokio::time::timeout(self.idle_timeout, req.send()).await {
-                Ok(Ok(r)) if !r.status().is_server_error() => return Ok(r),
+                Ok(Ok(r))
+                    if !r.status().is_server_error()
+                        || r.status() == reqwest::StatusCode::NOT_IMPLEMENTED =>
+                {
+                    return Ok(r);
+                }
                 Ok(Ok(r)) => {
                     let status = r.status();
                     format!("{what} answered {status} {}", self.error_text(r).await)

@@ -46,11 +46,16 @@ impl S3Direct {
     }
 
     /// The bucket's versioning status as S3 spells it (`Enabled`, `Suspended`), `None`
-    /// for a bucket never versioned.
+    /// for a bucket never versioned, and on a server without versioning (R2, s3s-fs:
+    /// `501 NotImplemented`), whose buckets are all unversioned: every request of a
+    /// bucket over such a member reads this first, which must not fail them.
     pub async fn versioning(&self) -> Result<Option<String>> {
         let url = self.bucket_url("?versioning");
         let resp = self.send_retrying(reqwest::Method::GET, &url, &[]).await?;
         let status = resp.status();
+        if status == reqwest::StatusCode::NOT_IMPLEMENTED {
+            return Ok(None);
+        }
         if !status.is_success() {
             let code = self.error_code(resp).await;
             return Err(self.unavailable(format!("GetBucketVersioning answered {status} {code}")));
@@ -87,6 +92,13 @@ impl S3Direct {
             return Ok(());
         }
         let code = self.error_code(resp).await;
+        // A server without versioning is not down: the client hears why, and the member
+        // stays as healthy as it was.
+        if status == reqwest::StatusCode::NOT_IMPLEMENTED {
+            return Err(Error::NotImplemented(format!(
+                "the S3 server behind this bucket has no versioning (PutBucketVersioning answered {status} {code})"
+            )));
+        }
         Err(self.unavailable(format!("PutBucketVersioning answered {status} {code}")))
     }
 
