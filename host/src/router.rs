@@ -1602,12 +1602,7 @@ impl Router {
             if !m.store.keeps_acls() {
                 let head = Self::read_member(m, key, None, &ReadConditions::default(), true).await;
                 match head {
-                    Ok(_) if acl.is_some() => {
-                        return Err(Error::NotImplemented(format!(
-                            "object ACLs other than the default are not supported on member {} (its kind, {}, has no place to keep them with the object)",
-                            m.name, m.kind
-                        )));
-                    }
+                    Ok(_) if acl.is_some() => return Err(versions::acls_not_kept(m)),
                     Ok(_) => found = true,
                     Err(Error::NotFound) => {}
                     Err(e) => return Err(e),

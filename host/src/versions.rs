@@ -672,14 +672,19 @@ impl Change<'_> {
                 head(member, path).await?;
                 match acl {
                     None => Ok(()),
-                    Some(_) => Err(Error::NotImplemented(format!(
-                        "object ACLs other than the default are not supported on member {} (its kind, {}, has no place to keep them with the object)",
-                        member.name, member.kind
-                    ))),
+                    Some(_) => Err(acls_not_kept(member)),
                 }
             }
         }
     }
+}
+
+/// The refusal of an ACL other than the default on a member whose kind keeps none.
+pub fn acls_not_kept(member: &Backend) -> Error {
+    Error::NotImplemented(format!(
+        "object ACLs other than the default are not supported on member {} (its kind, {}, has no place to keep them with the object)",
+        member.name, member.kind
+    ))
 }
 
 /// PutObjectTagging, DeleteObjectTagging and PutObjectAcl on one version of `key` in

@@ -97,6 +97,17 @@ const ATTR_ARGS: [&str; 10] = [
     "owner=switchyard",
 ];
 
+/// eject.py's name for `fx`'s kind, and the endpoint its own client talks to.
+fn native_endpoint(fx: &Fixture) -> (&'static str, String) {
+    match fx.kind {
+        Kind::S3 => ("s3", fx.endpoint.clone().unwrap()),
+        Kind::Azure => ("azure", fx.endpoint.clone().unwrap()),
+        // fake-gcs-server itself: the native client needs no translating layer.
+        Kind::Gcs => ("gcs", fx.raw_endpoint.clone().unwrap()),
+        _ => unreachable!("fs is checked by fs_objects_are_plain_files"),
+    }
+}
+
 async fn eject_round_trip(kind: Kind) {
     let fx = Fixture::new(kind).await.unwrap();
     let gw = Gateway::start(&fx.single_bucket_config("eject"))
@@ -122,13 +133,7 @@ async fn eject_round_trip(kind: Kind) {
         .send()
         .await
         .unwrap();
-    let (kind_name, endpoint) = match kind {
-        Kind::S3 => ("s3", fx.endpoint.clone().unwrap()),
-        Kind::Azure => ("azure", fx.endpoint.clone().unwrap()),
-        // fake-gcs-server itself: the native client needs no translating layer.
-        Kind::Gcs => ("gcs", fx.raw_endpoint.clone().unwrap()),
-        _ => unreachable!("fs is checked by fs_objects_are_plain_files"),
-    };
+    let (kind_name, endpoint) = native_endpoint(&fx);
     let native = Native {
         kind: kind_name,
         endpoint: &endpoint,
@@ -568,11 +573,7 @@ async fn eject_gateway_versions(kind: Kind) {
             .unwrap();
         made.push((out.version_id().unwrap().to_owned(), body, tags));
     }
-    let (kind_name, endpoint) = match kind {
-        Kind::Azure => ("azure", fx.endpoint.clone().unwrap()),
-        Kind::Gcs => ("gcs", fx.raw_endpoint.clone().unwrap()),
-        _ => unreachable!("S3 passes its own versions through: eject_s3_versions"),
-    };
+    let (kind_name, endpoint) = native_endpoint(&fx);
     let native = Native {
         kind: kind_name,
         endpoint: &endpoint,
