@@ -1,10 +1,11 @@
 //! Versioning kept by the gateway (fs, memory), and S3's own passed through (moto), against
 //! a model: seeded concurrent clients put, complete multipart uploads, copy their own
 //! versions (older ones too) to any key, delete (markers), delete versions for good,
-//! change a version's tags and read versions of a few shared keys, on fs through two
-//! engines over one directory; every answer is checked as it comes, and at the end every
-//! version any client kept must be listed, readable with its tags and in its writer's
-//! order, the current object of each key must be its newest version, and on fs the
+//! change a version's tags and (fs, memory) its ACL, and read versions of a few shared
+//! keys, on fs through two engines over one directory; every answer is checked as it comes
+//! (a version's ACL by GetObjectAcl and by an anonymous read, which it alone decides), and
+//! at the end every version any client kept must be listed, readable with its tags and ACL
+//! and in its writer's order, the current object of each key must be its newest version, and on fs the
 //! directory must hold that data at the key's path. A second test stops writes (PUTs,
 //! multipart completions, markers, deletes)
 //! between their steps (as a crash there would) and checks that nothing is lost.
@@ -18,9 +19,11 @@ use std::sync::{Arc, Mutex};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ObjectCannedAcl, Permission};
 use rand::{Rng, SeedableRng};
 use switchyard_tests::harness::{
-    Fixture, Gateway, Kind, TempDir, err_of, list_all_versions, list_all_versions_by_time,
+    Fixture, Gateway, Kind, TempDir, anonymous_client, err_of, list_all_versions,
+    list_all_versions_by_time,
 };
 
 const BUCKET: &str = "vers";
@@ -39,12 +42,13 @@ fn config_of(kind: &str, root: &std::path::Path, bucket: &str) -> String {
         _ => "kind = \"memory\"\n".to_owned(),
     };
     format!(
-        "version = 1\n[backends.main]\n{backend}\n[buckets.{bucket}]\nmembers = [\"main\"]\nversioning = \"enabled\"\n"
+        "version = 1\n[backends.main]\n{backend}\n[buckets.{bucket}]\nmembers = [\"main\"]\nversioning = \"enabled\"\nobject_ownership = \"ObjectWriter\"\n"
     )
 }
 
-/// What a client made: version id → (key, body (`None` for a delete marker), tags).
-type Made = BTreeMap<String, (String, Option<Vec<u8>>, Tags)>;
+/// What a client made: version id → (key, body (`None` for a delete marker), tags, whether
+/// its ACL is `public-read` (else the owner's alone)).
+type Made = BTreeMap<String, (String, Option<Vec<u8>>, Tags, bool)>;
 type Tags = Vec<(String, String)>;
 
 #[derive(Default)]
@@ -85,7 +89,10 @@ async fn client(
     ops: usize,
     shared: Arc<Mutex<Shared>>,
     native: bool,
+    anonymous: Client,
 ) -> (Made, Vec<String>) {
+    // S3 members keep no ACLs but the owner's (limitations.md).
+    let acls = !native;
     let mut rng =
         rand::rngs::StdRng::seed_from_u64(seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut made: Made = BTreeMap::new();
@@ -93,11 +100,12 @@ async fn client(
     for n in 0..ops {
         let key = KEYS[rng.random_range(0..KEYS.len())];
         let ctx = format!("seed {seed} client {id} op {n} key {key:?}");
-        match rng.random_range(0..14) {
+        match rng.random_range(0..15) {
             0..=3 => {
                 let body = format!("client {id} op {n} ")
                     .repeat(rng.random_range(1..200))
                     .into_bytes();
+                let public = acls && rng.random_ratio(1, 3);
                 shared
                     .lock()
                     .unwrap()
@@ -109,6 +117,7 @@ async fn client(
                     .put_object()
                     .bucket(BUCKET)
                     .key(key)
+                    .set_acl(public.then_some(ObjectCannedAcl::PublicRead))
                     .body(ByteStream::from(body.clone()))
                     .send()
                     .await
@@ -121,7 +130,7 @@ async fn client(
                     shared.lock().unwrap().ids.insert(v.clone()),
                     "{ctx}: version id {v} given twice"
                 );
-                made.insert(v.clone(), (key.to_owned(), Some(body), Vec::new()));
+                made.insert(v.clone(), (key.to_owned(), Some(body), Vec::new(), public));
                 order.push(v);
             }
             4 => {
@@ -144,7 +153,7 @@ async fn client(
                     shared.lock().unwrap().ids.insert(v.clone()),
                     "{ctx}: version id {v} given twice"
                 );
-                made.insert(v.clone(), (key.to_owned(), None, Vec::new()));
+                made.insert(v.clone(), (key.to_owned(), None, Vec::new(), false));
                 order.push(v);
             }
             5 => {
@@ -152,7 +161,7 @@ async fn client(
                 let Some(v) = pick(&mut rng, &made) else {
                     continue;
                 };
-                let (k, body, _) = made.remove(&v).unwrap();
+                let (k, body, _, _) = made.remove(&v).unwrap();
                 let out = c
                     .delete_object()
                     .bucket(BUCKET)
@@ -176,12 +185,15 @@ async fn client(
                 let Some(v) = pick(&mut rng, &made) else {
                     continue;
                 };
-                let (k, body, tags) = made[&v].clone();
+                let (k, body, tags, public) = made[&v].clone();
                 match (read(&c, &k, Some(&v)).await, body) {
                     (Ok((got, id)), Some(want)) => {
                         assert!(got == want, "{ctx}: version {v} of {k:?} has other bytes");
                         assert_eq!(id.as_deref(), Some(v.as_str()), "{ctx}");
                         assert_eq!(tags_of(&c, &k, &v).await, tags, "{ctx}: tags of {v}");
+                        if acls {
+                            check_acl(&c, &anonymous, &k, &v, Some(&want), public, &ctx).await;
+                        }
                     }
                     (Err((405, code)), None) if code == "MethodNotAllowed" => {}
                     (got, want) => panic!(
@@ -197,7 +209,7 @@ async fn client(
                 let Some(v) = pick(&mut rng, &made) else {
                     continue;
                 };
-                let (src, body, tags) = made[&v].clone();
+                let (src, body, tags, _) = made[&v].clone();
                 if let Some(b) = &body {
                     shared
                         .lock()
@@ -225,7 +237,8 @@ async fn client(
                             shared.lock().unwrap().ids.insert(n.clone()),
                             "{ctx}: version id {n} given twice"
                         );
-                        made.insert(n.clone(), (key.to_owned(), Some(body), tags));
+                        // A copy never takes its source's ACL.
+                        made.insert(n.clone(), (key.to_owned(), Some(body), tags, false));
                         order.push(n);
                     }
                     (Err(e), None) => {
@@ -260,7 +273,7 @@ async fn client(
                     shared.lock().unwrap().ids.insert(v.clone()),
                     "{ctx}: version id {v} given twice"
                 );
-                made.insert(v.clone(), (key.to_owned(), Some(body), Vec::new()));
+                made.insert(v.clone(), (key.to_owned(), Some(body), Vec::new(), false));
                 order.push(v);
             }
             10 => {
@@ -268,7 +281,7 @@ async fn client(
                 let Some(v) = pick(&mut rng, &made) else {
                     continue;
                 };
-                let (k, body, _) = made[&v].clone();
+                let (k, body, _, _) = made[&v].clone();
                 let tags = vec![
                     ("c".to_owned(), id.to_string()),
                     ("n".to_owned(), n.to_string()),
@@ -306,6 +319,37 @@ async fn client(
                     (got, _) => panic!("{ctx}: tags of {v}: {:?}", got.map(|_| ())),
                 }
             }
+            11 if acls => {
+                // A new ACL on one of its own versions (its bytes, tags and ETag stay);
+                // a delete marker's is refused.
+                let Some(v) = pick(&mut rng, &made) else {
+                    continue;
+                };
+                let (k, body, _, _) = made[&v].clone();
+                let public = rng.random_bool(0.5);
+                let out = c
+                    .put_object_acl()
+                    .bucket(BUCKET)
+                    .key(&k)
+                    .version_id(&v)
+                    .acl(if public {
+                        ObjectCannedAcl::PublicRead
+                    } else {
+                        ObjectCannedAcl::Private
+                    })
+                    .send()
+                    .await;
+                match (out, &body) {
+                    (Ok(_), Some(b)) => {
+                        made.get_mut(&v).unwrap().3 = public;
+                        check_acl(&c, &anonymous, &k, &v, Some(b), public, &ctx).await;
+                    }
+                    (Err(e), None) => {
+                        assert_eq!(err_of(&e), (405, "MethodNotAllowed".into()), "{ctx}");
+                    }
+                    (got, _) => panic!("{ctx}: ACL of {v}: {:?}", got.map(|_| ())),
+                }
+            }
             _ => {
                 // The current object: some body once written to the key, or a 404.
                 match read(&c, key, None).await {
@@ -329,6 +373,73 @@ async fn client(
     }
     (made, order)
 }
+
+/// The ACL of one version is `public-read` (`public`) or its owner's alone: as
+/// GetObjectAcl gives it, and as it decides an anonymous read of the version (no policy
+/// allows one), which gets `body` or `403`.
+async fn check_acl(
+    c: &Client,
+    anonymous: &Client,
+    key: &str,
+    version: &str,
+    body: Option<&Vec<u8>>,
+    public: bool,
+    ctx: &str,
+) {
+    let acl = c
+        .get_object_acl()
+        .bucket(BUCKET)
+        .key(key)
+        .version_id(version)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{ctx}: ACL of {version}: {e:?}"));
+    let owner = acl.owner().and_then(|o| o.id()).map(str::to_owned);
+    let mut grants: Vec<(Option<String>, Option<String>, Permission)> = acl
+        .grants()
+        .iter()
+        .map(|g| {
+            let who = g.grantee().expect("a grantee");
+            (
+                who.id().map(str::to_owned),
+                who.uri().map(str::to_owned),
+                g.permission().expect("a permission").clone(),
+            )
+        })
+        .collect();
+    grants.sort_by_key(|g| format!("{g:?}"));
+    let mut want = vec![(owner, None, Permission::FullControl)];
+    if public {
+        want.push((None, Some(ALL_USERS.to_owned()), Permission::Read));
+    }
+    want.sort_by_key(|g| format!("{g:?}"));
+    assert_eq!(grants, want, "{ctx}: grants of {version}");
+    let got = anonymous
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .version_id(version)
+        .send()
+        .await;
+    match got {
+        Ok(o) if public => {
+            let bytes = o.body.collect().await.unwrap().into_bytes().to_vec();
+            assert!(
+                Some(&bytes) == body,
+                "{ctx}: an anonymous read of {version} has other bytes"
+            );
+        }
+        Err(e) if !public => {
+            assert_eq!(err_of(&e), (403, "AccessDenied".into()), "{ctx}: {version}");
+        }
+        got => panic!(
+            "{ctx}: an anonymous read of {version} (public: {public}) answered {:?}",
+            got.map(|_| ()).map_err(|e| err_of(&e))
+        ),
+    }
+}
+
+const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
 
 /// The tags of one version.
 async fn tags_of(c: &Client, key: &str, version: &str) -> Tags {
@@ -455,6 +566,7 @@ async fn run(kind: &str, seed: u64, ops: usize) {
         None
     };
     let shared = Arc::new(Mutex::new(Shared::default()));
+    let anonymous = anonymous_client(&first.endpoint);
     let mut tasks = Vec::new();
     for id in 0..CLIENTS {
         let c = match (&second, id % 2) {
@@ -469,6 +581,7 @@ async fn run(kind: &str, seed: u64, ops: usize) {
             ops,
             shared.clone(),
             native,
+            anonymous.clone(),
         )));
     }
     let mut made: Made = BTreeMap::new();
@@ -534,9 +647,13 @@ async fn run(kind: &str, seed: u64, ops: usize) {
         }
     }
     for r in &rows {
-        let (key, body, tags) = &made[&r.1];
+        let (key, body, tags, public) = &made[&r.1];
         assert_eq!(&r.0, key, "{kind} seed {seed}");
         assert_eq!(r.2, body.is_none(), "{kind} seed {seed}");
+        if body.is_some() && !native {
+            let ctx = format!("{kind} seed {seed} at the end");
+            check_acl(&c, &anonymous, key, &r.1, body.as_ref(), *public, &ctx).await;
+        }
         if body.is_some() {
             let mut want = tags.clone();
             want.sort();
