@@ -4,10 +4,10 @@
 use cases::{Call, Expect};
 
 use crate::bindings::switchyard::policy::types::{Member, Object, PolicyError, TierAction};
-use crate::{parse_config, place, route, tier};
+use crate::{Config, place, route, tier};
 
 fn answer(case: &cases::Case, members: &[Member]) -> Result<Expect, PolicyError> {
-    let config = parse_config(&case.config)?;
+    let config = Config::parse(&case.config).map_err(PolicyError::InvalidInput)?;
     match case.call {
         Call::Place => place(members).map(Expect::Members),
         Call::Route => route(members).map(Expect::Members),

@@ -70,10 +70,6 @@ fn config() -> Result<&'static Config, PolicyError> {
         .map_err(|e| PolicyError::InvalidInput(e.clone()))
 }
 
-fn parse_config(text: &str) -> Result<Config, PolicyError> {
-    Config::parse(text).map_err(PolicyError::InvalidInput)
-}
-
 fn has_tier(member: &Member, tier: &str) -> bool {
     member.labels.iter().any(|(k, v)| k == TIER && v == tier)
 }

@@ -6,10 +6,10 @@ use cases::{Call, Expect};
 use crate::bindings::switchyard::policy::types::{
     Member, Object, PolicyError, Request, TierAction,
 };
-use crate::{parse_config, place, route, tier};
+use crate::{Config, place, route, tier};
 
 fn answer(case: &cases::Case, members: &[Member]) -> Result<Expect, PolicyError> {
-    let config = parse_config(&case.config)?;
+    let config = Config::parse(&case.config).map_err(PolicyError::InvalidInput)?;
     let (req, obj) = (request(&case.request), object(&case.object));
     match case.call {
         Call::Place => place(&config, &req, &obj, members).map(Expect::Members),

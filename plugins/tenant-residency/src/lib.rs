@@ -59,10 +59,6 @@ fn config() -> Result<&'static Config, PolicyError> {
         .map_err(|e| PolicyError::InvalidInput(e.clone()))
 }
 
-fn parse_config(text: &str) -> Result<Config, PolicyError> {
-    Config::parse(text).map_err(PolicyError::InvalidInput)
-}
-
 /// A debug line in Switchyard's log. Native unit tests have no host, so there it goes nowhere.
 fn debug(message: impl FnOnce() -> String) {
     #[cfg(not(test))]
