@@ -6,6 +6,8 @@
 //!    policy component, and their ratio.
 //!
 //! Run: `cargo bench -p switchyard-tests --bench policy` after `plugins/build-all.sh`.
+//! `-- --profile NAME` (an example policy, or `fixed`) runs only that policy's warm `place`
+//! for 10 s and prints the medians of successive blocks of calls, for `perf record`.
 //! Targets: a Rust policy decides in under 5 µs (median); policies cost under 3% of PUT
 //! throughput on 1 MiB objects.
 
@@ -90,6 +92,54 @@ fn measure(n: usize, mut f: impl FnMut()) -> (Duration, Duration) {
     (percentile(&samples, 0.5), percentile(&samples, 0.99))
 }
 
+fn profile(name: &str) {
+    let bytes = if name == "fixed" {
+        fixed_policy("us-s3", Misbehaviour::None)
+    } else {
+        std::fs::read(repo_root().join(format!("plugins/{name}/{name}.wasm")))
+            .expect("the policy, built (plugins/build-all.sh)")
+    };
+    let engine = WasmEngine::new(&EngineSettings::default()).expect("engine");
+    let settings = CallSettings {
+        config: r#"{"prefixes": {"eu": "eu"}, "default": "us"}"#.into(),
+        timeout: Duration::from_secs(1),
+        ..CallSettings::default()
+    };
+    let policy = WasmPolicy::load(&engine, "bench", &bytes, settings).expect("policy");
+    let (req, obj) = inputs();
+    let ms = members();
+    let started = Instant::now();
+    let mut times = Vec::new();
+    while started.elapsed() < Duration::from_secs(10) {
+        for _ in 0..1000 {
+            let t = Instant::now();
+            let _ = std::hint::black_box(policy.place(&req, &obj, &ms));
+            times.push(t.elapsed());
+        }
+    }
+    let window = |w: &[Duration]| {
+        let mut w = w.to_vec();
+        w.sort();
+        percentile(&w, 0.5)
+    };
+    let medians: Vec<String> = times
+        .chunks(50_000)
+        .map(|c| format!("{:.1}", window(c).as_secs_f64() * 1e6))
+        .collect();
+    println!("medians of 50000 calls in turn, µs: {}", medians.join(" "));
+    let total: Duration = times.iter().sum();
+    let mean = total / u32::try_from(times.len()).unwrap_or(u32::MAX);
+    times.sort();
+    println!(
+        "{name}: {} calls, mean {mean:?}, median {:?}, p99 {:?}, p99.9 {:?}, max {:?}",
+        times.len(),
+        percentile(&times, 0.5),
+        percentile(&times, 0.99),
+        percentile(&times, 0.999),
+        times[times.len() - 1]
+    );
+}
+
 fn decision_latency() {
     println!(
         "## Per-decision latency (place), {} members",
@@ -110,7 +160,7 @@ fn decision_latency() {
     );
     let engine = WasmEngine::new(&EngineSettings::default()).expect("engine");
     let mut candidates: Vec<(String, Vec<u8>, String, usize)> = vec![(
-        "fixed answer (WAT, fresh instance)".into(),
+        "fixed answer (WAT)".into(),
         fixed_policy("us-s3", Misbehaviour::None),
         String::new(),
         5_000,
@@ -148,7 +198,7 @@ fn decision_latency() {
             memory_bytes: 256 << 20,
             ..CallSettings::default()
         };
-        let policy = match WasmPolicy::load(&engine, "bench", &bytes, settings) {
+        let warm = match WasmPolicy::load(&engine, "bench", &bytes, settings) {
             Ok(p) => p,
             Err(e) => {
                 println!("{label}: {e}");
@@ -156,28 +206,26 @@ fn decision_latency() {
             }
         };
         assert!(
-            matches!(policy.place(&req, &obj, &ms), Ok(Ok(_))),
+            matches!(warm.place(&req, &obj, &ms), Ok(Ok(_))),
             "{label} does not decide the benchmark input"
         );
-        let (med, p99) = measure(n, || {
-            let _ = std::hint::black_box(policy.place(&req, &obj, &ms));
-        });
-        let ratio = med.as_secs_f64() / native_med.as_secs_f64().max(1e-9);
-        println!("{label:<34} {med:>12?} {p99:>12?} {ratio:>10.0}");
-        if !policy.info().uses_wasi && policy.info().size < 1 << 20 {
-            // The same component with warm instances, as large guests run by default.
-            let warm = policy.reconfigured(CallSettings {
-                warm_instances: Some(1),
-                ..policy_settings(&policy)
-            });
+        let row = |label: &str, policy: &WasmPolicy| {
             let (med, p99) = measure(n, || {
-                let _ = std::hint::black_box(warm.place(&req, &obj, &ms));
+                let _ = std::hint::black_box(policy.place(&req, &obj, &ms));
             });
             let ratio = med.as_secs_f64() / native_med.as_secs_f64().max(1e-9);
-            println!(
-                "{:<34} {med:>12?} {p99:>12?} {ratio:>10.0}",
-                format!("  same, warm instance")
-            );
+            println!("{label:<34} {med:>12?} {p99:>12?} {ratio:>10.0}");
+        };
+        // Warm instances (the default), and small guests also with a fresh instance per
+        // call (`warm_instances = 0`); large ones (JavaScript, Python) take milliseconds
+        // to set up and only make sense warm.
+        row(&label, &warm);
+        if !warm.info().uses_wasi && warm.info().size < 1 << 20 {
+            let fresh = warm.reconfigured(CallSettings {
+                warm_instances: Some(0),
+                ..policy_settings(&warm)
+            });
+            row("  same, a fresh instance per call", &fresh);
         }
     }
 }
@@ -378,6 +426,13 @@ fn policy_settings(p: &WasmPolicy) -> CallSettings {
 }
 
 fn main() {
+    // `--profile NAME` (an example policy, or `fixed` for the WAT one): nothing but that
+    // policy's warm `place` in a loop for 10 s, to run under `perf record`.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--profile") {
+        profile(args.get(i + 1).map_or("fixed", String::as_str));
+        return;
+    }
     decision_latency();
 
     let dir = TempDir::new("bench-plugins");
