@@ -83,7 +83,14 @@ async fn delete_bucket_aborts_uploads_memory() {
 /// delete that succeeds saw no acknowledged write (each PUT either landed first, and then
 /// the delete is refused, or fails with NoSuchBucket); a refused delete leaves every
 /// acknowledged object readable.
-async fn delete_racing_puts(deleter: &Gateway, writer: &Gateway, tag: &str, rounds: u64) {
+/// Round `r` starts the delete `r * step_us` µs after the PUTs are sent.
+async fn delete_racing_puts(
+    deleter: &Gateway,
+    writer: &Gateway,
+    tag: &str,
+    rounds: u64,
+    step_us: u64,
+) {
     let (c, w) = (deleter.client(), writer.client());
     let mut deleted_rounds = 0;
     let mut refused_rounds = 0;
@@ -110,7 +117,7 @@ async fn delete_racing_puts(deleter: &Gateway, writer: &Gateway, tag: &str, roun
             .buffer_unordered(24)
             .collect::<Vec<_>>();
         let delete = async {
-            tokio::time::sleep(std::time::Duration::from_micros(round * 150)).await;
+            tokio::time::sleep(std::time::Duration::from_micros(round * step_us)).await;
             c.delete_bucket().bucket(&bucket).send().await
         };
         let (puts, deleted) = tokio::join!(puts, delete);
@@ -146,8 +153,8 @@ async fn delete_bucket_racing_puts_loses_nothing_fs() {
         Gateway::start(&config).await.unwrap(),
         Gateway::start(&config).await.unwrap(),
     );
-    delete_racing_puts(&a, &a, "one", 40).await;
-    delete_racing_puts(&a, &b, "two", 40).await;
+    delete_racing_puts(&a, &a, "one", 40, 150).await;
+    delete_racing_puts(&a, &b, "two", 40, 150).await;
     a.stop().await;
     b.stop().await;
 }
@@ -155,7 +162,7 @@ async fn delete_bucket_racing_puts_loses_nothing_fs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn delete_bucket_racing_puts_loses_nothing_memory() {
     let gw = Gateway::start(MEMORY_CONFIG).await.unwrap();
-    delete_racing_puts(&gw, &gw, "one", 40).await;
+    delete_racing_puts(&gw, &gw, "one", 40, 150).await;
     gw.stop().await;
 }
 
@@ -164,11 +171,12 @@ async fn delete_bucket_racing_puts_loses_nothing_memory() {
 /// completes first and the delete is refused (the object stays readable), or the delete
 /// goes first, taking the upload with it, and the completion fails with 404
 /// (NoSuchUpload or NoSuchBucket) leaving nothing. Never both acknowledged, never a 500.
-async fn complete_racing_delete(a: &Gateway, b: &Gateway) {
+/// Round `r` starts the delete `r * step_us` µs after the completion's moment.
+async fn complete_racing_delete(a: &Gateway, b: &Gateway, rounds: u64, step_us: u64) {
     use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
     let (ca, cb) = (a.client(), b.client());
     let (mut completed, mut deleted) = (0, 0);
-    for round in 0..30u64 {
+    for round in 0..rounds {
         let bucket = format!("mpu-race-{round}");
         ca.create_bucket().bucket(&bucket).send().await.unwrap();
         let up = cb
@@ -211,7 +219,7 @@ async fn complete_racing_delete(a: &Gateway, b: &Gateway) {
                 .await
         };
         let delete = async {
-            tokio::time::sleep(std::time::Duration::from_micros(round * 500)).await;
+            tokio::time::sleep(std::time::Duration::from_micros(round * step_us)).await;
             ca.delete_bucket().bucket(&bucket).send().await
         };
         let (completion, deletion) = tokio::join!(complete, delete);
@@ -253,8 +261,8 @@ async fn delete_bucket_racing_a_completion_fs() {
         Gateway::start(&config).await.unwrap(),
         Gateway::start(&config).await.unwrap(),
     );
-    complete_racing_delete(&a, &a).await;
-    complete_racing_delete(&a, &b).await;
+    complete_racing_delete(&a, &a, 30, 500).await;
+    complete_racing_delete(&a, &b, 30, 500).await;
     a.stop().await;
     b.stop().await;
 }
@@ -262,7 +270,7 @@ async fn delete_bucket_racing_a_completion_fs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn delete_bucket_racing_a_completion_memory() {
     let gw = Gateway::start(MEMORY_CONFIG).await.unwrap();
-    complete_racing_delete(&gw, &gw).await;
+    complete_racing_delete(&gw, &gw, 30, 500).await;
     gw.stop().await;
 }
 
@@ -341,10 +349,11 @@ async fn delete_bucket_racing_puts_loses_nothing_remote() {
             Gateway::start(&config).await.unwrap(),
             Gateway::start(&config).await.unwrap(),
         );
-        // Fewer rounds than on `fs`: each costs some 40 requests to an emulator.
-        delete_racing_puts(&a, &a, "one", 12).await;
+        // Fewer rounds than on `fs`, in longer steps over the PUTs' first 3 ms: each
+        // costs some 40 requests to an emulator.
+        delete_racing_puts(&a, &a, "one", 12, 250).await;
         // Across engines: the writer's engine is not fenced by the deleter's write gate.
-        delete_racing_puts(&a, &b, "two", 20).await;
+        delete_racing_puts(&a, &b, "two", 12, 250).await;
         a.stop().await;
         b.stop().await;
     }
@@ -355,7 +364,9 @@ async fn delete_bucket_racing_a_completion_remote() {
     for kind in [Kind::S3, Kind::Azure, Kind::Gcs] {
         let (_fx, config) = remote(kind).await;
         let gw = Gateway::start(&config).await.unwrap();
-        complete_racing_delete(&gw, &gw).await;
+        // Fewer rounds, in longer steps over the same 15 ms: a round is a few dozen
+        // requests to an emulator.
+        complete_racing_delete(&gw, &gw, 20, 750).await;
         gw.stop().await;
     }
 }

@@ -1,7 +1,7 @@
 //! Migrations across backend kinds, against real servers: S3 (moto) to Azure (Azurite)
 //! with the `switchyard migrate` binary, and Azure to GCS (fake-gcs-server) with the
 //! library's mover in `move` mode. The source is seeded through the gateway (so metadata is
-//! stored the way Switchyard stores it) with ~2000 small objects and three multipart-sized
+//! stored the way Switchyard stores it) with 1200 small objects and three multipart-sized
 //! ones; afterwards the destination is checked object by object with the backend's own
 //! client (tests/python/verify_manifest.py) and the bucket is read through the gateway.
 
@@ -20,7 +20,10 @@ use object_store::ObjectStore;
 use switchyard::mover::{MigrateSpec, Mode, Progress, Shard, migrate};
 use switchyard_tests::harness::{Fixture, Gateway, Kind, TempDir, repo_root, run_switchyard};
 
-const SMALL: usize = 2000;
+/// Past one listing page of S3 and GCS (1000 keys), so the copier and the checks page.
+/// (2000 until 7 December: the same pages, for more of the CI run, whose slowest binary
+/// this is.)
+const SMALL: usize = 1200;
 /// Multipart-sized objects: each a few times `[server] part_size` (5 MiB here) and above
 /// 8 MiB, so both the seeding PUT through the gateway and the mover's copy go in parts.
 const BIG: [usize; 3] = [12 * 1024 * 1024 + 3, 16 * 1024 * 1024, 20 * 1024 * 1024 - 1];
