@@ -222,6 +222,15 @@ pub fn err_of<E: ProvideErrorMetadata>(
     (status, code)
 }
 
+/// A PutBucketVersioning body: `Enabled` or `Suspended`.
+pub fn versioning_config(
+    status: aws_sdk_s3::types::BucketVersioningStatus,
+) -> aws_sdk_s3::types::VersioningConfiguration {
+    aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(status)
+        .build()
+}
+
 /// The kinds of backend every conformance test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

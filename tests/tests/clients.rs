@@ -7,7 +7,7 @@ use std::process::Command;
 
 use aws_sdk_s3::primitives::ByteStream;
 use switchyard_tests::harness::{
-    ACCESS_KEY, Fixture, Gateway, Kind, SECRET_KEY, TempDir, repo_root,
+    ACCESS_KEY, Fixture, Gateway, Kind, SECRET_KEY, TempDir, repo_root, versioning_config,
 };
 
 fn run(cmd: &mut Command, what: &str) {
@@ -382,11 +382,9 @@ async fn eject_s3_versions() {
     let c = gw.client();
     c.put_bucket_versioning()
         .bucket("ejectv")
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
+        .versioning_configuration(versioning_config(
+            aws_sdk_s3::types::BucketVersioningStatus::Enabled,
+        ))
         .send()
         .await
         .unwrap();

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use switchyard_tests::compat;
 use switchyard_tests::harness::{
     ACCESS_KEY, Fixture, Gateway, Kind, SECRET_KEY, TempDir, anonymous_client, err_of,
-    list_all_versions, sign_unsigned_payload,
+    list_all_versions, sign_unsigned_payload, versioning_config,
 };
 
 const BUCKET: &str = "conformance";
@@ -2371,11 +2371,7 @@ async fn checked_before_not_implemented(gw: &Gateway, c: &Client, kind: Kind) {
         let e = c
             .put_bucket_versioning()
             .bucket(bucket)
-            .versioning_configuration(
-                aws_sdk_s3::types::VersioningConfiguration::builder()
-                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                    .build(),
-            )
+            .versioning_configuration(enabled())
             .send()
             .await
             .unwrap_err();
@@ -5080,15 +5076,7 @@ async fn tagging(c: &Client, kind: Kind) {
 }
 
 fn enabled() -> aws_sdk_s3::types::VersioningConfiguration {
-    versioning_status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-}
-
-fn versioning_status(
-    s: aws_sdk_s3::types::BucketVersioningStatus,
-) -> aws_sdk_s3::types::VersioningConfiguration {
-    aws_sdk_s3::types::VersioningConfiguration::builder()
-        .status(s)
-        .build()
+    versioning_config(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
 }
 
 async fn put_body(c: &Client, bucket: &str, key: &str, body: &'static [u8]) -> Option<String> {
@@ -5274,7 +5262,7 @@ async fn versioning(fx: &Fixture) {
     // Suspended: writes are the null version, replacing the one before.
     c.put_bucket_versioning()
         .bucket(b)
-        .versioning_configuration(versioning_status(
+        .versioning_configuration(versioning_config(
             aws_sdk_s3::types::BucketVersioningStatus::Suspended,
         ))
         .send()
@@ -5398,7 +5386,7 @@ async fn versioning(fx: &Fixture) {
     let e = c
         .put_bucket_versioning()
         .bucket("fixed")
-        .versioning_configuration(versioning_status(
+        .versioning_configuration(versioning_config(
             aws_sdk_s3::types::BucketVersioningStatus::Suspended,
         ))
         .send()
@@ -5721,7 +5709,7 @@ async fn versioned_multipart(fx: &Fixture) {
     // Suspended: the completion is the null version.
     c.put_bucket_versioning()
         .bucket(b)
-        .versioning_configuration(versioning_status(
+        .versioning_configuration(versioning_config(
             aws_sdk_s3::types::BucketVersioningStatus::Suspended,
         ))
         .send()
@@ -6562,7 +6550,7 @@ async fn native_deletes(c: &Client, raw: &Client, nat: &str, v1: &str, v2: &str)
     // Suspended: writes are the null version, replacing the one before.
     c.put_bucket_versioning()
         .bucket(b)
-        .versioning_configuration(versioning_status(
+        .versioning_configuration(versioning_config(
             aws_sdk_s3::types::BucketVersioningStatus::Suspended,
         ))
         .send()

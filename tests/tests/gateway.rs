@@ -10,6 +10,7 @@ use futures::StreamExt;
 use switchyard_tests::emulators::Moto;
 use switchyard_tests::harness::{
     ACCESS_KEY, Gateway, SECRET_KEY, TempDir, err_of, presign_query, s3_client, tmp_files,
+    versioning_config,
 };
 
 async fn put(c: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &'static [u8]) {
@@ -876,11 +877,9 @@ async fn an_s3_member_without_versioning_serves_every_request() {
     let e = c
         .put_bucket_versioning()
         .bucket("plain")
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
+        .versioning_configuration(versioning_config(
+            aws_sdk_s3::types::BucketVersioningStatus::Enabled,
+        ))
         .send()
         .await
         .unwrap_err();

@@ -23,7 +23,7 @@ use aws_sdk_s3::types::{ObjectCannedAcl, Permission};
 use rand::{Rng, SeedableRng};
 use switchyard_tests::harness::{
     Fixture, Gateway, Kind, TempDir, anonymous_client, err_of, list_all_versions,
-    list_all_versions_by_time,
+    list_all_versions_by_time, versioning_config,
 };
 
 const BUCKET: &str = "vers";
@@ -550,11 +550,9 @@ async fn run(kind: &str, seed: u64, ops: usize) {
             .client()
             .put_bucket_versioning()
             .bucket(BUCKET)
-            .versioning_configuration(
-                aws_sdk_s3::types::VersioningConfiguration::builder()
-                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                    .build(),
-            )
+            .versioning_configuration(versioning_config(
+                aws_sdk_s3::types::BucketVersioningStatus::Enabled,
+            ))
             .send()
             .await
             .unwrap();
