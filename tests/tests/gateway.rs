@@ -9,8 +9,8 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use futures::StreamExt;
 use switchyard_tests::emulators::Moto;
 use switchyard_tests::harness::{
-    ACCESS_KEY, Gateway, SECRET_KEY, TempDir, err_of, presign_query, s3_client, tmp_files,
-    versioning_config,
+    ACCESS_KEY, Gateway, SECRET_KEY, TempDir, err_of, presign_query, s3_client, serve_s3s_fs,
+    tmp_files, versioning_config,
 };
 
 async fn put(c: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &'static [u8]) {
@@ -854,11 +854,9 @@ async fn a_client_stall_is_not_blamed_on_the_backend() {
 /// down. PutBucketVersioning answers the server's `501` and leaves the member healthy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_s3_member_without_versioning_serves_every_request() {
-    let dir = switchyard_tests::harness::TempDir::new("s3s-fs-origin");
+    let dir = TempDir::new("s3s-fs-origin");
     std::fs::create_dir_all(dir.0.join("origin")).unwrap();
-    let endpoint = switchyard_tests::harness::serve_s3s_fs(&dir.0)
-        .await
-        .unwrap();
+    let endpoint = serve_s3s_fs(&dir.0).await.unwrap();
     let gw = Gateway::start(&format!(
         "version = 1\n[backends.plain]\nkind = \"s3\"\nbucket = \"origin\"\nendpoint = {endpoint:?}\nallow_http = true\naccess_key_id = \"test\"\nsecret_access_key = \"test\"\nnetwork = {{ max_retries = 0 }}\n[buckets.plain]\nmembers = [\"plain\"]\n"
     ))

@@ -5,10 +5,10 @@
 //! keys, on fs through two engines over one directory; every answer is checked as it comes
 //! (a version's ACL by GetObjectAcl and by an anonymous read, which it alone decides), and
 //! at the end every version any client kept must be listed, readable with its tags and ACL
-//! and in its writer's order, the current object of each key must be its newest version, and on fs the
-//! directory must hold that data at the key's path. A second test stops writes (PUTs,
-//! multipart completions, markers, deletes)
-//! between their steps (as a crash there would) and checks that nothing is lost.
+//! and in its writer's order, the current object of each key must be its newest version,
+//! and on fs the directory must hold that data at the key's path. A second test stops
+//! writes (PUTs, multipart completions, markers, deletes) between their steps (as a crash
+//! there would) and checks that nothing is lost.
 //!
 //! `VERSIONING_SEED=<n>` replays a seed (the interleaving of the clients is the machine's,
 //! so a replay reproduces the operations, not necessarily the same race);
