@@ -311,8 +311,8 @@ fn backends(router: &Router, buckets: &[Arc<crate::router::VirtualBucket>]) -> s
                 "kind": v.kind,
                 "labels": v
                     .labels
-                    .into_iter()
-                    .map(|(k, v)| (k, serde_json::Value::String(v)))
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
                     .collect::<serde_json::Map<_, _>>(),
                 "healthy": v.healthy,
                 "latency_us": v.latency_us,

@@ -19,6 +19,24 @@ pub fn init(
     Option<crate::frontend::access_log::Guard>,
     tracing_appender::non_blocking::WorkerGuard,
 ) {
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (dispatch, access, guard) = dispatch(json, ansi, out);
+    dispatch.init();
+    (access, guard)
+}
+
+/// The subscriber [`init`] installs, for a caller that sets it itself (the policy
+/// benchmark measures a decision under it, on one thread, with `set_default`). The access
+/// log's sink is process-wide all the same.
+pub fn dispatch(
+    json: bool,
+    ansi: bool,
+    out: impl Write + Send + 'static,
+) -> (
+    tracing::Dispatch,
+    Option<crate::frontend::access_log::Guard>,
+    tracing_appender::non_blocking::WorkerGuard,
+) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off"));
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
@@ -31,13 +49,13 @@ pub fn init(
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(writer);
-    if json {
+    let dispatch = if json {
         // Event fields at the top level; the request's span (its id, operation and
         // bucket) stays under `span`, so that what the engine logs while it handles a
         // request still names it (the access log writes its own flat lines).
-        builder.json().flatten_event(true).init();
+        tracing::Dispatch::new(builder.json().flatten_event(true).finish())
     } else {
-        builder.init();
-    }
-    (access, guard)
+        tracing::Dispatch::new(builder.finish())
+    };
+    (dispatch, access, guard)
 }

@@ -85,6 +85,47 @@ pub enum Call {
     Tier,
 }
 
+const CALLS: usize = 4;
+const OUTCOMES: usize = 7;
+const _: () =
+    assert!(Call::Tier as usize + 1 == CALLS && Outcome::NotLoaded as usize + 1 == OUTCOMES);
+
+/// One policy's decision metrics, looked up once and kept (by its bucket): a family
+/// lookup takes owned labels, an allocation and a hash, and two of them cost a warm
+/// decision about 0.3 µs. The handles share their series with the families, so
+/// `/metrics` shows the same counts. A counter is made on its first use, so that series
+/// that never counted stay out of the exposition, as before.
+#[derive(Debug)]
+pub struct DecisionHandles {
+    policy: String,
+    seconds: Histogram,
+    counts: [std::sync::OnceLock<Counter>; CALLS * OUTCOMES],
+}
+
+impl DecisionHandles {
+    /// How long one call took (`switchyard_policy_decision_seconds`).
+    pub fn observe(&self, seconds: f64) {
+        self.seconds.observe(seconds);
+    }
+
+    /// Counts a decision (`switchyard_policy_decisions_total`) in `metrics`, the
+    /// registry these handles came from.
+    pub fn count(&self, metrics: &Metrics, call: Call, outcome: Outcome) {
+        self.counts[call as usize * OUTCOMES + outcome as usize]
+            .get_or_init(|| {
+                metrics
+                    .decisions
+                    .get_or_create(&DecisionLabels {
+                        policy: self.policy.clone(),
+                        call,
+                        outcome,
+                    })
+                    .clone()
+            })
+            .inc();
+    }
+}
+
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum ReloadResult {
     Loaded,
@@ -736,14 +777,19 @@ impl Metrics {
         }
     }
 
-    pub fn decision(&self, policy: &str, call: Call, outcome: Outcome) {
-        self.decisions
-            .get_or_create(&DecisionLabels {
-                policy: policy.to_owned(),
-                call,
-                outcome,
-            })
-            .inc();
+    /// One policy's decision metrics, for a caller that keeps them
+    /// ([`DecisionHandles`]).
+    pub fn decision_handles(&self, policy: &str) -> DecisionHandles {
+        DecisionHandles {
+            policy: policy.to_owned(),
+            seconds: self
+                .decision_seconds
+                .get_or_create(&PolicyLabels {
+                    policy: policy.to_owned(),
+                })
+                .clone(),
+            counts: std::array::from_fn(|_| std::sync::OnceLock::new()),
+        }
     }
 
     pub fn reload(&self, policy: &str, result: ReloadResult) {

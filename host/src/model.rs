@@ -271,14 +271,29 @@ pub struct PutOutcome {
     pub etag: Option<String>,
 }
 
-/// What a policy sees of a member.
+/// What a policy sees of a member. A request's views borrow the name and labels from
+/// its backends ([`crate::backends::Backend::view`]): copying them for every decision
+/// was 17 allocations for a bucket of three members, a tenth of a warm Rust decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberView {
-    pub name: String,
+pub struct MemberView<'a> {
+    pub name: std::borrow::Cow<'a, str>,
     pub kind: &'static str,
-    pub labels: Vec<(String, String)>,
+    pub labels: std::borrow::Cow<'a, [(String, String)]>,
     pub healthy: bool,
     pub latency_us: Option<u64>,
+}
+
+impl MemberView<'_> {
+    /// A copy that borrows nothing, for a call that runs on a thread of its own.
+    pub fn owned(&self) -> MemberView<'static> {
+        MemberView {
+            name: self.name.clone().into_owned().into(),
+            kind: self.kind,
+            labels: self.labels.clone().into_owned().into(),
+            healthy: self.healthy,
+            latency_us: self.latency_us,
+        }
+    }
 }
 
 /// Whose fault an error is decides its S3 code and whether a retry can help.

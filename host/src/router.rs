@@ -74,6 +74,9 @@ pub struct VirtualBucket {
     /// The stored versioning state of a bucket made by CreateBucket, as last read (see
     /// [`Router::versioning`]); read again once [`POLICY_CACHE`] old.
     versioning: std::sync::Mutex<Option<(Instant, versions::State)>>,
+    /// Its policy's decision metrics, from the first decision on (see
+    /// [`metrics::DecisionHandles`]).
+    decisions: std::sync::OnceLock<metrics::DecisionHandles>,
 }
 
 impl VirtualBucket {
@@ -100,7 +103,15 @@ impl VirtualBucket {
             block: std::sync::Mutex::new(None),
             acl: std::sync::Mutex::new(None),
             versioning: std::sync::Mutex::new(None),
+            decisions: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Its policy's decision metrics in `metrics`, the registry of the router that holds
+    /// it.
+    fn decision_metrics(&self, metrics: &Metrics) -> &metrics::DecisionHandles {
+        self.decisions
+            .get_or_init(|| metrics.decision_handles(&self.policy))
     }
 
     /// Whether the bucket's record is to be looked up again, [`DYNAMIC_RECHECK`] after
@@ -129,7 +140,7 @@ impl VirtualBucket {
         Ok(guard)
     }
 
-    pub fn views(&self) -> Vec<MemberView> {
+    pub fn views(&self) -> Vec<MemberView<'_>> {
         self.members.iter().map(|m| m.view()).collect()
     }
 
@@ -258,6 +269,12 @@ fn classify<T>(
 
 /// Turns policy calls into decisions: validates answers, applies the bucket's failure
 /// mode, logs one line per decision and counts outcomes.
+///
+/// The decision's line is at `debug` (target `switchyard::decisions`): at `info` it was
+/// formatted and written on every request of a policy bucket, beside the request's access
+/// log line, and cost about as much as a warm Rust decision itself (policy bench, "under
+/// the engine's logging"). A decision that fails is still logged (or noted on the access
+/// log line) by [`Decider::fail`].
 pub struct Decider {
     pub policies: Option<Arc<PolicySet>>,
     pub metrics: Arc<Metrics>,
@@ -311,12 +328,14 @@ impl Decider {
                         (req, obj, &views),
                         |(req, obj, members), p| run(p, req, obj, members),
                         |(req, obj, members)| {
-                            let (req, obj, members) = (req.clone(), obj.clone(), members.clone());
+                            let (req, obj) = (req.clone(), obj.clone());
+                            let members: Vec<MemberView<'static>> =
+                                members.iter().map(MemberView::owned).collect();
                             Box::new(move |p| run(p, &req, &obj, &members))
                         },
                     )
                     .await;
-                self.observe_call(&vb.policy, started);
+                self.observe_call(vb, started);
                 classify(r, |answer| {
                     Ok(RouteAnswer {
                         members: validate_answer(answer.members, &views)
@@ -326,9 +345,9 @@ impl Decider {
                 })
             }
         };
-        self.metrics.decision(&vb.policy, call, outcome);
-        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        tracing::info!(
+        vb.decision_metrics(&self.metrics)
+            .count(&self.metrics, call, outcome);
+        tracing::debug!(
             target: "switchyard::decisions",
             policy = %vb.policy,
             hash = %hash,
@@ -340,7 +359,7 @@ impl Decider {
             members = views.len(),
             answer = ?result,
             outcome = ?outcome,
-            duration_us = micros,
+            duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             "decision"
         );
         match result {
@@ -397,12 +416,8 @@ impl Decider {
     }
 
     /// Records how long one policy call took (the guest's time, not the answer's checks).
-    fn observe_call(&self, policy: &str, started: Instant) {
-        self.metrics
-            .decision_seconds
-            .get_or_create(&metrics::PolicyLabels {
-                policy: policy.to_owned(),
-            })
+    fn observe_call(&self, vb: &VirtualBucket, started: Instant) {
+        vb.decision_metrics(&self.metrics)
             .observe(started.elapsed().as_secs_f64());
     }
 
@@ -428,20 +443,22 @@ impl Decider {
                 Err("the policy is not loaded".to_owned()),
             ),
             Some(p) => {
-                let (o, c, members) = (obj.clone(), current.to_owned(), views.clone());
+                let (o, c) = (obj.clone(), current.to_owned());
+                let members: Vec<MemberView<'static>> =
+                    views.iter().map(MemberView::owned).collect();
                 let r = p
                     .clone()
                     .call_off_thread(move |p| p.tier(&o, &c, &members))
                     .await;
-                self.observe_call(&vb.policy, started);
+                self.observe_call(vb, started);
                 classify(r, |action| {
                     validate_tier(action, current, &views).map_err(|e| e.to_string())
                 })
             }
         };
-        self.metrics
-            .decision(&vb.policy, metrics::Call::Tier, outcome);
-        tracing::info!(
+        vb.decision_metrics(&self.metrics)
+            .count(&self.metrics, metrics::Call::Tier, outcome);
+        tracing::debug!(
             target: "switchyard::decisions",
             policy = %vb.policy,
             hash = %loaded.as_ref().map_or("-", |p| p.short_hash()),
@@ -496,13 +513,13 @@ impl Decider {
                         },
                     )
                     .await;
-                self.observe_call(&vb.policy, started);
+                self.observe_call(vb, started);
                 classify(r, Ok)
             }
         };
-        self.metrics
-            .decision(&vb.policy, metrics::Call::Admit, outcome);
-        tracing::info!(
+        vb.decision_metrics(&self.metrics)
+            .count(&self.metrics, metrics::Call::Admit, outcome);
+        tracing::debug!(
             target: "switchyard::decisions",
             policy = %vb.policy,
             hash = %hash,

@@ -2,12 +2,17 @@
 //!
 //! 1. Per-decision latency of `place`: the built-in default (native) against each example
 //!    policy component (Rust, JavaScript, Python) and a minimal WAT policy, median and p99.
-//! 2. Gateway PUT throughput on 1 MiB objects with the built-in policy and with a Rust
+//! 2. The same decisions as a request makes them, through the router's decider; last,
+//!    also under the engine's own logging.
+//! 3. Gateway PUT throughput on 1 MiB objects with the built-in policy and with a Rust
 //!    policy component, and their ratio.
+//! 4. Isolation: a bucket's GETs while another bucket's policy loops.
 //!
 //! Run: `cargo bench -p switchyard-tests --bench policy` after `plugins/build-all.sh`.
 //! `-- --profile NAME` (an example policy, or `fixed`) runs only that policy's warm `place`
-//! for 10 s and prints the medians of successive blocks of calls, for `perf record`.
+//! for 10 s and prints the medians of successive blocks of calls, for `perf record`;
+//! `--profile NAME --decider` runs an in-server row's call through the decider instead,
+//! under the engine's logging.
 //! Targets: a Rust policy decides in under 5 µs (median); policies cost under 3% of PUT
 //! throughput on 1 MiB objects.
 
@@ -26,7 +31,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
-fn members() -> Vec<MemberView> {
+fn members() -> Vec<MemberView<'static>> {
     vec![
         MemberView {
             name: "us-s3".into(),
@@ -34,7 +39,8 @@ fn members() -> Vec<MemberView> {
             labels: vec![
                 ("region".into(), "us".into()),
                 ("tier".into(), "hot".into()),
-            ],
+            ]
+            .into(),
             healthy: true,
             latency_us: Some(900),
         },
@@ -44,14 +50,15 @@ fn members() -> Vec<MemberView> {
             labels: vec![
                 ("region".into(), "eu".into()),
                 ("tier".into(), "hot".into()),
-            ],
+            ]
+            .into(),
             healthy: true,
             latency_us: Some(1800),
         },
         MemberView {
             name: "cold".into(),
             kind: "gcs",
-            labels: vec![("tier".into(), "cold".into())],
+            labels: vec![("tier".into(), "cold".into())].into(),
             healthy: true,
             latency_us: None,
         },
@@ -117,6 +124,12 @@ fn profile(name: &str) {
             times.push(t.elapsed());
         }
     }
+    report_profile(name, times);
+}
+
+/// Prints the medians of successive blocks of `times` (in the order they were taken), then
+/// the whole run's figures.
+fn report_profile(name: &str, mut times: Vec<Duration>) {
     let window = |w: &[Duration]| {
         let mut w = w.to_vec();
         w.sort();
@@ -329,13 +342,42 @@ async fn neighbour_latency(policy_dir: &Path, loopers: usize, gets: usize) -> Ve
     lat
 }
 
-/// A decision as a request makes it: through the router's decider (a slot of the
-/// policy's, a thread of its own, the answer's checks, the decision's log line and
-/// metrics), sequentially, against the same component called directly in a loop.
-async fn in_server(rt_label: &str, wasm: &Path, name: &str, config: &str, admit: bool, n: usize) {
+/// The example policies of the in-server rows: (row label, policy, its configuration,
+/// whether the call is `admit` rather than `place`).
+const IN_SERVER: [(&str, &str, &str, bool); 3] = [
+    (
+        "tenant-residency place (Rust)",
+        "tenant-residency",
+        r#"{"prefixes": {"eu": "eu"}, "default": "us"}"#,
+        false,
+    ),
+    (
+        "prefix-placement place (C)",
+        "prefix-placement",
+        "eu/ = eu-s3\n* = tier=hot",
+        false,
+    ),
+    (
+        "tenant-gate admit (Rust, 0.2)",
+        "tenant-gate",
+        r#"{"tenants": {"acme": {"region": "eu", "principals": ["alice"]}}}"#,
+        true,
+    ),
+];
+
+/// A router as an engine builds it from `dir` (which gets a copy of `wasm`): one bucket
+/// `data` on three memory members, whose policy is `name`.
+fn router_with(
+    dir: &Path,
+    wasm: &Path,
+    name: &str,
+    config: &str,
+) -> (
+    switchyard::router::Router,
+    std::sync::Arc<switchyard::policy::set::PolicySet>,
+) {
     use std::sync::Arc;
-    let dir = TempDir::new("bench-in-server");
-    std::fs::copy(wasm, dir.0.join(format!("{name}.wasm"))).unwrap();
+    std::fs::copy(wasm, dir.join(format!("{name}.wasm"))).unwrap();
     let toml = format!(
         r#"version = 1
 [plugins]
@@ -357,19 +399,35 @@ labels = {{ tier = "cold" }}
 members = ["us-s3", "eu-s3", "cold"]
 policy = "{name}"
 "#,
-        dir = dir.0.display().to_string(),
+        dir = dir.display().to_string(),
     );
     let config = Arc::new(switchyard::Config::from_toml(&toml).expect("bench config"));
     let metrics = Arc::new(switchyard::metrics::Metrics::default());
     let policies = switchyard::policy::set::PolicySet::new(&config, metrics.clone()).unwrap();
     let router = switchyard::router::Router::new(config, Some(policies.clone()), metrics).unwrap();
-    let vb = router.bucket("data").await.unwrap();
+    (router, policies)
+}
+
+/// The request and object of the in-server rows: an `admit` call gets a tenant's
+/// principal, header and key, which the tenant-gate example admits.
+fn in_server_inputs(admit: bool) -> (RequestView, ObjectView) {
     let (mut req, mut obj) = inputs();
     if admit {
         req.principal = Some("alice".into());
         req.headers = vec![("x-tenant".into(), "acme".into())];
         obj.key = "acme/report.pdf".into();
     }
+    (req, obj)
+}
+
+/// A decision as a request makes it: through the router's decider (a slot of the
+/// policy's, a thread of its own, the answer's checks, the decision's log line and
+/// metrics), sequentially, against the same component called directly in a loop.
+async fn in_server(rt_label: &str, wasm: &Path, name: &str, config: &str, admit: bool, n: usize) {
+    let dir = TempDir::new("bench-in-server");
+    let (router, policies) = router_with(&dir.0, wasm, name, config);
+    let vb = router.bucket("data").await.unwrap();
+    let (req, obj) = in_server_inputs(admit);
     let mut times = Vec::with_capacity(n);
     for i in 0..n + n / 10 {
         let t = Instant::now();
@@ -421,6 +479,41 @@ policy = "{name}"
     );
 }
 
+/// `--profile NAME --decider`: the in-server call of one of [`IN_SERVER`]'s policies,
+/// through the decider and under the engine's own logging (to a sink), for 10 s.
+fn profile_decider(name: &str) {
+    let Some((_, _, config, admit)) = IN_SERVER.iter().find(|row| row.1 == name) else {
+        panic!("--decider profiles one of the in-server rows' policies");
+    };
+    let _logging = switchyard::logging::init(false, false, std::io::sink());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = TempDir::new("bench-profile");
+    let wasm = repo_root().join(format!("plugins/{name}/{name}.wasm"));
+    let (router, _policies) = router_with(&dir.0, &wasm, name, config);
+    let (req, obj) = in_server_inputs(*admit);
+    let times = rt.block_on(async {
+        let vb = router.bucket("data").await.unwrap();
+        let started = Instant::now();
+        let mut times = Vec::new();
+        while started.elapsed() < Duration::from_secs(10) {
+            for _ in 0..1000 {
+                let t = Instant::now();
+                if *admit {
+                    router.decider.admit(&vb, &req, &obj).await.unwrap();
+                } else {
+                    router.decider.place(&vb, &req, &obj).await.unwrap();
+                }
+                times.push(t.elapsed());
+            }
+        }
+        times
+    });
+    report_profile(name, times);
+}
+
 fn policy_settings(p: &WasmPolicy) -> CallSettings {
     p.settings().clone()
 }
@@ -430,7 +523,12 @@ fn main() {
     // policy's warm `place` in a loop for 10 s, to run under `perf record`.
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--profile") {
-        profile(args.get(i + 1).map_or("fixed", String::as_str));
+        let name = args.get(i + 1).map_or("fixed", String::as_str);
+        if args.iter().any(|a| a == "--decider") {
+            profile_decider(name);
+        } else {
+            profile(name);
+        }
         return;
     }
     decision_latency();
@@ -456,37 +554,7 @@ fn main() {
     println!(
         "## In the server: decisions through the router's decider, sequential, warm instances"
     );
-    println!(
-        "{:<34} {:>12} {:>12} {:>12} {:>12}",
-        "policy", "median", "p99", "direct med", "direct p99"
-    );
-    for (label, name, config, admit) in [
-        (
-            "tenant-residency place (Rust)",
-            "tenant-residency",
-            r#"{"prefixes": {"eu": "eu"}, "default": "us"}"#,
-            false,
-        ),
-        (
-            "prefix-placement place (C)",
-            "prefix-placement",
-            "eu/ = eu-s3\n* = tier=hot",
-            false,
-        ),
-        (
-            "tenant-gate admit (Rust, 0.2)",
-            "tenant-gate",
-            r#"{"tenants": {"acme": {"region": "eu", "principals": ["alice"]}}}"#,
-            true,
-        ),
-    ] {
-        let wasm = repo_root().join(format!("plugins/{name}/{name}.wasm"));
-        if wasm.exists() {
-            rt.block_on(in_server(label, &wasm, name, config, admit, 5_000));
-        } else {
-            println!("{name}: not built (run plugins/build-all.sh); skipped");
-        }
-    }
+    in_server_rows(&rt);
 
     println!();
     println!("## Gateway PUT throughput, 1 MiB objects, memory backends, concurrency 16");
@@ -544,4 +612,29 @@ fn main() {
         noisy99.as_secs_f64() / calm99.as_secs_f64().max(1e-9),
         noisy50.as_secs_f64() / calm50.as_secs_f64().max(1e-9)
     );
+
+    // Last, as the subscriber's access log stays installed: the same decisions as a
+    // server makes them, its subscriber (`SWITCHYARD_LOG`, `info` unless set) writing to
+    // a sink, so that what the engine logs per decision is in the figure.
+    println!();
+    println!("## In the server, under the engine's logging (lines to a sink)");
+    let (dispatch, _access, _writer) = switchyard::logging::dispatch(false, false, std::io::sink());
+    let _default = tracing::dispatcher::set_default(&dispatch);
+    in_server_rows(&rt);
+}
+
+/// The in-server rows ([`IN_SERVER`]), each example policy that is built.
+fn in_server_rows(rt: &tokio::runtime::Runtime) {
+    println!(
+        "{:<34} {:>12} {:>12} {:>12} {:>12}",
+        "policy", "median", "p99", "direct med", "direct p99"
+    );
+    for (label, name, config, admit) in IN_SERVER {
+        let wasm = repo_root().join(format!("plugins/{name}/{name}.wasm"));
+        if wasm.exists() {
+            rt.block_on(in_server(label, &wasm, name, config, admit, 5_000));
+        } else {
+            println!("{name}: not built (run plugins/build-all.sh); skipped");
+        }
+    }
 }

@@ -710,69 +710,109 @@ async fn a_looping_policy_does_not_hold_other_buckets() {
     );
 }
 
+/// A fixed-answer policy (answering `a`, looping for keys starting with `evil`) named
+/// `name`, with a 30 ms deadline, and its engine: keep that, its epoch ticks end calls.
+fn policy_named(
+    name: &str,
+) -> (
+    switchyard::policy::wasm::WasmEngine,
+    std::sync::Arc<switchyard::policy::wasm::WasmPolicy>,
+) {
+    use switchyard::policy::wasm::{CallSettings, EngineSettings, WasmEngine, WasmPolicy};
+    let engine = WasmEngine::new(&EngineSettings::default()).unwrap();
+    let settings = CallSettings {
+        timeout: Duration::from_millis(30),
+        ..CallSettings::default()
+    };
+    let policy = WasmPolicy::load(
+        &engine,
+        name,
+        &fixed_policy("a", Misbehaviour::Loop),
+        settings,
+    )
+    .unwrap();
+    (engine, std::sync::Arc::new(policy))
+}
+
+/// Places `key` as a request does ([`WasmPolicy::call_off_thread`]): whether the call ran
+/// on the caller's thread, and its answer.
+async fn place_where(
+    p: &std::sync::Arc<switchyard::policy::wasm::WasmPolicy>,
+    key: &'static str,
+) -> (
+    bool,
+    Result<
+        Result<Vec<String>, switchyard::policy::PolicyError>,
+        switchyard::policy::wasm::CallError,
+    >,
+) {
+    use switchyard::model::MemberView;
+    use switchyard::policy::{ObjectView, RequestView};
+    let members = vec![MemberView {
+        name: "a".into(),
+        kind: "memory",
+        labels: Vec::new().into(),
+        healthy: true,
+        latency_us: None,
+    }];
+    let caller = std::thread::current().id();
+    p.clone()
+        .call_off_thread(move |p| {
+            let obj = ObjectView {
+                bucket: "b".into(),
+                key: key.into(),
+                ..ObjectView::default()
+            };
+            let r = p.place(&RequestView::default(), &obj, &members);
+            Ok((std::thread::current().id() == caller, r))
+        })
+        .await
+        .unwrap()
+}
+
 /// A fast policy decides on the request's thread (no hop: a few µs a decision); once one
 /// of its calls is slow (here: looping until its deadline), its calls hop to threads of
 /// their own, so that it cannot hold request threads. With every call on the request
 /// threads, a looping neighbour raised another bucket's p99 about sixfold (policy bench).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_policy_moves_off_the_request_threads() {
-    use std::sync::Arc;
-    use switchyard::model::MemberView;
-    use switchyard::policy::wasm::{
-        CallError, CallSettings, EngineSettings, WasmEngine, WasmPolicy,
-    };
-    use switchyard::policy::{ObjectView, RequestView};
-    let engine = WasmEngine::new(&EngineSettings::default()).unwrap();
-    let settings = CallSettings {
-        timeout: Duration::from_millis(30),
-        ..CallSettings::default()
-    };
-    let p = Arc::new(
-        WasmPolicy::load(
-            &engine,
-            "sometimes-loops",
-            &fixed_policy("a", Misbehaviour::Loop),
-            settings,
-        )
-        .unwrap(),
-    );
-    let members = vec![MemberView {
-        name: "a".into(),
-        kind: "memory",
-        labels: vec![],
-        healthy: true,
-        latency_us: None,
-    }];
-    // Where a call ran: the caller's thread or another.
-    let call = |key: &'static str| {
-        let (p, members) = (p.clone(), members.clone());
-        async move {
-            let caller = std::thread::current().id();
-            p.call_off_thread(move |p| {
-                let obj = ObjectView {
-                    bucket: "b".into(),
-                    key: key.into(),
-                    ..ObjectView::default()
-                };
-                let r = p.place(&RequestView::default(), &obj, &members);
-                Ok((std::thread::current().id() == caller, r))
-            })
-            .await
-            .unwrap()
-        }
-    };
-    let (same, answer) = call("fine").await;
+    use switchyard::policy::wasm::CallError;
+    let (_engine, p) = policy_named("sometimes-loops");
+    let (same, answer) = place_where(&p, "fine").await;
     assert!(same, "a fast policy decides on the request's thread");
     assert_eq!(answer.unwrap().unwrap(), ["a"]);
     assert!(!p.runs_off_thread());
     // Keys starting with `evil` loop until the deadline.
-    let (_, looped) = call("evil").await;
+    let (_, looped) = place_where(&p, "evil").await;
     assert!(matches!(looped, Err(CallError::Timeout)), "{looped:?}");
     assert!(p.runs_off_thread());
-    let (same, answer) = call("fine").await;
+    let (same, answer) = place_where(&p, "fine").await;
     assert!(
         !same,
         "after a slow call, calls hop to a thread of their own"
     );
     assert_eq!(answer.unwrap().unwrap(), ["a"]);
+}
+
+/// A fast policy whose calls are preempted (their thread descheduled for milliseconds,
+/// as on a busy machine) stays on the request threads. Judged by wall time, two such
+/// calls within a second, or one of 10 ms, moved it to threads of its own for ten
+/// seconds, and every decision then paid a hop (20-40 µs against 5-10, policy bench
+/// under `perf`). The fail point stalls the calls of the policy named `preempted` only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preempted_fast_policy_stays_on_the_request_threads() {
+    fail::cfg("policy::preempted", "sleep(15)").unwrap();
+    let (_engine, p) = policy_named("preempted");
+    for i in 0..4 {
+        let started = Instant::now();
+        let (same, answer) = place_where(&p, "fine").await;
+        assert!(
+            started.elapsed() >= Duration::from_millis(15),
+            "the fail point stalls each call"
+        );
+        assert!(same, "call {i} hopped to a thread of its own");
+        assert_eq!(answer.unwrap().unwrap(), ["a"]);
+    }
+    assert!(!p.runs_off_thread());
+    fail::remove("policy::preempted");
 }

@@ -287,12 +287,12 @@ impl Backend {
         Ok(())
     }
 
-    pub fn view(&self) -> MemberView {
+    pub fn view(&self) -> MemberView<'_> {
         let latency = self.latency_us.load(Ordering::Relaxed);
         MemberView {
-            name: self.name.clone(),
+            name: self.name.as_str().into(),
             kind: self.kind,
-            labels: self.labels.clone(),
+            labels: self.labels.as_slice().into(),
             healthy: self.healthy(),
             latency_us: (latency != 0).then_some(latency),
         }

@@ -137,17 +137,18 @@ pub struct CaseResult {
     pub detail: String,
 }
 
-fn members_of(specs: &[MemberSpec]) -> Vec<MemberView> {
+fn members_of(specs: &[MemberSpec]) -> Vec<MemberView<'_>> {
     specs
         .iter()
         .map(|m| MemberView {
-            name: m.name.clone(),
+            name: m.name.as_str().into(),
             kind: leak_kind(&m.kind),
             labels: m
                 .labels
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
             healthy: m.healthy,
             latency_us: m.latency_us,
         })

@@ -29,7 +29,7 @@ use crate::model::MemberView;
 #[derive(Debug, Clone)]
 pub struct MemberSet {
     pub name: String,
-    pub members: Vec<MemberView>,
+    pub members: Vec<MemberView<'static>>,
 }
 
 /// How the server would take an answer.
@@ -133,12 +133,13 @@ impl std::fmt::Display for Report {
 pub fn sample_members() -> Vec<MemberSet> {
     let m = |name: &str, kind: &'static str, labels: &[(&str, &str)], latency: Option<u64>| {
         MemberView {
-            name: name.into(),
+            name: name.to_owned().into(),
             kind,
             labels: labels
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
             healthy: true,
             latency_us: latency,
         }
@@ -155,7 +156,7 @@ pub fn sample_members() -> Vec<MemberSet> {
         &[("region", "us"), ("tier", "cold")],
         Some(25_000),
     );
-    let down = |m: &MemberView| MemberView {
+    let down = |m: &MemberView<'static>| MemberView {
         healthy: false,
         ..m.clone()
     };
@@ -220,15 +221,20 @@ pub fn bucket_members(config: &Config, bucket: &str) -> Result<Vec<MemberSet>, B
         ));
     };
     // Validated configurations name only configured backends.
-    let members: Vec<MemberView> = b
+    let members: Vec<MemberView<'static>> = b
         .members
         .iter()
         .filter_map(|name| {
             let backend = config.backends.get(name)?;
             Some(MemberView {
-                name: name.clone(),
+                name: name.clone().into(),
                 kind: backend.kind_name(),
-                labels: backend.common().labels.into_iter().collect(),
+                labels: backend
+                    .common()
+                    .labels
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .into(),
                 healthy: true,
                 latency_us: None,
             })
@@ -264,7 +270,7 @@ pub fn bucket_members(config: &Config, bucket: &str) -> Result<Vec<MemberSet>, B
 /// A member as the check's header shows it: `name (kind, label=value, ..., down)`.
 pub fn describe_member(m: &MemberView) -> String {
     let mut s = format!("{} ({}", m.name, m.kind);
-    for (k, v) in &m.labels {
+    for (k, v) in m.labels.iter() {
         let _ = write!(s, ", {k}={v}");
     }
     if let Some(us) = m.latency_us {
@@ -483,7 +489,7 @@ pub fn run(
                 verdict,
             });
         }
-        let mut currents: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+        let mut currents: Vec<&str> = members.iter().map(|m| &*m.name).collect();
         if currents.len() > 2 {
             currents.drain(1..currents.len() - 1);
         }
@@ -734,7 +740,7 @@ policy = "pick"
         let all: Vec<&MemberView> = sets.iter().flat_map(|s| &s.members).collect();
         for set in &sets {
             assert!(!set.members.is_empty());
-            let mut names: Vec<&str> = set.members.iter().map(|m| m.name.as_str()).collect();
+            let mut names: Vec<&str> = set.members.iter().map(|m| &*m.name).collect();
             names.sort_unstable();
             names.dedup();
             assert_eq!(names.len(), set.members.len(), "{}", set.name);

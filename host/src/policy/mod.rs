@@ -211,7 +211,7 @@ impl Policy for DefaultPolicy {
     ) -> Result<Vec<String>, PolicyError> {
         Ok(members
             .first()
-            .map(|m| vec![m.name.clone()])
+            .map(|m| vec![m.name.to_string()])
             .unwrap_or_default())
     }
 
@@ -221,7 +221,7 @@ impl Policy for DefaultPolicy {
         _: &ObjectView,
         members: &[MemberView],
     ) -> Result<Vec<String>, PolicyError> {
-        Ok(members.iter().map(|m| m.name.clone()).collect())
+        Ok(members.iter().map(|m| m.name.to_string()).collect())
     }
 }
 
@@ -235,7 +235,7 @@ pub fn validate_answer(
             "the answer names no member".into(),
         ));
     }
-    let known: HashSet<&str> = members.iter().map(|m| m.name.as_str()).collect();
+    let known: HashSet<&str> = members.iter().map(|m| &*m.name).collect();
     let mut seen = HashSet::new();
     for name in &answer {
         if !known.contains(name.as_str()) {
@@ -278,11 +278,11 @@ pub fn validate_tier(
 mod tests {
     use super::*;
 
-    fn member(name: &str) -> MemberView {
+    fn member(name: &str) -> MemberView<'_> {
         MemberView {
             name: name.into(),
             kind: "memory",
-            labels: vec![],
+            labels: Vec::new().into(),
             healthy: true,
             latency_us: None,
         }

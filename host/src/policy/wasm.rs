@@ -25,6 +25,10 @@ mod v1 {
     wasmtime::component::bindgen!({
         path: "../wit/switchyard-policy@0.1.0",
         world: "policy",
+        // The arguments of a call borrow the views' strings (see `Pairs`).
+        ownership: Borrowing {
+            duplicate_if_necessary: false
+        },
     });
 }
 
@@ -32,6 +36,10 @@ mod v2 {
     wasmtime::component::bindgen!({
         path: "../wit/switchyard-policy@0.2.0",
         world: "policy",
+        // The arguments of a call borrow the views' strings (see `Pairs`).
+        ownership: Borrowing {
+            duplicate_if_necessary: false
+        },
     });
 }
 
@@ -220,6 +228,8 @@ struct State {
     limits: Limiter,
     /// When the running call must end, in wall-clock time (see `new_store`).
     deadline: Instant,
+    /// Epoch ticks the running call's guest code has seen ([`Pace`]).
+    ticks: u32,
     config: Arc<str>,
     name: Arc<str>,
     wasi: Option<(WasiCtx, ResourceTable)>,
@@ -416,18 +426,23 @@ pub struct WasmPolicy {
 /// tens of ms delayed other buckets' answers: p99 of 4 KiB GETs 3.6-3.8 ms against 0.6 ms
 /// alone, docs/benchmarks.md). Its calls move to threads of their own for
 /// [`SLOW_WINDOW`] after one call that took [`STALLED`], or after two that took
-/// [`SLOW_CALL`] within [`STRIKE_WINDOW`] of each other.
+/// [`SLOW_CALL`] within [`STRIKE_WINDOW`] of each other, counting only calls whose guest
+/// code itself ran that long.
 ///
-/// One call past `SLOW_CALL` is not enough: on a busy machine a 5 µs decision is now and
-/// then preempted for a millisecond or more, and moving a fast policy off the request
-/// threads for ten seconds after each such call doubled its decision time (19.5 µs
-/// against 8.1, policy bench under load). The thread's CPU time would tell the two apart,
-/// but reading it is a system call, 1.2 µs on these machines, on every call; a policy
-/// that is slow for some of its inputs still strikes twice within a second under any
-/// load that matters.
+/// A call's wall time alone does not tell: on a busy machine a 5 µs decision is now and
+/// then preempted for milliseconds, and moving a fast policy to threads of its own makes
+/// each of its decisions cost a hop (20-40 µs here instead of 5-10, for ten seconds).
+/// The thread's CPU time would tell the two apart, but reading it is a system call, 1.3
+/// µs here, twice a call. The epoch ticks tell it for free: a guest sees a tick (the
+/// epoch callback runs) only while its code runs, so a call that saw two or more ran
+/// guest code across a whole tick period ([`SLOW_TICKS`]), while a preempted one sees at
+/// most the one tick that passed while its thread was away. Time in host functions
+/// (WASI reads of a granted directory) is not seen this way.
 const SLOW_CALL: Duration = Duration::from_millis(1);
 const STALLED: Duration = Duration::from_millis(10);
 const STRIKE_WINDOW: Duration = Duration::from_secs(1);
+/// Epoch ticks a call's guest code must see to count as slow ([`Pace`]).
+const SLOW_TICKS: u32 = 2;
 const SLOW_WINDOW: Duration = Duration::from_secs(10);
 
 /// How a policy's recent calls went ([`SLOW_CALL`]): times are ms after `born`.
@@ -457,9 +472,10 @@ impl Pace {
         self.born.elapsed()
     }
 
-    /// Counts a call that ended at `now` after `took`.
-    fn record(&self, now: Duration, took: Duration) {
-        if took <= SLOW_CALL {
+    /// Counts a call that ended at `now` after `took`, its guest code having seen `ticks`
+    /// epoch ticks.
+    fn record(&self, now: Duration, took: Duration, ticks: u32) {
+        if took <= SLOW_CALL || ticks < SLOW_TICKS {
             return;
         }
         let at = Self::ms(now).saturating_add(1);
@@ -700,32 +716,23 @@ impl WasmPolicy {
                 == tokio::runtime::RuntimeFlavor::MultiThread
         {
             let _permit = permit;
-            return tokio::task::block_in_place(|| self.timed(|p| inline(args, p)));
+            return tokio::task::block_in_place(|| inline(args, self));
         }
         let call = owned(args);
         let policy = self.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            policy.timed(call)
+            call(&policy)
         })
         .await
         .map_err(|e| CallError::Trap(format!("the call's thread failed: {e}")))?
     }
 
-    /// Runs `call`, moving the policy's calls off the request threads for a while if it
-    /// was slow.
-    fn timed<R>(&self, call: impl FnOnce(&WasmPolicy) -> R) -> R {
-        let started = self.pace.now();
-        let r = call(self);
-        let now = self.pace.now();
-        self.pace.record(now, now.saturating_sub(started));
-        r
-    }
-
     /// Whether the policy's calls hop to threads of their own now (recent calls were
     /// slow: [`SLOW_CALL`]).
     pub fn runs_off_thread(&self) -> bool {
-        self.pace.off_thread(self.pace.now())
+        // Without a clock read for a policy that was never slow (nearly all calls).
+        self.pace.off_until.load(Ordering::Relaxed) != 0 && self.pace.off_thread(self.pace.now())
     }
 
     pub fn settings(&self) -> &CallSettings {
@@ -758,6 +765,7 @@ impl WasmPolicy {
         });
         let state = State {
             deadline: Instant::now(),
+            ticks: 0,
             limits: Limiter {
                 inner: limits,
                 refused: false,
@@ -772,40 +780,61 @@ impl WasmPolicy {
         // The epoch ticks (every millisecond) only prompt a look at the clock: the
         // deadline is the wall-clock time in the store, so a call ends on time even when
         // ticks come late on a busy machine, and a warm instance starts each call afresh.
-        store.epoch_deadline_callback(|cx| {
+        store.epoch_deadline_callback(|mut cx| {
             if Instant::now() >= cx.data().deadline {
                 Err(wasmtime::Trap::Interrupt.into())
             } else {
+                cx.data_mut().ticks += 1;
                 Ok(wasmtime::UpdateDeadline::Continue(1))
             }
         });
         store
     }
 
-    /// Runs `f` against an instance, fresh or warm, under the deadline.
+    /// Runs `f` against an instance, fresh or warm, under the deadline, and tells the
+    /// policy's [`Pace`] how it went.
     fn with_instance<R>(
         &self,
         f: impl FnOnce(&mut Store<State>, &Instance) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
+        let now = Instant::now();
+        let started = now.saturating_duration_since(self.pace.born);
         let warm = if self.warm_cap > 0 {
             self.warm.lock().ok().and_then(|mut w| w.pop())
         } else {
             None
         };
+        let record = |store: &Store<State>| {
+            let now = self.pace.now();
+            self.pace
+                .record(now, now.saturating_sub(started), store.data().ticks);
+        };
         let (mut store, instance) = match warm {
-            Some(pair) => pair,
+            Some(mut pair) => {
+                self.start_deadline(&mut pair.0, now);
+                pair
+            }
             None => {
                 let mut store = self.new_store();
-                self.start_deadline(&mut store);
-                let instance = self
-                    .pre
-                    .instantiate(&mut store)
-                    .map_err(|e| classify(&e, &store))?;
+                self.start_deadline(&mut store, now);
+                let instance = match self.pre.instantiate(&mut store) {
+                    Ok(instance) => instance,
+                    Err(e) => {
+                        // A start function that loops is as slow as a call that does.
+                        record(&store);
+                        return Err(classify(&e, &store));
+                    }
+                };
+                self.start_deadline(&mut store, Instant::now());
                 (store, instance)
             }
         };
-        self.start_deadline(&mut store);
         let result = f(&mut store, &instance).map_err(|e| classify(&e, &store));
+        // Tests: a call whose thread is descheduled for a while (tests/policies.rs).
+        fail::fail_point!("policy::preempted", &*self.name == "preempted", |_| {
+            Err(CallError::Trap("the fail point returned".into()))
+        });
+        record(&store);
         if result.is_ok()
             && self.warm_cap > 0
             && let Ok(mut w) = self.warm.lock()
@@ -818,8 +847,9 @@ impl WasmPolicy {
 
     /// Gives the next run of guest code in `store` (an instantiation, a call) the
     /// policy's timeout from now; the epoch callback (`new_store`) enforces it.
-    fn start_deadline(&self, store: &mut Store<State>) {
-        store.data_mut().deadline = Instant::now() + self.settings.timeout;
+    fn start_deadline(&self, store: &mut Store<State>, now: Instant) {
+        store.data_mut().deadline = now + self.settings.timeout;
+        store.data_mut().ticks = 0;
         store.set_epoch_deadline(1);
     }
 
@@ -831,23 +861,25 @@ impl WasmPolicy {
     ) -> Result<Result<Vec<String>, PolicyError>, CallError> {
         self.with_instance(|store, p| match p {
             Instance::V1(p) => {
+                let pairs = Pairs::of(&req.headers, obj, members);
                 let (req, obj, ms) = (
                     conv1::request(req),
-                    conv1::object(obj),
-                    conv1::members(members),
+                    conv1::object(obj, &pairs),
+                    conv1::members(members, &pairs),
                 );
                 Ok(p.switchyard_policy_placement()
-                    .call_place(store, &req, &obj, &ms)?
+                    .call_place(store, req, obj, &ms)?
                     .map_err(conv1::policy_error))
             }
             Instance::V2(p) => {
+                let pairs = Pairs::of(&req.headers, obj, members);
                 let (req, obj, ms) = (
-                    conv2::request(req),
-                    conv2::object(obj),
-                    conv2::members(members),
+                    conv2::request(req, &pairs),
+                    conv2::object(obj, &pairs),
+                    conv2::members(members, &pairs),
                 );
                 Ok(p.switchyard_policy_placement()
-                    .call_place(store, &req, &obj, &ms)?
+                    .call_place(store, req, obj, &ms)?
                     .map_err(conv2::policy_error))
             }
         })
@@ -861,13 +893,14 @@ impl WasmPolicy {
     ) -> Result<Result<RouteAnswer, PolicyError>, CallError> {
         self.with_instance(|store, p| match p {
             Instance::V1(p) => {
+                let pairs = Pairs::of(&req.headers, obj, members);
                 let (req, obj, ms) = (
                     conv1::request(req),
-                    conv1::object(obj),
-                    conv1::members(members),
+                    conv1::object(obj, &pairs),
+                    conv1::members(members, &pairs),
                 );
                 Ok(p.switchyard_policy_routing()
-                    .call_route(store, &req, &obj, &ms)?
+                    .call_route(store, req, obj, &ms)?
                     .map(|members| RouteAnswer {
                         members,
                         strict: false,
@@ -875,13 +908,14 @@ impl WasmPolicy {
                     .map_err(conv1::policy_error))
             }
             Instance::V2(p) => {
+                let pairs = Pairs::of(&req.headers, obj, members);
                 let (req, obj, ms) = (
-                    conv2::request(req),
-                    conv2::object(obj),
-                    conv2::members(members),
+                    conv2::request(req, &pairs),
+                    conv2::object(obj, &pairs),
+                    conv2::members(members, &pairs),
                 );
                 Ok(p.switchyard_policy_routing()
-                    .call_route(store, &req, &obj, &ms)?
+                    .call_route(store, req, obj, &ms)?
                     .map(|r| RouteAnswer {
                         members: r.members,
                         strict: r.strict,
@@ -904,9 +938,10 @@ impl WasmPolicy {
         self.with_instance(|store, p| match p {
             Instance::V1(_) => Ok(Ok(Verdict::Allow)),
             Instance::V2(p) => {
-                let (req, obj) = (conv2::request(req), conv2::object(obj));
+                let pairs = Pairs::of(&req.headers, obj, &[]);
+                let (req, obj) = (conv2::request(req, &pairs), conv2::object(obj, &pairs));
                 Ok(p.switchyard_policy_admission()
-                    .call_admit(store, &req, &obj)?
+                    .call_admit(store, req, obj)?
                     .map(conv2::verdict)
                     .map_err(conv2::policy_error))
             }
@@ -921,16 +956,18 @@ impl WasmPolicy {
     ) -> Result<Result<TierAction, PolicyError>, CallError> {
         self.with_instance(|store, p| match p {
             Instance::V1(p) => {
-                let (obj, ms) = (conv1::object(obj), conv1::members(members));
+                let pairs = Pairs::of(&[], obj, members);
+                let (obj, ms) = (conv1::object(obj, &pairs), conv1::members(members, &pairs));
                 Ok(p.switchyard_policy_tiering()
-                    .call_tier(store, &obj, current, &ms)?
+                    .call_tier(store, obj, current, &ms)?
                     .map(conv1::tier_action)
                     .map_err(conv1::policy_error))
             }
             Instance::V2(p) => {
-                let (obj, ms) = (conv2::object(obj), conv2::members(members));
+                let pairs = Pairs::of(&[], obj, members);
+                let (obj, ms) = (conv2::object(obj, &pairs), conv2::members(members, &pairs));
                 Ok(p.switchyard_policy_tiering()
-                    .call_tier(store, &obj, current, &ms)?
+                    .call_tier(store, obj, current, &ms)?
                     .map(conv2::tier_action)
                     .map_err(conv2::policy_error))
             }
@@ -945,14 +982,14 @@ impl WasmPolicy {
             MemberView {
                 name: "probe-a".into(),
                 kind: "memory",
-                labels: vec![("tier".into(), "hot".into())],
+                labels: vec![("tier".into(), "hot".into())].into(),
                 healthy: true,
                 latency_us: Some(100),
             },
             MemberView {
                 name: "probe-b".into(),
                 kind: "memory",
-                labels: vec![("tier".into(), "cold".into())],
+                labels: vec![("tier".into(), "cold".into())].into(),
                 healthy: true,
                 latency_us: None,
             },
@@ -1003,22 +1040,61 @@ fn classify(e: &wasmtime::Error, store: &Store<State>) -> CallError {
 
 /// Conversions between the host's views and one WIT version's types: the same for every
 /// version where the types did not change.
+/// The string pairs of a call's arguments, borrowed: the call's WIT types (generated
+/// borrowing, `ownership: Borrowing`) point into these lists and into the views' own
+/// strings, so that a call copies no string on the host's side before the canonical ABI
+/// copies it into the guest. Owned copies were 12% of a warm Rust decision (malloc and
+/// free, docs/benchmarks.md); this is one allocation per non-empty list instead.
+struct Pairs<'a> {
+    headers: Vec<(&'a str, &'a str)>,
+    metadata: Vec<(&'a str, &'a str)>,
+    tags: Vec<(&'a str, &'a str)>,
+    /// Every member's labels in turn; [`conv1::members`] slices them by count.
+    labels: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> Pairs<'a> {
+    fn of(headers: &'a [(String, String)], obj: &'a ObjectView, members: &'a [MemberView]) -> Self {
+        fn borrowed<'a>(
+            pairs: impl IntoIterator<Item = &'a (String, String)>,
+        ) -> Vec<(&'a str, &'a str)> {
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect()
+        }
+        Self {
+            headers: borrowed(headers),
+            metadata: borrowed(&obj.metadata),
+            tags: borrowed(&obj.tags),
+            labels: borrowed(members.iter().flat_map(|m| m.labels.iter())),
+        }
+    }
+}
+
 macro_rules! common_conversions {
     ($v:ident) => {
+        use super::Pairs;
         use super::$v::switchyard::policy::types::{
             Member, PolicyError as WitPolicyError, TierAction as WitTierAction,
         };
         use crate::model::MemberView;
         use crate::policy::{PolicyError, Refusal, TierAction};
 
-        pub(super) fn members(ms: &[MemberView]) -> Vec<Member> {
+        /// `ms` with their labels, which `pairs` holds in turn.
+        pub(super) fn members<'a>(ms: &'a [MemberView], pairs: &'a Pairs<'a>) -> Vec<Member<'a>> {
+            let mut labels = pairs.labels.as_slice();
             ms.iter()
-                .map(|m| Member {
-                    name: m.name.clone(),
-                    kind: m.kind.to_owned(),
-                    labels: m.labels.clone(),
-                    healthy: m.healthy,
-                    latency_us: m.latency_us,
+                .map(|m| {
+                    let (own, rest) = labels.split_at(m.labels.len());
+                    labels = rest;
+                    Member {
+                        name: &m.name,
+                        kind: m.kind,
+                        labels: own,
+                        healthy: m.healthy,
+                        latency_us: m.latency_us,
+                    }
                 })
                 .collect()
         }
@@ -1048,21 +1124,21 @@ mod conv1 {
     use super::v1::switchyard::policy::types::{Object, Request};
     use crate::policy::{ObjectView, RequestView};
 
-    pub(super) fn request(r: &RequestView) -> Request {
+    pub(super) fn request(r: &RequestView) -> Request<'_> {
         Request {
-            operation: r.operation.to_string(),
-            principal: r.principal.clone(),
-            source_ip: r.source_ip.clone(),
+            operation: &r.operation,
+            principal: r.principal.as_deref(),
+            source_ip: r.source_ip.as_deref(),
         }
     }
 
-    pub(super) fn object(o: &ObjectView) -> Object {
+    pub(super) fn object<'a>(o: &'a ObjectView, pairs: &'a Pairs<'a>) -> Object<'a> {
         Object {
-            bucket: o.bucket.clone(),
-            key: o.key.clone(),
+            bucket: &o.bucket,
+            key: &o.key,
             size: o.size,
-            content_type: o.content_type.clone(),
-            metadata: o.metadata.clone(),
+            content_type: o.content_type.as_deref(),
+            metadata: &pairs.metadata,
             age_seconds: o.age_seconds,
         }
     }
@@ -1075,12 +1151,12 @@ mod conv2 {
     };
     use crate::policy::{DenyCode, ObjectView, Phase, RequestView, Verdict};
 
-    pub(super) fn request(r: &RequestView) -> Request {
+    pub(super) fn request<'a>(r: &'a RequestView, pairs: &'a Pairs<'a>) -> Request<'a> {
         Request {
-            operation: r.operation.to_string(),
-            principal: r.principal.clone(),
-            source_ip: r.source_ip.clone(),
-            headers: r.headers.clone(),
+            operation: &r.operation,
+            principal: r.principal.as_deref(),
+            source_ip: r.source_ip.as_deref(),
+            headers: &pairs.headers,
             phase: match r.phase {
                 Phase::Single => WitPhase::Single,
                 Phase::MultipartStart => WitPhase::MultipartStart,
@@ -1090,15 +1166,15 @@ mod conv2 {
         }
     }
 
-    pub(super) fn object(o: &ObjectView) -> Object {
+    pub(super) fn object<'a>(o: &'a ObjectView, pairs: &'a Pairs<'a>) -> Object<'a> {
         Object {
-            bucket: o.bucket.clone(),
-            key: o.key.clone(),
+            bucket: &o.bucket,
+            key: &o.key,
             size: o.size,
-            content_type: o.content_type.clone(),
-            metadata: o.metadata.clone(),
+            content_type: o.content_type.as_deref(),
+            metadata: &pairs.metadata,
             age_seconds: o.age_seconds,
-            tags: o.tags.clone(),
+            tags: &pairs.tags,
         }
     }
 
@@ -1161,25 +1237,33 @@ mod wasi_tests {
         assert_ne!(a.2, b.2);
     }
 
-    /// A single call preempted past `SLOW_CALL` leaves a policy on the request threads; a
-    /// second within the strike window, or one call that stalled, moves it.
+    /// A single slow call leaves a policy on the request threads; a second within the
+    /// strike window, or one call that stalled, moves it. Calls whose guest code saw fewer
+    /// than two epoch ticks were preempted, not slow, however long they took.
     #[test]
     fn a_policy_leaves_the_request_threads_after_two_slow_calls_or_a_stall() {
         let ms = Duration::from_millis;
         let pace = Pace::new();
-        pace.record(ms(100), Duration::from_micros(5));
+        pace.record(ms(100), Duration::from_micros(5), 0);
         assert!(!pace.off_thread(ms(100)));
-        pace.record(ms(200), ms(3));
-        assert!(!pace.off_thread(ms(200)), "one preempted call");
+        pace.record(ms(200), ms(3), 3);
+        assert!(!pace.off_thread(ms(200)), "one slow call");
         // The next slow one comes too late to count with it.
-        pace.record(ms(1500), ms(2));
+        pace.record(ms(1500), ms(2), 2);
         assert!(!pace.off_thread(ms(1500)));
-        pace.record(ms(1900), ms(2));
+        pace.record(ms(1900), ms(2), 2);
         assert!(pace.off_thread(ms(1900)), "two within a second");
         assert!(pace.off_thread(ms(11_800)));
         assert!(!pace.off_thread(ms(11_901)), "for ten seconds");
         let pace = Pace::new();
-        pace.record(ms(50), STALLED);
+        pace.record(ms(50), STALLED, 10);
         assert!(pace.off_thread(ms(50)), "one call that stalled");
+        // Preempted: long in wall time, one tick or none seen by the guest.
+        let pace = Pace::new();
+        for (i, ticks) in [1, 0, 1, 1, 0].into_iter().enumerate() {
+            let now = ms(100 + 10 * i as u64);
+            pace.record(now, ms(40), ticks);
+            assert!(!pace.off_thread(now), "preempted call {i}");
+        }
     }
 }
