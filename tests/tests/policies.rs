@@ -711,9 +711,11 @@ async fn a_looping_policy_does_not_hold_other_buckets() {
 }
 
 /// A fixed-answer policy (answering `a`, looping for keys starting with `evil`) named
-/// `name`, with a 30 ms deadline, and its engine: keep that, its epoch ticks end calls.
+/// `name`, with the deadline `timeout`, and its engine: keep that, its epoch ticks end
+/// calls.
 fn policy_named(
     name: &str,
+    timeout: Duration,
 ) -> (
     switchyard::policy::wasm::WasmEngine,
     std::sync::Arc<switchyard::policy::wasm::WasmPolicy>,
@@ -721,7 +723,7 @@ fn policy_named(
     use switchyard::policy::wasm::{CallSettings, EngineSettings, WasmEngine, WasmPolicy};
     let engine = WasmEngine::new(&EngineSettings::default()).unwrap();
     let settings = CallSettings {
-        timeout: Duration::from_millis(30),
+        timeout,
         ..CallSettings::default()
     };
     let policy = WasmPolicy::load(
@@ -777,7 +779,7 @@ async fn place_where(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_policy_moves_off_the_request_threads() {
     use switchyard::policy::wasm::CallError;
-    let (_engine, p) = policy_named("sometimes-loops");
+    let (_engine, p) = policy_named("sometimes-loops", Duration::from_millis(30));
     let (same, answer) = place_where(&p, "fine").await;
     assert!(same, "a fast policy decides on the request's thread");
     assert_eq!(answer.unwrap().unwrap(), ["a"]);
@@ -794,6 +796,21 @@ async fn a_slow_policy_moves_off_the_request_threads() {
     assert_eq!(answer.unwrap().unwrap(), ["a"]);
 }
 
+/// A policy whose calls run into a deadline shorter than two epoch ticks (1 ms) moves
+/// off the request threads like any slow one: such a call sees fewer than two ticks, so
+/// by its ticks alone it would never count as slow, and would hold a request thread for
+/// its whole deadline on every call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_running_into_a_short_deadline_moves_off_the_request_threads() {
+    use switchyard::policy::wasm::CallError;
+    let (_engine, p) = policy_named("short-deadline", Duration::from_millis(1));
+    for _ in 0..2 {
+        let (_, looped) = place_where(&p, "evil").await;
+        assert!(matches!(looped, Err(CallError::Timeout)), "{looped:?}");
+    }
+    assert!(p.runs_off_thread());
+}
+
 /// A fast policy whose calls are preempted (their thread descheduled for milliseconds,
 /// as on a busy machine) stays on the request threads. Judged by wall time, two such
 /// calls within a second, or one of 10 ms, moved it to threads of its own for ten
@@ -802,7 +819,7 @@ async fn a_slow_policy_moves_off_the_request_threads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_preempted_fast_policy_stays_on_the_request_threads() {
     fail::cfg("policy::preempted", "sleep(15)").unwrap();
-    let (_engine, p) = policy_named("preempted");
+    let (_engine, p) = policy_named("preempted", Duration::from_millis(30));
     for i in 0..4 {
         let started = Instant::now();
         let (same, answer) = place_where(&p, "fine").await;

@@ -804,10 +804,15 @@ impl WasmPolicy {
         } else {
             None
         };
-        let record = |store: &Store<State>| {
+        let record = |store: &Store<State>, result: Result<(), &CallError>| {
             let now = self.pace.now();
-            self.pace
-                .record(now, now.saturating_sub(started), store.data().ticks);
+            // A call that ran into its deadline counts whatever ticks it saw: with a
+            // deadline under two tick periods it could see fewer than two.
+            let ticks = match result {
+                Err(CallError::Timeout) => SLOW_TICKS,
+                _ => store.data().ticks,
+            };
+            self.pace.record(now, now.saturating_sub(started), ticks);
         };
         let (mut store, instance) = match warm {
             Some(mut pair) => {
@@ -821,8 +826,9 @@ impl WasmPolicy {
                     Ok(instance) => instance,
                     Err(e) => {
                         // A start function that loops is as slow as a call that does.
-                        record(&store);
-                        return Err(classify(&e, &store));
+                        let e = classify(&e, &store);
+                        record(&store, Err(&e));
+                        return Err(e);
                     }
                 };
                 self.start_deadline(&mut store, Instant::now());
@@ -834,7 +840,7 @@ impl WasmPolicy {
         fail::fail_point!("policy::preempted", &*self.name == "preempted", |_| {
             Err(CallError::Trap("the fail point returned".into()))
         });
-        record(&store);
+        record(&store, result.as_ref().map(|_| ()));
         if result.is_ok()
             && self.warm_cap > 0
             && let Ok(mut w) = self.warm.lock()
