@@ -6,6 +6,9 @@
 #   scripts/test.sh -p switchyard-tests  # one package
 #   scripts/test.sh -- eject             # tests whose name contains "eject"
 #
+# Without default features: the gateway's jemalloc (host/Cargo.toml) is for releases and
+# benchmarks; its C build would be four CPU-minutes of every fresh test build.
+#
 # SWITCHYARD_SKIP_INSTALL=1 skips the install step (offline, tools already there).
 set -euo pipefail
 
@@ -29,12 +32,12 @@ if [[ "${SWITCHYARD_SKIP_PLUGINS:-}" != 1 ]]; then
     # The server binary the policy tools run. Built as `cargo test` below builds it: a
     # narrower build (`-p switchyard`) unifies other features on the shared dependencies
     # (tokio, hyper, wasmtime...), and `cargo test` then compiled all of them again.
-    echo "==> cargo test --workspace --all-targets --no-run --locked (for policy componentize/check/test)"
-    cargo test --workspace --all-targets --no-run --locked
+    echo "==> cargo test --workspace --no-default-features --all-targets --no-run --locked (for policy componentize/check/test)"
+    cargo test --workspace --no-default-features --all-targets --no-run --locked
     echo "==> plugins/build-all.sh --test"
     # The policies are workspaces of their own: a lint wrapper set for ours (.ci/run) is not theirs.
     env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS plugins/build-all.sh --test
 fi
 
-echo "==> cargo test --workspace --locked $*"
-exec cargo test --workspace --locked "$@"
+echo "==> cargo test --workspace --no-default-features --locked $*"
+exec cargo test --workspace --no-default-features --locked "$@"

@@ -11,7 +11,7 @@ use switchyard::Config;
 /// back to the kernel as soon as it passes 128 KiB, so every streamed body chunk landed in
 /// freshly faulted pages (6,000 page faults and a quarter of the CPU of a 64 MiB PUT), and
 /// its per-thread arenas held more memory under many concurrent uploads.
-#[cfg(not(target_env = "msvc"))]
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

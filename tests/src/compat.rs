@@ -310,7 +310,7 @@ pub fn check_ran(kind: Kind, ran: &[&str]) {
 pub fn render() -> String {
     let mut out = String::from(
         "# Compatibility: S3 operations by member kind\n\n\
-         <!-- Generated from tests/src/compat.rs by `UPDATE_DOCS=1 cargo test -p switchyard-tests --test conformance compatibility`; do not edit. -->\n\n\
+         <!-- Generated from tests/src/compat.rs by `UPDATE_DOCS=1 cargo test -p switchyard-tests --test suite conformance::compatibility`; do not edit. -->\n\n\
          Each row is one step of the conformance suite (`tests/tests/conformance.rs`), which\n\
          runs through the gateway against every member kind on every CI run: `fs`, memory, an\n\
          S3 server (moto), Azure (Azurite) and GCS (fake-gcs-server), with aws-sdk-s3 (boto3\n\

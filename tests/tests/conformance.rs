@@ -124,7 +124,7 @@ fn compatibility_table_in_the_docs_is_current() {
     let have = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         have == want,
-        "{} differs from the table in tests/src/compat.rs: run `UPDATE_DOCS=1 cargo test -p switchyard-tests --test conformance compatibility`",
+        "{} differs from the table in tests/src/compat.rs: run `UPDATE_DOCS=1 cargo test -p switchyard-tests --test suite conformance::compatibility`",
         path.display()
     );
 }

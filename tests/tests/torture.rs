@@ -205,7 +205,7 @@ impl Settings {
         if self.strict {
             cmd += " TORTURE_STRICT=1";
         }
-        cmd + " cargo test -p switchyard-tests --test torture -- --nocapture"
+        cmd + " cargo test -p switchyard-tests --test suite torture:: -- --nocapture"
     }
 }
 

@@ -586,7 +586,7 @@ async fn run(kind: &str, seed: u64, ops: usize) {
     let mut orders = Vec::new();
     for t in tasks {
         let (m, o) = t.await.unwrap_or_else(|e| {
-            panic!("{kind}: {e}\nreplay: VERSIONING_SEED={seed} cargo test --workspace --locked --test versioning")
+            panic!("{kind}: {e}\nreplay: VERSIONING_SEED={seed} cargo test -p switchyard-tests --locked --test suite versioning::")
         });
         made.extend(m);
         orders.push(o);
@@ -710,7 +710,7 @@ fn seed_and_ops() -> (u64, usize) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
     println!(
-        "versioning model: VERSIONING_SEED={seed} cargo test --workspace --locked --test versioning"
+        "versioning model: VERSIONING_SEED={seed} cargo test -p switchyard-tests --locked --test suite versioning::"
     );
     (seed, ops)
 }
