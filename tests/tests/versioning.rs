@@ -585,9 +585,9 @@ async fn run(kind: &str, seed: u64, ops: usize) {
     let mut made: Made = BTreeMap::new();
     let mut orders = Vec::new();
     for t in tasks {
-        let (m, o) = t.await.unwrap_or_else(|e| {
-            panic!("{kind}: {e}\nreplay: VERSIONING_SEED={seed} cargo test -p switchyard-tests --locked --test suite versioning::")
-        });
+        let (m, o) = t
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}\nreplay: {}", replay(seed, ops)));
         made.extend(m);
         orders.push(o);
     }
@@ -700,6 +700,9 @@ async fn run(kind: &str, seed: u64, ops: usize) {
     }
 }
 
+/// Operations per client unless `VERSIONING_OPS` says otherwise.
+const DEFAULT_OPS: usize = 60;
+
 fn seed_and_ops() -> (u64, usize) {
     let seed = std::env::var("VERSIONING_SEED")
         .ok()
@@ -708,11 +711,20 @@ fn seed_and_ops() -> (u64, usize) {
     let ops = std::env::var("VERSIONING_OPS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
-    println!(
-        "versioning model: VERSIONING_SEED={seed} cargo test -p switchyard-tests --locked --test suite versioning::"
-    );
+        .unwrap_or(DEFAULT_OPS);
+    println!("versioning model: {}", replay(seed, ops));
     (seed, ops)
+}
+
+/// The command that runs the model tests again with this seed (and size).
+fn replay(seed: u64, ops: usize) -> String {
+    let ops = match ops {
+        DEFAULT_OPS => String::new(),
+        n => format!(" VERSIONING_OPS={n}"),
+    };
+    format!(
+        "VERSIONING_SEED={seed}{ops} cargo test -p switchyard-tests --locked --test suite versioning::"
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
