@@ -12,6 +12,9 @@
 # SWITCHYARD_SKIP_INSTALL=1 skips the install step (offline, tools already there).
 set -euo pipefail
 
+# Both builds below take the same selection, so the second finds the first's artifacts.
+cargo_test=(cargo test --workspace --no-default-features --locked)
+
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
@@ -32,12 +35,12 @@ if [[ "${SWITCHYARD_SKIP_PLUGINS:-}" != 1 ]]; then
     # The server binary the policy tools run. Built as `cargo test` below builds it: a
     # narrower build (`-p switchyard`) unifies other features on the shared dependencies
     # (tokio, hyper, wasmtime...), and `cargo test` then compiled all of them again.
-    echo "==> cargo test --workspace --no-default-features --all-targets --no-run --locked (for policy componentize/check/test)"
-    cargo test --workspace --no-default-features --all-targets --no-run --locked
+    echo "==> ${cargo_test[*]} --all-targets --no-run (for policy componentize/check/test)"
+    "${cargo_test[@]}" --all-targets --no-run
     echo "==> plugins/build-all.sh --test"
     # The policies are workspaces of their own: a lint wrapper set for ours (.ci/run) is not theirs.
     env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS plugins/build-all.sh --test
 fi
 
-echo "==> cargo test --workspace --no-default-features --locked $*"
-exec cargo test --workspace --no-default-features --locked "$@"
+echo "==> ${cargo_test[*]} $*"
+exec "${cargo_test[@]}" "$@"

@@ -337,6 +337,11 @@ pub struct PluginsConfig {
     /// Quiet time after a change in the directory before it is reloaded. Default 250ms.
     #[serde(default = "default_debounce", with = "humantime_serde")]
     pub debounce: Duration,
+    /// Writes a perf map (`/tmp/perf-PID.map`) naming the policies' compiled code, so
+    /// `perf record` on the server attributes a policy's samples to its functions. For
+    /// profiling: the file grows with every policy version compiled. Default false.
+    #[serde(default)]
+    pub perf_map: bool,
 }
 
 fn default_policy_timeout() -> Duration {
@@ -356,6 +361,7 @@ impl Default for PluginsConfig {
             timeout: default_policy_timeout(),
             memory_limit: default_policy_memory(),
             debounce: default_debounce(),
+            perf_map: false,
         }
     }
 }

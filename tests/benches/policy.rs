@@ -12,7 +12,8 @@
 //! `-- --profile NAME` (an example policy, or `fixed`) runs only that policy's warm `place`
 //! for 10 s and prints the medians of successive blocks of calls, for `perf record`;
 //! `--profile NAME --decider` runs an in-server row's call through the decider instead,
-//! under the engine's logging.
+//! under the engine's logging. `--perf-map` (with `--profile`) names the policy's compiled
+//! functions for `perf report` (`[plugins] perf_map`).
 //! Targets: a Rust policy decides in under 5 µs (median); policies cost under 3% of PUT
 //! throughput on 1 MiB objects.
 
@@ -106,7 +107,11 @@ fn profile(name: &str) {
         std::fs::read(repo_root().join(format!("plugins/{name}/{name}.wasm")))
             .expect("the policy, built (plugins/build-all.sh)")
     };
-    let engine = WasmEngine::new(&EngineSettings::default()).expect("engine");
+    let engine = WasmEngine::new(&EngineSettings {
+        perf_map: std::env::args().any(|a| a == "--perf-map"),
+        ..EngineSettings::default()
+    })
+    .expect("engine");
     let settings = CallSettings {
         config: r#"{"prefixes": {"eu": "eu"}, "default": "us"}"#.into(),
         timeout: Duration::from_secs(1),
@@ -383,6 +388,7 @@ fn router_with(
 [plugins]
 dir = {dir:?}
 timeout = "1s"
+perf_map = {perf_map}
 [policies.{name}]
 config = {config:?}
 headers = ["x-tenant"]
@@ -400,6 +406,7 @@ members = ["us-s3", "eu-s3", "cold"]
 policy = "{name}"
 "#,
         dir = dir.display().to_string(),
+        perf_map = std::env::args().any(|a| a == "--perf-map"),
     );
     let config = Arc::new(switchyard::Config::from_toml(&toml).expect("bench config"));
     let metrics = Arc::new(switchyard::metrics::Metrics::default());

@@ -833,3 +833,50 @@ async fn a_preempted_fast_policy_stays_on_the_request_threads() {
     assert!(!p.runs_off_thread());
     fail::remove("policy::preempted");
 }
+
+/// `[plugins] perf_map` reaches the engine: the policies' compiled functions are named in
+/// the process's perf map, which `perf report` reads (without it, a policy's samples are
+/// unnamed JIT addresses).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn perf_map_names_the_policies_compiled_code() {
+    let (plugins, a, b) = (
+        TempDir::new("plugins"),
+        TempDir::new("a"),
+        TempDir::new("b"),
+    );
+    write_atomic(
+        &plugins.0,
+        "to-b.wasm",
+        &fixed_policy("b", Misbehaviour::None),
+    );
+    let toml = config(
+        &plugins.0,
+        &a.0,
+        &b.0,
+        "[buckets.placed]\nmembers = [\"a\", \"b\"]\npolicy = \"to-b\"\n",
+    )
+    .replace(
+        "debounce = \"50ms\"\n",
+        "debounce = \"50ms\"\nperf_map = true\n",
+    );
+    assert!(toml.contains("perf_map = true"));
+    let gw = Gateway::start(&toml).await.unwrap();
+    gw.client()
+        .put_object()
+        .bucket("placed")
+        .key("k")
+        .body(ByteStream::from_static(b"to b"))
+        .send()
+        .await
+        .unwrap();
+    assert!(b.0.join("k").exists());
+    let map = std::path::PathBuf::from(format!("/tmp/perf-{}.map", std::process::id()));
+    let text = std::fs::read_to_string(&map).expect("the perf map, written by the engine");
+    assert!(
+        text.lines().any(|l| l.contains("wasm[0]::function[")),
+        "no policy function in {}: {text:.400}",
+        map.display()
+    );
+    gw.stop().await;
+    let _ = std::fs::remove_file(&map);
+}

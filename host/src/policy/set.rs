@@ -78,6 +78,7 @@ impl PolicySet {
             .unwrap_or(config.plugins.memory_limit);
         let engine = WasmEngine::new(&EngineSettings {
             max_memory_bytes: max_memory,
+            perf_map: config.plugins.perf_map,
             ..EngineSettings::default()
         })?;
         let set = Arc::new(Self {

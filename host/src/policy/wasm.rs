@@ -65,6 +65,10 @@ pub struct EngineSettings {
     pub max_memory_bytes: u64,
     /// Instances alive at once across all policies (fresh and warm).
     pub max_instances: u32,
+    /// Writes `/tmp/perf-PID.map` so `perf report` names policies' compiled functions
+    /// (`wasm[0]::function[N]`, N as in the module's name section) instead of leaving their
+    /// samples unattributed.
+    pub perf_map: bool,
 }
 
 impl Default for EngineSettings {
@@ -72,6 +76,7 @@ impl Default for EngineSettings {
         Self {
             max_memory_bytes: 256 * 1024 * 1024,
             max_instances: 1000,
+            perf_map: false,
         }
     }
 }
@@ -115,6 +120,9 @@ impl WasmEngine {
             .epoch_interruption(true)
             .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool))
             .max_wasm_stack(512 * 1024);
+        if settings.perf_map {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)
             .map_err(|e| format!("cannot start the WebAssembly engine: {e:#}"))?;
         let stop = Arc::new(AtomicBool::new(false));
