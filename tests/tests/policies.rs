@@ -880,3 +880,52 @@ async fn perf_map_names_the_policies_compiled_code() {
     gw.stop().await;
     let _ = std::fs::remove_file(&map);
 }
+
+/// A policy outlives the handle of the engine that loaded it (its owner dropped it while a
+/// call still ran, as at shutdown, or a library user's function returned the policy): its
+/// deadline still holds. Before, dropping the handle stopped the epoch ticker, and a
+/// looping call never ended.
+#[test]
+fn a_policy_keeps_its_deadline_after_its_engine_handle_is_dropped() {
+    use switchyard::model::MemberView;
+    use switchyard::policy::wasm::{CallSettings, EngineSettings, WasmEngine, WasmPolicy};
+    use switchyard::policy::{ObjectView, RequestView};
+    let engine = WasmEngine::new(&EngineSettings::default()).unwrap();
+    let policy = WasmPolicy::load(
+        &engine,
+        "loop",
+        &fixed_policy("a", Misbehaviour::Loop),
+        CallSettings {
+            timeout: Duration::from_millis(50),
+            warm_instances: Some(0),
+            ..CallSettings::default()
+        },
+    )
+    .unwrap();
+    drop(engine);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let members = [MemberView {
+            name: "a".into(),
+            kind: "fs",
+            labels: Vec::new().into(),
+            healthy: true,
+            latency_us: None,
+        }];
+        let obj = ObjectView {
+            bucket: "b".into(),
+            // fixed_policy misbehaves for keys starting with "evil".
+            key: "evil".into(),
+            ..ObjectView::default()
+        };
+        let started = Instant::now();
+        let answer = policy.place(&RequestView::default(), &obj, &members);
+        let _ = tx.send((answer.is_err(), started.elapsed()));
+    });
+    // Generous for a loaded machine; a call with no ticker never answers at all.
+    let (failed, took) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a looping call ran 30 s past its 50 ms deadline: no epoch ticks");
+    assert!(failed, "a looping policy's call fails at its deadline");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}

@@ -8,7 +8,7 @@
 //! between calls. WIT-generated types stop at this module.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -81,21 +81,15 @@ impl Default for EngineSettings {
     }
 }
 
-/// The wasmtime engine with its epoch ticker. One per process.
+/// The wasmtime engine with its epoch ticker (a thread that ends when the last holder of
+/// the engine, this handle or a policy it loaded, is gone). One per process.
 pub struct WasmEngine {
     engine: Engine,
-    stop: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for WasmEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WasmEngine").finish_non_exhaustive()
-    }
-}
-
-impl Drop for WasmEngine {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -125,14 +119,16 @@ impl WasmEngine {
         }
         let engine = Engine::new(&config)
             .map_err(|e| format!("cannot start the WebAssembly engine: {e:#}"))?;
-        let stop = Arc::new(AtomicBool::new(false));
+        // The ticker lives as long as anything holds the engine: this handle, and every
+        // loaded policy (its instances' stores). It stopped with this handle before, and a
+        // policy that outlived it (at shutdown, or returned by a function that made the
+        // engine) lost its deadline: a looping call never ended.
         let ticker = engine.weak();
-        let stop2 = stop.clone();
         std::thread::Builder::new()
             .name("switchyard-epoch".into())
             .spawn(move || {
                 let period = Duration::from_micros(1_000_000 / TICKS_PER_SECOND);
-                while !stop2.load(Ordering::Relaxed) {
+                loop {
                     std::thread::sleep(period);
                     match ticker.upgrade() {
                         Some(engine) => engine.increment_epoch(),
@@ -141,7 +137,7 @@ impl WasmEngine {
                 }
             })
             .map_err(|e| e.to_string())?;
-        Ok(Self { engine, stop })
+        Ok(Self { engine })
     }
 }
 
