@@ -58,6 +58,44 @@ pub enum Misbehaviour {
     Trap,
     /// Grow memory until refused, then crash.
     MemoryBomb,
+    /// Wait an hour for a WASI monotonic-clock pollable with `pollable.block`, as a
+    /// guest's `sleep` does: time spent in the host, where no epoch tick reaches it.
+    SleepBlock,
+    /// The same wait through `wasi:io/poll.poll` (what wasi-libc's `poll_oneoff` and
+    /// Python's `time.sleep` come to).
+    SleepPoll,
+}
+
+/// The WIT of a policy that also imports the WASI clock and poll interfaces it sleeps
+/// with (the subset of them it uses), written once per process under the temp dir.
+fn sleeper_wit() -> std::path::PathBuf {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("switchyard-sleeper-wit-{}", std::process::id()));
+        let deps = dir.join("deps");
+        for sub in ["policy", "io", "clocks"] {
+            std::fs::create_dir_all(deps.join(sub)).expect("temp dir");
+        }
+        std::fs::copy(policy_wit().join("policy.wit"), deps.join("policy/policy.wit"))
+            .expect("the policy WIT");
+        std::fs::write(
+            deps.join("io/poll.wit"),
+            "package wasi:io@0.2.0;\ninterface poll {\n  resource pollable {\n    ready: func() -> bool;\n    block: func();\n  }\n  poll: func(in: list<borrow<pollable>>) -> list<u32>;\n}\n",
+        )
+        .expect("temp dir");
+        std::fs::write(
+            deps.join("clocks/monotonic.wit"),
+            "package wasi:clocks@0.2.0;\ninterface monotonic-clock {\n  use wasi:io/poll@0.2.0.{pollable};\n  type instant = u64;\n  type duration = u64;\n  now: func() -> instant;\n  subscribe-duration: func(when: duration) -> pollable;\n}\n",
+        )
+        .expect("temp dir");
+        std::fs::write(
+            dir.join("world.wit"),
+            "package test:sleeper;\nworld policy {\n  import wasi:clocks/monotonic-clock@0.2.0;\n  import wasi:io/poll@0.2.0;\n  include switchyard:policy/policy@0.1.0;\n}\n",
+        )
+        .expect("temp dir");
+        dir
+    })
+    .clone()
 }
 
 /// A policy that answers `answer` (member names separated by commas) to place and
@@ -106,6 +144,23 @@ fn policy_component(
         Misbehaviour::MemoryBomb => {
             "(loop $l (br_if $l (i32.ne (memory.grow (i32.const 64)) (i32.const -1)))) unreachable"
         }
+        // An hour, in nanoseconds; the pollable's handle at 2000, poll's answer at 2008.
+        Misbehaviour::SleepBlock => "(call $block (call $sub (i64.const 3600000000000)))",
+        Misbehaviour::SleepPoll => {
+            "(i32.store (i32.const 2000) (call $sub (i64.const 3600000000000)))
+             (call $poll (i32.const 2000) (i32.const 1) (i32.const 2008))"
+        }
+    };
+    let sleeps = matches!(
+        misbehave,
+        Misbehaviour::SleepBlock | Misbehaviour::SleepPoll
+    );
+    let imports = if sleeps {
+        r#"(import "wasi:clocks/monotonic-clock@0.2.0" "subscribe-duration" (func $sub (param i64) (result i32)))
+  (import "wasi:io/poll@0.2.0" "[method]pollable.block" (func $block (param i32)))
+  (import "wasi:io/poll@0.2.0" "poll" (func $poll (param i32 i32 i32)))"#
+    } else {
+        ""
     };
     // The answer list at 1040: one (ptr, len) per name; the names' bytes from 1280.
     let mut list = String::new();
@@ -128,6 +183,7 @@ fn policy_component(
     };
     let wat = format!(
         r#"(module
+  {imports}
   {memory}
   {heavy}
   ;; result<list<string>, policy-error>: ok, the list at 1040.
@@ -148,7 +204,11 @@ fn policy_component(
     (i32.const 1536))
 )"#
     );
-    component(&wat, &policy_wit(), "policy")
+    if sleeps {
+        component(&wat, &sleeper_wit(), "policy")
+    } else {
+        component(&wat, &policy_wit(), "policy")
+    }
 }
 
 /// A policy that answers, to place and route, the first of the members it is given (a

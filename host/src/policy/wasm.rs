@@ -329,6 +329,66 @@ fn wasi_ctx(name: &str, grants: &Grants) -> WasiCtx {
     b.build()
 }
 
+/// The WASI poll interface as wasmtime-wasi defines it in a linker (guests importing an
+/// older 0.2 version are matched to it). `bound_waits` re-opens it by this name; a unit
+/// test checks that the name is defined, so an upgrade that moves it fails there.
+const WASI_POLL: &str = "wasi:io/poll@0.2.12";
+
+/// A guest's waits in WASI (`pollable.block` and `poll`: a `sleep`, a clock subscription)
+/// run in the host, where the epoch ticks that end a call at its deadline do not reach:
+/// a policy that slept an hour held its request an hour. These two replace
+/// wasmtime-wasi's, waiting at most until the call's deadline and then ending the call as
+/// a timeout. The time waited counts as the ticks the guest would have seen computing, so
+/// a policy that waits leaves the request threads as one that computes does ([`Pace`]).
+fn bound_waits(linker: &mut Linker<State>) -> wasmtime::Result<()> {
+    use wasmtime::component::Resource;
+    use wasmtime_wasi::p2::DynPollable;
+    use wasmtime_wasi_io::bindings::wasi::io::poll::{Host, HostPollable};
+    linker.allow_shadowing(true);
+    let mut poll = linker.instance(WASI_POLL)?;
+    poll.func_wrap(
+        "poll",
+        |mut cx: wasmtime::StoreContextMut<'_, State>,
+         (pollables,): (Vec<Resource<DynPollable>>,)| {
+            within_deadline(cx.data_mut(), |table| {
+                Box::pin(Host::poll(table, pollables))
+            })
+            .map(|ready| (ready,))
+        },
+    )?;
+    poll.func_wrap(
+        "[method]pollable.block",
+        |mut cx: wasmtime::StoreContextMut<'_, State>, (pollable,): (Resource<DynPollable>,)| {
+            within_deadline(cx.data_mut(), |table| {
+                Box::pin(HostPollable::block(table, pollable))
+            })
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// A wait of [`bound_waits`], on the policy's resource table.
+type Wait<'a, R> = std::pin::Pin<Box<dyn Future<Output = wasmtime::Result<R>> + 'a>>;
+
+/// Runs `wait` until it ends or the call's deadline passes, whichever is first.
+fn within_deadline<R>(
+    state: &mut State,
+    wait: impl for<'a> FnOnce(&'a mut ResourceTable) -> Wait<'a, R>,
+) -> wasmtime::Result<R> {
+    let started = Instant::now();
+    let remaining = state.deadline.saturating_duration_since(started);
+    let Some((_, table)) = state.wasi.as_mut() else {
+        return Err(wasmtime::format_err!("WASI is not linked for this policy"));
+    };
+    let answer = wasmtime_wasi::runtime::in_tokio(tokio::time::timeout(remaining, wait(table)));
+    let tick = Duration::from_micros(1_000_000 / TICKS_PER_SECOND);
+    let waited =
+        u32::try_from(started.elapsed().as_micros() / tick.as_micros()).unwrap_or(u32::MAX);
+    state.ticks = state.ticks.saturating_add(waited);
+    answer.unwrap_or_else(|_| Err(wasmtime::Trap::Interrupt.into()))
+}
+
 /// The seed of an ungranted policy's random numbers.
 const FIXED_SEED: u64 = 0x5357_4954_4348_5944;
 
@@ -610,6 +670,7 @@ impl WasmPolicy {
         }
         if uses_wasi {
             wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wrong)?;
+            bound_waits(&mut linker).map_err(wrong)?;
         }
         let instance_pre = linker
             .instantiate_pre(&component)
@@ -1229,6 +1290,28 @@ mod wasi_tests {
             insecure::Host::get_insecure_random_bytes(r, 32).unwrap(),
             insecure_seed::Host::insecure_seed(r).unwrap(),
         )
+    }
+
+    /// `bound_waits` re-opens wasmtime-wasi's poll interface by its name; were the name
+    /// not defined (an upgrade moved the version), it would add a second interface and
+    /// leave the guest's waits unbounded.
+    #[test]
+    fn bound_waits_finds_the_wasi_poll_interface() {
+        let engine = Engine::default();
+        let mut linker: Linker<State> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+        // Without shadowing, defining `poll` fails exactly when it is defined already.
+        let again = linker
+            .instance(WASI_POLL)
+            .unwrap()
+            .func_wrap("poll", |_: wasmtime::StoreContextMut<'_, State>, (): ()| {
+                Ok(())
+            });
+        assert!(
+            again.is_err(),
+            "{WASI_POLL} is not where wasmtime-wasi defines poll"
+        );
+        bound_waits(&mut linker).unwrap();
     }
 
     /// Without `allow_random` a policy draws the same numbers in every instance (it got
