@@ -85,6 +85,12 @@ fn inputs() -> (RequestView, ObjectView) {
     (req, obj)
 }
 
+/// `--perf-map`: the engine writes a perf map naming the policy's compiled functions
+/// (`[plugins] perf_map`), for `perf report` on a `--profile` run.
+fn perf_map_requested() -> bool {
+    std::env::args().any(|a| a == "--perf-map")
+}
+
 /// Runs `f` `n` times after a warm-up and returns (median, p99).
 fn measure(n: usize, mut f: impl FnMut()) -> (Duration, Duration) {
     for _ in 0..n / 10 {
@@ -108,7 +114,7 @@ fn profile(name: &str) {
             .expect("the policy, built (plugins/build-all.sh)")
     };
     let engine = WasmEngine::new(&EngineSettings {
-        perf_map: std::env::args().any(|a| a == "--perf-map"),
+        perf_map: perf_map_requested(),
         ..EngineSettings::default()
     })
     .expect("engine");
@@ -406,7 +412,7 @@ members = ["us-s3", "eu-s3", "cold"]
 policy = "{name}"
 "#,
         dir = dir.display().to_string(),
-        perf_map = std::env::args().any(|a| a == "--perf-map"),
+        perf_map = perf_map_requested(),
     );
     let config = Arc::new(switchyard::Config::from_toml(&toml).expect("bench config"));
     let metrics = Arc::new(switchyard::metrics::Metrics::default());

@@ -55,8 +55,9 @@ pub const WIT_PACKAGE: &str = WIT_PACKAGES[1];
 /// Python one milliseconds; an instance that traps or times out is never reused.
 const DEFAULT_WARM: usize = 4;
 
-/// Epoch ticks per second: the deadline's resolution.
-const TICKS_PER_SECOND: u64 = 1000;
+/// The epoch tick's period: the deadline's resolution, and the unit of a call's
+/// [`Pace`] (ticks its guest saw, or waited through in `bound_waits`).
+const TICK: Duration = Duration::from_millis(1);
 
 /// Engine-wide settings: shared by every policy, fixed for the process.
 #[derive(Debug, Clone)]
@@ -127,9 +128,8 @@ impl WasmEngine {
         std::thread::Builder::new()
             .name("switchyard-epoch".into())
             .spawn(move || {
-                let period = Duration::from_micros(1_000_000 / TICKS_PER_SECOND);
                 loop {
-                    std::thread::sleep(period);
+                    std::thread::sleep(TICK);
                     match ticker.upgrade() {
                         Some(engine) => engine.increment_epoch(),
                         None => break,
@@ -382,9 +382,8 @@ fn within_deadline<R>(
         return Err(wasmtime::format_err!("WASI is not linked for this policy"));
     };
     let answer = wasmtime_wasi::runtime::in_tokio(tokio::time::timeout(remaining, wait(table)));
-    let tick = Duration::from_micros(1_000_000 / TICKS_PER_SECOND);
     let waited =
-        u32::try_from(started.elapsed().as_micros() / tick.as_micros()).unwrap_or(u32::MAX);
+        u32::try_from(started.elapsed().as_micros() / TICK.as_micros()).unwrap_or(u32::MAX);
     state.ticks = state.ticks.saturating_add(waited);
     answer.unwrap_or_else(|_| Err(wasmtime::Trap::Interrupt.into()))
 }
