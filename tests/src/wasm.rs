@@ -67,35 +67,9 @@ pub enum Misbehaviour {
 }
 
 /// The WIT of a policy that also imports the WASI clock and poll interfaces it sleeps
-/// with (the subset of them it uses), written once per process under the temp dir.
+/// with (tests/wit/sleeper).
 fn sleeper_wit() -> std::path::PathBuf {
-    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("switchyard-sleeper-wit-{}", std::process::id()));
-        let deps = dir.join("deps");
-        for sub in ["policy", "io", "clocks"] {
-            std::fs::create_dir_all(deps.join(sub)).expect("temp dir");
-        }
-        std::fs::copy(policy_wit().join("policy.wit"), deps.join("policy/policy.wit"))
-            .expect("the policy WIT");
-        std::fs::write(
-            deps.join("io/poll.wit"),
-            "package wasi:io@0.2.0;\ninterface poll {\n  resource pollable {\n    ready: func() -> bool;\n    block: func();\n  }\n  poll: func(in: list<borrow<pollable>>) -> list<u32>;\n}\n",
-        )
-        .expect("temp dir");
-        std::fs::write(
-            deps.join("clocks/monotonic.wit"),
-            "package wasi:clocks@0.2.0;\ninterface monotonic-clock {\n  use wasi:io/poll@0.2.0.{pollable};\n  type instant = u64;\n  type duration = u64;\n  now: func() -> instant;\n  subscribe-duration: func(when: duration) -> pollable;\n}\n",
-        )
-        .expect("temp dir");
-        std::fs::write(
-            dir.join("world.wit"),
-            "package test:sleeper;\nworld policy {\n  import wasi:clocks/monotonic-clock@0.2.0;\n  import wasi:io/poll@0.2.0;\n  include switchyard:policy/policy@0.1.0;\n}\n",
-        )
-        .expect("temp dir");
-        dir
-    })
-    .clone()
+    repo_root().join("tests/wit/sleeper")
 }
 
 /// A policy that answers `answer` (member names separated by commas) to place and
@@ -204,11 +178,8 @@ fn policy_component(
     (i32.const 1536))
 )"#
     );
-    if sleeps {
-        component(&wat, &sleeper_wit(), "policy")
-    } else {
-        component(&wat, &policy_wit(), "policy")
-    }
+    let wit = if sleeps { sleeper_wit() } else { policy_wit() };
+    component(&wat, &wit, "policy")
 }
 
 /// A policy that answers, to place and route, the first of the members it is given (a

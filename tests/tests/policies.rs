@@ -56,6 +56,15 @@ fn hash_of(list: &serde_json::Value, name: &str) -> Option<String> {
         .map(|p| p["sha256"].as_str().unwrap().to_owned())
 }
 
+/// The plugins directory and the two fs members of [`config`].
+fn dirs() -> (TempDir, TempDir, TempDir) {
+    (
+        TempDir::new("plugins"),
+        TempDir::new("a"),
+        TempDir::new("b"),
+    )
+}
+
 fn config(plugins: &Path, a: &Path, b: &Path, buckets: &str) -> String {
     format!(
         r#"version = 1
@@ -82,11 +91,7 @@ root = {:?}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn decisions_drive_placement_and_routing() {
-    let (plugins, a, b) = (
-        TempDir::new("plugins"),
-        TempDir::new("a"),
-        TempDir::new("b"),
-    );
+    let (plugins, a, b) = dirs();
     write_atomic(
         &plugins.0,
         "to-b.wasm",
@@ -241,11 +246,7 @@ async fn decisions_drive_placement_and_routing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hostile_policies_are_refused_or_contained() {
-    let (plugins, a, b) = (
-        TempDir::new("plugins"),
-        TempDir::new("a"),
-        TempDir::new("b"),
-    );
+    let (plugins, a, b) = dirs();
     write_atomic(
         &plugins.0,
         "looper.wasm",
@@ -401,11 +402,7 @@ async fn hostile_policies_are_refused_or_contained() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hot_reload_swaps_under_load_without_losing_a_request() {
-    let (plugins, a, b) = (
-        TempDir::new("plugins"),
-        TempDir::new("a"),
-        TempDir::new("b"),
-    );
+    let (plugins, a, b) = dirs();
     let to_a = fixed_policy("a", Misbehaviour::None);
     let to_b = fixed_policy("b", Misbehaviour::None);
     write_atomic(&plugins.0, "router.wasm", &to_a);
@@ -552,11 +549,7 @@ async fn entry_when(
 /// is no longer shown.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policies_show_the_rejected_version_beside_the_kept_one() {
-    let (plugins, a, b) = (
-        TempDir::new("plugins"),
-        TempDir::new("a"),
-        TempDir::new("b"),
-    );
+    let (plugins, a, b) = dirs();
     let good = fixed_policy("b", Misbehaviour::None);
     write_atomic(&plugins.0, "pick.wasm", &good);
     let gw = Gateway::start(&config(
@@ -655,11 +648,7 @@ async fn fixed_policies_pass_the_policy_check() {
 /// waits up to its 3 s deadline, twice over in the queue).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_looping_policy_does_not_hold_other_buckets() {
-    let (plugins, a, b) = (
-        TempDir::new("plugins"),
-        TempDir::new("a"),
-        TempDir::new("b"),
-    );
+    let (plugins, a, b) = dirs();
     write_atomic(
         &plugins.0,
         "looper.wasm",
@@ -856,11 +845,7 @@ async fn a_preempted_fast_policy_stays_on_the_request_threads() {
 /// unnamed JIT addresses).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn perf_map_names_the_policies_compiled_code() {
-    let (plugins, a, b) = (
-        TempDir::new("plugins"),
-        TempDir::new("a"),
-        TempDir::new("b"),
-    );
+    let (plugins, a, b) = dirs();
     write_atomic(
         &plugins.0,
         "to-b.wasm",
